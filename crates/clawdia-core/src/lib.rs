@@ -1,0 +1,27 @@
+//! Clawdia's core: the provider-neutral conversation types, the events a turn emits, and the seam
+//! traits (models, tools, sessions, audit, gateway) through which the capability crates meet.
+//!
+//! Architecture invariant: this crate does no IO and knows no wire format. It names no concrete
+//! provider, database or HTTP type; the composition root (`clawdia-runtime`) plugs those in.
+
+pub mod audit;
+pub mod message;
+pub mod model;
+pub mod session;
+pub mod tool;
+pub mod turn;
+
+pub use audit::{AuditEvent, AuditSink, Severity};
+pub use message::{Message, ToolCall};
+pub use model::{
+    Attempt, ChainOutcome, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelDelta,
+    ModelError, ModelRef, Models, NoDeltas, StopReason, ToolSpec, Usage,
+};
+pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
+pub use tool::{Tool, ToolContext, ToolError};
+pub use turn::{
+    AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest,
+};
+
+/// Milliseconds since the Unix epoch; the one timestamp representation used across crates.
+pub type UnixMillis = i64;

@@ -1,0 +1,105 @@
+//! The gateway seam: one agent turn as the server, the CLI and (later) channels and the
+//! scheduler request it, and the events it streams back while it runs.
+//!
+//! Cancelling a turn is dropping its future: nothing partial is stored (see `session`).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Attempt, ModelRef, Usage};
+
+/// Who asked for the turn. Only `Owner` input is unwrapped; everything else the model reads is
+/// wrapped in trust markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnOrigin {
+    /// The owner at the CLI.
+    Cli,
+    /// An authenticated HTTP API client (holds the gateway token).
+    Api,
+}
+
+#[derive(Debug, Clone)]
+pub struct TurnRequest {
+    pub agent: String,
+    /// Continue this session; `None` starts a new one.
+    pub session: Option<String>,
+    pub message: String,
+    pub origin: TurnOrigin,
+}
+
+/// What a running turn reports, in order. Every turn ends with exactly one `End` or `Error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TurnEvent {
+    Started { session: String, agent: String },
+    TextDelta { text: String },
+    /// The text streamed since the last model call began came from an attempt that failed; a
+    /// fallback model answers next.
+    Discard { reason: String },
+    ToolStart { id: String, name: String, arguments: String },
+    ToolEnd { id: String, name: String, is_error: bool, summary: String },
+    Fallback { from: String, reason: String },
+    Error { message: String },
+    End { usage: Usage, cost_usd: f64, model: Option<String> },
+}
+
+/// Receives a turn's events as they happen.
+pub trait TurnEvents: Send + Sync {
+    fn event(&self, event: TurnEvent);
+}
+
+impl<F: Fn(TurnEvent) + Send + Sync> TurnEvents for F {
+    fn event(&self, event: TurnEvent) {
+        self(event)
+    }
+}
+
+/// A finished turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnOutcome {
+    pub session_id: String,
+    /// The final assistant text.
+    pub text: String,
+    pub usage: Usage,
+    pub cost_usd: f64,
+    /// The model that produced the final reply.
+    pub model: Option<ModelRef>,
+    pub attempts: Vec<Attempt>,
+    /// True when the final reply came from a model other than the first in the chain.
+    pub used_fallback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TurnError {
+    #[error("no agent named `{0}`")]
+    UnknownAgent(String),
+    #[error("{0}")]
+    BudgetExceeded(String),
+    #[error("every model failed: {message}")]
+    ModelsFailed { message: String, attempts: Vec<Attempt> },
+    #[error("session error: {0}")]
+    Session(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// An agent as listed to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub model: ModelRef,
+    pub fallbacks: Vec<ModelRef>,
+    pub tools: Vec<String>,
+}
+
+/// Runs turns; implemented by the runtime, used by the HTTP server and the CLI.
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    fn agents(&self) -> Vec<AgentInfo>;
+    async fn run_turn(
+        &self,
+        request: TurnRequest,
+        events: &dyn TurnEvents,
+    ) -> Result<TurnOutcome, TurnError>;
+}
