@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::message::Message;
 use crate::model::{Attempt, ModelRef, Usage};
 
 /// Who asked for the turn. Only `Owner` input is unwrapped; everything else the model reads is
@@ -26,9 +27,13 @@ pub struct TurnRequest {
     pub session: Option<String>,
     pub message: String,
     pub origin: TurnOrigin,
+    /// Earlier messages to seed a session that does not exist yet (an OpenAI client that sends
+    /// the whole history without naming a session). Ignored for an existing session.
+    pub history: Vec<Message>,
 }
 
-/// What a running turn reports, in order. Every turn ends with exactly one `End` or `Error`.
+/// What a running turn reports, in order. A turn that succeeds ends with `End`; a turn that
+/// fails returns its `TurnError`, which transports render as one final `Error` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TurnEvent {

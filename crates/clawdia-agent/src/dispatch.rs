@@ -1,0 +1,88 @@
+//! The single tool-dispatch point. Every tool call the model makes comes through `dispatch`,
+//! which checks the agent's policy before anything runs, parses the arguments, runs the tool
+//! under a time cap, audits security-relevant failures, and wraps the result in trust markers.
+
+use std::time::Duration;
+
+use clawdia_core::{AuditEvent, Message, Severity, ToolCall, ToolContext, ToolError};
+
+use crate::metrics::Metrics;
+use crate::{Agent, Agents, trust};
+
+/// The longest any single tool call may run before it is abandoned.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs one tool call and returns its result message (always one; failures are error results).
+pub(crate) async fn dispatch(
+    agents: &Agents,
+    agent: &Agent,
+    session_id: &str,
+    boundary: &str,
+    call: &ToolCall,
+) -> Message {
+    Metrics::add(&agents.metrics.tool_calls, 1);
+    let result = run(agents, agent, session_id, call).await;
+    let (content, is_error) = match result {
+        Ok(text) => (text, false),
+        Err(error) => (format!("error: {error}"), true),
+    };
+    let source = format!("tool:{}", call.name);
+    Message::ToolResult {
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        content: trust::wrap(boundary, &source, &content),
+        is_error,
+    }
+}
+
+async fn run(agents: &Agents, agent: &Agent, session_id: &str, call: &ToolCall) -> Result<String, ToolError> {
+    let name = agent.spec.name.as_str();
+    let Some(tool) = agent.tools.get(&call.name) else {
+        return Err(ToolError::NotFound(format!("there is no tool named `{}`", call.name)));
+    };
+    if !agent.spec.policy.allows(&call.name, tool.group()) {
+        Metrics::add(&agents.metrics.tool_denials, 1);
+        agents.audit.record(
+            AuditEvent::new(
+                "tool_denied",
+                Severity::WARNING,
+                format!("agent `{name}` may not use tool `{}` (group `{}`)", call.name, tool.group()),
+            )
+            .agent(name)
+            .session(session_id),
+        );
+        return Err(ToolError::Refused(format!(
+            "tool `{}` is not allowed for agent `{name}`",
+            call.name
+        )));
+    }
+    let arguments: serde_json::Value = if call.arguments.trim().is_empty() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        serde_json::from_str(&call.arguments)
+            .map_err(|e| ToolError::InvalidArguments(format!("arguments are not valid JSON: {e}")))?
+    };
+    if !arguments.is_object() {
+        return Err(ToolError::InvalidArguments("arguments must be a JSON object".into()));
+    }
+    let context = ToolContext {
+        agent: name.to_string(),
+        session_id: session_id.to_string(),
+        workspace: agent.spec.workspace.clone(),
+    };
+    let outcome = match tokio::time::timeout(TOOL_TIMEOUT, tool.call(&context, arguments)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ToolError::Timeout(TOOL_TIMEOUT.as_secs())),
+    };
+    if let Err(error) = &outcome {
+        if error.is_security_event() {
+            let kind = if matches!(error, ToolError::PathEscape(_)) { "path_escape" } else { "tool_refused" };
+            agents.audit.record(
+                AuditEvent::new(kind, Severity::WARNING, format!("tool `{}`: {error}", call.name))
+                    .agent(name)
+                    .session(session_id),
+            );
+        }
+    }
+    outcome
+}

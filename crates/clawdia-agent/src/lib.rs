@@ -1,0 +1,221 @@
+//! The agent loop. `Agents` implements the gateway seam: it serializes turns per session, checks
+//! the agent's budget before every model call, runs the model chain, dispatches tool calls
+//! through one function that checks policy first, wraps every tool result in trust markers, and
+//! stores only complete messages.
+//!
+//! Architecture invariant: this crate names no provider, database or HTTP type. Models, tools,
+//! the session store and the audit sink arrive as `clawdia-core` trait objects.
+
+mod dispatch;
+pub mod metrics;
+pub mod policy;
+pub mod prompt;
+pub mod trust;
+mod turn;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use clawdia_core::{
+    AgentInfo, AuditSink, Gateway, ModelRef, Models, SessionStore, Tool, TurnError, TurnEvents,
+    TurnOutcome, TurnRequest, Usage,
+};
+
+pub use metrics::Metrics;
+pub use policy::ToolPolicy;
+pub use prompt::PromptLimits;
+
+/// Daily spend caps; `None` = unlimited. Days are UTC days.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    pub daily_tokens: Option<u64>,
+    pub daily_usd: Option<f64>,
+}
+
+/// Everything the loop needs to know about one agent.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    pub name: String,
+    /// Primary model first, then the fallbacks in order.
+    pub chain: Vec<ModelRef>,
+    pub workspace: PathBuf,
+    pub policy: ToolPolicy,
+    pub budget: Budget,
+    pub prompt_limits: PromptLimits,
+    pub max_tool_iterations: u32,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+}
+
+/// Prices a model call in USD.
+pub type Pricer = Arc<dyn Fn(&ModelRef, &Usage) -> f64 + Send + Sync>;
+
+struct Agent {
+    spec: AgentSpec,
+    /// Every tool registered for the agent, allowed or not (dispatch tells the two apart).
+    tools: HashMap<String, Arc<dyn Tool>>,
+    /// Specs of the allowed tools, as sent to the model, sorted by name.
+    allowed_specs: Vec<clawdia_core::ToolSpec>,
+    prompt: prompt::PromptCache,
+}
+
+/// The agents of one gateway and the services they share.
+pub struct Agents {
+    agents: HashMap<String, Agent>,
+    models: Arc<dyn Models>,
+    store: Arc<dyn SessionStore>,
+    audit: Arc<dyn AuditSink>,
+    pricer: Pricer,
+    metrics: Arc<Metrics>,
+    session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Agents {
+    pub fn new(
+        models: Arc<dyn Models>,
+        store: Arc<dyn SessionStore>,
+        audit: Arc<dyn AuditSink>,
+        pricer: Pricer,
+    ) -> Agents {
+        Agents {
+            agents: HashMap::new(),
+            models,
+            store,
+            audit,
+            pricer,
+            metrics: Arc::new(Metrics::default()),
+            session_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Registers an agent with the tools it could use; its policy decides which it may.
+    pub fn add(&mut self, spec: AgentSpec, tools: Vec<Arc<dyn Tool>>) {
+        let mut allowed_specs: Vec<_> = tools
+            .iter()
+            .filter(|t| spec.policy.allows(&t.spec().name, t.group()))
+            .map(|t| t.spec().clone())
+            .collect();
+        allowed_specs.sort_by(|a, b| a.name.cmp(&b.name));
+        let tools = tools.into_iter().map(|t| (t.spec().name.clone(), t)).collect();
+        self.agents.insert(
+            spec.name.clone(),
+            Agent { spec, tools, allowed_specs, prompt: prompt::PromptCache::default() },
+        );
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The system prompt `agent` would send in a session with `boundary` (for `doctor` and tests).
+    pub fn system_prompt(&self, agent: &str, boundary: &str) -> Option<String> {
+        let agent = self.agents.get(agent)?;
+        Some(turn::build_system_prompt(agent, boundary, now_ms()))
+    }
+
+    /// Locks session `id` for one turn; the map entry goes away with the last holder.
+    fn session_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.session_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    fn release_session_lock(&self, id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.session_locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Two holders: the map and us. Nobody else is waiting, so the entry can go.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(id);
+        }
+    }
+}
+
+#[async_trait]
+impl Gateway for Agents {
+    fn agents(&self) -> Vec<AgentInfo> {
+        let mut list: Vec<AgentInfo> = self
+            .agents
+            .values()
+            .map(|a| AgentInfo {
+                name: a.spec.name.clone(),
+                model: a.spec.chain[0].clone(),
+                fallbacks: a.spec.chain[1..].to_vec(),
+                tools: a.allowed_specs.iter().map(|s| s.name.clone()).collect(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    async fn run_turn(
+        &self,
+        request: TurnRequest,
+        events: &dyn TurnEvents,
+    ) -> Result<TurnOutcome, TurnError> {
+        let agent = self
+            .agents
+            .get(&request.agent)
+            .ok_or_else(|| TurnError::UnknownAgent(request.agent.clone()))?;
+        if request.message.trim().is_empty() {
+            return Err(TurnError::Invalid("the message is empty".into()));
+        }
+        let session_id = match &request.session {
+            Some(id) => {
+                validate_session_id(id)?;
+                id.clone()
+            }
+            None => new_session_id(),
+        };
+        Metrics::add(&self.metrics.turns, 1);
+        let lock = self.session_lock(&session_id);
+        let result = {
+            let _guard = lock.lock().await;
+            turn::run(self, agent, &session_id, request, events).await
+        };
+        self.release_session_lock(&session_id, lock);
+        if result.is_err() {
+            Metrics::add(&self.metrics.turn_errors, 1);
+        }
+        result
+    }
+}
+
+/// Session ids are caller-chosen (`X-Clawdia-Session`, the OpenAI `user` field): printable,
+/// at most 128 characters.
+fn validate_session_id(id: &str) -> Result<(), TurnError> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+        return Err(TurnError::Invalid(
+            "a session id must be 1 to 128 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Random lower-case hex from the OS.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if getrandom::fill(&mut buf).is_err() {
+        // The OS RNG failing is not recoverable in a meaningful way; fall back to time + pid
+        // so ids stay unique, and never panic.
+        let seed = (now_ms() as u64) ^ (u64::from(std::process::id()) << 32);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8);
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new session id: `s-` and 16 hex characters.
+pub fn new_session_id() -> String {
+    format!("s-{}", random_hex(8))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,302 @@
+//! One turn: load (and repair) the session, then alternate model calls and tool rounds until
+//! the model answers without tool calls, a cap is hit, or an error ends it.
+//!
+//! Storage order keeps the crash invariants: the user message is stored together with the
+//! first complete model reply; an assistant message with tool calls is stored before the tools
+//! run and their results right after, so a kill in between leaves orphans that the store
+//! repairs on the next load. Nothing partial is ever stored.
+
+use std::collections::HashMap;
+
+use clawdia_core::{
+    AuditEvent, ChatRequest, DeltaSink, Message, ModelDelta, Severity, ToolCall, TurnError,
+    TurnEvent, TurnEvents, TurnOutcome, TurnRequest, Usage,
+};
+use futures_util::future::join_all;
+
+use crate::metrics::Metrics;
+use crate::{Agent, Agents, dispatch, now_ms, prompt, random_hex, trust};
+
+/// An identical tool call (same name and arguments) this many times in one turn ends the turn.
+const MAX_IDENTICAL_CALLS: u32 = 3;
+
+/// Forwards model deltas to the turn's caller.
+struct Forward<'a> {
+    events: &'a dyn TurnEvents,
+}
+
+impl DeltaSink for Forward<'_> {
+    fn delta(&self, delta: ModelDelta) {
+        if let ModelDelta::Text(text) = delta {
+            self.events.event(TurnEvent::TextDelta { text });
+        }
+    }
+
+    fn discard(&self) {
+        self.events.event(TurnEvent::Discard { reason: "model attempt failed; trying the next model".into() });
+    }
+}
+
+pub(crate) fn build_system_prompt(agent: &Agent, boundary: &str, now: i64) -> String {
+    let files = agent.prompt.files_section(&agent.spec.workspace, agent.spec.prompt_limits);
+    prompt::system_prompt(&agent.spec.name, &prompt::utc_date(now), &trust::prompt_rule(boundary), &files)
+}
+
+fn store_error(error: clawdia_core::StoreError) -> TurnError {
+    TurnError::Session(error.to_string())
+}
+
+pub(crate) async fn run(
+    agents: &Agents,
+    agent: &Agent,
+    session_id: &str,
+    request: TurnRequest,
+    events: &dyn TurnEvents,
+) -> Result<TurnOutcome, TurnError> {
+    let name = agent.spec.name.as_str();
+    let stored = agents.store.open(name, session_id, &random_hex(8)).map_err(store_error)?;
+    if stored.repaired > 0 {
+        agents.audit.record(
+            AuditEvent::new(
+                "session_repaired",
+                Severity::NOTICE,
+                format!("{} orphaned tool call(s) got a synthetic error result", stored.repaired),
+            )
+            .agent(name)
+            .session(session_id),
+        );
+    }
+    events.event(TurnEvent::Started { session: session_id.to_string(), agent: name.to_string() });
+    let boundary = stored.meta.boundary.clone();
+    let system = build_system_prompt(agent, &boundary, now_ms());
+    let mut transcript = stored.messages;
+    let mut pending = Vec::new();
+    if transcript.is_empty() && !request.history.is_empty() {
+        pending.extend(request.history.iter().cloned());
+        transcript.extend(request.history);
+    }
+    let user = Message::user(request.message);
+    transcript.push(user.clone());
+    pending.push(user);
+
+    let mut usage = Usage::default();
+    let mut cost_usd = 0.0;
+    let mut attempts = Vec::new();
+    let mut final_model = None;
+    let mut used_fallback = false;
+    let mut seen_calls: HashMap<(String, String), u32> = HashMap::new();
+    let final_text;
+    let mut iteration = 0u32;
+    loop {
+        if iteration >= agent.spec.max_tool_iterations {
+            let note = format!(
+                "I stopped after {iteration} rounds of tool calls, the limit for this agent (max_tool_iterations)."
+            );
+            finish_with_note(agents, session_id, &mut pending, &note, events)?;
+            final_text = note;
+            break;
+        }
+        iteration += 1;
+        check_budget(agents, agent, session_id)?;
+        let chat = ChatRequest {
+            model: String::new(),
+            system: system.clone(),
+            messages: transcript.clone(),
+            tools: agent.allowed_specs.clone(),
+            max_tokens: agent.spec.max_tokens,
+            temperature: agent.spec.temperature,
+            stream: true,
+        };
+        let outcome = agents.models.complete(&agent.spec.chain, chat, &Forward { events }).await;
+        record_attempts(agents, name, session_id, &outcome.attempts, events);
+        attempts.extend(outcome.attempts);
+        let (model, response) = match outcome.result {
+            Ok(ok) => ok,
+            Err(error) => {
+                return Err(TurnError::ModelsFailed { message: error.to_string(), attempts });
+            }
+        };
+        if model != agent.spec.chain[0] {
+            used_fallback = true;
+        }
+        let call_cost = (agents.pricer)(&model, &response.usage);
+        agents
+            .store
+            .record_usage(name, session_id, &model, &response.usage, call_cost)
+            .map_err(store_error)?;
+        Metrics::add(&agents.metrics.input_tokens, response.usage.input_tokens);
+        Metrics::add(&agents.metrics.output_tokens, response.usage.output_tokens);
+        Metrics::add(&agents.metrics.cost_micro_usd, (call_cost * 1e6) as u64);
+        usage.add(&response.usage);
+        cost_usd += call_cost;
+        final_model = Some(model);
+
+        let Message::Assistant { text, tool_calls } = response.message else {
+            return Err(TurnError::Session("the model reply was not an assistant message".into()));
+        };
+        let assistant = Message::Assistant { text: text.clone(), tool_calls: tool_calls.clone() };
+        transcript.push(assistant.clone());
+        pending.push(assistant);
+        agents.store.append(session_id, &pending).map_err(store_error)?;
+        pending.clear();
+        if tool_calls.is_empty() {
+            final_text = text;
+            break;
+        }
+
+        let mut repeated: Option<String> = None;
+        let runs = tool_calls.iter().map(|call| {
+            let count = seen_calls.entry((call.name.clone(), call.arguments.clone())).or_insert(0);
+            *count += 1;
+            let skip = *count >= MAX_IDENTICAL_CALLS;
+            if skip {
+                repeated = Some(call.name.clone());
+            }
+            run_one(agents, agent, session_id, &boundary, call, skip, events)
+        });
+        let runs: Vec<_> = runs.collect();
+        let results = join_all(runs).await;
+        transcript.extend(results.iter().cloned());
+        agents.store.append(session_id, &results).map_err(store_error)?;
+        if let Some(tool) = repeated {
+            agents.audit.record(
+                AuditEvent::new(
+                    "tool_loop",
+                    Severity::NOTICE,
+                    format!("identical `{tool}` call repeated {MAX_IDENTICAL_CALLS} times; turn stopped"),
+                )
+                .agent(name)
+                .session(session_id),
+            );
+            let note = format!(
+                "I stopped because the same `{tool}` call was repeated {MAX_IDENTICAL_CALLS} times without progress."
+            );
+            finish_with_note(agents, session_id, &mut pending, &note, events)?;
+            final_text = note;
+            break;
+        }
+    }
+    if used_fallback {
+        Metrics::add(&agents.metrics.fallbacks, 1);
+    }
+    events.event(TurnEvent::End {
+        usage,
+        cost_usd,
+        model: final_model.as_ref().map(|m| m.to_string()),
+    });
+    Ok(TurnOutcome {
+        session_id: session_id.to_string(),
+        text: final_text,
+        usage,
+        cost_usd,
+        model: final_model,
+        attempts,
+        used_fallback,
+    })
+}
+
+async fn run_one(
+    agents: &Agents,
+    agent: &Agent,
+    session_id: &str,
+    boundary: &str,
+    call: &ToolCall,
+    skip: bool,
+    events: &dyn TurnEvents,
+) -> Message {
+    events.event(TurnEvent::ToolStart {
+        id: call.id.clone(),
+        name: call.name.clone(),
+        arguments: call.arguments.clone(),
+    });
+    let result = if skip {
+        Message::ToolResult {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            content: format!(
+                "error: not run: this identical call was already made {} times in this turn",
+                MAX_IDENTICAL_CALLS - 1
+            ),
+            is_error: true,
+        }
+    } else {
+        dispatch::dispatch(agents, agent, session_id, boundary, call).await
+    };
+    if let Message::ToolResult { content, is_error, .. } = &result {
+        let summary: String = content.chars().take(200).collect();
+        events.event(TurnEvent::ToolEnd {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            is_error: *is_error,
+            summary,
+        });
+    }
+    result
+}
+
+/// Ends a turn with an explanatory assistant message, stored and streamed.
+fn finish_with_note(
+    agents: &Agents,
+    session_id: &str,
+    pending: &mut Vec<Message>,
+    note: &str,
+    events: &dyn TurnEvents,
+) -> Result<(), TurnError> {
+    pending.push(Message::assistant(note));
+    agents.store.append(session_id, pending).map_err(store_error)?;
+    pending.clear();
+    events.event(TurnEvent::TextDelta { text: note.to_string() });
+    Ok(())
+}
+
+fn record_attempts(
+    agents: &Agents,
+    agent: &str,
+    session_id: &str,
+    attempts: &[clawdia_core::Attempt],
+    events: &dyn TurnEvents,
+) {
+    Metrics::add(&agents.metrics.model_calls, attempts.len() as u64);
+    for attempt in attempts {
+        let Some(reason) = &attempt.failure else { continue };
+        Metrics::add(&agents.metrics.model_failures, 1);
+        let detail = attempt.detail.clone().unwrap_or_default();
+        agents.audit.record(
+            AuditEvent::new(
+                "provider_fallback",
+                Severity::WARNING,
+                format!("{} failed ({reason}): {detail}", attempt.model),
+            )
+            .agent(agent)
+            .session(session_id),
+        );
+        events.event(TurnEvent::Fallback { from: attempt.model.to_string(), reason: reason.clone() });
+    }
+}
+
+/// Refuses the model call when the agent is over a daily cap (UTC day).
+fn check_budget(agents: &Agents, agent: &Agent, session_id: &str) -> Result<(), TurnError> {
+    let budget = agent.spec.budget;
+    if budget.daily_tokens.is_none() && budget.daily_usd.is_none() {
+        return Ok(());
+    }
+    let day_start = now_ms().div_euclid(86_400_000) * 86_400_000;
+    let (tokens, usd) = agents.store.usage_since(&agent.spec.name, day_start).map_err(store_error)?;
+    let over = match (budget.daily_tokens, budget.daily_usd) {
+        (Some(limit), _) if tokens >= limit => Some(format!("{tokens} of {limit} tokens")),
+        (_, Some(limit)) if usd >= limit => Some(format!("${usd:.4} of ${limit:.2}")),
+        _ => None,
+    };
+    let Some(used) = over else { return Ok(()) };
+    let message = format!(
+        "agent `{}` has used its daily budget ({used} today, UTC); no model was called. It resets at 00:00 UTC.",
+        agent.spec.name
+    );
+    Metrics::add(&agents.metrics.budget_blocks, 1);
+    agents.audit.record(
+        AuditEvent::new("budget_block", Severity::HIGH, message.clone())
+            .agent(&agent.spec.name)
+            .session(session_id),
+    );
+    Err(TurnError::BudgetExceeded(message))
+}

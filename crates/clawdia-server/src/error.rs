@@ -1,0 +1,53 @@
+//! The one place failures become HTTP responses: an OpenAI-style JSON error body
+//! (`{"error":{"message","type","code"}}`) with a status chosen per kind.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use clawdia_core::TurnError;
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, kind, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token")
+    }
+
+    /// The JSON body, also used as an SSE `error` payload.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.message, "type": self.kind, "code": self.status.as_u16()}})
+    }
+}
+
+impl From<TurnError> for ApiError {
+    fn from(error: TurnError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            TurnError::UnknownAgent(_) => ApiError::new(StatusCode::NOT_FOUND, "model_not_found", message),
+            TurnError::Invalid(_) => ApiError::bad_request(message),
+            TurnError::BudgetExceeded(_) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message),
+            TurnError::ModelsFailed { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message),
+            TurnError::Session(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "session_error", message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,124 @@
+//! The gateway's HTTP API: `GET /health` (no auth); bearer-authenticated OpenAI-compatible
+//! `GET /v1/models` and `POST /v1/chat/completions` (JSON and SSE), the native turn stream
+//! `POST /v1/turns` (SSE of `TurnEvent`s), and `GET /metrics` (Prometheus text).
+//!
+//! Architecture invariants: the server knows agents only through the `Gateway` trait; JSON wire
+//! types for these endpoints live only here; every failure becomes a JSON error response in one
+//! place (`error::ApiError`), and no request can take the process down.
+
+mod auth;
+mod error;
+mod openai;
+mod sse;
+mod turns;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use clawdia_core::{AuditSink, Gateway};
+
+pub use error::ApiError;
+
+/// Renders extra Prometheus text (the agents' counters) for `/metrics`.
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ServerState {
+    pub gateway: Arc<dyn Gateway>,
+    pub audit: Arc<dyn AuditSink>,
+    /// The bearer token every route but `/health` requires.
+    pub token: Arc<str>,
+    pub metrics: MetricsSource,
+    pub max_request_bytes: usize,
+    pub counters: Arc<HttpCounters>,
+}
+
+/// HTTP-level counters.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    pub requests: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl ServerState {
+    pub fn new(
+        gateway: Arc<dyn Gateway>,
+        audit: Arc<dyn AuditSink>,
+        token: &str,
+        metrics: MetricsSource,
+        max_request_bytes: usize,
+    ) -> ServerState {
+        ServerState {
+            gateway,
+            audit,
+            token: Arc::from(token),
+            metrics,
+            max_request_bytes,
+            counters: Arc::new(HttpCounters::default()),
+        }
+    }
+}
+
+/// The whole API as a `Router`; tests call it without a socket.
+pub fn router(state: ServerState) -> Router {
+    let authed = Router::new()
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/turns", post(turns::turn))
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/health", get(health))
+        .merge(authed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.max_request_bytes))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn health() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        concat!(r#"{"status":"ok","version":""#, env!("CARGO_PKG_VERSION"), r#""}"#),
+    )
+}
+
+async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
+    let counters = &state.counters;
+    let mut text = (state.metrics)();
+    text.push_str(&format!(
+        "# HELP clawdia_http_requests_total Authenticated HTTP requests.\n# TYPE clawdia_http_requests_total counter\nclawdia_http_requests_total {}\n\
+         # HELP clawdia_http_auth_failures_total Requests refused for a missing or wrong token.\n# TYPE clawdia_http_auth_failures_total counter\nclawdia_http_auth_failures_total {}\n\
+         # HELP clawdia_http_errors_total Requests answered with an error.\n# TYPE clawdia_http_errors_total counter\nclawdia_http_errors_total {}\n",
+        counters.requests.load(Ordering::Relaxed),
+        counters.auth_failures.load(Ordering::Relaxed),
+        counters.errors.load(Ordering::Relaxed),
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! `POST /v1/turns`: the native streaming turn API. Body `{"agent","message","session"?}`;
+//! response is SSE, one frame per `TurnEvent` (`event:` = its `type`, `data:` = its JSON):
+//! `started`, `text_delta`, `discard`, `tool_start`, `tool_end`, `fallback`, then `end` (usage
+//! and cost) or `error`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::response::{IntoResponse, Response};
+use clawdia_core::{TurnEvent, TurnOrigin, TurnRequest};
+use serde::Deserialize;
+
+use crate::sse::{frame, stream_turn};
+use crate::{ApiError, ServerState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TurnBody {
+    #[serde(default = "default_agent")]
+    agent: String,
+    message: String,
+    #[serde(default)]
+    session: Option<String>,
+}
+
+fn default_agent() -> String {
+    "main".into()
+}
+
+fn event_name(event: &TurnEvent) -> &'static str {
+    match event {
+        TurnEvent::Started { .. } => "started",
+        TurnEvent::TextDelta { .. } => "text_delta",
+        TurnEvent::Discard { .. } => "discard",
+        TurnEvent::ToolStart { .. } => "tool_start",
+        TurnEvent::ToolEnd { .. } => "tool_end",
+        TurnEvent::Fallback { .. } => "fallback",
+        TurnEvent::Error { .. } => "error",
+        TurnEvent::End { .. } => "end",
+    }
+}
+
+pub fn render(event: &TurnEvent) -> Option<Bytes> {
+    let json = serde_json::to_string(event).ok()?;
+    Some(frame(Some(event_name(event)), &json))
+}
+
+pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return ApiError::new(rejection.status(), "invalid_request_error", rejection.body_text()).into_response(),
+    };
+    let parsed: TurnBody = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(error) => return ApiError::bad_request(format!("invalid turn request: {error}")).into_response(),
+    };
+    let request = TurnRequest {
+        agent: parsed.agent,
+        session: parsed.session,
+        message: parsed.message,
+        origin: TurnOrigin::Api,
+        history: Vec::new(),
+    };
+    let counters = state.counters.clone();
+    stream_turn(state.gateway.clone(), request, render, move |result| match result {
+        Ok(_) => Vec::new(),
+        Err(error) => {
+            counters.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            render(&TurnEvent::Error { message: error.to_string() }).into_iter().collect()
+        }
+    })
+}

@@ -1,0 +1,332 @@
+//! The workspace file tools. Reads are capped, writes are atomic (temp file + rename), and
+//! every path goes through `paths::resolve`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use clawdia_core::{Tool, ToolContext, ToolError, ToolSpec};
+use serde_json::json;
+
+use crate::paths::{display, resolve};
+use crate::string_arg;
+
+/// Largest file `read`, `edit` and `grep` look at.
+const MAX_READ_BYTES: u64 = 256 * 1024;
+/// Most entries `list` prints and matches `grep` prints.
+const MAX_LIST_ENTRIES: usize = 500;
+const MAX_GREP_MATCHES: usize = 200;
+/// Most files `grep` opens in one call.
+const MAX_GREP_FILES: usize = 5_000;
+
+fn spec(name: &str, description: &str, properties: serde_json::Value, required: &[&str]) -> ToolSpec {
+    ToolSpec {
+        name: name.to_string(),
+        description: description.to_string(),
+        parameters: json!({"type": "object", "properties": properties, "required": required}),
+    }
+}
+
+fn io_error(path: &str, error: std::io::Error) -> ToolError {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => ToolError::NotFound(path.to_string()),
+        _ => ToolError::Failed(format!("{path}: {error}")),
+    }
+}
+
+/// Reads a text file no larger than the cap; refuses binary content.
+fn read_text(path: &Path, shown: &str) -> Result<String, ToolError> {
+    let metadata = std::fs::metadata(path).map_err(|e| io_error(shown, e))?;
+    if metadata.is_dir() {
+        return Err(ToolError::InvalidArguments(format!("{shown} is a directory; use `list`")));
+    }
+    if metadata.len() > MAX_READ_BYTES {
+        return Err(ToolError::Failed(format!(
+            "{shown} is {} bytes; the limit is {MAX_READ_BYTES}",
+            metadata.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| io_error(shown, e))?;
+    if bytes.contains(&0) {
+        return Err(ToolError::Failed(format!("{shown} is a binary file")));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Writes `content` to `path` atomically, creating parent folders inside the workspace.
+fn write_atomic(workspace: &Path, path: &Path, content: &str, shown: &str) -> Result<(), ToolError> {
+    let parent = path.parent().ok_or_else(|| ToolError::PathEscape(shown.to_string()))?;
+    std::fs::create_dir_all(parent).map_err(|e| io_error(shown, e))?;
+    // Re-check after creating folders: a symlinked folder must not lead out.
+    let root = workspace.canonicalize().map_err(|e| io_error(shown, e))?;
+    let real_parent = parent.canonicalize().map_err(|e| io_error(shown, e))?;
+    if !real_parent.starts_with(&root) {
+        return Err(ToolError::PathEscape(shown.to_string()));
+    }
+    if path.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+        return Err(ToolError::PathEscape(shown.to_string()));
+    }
+    let file_name = path.file_name().ok_or_else(|| ToolError::PathEscape(shown.to_string()))?;
+    let temp: PathBuf =
+        real_parent.join(format!(".{}.clawdia-tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(content.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, real_parent.join(file_name))
+    })();
+    if let Err(error) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io_error(shown, error));
+    }
+    Ok(())
+}
+
+pub struct Read(ToolSpec);
+
+impl Read {
+    pub fn new() -> Read {
+        Read(spec(
+            "read",
+            "Read a text file in the workspace. Optional 1-based `offset` line and `limit` lines.",
+            json!({"path": {"type": "string"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}),
+            &["path"],
+        ))
+    }
+}
+
+#[async_trait]
+impl Tool for Read {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+    fn group(&self) -> &str {
+        "fs"
+    }
+    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
+        let shown = string_arg(&arguments, "path")?;
+        let path = resolve(&context.workspace, shown)?;
+        let text = read_text(&path, shown)?;
+        let offset = arguments.get("offset").and_then(|v| v.as_u64()).unwrap_or(1).max(1) as usize;
+        let limit = arguments.get("limit").and_then(|v| v.as_u64()).map(|n| n as usize);
+        if offset == 1 && limit.is_none() {
+            return Ok(text);
+        }
+        let lines: Vec<&str> = text.lines().skip(offset - 1).take(limit.unwrap_or(usize::MAX)).collect();
+        Ok(lines.join("\n"))
+    }
+}
+
+pub struct Write(ToolSpec);
+
+impl Write {
+    pub fn new() -> Write {
+        Write(spec(
+            "write",
+            "Create or replace a file in the workspace with `content`.",
+            json!({"path": {"type": "string"}, "content": {"type": "string"}}),
+            &["path", "content"],
+        ))
+    }
+}
+
+#[async_trait]
+impl Tool for Write {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+    fn group(&self) -> &str {
+        "fs"
+    }
+    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
+        let shown = string_arg(&arguments, "path")?;
+        let content = string_arg(&arguments, "content")?;
+        let path = resolve(&context.workspace, shown)?;
+        if path.is_dir() {
+            return Err(ToolError::InvalidArguments(format!("{shown} is a directory")));
+        }
+        write_atomic(&context.workspace, &path, content, shown)?;
+        Ok(format!("wrote {} bytes to {}", content.len(), display(&context.workspace, &path)))
+    }
+}
+
+pub struct Edit(ToolSpec);
+
+impl Edit {
+    pub fn new() -> Edit {
+        Edit(spec(
+            "edit",
+            "Replace the text `old` with `new` in a workspace file; `old` must occur exactly once.",
+            json!({"path": {"type": "string"}, "old": {"type": "string"}, "new": {"type": "string"}}),
+            &["path", "old", "new"],
+        ))
+    }
+}
+
+#[async_trait]
+impl Tool for Edit {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+    fn group(&self) -> &str {
+        "fs"
+    }
+    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
+        let shown = string_arg(&arguments, "path")?;
+        let old = string_arg(&arguments, "old")?;
+        let new = string_arg(&arguments, "new")?;
+        if old.is_empty() {
+            return Err(ToolError::InvalidArguments("`old` must not be empty".into()));
+        }
+        let path = resolve(&context.workspace, shown)?;
+        let text = read_text(&path, shown)?;
+        match text.matches(old).count() {
+            0 => Err(ToolError::Failed(format!("`old` does not occur in {shown}"))),
+            1 => {
+                let updated = text.replacen(old, new, 1);
+                write_atomic(&context.workspace, &path, &updated, shown)?;
+                Ok(format!("edited {shown}"))
+            }
+            n => Err(ToolError::Failed(format!(
+                "`old` occurs {n} times in {shown}; include more context so it occurs once"
+            ))),
+        }
+    }
+}
+
+pub struct List(ToolSpec);
+
+impl List {
+    pub fn new() -> List {
+        List(spec(
+            "list",
+            "List a workspace folder (folders end with /).",
+            json!({"path": {"type": "string"}}),
+            &[],
+        ))
+    }
+}
+
+#[async_trait]
+impl Tool for List {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+    fn group(&self) -> &str {
+        "fs"
+    }
+    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
+        let shown = arguments.get("path").and_then(|v| v.as_str()).unwrap_or(".");
+        let path = resolve(&context.workspace, shown)?;
+        let reader = std::fs::read_dir(&path).map_err(|e| io_error(shown, e))?;
+        let mut entries: Vec<String> = Vec::new();
+        for entry in reader.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kind = entry.file_type().ok();
+            let line = match kind {
+                Some(t) if t.is_dir() => format!("{name}/"),
+                Some(t) if t.is_symlink() => format!("{name}@"),
+                _ => {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    format!("{name} ({size} bytes)")
+                }
+            };
+            entries.push(line);
+        }
+        entries.sort();
+        let total = entries.len();
+        entries.truncate(MAX_LIST_ENTRIES);
+        if total > MAX_LIST_ENTRIES {
+            entries.push(format!("... {} more entries", total - MAX_LIST_ENTRIES));
+        }
+        if entries.is_empty() {
+            return Ok("(empty)".to_string());
+        }
+        Ok(entries.join("\n"))
+    }
+}
+
+pub struct Grep(ToolSpec);
+
+impl Grep {
+    pub fn new() -> Grep {
+        Grep(spec(
+            "grep",
+            "Search workspace files for a regular expression; prints path:line: text.",
+            json!({"pattern": {"type": "string"}, "path": {"type": "string"}}),
+            &["pattern"],
+        ))
+    }
+}
+
+#[async_trait]
+impl Tool for Grep {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+    fn group(&self) -> &str {
+        "fs"
+    }
+    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
+        let pattern = string_arg(&arguments, "pattern")?;
+        let shown = arguments.get("path").and_then(|v| v.as_str()).unwrap_or(".");
+        let regex = regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| ToolError::InvalidArguments(format!("bad pattern: {e}")))?;
+        let start = resolve(&context.workspace, shown)?;
+        let workspace = context.workspace.clone();
+        let task = tokio::task::spawn_blocking(move || grep_tree(&workspace, &start, &regex));
+        task.await.map_err(|e| ToolError::Failed(format!("grep failed: {e}")))?
+    }
+}
+
+fn grep_tree(workspace: &Path, start: &Path, regex: &regex::Regex) -> Result<String, ToolError> {
+    let mut out = Vec::new();
+    let mut stack = vec![start.to_path_buf()];
+    let mut files_seen = 0usize;
+    let mut more = false;
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = path.symlink_metadata() else { continue };
+        if meta.file_type().is_symlink() {
+            continue; // never follow links: they may lead outside the workspace
+        }
+        if meta.is_dir() {
+            if let Ok(reader) = std::fs::read_dir(&path) {
+                let mut children: Vec<PathBuf> = reader.flatten().map(|e| e.path()).collect();
+                children.sort();
+                stack.extend(children.into_iter().rev());
+            }
+            continue;
+        }
+        files_seen += 1;
+        if files_seen > MAX_GREP_FILES || meta.len() > MAX_READ_BYTES {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        if bytes.contains(&0) {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for (number, line) in text.lines().enumerate() {
+            if regex.is_match(line) {
+                if out.len() == MAX_GREP_MATCHES {
+                    more = true;
+                    break;
+                }
+                let line: String = line.chars().take(300).collect();
+                out.push(format!("{}:{}: {}", display(workspace, &path), number + 1, line));
+            }
+        }
+        if more {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return Ok("no matches".to_string());
+    }
+    if more {
+        out.push(format!("... stopped after {MAX_GREP_MATCHES} matches"));
+    }
+    Ok(out.join("\n"))
+}

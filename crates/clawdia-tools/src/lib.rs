@@ -1,0 +1,45 @@
+//! Built-in agent tools: `read`, `write`, `edit`, `list`, `grep` confined to the agent's
+//! workspace, and `web_fetch` with time, size and address caps.
+//!
+//! Architecture invariant: every path argument goes through `paths::resolve`, which refuses
+//! absolute paths, `..` components and symlinks that lead outside the workspace. This crate
+//! knows nothing about policy, sessions or trust markers: the agent's dispatch point does that.
+
+mod fs;
+pub mod paths;
+pub mod web;
+
+use std::sync::Arc;
+
+use clawdia_core::Tool;
+
+pub use web::WebFetchLimits;
+
+/// The workspace file tools (group `fs`).
+pub fn fs_tools() -> Vec<Arc<dyn Tool>> {
+    vec![
+        Arc::new(fs::Read::new()),
+        Arc::new(fs::Write::new()),
+        Arc::new(fs::Edit::new()),
+        Arc::new(fs::List::new()),
+        Arc::new(fs::Grep::new()),
+    ]
+}
+
+/// `web_fetch` (group `web`) with the given limits.
+pub fn web_fetch(limits: WebFetchLimits) -> Arc<dyn Tool> {
+    Arc::new(web::WebFetch::new(limits))
+}
+
+/// Reads a required string argument.
+fn string_arg<'a>(
+    arguments: &'a serde_json::Value,
+    key: &str,
+) -> Result<&'a str, clawdia_core::ToolError> {
+    arguments.get(key).and_then(|v| v.as_str()).ok_or_else(|| {
+        clawdia_core::ToolError::InvalidArguments(format!("`{key}` (a string) is required"))
+    })
+}
+
+#[cfg(test)]
+mod tests;
