@@ -210,12 +210,7 @@ pub fn new_session_id() -> String {
     format!("s-{}", random_hex(8))
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use clawdia_core::time::now_ms;
 
 #[cfg(test)]
 mod tests;

@@ -91,18 +91,3 @@ pub fn assemble_files(paths: &[PathBuf], limits: PromptLimits) -> String {
 pub fn system_prompt(agent: &str, today: &str, trust_rule: &str, files: &str) -> String {
     format!("You are {agent}, the owner's personal AI agent. Today is {today} (UTC).\n{trust_rule}\n\n{files}")
 }
-
-/// `YYYY-MM-DD` for a Unix time in milliseconds (UTC), by the civil-from-days algorithm.
-pub fn utc_date(unix_ms: i64) -> String {
-    let days = unix_ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}

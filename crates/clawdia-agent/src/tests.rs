@@ -401,8 +401,8 @@ fn prompt_cache_sees_file_changes() {
 
 #[test]
 fn utc_dates() {
-    assert_eq!(prompt::utc_date(0), "1970-01-01");
-    assert_eq!(prompt::utc_date(951_782_400_000), "2000-02-29");
-    assert_eq!(prompt::utc_date(1_795_392_000_000), "2026-11-23");
-    assert_eq!(prompt::utc_date(1_795_391_999_999), "2026-11-22");
+    assert_eq!(clawdia_core::time::utc_date(0), "1970-01-01");
+    assert_eq!(clawdia_core::time::utc_date(951_782_400_000), "2000-02-29");
+    assert_eq!(clawdia_core::time::utc_date(1_795_392_000_000), "2026-11-23");
+    assert_eq!(clawdia_core::time::utc_date(1_795_391_999_999), "2026-11-22");
 }

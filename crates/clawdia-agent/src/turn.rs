@@ -39,7 +39,7 @@ impl DeltaSink for Forward<'_> {
 
 pub(crate) fn build_system_prompt(agent: &Agent, boundary: &str, now: i64) -> String {
     let files = agent.prompt.files_section(&agent.spec.workspace, agent.spec.prompt_limits);
-    prompt::system_prompt(&agent.spec.name, &prompt::utc_date(now), &trust::prompt_rule(boundary), &files)
+    prompt::system_prompt(&agent.spec.name, &clawdia_core::time::utc_date(now), &trust::prompt_rule(boundary), &files)
 }
 
 fn store_error(error: clawdia_core::StoreError) -> TurnError {

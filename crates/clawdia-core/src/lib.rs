@@ -9,6 +9,7 @@ pub mod message;
 pub mod model;
 pub mod session;
 pub mod tool;
+pub mod time;
 pub mod turn;
 
 pub use audit::{AuditEvent, AuditSink, Severity};

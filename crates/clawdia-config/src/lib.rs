@@ -1,0 +1,172 @@
+//! The strict `clawdia.toml`: parsed in two stages, raw serde structs that mirror the file
+//! (`raw`) then checked and defaulted into the validated types below (`validate`). Any unknown
+//! key, wrong type, invalid value or dangling reference is a one-line `ConfigError` naming the
+//! line and the key. Secrets are references (`SecretRef`), resolved on demand into a redacted
+//! `Secret`. The JSON Schema, the reference doc and the example file come from this crate too.
+//!
+//! Architecture invariant: this crate reads only the config file and secret files. It knows no
+//! provider client, server or tool; those crates receive the validated types.
+
+mod error;
+mod raw;
+mod reference;
+mod secret;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clawdia_core::{ModelRef, Usage};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use error::ConfigError;
+pub use reference::{default_config_toml, example_toml, json_schema, reference_markdown};
+pub use secret::{Secret, SecretRef};
+
+/// The name of the config file inside the home directory.
+pub const FILE_NAME: &str = "clawdia.toml";
+
+/// Reads and validates `home/clawdia.toml`.
+pub fn load(home: &Path) -> Result<Config, ConfigError> {
+    let path = home.join(FILE_NAME);
+    let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::io(&path, &error))?;
+    parse(&text, home)
+}
+
+/// Parses and validates config text; relative paths resolve against `home`.
+pub fn parse(text: &str, home: &Path) -> Result<Config, ConfigError> {
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|error| ConfigError::syntax(text, &error))?;
+    let raw: raw::RawConfig = serde_path_to_error::deserialize(deserializer)
+        .map_err(|error| ConfigError::serde(text, error))?;
+    let home = std::path::absolute(home).unwrap_or_else(|_| home.to_path_buf());
+    validate::config(raw, text, home)
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The home directory (absolute) that relative paths were resolved against.
+    pub home: PathBuf,
+    pub gateway: GatewayConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// Keyed by `provider/model`.
+    pub prices: BTreeMap<String, Price>,
+}
+
+impl Config {
+    pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
+        self.agents.get(name)
+    }
+
+    pub fn price(&self, model: &ModelRef) -> Option<&Price> {
+        self.prices.get(&model.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub bind: IpAddr,
+    /// `0` means an ephemeral port.
+    pub port: u16,
+    pub token: SecretRef,
+    pub max_request_bytes: usize,
+}
+
+/// The wire format a provider speaks. TOML: `"anthropic"` or `"openai"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum ProviderKind {
+    /// The Anthropic Messages API.
+    #[serde(rename = "anthropic")]
+    Anthropic,
+    /// The OpenAI-compatible Chat Completions API.
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Starts with `http://` or `https://`, no trailing `/`.
+    pub base_url: String,
+    pub api_key: Option<SecretRef>,
+    pub connect_timeout: Duration,
+    /// Longest silence between bytes of a response.
+    pub read_timeout: Duration,
+    /// How long the provider is skipped after a failure.
+    pub cooldown: Duration,
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub name: String,
+    pub model: ModelRef,
+    pub fallbacks: Vec<ModelRef>,
+    /// Absolute.
+    pub workspace: PathBuf,
+    pub tools: ToolPolicy,
+    pub budget: Budget,
+    pub prompt: PromptLimits,
+    pub max_tool_iterations: u32,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    pub web_fetch: WebFetchConfig,
+}
+
+/// Tool or group names; `deny` wins over `allow`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolPolicy {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+/// Daily limits; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Budget {
+    pub daily_tokens: Option<u64>,
+    pub daily_usd: Option<f64>,
+}
+
+/// Limits on workspace files injected into the system prompt, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptLimits {
+    pub file_max_chars: usize,
+    pub total_max_chars: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebFetchConfig {
+    pub timeout_secs: u64,
+    pub max_bytes: usize,
+    /// When false, loopback, private and link-local targets are refused.
+    pub allow_private: bool,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    pub cache_read_per_mtok: f64,
+    pub cache_write_per_mtok: f64,
+}
+
+impl Price {
+    /// The cost in USD of `usage` at these prices.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        let per_token = |tokens: u64, per_mtok: f64| tokens as f64 * per_mtok / 1_000_000.0;
+        per_token(usage.input_tokens, self.input_per_mtok)
+            + per_token(usage.output_tokens, self.output_per_mtok)
+            + per_token(usage.cache_read_tokens, self.cache_read_per_mtok)
+            + per_token(usage.cache_write_tokens, self.cache_write_per_mtok)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+//! Stage one: the file exactly as written. These serde structs mirror `clawdia.toml` key for key
+//! (`deny_unknown_fields` everywhere), keep byte spans (`toml::Spanned`) on every value that a
+//! later check may reject, and carry the doc comments that become the JSON Schema descriptions
+//! and the generated reference. Defaults are applied in `validate`, from the constants below,
+//! which the schema also shows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use toml::Spanned;
+
+use crate::ProviderKind;
+
+/// Every default, in one place; `validate` applies them and the schema documents them.
+pub(crate) mod defaults {
+    pub const BIND: &str = "127.0.0.1";
+    pub const PORT: u16 = 18789;
+    pub const TOKEN_FILE: &str = "secrets/gateway-token";
+    pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+    pub const CONNECT_TIMEOUT_SECS: u64 = 10;
+    pub const READ_TIMEOUT_SECS: u64 = 60;
+    pub const COOLDOWN_SECS: u64 = 30;
+    pub const WORKSPACES_DIR: &str = "workspaces";
+    pub const TOOLS_ALLOW: [&str; 2] = ["fs", "web"];
+    pub const FILE_MAX_CHARS: usize = 6000;
+    pub const TOTAL_MAX_CHARS: usize = 16000;
+    pub const MAX_TOOL_ITERATIONS: u32 = 12;
+    pub const MAX_TOKENS: u32 = 4096;
+    pub const WEB_FETCH_TIMEOUT_SECS: u64 = 20;
+    pub const WEB_FETCH_MAX_BYTES: usize = 512 * 1024;
+}
+
+/// Clawdia's configuration, `$HOME/clawdia.toml`. Unknown keys are errors; relative paths are
+/// relative to the home directory; secrets are references, never inline values.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "clawdia.toml")]
+pub(crate) struct RawConfig {
+    /// The gateway: the address it listens on and the token clients must present.
+    #[serde(default)]
+    pub gateway: RawGateway,
+    /// Model providers by name. An agent names a model as `provider/model`, where `provider` is a
+    /// key of this table.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawProvider>")]
+    pub providers: BTreeMap<String, Spanned<RawProvider>>,
+    /// Agents by name (lowercase letters, digits, `_`, `-`). Each has a model, fallbacks, a
+    /// workspace, a tool policy and a budget.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawAgent>")]
+    pub agents: BTreeMap<String, Spanned<RawAgent>>,
+    /// Prices by `"provider/model"`, in USD per million tokens, used for cost reports and
+    /// `daily_usd` budgets. A model without a price costs 0.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawPrice>")]
+    pub prices: BTreeMap<String, Spanned<RawPrice>>,
+}
+
+/// The gateway: the HTTP/WebSocket API that channels, the CLI and the web UI talk to.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Gateway")]
+pub(crate) struct RawGateway {
+    /// IP address to listen on (not a host name). `127.0.0.1` keeps the gateway on this machine;
+    /// `0.0.0.0` or `::` listens on every interface.
+    #[schemars(with = "Option<String>", extend("default" = defaults::BIND))]
+    pub bind: Option<Spanned<String>>,
+    /// TCP port. `0` picks a free port.
+    #[schemars(extend("default" = defaults::PORT))]
+    pub port: Option<u16>,
+    /// The bearer token clients must present, as a secret reference. `clawdia init` writes a
+    /// random token to the default file with mode 0600.
+    #[schemars(extend("default" = { "file": defaults::TOKEN_FILE }))]
+    pub token: Option<RawSecret>,
+    /// Largest request body accepted, in bytes.
+    #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_REQUEST_BYTES))]
+    pub max_request_bytes: Option<Spanned<usize>>,
+}
+
+/// One model provider endpoint.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Provider")]
+pub(crate) struct RawProvider {
+    /// Wire format: `anthropic` (Messages API) or `openai` (Chat Completions, as spoken by z.ai
+    /// GLM, OpenRouter, Groq, vLLM, Ollama and llama.cpp).
+    pub kind: ProviderKind,
+    /// Base URL, `http://` or `https://`; a trailing `/` is ignored. For `openai` include the
+    /// version path (the client appends `/chat/completions`); for `anthropic` leave it out (the
+    /// client appends `/v1/messages`).
+    #[schemars(with = "String")]
+    pub base_url: Spanned<String>,
+    /// The API key as a secret reference. Omit it for local servers that need no key.
+    pub api_key: Option<RawSecret>,
+    /// Seconds allowed to establish a connection.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::CONNECT_TIMEOUT_SECS))]
+    pub connect_timeout_secs: Option<Spanned<u64>>,
+    /// Longest silence allowed between bytes of a response, in seconds.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::READ_TIMEOUT_SECS))]
+    pub read_timeout_secs: Option<Spanned<u64>>,
+    /// Seconds the provider is skipped after a failure (rate limit, outage) before it is tried
+    /// again; fallbacks are used meanwhile. `0` disables the cooldown.
+    #[schemars(extend("default" = defaults::COOLDOWN_SECS))]
+    pub cooldown_secs: Option<u64>,
+    /// Extra HTTP headers sent with every request (e.g. OpenRouter's `HTTP-Referer`).
+    #[schemars(with = "Option<BTreeMap<String, String>>", extend("default" = {}))]
+    pub headers: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// One agent: a model with fallbacks, a workspace, tools and limits.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Agent")]
+pub(crate) struct RawAgent {
+    /// The primary model, as `provider/model` (e.g. `anthropic/claude-sonnet-4-5`).
+    #[schemars(with = "String")]
+    pub model: Spanned<String>,
+    /// Models tried in order when the primary fails (rate limit, outage, timeout), each as
+    /// `provider/model`.
+    #[schemars(with = "Option<Vec<String>>", extend("default" = []))]
+    pub fallbacks: Option<Vec<Spanned<String>>>,
+    /// The agent's working directory for file tools and commands; relative to the home. Default:
+    /// `workspaces/<agent name>`.
+    #[schemars(with = "Option<String>")]
+    pub workspace: Option<Spanned<String>>,
+    /// Which tools the agent may use.
+    #[serde(default)]
+    pub tools: RawTools,
+    /// Daily spending limits; unset means unlimited.
+    #[serde(default)]
+    pub budget: RawBudget,
+    /// Limits on the workspace files (AGENTS.md, SOUL.md, ...) injected into the system prompt.
+    #[serde(default)]
+    pub prompt: RawPrompt,
+    /// Most model calls in one turn before the agent must answer (tool-use loop limit).
+    #[schemars(with = "Option<u32>", extend("default" = defaults::MAX_TOOL_ITERATIONS))]
+    pub max_tool_iterations: Option<Spanned<u32>>,
+    /// Most tokens the model may generate in one reply.
+    #[schemars(with = "Option<u32>", extend("default" = defaults::MAX_TOKENS))]
+    pub max_tokens: Option<Spanned<u32>>,
+    /// Sampling temperature, 0 to 2. Unset: the provider's default.
+    #[schemars(with = "Option<f32>")]
+    pub temperature: Option<Spanned<f32>>,
+    /// Limits of the `web_fetch` tool.
+    #[serde(default)]
+    pub web_fetch: RawWebFetch,
+}
+
+/// The agent's tool policy: `deny` wins over `allow`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ToolPolicy")]
+pub(crate) struct RawTools {
+    /// Tool names (`read`, `exec`, ...) or group names (`fs`, `web`, ...) the agent may use.
+    #[schemars(extend("default" = defaults::TOOLS_ALLOW))]
+    pub allow: Option<Vec<String>>,
+    /// Tool or group names refused even when allowed.
+    #[schemars(extend("default" = []))]
+    pub deny: Option<Vec<String>>,
+}
+
+/// Daily limits, reset at midnight UTC. Unset means unlimited.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Budget")]
+pub(crate) struct RawBudget {
+    /// Most tokens (input + output + cache) per day.
+    pub daily_tokens: Option<u64>,
+    /// Most USD per day, computed from `[prices]`; must not be negative.
+    #[schemars(with = "Option<f64>")]
+    pub daily_usd: Option<Spanned<f64>>,
+}
+
+/// Prompt size limits, in characters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "PromptLimits")]
+pub(crate) struct RawPrompt {
+    /// Most characters injected from one workspace file; longer files are truncated.
+    #[schemars(extend("default" = defaults::FILE_MAX_CHARS))]
+    pub file_max_chars: Option<usize>,
+    /// Most characters injected from all workspace files together.
+    #[schemars(extend("default" = defaults::TOTAL_MAX_CHARS))]
+    pub total_max_chars: Option<usize>,
+}
+
+/// Limits of the `web_fetch` tool.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "WebFetch")]
+pub(crate) struct RawWebFetch {
+    /// Seconds allowed for one fetch.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::WEB_FETCH_TIMEOUT_SECS))]
+    pub timeout_secs: Option<Spanned<u64>>,
+    /// Most bytes read from one response; the rest is cut off.
+    #[schemars(with = "Option<usize>", extend("default" = defaults::WEB_FETCH_MAX_BYTES))]
+    pub max_bytes: Option<Spanned<usize>>,
+    /// Allow fetching loopback, private and link-local addresses. Off, so a prompt injection
+    /// cannot reach services on this machine or network.
+    #[schemars(extend("default" = false))]
+    pub allow_private: Option<bool>,
+}
+
+/// Prices of one model in USD per million tokens.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Price")]
+pub(crate) struct RawPrice {
+    /// USD per million input tokens.
+    #[schemars(with = "f64")]
+    pub input_per_mtok: Spanned<f64>,
+    /// USD per million output tokens.
+    #[schemars(with = "f64")]
+    pub output_per_mtok: Spanned<f64>,
+    /// USD per million tokens read from the prompt cache.
+    #[schemars(with = "Option<f64>", extend("default" = 0.0))]
+    pub cache_read_per_mtok: Option<Spanned<f64>>,
+    /// USD per million tokens written to the prompt cache.
+    #[schemars(with = "Option<f64>", extend("default" = 0.0))]
+    pub cache_write_per_mtok: Option<Spanned<f64>>,
+}
+
+/// A secret by reference, never inline: `{ env = "NAME" }` reads an environment variable,
+/// `{ file = "path" }` reads a file (relative to the home; trailing whitespace trimmed).
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+#[schemars(rename = "SecretRef")]
+pub(crate) enum RawSecret {
+    /// Read the secret from an environment variable.
+    Env { env: String },
+    /// Read the secret from a file.
+    File { file: String },
+}
+
+pub(crate) const INLINE_SECRET: &str = "secrets must be references, `{ env = \"NAME\" }` or \
+     `{ file = \"path\" }`, never inline values";
+
+/// Hand-written so that a plain string (an inline key) is refused without echoing it.
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretTable {
+    env: Option<String>,
+    file: Option<String>,
+}
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = RawSecret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret reference, `{ env = \"NAME\" }` or `{ file = \"path\" }`")
+    }
+
+    fn visit_str<E: de::Error>(self, _value: &str) -> Result<RawSecret, E> {
+        Err(E::custom(INLINE_SECRET))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawSecret, A::Error> {
+        let table = SecretTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        match (table.env, table.file) {
+            (Some(env), None) if !env.trim().is_empty() => Ok(RawSecret::Env { env }),
+            (None, Some(file)) if !file.trim().is_empty() => Ok(RawSecret::File { file }),
+            (Some(_), None) => Err(de::Error::custom("`env` must name a variable")),
+            (None, Some(_)) => Err(de::Error::custom("`file` must name a file")),
+            _ => Err(de::Error::custom("give exactly one of `env` or `file`")),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Stage two: raw structs → validated types. Applies the defaults from `raw::defaults`, resolves
+//! relative paths against the home, and rejects what serde cannot: bad names, malformed or
+//! dangling `provider/model` references, bad URLs and out-of-range numbers. Each error carries the
+//! line of the offending value (from its `Spanned` byte range) and its dotted key path.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clawdia_core::ModelRef;
+use toml::Spanned;
+
+use crate::error::{ConfigError, key_path};
+use crate::raw::defaults::{CONNECT_TIMEOUT_SECS as CONNECT_SECS, READ_TIMEOUT_SECS as READ_SECS};
+use crate::raw::{self, RawSecret, defaults};
+use crate::{
+    AgentConfig, Budget, Config, GatewayConfig, Price, PromptLimits, ProviderConfig, SecretRef,
+    ToolPolicy, WebFetchConfig,
+};
+
+/// What every check needs: the text (to turn byte offsets into lines) and the home.
+struct Context<'a> {
+    text: &'a str,
+    home: &'a Path,
+}
+
+impl Context<'_> {
+    fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &[&str],
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::at(self.text, span.start, key_path(key), message)
+    }
+
+    fn path(&self, path: &str) -> PathBuf {
+        self.home.join(path)
+    }
+
+    fn secret(&self, raw: RawSecret) -> SecretRef {
+        match raw {
+            RawSecret::Env { env } => SecretRef::Env(env),
+            RawSecret::File { file } => SecretRef::File(self.path(&file)),
+        }
+    }
+
+    /// A count that must be at least 1, or `default` when unset.
+    fn positive<T: Copy + PartialOrd + From<u8>>(
+        &self,
+        value: Option<Spanned<T>>,
+        key: &[&str],
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(value) if *value.get_ref() >= T::from(1) => Ok(value.into_inner()),
+            Some(value) => Err(self.error(value.span(), key, "must be at least 1")),
+        }
+    }
+
+    /// An amount of US dollars: finite and not negative.
+    fn usd(&self, value: Spanned<f64>, key: &[&str]) -> Result<f64, ConfigError> {
+        let usd = *value.get_ref();
+        if usd.is_finite() && usd >= 0.0 {
+            return Ok(usd);
+        }
+        Err(self.error(
+            value.span(),
+            key,
+            "must be a non-negative number of US dollars",
+        ))
+    }
+}
+
+pub(crate) fn config(
+    raw: raw::RawConfig,
+    text: &str,
+    home: PathBuf,
+) -> Result<Config, ConfigError> {
+    let context = Context { text, home: &home };
+    let gateway = gateway(&context, raw.gateway)?;
+    let mut providers = BTreeMap::new();
+    for (name, provider_raw) in raw.providers {
+        let provider = provider(&context, &name, provider_raw)?;
+        providers.insert(name, provider);
+    }
+    let mut agents = BTreeMap::new();
+    for (name, agent_raw) in raw.agents {
+        let agent = agent(&context, &name, agent_raw, &providers)?;
+        agents.insert(name, agent);
+    }
+    let mut prices = BTreeMap::new();
+    for (key, price_raw) in raw.prices {
+        let price = price(&context, &key, price_raw, &providers)?;
+        prices.insert(key, price);
+    }
+    Ok(Config {
+        home: home.clone(),
+        gateway,
+        providers,
+        agents,
+        prices,
+    })
+}
+
+fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, ConfigError> {
+    let bind = match raw.bind {
+        None => IpAddr::from([127, 0, 0, 1]),
+        Some(bind) => bind.get_ref().parse().map_err(|_| {
+            context.error(
+                bind.span(),
+                &["gateway", "bind"],
+                format!(
+                    "`{}` is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::)",
+                    bind.get_ref()
+                ),
+            )
+        })?,
+    };
+    let token = match raw.token {
+        Some(token) => context.secret(token),
+        None => SecretRef::File(context.path(defaults::TOKEN_FILE)),
+    };
+    let max_request_bytes = context.positive(
+        raw.max_request_bytes,
+        &["gateway", "max_request_bytes"],
+        defaults::MAX_REQUEST_BYTES,
+    )?;
+    Ok(GatewayConfig {
+        bind,
+        port: raw.port.unwrap_or(defaults::PORT),
+        token,
+        max_request_bytes,
+    })
+}
+
+fn provider(
+    context: &Context,
+    name: &str,
+    raw: Spanned<raw::RawProvider>,
+) -> Result<ProviderConfig, ConfigError> {
+    check_name(context, raw.span(), "providers", name)?;
+    let raw = raw.into_inner();
+    let url = raw.base_url.get_ref().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    if rest.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
+        return Err(context.error(
+            raw.base_url.span(),
+            &["providers", name, "base_url"],
+            format!(
+                "`{}` is not an http:// or https:// URL",
+                raw.base_url.get_ref()
+            ),
+        ));
+    }
+    let mut headers = BTreeMap::new();
+    for (header, value) in raw.headers.unwrap_or_default() {
+        let valid_name =
+            !header.is_empty() && header.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if !valid_name || value.get_ref().chars().any(char::is_control) {
+            return Err(context.error(
+                value.span(),
+                &["providers", name, "headers", &header],
+                "header names must be visible ASCII without `:`; values must not contain control characters",
+            ));
+        }
+        headers.insert(header, value.into_inner());
+    }
+    let seconds = |value, key: &str, default| {
+        context
+            .positive(value, &["providers", name, key], default)
+            .map(Duration::from_secs)
+    };
+    let connect_timeout_secs = raw.connect_timeout_secs;
+    Ok(ProviderConfig {
+        name: name.to_string(),
+        kind: raw.kind,
+        base_url: url.to_string(),
+        api_key: raw.api_key.map(|secret| context.secret(secret)),
+        connect_timeout: seconds(connect_timeout_secs, "connect_timeout_secs", CONNECT_SECS)?,
+        read_timeout: seconds(raw.read_timeout_secs, "read_timeout_secs", READ_SECS)?,
+        cooldown: Duration::from_secs(raw.cooldown_secs.unwrap_or(defaults::COOLDOWN_SECS)),
+        headers,
+    })
+}
+
+fn agent(
+    context: &Context,
+    name: &str,
+    raw: Spanned<raw::RawAgent>,
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> Result<AgentConfig, ConfigError> {
+    check_name(context, raw.span(), "agents", name)?;
+    let raw = raw.into_inner();
+    let model = model_ref(context, &raw.model, &["agents", name, "model"], providers)?;
+    let mut fallbacks = Vec::new();
+    for (index, fallback) in raw.fallbacks.unwrap_or_default().iter().enumerate() {
+        let index = format!("[{index}]");
+        fallbacks.push(model_ref(
+            context,
+            fallback,
+            &["agents", name, "fallbacks", &index],
+            providers,
+        )?);
+    }
+    let workspace = match raw.workspace {
+        None => context.path(defaults::WORKSPACES_DIR).join(name),
+        Some(path) if path.get_ref().trim().is_empty() => {
+            return Err(context.error(
+                path.span(),
+                &["agents", name, "workspace"],
+                "must not be empty",
+            ));
+        }
+        Some(path) => context.path(path.get_ref()),
+    };
+    let key = |path: &[&'static str]| [&["agents", name][..], path].concat();
+    let daily_usd = match raw.budget.daily_usd {
+        Some(usd) => Some(context.usd(usd, &key(&["budget", "daily_usd"]))?),
+        None => None,
+    };
+    let temperature = match raw.temperature {
+        Some(t) if !(0.0..=2.0).contains(t.get_ref()) => {
+            let message = "must be between 0 and 2";
+            return Err(context.error(t.span(), &key(&["temperature"]), message));
+        }
+        t => t.map(Spanned::into_inner),
+    };
+    let (web_fetch, tools, prompt) = (raw.web_fetch, raw.tools, raw.prompt);
+    let default_allow = || defaults::TOOLS_ALLOW.map(String::from).to_vec();
+    Ok(AgentConfig {
+        name: name.to_string(),
+        model,
+        fallbacks,
+        workspace,
+        tools: ToolPolicy {
+            allow: tools.allow.unwrap_or_else(default_allow),
+            deny: tools.deny.unwrap_or_default(),
+        },
+        budget: Budget {
+            daily_tokens: raw.budget.daily_tokens,
+            daily_usd,
+        },
+        prompt: PromptLimits {
+            file_max_chars: prompt.file_max_chars.unwrap_or(defaults::FILE_MAX_CHARS),
+            total_max_chars: prompt.total_max_chars.unwrap_or(defaults::TOTAL_MAX_CHARS),
+        },
+        max_tool_iterations: context.positive(
+            raw.max_tool_iterations,
+            &key(&["max_tool_iterations"]),
+            defaults::MAX_TOOL_ITERATIONS,
+        )?,
+        max_tokens: context.positive(
+            raw.max_tokens,
+            &key(&["max_tokens"]),
+            defaults::MAX_TOKENS,
+        )?,
+        temperature,
+        web_fetch: WebFetchConfig {
+            timeout_secs: context.positive(
+                web_fetch.timeout_secs,
+                &key(&["web_fetch", "timeout_secs"]),
+                defaults::WEB_FETCH_TIMEOUT_SECS,
+            )?,
+            max_bytes: context.positive(
+                web_fetch.max_bytes,
+                &key(&["web_fetch", "max_bytes"]),
+                defaults::WEB_FETCH_MAX_BYTES,
+            )?,
+            allow_private: web_fetch.allow_private.unwrap_or(false),
+        },
+    })
+}
+
+fn price(
+    context: &Context,
+    key: &str,
+    raw: Spanned<raw::RawPrice>,
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> Result<Price, ConfigError> {
+    let model = Spanned::new(raw.span(), key.to_string());
+    model_ref(context, &model, &["prices", key], providers)?;
+    let raw = raw.into_inner();
+    let usd = |value: Option<Spanned<f64>>, field: &str| match value {
+        Some(value) => context.usd(value, &["prices", key, field]),
+        None => Ok(0.0),
+    };
+    Ok(Price {
+        input_per_mtok: usd(Some(raw.input_per_mtok), "input_per_mtok")?,
+        output_per_mtok: usd(Some(raw.output_per_mtok), "output_per_mtok")?,
+        cache_read_per_mtok: usd(raw.cache_read_per_mtok, "cache_read_per_mtok")?,
+        cache_write_per_mtok: usd(raw.cache_write_per_mtok, "cache_write_per_mtok")?,
+    })
+}
+
+/// `provider/model` whose provider is configured.
+fn model_ref(
+    context: &Context,
+    text: &Spanned<String>,
+    key: &[&str],
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> Result<ModelRef, ConfigError> {
+    let Some(model) = ModelRef::parse(text.get_ref()) else {
+        let message = format!(
+            "`{}` is not of the form `provider/model` (e.g. `anthropic/claude-sonnet-4-5`)",
+            text.get_ref()
+        );
+        return Err(context.error(text.span(), key, message));
+    };
+    if !providers.contains_key(&model.provider) {
+        let configured = if providers.is_empty() {
+            "no providers are configured".to_string()
+        } else {
+            format!(
+                "configured: {}",
+                providers.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        };
+        let message = format!("unknown provider `{}` ({configured})", model.provider);
+        return Err(context.error(text.span(), key, message));
+    }
+    Ok(model)
+}
+
+/// Agent and provider names: `[a-z0-9][a-z0-9_-]{0,63}`.
+fn check_name(
+    context: &Context,
+    span: std::ops::Range<usize>,
+    section: &str,
+    name: &str,
+) -> Result<(), ConfigError> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok =
+        bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if first_ok && rest_ok && name.len() <= 64 {
+        return Ok(());
+    }
+    Err(context.error(
+        span,
+        &[section, name],
+        "names must be 1-64 lowercase letters, digits, `_` or `-`, starting with a letter or digit",
+    ))
+}

@@ -1,0 +1,484 @@
+//! Integration tests of `clawdia-config` through its public API only: the INTERFACES minimal file,
+//! the shipped example and init files, a table of bad configs with the exact one-line message a
+//! user sees, secret resolution and redaction, the generated docs, and a no-panic property test.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clawdia_config::{ConfigError, ProviderKind, SecretRef, parse};
+use clawdia_core::{ModelRef, Usage};
+use proptest::prelude::*;
+
+/// The minimal file from INTERFACES.md, verbatim.
+const MINIMAL: &str = r#"[gateway]
+bind = "127.0.0.1"
+port = 18789
+token = { file = "secrets/gateway-token" }   # the default; `clawdia init` generates the file (0600)
+
+[providers.anthropic]
+kind = "anthropic"
+base_url = "https://api.anthropic.com"
+api_key = { env = "ANTHROPIC_API_KEY" }
+
+[providers.zai]
+kind = "openai"
+base_url = "https://api.z.ai/api/paas/v4"
+api_key = { env = "ZAI_API_KEY" }
+
+[agents.main]
+model = "zai/glm-5"
+fallbacks = ["anthropic/claude-sonnet-4-5"]
+
+[agents.docs]
+model = "anthropic/claude-haiku-4-5"
+workspace = "workspaces/docs"          # relative paths are relative to the home
+"#;
+
+/// Two providers on lines 1-6, so the lines of what follows are easy to count.
+const PROVIDERS: &str = r#"[providers.anthropic]
+kind = "anthropic"
+base_url = "https://api.anthropic.com"
+[providers.zai]
+kind = "openai"
+base_url = "https://api.z.ai/api/paas/v4"
+"#;
+
+fn home() -> PathBuf {
+    PathBuf::from("/home/claw")
+}
+
+fn model(text: &str) -> ModelRef {
+    ModelRef::parse(text).expect("test model ref")
+}
+
+/// Parses `text`, expects an error, and checks its one-line `Display`, line and key.
+fn check_error(text: &str, expected: &str) {
+    let error = match parse(text, &home()) {
+        Ok(_) => panic!("expected `{expected}`, but this parsed:\n{text}"),
+        Err(error) => error,
+    };
+    let shown = error.to_string();
+    assert_eq!(shown, expected, "for config:\n{text}");
+    assert!(!shown.contains('\n'), "error spans lines: {shown}");
+    let location = format!(
+        "clawdia.toml:{}: {}: ",
+        error.line().unwrap_or(0),
+        error.key().unwrap_or("-")
+    );
+    assert!(
+        shown.starts_with(&location),
+        "line()/key() disagree with `{shown}`"
+    );
+}
+
+#[test]
+fn minimal_file_parses_with_resolved_values() {
+    let config = parse(MINIMAL, &home()).expect("the minimal file parses");
+    assert_eq!(config.home, home());
+    assert_eq!(config.gateway.bind, IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(config.gateway.port, 18789);
+    assert_eq!(
+        config.gateway.token,
+        SecretRef::File(home().join("secrets/gateway-token"))
+    );
+    assert_eq!(config.gateway.max_request_bytes, 1024 * 1024);
+
+    let anthropic = &config.providers["anthropic"];
+    assert_eq!(anthropic.name, "anthropic");
+    assert_eq!(anthropic.kind, ProviderKind::Anthropic);
+    assert_eq!(anthropic.base_url, "https://api.anthropic.com");
+    assert_eq!(
+        anthropic.api_key,
+        Some(SecretRef::Env("ANTHROPIC_API_KEY".into()))
+    );
+    assert_eq!(anthropic.connect_timeout, Duration::from_secs(10));
+    assert_eq!(anthropic.read_timeout, Duration::from_secs(60));
+    assert_eq!(anthropic.cooldown, Duration::from_secs(30));
+    assert!(anthropic.headers.is_empty());
+    let zai = &config.providers["zai"];
+    assert_eq!(zai.kind, ProviderKind::OpenAi);
+    assert_eq!(zai.base_url, "https://api.z.ai/api/paas/v4");
+
+    let main = config.agent("main").expect("agent main");
+    assert_eq!(main.name, "main");
+    assert_eq!(main.model, model("zai/glm-5"));
+    assert_eq!(main.fallbacks, vec![model("anthropic/claude-sonnet-4-5")]);
+    assert_eq!(main.workspace, home().join("workspaces/main"));
+    assert_eq!(main.tools.allow, vec!["fs".to_string(), "web".to_string()]);
+    assert!(main.tools.deny.is_empty());
+    assert_eq!(main.budget.daily_tokens, None);
+    assert_eq!(main.budget.daily_usd, None);
+    assert_eq!(
+        (main.prompt.file_max_chars, main.prompt.total_max_chars),
+        (6000, 16000)
+    );
+    assert_eq!(
+        (main.max_tool_iterations, main.max_tokens, main.temperature),
+        (12, 4096, None)
+    );
+    assert_eq!(main.web_fetch.timeout_secs, 20);
+    assert_eq!(main.web_fetch.max_bytes, 512 * 1024);
+    assert!(!main.web_fetch.allow_private);
+
+    let docs = config.agent("docs").expect("agent docs");
+    assert_eq!(docs.model, model("anthropic/claude-haiku-4-5"));
+    assert!(docs.fallbacks.is_empty());
+    assert_eq!(docs.workspace, home().join("workspaces/docs"));
+    assert!(config.agent("nobody").is_none());
+    assert!(config.prices.is_empty());
+}
+
+#[test]
+fn empty_file_gets_every_gateway_default() {
+    let config = parse("", &home()).expect("an empty file is valid");
+    assert_eq!(config.gateway.port, 18789);
+    assert_eq!(config.gateway.bind, IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(
+        config.gateway.token,
+        SecretRef::File(home().join("secrets/gateway-token"))
+    );
+    assert!(config.providers.is_empty() && config.agents.is_empty());
+}
+
+#[test]
+fn overrides_are_applied() {
+    let text = format!(
+        "{PROVIDERS}connect_timeout_secs = 3\nread_timeout_secs = 7\ncooldown_secs = 0\n\
+         base_url_is_not_repeated = false\n"
+    );
+    // An unknown key inside a provider is reported even after valid overrides.
+    check_error(
+        &text,
+        "clawdia.toml:10: providers.zai.base_url_is_not_repeated: unknown key `base_url_is_not_repeated`, expected one of `kind`, `base_url`, `api_key`, `connect_timeout_secs`, `read_timeout_secs`, `cooldown_secs`, `headers`",
+    );
+
+    let text = format!(
+        "[gateway]\nbind = \"::\"\nport = 0\ntoken = {{ env = \"GW_TOKEN\" }}\n{PROVIDERS}\
+         base_url = \"http://127.0.0.1:11434/v1/\"\ncooldown_secs = 0\nheaders = {{ X-Title = \"Clawdia\" }}\n"
+    )
+    .replace("base_url = \"https://api.z.ai/api/paas/v4\"\n", "");
+    let text = format!(
+        "{text}[agents.a-1_b]\nmodel = \"zai/org/model:7b\"\nworkspace = \"/srv/ws\"\n\
+         temperature = 0.5\nmax_tokens = 100\n[agents.a-1_b.tools]\nallow = [\"read\"]\ndeny = [\"exec\"]\n\
+         [agents.a-1_b.budget]\ndaily_tokens = 1000\ndaily_usd = 2\n[agents.a-1_b.web_fetch]\nallow_private = true\n"
+    );
+    let config = parse(&text, &home()).expect("overrides parse");
+    assert_eq!(config.gateway.bind, "::".parse::<IpAddr>().expect("ip"));
+    assert_eq!(config.gateway.port, 0);
+    assert_eq!(config.gateway.token, SecretRef::Env("GW_TOKEN".into()));
+    let zai = &config.providers["zai"];
+    assert_eq!(zai.base_url, "http://127.0.0.1:11434/v1");
+    assert_eq!(zai.cooldown, Duration::ZERO);
+    assert_eq!(
+        zai.headers.get("X-Title").map(String::as_str),
+        Some("Clawdia")
+    );
+    let agent = config.agent("a-1_b").expect("agent");
+    assert_eq!(agent.model, model("zai/org/model:7b"));
+    assert_eq!(agent.workspace, PathBuf::from("/srv/ws"));
+    assert_eq!((agent.temperature, agent.max_tokens), (Some(0.5), 100));
+    assert_eq!(
+        (agent.tools.allow.clone(), agent.tools.deny.clone()),
+        (vec!["read".into()], vec!["exec".into()])
+    );
+    assert_eq!(
+        (agent.budget.daily_tokens, agent.budget.daily_usd),
+        (Some(1000), Some(2.0))
+    );
+    assert!(agent.web_fetch.allow_private);
+}
+
+#[test]
+fn bad_configs_name_line_and_key() {
+    let cases: Vec<(String, &str)> = vec![
+        ("[agents.main]\nmodle = \"x\"".into(),
+         "clawdia.toml:2: agents.main.modle: unknown key `modle`, expected one of `model`, `fallbacks`, `workspace`, `tools`, `budget`, `prompt`, `max_tool_iterations`, `max_tokens`, `temperature`, `web_fetch`"),
+        ("[gateway]\nbind = \"127.0.0.1\"\nport = \"abc\"\n".into(),
+         "clawdia.toml:3: gateway.port: invalid type: string \"abc\", expected u16"),
+        ("[gateway]\nport = 70000\n".into(),
+         "clawdia.toml:2: gateway.port: invalid value: integer `70000`, expected u16"),
+        ("colour = \"blue\"\n".into(),
+         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.tools]\nallow = [\"fs\"]\nalow = [\"web\"]\n"),
+         "clawdia.toml:11: agents.main.tools.alow: unknown key `alow`, expected `allow` or `deny`"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nbudget = {{ daily_usd = -1.0 }}\n"),
+         "clawdia.toml:9: agents.main.budget.daily_usd: must be a non-negative number of US dollars"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nmax_tokens = 0\n"),
+         "clawdia.toml:9: agents.main.max_tokens: must be at least 1"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\ntemperature = 3.5\n"),
+         "clawdia.toml:9: agents.main.temperature: must be between 0 and 2"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nfallbacks = [\"anthropic/x\", 3]\n"),
+         "clawdia.toml:9: agents.main.fallbacks[1]: invalid type: integer `3`, expected a string"),
+        (format!("{PROVIDERS}\n\n\n\n\n[agents.main]\nmodel = \"foo/bar\"\n"),
+         "clawdia.toml:13: agents.main.model: unknown provider `foo` (configured: anthropic, zai)"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nfallbacks = [\n  \"anthropic/claude-sonnet-4-5\",\n  \"openrouter/kimi\",\n]\n"),
+         "clawdia.toml:11: agents.main.fallbacks[1]: unknown provider `openrouter` (configured: anthropic, zai)"),
+        ("[agents.main]\nmodel = \"anthropic/claude-sonnet-4-5\"\n".into(),
+         "clawdia.toml:2: agents.main.model: unknown provider `anthropic` (no providers are configured)"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"glm-5\"\n"),
+         "clawdia.toml:8: agents.main.model: `glm-5` is not of the form `provider/model` (e.g. `anthropic/claude-sonnet-4-5`)"),
+        (format!("{PROVIDERS}[agents.main]\nfallbacks = []\n"),
+         "clawdia.toml:7: agents.main: missing key `model`"),
+        (format!("{PROVIDERS}[agents.Main]\nmodel = \"zai/glm-5\"\n"),
+         "clawdia.toml:7: agents.Main: names must be 1-64 lowercase letters, digits, `_` or `-`, starting with a letter or digit"),
+        ("[providers.\"z ai\"]\nkind = \"openai\"\nbase_url = \"https://x\"\n".into(),
+         "clawdia.toml:1: providers.\"z ai\": names must be 1-64 lowercase letters, digits, `_` or `-`, starting with a letter or digit"),
+        ("[providers.local]\nkind = \"local\"\nbase_url = \"http://127.0.0.1:8080\"\n".into(),
+         "clawdia.toml:2: providers.local.kind: unknown variant `local`, expected `anthropic` or `openai`"),
+        ("[providers.x]\nkind = \"openai\"\nbase_url = \"api.example.com/v1\"\n".into(),
+         "clawdia.toml:3: providers.x.base_url: `api.example.com/v1` is not an http:// or https:// URL"),
+        ("[providers.x]\nkind = \"openai\"\n".into(),
+         "clawdia.toml:1: providers.x: missing key `base_url`"),
+        ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\nread_timeout_secs = 0\n".into(),
+         "clawdia.toml:4: providers.x.read_timeout_secs: must be at least 1"),
+        ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\napi_key = { env = \"A\", file = \"b\" }\n".into(),
+         "clawdia.toml:4: providers.x.api_key: give exactly one of `env` or `file`"),
+        ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\napi_key = { vault = \"a\" }\n".into(),
+         "clawdia.toml:4: providers.x.api_key.vault: unknown key `vault`, expected `env` or `file`"),
+        ("[gateway]\nbind = \"localhost\"\n".into(),
+         "clawdia.toml:2: gateway.bind: `localhost` is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::)"),
+        ("[gateway]\ntoken = \"hunter2-gateway\"\n".into(),
+         "clawdia.toml:2: gateway.token: secrets must be references, `{ env = \"NAME\" }` or `{ file = \"path\" }`, never inline values"),
+        (format!("{PROVIDERS}[prices.\"zai/glm-5\"]\ninput_per_mtok = 1.0\n"),
+         "clawdia.toml:7: prices.\"zai/glm-5\": missing key `output_per_mtok`"),
+        (format!("{PROVIDERS}[prices.\"groq/llama\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"),
+         "clawdia.toml:7: prices.\"groq/llama\": unknown provider `groq` (configured: anthropic, zai)"),
+        (format!("{PROVIDERS}[prices.glm-5]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"),
+         "clawdia.toml:7: prices.glm-5: `glm-5` is not of the form `provider/model` (e.g. `anthropic/claude-sonnet-4-5`)"),
+        (format!("{PROVIDERS}[prices.\"zai/glm-5\"]\ninput_per_mtok = 1.0\noutput_per_mtok = -2.0\n"),
+         "clawdia.toml:9: prices.\"zai/glm-5\".output_per_mtok: must be a non-negative number of US dollars"),
+    ];
+    for (text, expected) in cases {
+        check_error(&text, expected);
+    }
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let error = parse("[gateway]\nport = 1\nport = 2\n", &home()).expect_err("duplicate key");
+    assert_eq!(error.line(), Some(3), "{error}");
+    assert!(error.to_string().starts_with("clawdia.toml:3: "), "{error}");
+    let error = parse("[gateway]\nbind = 127.0.0.1\n", &home()).expect_err("unquoted string");
+    assert_eq!(error.line(), Some(2), "{error}");
+    assert!(!error.to_string().contains('\n'), "{error}");
+}
+
+#[test]
+fn inline_secrets_are_refused_without_echoing_the_value() {
+    let text = format!("{PROVIDERS}api_key = \"sk-ant-SECRETVALUE\"\n");
+    let error = parse(&text, &home()).expect_err("inline key");
+    let shown = error.to_string();
+    assert_eq!(
+        shown,
+        "clawdia.toml:7: providers.zai.api_key: secrets must be references, `{ env = \"NAME\" }` or `{ file = \"path\" }`, never inline values"
+    );
+    assert!(!shown.contains("SECRETVALUE") && !format!("{error:?}").contains("SECRETVALUE"));
+}
+
+#[test]
+fn secrets_resolve_from_env_and_file_and_stay_redacted() {
+    // A variable name unique to this test, so parallel tests cannot interfere.
+    let name = "CLAWDIA_CONFIG_TEST_SECRET_ENV";
+    // SAFETY: no other code in this test binary reads or writes this variable.
+    unsafe { std::env::set_var(name, "env-value-123") };
+    let secret = SecretRef::Env(name.into()).resolve().expect("env secret");
+    assert_eq!(secret.expose(), "env-value-123");
+    assert_eq!(format!("{secret:?}"), "<redacted>");
+    assert_eq!(secret.to_string(), "<redacted>");
+    assert!(!format!("{:?}", Some(secret.clone())).contains("env-value"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+    std::fs::write(dir.path().join("secrets/key"), "file-value-456\n\n").expect("write");
+    let text = format!("{PROVIDERS}api_key = {{ file = \"secrets/key\" }}\n");
+    let config = parse(&text, dir.path()).expect("parses");
+    let reference = config.providers["zai"].api_key.clone().expect("api key");
+    assert_eq!(reference, SecretRef::File(dir.path().join("secrets/key")));
+    assert_eq!(
+        reference.resolve().expect("file secret").expose(),
+        "file-value-456"
+    );
+}
+
+#[test]
+fn unresolvable_secrets_name_the_reference_not_a_value() {
+    let missing = SecretRef::Env("CLAWDIA_CONFIG_TEST_UNSET_VARIABLE".into())
+        .resolve()
+        .expect_err("unset");
+    assert_eq!(
+        missing.to_string(),
+        "cannot resolve secret env CLAWDIA_CONFIG_TEST_UNSET_VARIABLE: environment variable is not set"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let absent = dir.path().join("nope");
+    let error = SecretRef::File(absent.clone())
+        .resolve()
+        .expect_err("missing file");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot resolve secret file {}: No such file or directory",
+            absent.display()
+        )
+    );
+    let blank = dir.path().join("blank");
+    std::fs::write(&blank, " \n").expect("write");
+    let error = SecretRef::File(blank.clone())
+        .resolve()
+        .expect_err("blank file");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot resolve secret file {}: the value is empty",
+            blank.display()
+        )
+    );
+}
+
+#[test]
+fn load_reads_home_clawdia_toml_and_reports_a_missing_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let error = clawdia_config::load(dir.path()).expect_err("no file yet");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot read {}: No such file or directory",
+            dir.path().join("clawdia.toml").display()
+        )
+    );
+    assert!(matches!(error, ConfigError::Io { .. }));
+    std::fs::write(dir.path().join("clawdia.toml"), MINIMAL).expect("write");
+    let config = clawdia_config::load(dir.path()).expect("loads");
+    assert_eq!(
+        config.agent("docs").map(|a| a.workspace.clone()),
+        Some(dir.path().join("workspaces/docs"))
+    );
+}
+
+#[test]
+fn shipped_example_and_init_files_parse() {
+    let example = parse(clawdia_config::example_toml(), &home()).expect("the example parses");
+    assert!(
+        example.providers.contains_key("ollama") && example.providers["ollama"].api_key.is_none()
+    );
+    let main = example.agent("main").expect("main");
+    assert_eq!(main.fallbacks.len(), 2);
+    assert_eq!(main.budget.daily_usd, Some(5.0));
+    let price = example.price(&model("zai/glm-5")).expect("price");
+    assert_eq!(price.input_per_mtok, 1.0);
+    assert!(example.price(&model("zai/other")).is_none());
+
+    let init = clawdia_config::default_config_toml();
+    let config = parse(&init, &home()).expect("the init file parses");
+    assert!(init.contains("[gateway]") && init.contains("[agents.main]"));
+    assert_eq!(
+        config.agent("main").map(|a| a.model.clone()),
+        Some(model("anthropic/claude-sonnet-4-5"))
+    );
+    assert_eq!(
+        config.providers["anthropic"].api_key,
+        Some(SecretRef::Env("ANTHROPIC_API_KEY".into()))
+    );
+    for commented in [
+        "https://api.z.ai/api/paas/v4",
+        "openrouter.ai",
+        "http://127.0.0.1:11434/v1",
+        "fallbacks",
+        "[agents.main.budget]",
+        "[agents.main.tools]",
+        "[agents.main.prompt]",
+        "[prices.",
+    ] {
+        assert!(init.contains(commented), "init file lacks {commented}");
+    }
+}
+
+#[test]
+fn price_cost_is_usd_per_million_tokens() {
+    let text = format!(
+        "{PROVIDERS}[prices.\"zai/glm-5\"]\ninput_per_mtok = 1\noutput_per_mtok = 4.0\ncache_read_per_mtok = 0.5\n"
+    );
+    let config = parse(&text, &home()).expect("parses");
+    let price = config.price(&model("zai/glm-5")).expect("price");
+    assert_eq!(price.cache_write_per_mtok, 0.0);
+    let usage = Usage {
+        input_tokens: 2_000_000,
+        output_tokens: 500_000,
+        cache_read_tokens: 1_000_000,
+        cache_write_tokens: 7,
+    };
+    assert!(
+        (price.cost(&usage) - 4.5).abs() < 1e-9,
+        "{}",
+        price.cost(&usage)
+    );
+}
+
+#[test]
+fn schema_and_reference_cover_every_section() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&clawdia_config::json_schema()).expect("valid JSON");
+    let properties = schema["properties"].as_object().expect("properties");
+    for section in ["gateway", "providers", "agents", "prices"] {
+        assert!(properties.contains_key(section), "schema lacks {section}");
+    }
+    assert_eq!(
+        schema["additionalProperties"],
+        serde_json::Value::Bool(false)
+    );
+    let reference = clawdia_config::reference_markdown();
+    for heading in [
+        "## `[gateway]`",
+        "## `[providers.<name>]`",
+        "## `[agents.<name>]`",
+        "## `[agents.<name>.tools]`",
+        "## `[agents.<name>.budget]`",
+        "## `[agents.<name>.prompt]`",
+        "## `[agents.<name>.web_fetch]`",
+        "## `[prices.\"<provider>/<model>\"]`",
+    ] {
+        assert!(
+            reference.contains(heading),
+            "reference lacks {heading}:\n{reference}"
+        );
+    }
+    assert!(
+        reference.contains("| `port` | integer | `18789` |"),
+        "{reference}"
+    );
+    assert!(reference.contains("| `token` | `{ env = string }` or `{ file = string }` | `{ file = \"secrets/gateway-token\" }` |"), "{reference}");
+    assert!(
+        reference.contains("| `kind` | `\"anthropic\"` or `\"openai\"` | required |"),
+        "{reference}"
+    );
+}
+
+fn mutate(text: &str, at: usize, insert: &str, cut: usize) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    let at = at % (chars.len() + 1);
+    let end = (at + cut).min(chars.len());
+    chars.splice(at..end, insert.chars());
+    chars.into_iter().collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn parse_never_panics_on_arbitrary_text(text in "\\PC*") {
+        let _ = parse(&text, Path::new("/home/claw"));
+    }
+
+    #[test]
+    fn parse_never_panics_on_mutated_example(
+        at in 0usize..10_000,
+        cut in 0usize..40,
+        insert in prop::sample::select(vec!["", "\"", "[", "]", "=", "\n", "{", "}", "-1", "0", "x/", "/", ".", "é", "[[agents]]", "'''", "\\u0000", "1e400"]),
+    ) {
+        let text = mutate(clawdia_config::example_toml(), at, insert, cut);
+        if let Err(error) = parse(&text, Path::new("/home/claw")) {
+            prop_assert!(!error.to_string().contains('\n'));
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Creating a home (`clawdia init`): the folder layout, a commented config, a gateway token in
+//! `secrets/` (mode 0600), and the `main` agent's workspace with short starter files (every
+//! byte of them is sent with every model call, so they stay small).
+
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The starter workspace files: (name, text).
+pub const STARTER_FILES: [(&str, &str); 5] = [
+    ("IDENTITY.md", "Name: Clawdia\nRole: the owner's personal assistant, running on the owner's own machine.\n"),
+    ("SOUL.md", "Be direct and brief. Say when you are unsure. Never invent facts about the owner.\n"),
+    ("USER.md", "(The owner has not described themselves yet.)\n"),
+    ("AGENTS.md", "Use tools when they help; paths are relative to your workspace. Ask before anything irreversible.\n"),
+    ("MEMORY.md", ""),
+];
+
+/// What `init` did, for the summary it prints.
+#[derive(Debug, Default)]
+pub struct InitReport {
+    pub created: Vec<PathBuf>,
+    pub kept: Vec<PathBuf>,
+}
+
+/// Errors name the path.
+fn io(path: &Path, error: std::io::Error) -> String {
+    format!("{}: {error}", path.display())
+}
+
+fn make_dir(path: &Path, mode: u32) -> Result<(), String> {
+    std::fs::DirBuilder::new().recursive(true).mode(mode).create(path).map_err(|e| io(path, e))
+}
+
+/// Writes `text` to `path` with `mode`, unless it exists and `force` is false.
+fn write_file(path: &Path, text: &[u8], mode: u32, force: bool, report: &mut InitReport) -> Result<(), String> {
+    if path.exists() && !force {
+        report.kept.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    file.write_all(text).map_err(|e| io(path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| io(path, e))?;
+    report.created.push(path.to_path_buf());
+    Ok(())
+}
+
+/// Creates the home. Without `force` an existing config is an error and nothing is touched;
+/// with it the config and starter files are rewritten. The token is never replaced.
+pub fn init(home: &Path, force: bool) -> Result<InitReport, String> {
+    let config_path = home.join(clawdia_config::FILE_NAME);
+    if config_path.exists() && !force {
+        return Err(format!("{} already exists; use --force to overwrite it", config_path.display()));
+    }
+    let mut report = InitReport::default();
+    make_dir(home, 0o700)?;
+    for sub in ["state", "secrets", "models", "logs"] {
+        make_dir(&home.join(sub), 0o700)?;
+    }
+    write_file(&config_path, clawdia_config::default_config_toml().as_bytes(), 0o600, force, &mut report)?;
+    let token = home.join("secrets/gateway-token");
+    let value = format!("{}\n", clawdia_agent::random_hex(32));
+    write_file(&token, value.as_bytes(), 0o600, false, &mut report)?;
+    let workspace = home.join("workspaces/main");
+    for sub in ["memory", "skills", "docs"] {
+        make_dir(&workspace.join(sub), 0o700)?;
+    }
+    for (name, text) in STARTER_FILES {
+        write_file(&workspace.join(name), text.as_bytes(), 0o600, force, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Creates the workspace folder of an agent that has none yet (an agent added to the config by
+/// hand), with the starter files.
+pub fn ensure_workspace(workspace: &Path) -> Result<bool, String> {
+    if workspace.exists() {
+        return Ok(false);
+    }
+    let mut report = InitReport::default();
+    for sub in ["memory", "skills", "docs"] {
+        make_dir(&workspace.join(sub), 0o700)?;
+    }
+    for (name, text) in STARTER_FILES {
+        write_file(&workspace.join(name), text.as_bytes(), 0o600, false, &mut report)?;
+    }
+    Ok(true)
+}
+
+/// The home: `--home`, else `$CLAWDIA_HOME`, else `~/.clawdia`.
+pub fn resolve_home(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(home) = flag {
+        return home;
+    }
+    if let Some(home) = std::env::var_os("CLAWDIA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    base.join(".clawdia")
+}

@@ -1,0 +1,227 @@
+//! The composition root: the only crate that names concrete types from every capability crate.
+//! `build` turns a validated config into a running gateway (providers with fallback, the
+//! SQLite store, agents with their tools); `serve` puts the HTTP API on a socket; `home`
+//! creates a home; `remote` talks to a gateway that is already running.
+
+pub mod home;
+pub mod remote;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clawdia_agent::{AgentSpec, Agents, Budget, Pricer, PromptLimits, ToolPolicy};
+use clawdia_config::{Config, ProviderKind};
+use clawdia_core::{
+    AuditEvent, AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError,
+    ModelRef, Severity, Tool, Usage,
+};
+use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, Router};
+use clawdia_store::Store;
+
+pub use clawdia_config as config;
+pub use clawdia_store as store;
+
+/// Why the gateway could not be built or started. Each message is one line with a fix hint.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Config(#[from] clawdia_config::ConfigError),
+    #[error("cannot open the state databases in {dir}: {message}")]
+    Store { dir: PathBuf, message: String },
+    #[error("gateway token: {0} (run `clawdia init` to create one)")]
+    Token(String),
+    #[error("refusing to bind {0}: a non-loopback address needs a gateway token of at least 16 characters")]
+    InsecureBind(IpAddr),
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: SocketAddr, message: String },
+    #[error("provider `{provider}`: {message}")]
+    Provider { provider: String, message: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A built gateway: config, store and agents, ready to serve or to run turns in-process.
+pub struct Runtime {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub agents: Arc<Agents>,
+}
+
+/// The state folder of a home.
+pub fn state_dir(home: &Path) -> PathBuf {
+    home.join("state")
+}
+
+/// Builds the gateway from `config`. Providers whose key cannot be resolved are still built:
+/// their calls fail with a clear `unauthorized` error and the chain falls back.
+pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
+    clawdia_llm::install_crypto_provider();
+    let dir = state_dir(&config.home);
+    let store = Arc::new(
+        Store::open(&dir).map_err(|e| RuntimeError::Store { dir: dir.clone(), message: e.to_string() })?,
+    );
+    let mut router = Router::new();
+    for provider in config.providers.values() {
+        let (client, cooldown) = provider_client(provider)?;
+        router.add(&provider.name, client, cooldown);
+    }
+    let prices = config.prices.clone();
+    let pricer: Pricer = Arc::new(move |model: &ModelRef, usage: &Usage| {
+        prices.get(&model.to_string()).map(|p| p.cost(usage)).unwrap_or(0.0)
+    });
+    let audit: Arc<dyn AuditSink> = store.clone();
+    let mut agents = Agents::new(Arc::new(router), store.clone(), audit, pricer);
+    for agent in config.agents.values() {
+        agents.add(agent_spec(agent), agent_tools(agent));
+    }
+    Ok(Runtime { config, store, agents: Arc::new(agents) })
+}
+
+fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
+    let mut chain = vec![agent.model.clone()];
+    chain.extend(agent.fallbacks.iter().cloned());
+    AgentSpec {
+        name: agent.name.clone(),
+        chain,
+        workspace: agent.workspace.clone(),
+        policy: ToolPolicy { allow: agent.tools.allow.clone(), deny: agent.tools.deny.clone() },
+        budget: Budget { daily_tokens: agent.budget.daily_tokens, daily_usd: agent.budget.daily_usd },
+        prompt_limits: PromptLimits {
+            file_max_chars: agent.prompt.file_max_chars,
+            total_max_chars: agent.prompt.total_max_chars,
+        },
+        max_tool_iterations: agent.max_tool_iterations,
+        max_tokens: agent.max_tokens,
+        temperature: agent.temperature,
+    }
+}
+
+fn agent_tools(agent: &clawdia_config::AgentConfig) -> Vec<Arc<dyn Tool>> {
+    let mut tools = clawdia_tools::fs_tools();
+    tools.push(clawdia_tools::web_fetch(clawdia_tools::WebFetchLimits {
+        timeout: Duration::from_secs(agent.web_fetch.timeout_secs),
+        max_bytes: agent.web_fetch.max_bytes,
+        allow_private: agent.web_fetch.allow_private,
+    }));
+    tools
+}
+
+fn provider_client(
+    provider: &clawdia_config::ProviderConfig,
+) -> Result<(Arc<dyn ModelClient>, Duration), RuntimeError> {
+    let api_key = match &provider.api_key {
+        None => None,
+        Some(reference) => match reference.resolve() {
+            Ok(secret) => Some(secret.expose().to_string()),
+            Err(error) => {
+                let client = Unavailable { reason: format!("provider `{}`: {error}", provider.name) };
+                return Ok((Arc::new(client), provider.cooldown));
+            }
+        },
+    };
+    let settings = ProviderSettings {
+        name: provider.name.clone(),
+        base_url: provider.base_url.clone(),
+        api_key,
+        connect_timeout: provider.connect_timeout,
+        read_timeout: provider.read_timeout,
+        cooldown: provider.cooldown,
+        headers: provider.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    };
+    let error = |e: ModelError| RuntimeError::Provider { provider: provider.name.clone(), message: e.to_string() };
+    let client: Arc<dyn ModelClient> = match provider.kind {
+        ProviderKind::Anthropic => Arc::new(AnthropicClient::new(settings).map_err(error)?),
+        ProviderKind::OpenAi => Arc::new(OpenAiClient::new(settings).map_err(error)?),
+    };
+    Ok((client, provider.cooldown))
+}
+
+/// A provider whose API key could not be resolved: every call fails with the reason, so the
+/// chain falls back and the owner sees why.
+struct Unavailable {
+    reason: String,
+}
+
+#[async_trait]
+impl ModelClient for Unavailable {
+    async fn complete(&self, _request: &ChatRequest, _sink: &dyn DeltaSink) -> Result<ChatResponse, ModelError> {
+        Err(ModelError::Unauthorized(self.reason.clone()))
+    }
+}
+
+/// Where a running gateway announces itself (`state/gateway.json`), so `chat` and `status`
+/// find it even on an ephemeral port.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GatewayFile {
+    pub pid: u32,
+    pub addr: SocketAddr,
+    pub version: String,
+}
+
+pub fn gateway_file(home: &Path) -> PathBuf {
+    state_dir(home).join("gateway.json")
+}
+
+/// Resolves the gateway token and checks the bind address against it.
+pub fn gateway_token(config: &Config, bind: IpAddr) -> Result<String, RuntimeError> {
+    let token = config.gateway.token.resolve().map_err(|e| RuntimeError::Token(e.to_string()))?;
+    let token = token.expose().to_string();
+    if !bind.is_loopback() && token.len() < 16 {
+        return Err(RuntimeError::InsecureBind(bind));
+    }
+    Ok(token)
+}
+
+/// Binds the gateway's listener (loopback by default).
+pub async fn bind(config: &Config, bind: Option<IpAddr>, port: Option<u16>) -> Result<(tokio::net::TcpListener, String), RuntimeError> {
+    let ip = bind.unwrap_or(config.gateway.bind);
+    let token = gateway_token(config, ip)?;
+    let addr = SocketAddr::new(ip, port.unwrap_or(config.gateway.port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| RuntimeError::Bind { addr, message: e.to_string() })?;
+    Ok((listener, token))
+}
+
+/// Serves the HTTP API on `listener` until `shutdown` resolves. Writes `state/gateway.json`
+/// while running.
+pub async fn serve(
+    runtime: &Runtime,
+    listener: tokio::net::TcpListener,
+    token: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RuntimeError> {
+    let addr = listener.local_addr().map_err(|e| RuntimeError::Io(e.to_string()))?;
+    let metrics = runtime.agents.metrics();
+    let state = clawdia_server::ServerState::new(
+        runtime.agents.clone(),
+        runtime.store.clone(),
+        token,
+        Arc::new(move || metrics.render()),
+        runtime.config.gateway.max_request_bytes,
+    );
+    let file = gateway_file(&runtime.config.home);
+    let announce = GatewayFile { pid: std::process::id(), addr, version: env!("CARGO_PKG_VERSION").into() };
+    if let Ok(json) = serde_json::to_vec(&announce) {
+        let _ = std::fs::write(&file, json);
+    }
+    runtime.store.record(AuditEvent::new("gateway_started", Severity::INFO, format!("listening on {addr}")));
+    tracing::info!(%addr, "clawdia gateway listening");
+    let result = clawdia_server::serve(listener, clawdia_server::router(state), shutdown).await;
+    let _ = std::fs::remove_file(&file);
+    runtime.store.record(AuditEvent::new("gateway_stopped", Severity::INFO, format!("stopped listening on {addr}")));
+    result.map_err(|e| RuntimeError::Io(format!("server error: {e}")))
+}
+
+/// Reduces allocator arenas: the gateway's threads otherwise each grow their own glibc arena,
+/// which shows up as idle RSS.
+pub fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only adjusts allocator parameters; called once at startup before threads.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}

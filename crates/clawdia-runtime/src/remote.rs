@@ -1,0 +1,78 @@
+//! Talking to a gateway that is already running: find it (`state/gateway.json` + `/health`),
+//! and run a turn through its native streaming endpoint (`POST /v1/turns`), turning the SSE
+//! frames back into `TurnEvent`s.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use clawdia_core::TurnEvent;
+use clawdia_llm::sse::SseParser;
+use futures_util::StreamExt;
+
+use crate::{GatewayFile, gateway_file};
+
+/// The address of a live gateway for `home`, if one answers `/health` quickly.
+pub async fn find(home: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read(gateway_file(home)).ok()?;
+    let file: GatewayFile = serde_json::from_slice(&text).ok()?;
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().ok()?;
+    let response = client.get(format!("http://{}/health", file.addr)).send().await.ok()?;
+    response.status().is_success().then_some(file.addr)
+}
+
+/// Runs one turn on the gateway at `addr`, calling `on_event` for each event. Returns an
+/// error string for transport failures; turn failures arrive as `TurnEvent::Error`.
+pub async fn turn(
+    addr: SocketAddr,
+    token: &str,
+    agent: &str,
+    session: Option<&str>,
+    message: &str,
+    mut on_event: impl FnMut(TurnEvent),
+) -> Result<(), String> {
+    clawdia_llm::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|e| format!("http client: {e}"))?;
+    let mut body = serde_json::json!({"agent": agent, "message": message});
+    if let Some(session) = session {
+        body["session"] = serde_json::Value::String(session.to_string());
+    }
+    let response = client
+        .post(format!("http://{addr}/v1/turns"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {addr}: {e}"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(String::from))
+            .unwrap_or(text);
+        return Err(format!("gateway answered {status}: {message}"));
+    }
+    let mut parser = SseParser::new();
+    let mut events = Vec::new();
+    let mut stream = response.bytes_stream();
+    let mut finished = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("gateway stream broke: {e}"))?;
+        parser.push(&chunk, &mut events).map_err(|e| e.to_string())?;
+        for event in events.drain(..) {
+            let parsed: TurnEvent = serde_json::from_str(&event.data)
+                .map_err(|e| format!("gateway sent an unreadable event: {e}"))?;
+            finished |= matches!(parsed, TurnEvent::End { .. } | TurnEvent::Error { .. });
+            on_event(parsed);
+        }
+    }
+    if !finished {
+        return Err("the gateway closed the stream before the turn finished".into());
+    }
+    Ok(())
+}

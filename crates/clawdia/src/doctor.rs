@@ -1,0 +1,156 @@
+//! `clawdia doctor`: checks the installation and prints one line per check, with a fix hint for
+//! each failure. Exits non-zero when any check fails.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{Failure, Outcome};
+
+struct Report {
+    failed: usize,
+}
+
+impl Report {
+    fn ok(&self, what: &str) {
+        println!("ok    {what}");
+    }
+    fn warn(&self, what: &str, hint: &str) {
+        println!("warn  {what}\n      fix: {hint}");
+    }
+    fn fail(&mut self, what: &str, hint: &str) {
+        self.failed += 1;
+        println!("FAIL  {what}\n      fix: {hint}");
+    }
+}
+
+pub async fn run(home: PathBuf) -> Outcome {
+    let mut report = Report { failed: 0 };
+    check_home(&home, &mut report);
+    let config = match clawdia_runtime::config::load(&home) {
+        Ok(config) => {
+            report.ok(&format!("config {} is valid", home.join("clawdia.toml").display()));
+            Some(config)
+        }
+        Err(error) => {
+            report.fail(&format!("config: {error}"), "edit clawdia.toml (see `clawdia config reference`), or run `clawdia init`");
+            None
+        }
+    };
+    if let Some(config) = &config {
+        match clawdia_runtime::gateway_token(config, config.gateway.bind) {
+            Ok(_) => report.ok("gateway token is readable"),
+            Err(error) => report.fail(&error.to_string(), "run `clawdia init` (it keeps an existing config with a new token only if the file is missing)"),
+        }
+        for provider in config.providers.values() {
+            check_provider(provider, &mut report).await;
+        }
+        for agent in config.agents.values() {
+            if agent.workspace.is_dir() {
+                report.ok(&format!("agent `{}` workspace {}", agent.name, agent.workspace.display()));
+            } else {
+                report.warn(
+                    &format!("agent `{}` workspace {} does not exist", agent.name, agent.workspace.display()),
+                    "`clawdia up` creates it with starter files, or create it by hand",
+                );
+            }
+        }
+    }
+    check_databases(&home, &mut report);
+    if report.failed > 0 {
+        return Err(Failure::from(format!("{} check(s) failed", report.failed)));
+    }
+    println!("all checks passed");
+    Ok(())
+}
+
+fn check_home(home: &Path, report: &mut Report) {
+    let Ok(meta) = std::fs::metadata(home) else {
+        report.fail(&format!("home {} does not exist", home.display()), "run `clawdia init`");
+        return;
+    };
+    if meta.permissions().mode() & 0o002 != 0 {
+        report.fail(&format!("home {} is world-writable", home.display()), &format!("chmod 700 {}", home.display()));
+    }
+    let secrets = home.join("secrets");
+    let Ok(entries) = std::fs::read_dir(&secrets) else {
+        report.warn(&format!("no secrets folder at {}", secrets.display()), "run `clawdia init`");
+        return;
+    };
+    let mut loose = Vec::new();
+    for entry in entries.flatten() {
+        if let Ok(meta) = entry.metadata() {
+            if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+                loose.push(entry.path());
+            }
+        }
+    }
+    if loose.is_empty() {
+        report.ok("secrets are readable by the owner only");
+    } else {
+        for path in loose {
+            report.fail(&format!("{} is readable by others", path.display()), &format!("chmod 600 {}", path.display()));
+        }
+    }
+}
+
+async fn check_provider(provider: &clawdia_runtime::config::ProviderConfig, report: &mut Report) {
+    let name = &provider.name;
+    if let Some(key) = &provider.api_key {
+        match key.resolve() {
+            Ok(_) => report.ok(&format!("provider `{name}`: API key is set")),
+            Err(error) => {
+                report.fail(&format!("provider `{name}`: {error}"), "set the variable or file named in clawdia.toml");
+                return;
+            }
+        }
+    }
+    let Some((host, port)) = host_port(&provider.base_url) else {
+        report.fail(&format!("provider `{name}`: cannot read a host from {}", provider.base_url), "fix base_url");
+        return;
+    };
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => report.ok(&format!("provider `{name}`: {host}:{port} is reachable")),
+        Ok(Err(error)) => report.fail(
+            &format!("provider `{name}`: cannot connect to {host}:{port}: {error}"),
+            "check base_url and the network; turns will fall back to the next model",
+        ),
+        Err(_) => report.fail(
+            &format!("provider `{name}`: no answer from {host}:{port} within 3s"),
+            "check base_url and the network; turns will fall back to the next model",
+        ),
+    }
+}
+
+/// `https://host:port/path` → (host, port).
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let default = if scheme == "https" { 443 } else { 80 };
+    if let Some(stripped) = authority.strip_prefix('[') {
+        let (host, after) = stripped.split_once(']')?;
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(default);
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
+        None => Some((authority.to_string(), default)),
+    }
+}
+
+fn check_databases(home: &Path, report: &mut Report) {
+    let dir = clawdia_runtime::state_dir(home);
+    match clawdia_runtime::store::Store::open(&dir) {
+        Ok(store) => match store.integrity_check() {
+            Ok(problems) if problems.is_empty() => report.ok("databases pass the integrity check"),
+            Ok(problems) => {
+                for problem in problems {
+                    report.fail(&format!("database: {problem}"), "run `clawdia sessions repair`");
+                }
+            }
+            Err(error) => report.fail(&format!("database check failed: {error}"), "run `clawdia sessions repair`"),
+        },
+        Err(error) => report.fail(&format!("cannot open {}: {error}", dir.display()), "check the folder's permissions"),
+    }
+}

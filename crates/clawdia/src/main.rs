@@ -1,0 +1,265 @@
+//! The `clawdia` command line. `main` parses arguments, runs one command, and turns any error
+//! into a single `clawdia: error: ...` line with a non-zero exit code (2 for bad config or
+//! usage, 1 otherwise). Each command's body lives in its own module below.
+
+mod chat;
+mod doctor;
+mod inspect;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use clawdia_runtime::config::{self, Config};
+
+#[derive(Parser)]
+#[command(name = "clawdia", version, about = "A self-hosted personal AI gateway.")]
+struct Cli {
+    /// The home directory (default: $CLAWDIA_HOME, else ~/.clawdia).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the home: a commented config, a gateway token and the `main` workspace.
+    Init {
+        /// Overwrite an existing config and starter files (the token is kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the gateway in the foreground until SIGINT/SIGTERM.
+    Up {
+        #[arg(long)]
+        bind: Option<IpAddr>,
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// One turn with -m, else an interactive chat. Uses a running gateway when there is one.
+    Chat {
+        #[arg(short, long, default_value = "main")]
+        agent: String,
+        #[arg(short, long)]
+        session: Option<String>,
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Print one JSON object with the reply, session, usage and cost.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What is running and configured, and recent high-severity audit events.
+    Status,
+    /// Check the installation; prints a fix hint for each failed check.
+    Doctor,
+    /// Validate the config or print its schema or reference.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Agents and their model chains and tools.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Transcripts.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate clawdia.toml; errors name the key and line.
+    Check,
+    /// Print the JSON Schema of clawdia.toml.
+    Schema,
+    /// Print the reference of every key with its default.
+    Reference,
+}
+
+#[derive(Subcommand)]
+enum AgentsCommand {
+    /// List agents with their model chain and tool policy.
+    List,
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Sessions, newest first.
+    List {
+        #[arg(short, long)]
+        agent: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print a transcript.
+    Show { id: String },
+    /// Write a transcript as JSONL (to stdout, or -o FILE).
+    Export {
+        id: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Import an OpenClaw JSONL transcript as a new session.
+    Import {
+        path: PathBuf,
+        #[arg(short, long, default_value = "main")]
+        agent: String,
+    },
+    /// Check the databases and repair transcripts whose tool calls lack results.
+    Repair,
+}
+
+/// A failure with the exit code it deserves.
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    pub fn config(message: impl ToString) -> Failure {
+        Failure { code: 2, message: message.to_string() }
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure { code: 1, message: error.to_string() }
+    }
+}
+
+pub type Outcome = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!("clawdia: internal error: {message} (this is a bug; please report it)");
+    }));
+    let cli = Cli::parse();
+    let home = clawdia_runtime::home::resolve_home(cli.home);
+    let is_up = matches!(cli.command, Command::Up { .. });
+    init_logging(is_up);
+    let result = match cli.command {
+        Command::Init { force } => init(&home, force),
+        Command::Up { bind, port } => with_runtime(up(home, bind, port)),
+        Command::Chat { agent, session, message, json } => {
+            with_runtime(chat::run(home, agent, session, message, json))
+        }
+        Command::Status => with_runtime(inspect::status(home)),
+        Command::Doctor => with_runtime(doctor::run(home)),
+        Command::Config(ConfigCommand::Check) => config_check(&home),
+        Command::Config(ConfigCommand::Schema) => {
+            println!("{}", config::json_schema());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Reference) => {
+            print!("{}", config::reference_markdown());
+            Ok(())
+        }
+        Command::Agents(AgentsCommand::List) => inspect::agents(&home),
+        Command::Sessions(command) => inspect::sessions(&home, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("clawdia: error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Logs go to stderr; `CLAWDIA_LOG` sets the filter (default `info` for `up`; other commands
+/// report through their own output, so only errors are logged).
+fn init_logging(is_up: bool) {
+    use std::io::IsTerminal;
+    let default = if is_up { "info" } else { "error" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWDIA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs an async command on a small multi-threaded runtime.
+fn with_runtime(future: impl std::future::Future<Output = Outcome>) -> Outcome {
+    clawdia_runtime::tune_allocator();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(512 * 1024)
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(future)
+}
+
+/// Loads and validates the config; a failure is a config error (exit 2).
+pub fn load_config(home: &std::path::Path) -> Result<Config, Failure> {
+    config::load(home).map_err(|error| {
+        let hint = if matches!(error, config::ConfigError::Io { .. }) {
+            " (run `clawdia init` to create a home)"
+        } else {
+            ""
+        };
+        Failure::config(format!("{error}{hint}"))
+    })
+}
+
+fn init(home: &std::path::Path, force: bool) -> Outcome {
+    let report = clawdia_runtime::home::init(home, force)?;
+    println!("Created a Clawdia home at {}", home.display());
+    for path in &report.created {
+        println!("  wrote {}", path.display());
+    }
+    for path in &report.kept {
+        println!("  kept  {}", path.display());
+    }
+    println!("Next: set a provider key (e.g. export ANTHROPIC_API_KEY=...) or edit clawdia.toml, then `clawdia up` or `clawdia chat`.");
+    Ok(())
+}
+
+fn config_check(home: &std::path::Path) -> Outcome {
+    let config = load_config(home)?;
+    println!(
+        "{}: ok ({} providers, {} agents)",
+        home.join(config::FILE_NAME).display(),
+        config.providers.len(),
+        config.agents.len()
+    );
+    Ok(())
+}
+
+async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
+    let config = load_config(&home)?;
+    for agent in config.agents.values() {
+        if clawdia_runtime::home::ensure_workspace(&agent.workspace)? {
+            tracing::info!(agent = %agent.name, workspace = %agent.workspace.display(), "created workspace");
+        }
+    }
+    let (listener, token) = clawdia_runtime::bind(&config, bind, port).await.map_err(Failure::config)?;
+    let runtime = clawdia_runtime::build(config).map_err(Failure::config)?;
+    let addr = listener.local_addr()?;
+    eprintln!("clawdia gateway listening on http://{addr}");
+    clawdia_runtime::serve(&runtime, listener, &token, shutdown_signal()).await?;
+    eprintln!("clawdia gateway stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
