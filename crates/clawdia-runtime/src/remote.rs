@@ -16,6 +16,7 @@ use crate::{GatewayFile, gateway_file};
 pub async fn find(home: &Path) -> Option<SocketAddr> {
     let text = std::fs::read(gateway_file(home)).ok()?;
     let file: GatewayFile = serde_json::from_slice(&text).ok()?;
+    clawdia_llm::install_crypto_provider();
     let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().ok()?;
     let response = client.get(format!("http://{}/health", file.addr)).send().await.ok()?;
     response.status().is_success().then_some(file.addr)

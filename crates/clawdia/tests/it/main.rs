@@ -1,1 +1,9 @@
-//! End-to-end tests of the real binary (filled in below).
+//! End-to-end tests: the real `clawdia` binary against a scriptable mock LLM server on
+//! loopback, real SQLite files in a temporary home, and (for the OpenAI-compatible API) the
+//! official `openai` Python SDK.
+
+mod cli;
+mod crash;
+mod gateway;
+mod openai_sdk;
+mod support;

@@ -1,0 +1,129 @@
+//! The running gateway (`clawdia up`): health, auth, the native turn stream, the CLI going
+//! through a live gateway, metrics, bad requests, bind safety and graceful shutdown.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[test]
+fn health_auth_and_native_turns() {
+    let home = Home::new();
+    let gateway = home.up();
+    let (status, body) = http(gateway.addr, "GET", "/health", None, "");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "ok");
+    for token in [None, Some("wrong")] {
+        let (status, body) = http(gateway.addr, "GET", "/v1/models", token, "");
+        assert_eq!(status, 401, "{body}");
+        assert!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]["message"].is_string());
+    }
+    let token = home.token();
+    let (status, body) = http(gateway.addr, "GET", "/v1/models", Some(&token), "");
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""id":"main""#), "{body}");
+
+    home.mock.push(Reply::tool_calls(vec![("list", r#"{"path":"."}"#)]));
+    home.mock.push(Reply::text("You have five files."));
+    let (status, body) = http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"agent":"main","message":"what files?","session":"t1"}"#);
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(kinds.first(), Some(&"started"), "{body}");
+    assert!(kinds.contains(&"tool_start") && kinds.contains(&"tool_end") && kinds.contains(&"text_delta"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"end"));
+    let end = body.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+    let end: serde_json::Value = serde_json::from_str(end).unwrap();
+    assert_eq!(end["usage"]["input_tokens"], 20, "usage summed over both model calls: {end}");
+
+    let (status, metrics) = http(gateway.addr, "GET", "/metrics", Some(&token), "");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("clawdia_turns_total 1\n"), "{metrics}");
+    assert!(metrics.contains("clawdia_tool_calls_total 1\n"), "{metrics}");
+    assert!(metrics.contains("clawdia_http_auth_failures_total 2\n"), "{metrics}");
+
+    // Auth failures are in the audit log.
+    drop(gateway);
+    let out = home.run(&["sessions", "show", "t1"]);
+    assert!(stdout(&out).contains("You have five files."));
+}
+
+#[test]
+fn cli_chat_uses_the_running_gateway() {
+    let home = Home::new();
+    let gateway = home.up();
+    home.mock.push(Reply::text("via gateway"));
+    let out = home.run(&["chat", "-m", "hi", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(json["text"], "via gateway");
+    let status = stdout(&home.run(&["status"]));
+    assert!(status.contains(&format!("running at http://{}", gateway.addr)), "{status}");
+    let (_, metrics) = http(gateway.addr, "GET", "/metrics", Some(&home.token()), "");
+    assert!(metrics.contains("clawdia_turns_total 1\n"), "the turn ran in the gateway: {metrics}");
+    let code = gateway.terminate();
+    assert!(code.success(), "graceful exit on SIGTERM: {code:?}");
+    assert!(stdout(&home.run(&["status"])).contains("not running"));
+}
+
+#[test]
+fn bad_requests_never_take_the_daemon_down() {
+    let home = Home::new();
+    let gateway = home.up();
+    let token = home.token();
+    let bodies = ["", "{", "null", r#"{"model":"main","messages":"x"}"#, r#"{"model":"main","messages":[{"role":"user","content":42}]}"#, r#"{"message":""}"#];
+    for body in bodies {
+        for path in ["/v1/chat/completions", "/v1/turns"] {
+            let (status, text) = http(gateway.addr, "POST", path, Some(&token), body);
+            assert!(status == 400 || status == 200, "{path} {body:?}: {status} {text}");
+        }
+    }
+    let big = format!(r#"{{"message":"{}"}}"#, "x".repeat(2 << 20));
+    let (status, _) = http(gateway.addr, "POST", "/v1/turns", Some(&token), &big);
+    assert_eq!(status, 413);
+    home.mock.push(Reply::text("still alive"));
+    let (status, body) = http(gateway.addr, "POST", "/v1/chat/completions", Some(&token), r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("still alive"));
+}
+
+#[test]
+fn concurrent_turns_on_one_session_are_serialized() {
+    let home = Home::new();
+    let gateway = home.up();
+    let token = home.token();
+    home.mock.set_default(Reply::text("answer").delay(Duration::from_millis(50)));
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let token = token.clone();
+            let addr = gateway.addr;
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"message":"question {i}","session":"shared"}}"#);
+                http(addr, "POST", "/v1/turns", Some(&token), &body)
+            })
+        })
+        .collect();
+    for thread in threads {
+        let (status, body) = thread.join().unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("event: end"), "{body}");
+    }
+    let messages = export(&home, "shared");
+    let roles: Vec<&str> = messages.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant"].repeat(4), "turns never interleave");
+    // Each model call saw every earlier complete exchange.
+    let sizes: Vec<usize> = home.mock.requests().iter().map(|r| r.body["messages"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [1, 3, 5, 7]);
+}
+
+#[test]
+fn non_loopback_bind_needs_a_strong_token() {
+    let home = Home::new();
+    std::fs::write(home.path().join("secrets/gateway-token"), "short\n").unwrap();
+    let out = home.run(&["up", "--bind", "0.0.0.0", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("refusing to bind 0.0.0.0"), "{}", stderr(&out));
+    std::fs::remove_file(home.path().join("secrets/gateway-token")).unwrap();
+    let out = home.run(&["up"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("gateway token:"), "{}", stderr(&out));
+}

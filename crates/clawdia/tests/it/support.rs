@@ -1,0 +1,216 @@
+//! Test scaffolding: a temporary home wired to a mock LLM, a way to run the binary, and a
+//! running gateway process that is killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use clawdia_test_support::{MockLlm, Reply};
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_clawdia")
+}
+
+/// A home whose config points two providers at one mock: `mock` speaks Anthropic and `alt`
+/// speaks OpenAI. `main` uses `mock/primary` with fallback `alt/backup`.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+    pub mock: MockLlm,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home::with_agent_extra("")
+    }
+
+    /// `extra` is appended to the `[agents.main]` table (and may open further tables).
+    pub fn with_agent_extra(extra: &str) -> Home {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mock = MockLlm::start_blocking();
+        let home = Home { dir, mock };
+        let out = home.run(&["init"]);
+        assert!(out.status.success(), "init failed: {}", stderr(&out));
+        let config = format!(
+            r#"[gateway]
+bind = "127.0.0.1"
+port = 0
+
+[providers.mock]
+kind = "anthropic"
+base_url = "{anthropic}"
+api_key = {{ env = "CLAWDIA_TEST_KEY" }}
+cooldown_secs = 30
+
+[providers.alt]
+kind = "openai"
+base_url = "{openai}"
+read_timeout_secs = 5
+
+[agents.main]
+model = "mock/primary"
+fallbacks = ["alt/backup"]
+{extra}
+"#,
+            anthropic = home.mock.anthropic_base_url(),
+            openai = home.mock.openai_base_url(),
+        );
+        std::fs::write(home.path().join("clawdia.toml"), config).expect("write config");
+        home
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .arg("--home")
+            .arg(self.path())
+            .args(args)
+            .env("CLAWDIA_TEST_KEY", "test-key")
+            .env_remove("CLAWDIA_HOME")
+            .env_remove("CLAWDIA_LOG")
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run clawdia")
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.path().join("secrets/gateway-token")).unwrap().trim().to_string()
+    }
+
+    pub fn workspace(&self) -> PathBuf {
+        self.path().join("workspaces/main")
+    }
+
+    /// Starts `clawdia up` and waits until it prints its address.
+    pub fn up(&self) -> Gateway {
+        let mut child = self
+            .command(&["up"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn clawdia up");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(addr) = line.strip_prefix("clawdia gateway listening on http://") {
+                        let _ = tx.send(addr.trim().to_string());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("gateway printed its address");
+        Gateway { child, addr: addr.parse().expect("address") }
+    }
+}
+
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "gateway did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A minimal HTTP/1.1 client over a raw socket (no client library in the test's way).
+pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = match text.split_once("\r\n\r\n") {
+        Some((head, body)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => dechunk(body),
+        Some((_, body)) => body.to_string(),
+        None => String::new(),
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    condition()
+}
+
+/// The messages of a session as exported JSONL.
+pub fn export(home: &Home, session: &str) -> Vec<serde_json::Value> {
+    let out = home.run(&["sessions", "export", session]);
+    assert!(out.status.success(), "export failed: {}", stderr(&out));
+    stdout(&out).lines().map(|l| serde_json::from_str(l).expect("jsonl line")).collect()
+}
