@@ -1,0 +1,184 @@
+//! `cargo xtask bench gateway`: the release `clawdia` against an instant in-process mock LLM.
+//! Prints: launch to `/health` ready; idle RSS after 10 s; per-turn gateway overhead p50/p99
+//! through `/v1/chat/completions` (gateway latency minus the mock's own latency, both measured
+//! sequentially with the same client); turns/s with 10 and 100 concurrent clients; peak RSS;
+//! and the bytes of the model request for the user message "hi" with the default workspace.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clawdia_test_support::{MockLlm, MockOptions, Reply};
+
+use crate::loadgen;
+
+const CHAT_BODY: &str = r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#;
+
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", "clawdia"])
+        .current_dir(root)
+        .status()
+        .context("cargo build --release -p clawdia")?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release/clawdia"))
+}
+
+fn make_home(binary: &Path, home: &Path, mock: &MockLlm) -> anyhow::Result<()> {
+    let out = Command::new(binary).arg("--home").arg(home).arg("init").output()?;
+    if !out.status.success() {
+        bail!("clawdia init failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let config = format!(
+        "[gateway]\nport = 0\n\n[providers.mock]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[agents.main]\nmodel = \"mock/bench\"\n",
+        mock.openai_base_url()
+    );
+    std::fs::write(home.join("clawdia.toml"), config)?;
+    Ok(())
+}
+
+/// Spawns `clawdia up` and polls `/health` (1 ms steps) until it answers; returns the process,
+/// its address and the launch-to-ready time.
+async fn launch(binary: &Path, home: &Path) -> anyhow::Result<(Gateway, SocketAddr, Duration)> {
+    let _ = std::fs::remove_file(home.join("state/gateway.json"));
+    let start = Instant::now();
+    let child = Command::new(binary)
+        .arg("--home")
+        .arg(home)
+        .arg("up")
+        .env("CLAWDIA_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("spawn clawdia up")?;
+    let gateway = Gateway(child);
+    let file = home.join("state/gateway.json");
+    loop {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("gateway did not become ready within 10 s");
+        }
+        if let Ok(text) = std::fs::read(&file) {
+            if let Some(addr) = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["addr"].as_str().and_then(|a| a.parse::<SocketAddr>().ok()))
+            {
+                if health(addr).await {
+                    return Ok((gateway, addr, start.elapsed()));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn health(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return false };
+    if stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    response.starts_with(b"HTTP/1.1 200")
+}
+
+pub fn run(args: &[&str]) -> anyhow::Result<()> {
+    let seconds: u64 = match args {
+        ["--seconds", n] => n.parse().context("--seconds N")?,
+        [] => 20,
+        _ => bail!("usage: cargo xtask bench gateway [--seconds N]"),
+    };
+    let root = crate::workspace_root();
+    println!("building the release binary...");
+    let binary = build_release(&root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(bench(&binary, Duration::from_secs(seconds)))
+}
+
+async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let home = dir.path();
+
+    // The "hi" request, recorded by a mock that keeps requests.
+    let recording = MockLlm::start().await;
+    make_home(binary, home, &recording)?;
+    let (gateway, addr, _) = launch(binary, home).await?;
+    let token = std::fs::read_to_string(home.join("secrets/gateway-token"))?.trim().to_string();
+    loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 1).await?;
+    let hi_bytes = recording.requests().first().map(|r| r.body_bytes).context("no model request recorded")?;
+    drop(gateway);
+
+    // Everything else against an instant, non-recording mock.
+    let mock = MockLlm::start_with(MockOptions { record_requests: false, default_reply: Reply::text("ok"), ..MockOptions::default() }).await?;
+    make_home(binary, home, &mock)?;
+    let mut launches = Vec::new();
+    for _ in 0..5 {
+        let (gateway, _, ready) = launch(binary, home).await?;
+        launches.push(ready);
+        drop(gateway);
+    }
+    launches.sort();
+    let (gateway, addr, _) = launch(binary, home).await?;
+    let pid = gateway.0.id();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_rss = rss_kb(pid, "VmRSS:");
+
+    let warm = loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 200).await?;
+    drop(warm);
+    let mut through = loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 3000).await?;
+    let mut direct = loadgen::sequential(mock.addr(), "/v1/chat/completions", None, r#"{"model":"bench","messages":[{"role":"user","content":"hi"}]}"#, 3000).await?;
+    through.sort();
+    direct.sort();
+    let p = |v: &[Duration], q| loadgen::percentile_ms(v, q);
+    let after_sequential_rss = rss_kb(pid, "VmRSS:");
+
+    let mut rates = Vec::new();
+    for clients in [10usize, 100] {
+        let (ok, failed) = loadgen::concurrent(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, clients, load_duration).await?;
+        rates.push((clients, ok as f64 / load_duration.as_secs_f64(), failed));
+    }
+    let peak_rss = rss_kb(pid, "VmHWM:");
+
+    println!();
+    println!("clawdia gateway benchmark (release build, instant mock LLM, {} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!("  launch to /health ready:  median {:.1} ms (min {:.1}, max {:.1}, 5 launches)", ms(launches[2]), ms(launches[0]), ms(launches[4]));
+    println!("  idle RSS after 10 s:      {:.1} MB", idle_rss as f64 / 1024.0);
+    println!("  turn latency via gateway: p50 {:.3} ms  p99 {:.3} ms  (3000 sequential)", p(&through, 50.0), p(&through, 99.0));
+    println!("  mock latency direct:      p50 {:.3} ms  p99 {:.3} ms", p(&direct, 50.0), p(&direct, 99.0));
+    println!("  gateway overhead:         p50 {:.3} ms  p99 {:.3} ms", p(&through, 50.0) - p(&direct, 50.0), p(&through, 99.0) - p(&direct, 99.0));
+    println!("  RSS after sequential run: {:.1} MB", after_sequential_rss as f64 / 1024.0);
+    for (clients, rate, failed) in rates {
+        println!("  throughput {clients:>3} clients:   {rate:.0} turns/s over {} s ({failed} failed)", load_duration.as_secs());
+    }
+    println!("  peak RSS (VmHWM):         {:.1} MB", peak_rss as f64 / 1024.0);
+    println!("  model request for \"hi\":   {hi_bytes} bytes");
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
