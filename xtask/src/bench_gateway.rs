@@ -49,7 +49,7 @@ fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn make_home(binary: &Path, home: &Path, mock: &MockLlm) -> anyhow::Result<()> {
-    let out = Command::new(binary).arg("--home").arg(home).arg("init").output()?;
+    let out = Command::new(binary).arg("--home").arg(home).args(["init", "--force"]).output()?;
     if !out.status.success() {
         bail!("clawdia init failed: {}", String::from_utf8_lossy(&out.stderr));
     }

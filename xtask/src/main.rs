@@ -7,6 +7,7 @@
 //!   `gen --check` fails when they are stale (also checked by a test).
 //!
 //! The tidy checks (`//!` on every file, crate dependency rules) are tests in `tidy.rs`.
+#![allow(clippy::disallowed_methods)] // xtask runs cargo and the release binary
 
 mod bench_gateway;
 mod docs;

@@ -1,6 +1,7 @@
 //! The one integration-test binary of clawdia-test-support: the mock LLM server (started both
 //! ways) and the `clawdia-mock-llm` executable, driven with a minimal raw HTTP/1.1 client so the
 //! mock is checked independently of the clients it is used to test.
+#![allow(clippy::disallowed_methods)] // tests spawn the mock binary
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

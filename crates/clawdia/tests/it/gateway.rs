@@ -127,3 +127,29 @@ fn non_loopback_bind_needs_a_strong_token() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("gateway token:"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_client_that_goes_away_cancels_its_turn() {
+    use std::io::Write;
+    let home = Home::new();
+    let gateway = home.up();
+    let token = home.token();
+    home.mock.push(Reply::hang());
+    let body = r#"{"message":"this will hang","session":"c1"}"#;
+    let mut stream = std::net::TcpStream::connect(gateway.addr).unwrap();
+    let request = format!(
+        "POST /v1/turns HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || home.mock.requests().len() == 1));
+    drop(stream); // the client goes away mid-turn
+    // The cancelled turn released the session: the next turn on it completes at once instead
+    // of queueing behind a model call that never ends.
+    home.mock.push(Reply::text("next turn"));
+    let (status, body) = http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"hello again","session":"c1"}"#);
+    assert_eq!(status, 200);
+    assert!(body.contains("event: end"), "{body}");
+    let texts: Vec<String> = export(&home, "c1").iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
+    assert_eq!(texts, ["hello again", "next turn"], "nothing of the cancelled turn was stored");
+}

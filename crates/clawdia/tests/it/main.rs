@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `clawdia` binary against a scriptable mock LLM server on
 //! loopback, real SQLite files in a temporary home, and (for the OpenAI-compatible API) the
 //! official `openai` Python SDK.
+#![allow(clippy::disallowed_methods)] // tests spawn the real binary and python3
 
 mod cli;
 mod crash;
