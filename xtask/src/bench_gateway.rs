@@ -81,16 +81,13 @@ async fn launch(binary: &Path, home: &Path) -> anyhow::Result<(Gateway, SocketAd
         if start.elapsed() > Duration::from_secs(10) {
             bail!("gateway did not become ready within 10 s");
         }
-        if let Ok(text) = std::fs::read(&file) {
-            if let Some(addr) = serde_json::from_slice::<serde_json::Value>(&text)
+        if let Ok(text) = std::fs::read(&file)
+            && let Some(addr) = serde_json::from_slice::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v["addr"].as_str().and_then(|a| a.parse::<SocketAddr>().ok()))
-            {
-                if health(addr).await {
+                && health(addr).await {
                     return Ok((gateway, addr, start.elapsed()));
                 }
-            }
-        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

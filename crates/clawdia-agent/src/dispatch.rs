@@ -74,8 +74,8 @@ async fn run(agents: &Agents, agent: &Agent, session_id: &str, call: &ToolCall) 
         Ok(outcome) => outcome,
         Err(_) => Err(ToolError::Timeout(TOOL_TIMEOUT.as_secs())),
     };
-    if let Err(error) = &outcome {
-        if error.is_security_event() {
+    if let Err(error) = &outcome
+        && error.is_security_event() {
             let kind = if matches!(error, ToolError::PathEscape(_)) { "path_escape" } else { "tool_refused" };
             agents.audit.record(
                 AuditEvent::new(kind, Severity::WARNING, format!("tool `{}`: {error}", call.name))
@@ -83,6 +83,5 @@ async fn run(agents: &Agents, agent: &Agent, session_id: &str, call: &ToolCall) 
                     .session(session_id),
             );
         }
-    }
     outcome
 }

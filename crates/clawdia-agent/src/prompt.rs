@@ -38,11 +38,10 @@ impl PromptCache {
         let paths: Vec<PathBuf> = PROMPT_FILES.iter().map(|f| workspace.join(f)).collect();
         let stamps: Vec<Stamp> = paths.iter().map(|p| stamp(p)).collect();
         let mut entry = self.entry.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((cached_stamps, text)) = entry.as_ref() {
-            if *cached_stamps == stamps {
+        if let Some((cached_stamps, text)) = entry.as_ref()
+            && *cached_stamps == stamps {
                 return text.clone();
             }
-        }
         let text = assemble_files(&paths, limits);
         *entry = Some((stamps, text.clone()));
         text

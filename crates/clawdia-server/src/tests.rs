@@ -131,11 +131,10 @@ async fn chat_completion_json_and_session_handling() {
     assert_eq!(json["choices"][0]["message"]["content"], "Hello");
     assert_eq!(json["usage"]["total_tokens"], 9);
     let session = headers[openai::SESSION_HEADER].to_str().unwrap().to_string();
-    let requests = f.gateway.requests.lock().unwrap();
+    let requests = f.gateway.requests.lock().unwrap().clone();
     assert_eq!(requests[0].message, "now");
     assert_eq!(requests[0].history, vec![clawdia_core::Message::user("earlier"), clawdia_core::Message::assistant("reply")]);
     assert_eq!(requests[0].session.as_deref(), Some(session.as_str()));
-    drop(requests);
     let body = r#"{"model":"main","user":"alice-chat","messages":[{"role":"user","content":"hi"}]}"#;
     let (_, headers, _) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
     assert_eq!(headers[openai::SESSION_HEADER], "alice-chat");

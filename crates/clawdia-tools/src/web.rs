@@ -109,14 +109,13 @@ async fn fetch(start: &str, limits: &WebFetchLimits) -> Result<String, ToolError
         let Some(first) = addresses.first().copied() else {
             return Err(ToolError::Failed(format!("cannot resolve {host}")));
         };
-        if !limits.allow_private {
-            if let Some(bad) = addresses.iter().find(|a| !is_public(a.ip())) {
+        if !limits.allow_private
+            && let Some(bad) = addresses.iter().find(|a| !is_public(a.ip())) {
                 return Err(ToolError::Refused(format!(
                     "{host} resolves to the non-public address {}; this agent may only fetch public addresses",
                     bad.ip()
                 )));
             }
-        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .resolve(&lookup_host, first)

@@ -79,11 +79,10 @@ fn check_home(home: &Path, report: &mut Report) {
     };
     let mut loose = Vec::new();
     for entry in entries.flatten() {
-        if let Ok(meta) = entry.metadata() {
-            if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        if let Ok(meta) = entry.metadata()
+            && meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
                 loose.push(entry.path());
             }
-        }
     }
     if loose.is_empty() {
         report.ok("secrets are readable by the owner only");

@@ -210,7 +210,7 @@ fn sessions_export_and_openclaw_import() {
     assert_eq!(stdout(&out), "The code is 4711.\n");
     assert!(home.mock.requests()[0].body["messages"].to_string().contains("remember the code 4711"));
     let listing = stdout(&home.run(&["sessions", "list"]));
-    assert!(listing.contains(&session) && listing.contains("3 messages") == false, "{listing}");
+    assert!(listing.contains(&session) && !listing.contains("3 messages"), "{listing}");
     let shown = stdout(&home.run(&["sessions", "show", &session]));
     assert!(shown.contains("The code is 4711."), "{shown}");
     let out = home.run(&["sessions", "export", "nope"]);

@@ -31,7 +31,7 @@ fn health_auth_and_native_turns() {
     assert_eq!(kinds.first(), Some(&"started"), "{body}");
     assert!(kinds.contains(&"tool_start") && kinds.contains(&"tool_end") && kinds.contains(&"text_delta"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"end"));
-    let end = body.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+    let end = body.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().unwrap();
     let end: serde_json::Value = serde_json::from_str(end).unwrap();
     assert_eq!(end["usage"]["input_tokens"], 20, "usage summed over both model calls: {end}");
 

@@ -102,12 +102,11 @@ fallbacks = ["alt/backup"]
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(addr) = line.strip_prefix("clawdia gateway listening on http://") {
+                if !sent
+                    && let Some(addr) = line.strip_prefix("clawdia gateway listening on http://") {
                         let _ = tx.send(addr.trim().to_string());
                         sent = true;
                     }
-                }
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(20)).expect("gateway printed its address");
