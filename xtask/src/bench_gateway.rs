@@ -44,7 +44,8 @@ fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("release build failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     Ok(target.join("release/clawdia"))
 }
 
@@ -85,9 +86,10 @@ async fn launch(binary: &Path, home: &Path) -> anyhow::Result<(Gateway, SocketAd
             && let Some(addr) = serde_json::from_slice::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v["addr"].as_str().and_then(|a| a.parse::<SocketAddr>().ok()))
-                && health(addr).await {
-                    return Ok((gateway, addr, start.elapsed()));
-                }
+            && health(addr).await
+        {
+            return Ok((gateway, addr, start.elapsed()));
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -130,7 +132,12 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
     drop(gateway);
 
     // Everything else against an instant, non-recording mock.
-    let mock = MockLlm::start_with(MockOptions { record_requests: false, default_reply: Reply::text("ok"), ..MockOptions::default() }).await?;
+    let mock = MockLlm::start_with(MockOptions {
+        record_requests: false,
+        default_reply: Reply::text("ok"),
+        ..MockOptions::default()
+    })
+    .await?;
     make_home(binary, home, &mock)?;
     let mut launches = Vec::new();
     for _ in 0..5 {
@@ -146,8 +153,16 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
 
     let warm = loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 200).await?;
     drop(warm);
-    let mut through = loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 3000).await?;
-    let mut direct = loadgen::sequential(mock.addr(), "/v1/chat/completions", None, r#"{"model":"bench","messages":[{"role":"user","content":"hi"}]}"#, 3000).await?;
+    let mut through =
+        loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 3000).await?;
+    let mut direct = loadgen::sequential(
+        mock.addr(),
+        "/v1/chat/completions",
+        None,
+        r#"{"model":"bench","messages":[{"role":"user","content":"hi"}]}"#,
+        3000,
+    )
+    .await?;
     through.sort();
     direct.sort();
     let p = |v: &[Duration], q| loadgen::percentile_ms(v, q);
@@ -155,21 +170,48 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
 
     let mut rates = Vec::new();
     for clients in [10usize, 100] {
-        let (ok, failed) = loadgen::concurrent(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, clients, load_duration).await?;
+        let (ok, failed) = loadgen::concurrent(
+            addr,
+            "/v1/chat/completions",
+            Some(&token),
+            CHAT_BODY,
+            clients,
+            load_duration,
+        )
+        .await?;
         rates.push((clients, ok as f64 / load_duration.as_secs_f64(), failed));
     }
     let peak_rss = rss_kb(pid, "VmHWM:");
 
     println!();
-    println!("clawdia gateway benchmark (release build, instant mock LLM, {} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-    println!("  launch to /health ready:  median {:.1} ms (min {:.1}, max {:.1}, 5 launches)", ms(launches[2]), ms(launches[0]), ms(launches[4]));
+    println!(
+        "clawdia gateway benchmark (release build, instant mock LLM, {} cores)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    println!(
+        "  launch to /health ready:  median {:.1} ms (min {:.1}, max {:.1}, 5 launches)",
+        ms(launches[2]),
+        ms(launches[0]),
+        ms(launches[4])
+    );
     println!("  idle RSS after 10 s:      {:.1} MB", idle_rss as f64 / 1024.0);
-    println!("  turn latency via gateway: p50 {:.3} ms  p99 {:.3} ms  (3000 sequential)", p(&through, 50.0), p(&through, 99.0));
+    println!(
+        "  turn latency via gateway: p50 {:.3} ms  p99 {:.3} ms  (3000 sequential)",
+        p(&through, 50.0),
+        p(&through, 99.0)
+    );
     println!("  mock latency direct:      p50 {:.3} ms  p99 {:.3} ms", p(&direct, 50.0), p(&direct, 99.0));
-    println!("  gateway overhead:         p50 {:.3} ms  p99 {:.3} ms", p(&through, 50.0) - p(&direct, 50.0), p(&through, 99.0) - p(&direct, 99.0));
+    println!(
+        "  gateway overhead:         p50 {:.3} ms  p99 {:.3} ms",
+        p(&through, 50.0) - p(&direct, 50.0),
+        p(&through, 99.0) - p(&direct, 99.0)
+    );
     println!("  RSS after sequential run: {:.1} MB", after_sequential_rss as f64 / 1024.0);
     for (clients, rate, failed) in rates {
-        println!("  throughput {clients:>3} clients:   {rate:.0} turns/s over {} s ({failed} failed)", load_duration.as_secs());
+        println!(
+            "  throughput {clients:>3} clients:   {rate:.0} turns/s over {} s ({failed} failed)",
+            load_duration.as_secs()
+        );
     }
     println!("  peak RSS (VmHWM):         {:.1} MB", peak_rss as f64 / 1024.0);
     println!("  model request for \"hi\":   {hi_bytes} bytes");

@@ -28,7 +28,9 @@ pub fn write(root: &Path) -> anyhow::Result<()> {
 pub fn check(root: &Path) -> anyhow::Result<()> {
     let stale: Vec<&str> = generated()
         .into_iter()
-        .filter(|(path, text)| std::fs::read_to_string(root.join(path)).ok().as_deref() != Some(text.as_str()))
+        .filter(|(path, text)| {
+            std::fs::read_to_string(root.join(path)).ok().as_deref() != Some(text.as_str())
+        })
         .map(|(path, _)| path)
         .collect();
     if !stale.is_empty() {

@@ -17,7 +17,12 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn connect(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> anyhow::Result<Client> {
+    pub async fn connect(
+        addr: SocketAddr,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> anyhow::Result<Client> {
         let stream = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true)?;
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
@@ -66,7 +71,13 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Latencies of `count` sequential requests on one connection.
-pub async fn sequential(addr: SocketAddr, path: &str, token: Option<&str>, body: &str, count: usize) -> anyhow::Result<Vec<Duration>> {
+pub async fn sequential(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let mut client = Client::connect(addr, path, token, body).await?;
     let mut latencies = Vec::with_capacity(count);
     for _ in 0..count {
@@ -81,7 +92,14 @@ pub async fn sequential(addr: SocketAddr, path: &str, token: Option<&str>, body:
 }
 
 /// `clients` connections sending as fast as they can for `duration`; returns (ok, errors).
-pub async fn concurrent(addr: SocketAddr, path: &str, token: Option<&str>, body: &str, clients: usize, duration: Duration) -> anyhow::Result<(u64, u64)> {
+pub async fn concurrent(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<(u64, u64)> {
     let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
     for _ in 0..clients {

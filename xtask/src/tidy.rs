@@ -61,19 +61,34 @@ fn crate_dependency_rules_hold() {
     for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let (deps, dev_deps) = clawdia_deps(&entry.path().join("Cargo.toml"));
-        assert!(!deps.contains(&"clawdia-test-support".to_string()), "{name} depends on the test-support crate outside dev-dependencies");
+        assert!(
+            !deps.contains(&"clawdia-test-support".to_string()),
+            "{name} depends on the test-support crate outside dev-dependencies"
+        );
         if name == "clawdia-core" {
             assert!(deps.is_empty(), "clawdia-core depends on {deps:?}");
         }
         if capability.contains(&name.as_str()) || name == "clawdia-config" {
             seen += 1;
-            let bad: Vec<&String> = deps.iter().filter(|d| !foundation.contains(&d.as_str()) || (name == "clawdia-config" && *d != "clawdia-core")).collect();
-            assert!(bad.is_empty(), "{name} may depend only on clawdia-core (and clawdia-config), not {bad:?}");
-            let bad_dev: Vec<&String> = dev_deps.iter().filter(|d| capability.contains(&d.as_str())).collect();
+            let bad: Vec<&String> = deps
+                .iter()
+                .filter(|d| {
+                    !foundation.contains(&d.as_str()) || (name == "clawdia-config" && *d != "clawdia-core")
+                })
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "{name} may depend only on clawdia-core (and clawdia-config), not {bad:?}"
+            );
+            let bad_dev: Vec<&String> =
+                dev_deps.iter().filter(|d| capability.contains(&d.as_str())).collect();
             assert!(bad_dev.is_empty(), "{name} has capability crates as dev-dependencies: {bad_dev:?}");
         }
         if name == "clawdia" {
-            assert!(deps.iter().all(|d| d == "clawdia-runtime" || d == "clawdia-core"), "the binary goes through the runtime: {deps:?}");
+            assert!(
+                deps.iter().all(|d| d == "clawdia-runtime" || d == "clawdia-core"),
+                "the binary goes through the runtime: {deps:?}"
+            );
         }
     }
     assert_eq!(seen, capability.len() + 1, "every capability crate was checked");

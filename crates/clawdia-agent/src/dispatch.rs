@@ -51,10 +51,7 @@ async fn run(agents: &Agents, agent: &Agent, session_id: &str, call: &ToolCall) 
             .agent(name)
             .session(session_id),
         );
-        return Err(ToolError::Refused(format!(
-            "tool `{}` is not allowed for agent `{name}`",
-            call.name
-        )));
+        return Err(ToolError::Refused(format!("tool `{}` is not allowed for agent `{name}`", call.name)));
     }
     let arguments: serde_json::Value = if call.arguments.trim().is_empty() {
         serde_json::Value::Object(Default::default())
@@ -75,13 +72,14 @@ async fn run(agents: &Agents, agent: &Agent, session_id: &str, call: &ToolCall) 
         Err(_) => Err(ToolError::Timeout(TOOL_TIMEOUT.as_secs())),
     };
     if let Err(error) = &outcome
-        && error.is_security_event() {
-            let kind = if matches!(error, ToolError::PathEscape(_)) { "path_escape" } else { "tool_refused" };
-            agents.audit.record(
-                AuditEvent::new(kind, Severity::WARNING, format!("tool `{}`: {error}", call.name))
-                    .agent(name)
-                    .session(session_id),
-            );
-        }
+        && error.is_security_event()
+    {
+        let kind = if matches!(error, ToolError::PathEscape(_)) { "path_escape" } else { "tool_refused" };
+        agents.audit.record(
+            AuditEvent::new(kind, Severity::WARNING, format!("tool `{}`: {error}", call.name))
+                .agent(name)
+                .session(session_id),
+        );
+    }
     outcome
 }

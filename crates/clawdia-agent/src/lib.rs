@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use clawdia_core::{
-    AgentInfo, AuditSink, Gateway, ModelRef, Models, SessionStore, Tool, TurnError, TurnEvents,
-    TurnOutcome, TurnRequest, Usage,
+    AgentInfo, AuditSink, Gateway, ModelRef, Models, SessionStore, Tool, TurnError, TurnEvents, TurnOutcome,
+    TurnRequest, Usage,
 };
 
 pub use metrics::Metrics;
@@ -152,10 +152,8 @@ impl Gateway for Agents {
         request: TurnRequest,
         events: &dyn TurnEvents,
     ) -> Result<TurnOutcome, TurnError> {
-        let agent = self
-            .agents
-            .get(&request.agent)
-            .ok_or_else(|| TurnError::UnknownAgent(request.agent.clone()))?;
+        let agent =
+            self.agents.get(&request.agent).ok_or_else(|| TurnError::UnknownAgent(request.agent.clone()))?;
         if request.message.trim().is_empty() {
             return Err(TurnError::Invalid("the message is empty".into()));
         }
@@ -184,9 +182,7 @@ impl Gateway for Agents {
 /// at most 128 characters.
 fn validate_session_id(id: &str) -> Result<(), TurnError> {
     if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
-        return Err(TurnError::Invalid(
-            "a session id must be 1 to 128 printable characters".into(),
-        ));
+        return Err(TurnError::Invalid("a session id must be 1 to 128 printable characters".into()));
     }
     Ok(())
 }

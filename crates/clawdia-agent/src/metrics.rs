@@ -40,10 +40,17 @@ impl Metrics {
         ];
         let mut out = String::with_capacity(1024);
         for (name, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         let usd = self.cost_micro_usd.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "# HELP clawdia_cost_usd_total Model spend in USD.\n# TYPE clawdia_cost_usd_total counter\nclawdia_cost_usd_total {usd}");
+        let _ = writeln!(
+            out,
+            "# HELP clawdia_cost_usd_total Model spend in USD.\n# TYPE clawdia_cost_usd_total counter\nclawdia_cost_usd_total {usd}"
+        );
         out
     }
 }

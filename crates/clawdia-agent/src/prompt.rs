@@ -39,9 +39,10 @@ impl PromptCache {
         let stamps: Vec<Stamp> = paths.iter().map(|p| stamp(p)).collect();
         let mut entry = self.entry.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((cached_stamps, text)) = entry.as_ref()
-            && *cached_stamps == stamps {
-                return text.clone();
-            }
+            && *cached_stamps == stamps
+        {
+            return text.clone();
+        }
         let text = assemble_files(&paths, limits);
         *entry = Some((stamps, text.clone()));
         text
@@ -68,7 +69,9 @@ pub fn assemble_files(paths: &[PathBuf], limits: PromptLimits) -> String {
         let total_chars = text.chars().count();
         let room = limits.file_max_chars.min(limits.total_max_chars.saturating_sub(used));
         if room == 0 {
-            out.push_str(&format!("[{name} truncated: 0 of {total_chars} chars, total prompt cap reached]\n"));
+            out.push_str(&format!(
+                "[{name} truncated: 0 of {total_chars} chars, total prompt cap reached]\n"
+            ));
             continue;
         }
         out.push_str(&format!("## {name}\n"));
@@ -88,5 +91,7 @@ pub fn assemble_files(paths: &[PathBuf], limits: PromptLimits) -> String {
 
 /// The full system prompt: identity anchor, date, trust-marker rule, then the files.
 pub fn system_prompt(agent: &str, today: &str, trust_rule: &str, files: &str) -> String {
-    format!("You are {agent}, the owner's personal AI agent. Today is {today} (UTC).\n{trust_rule}\n\n{files}")
+    format!(
+        "You are {agent}, the owner's personal AI agent. Today is {today} (UTC).\n{trust_rule}\n\n{files}"
+    )
 }

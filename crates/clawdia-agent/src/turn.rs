@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use clawdia_core::{
-    AuditEvent, ChatRequest, DeltaSink, Message, ModelDelta, Severity, ToolCall, TurnError,
-    TurnEvent, TurnEvents, TurnOutcome, TurnRequest, Usage,
+    AuditEvent, ChatRequest, DeltaSink, Message, ModelDelta, Severity, ToolCall, TurnError, TurnEvent,
+    TurnEvents, TurnOutcome, TurnRequest, Usage,
 };
 use futures_util::future::join_all;
 
@@ -33,13 +33,19 @@ impl DeltaSink for Forward<'_> {
     }
 
     fn discard(&self) {
-        self.events.event(TurnEvent::Discard { reason: "model attempt failed; trying the next model".into() });
+        self.events
+            .event(TurnEvent::Discard { reason: "model attempt failed; trying the next model".into() });
     }
 }
 
 pub(crate) fn build_system_prompt(agent: &Agent, boundary: &str, now: i64) -> String {
     let files = agent.prompt.files_section(&agent.spec.workspace, agent.spec.prompt_limits);
-    prompt::system_prompt(&agent.spec.name, &clawdia_core::time::utc_date(now), &trust::prompt_rule(boundary), &files)
+    prompt::system_prompt(
+        &agent.spec.name,
+        &clawdia_core::time::utc_date(now),
+        &trust::prompt_rule(boundary),
+        &files,
+    )
 }
 
 fn store_error(error: clawdia_core::StoreError) -> TurnError {
@@ -179,11 +185,7 @@ pub(crate) async fn run(
     if used_fallback {
         Metrics::add(&agents.metrics.fallbacks, 1);
     }
-    events.event(TurnEvent::End {
-        usage,
-        cost_usd,
-        model: final_model.as_ref().map(|m| m.to_string()),
-    });
+    events.event(TurnEvent::End { usage, cost_usd, model: final_model.as_ref().map(|m| m.to_string()) });
     Ok(TurnOutcome {
         session_id: session_id.to_string(),
         text: final_text,

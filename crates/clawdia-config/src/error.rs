@@ -16,11 +16,7 @@ pub enum ConfigError {
     Io { path: String, message: String },
     /// A syntax error, unknown key, wrong type, invalid value or dangling reference.
     #[error("{}", Located { line: *line, key: key.as_deref(), message })]
-    Invalid {
-        line: Option<usize>,
-        key: Option<String>,
-        message: String,
-    },
+    Invalid { line: Option<usize>, key: Option<String>, message: String },
     /// A secret reference could not be resolved; `reference` names it (`env ZAI_API_KEY`,
     /// `file /home/u/secrets/gateway-token`), never its value.
     #[error("cannot resolve secret {reference}: {message}")]
@@ -45,10 +41,7 @@ impl ConfigError {
     }
 
     pub(crate) fn io(path: &Path, error: &std::io::Error) -> ConfigError {
-        ConfigError::Io {
-            path: path.display().to_string(),
-            message: io_message(error),
-        }
+        ConfigError::Io { path: path.display().to_string(), message: io_message(error) }
     }
 
     /// A validation error at byte offset `at` of `text`.
@@ -112,24 +105,13 @@ pub(crate) fn io_message(error: &std::io::Error) -> String {
 /// 1-based line of byte offset `at` (clamped to the text).
 pub(crate) fn line_of(text: &str, at: usize) -> usize {
     let end = at.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&byte| byte == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|&&byte| byte == b'\n').count() + 1
 }
 
 /// A TOML key as it would be written in the file: bare when it can be, quoted otherwise.
 pub(crate) fn quote_key(key: &str) -> String {
-    let bare = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if bare {
-        key.to_string()
-    } else {
-        format!("{key:?}")
-    }
+    let bare = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare { key.to_string() } else { format!("{key:?}") }
 }
 
 /// Joins segments into a dotted path, quoting keys that are not bare; a segment `[N]` is an
@@ -173,11 +155,7 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
 
 /// Serde's wording, in the file's vocabulary ("key", not "field"), on one line.
 fn tidy(message: &str) -> String {
-    one_line(
-        &message
-            .replace("unknown field", "unknown key")
-            .replace("missing field", "missing key"),
-    )
+    one_line(&message.replace("unknown field", "unknown key").replace("missing field", "missing key"))
 }
 
 fn one_line(message: &str) -> String {

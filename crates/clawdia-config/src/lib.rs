@@ -38,10 +38,9 @@ pub fn load(home: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; relative paths resolve against `home`.
 pub fn parse(text: &str, home: &Path) -> Result<Config, ConfigError> {
-    let deserializer =
-        toml::Deserializer::parse(text).map_err(|error| ConfigError::syntax(text, &error))?;
-    let raw: raw::RawConfig = serde_path_to_error::deserialize(deserializer)
-        .map_err(|error| ConfigError::serde(text, error))?;
+    let deserializer = toml::Deserializer::parse(text).map_err(|error| ConfigError::syntax(text, &error))?;
+    let raw: raw::RawConfig =
+        serde_path_to_error::deserialize(deserializer).map_err(|error| ConfigError::serde(text, error))?;
     let home = std::path::absolute(home).unwrap_or_else(|_| home.to_path_buf());
     validate::config(raw, text, home)
 }

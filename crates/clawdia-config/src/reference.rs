@@ -27,9 +27,7 @@ pub fn reference_markdown() -> String {
     let schema = schema();
     let mut walker = Walker::new(&schema);
     walker.out.push_str("# `clawdia.toml` reference\n\n");
-    walker
-        .out
-        .push_str("Generated from the config schema (`clawdia config schema`); do not edit.\n\n");
+    walker.out.push_str("Generated from the config schema (`clawdia config schema`); do not edit.\n\n");
     if let Some(description) = schema.get("description").and_then(Value::as_str) {
         walker.out.push_str(&one_line(description));
         walker.out.push_str("\n\n");
@@ -62,20 +60,13 @@ struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     fn new(root: &'a Value) -> Self {
-        Walker {
-            defs: root.get("$defs").and_then(Value::as_object),
-            out: String::new(),
-            keys: Vec::new(),
-        }
+        Walker { defs: root.get("$defs").and_then(Value::as_object), out: String::new(), keys: Vec::new() }
     }
 
     /// Follows `$ref`, and unwraps `Option` (`anyOf: [T, null]`).
     fn resolve(&self, schema: &'a Value) -> &'a Value {
         if let Some(name) = schema.get("$ref").and_then(Value::as_str) {
-            let target = name
-                .rsplit('/')
-                .next()
-                .and_then(|name| self.defs?.get(name));
+            let target = name.rsplit('/').next().and_then(|name| self.defs?.get(name));
             return target.map_or(schema, |target| self.resolve(target));
         }
         if let Some(branches) = schema.get("anyOf").and_then(Value::as_array) {
@@ -101,31 +92,19 @@ impl<'a> Walker<'a> {
         let mut subsections = Vec::new();
         for (key, property) in properties {
             let target = self.resolve(property);
-            let text = property
-                .get("description")
-                .or_else(|| target.get("description"))
-                .and_then(Value::as_str);
-            let child = if header.is_empty() {
-                key.clone()
-            } else {
-                format!("{header}.{key}")
-            };
+            let text =
+                property.get("description").or_else(|| target.get("description")).and_then(Value::as_str);
+            let child = if header.is_empty() { key.clone() } else { format!("{header}.{key}") };
             if is_table(target) {
                 subsections.push((child, text, target));
             } else if let Some(entry) = self.map_entry(target) {
-                let placeholder = if key == "prices" {
-                    "\"<provider>/<model>\""
-                } else {
-                    "<name>"
-                };
+                let placeholder = if key == "prices" { "\"<provider>/<model>\"" } else { "<name>" };
                 subsections.push((format!("{child}.{placeholder}"), text, entry));
             } else {
                 let default = if required.contains(&key.as_str()) {
                     "required".to_string()
                 } else {
-                    property
-                        .get("default")
-                        .map_or("unset".to_string(), |d| format!("`{}`", toml_value(d)))
+                    property.get("default").map_or("unset".to_string(), |d| format!("`{}`", toml_value(d)))
                 };
                 let type_name = self.type_name(property);
                 let text = one_line(text.unwrap_or("")).replace('|', "\\|");
@@ -143,8 +122,7 @@ impl<'a> Walker<'a> {
         if !rows.is_empty() {
             // Required keys first, then the rest alphabetically (the schema's map is sorted).
             rows.sort_by_key(|(optional, _)| *optional);
-            self.out
-                .push_str("| key | type | default | description |\n|---|---|---|---|\n");
+            self.out.push_str("| key | type | default | description |\n|---|---|---|---|\n");
             rows.iter().for_each(|(_, row)| self.out.push_str(row));
             self.out.push('\n');
         }
@@ -170,19 +148,13 @@ impl<'a> Walker<'a> {
         }
         for combinator in ["anyOf", "oneOf"] {
             if let Some(branches) = schema.get(combinator).and_then(Value::as_array) {
-                let names: Vec<String> = branches
-                    .iter()
-                    .filter(|b| !is_null(b))
-                    .map(|b| self.type_name(b))
-                    .collect();
+                let names: Vec<String> =
+                    branches.iter().filter(|b| !is_null(b)).map(|b| self.type_name(b)).collect();
                 return names.join(" or ");
             }
         }
         let kind = match schema.get("type") {
-            Some(Value::Array(kinds)) => kinds
-                .iter()
-                .filter_map(Value::as_str)
-                .find(|k| *k != "null"),
+            Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).find(|k| *k != "null"),
             Some(kind) => kind.as_str(),
             None => None,
         };
@@ -196,10 +168,8 @@ impl<'a> Walker<'a> {
                 schema.get("additionalProperties"),
             ) {
                 (Some(properties), _) => {
-                    let fields: Vec<String> = properties
-                        .iter()
-                        .map(|(k, v)| format!("{k} = {}", self.type_name(v)))
-                        .collect();
+                    let fields: Vec<String> =
+                        properties.iter().map(|(k, v)| format!("{k} = {}", self.type_name(v))).collect();
                     format!("`{{ {} }}`", fields.join(", ").replace('`', ""))
                 }
                 (None, Some(values)) if values.is_object() => {
@@ -218,8 +188,7 @@ fn is_null(schema: &Value) -> bool {
 }
 
 fn is_table(schema: &Value) -> bool {
-    schema.get("type").and_then(Value::as_str) == Some("object")
-        && schema.get("properties").is_some()
+    schema.get("type").and_then(Value::as_str) == Some("object") && schema.get("properties").is_some()
 }
 
 /// A JSON value as it would be written in TOML.
@@ -227,16 +196,10 @@ fn toml_value(value: &Value) -> String {
     match value {
         Value::Null => "unset".to_string(),
         Value::String(text) => format!("{text:?}"),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(toml_value).collect::<Vec<_>>().join(", ")),
         Value::Object(map) if map.is_empty() => "{}".to_string(),
         Value::Object(map) => {
-            let fields: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k} = {}", toml_value(v)))
-                .collect();
+            let fields: Vec<String> = map.iter().map(|(k, v)| format!("{k} = {}", toml_value(v))).collect();
             format!("{{ {} }}", fields.join(", "))
         }
         other => other.to_string(),

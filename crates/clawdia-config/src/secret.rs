@@ -70,10 +70,7 @@ impl SecretRef {
     }
 
     fn error(&self, message: impl Into<String>) -> ConfigError {
-        ConfigError::Secret {
-            reference: self.to_string(),
-            message: message.into(),
-        }
+        ConfigError::Secret { reference: self.to_string(), message: message.into() }
     }
 }
 

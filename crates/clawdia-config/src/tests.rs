@@ -16,11 +16,7 @@ fn the_example_file_sets_every_documented_key() {
         ("agents.<name>.web_fetch", "allow_private"),
         ("prices.\"<provider>/<model>\"", "cache_write_per_mtok"),
     ] {
-        assert!(
-            keys.iter()
-                .any(|(s, k)| (s.as_str(), k.as_str()) == expected),
-            "{expected:?} missing"
-        );
+        assert!(keys.iter().any(|(s, k)| (s.as_str(), k.as_str()) == expected), "{expected:?} missing");
     }
     let example = crate::example_toml();
     for (section, key) in keys {
@@ -29,10 +25,7 @@ fn the_example_file_sets_every_documented_key() {
                 .strip_prefix(key.as_str())
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         });
-        assert!(
-            set,
-            "clawdia.example.toml never sets `{key}` of [{section}]"
-        );
+        assert!(set, "clawdia.example.toml never sets `{key}` of [{section}]");
     }
 }
 
@@ -46,30 +39,17 @@ fn lines_are_one_based_and_clamped() {
 
 #[test]
 fn key_paths_quote_non_bare_keys_and_attach_indexes() {
-    assert_eq!(
-        key_path(&["agents", "main", "fallbacks", "[2]"]),
-        "agents.main.fallbacks[2]"
-    );
-    assert_eq!(
-        key_path(&["prices", "zai/glm-5", "input_per_mtok"]),
-        "prices.\"zai/glm-5\".input_per_mtok"
-    );
+    assert_eq!(key_path(&["agents", "main", "fallbacks", "[2]"]), "agents.main.fallbacks[2]");
+    assert_eq!(key_path(&["prices", "zai/glm-5", "input_per_mtok"]), "prices.\"zai/glm-5\".input_per_mtok");
     assert_eq!(key_path(&["providers", ""]), "providers.\"\"");
 }
 
 #[test]
 fn errors_without_line_or_key_still_read_as_one_line() {
-    let no_line = ConfigError::Invalid {
-        line: None,
-        key: Some("gateway.port".into()),
-        message: "bad".into(),
-    };
+    let no_line =
+        ConfigError::Invalid { line: None, key: Some("gateway.port".into()), message: "bad".into() };
     assert_eq!(no_line.to_string(), "clawdia.toml: gateway.port: bad");
-    let no_key = ConfigError::Invalid {
-        line: Some(4),
-        key: None,
-        message: "bad".into(),
-    };
+    let no_key = ConfigError::Invalid { line: Some(4), key: None, message: "bad".into() };
     assert_eq!(no_key.to_string(), "clawdia.toml:4: bad");
     assert_eq!((no_key.line(), no_key.key()), (Some(4), None));
 }

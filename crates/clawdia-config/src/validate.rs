@@ -15,8 +15,8 @@ use crate::error::{ConfigError, key_path};
 use crate::raw::defaults::{CONNECT_TIMEOUT_SECS as CONNECT_SECS, READ_TIMEOUT_SECS as READ_SECS};
 use crate::raw::{self, RawSecret, defaults};
 use crate::{
-    AgentConfig, Budget, Config, GatewayConfig, Price, PromptLimits, ProviderConfig, SecretRef,
-    ToolPolicy, WebFetchConfig,
+    AgentConfig, Budget, Config, GatewayConfig, Price, PromptLimits, ProviderConfig, SecretRef, ToolPolicy,
+    WebFetchConfig,
 };
 
 /// What every check needs: the text (to turn byte offsets into lines) and the home.
@@ -26,12 +26,7 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn error(
-        &self,
-        span: std::ops::Range<usize>,
-        key: &[&str],
-        message: impl Into<String>,
-    ) -> ConfigError {
+    fn error(&self, span: std::ops::Range<usize>, key: &[&str], message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.text, span.start, key_path(key), message)
     }
 
@@ -66,19 +61,11 @@ impl Context<'_> {
         if usd.is_finite() && usd >= 0.0 {
             return Ok(usd);
         }
-        Err(self.error(
-            value.span(),
-            key,
-            "must be a non-negative number of US dollars",
-        ))
+        Err(self.error(value.span(), key, "must be a non-negative number of US dollars"))
     }
 }
 
-pub(crate) fn config(
-    raw: raw::RawConfig,
-    text: &str,
-    home: PathBuf,
-) -> Result<Config, ConfigError> {
+pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<Config, ConfigError> {
     let context = Context { text, home: &home };
     let gateway = gateway(&context, raw.gateway)?;
     let mut providers = BTreeMap::new();
@@ -96,13 +83,7 @@ pub(crate) fn config(
         let price = price(&context, &key, price_raw, &providers)?;
         prices.insert(key, price);
     }
-    Ok(Config {
-        home: home.clone(),
-        gateway,
-        providers,
-        agents,
-        prices,
-    })
+    Ok(Config { home: home.clone(), gateway, providers, agents, prices })
 }
 
 fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, ConfigError> {
@@ -112,10 +93,7 @@ fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, Con
             context.error(
                 bind.span(),
                 &["gateway", "bind"],
-                format!(
-                    "`{}` is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::)",
-                    bind.get_ref()
-                ),
+                format!("`{}` is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::)", bind.get_ref()),
             )
         })?,
     };
@@ -128,12 +106,7 @@ fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, Con
         &["gateway", "max_request_bytes"],
         defaults::MAX_REQUEST_BYTES,
     )?;
-    Ok(GatewayConfig {
-        bind,
-        port: raw.port.unwrap_or(defaults::PORT),
-        token,
-        max_request_bytes,
-    })
+    Ok(GatewayConfig { bind, port: raw.port.unwrap_or(defaults::PORT), token, max_request_bytes })
 }
 
 fn provider(
@@ -144,23 +117,17 @@ fn provider(
     check_name(context, raw.span(), "providers", name)?;
     let raw = raw.into_inner();
     let url = raw.base_url.get_ref().trim_end_matches('/');
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     if rest.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
         return Err(context.error(
             raw.base_url.span(),
             &["providers", name, "base_url"],
-            format!(
-                "`{}` is not an http:// or https:// URL",
-                raw.base_url.get_ref()
-            ),
+            format!("`{}` is not an http:// or https:// URL", raw.base_url.get_ref()),
         ));
     }
     let mut headers = BTreeMap::new();
     for (header, value) in raw.headers.unwrap_or_default() {
-        let valid_name =
-            !header.is_empty() && header.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        let valid_name = !header.is_empty() && header.bytes().all(|b| b.is_ascii_graphic() && b != b':');
         if !valid_name || value.get_ref().chars().any(char::is_control) {
             return Err(context.error(
                 value.span(),
@@ -171,9 +138,7 @@ fn provider(
         headers.insert(header, value.into_inner());
     }
     let seconds = |value, key: &str, default| {
-        context
-            .positive(value, &["providers", name, key], default)
-            .map(Duration::from_secs)
+        context.positive(value, &["providers", name, key], default).map(Duration::from_secs)
     };
     let connect_timeout_secs = raw.connect_timeout_secs;
     Ok(ProviderConfig {
@@ -200,21 +165,12 @@ fn agent(
     let mut fallbacks = Vec::new();
     for (index, fallback) in raw.fallbacks.unwrap_or_default().iter().enumerate() {
         let index = format!("[{index}]");
-        fallbacks.push(model_ref(
-            context,
-            fallback,
-            &["agents", name, "fallbacks", &index],
-            providers,
-        )?);
+        fallbacks.push(model_ref(context, fallback, &["agents", name, "fallbacks", &index], providers)?);
     }
     let workspace = match raw.workspace {
         None => context.path(defaults::WORKSPACES_DIR).join(name),
         Some(path) if path.get_ref().trim().is_empty() => {
-            return Err(context.error(
-                path.span(),
-                &["agents", name, "workspace"],
-                "must not be empty",
-            ));
+            return Err(context.error(path.span(), &["agents", name, "workspace"], "must not be empty"));
         }
         Some(path) => context.path(path.get_ref()),
     };
@@ -241,10 +197,7 @@ fn agent(
             allow: tools.allow.unwrap_or_else(default_allow),
             deny: tools.deny.unwrap_or_default(),
         },
-        budget: Budget {
-            daily_tokens: raw.budget.daily_tokens,
-            daily_usd,
-        },
+        budget: Budget { daily_tokens: raw.budget.daily_tokens, daily_usd },
         prompt: PromptLimits {
             file_max_chars: prompt.file_max_chars.unwrap_or(defaults::FILE_MAX_CHARS),
             total_max_chars: prompt.total_max_chars.unwrap_or(defaults::TOTAL_MAX_CHARS),
@@ -254,11 +207,7 @@ fn agent(
             &key(&["max_tool_iterations"]),
             defaults::MAX_TOOL_ITERATIONS,
         )?,
-        max_tokens: context.positive(
-            raw.max_tokens,
-            &key(&["max_tokens"]),
-            defaults::MAX_TOKENS,
-        )?,
+        max_tokens: context.positive(raw.max_tokens, &key(&["max_tokens"]), defaults::MAX_TOKENS)?,
         temperature,
         web_fetch: WebFetchConfig {
             timeout_secs: context.positive(
@@ -315,10 +264,7 @@ fn model_ref(
         let configured = if providers.is_empty() {
             "no providers are configured".to_string()
         } else {
-            format!(
-                "configured: {}",
-                providers.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
+            format!("configured: {}", providers.keys().cloned().collect::<Vec<_>>().join(", "))
         };
         let message = format!("unknown provider `{}` ({configured})", model.provider);
         return Err(context.error(text.span(), key, message));
@@ -334,11 +280,8 @@ fn check_name(
     name: &str,
 ) -> Result<(), ConfigError> {
     let mut bytes = name.bytes();
-    let first_ok = bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let rest_ok =
-        bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if first_ok && rest_ok && name.len() <= 64 {
         return Ok(());
     }

@@ -34,13 +34,7 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn new(kind: &str, severity: Severity, detail: impl Into<String>) -> AuditEvent {
-        AuditEvent {
-            kind: kind.to_string(),
-            severity,
-            agent: None,
-            session: None,
-            detail: detail.into(),
-        }
+        AuditEvent { kind: kind.to_string(), severity, agent: None, session: None, detail: detail.into() }
     }
 
     pub fn agent(mut self, agent: &str) -> AuditEvent {

@@ -8,21 +8,19 @@ pub mod audit;
 pub mod message;
 pub mod model;
 pub mod session;
-pub mod tool;
 pub mod time;
+pub mod tool;
 pub mod turn;
 
 pub use audit::{AuditEvent, AuditSink, Severity};
 pub use message::{Message, ToolCall};
 pub use model::{
-    Attempt, ChainOutcome, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelDelta,
-    ModelError, ModelRef, Models, NoDeltas, StopReason, ToolSpec, Usage,
+    Attempt, ChainOutcome, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelDelta, ModelError,
+    ModelRef, Models, NoDeltas, StopReason, ToolSpec, Usage,
 };
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use tool::{Tool, ToolContext, ToolError};
-pub use turn::{
-    AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest,
-};
+pub use turn::{AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest};
 
 /// Milliseconds since the Unix epoch; the one timestamp representation used across crates.
 pub type UnixMillis = i64;

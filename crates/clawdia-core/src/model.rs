@@ -105,7 +105,10 @@ pub struct ChatResponse {
 pub enum ModelDelta {
     Text(String),
     /// A tool call began (its arguments stream in afterwards).
-    ToolCallStarted { id: String, name: String },
+    ToolCallStarted {
+        id: String,
+        name: String,
+    },
 }
 
 /// Receives deltas while a reply streams. A delta may belong to an attempt that later fails;
@@ -189,11 +192,8 @@ impl ModelError {
 /// One provider endpoint speaking one wire format.
 #[async_trait]
 pub trait ModelClient: Send + Sync {
-    async fn complete(
-        &self,
-        request: &ChatRequest,
-        sink: &dyn DeltaSink,
-    ) -> Result<ChatResponse, ModelError>;
+    async fn complete(&self, request: &ChatRequest, sink: &dyn DeltaSink)
+    -> Result<ChatResponse, ModelError>;
 }
 
 /// One try of one model in a chain, kept for the audit trail and the turn record.
@@ -220,12 +220,7 @@ pub struct ChainOutcome {
 #[async_trait]
 pub trait Models: Send + Sync {
     /// Tries `chain` in order. `request.model` is overwritten with each model's id.
-    async fn complete(
-        &self,
-        chain: &[ModelRef],
-        request: ChatRequest,
-        sink: &dyn DeltaSink,
-    ) -> ChainOutcome;
+    async fn complete(&self, chain: &[ModelRef], request: ChatRequest, sink: &dyn DeltaSink) -> ChainOutcome;
 }
 
 #[cfg(test)]

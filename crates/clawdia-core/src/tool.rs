@@ -47,9 +47,5 @@ pub trait Tool: Send + Sync {
     /// The policy group this tool belongs to (`fs`, `web`, `exec`, `brain`, `mcp:<server>`, ...).
     fn group(&self) -> &str;
     /// Runs the tool. `arguments` is already-parsed JSON (an object for well-formed calls).
-    async fn call(
-        &self,
-        context: &ToolContext,
-        arguments: serde_json::Value,
-    ) -> Result<String, ToolError>;
+    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError>;
 }

@@ -37,16 +37,41 @@ pub struct TurnRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TurnEvent {
-    Started { session: String, agent: String },
-    TextDelta { text: String },
+    Started {
+        session: String,
+        agent: String,
+    },
+    TextDelta {
+        text: String,
+    },
     /// The text streamed since the last model call began came from an attempt that failed; a
     /// fallback model answers next.
-    Discard { reason: String },
-    ToolStart { id: String, name: String, arguments: String },
-    ToolEnd { id: String, name: String, is_error: bool, summary: String },
-    Fallback { from: String, reason: String },
-    Error { message: String },
-    End { usage: Usage, cost_usd: f64, model: Option<String> },
+    Discard {
+        reason: String,
+    },
+    ToolStart {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    ToolEnd {
+        id: String,
+        name: String,
+        is_error: bool,
+        summary: String,
+    },
+    Fallback {
+        from: String,
+        reason: String,
+    },
+    Error {
+        message: String,
+    },
+    End {
+        usage: Usage,
+        cost_usd: f64,
+        model: Option<String>,
+    },
 }
 
 /// Receives a turn's events as they happen.
@@ -102,9 +127,6 @@ pub struct AgentInfo {
 #[async_trait]
 pub trait Gateway: Send + Sync {
     fn agents(&self) -> Vec<AgentInfo>;
-    async fn run_turn(
-        &self,
-        request: TurnRequest,
-        events: &dyn TurnEvents,
-    ) -> Result<TurnOutcome, TurnError>;
+    async fn run_turn(&self, request: TurnRequest, events: &dyn TurnEvents)
+    -> Result<TurnOutcome, TurnError>;
 }

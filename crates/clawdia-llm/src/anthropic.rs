@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use clawdia_core::{
-    ChatRequest, ChatResponse, DeltaSink, Message, ModelClient, ModelDelta, ModelError, StopReason,
-    ToolCall, Usage,
+    ChatRequest, ChatResponse, DeltaSink, Message, ModelClient, ModelDelta, ModelError, StopReason, ToolCall,
+    Usage,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,21 +25,12 @@ pub struct AnthropicClient {
 
 impl AnthropicClient {
     pub fn new(settings: ProviderSettings) -> Result<AnthropicClient, ModelError> {
-        let mut fixed = vec![FixedHeader {
-            name: "anthropic-version",
-            value: API_VERSION.to_string(),
-            secret: false,
-        }];
+        let mut fixed =
+            vec![FixedHeader { name: "anthropic-version", value: API_VERSION.to_string(), secret: false }];
         if let Some(key) = &settings.api_key {
-            fixed.push(FixedHeader {
-                name: "x-api-key",
-                value: key.clone(),
-                secret: true,
-            });
+            fixed.push(FixedHeader { name: "x-api-key", value: key.clone(), secret: true });
         }
-        Ok(AnthropicClient {
-            endpoint: Endpoint::new(&settings, "/v1/messages", fixed)?,
-        })
+        Ok(AnthropicClient { endpoint: Endpoint::new(&settings, "/v1/messages", fixed)? })
     }
 }
 
@@ -151,10 +142,7 @@ fn wire_messages(messages: &[Message]) -> Vec<WireMessage<'_>> {
     for message in messages {
         match message {
             Message::User { text } => {
-                wire.push(WireMessage {
-                    role: "user",
-                    content: WireContent::Text(text),
-                });
+                wire.push(WireMessage { role: "user", content: WireContent::Text(text) });
                 results_open = false;
             }
             Message::Assistant { text, tool_calls } => {
@@ -168,35 +156,17 @@ fn wire_messages(messages: &[Message]) -> Vec<WireMessage<'_>> {
                     input: tool_input(&call.arguments),
                 }));
                 if !blocks.is_empty() {
-                    wire.push(WireMessage {
-                        role: "assistant",
-                        content: WireContent::Blocks(blocks),
-                    });
+                    wire.push(WireMessage { role: "assistant", content: WireContent::Blocks(blocks) });
                 }
                 results_open = false;
             }
-            Message::ToolResult {
-                call_id,
-                content,
-                is_error,
-                ..
-            } => {
-                let block = WireBlock::ToolResult {
-                    tool_use_id: call_id,
-                    content,
-                    is_error: *is_error,
-                };
+            Message::ToolResult { call_id, content, is_error, .. } => {
+                let block = WireBlock::ToolResult { tool_use_id: call_id, content, is_error: *is_error };
                 match wire.last_mut() {
-                    Some(WireMessage {
-                        content: WireContent::Blocks(blocks),
-                        ..
-                    }) if results_open => {
+                    Some(WireMessage { content: WireContent::Blocks(blocks), .. }) if results_open => {
                         blocks.push(block);
                     }
-                    _ => wire.push(WireMessage {
-                        role: "user",
-                        content: WireContent::Blocks(vec![block]),
-                    }),
+                    _ => wire.push(WireMessage { role: "user", content: WireContent::Blocks(vec![block]) }),
                 }
                 results_open = true;
             }
@@ -273,16 +243,8 @@ impl WireResponse {
             match block {
                 ResponseBlock::Text { text: piece } => text.push_str(&piece),
                 ResponseBlock::ToolUse { id, name, input } => {
-                    let arguments = if input.is_null() {
-                        "{}".to_string()
-                    } else {
-                        input.to_string()
-                    };
-                    tool_calls.push(ToolCall {
-                        id,
-                        name,
-                        arguments,
-                    });
+                    let arguments = if input.is_null() { "{}".to_string() } else { input.to_string() };
+                    tool_calls.push(ToolCall { id, name, arguments });
                 }
                 ResponseBlock::Other => {}
             }
@@ -293,12 +255,7 @@ impl WireResponse {
     }
 }
 
-fn finish(
-    text: String,
-    tool_calls: Vec<ToolCall>,
-    usage: Usage,
-    stop_reason: Option<&str>,
-) -> ChatResponse {
+fn finish(text: String, tool_calls: Vec<ToolCall>, usage: Usage, stop_reason: Option<&str>) -> ChatResponse {
     let stop_reason = match stop_reason {
         Some("end_turn" | "stop_sequence") => StopReason::EndTurn,
         Some("tool_use") => StopReason::ToolUse,
@@ -307,11 +264,7 @@ fn finish(
         None if tool_calls.is_empty() => StopReason::EndTurn,
         None => StopReason::ToolUse,
     };
-    ChatResponse {
-        message: Message::Assistant { text, tool_calls },
-        usage,
-        stop_reason,
-    }
+    ChatResponse { message: Message::Assistant { text, tool_calls }, usage, stop_reason }
 }
 
 // ---- streaming -----------------------------------------------------------------------------
@@ -395,11 +348,7 @@ struct StreamError {
 
 enum Block {
     Text(String),
-    ToolUse {
-        id: String,
-        name: String,
-        arguments: String,
-    },
+    ToolUse { id: String, name: String, arguments: String },
     Other,
 }
 
@@ -420,32 +369,20 @@ async fn read_stream(
     let mut state = StreamState::default();
     while let Some(event) = reader.next().await? {
         if event.event == "error" && !event.data.starts_with('{') {
-            return Err(ModelError::Malformed(format!(
-                "{}: error event: {}",
-                endpoint.name(),
-                event.data
-            )));
+            return Err(ModelError::Malformed(format!("{}: error event: {}", endpoint.name(), event.data)));
         }
         let parsed: StreamEvent = endpoint.parse_event(&event.data)?;
-        if state
-            .apply(parsed, sink)
-            .map_err(|error| name_error(endpoint, error))?
-        {
+        if state.apply(parsed, sink).map_err(|error| name_error(endpoint, error))? {
             reader.release();
             return Ok(state.into_response());
         }
     }
-    Err(ModelError::Truncated(format!(
-        "{}: stream ended without message_stop",
-        endpoint.name()
-    )))
+    Err(ModelError::Truncated(format!("{}: stream ended without message_stop", endpoint.name())))
 }
 
 fn name_error(endpoint: &Endpoint, error: ModelError) -> ModelError {
     match error {
-        ModelError::Malformed(detail) => {
-            ModelError::Malformed(format!("{}: {detail}", endpoint.name()))
-        }
+        ModelError::Malformed(detail) => ModelError::Malformed(format!("{}: {detail}", endpoint.name())),
         other => other,
     }
 }
@@ -455,14 +392,9 @@ impl StreamState {
     fn apply(&mut self, event: StreamEvent, sink: &dyn DeltaSink) -> Result<bool, ModelError> {
         match event {
             StreamEvent::MessageStart { message } => message.usage.apply(&mut self.usage),
-            StreamEvent::ContentBlockStart {
-                index,
-                content_block,
-            } => {
+            StreamEvent::ContentBlockStart { index, content_block } => {
                 if index >= MAX_BLOCKS {
-                    return Err(ModelError::Malformed(format!(
-                        "content block index {index} out of range"
-                    )));
+                    return Err(ModelError::Malformed(format!("content block index {index} out of range")));
                 }
                 if self.blocks.len() <= index {
                     self.blocks.resize_with(index + 1, || None);
@@ -475,15 +407,8 @@ impl StreamState {
                         Block::Text(text)
                     }
                     StartBlock::ToolUse { id, name } => {
-                        sink.delta(ModelDelta::ToolCallStarted {
-                            id: id.clone(),
-                            name: name.clone(),
-                        });
-                        Block::ToolUse {
-                            id,
-                            name,
-                            arguments: String::new(),
-                        }
+                        sink.delta(ModelDelta::ToolCallStarted { id: id.clone(), name: name.clone() });
+                        Block::ToolUse { id, name, arguments: String::new() }
                     }
                     StartBlock::Other => Block::Other,
                 };
@@ -491,19 +416,14 @@ impl StreamState {
             }
             StreamEvent::ContentBlockDelta { index, delta } => {
                 let Some(Some(block)) = self.blocks.get_mut(index) else {
-                    return Err(ModelError::Malformed(format!(
-                        "delta for unknown content block {index}"
-                    )));
+                    return Err(ModelError::Malformed(format!("delta for unknown content block {index}")));
                 };
                 match (block, delta) {
                     (Block::Text(text), BlockDelta::TextDelta { text: piece }) => {
                         text.push_str(&piece);
                         sink.delta(ModelDelta::Text(piece));
                     }
-                    (
-                        Block::ToolUse { arguments, .. },
-                        BlockDelta::InputJsonDelta { partial_json },
-                    ) => {
+                    (Block::ToolUse { arguments, .. }, BlockDelta::InputJsonDelta { partial_json }) => {
                         arguments.push_str(&partial_json);
                     }
                     (Block::Other, _) | (_, BlockDelta::Other) => {}
@@ -539,21 +459,9 @@ impl StreamState {
                         text.push_str(&piece);
                     }
                 }
-                Block::ToolUse {
-                    id,
-                    name,
-                    arguments,
-                } => {
-                    let arguments = if arguments.trim().is_empty() {
-                        "{}".to_string()
-                    } else {
-                        arguments
-                    };
-                    tool_calls.push(ToolCall {
-                        id,
-                        name,
-                        arguments,
-                    });
+                Block::ToolUse { id, name, arguments } => {
+                    let arguments = if arguments.trim().is_empty() { "{}".to_string() } else { arguments };
+                    tool_calls.push(ToolCall { id, name, arguments });
                 }
                 Block::Other => {}
             }
@@ -567,14 +475,8 @@ impl StreamState {
 fn stream_error(error: StreamError) -> ModelError {
     let message = format!("{}: {}", error.kind, error.message);
     match error.kind.as_str() {
-        "overloaded_error" => ModelError::Server {
-            status: 529,
-            message,
-        },
-        "api_error" => ModelError::Server {
-            status: 500,
-            message,
-        },
+        "overloaded_error" => ModelError::Server { status: 529, message },
+        "api_error" => ModelError::Server { status: 500, message },
         "rate_limit_error" => ModelError::RateLimited { retry_after: None },
         _ => ModelError::Malformed(format!("error event: {message}")),
     }

@@ -52,32 +52,18 @@ impl Endpoint {
         let name = settings.name.clone();
         let url_text = format!("{}{}", settings.base_url.trim_end_matches('/'), path);
         let url = reqwest::Url::parse(&url_text).map_err(|error| {
-            ModelError::Other(format!(
-                "provider `{name}`: invalid base_url `{url_text}`: {error}"
-            ))
+            ModelError::Other(format!("provider `{name}`: invalid base_url `{url_text}`: {error}"))
         })?;
         let mut headers = HeaderMap::new();
-        headers.insert(
-            reqwest::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let extra = settings
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value, false));
-        let fixed = fixed
-            .iter()
-            .map(|header| (header.name, &header.value, header.secret));
+        headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let extra = settings.headers.iter().map(|(name, value)| (name.as_str(), value, false));
+        let fixed = fixed.iter().map(|header| (header.name, &header.value, header.secret));
         for (header_name, value, secret) in fixed.chain(extra) {
             let header_name = HeaderName::from_bytes(header_name.as_bytes()).map_err(|_| {
-                ModelError::Other(format!(
-                    "provider `{name}`: invalid header name `{header_name}`"
-                ))
+                ModelError::Other(format!("provider `{name}`: invalid header name `{header_name}`"))
             })?;
             let mut value = HeaderValue::from_str(value).map_err(|_| {
-                ModelError::Other(format!(
-                    "provider `{name}`: invalid value for header `{header_name}`"
-                ))
+                ModelError::Other(format!("provider `{name}`: invalid value for header `{header_name}`"))
             })?;
             value.set_sensitive(secret);
             headers.insert(header_name, value);
@@ -112,12 +98,7 @@ impl Endpoint {
     /// POSTs `body` (JSON) and returns the response once its head arrived with a success
     /// status; any other status becomes the matching `ModelError`.
     pub(crate) async fn post(&self, body: Vec<u8>) -> Result<reqwest::Response, ModelError> {
-        let request = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .body(body)
-            .send();
+        let request = self.client.post(self.url.clone()).headers(self.headers.clone()).body(body).send();
         // reqwest's own connect and read timeouts fire first; this is a backstop.
         let limit = self.connect_timeout + self.read_timeout;
         let response = match tokio::time::timeout(limit, request).await {
@@ -131,11 +112,7 @@ impl Endpoint {
             Ok(Err(error)) => return Err(self.send_error(&error)),
             Ok(Ok(response)) => response,
         };
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(self.status_error(response).await)
-        }
+        if response.status().is_success() { Ok(response) } else { Err(self.status_error(response).await) }
     }
 
     fn send_error(&self, error: &reqwest::Error) -> ModelError {
@@ -164,14 +141,8 @@ impl Endpoint {
     }
 
     /// Reads a whole (non-streaming) body, failing on silence longer than the read timeout.
-    pub(crate) async fn read_body(
-        &self,
-        mut response: reqwest::Response,
-    ) -> Result<Vec<u8>, ModelError> {
-        let expected = response
-            .content_length()
-            .unwrap_or(0)
-            .min(MAX_BODY_BYTES as u64);
+    pub(crate) async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ModelError> {
+        let expected = response.content_length().unwrap_or(0).min(MAX_BODY_BYTES as u64);
         let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         while let Some(chunk) = self.next_chunk(&mut response).await? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -185,21 +156,16 @@ impl Endpoint {
         Ok(body)
     }
 
-    async fn next_chunk(
-        &self,
-        response: &mut reqwest::Response,
-    ) -> Result<Option<bytes::Bytes>, ModelError> {
+    async fn next_chunk(&self, response: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, ModelError> {
         match tokio::time::timeout(self.read_timeout, response.chunk()).await {
             Err(_) => Err(ModelError::Timeout(format!(
                 "{}: no data for {} ms",
                 self.name,
                 self.read_timeout.as_millis()
             ))),
-            Ok(Err(error)) if error.is_timeout() => Err(ModelError::Timeout(format!(
-                "{}: {}",
-                self.name,
-                describe(&error)
-            ))),
+            Ok(Err(error)) if error.is_timeout() => {
+                Err(ModelError::Timeout(format!("{}: {}", self.name, describe(&error))))
+            }
             Ok(Err(error)) => Err(ModelError::Truncated(format!(
                 "{}: connection broke mid-reply: {}",
                 self.name,
@@ -225,11 +191,7 @@ impl Endpoint {
     /// `Malformed`.
     pub(crate) fn parse_event<T: DeserializeOwned>(&self, data: &str) -> Result<T, ModelError> {
         serde_json::from_str(data).map_err(|error| {
-            ModelError::Malformed(format!(
-                "{}: bad event data ({error}): {}",
-                self.name,
-                clip(data)
-            ))
+            ModelError::Malformed(format!("{}: bad event data ({error}): {}", self.name, clip(data)))
         })
     }
 }
@@ -270,9 +232,7 @@ impl<'a> SseReader<'a> {
                 Some(chunk) => {
                     self.parser
                         .push(&chunk, &mut self.scratch)
-                        .map_err(|error| {
-                            ModelError::Malformed(format!("{}: {error}", self.endpoint.name))
-                        })?;
+                        .map_err(|error| ModelError::Malformed(format!("{}: {error}", self.endpoint.name)))?;
                     self.ready = std::mem::take(&mut self.scratch).into_iter();
                 }
             }
@@ -314,11 +274,7 @@ pub(crate) fn is_json(response: &reqwest::Response) -> bool {
 }
 
 /// Reads up to `limit` bytes of a body, giving up quietly on errors (used for error bodies).
-async fn read_prefix(
-    response: &mut reqwest::Response,
-    read_timeout: Duration,
-    limit: usize,
-) -> Vec<u8> {
+async fn read_prefix(response: &mut reqwest::Response, read_timeout: Duration, limit: usize) -> Vec<u8> {
     let mut body = Vec::new();
     while body.len() < limit {
         match tokio::time::timeout(read_timeout, response.chunk()).await {
@@ -426,12 +382,7 @@ pub(crate) fn parse_http_date(text: &str) -> Option<SystemTime> {
     if parts.next()? != "GMT" || parts.next().is_some() || clock.next().is_some() {
         return None;
     }
-    if !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-        || !(1970..=9999).contains(&year)
-    {
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || !(1970..=9999).contains(&year) {
         return None;
     }
     let days = u64::try_from(days_from_civil(year, month, day)).ok()?;
@@ -445,8 +396,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }

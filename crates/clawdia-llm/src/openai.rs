@@ -8,8 +8,8 @@
 
 use async_trait::async_trait;
 use clawdia_core::{
-    ChatRequest, ChatResponse, DeltaSink, Message, ModelClient, ModelDelta, ModelError, StopReason,
-    ToolCall, Usage,
+    ChatRequest, ChatResponse, DeltaSink, Message, ModelClient, ModelDelta, ModelError, StopReason, ToolCall,
+    Usage,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -30,15 +30,9 @@ impl OpenAiClient {
     pub fn new(settings: ProviderSettings) -> Result<OpenAiClient, ModelError> {
         let mut fixed = Vec::new();
         if let Some(key) = &settings.api_key {
-            fixed.push(FixedHeader {
-                name: "authorization",
-                value: format!("Bearer {key}"),
-                secret: true,
-            });
+            fixed.push(FixedHeader { name: "authorization", value: format!("Bearer {key}"), secret: true });
         }
-        Ok(OpenAiClient {
-            endpoint: Endpoint::new(&settings, "/chat/completions", fixed)?,
-        })
+        Ok(OpenAiClient { endpoint: Endpoint::new(&settings, "/chat/completions", fixed)? })
     }
 }
 
@@ -57,9 +51,9 @@ impl ModelClient for OpenAiClient {
         } else {
             let body = self.endpoint.read_body(response).await?;
             let reply: WireResponse = self.endpoint.parse_body(&body)?;
-            reply.into_response().map_err(|detail| {
-                ModelError::Malformed(format!("{}: {detail}", self.endpoint.name()))
-            })
+            reply
+                .into_response()
+                .map_err(|detail| ModelError::Malformed(format!("{}: {detail}", self.endpoint.name())))
         }
     }
 }
@@ -141,9 +135,7 @@ struct WireFunction<'a> {
 fn wire_request(request: &ChatRequest) -> WireRequest<'_> {
     let mut messages = Vec::with_capacity(request.messages.len() + 1);
     if !request.system.is_empty() {
-        messages.push(WireMessage::System {
-            content: &request.system,
-        });
+        messages.push(WireMessage::System { content: &request.system });
     }
     messages.extend(request.messages.iter().map(wire_message));
     WireRequest {
@@ -164,9 +156,7 @@ fn wire_request(request: &ChatRequest) -> WireRequest<'_> {
         max_tokens: request.max_tokens,
         temperature: request.temperature,
         stream: request.stream,
-        stream_options: request.stream.then_some(StreamOptions {
-            include_usage: true,
-        }),
+        stream_options: request.stream.then_some(StreamOptions { include_usage: true }),
     }
 }
 
@@ -175,29 +165,17 @@ fn wire_message(message: &Message) -> WireMessage<'_> {
         Message::User { text } => WireMessage::User { content: text },
         Message::Assistant { text, tool_calls } => WireMessage::Assistant {
             // `null` content is how the API spells "only tool calls".
-            content: if text.is_empty() && !tool_calls.is_empty() {
-                None
-            } else {
-                Some(text)
-            },
+            content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) },
             tool_calls: tool_calls
                 .iter()
                 .map(|call| WireToolCall {
                     id: &call.id,
                     kind: "function",
-                    function: WireFunctionCall {
-                        name: &call.name,
-                        arguments: &call.arguments,
-                    },
+                    function: WireFunctionCall { name: &call.name, arguments: &call.arguments },
                 })
                 .collect(),
         },
-        Message::ToolResult {
-            call_id, content, ..
-        } => WireMessage::Tool {
-            tool_call_id: call_id,
-            content,
-        },
+        Message::ToolResult { call_id, content, .. } => WireMessage::Tool { tool_call_id: call_id, content },
     }
 }
 
@@ -217,11 +195,8 @@ struct PromptDetails {
 
 impl WireUsage {
     fn to_usage(&self) -> Usage {
-        let cached = self
-            .prompt_tokens_details
-            .as_ref()
-            .and_then(|details| details.cached_tokens)
-            .unwrap_or(0);
+        let cached =
+            self.prompt_tokens_details.as_ref().and_then(|details| details.cached_tokens).unwrap_or(0);
         Usage {
             input_tokens: self.prompt_tokens.unwrap_or(0).saturating_sub(cached),
             output_tokens: self.completion_tokens.unwrap_or(0),
@@ -273,10 +248,9 @@ impl WireResponse {
         let text = match choice.message.content {
             Some(Value::String(text)) => text,
             // Some servers send content parts: keep their text.
-            Some(Value::Array(parts)) => parts
-                .iter()
-                .filter_map(|part| part.get("text").and_then(Value::as_str))
-                .collect(),
+            Some(Value::Array(parts)) => {
+                parts.iter().filter_map(|part| part.get("text").and_then(Value::as_str)).collect()
+            }
             _ => String::new(),
         };
         let tool_calls = choice
@@ -286,10 +260,7 @@ impl WireResponse {
             .into_iter()
             .enumerate()
             .map(|(position, call)| ToolCall {
-                id: call
-                    .id
-                    .filter(|id| !id.is_empty())
-                    .unwrap_or_else(|| format!("call_{position}")),
+                id: call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| format!("call_{position}")),
                 name: call.function.name,
                 arguments: match call.function.arguments {
                     Some(Value::String(text)) if !text.trim().is_empty() => text,
@@ -299,21 +270,12 @@ impl WireResponse {
             })
             .collect();
         let usage = self.usage.map(|usage| usage.to_usage()).unwrap_or_default();
-        Ok(finish(
-            text,
-            tool_calls,
-            usage,
-            choice.finish_reason.as_deref(),
-        ))
+        Ok(finish(text, tool_calls, usage, choice.finish_reason.as_deref()))
     }
 }
 
 fn error_text(error: &Value) -> String {
-    error
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| error.to_string())
+    error.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| error.to_string())
 }
 
 fn finish(
@@ -330,11 +292,7 @@ fn finish(
         Some("length") => StopReason::MaxTokens,
         Some(_) => StopReason::Other,
     };
-    ChatResponse {
-        message: Message::Assistant { text, tool_calls },
-        usage,
-        stop_reason,
-    }
+    ChatResponse { message: Message::Assistant { text, tool_calls }, usage, stop_reason }
 }
 
 // ---- streaming -----------------------------------------------------------------------------
@@ -402,10 +360,7 @@ async fn read_stream(
             return Ok(state.into_response());
         }
         if event.event == "error" && !data.starts_with('{') {
-            return Err(ModelError::Malformed(format!(
-                "{}: error event: {data}",
-                endpoint.name()
-            )));
+            return Err(ModelError::Malformed(format!("{}: error event: {data}", endpoint.name())));
         }
         if data.is_empty() {
             continue;
@@ -443,8 +398,7 @@ impl StreamState {
                     self.text.push_str(&content);
                     sink.delta(ModelDelta::Text(content));
                 }
-                for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate()
-                {
+                for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
                     self.apply_call(position, call, sink)?;
                 }
             }
@@ -499,10 +453,7 @@ impl StreamState {
                 slot.id = format!("call_{index}");
             }
             slot.announced = true;
-            sink.delta(ModelDelta::ToolCallStarted {
-                id: slot.id.clone(),
-                name: slot.name.clone(),
-            });
+            sink.delta(ModelDelta::ToolCallStarted { id: slot.id.clone(), name: slot.name.clone() });
         }
         Ok(())
     }
@@ -513,25 +464,12 @@ impl StreamState {
             .calls
             .into_iter()
             .map(|call| ToolCall {
-                id: if call.id.is_empty() {
-                    format!("call_{}", call.index)
-                } else {
-                    call.id
-                },
+                id: if call.id.is_empty() { format!("call_{}", call.index) } else { call.id },
                 name: call.name,
-                arguments: if call.arguments.trim().is_empty() {
-                    "{}".to_string()
-                } else {
-                    call.arguments
-                },
+                arguments: if call.arguments.trim().is_empty() { "{}".to_string() } else { call.arguments },
             })
             .collect();
-        finish(
-            self.text,
-            tool_calls,
-            self.usage.unwrap_or_default(),
-            self.finish_reason.as_deref(),
-        )
+        finish(self.text, tool_calls, self.usage.unwrap_or_default(), self.finish_reason.as_deref())
     }
 }
 

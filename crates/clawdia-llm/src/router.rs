@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use clawdia_core::{
-    Attempt, ChainOutcome, ChatRequest, DeltaSink, ModelClient, ModelDelta, ModelError, ModelRef,
-    Models,
+    Attempt, ChainOutcome, ChatRequest, DeltaSink, ModelClient, ModelDelta, ModelError, ModelRef, Models,
 };
 
 /// No cooldown lasts longer than this, whatever a provider's `Retry-After` says.
@@ -33,9 +32,7 @@ impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
         names.sort_unstable();
-        f.debug_struct("Router")
-            .field("providers", &names)
-            .finish_non_exhaustive()
+        f.debug_struct("Router").field("providers", &names).finish_non_exhaustive()
     }
 }
 
@@ -54,8 +51,7 @@ impl Router {
     /// Registers (or replaces) a provider; `cooldown` is how long it is skipped after a failure
     /// that cools it down (a longer `Retry-After` wins, up to one hour).
     pub fn add(&mut self, name: &str, client: Arc<dyn ModelClient>, cooldown: Duration) {
-        self.providers
-            .insert(name.to_string(), Provider { client, cooldown });
+        self.providers.insert(name.to_string(), Provider { client, cooldown });
     }
 
     /// Time left on the provider's cooldown, `None` when it is not cooling down.
@@ -67,9 +63,7 @@ impl Router {
 
     fn cooldowns(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.cooling_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cooling_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn standing(&self, model: &ModelRef, now: Instant) -> Standing {
@@ -103,9 +97,7 @@ impl Router {
 
     fn cool_down(&self, provider: &str, configured: Duration, error: &ModelError) {
         let asked = match error {
-            ModelError::RateLimited {
-                retry_after: Some(retry_after),
-            } => *retry_after,
+            ModelError::RateLimited { retry_after: Some(retry_after) } => *retry_after,
             _ => Duration::ZERO,
         };
         let length = configured.max(asked).min(MAX_COOLDOWN);
@@ -165,24 +157,19 @@ impl Models for Router {
                 Standing::Cooling(until) if forced != Some(index) => {
                     let remaining = until.saturating_duration_since(now);
                     let error = ModelError::CoolingDown {
-                        remaining_secs: remaining.as_secs()
-                            + u64::from(remaining.subsec_nanos() > 0),
+                        remaining_secs: remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0),
                     };
                     attempts.push(failed(model, &error, 0));
                     last_error = error;
                     continue;
                 }
-                Standing::Cooling(_) | Standing::Ready => match self.providers.get(&model.provider)
-                {
+                Standing::Cooling(_) | Standing::Ready => match self.providers.get(&model.provider) {
                     Some(provider) => provider,
                     None => continue,
                 },
             };
             request.model.clone_from(&model.model);
-            let tracking = TrackingSink {
-                inner: sink,
-                emitted: AtomicBool::new(false),
-            };
+            let tracking = TrackingSink { inner: sink, emitted: AtomicBool::new(false) };
             let started = Instant::now();
             let result = provider.client.complete(&request, &tracking).await;
             let elapsed = elapsed_ms(started);
@@ -194,10 +181,7 @@ impl Models for Router {
                         detail: None,
                         elapsed_ms: elapsed,
                     });
-                    return ChainOutcome {
-                        result: Ok((model.clone(), response)),
-                        attempts,
-                    };
+                    return ChainOutcome { result: Ok((model.clone(), response)), attempts };
                 }
                 Err(error) => {
                     tracing::warn!(model = %model, reason = error.reason(), %error, "model attempt failed");
@@ -206,10 +190,7 @@ impl Models for Router {
                         sink.discard();
                     }
                     if matches!(error, ModelError::Cancelled) {
-                        return ChainOutcome {
-                            result: Err(error),
-                            attempts,
-                        };
+                        return ChainOutcome { result: Err(error), attempts };
                     }
                     if error.cools_down_provider() {
                         self.cool_down(&model.provider, provider.cooldown, &error);
@@ -218,10 +199,7 @@ impl Models for Router {
                 }
             }
         }
-        ChainOutcome {
-            result: Err(last_error),
-            attempts,
-        }
+        ChainOutcome { result: Err(last_error), attempts }
     }
 }
 

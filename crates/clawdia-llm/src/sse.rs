@@ -150,15 +150,9 @@ impl SseParser {
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
         if self.has_data {
-            let event = if self.event.is_empty() {
-                String::from("message")
-            } else {
-                mem::take(&mut self.event)
-            };
-            out.push(SseEvent {
-                event,
-                data: mem::take(&mut self.data),
-            });
+            let event =
+                if self.event.is_empty() { String::from("message") } else { mem::take(&mut self.event) };
+            out.push(SseEvent { event, data: mem::take(&mut self.data) });
         }
         self.event.clear();
         self.data.clear();

@@ -8,10 +8,16 @@ use std::path::{Path, PathBuf};
 
 /// The starter workspace files: (name, text).
 pub const STARTER_FILES: [(&str, &str); 5] = [
-    ("IDENTITY.md", "Name: Clawdia\nRole: the owner's personal assistant, running on the owner's own machine.\n"),
+    (
+        "IDENTITY.md",
+        "Name: Clawdia\nRole: the owner's personal assistant, running on the owner's own machine.\n",
+    ),
     ("SOUL.md", "Be direct and brief. Say when you are unsure. Never invent facts about the owner.\n"),
     ("USER.md", "(The owner has not described themselves yet.)\n"),
-    ("AGENTS.md", "Use tools when they help; paths are relative to your workspace. Ask before anything irreversible.\n"),
+    (
+        "AGENTS.md",
+        "Use tools when they help; paths are relative to your workspace. Ask before anything irreversible.\n",
+    ),
     ("MEMORY.md", ""),
 ];
 
@@ -32,7 +38,13 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), String> {
 }
 
 /// Writes `text` to `path` with `mode`, unless it exists and `force` is false.
-fn write_file(path: &Path, text: &[u8], mode: u32, force: bool, report: &mut InitReport) -> Result<(), String> {
+fn write_file(
+    path: &Path,
+    text: &[u8],
+    mode: u32,
+    force: bool,
+    report: &mut InitReport,
+) -> Result<(), String> {
     if path.exists() && !force {
         report.kept.push(path.to_path_buf());
         return Ok(());

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use clawdia_agent::{AgentSpec, Agents, Budget, Pricer, PromptLimits, ToolPolicy};
 use clawdia_config::{Config, ProviderKind};
 use clawdia_core::{
-    AuditEvent, AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError,
-    ModelRef, Severity, Tool, Usage,
+    AuditEvent, AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError, ModelRef, Severity,
+    Tool, Usage,
 };
 use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, Router};
 use clawdia_store::Store;
@@ -131,7 +131,8 @@ fn provider_client(
         cooldown: provider.cooldown,
         headers: provider.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     };
-    let error = |e: ModelError| RuntimeError::Provider { provider: provider.name.clone(), message: e.to_string() };
+    let error =
+        |e: ModelError| RuntimeError::Provider { provider: provider.name.clone(), message: e.to_string() };
     let client: Arc<dyn ModelClient> = match provider.kind {
         ProviderKind::Anthropic => Arc::new(AnthropicClient::new(settings).map_err(error)?),
         ProviderKind::OpenAi => Arc::new(OpenAiClient::new(settings).map_err(error)?),
@@ -147,7 +148,11 @@ struct Unavailable {
 
 #[async_trait]
 impl ModelClient for Unavailable {
-    async fn complete(&self, _request: &ChatRequest, _sink: &dyn DeltaSink) -> Result<ChatResponse, ModelError> {
+    async fn complete(
+        &self,
+        _request: &ChatRequest,
+        _sink: &dyn DeltaSink,
+    ) -> Result<ChatResponse, ModelError> {
         Err(ModelError::Unauthorized(self.reason.clone()))
     }
 }
@@ -176,7 +181,11 @@ pub fn gateway_token(config: &Config, bind: IpAddr) -> Result<String, RuntimeErr
 }
 
 /// Binds the gateway's listener (loopback by default).
-pub async fn bind(config: &Config, bind: Option<IpAddr>, port: Option<u16>) -> Result<(tokio::net::TcpListener, String), RuntimeError> {
+pub async fn bind(
+    config: &Config,
+    bind: Option<IpAddr>,
+    port: Option<u16>,
+) -> Result<(tokio::net::TcpListener, String), RuntimeError> {
     let ip = bind.unwrap_or(config.gateway.bind);
     let token = gateway_token(config, ip)?;
     let addr = SocketAddr::new(ip, port.unwrap_or(config.gateway.port));
@@ -212,7 +221,11 @@ pub async fn serve(
     tracing::info!(%addr, "clawdia gateway listening");
     let result = clawdia_server::serve(listener, clawdia_server::router(state), shutdown).await;
     let _ = std::fs::remove_file(&file);
-    runtime.store.record(AuditEvent::new("gateway_stopped", Severity::INFO, format!("stopped listening on {addr}")));
+    runtime.store.record(AuditEvent::new(
+        "gateway_stopped",
+        Severity::INFO,
+        format!("stopped listening on {addr}"),
+    ));
     result.map_err(|e| RuntimeError::Io(format!("server error: {e}")))
 }
 

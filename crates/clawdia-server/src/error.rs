@@ -39,9 +39,15 @@ impl From<TurnError> for ApiError {
         match error {
             TurnError::UnknownAgent(_) => ApiError::new(StatusCode::NOT_FOUND, "model_not_found", message),
             TurnError::Invalid(_) => ApiError::bad_request(message),
-            TurnError::BudgetExceeded(_) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message),
-            TurnError::ModelsFailed { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message),
-            TurnError::Session(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "session_error", message),
+            TurnError::BudgetExceeded(_) => {
+                ApiError::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message)
+            }
+            TurnError::ModelsFailed { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+            }
+            TurnError::Session(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "session_error", message)
+            }
         }
     }
 }

@@ -130,7 +130,11 @@ pub async fn chat_completions(
     }
 }
 
-async fn chat(state: ServerState, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn chat(
+    state: ServerState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let body = body.map_err(|r| ApiError::new(r.status(), "invalid_request_error", r.body_text()))?;
     let parsed: ChatBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid chat completion request: {e}")))?;
@@ -181,7 +185,14 @@ async fn chat(state: ServerState, headers: HeaderMap, body: Result<Bytes, BytesR
     Ok(response)
 }
 
-fn stream(state: ServerState, request: TurnRequest, id: String, created: u64, model: String, include_usage: bool) -> Response {
+fn stream(
+    state: ServerState,
+    request: TurnRequest,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+) -> Response {
     let chunk = {
         let (id, model) = (id.clone(), model.clone());
         move |delta: serde_json::Value, finish: Option<&str>| -> Bytes {
@@ -195,11 +206,14 @@ fn stream(state: ServerState, request: TurnRequest, id: String, created: u64, mo
     let render_chunk = chunk.clone();
     let render = move |event: &TurnEvent| -> Option<Bytes> {
         match event {
-            TurnEvent::Started { .. } => Some(render_chunk(json!({"role": "assistant", "content": ""}), None)),
-            TurnEvent::TextDelta { text } => Some(render_chunk(json!({"content": text}), None)),
-            TurnEvent::Discard { .. } => {
-                Some(render_chunk(json!({"content": "\n\n[that model failed mid-reply; a fallback model answers below]\n\n"}), None))
+            TurnEvent::Started { .. } => {
+                Some(render_chunk(json!({"role": "assistant", "content": ""}), None))
             }
+            TurnEvent::TextDelta { text } => Some(render_chunk(json!({"content": text}), None)),
+            TurnEvent::Discard { .. } => Some(render_chunk(
+                json!({"content": "\n\n[that model failed mid-reply; a fallback model answers below]\n\n"}),
+                None,
+            )),
             _ => None,
         }
     };

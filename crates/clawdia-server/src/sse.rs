@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::Response;
-use clawdia_core::{Gateway, TurnEvent, TurnEvents, TurnOutcome, TurnError, TurnRequest};
+use clawdia_core::{Gateway, TurnError, TurnEvent, TurnEvents, TurnOutcome, TurnRequest};
 use tokio::sync::mpsc;
 
 /// One SSE frame: optional `event:` line, then `data:` lines.

@@ -6,9 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use clawdia_core::{
-    AgentInfo, AuditEvent, ModelRef, TurnError, TurnEvents, TurnOutcome, Usage,
-};
+use clawdia_core::{AgentInfo, AuditEvent, ModelRef, TurnError, TurnEvents, TurnOutcome, Usage};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -26,7 +24,11 @@ impl Gateway for ScriptedGateway {
         let model = ModelRef::parse("p/m").unwrap();
         vec![AgentInfo { name: "main".into(), model, fallbacks: vec![], tools: vec![] }]
     }
-    async fn run_turn(&self, request: TurnRequest, events: &dyn TurnEvents) -> Result<TurnOutcome, TurnError> {
+    async fn run_turn(
+        &self,
+        request: TurnRequest,
+        events: &dyn TurnEvents,
+    ) -> Result<TurnOutcome, TurnError> {
         self.requests.lock().unwrap().push(request.clone());
         if request.message == "broke" {
             return Err(TurnError::BudgetExceeded("agent `main` has used its daily budget".into()));
@@ -67,11 +69,23 @@ struct Fixture {
 fn fixture() -> Fixture {
     let gateway = Arc::new(ScriptedGateway { requests: Mutex::new(vec![]) });
     let audit = Arc::new(Audit::default());
-    let state = ServerState::new(gateway.clone(), audit.clone(), "sekrit-token", Arc::new(|| "agent_metric 1\n".to_string()), 4096);
+    let state = ServerState::new(
+        gateway.clone(),
+        audit.clone(),
+        "sekrit-token",
+        Arc::new(|| "agent_metric 1\n".to_string()),
+        4096,
+    );
     Fixture { router: router(state), gateway, audit }
 }
 
-async fn send(router: &Router, method: &str, path: &str, token: Option<&str>, body: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn send(
+    router: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let mut builder = Request::builder().method(method).uri(path).header("content-type", "application/json");
     if let Some(token) = token {
         builder = builder.header("authorization", format!("Bearer {token}"));
@@ -96,7 +110,9 @@ async fn health_needs_no_token() {
 #[tokio::test]
 async fn everything_else_needs_the_token() {
     let f = fixture();
-    for (method, path) in [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/turns"), ("GET", "/metrics")] {
+    for (method, path) in
+        [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/turns"), ("GET", "/metrics")]
+    {
         for token in [None, Some("wrong"), Some("sekrit-token-longer"), Some("")] {
             let (status, _, body) = send(&f.router, method, path, token, "{}").await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {token:?}");
@@ -124,7 +140,8 @@ async fn models_lists_agents() {
 async fn chat_completion_json_and_session_handling() {
     let f = fixture();
     let body = r#"{"model":"main","messages":[{"role":"system","content":"ignored"},{"role":"user","content":"earlier"},{"role":"assistant","content":"reply"},{"role":"user","content":[{"type":"text","text":"now"}]}]}"#;
-    let (status, headers, text) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+    let (status, headers, text) =
+        send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["object"], "chat.completion");
@@ -133,7 +150,10 @@ async fn chat_completion_json_and_session_handling() {
     let session = headers[openai::SESSION_HEADER].to_str().unwrap().to_string();
     let requests = f.gateway.requests.lock().unwrap().clone();
     assert_eq!(requests[0].message, "now");
-    assert_eq!(requests[0].history, vec![clawdia_core::Message::user("earlier"), clawdia_core::Message::assistant("reply")]);
+    assert_eq!(
+        requests[0].history,
+        vec![clawdia_core::Message::user("earlier"), clawdia_core::Message::assistant("reply")]
+    );
     assert_eq!(requests[0].session.as_deref(), Some(session.as_str()));
     let body = r#"{"model":"main","user":"alice-chat","messages":[{"role":"user","content":"hi"}]}"#;
     let (_, headers, _) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
@@ -144,14 +164,17 @@ async fn chat_completion_json_and_session_handling() {
 async fn chat_completion_stream_is_openai_shaped() {
     let f = fixture();
     let body = r#"{"model":"main","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
-    let (status, headers, text) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+    let (status, headers, text) =
+        send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "text/event-stream");
     let datas: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
     assert_eq!(datas.last(), Some(&"[DONE]"));
-    let chunks: Vec<serde_json::Value> = datas[..datas.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks: Vec<serde_json::Value> =
+        datas[..datas.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let content: String =
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(content, "Hello");
     assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
     assert_eq!(chunks[chunks.len() - 1]["usage"]["completion_tokens"], 2);
@@ -161,19 +184,30 @@ async fn chat_completion_stream_is_openai_shaped() {
 async fn errors_are_json_with_fitting_statuses() {
     let f = fixture();
     let cases = [
-        (r#"{"model":"nobody","messages":[{"role":"user","content":"x"}]}"#, StatusCode::NOT_FOUND, "model_not_found"),
-        (r#"{"model":"main","messages":[{"role":"user","content":"broke"}]}"#, StatusCode::PAYMENT_REQUIRED, "budget_exceeded"),
+        (
+            r#"{"model":"nobody","messages":[{"role":"user","content":"x"}]}"#,
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+        ),
+        (
+            r#"{"model":"main","messages":[{"role":"user","content":"broke"}]}"#,
+            StatusCode::PAYMENT_REQUIRED,
+            "budget_exceeded",
+        ),
         (r#"{"model":"main","messages":[]}"#, StatusCode::BAD_REQUEST, "invalid_request_error"),
         (r#"{"model":"main""#, StatusCode::BAD_REQUEST, "invalid_request_error"),
     ];
     for (body, expected, kind) in cases {
-        let (status, _, text) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+        let (status, _, text) =
+            send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
         assert_eq!(status, expected, "{body}: {text}");
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["error"]["type"], kind, "{text}");
     }
-    let huge = format!(r#"{{"model":"main","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(10_000));
-    let (status, _, text) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), &huge).await;
+    let huge =
+        format!(r#"{{"model":"main","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(10_000));
+    let (status, _, text) =
+        send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), &huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
     assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok(), "{text}");
     let (status, _, text) = send(&f.router, "GET", "/nope", Some("sekrit-token"), "").await;
@@ -184,12 +218,20 @@ async fn errors_are_json_with_fitting_statuses() {
 #[tokio::test]
 async fn native_turn_stream_has_typed_events() {
     let f = fixture();
-    let (status, _, text) = send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"agent":"main","message":"hi","session":"s9"}"#).await;
+    let (status, _, text) = send(
+        &f.router,
+        "POST",
+        "/v1/turns",
+        Some("sekrit-token"),
+        r#"{"agent":"main","message":"hi","session":"s9"}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(names, ["started", "text_delta", "text_delta", "end"]);
     assert!(text.contains(r#""cost_usd":0.5"#), "{text}");
-    let (_, _, text) = send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"message":"broke"}"#).await;
+    let (_, _, text) =
+        send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"message":"broke"}"#).await;
     let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(names, ["error"]);
     assert!(text.contains("daily budget"));

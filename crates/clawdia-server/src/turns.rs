@@ -48,7 +48,10 @@ pub fn render(event: &TurnEvent) -> Option<Bytes> {
 pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return ApiError::new(rejection.status(), "invalid_request_error", rejection.body_text()).into_response(),
+        Err(rejection) => {
+            return ApiError::new(rejection.status(), "invalid_request_error", rejection.body_text())
+                .into_response();
+        }
     };
     let parsed: TurnBody = match serde_json::from_slice(&body) {
         Ok(parsed) => parsed,

@@ -38,11 +38,7 @@ impl AuditSink for Store {
 
 impl Store {
     /// The newest `limit` audit records at or above `min_severity`, newest first.
-    pub fn recent_audit(
-        &self,
-        min_severity: Severity,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
+    pub fn recent_audit(&self, min_severity: Severity, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let connection = self.audit_db();
         let mut statement = connection
@@ -67,8 +63,7 @@ impl Store {
                 })
             })
             .map_err(db_error("reading the audit log"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_error("reading the audit log"))
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_error("reading the audit log"))
     }
 
     fn insert_audit(&self, event: &AuditEvent, at: i64) -> Result<(), StoreError> {

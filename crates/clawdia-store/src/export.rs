@@ -30,9 +30,9 @@ pub(crate) fn export_line(stored: &StoredMessage) -> Result<String, StoreError> 
     let encode_error =
         |error: serde_json::Error| StoreError::Database(format!("encoding a message: {error}"));
     let message = serde_json::to_string(&stored.message).map_err(encode_error)?;
-    let fields = message.strip_prefix('{').ok_or_else(|| {
-        StoreError::Database("a message did not encode as a JSON object".to_string())
-    })?;
+    let fields = message
+        .strip_prefix('{')
+        .ok_or_else(|| StoreError::Database("a message did not encode as a JSON object".to_string()))?;
     let at = serde_json::to_string(&rfc3339_utc(stored.at)).map_err(encode_error)?;
     Ok(format!("{{\"seq\":{},\"at\":{at},{fields}", stored.seq))
 }

@@ -17,9 +17,7 @@ impl Store {
             let mut connection = self.sessions_db();
             sqlite_checks(&connection, SESSIONS_FILE, &mut problems)?;
             // One read transaction, so the checks see a single consistent snapshot.
-            let transaction = connection
-                .transaction()
-                .map_err(db_error("checking sessions"))?;
+            let transaction = connection.transaction().map_err(db_error("checking sessions"))?;
             session_checks(&transaction, &mut problems)?;
         }
         sqlite_checks(&self.audit_db(), AUDIT_FILE, &mut problems)?;
@@ -27,37 +25,24 @@ impl Store {
     }
 }
 
-fn sqlite_checks(
-    connection: &Connection,
-    file: &str,
-    problems: &mut Vec<String>,
-) -> Result<(), StoreError> {
+fn sqlite_checks(connection: &Connection, file: &str, problems: &mut Vec<String>) -> Result<(), StoreError> {
     let context = format!("checking {file}");
-    let mut statement = connection
-        .prepare("PRAGMA integrity_check")
-        .map_err(db_error(&context))?;
+    let mut statement = connection.prepare("PRAGMA integrity_check").map_err(db_error(&context))?;
     let lines = statement
         .query_map([], |row| row.get::<_, String>(0))
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         .map_err(db_error(&context))?;
-    problems.extend(
-        lines
-            .into_iter()
-            .filter(|line| line != "ok")
-            .map(|line| format!("{file}: {line}")),
-    );
-    let mut statement = connection
-        .prepare("PRAGMA foreign_key_check")
-        .map_err(db_error(&context))?;
+    problems.extend(lines.into_iter().filter(|line| line != "ok").map(|line| format!("{file}: {line}")));
+    let mut statement = connection.prepare("PRAGMA foreign_key_check").map_err(db_error(&context))?;
     let violations = statement
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(2)?))
-        })
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(2)?)))
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         .map_err(db_error(&context))?;
-    problems.extend(violations.into_iter().map(|(table, parent)| {
-        format!("{file}: a row of `{table}` refers to a missing `{parent}` row")
-    }));
+    problems.extend(
+        violations
+            .into_iter()
+            .map(|(table, parent)| format!("{file}: a row of `{table}` refers to a missing `{parent}` row")),
+    );
     Ok(())
 }
 
@@ -70,20 +55,13 @@ fn session_checks(connection: &Connection, problems: &mut Vec<String>) -> Result
         )
         .map_err(db_error(context))?;
     let counts = statement
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)))
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         .map_err(db_error(context))?;
     for (id, recorded, actual) in counts {
         if recorded != actual {
-            problems.push(format!(
-                "session `{id}`: message_count is {recorded} but it has {actual} messages"
-            ));
+            problems
+                .push(format!("session `{id}`: message_count is {recorded} but it has {actual} messages"));
         }
     }
 

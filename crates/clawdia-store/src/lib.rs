@@ -44,9 +44,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
@@ -87,19 +85,10 @@ impl Store {
     /// directory with mode 0700, and migrates both schemas forward.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         schema::create_state_dir(state_dir)?;
-        let sessions = schema::open_database(
-            &state_dir.join(schema::SESSIONS_FILE),
-            schema::SESSIONS_MIGRATIONS,
-        )?;
-        let audit = schema::open_database(
-            &state_dir.join(schema::AUDIT_FILE),
-            schema::AUDIT_MIGRATIONS,
-        )?;
-        Ok(Store {
-            sessions: Mutex::new(sessions),
-            audit: Mutex::new(audit),
-            dir: state_dir.to_path_buf(),
-        })
+        let sessions =
+            schema::open_database(&state_dir.join(schema::SESSIONS_FILE), schema::SESSIONS_MIGRATIONS)?;
+        let audit = schema::open_database(&state_dir.join(schema::AUDIT_FILE), schema::AUDIT_MIGRATIONS)?;
+        Ok(Store { sessions: Mutex::new(sessions), audit: Mutex::new(audit), dir: state_dir.to_path_buf() })
     }
 
     /// The state dir this store was opened on.

@@ -28,9 +28,8 @@ impl Store {
         path: &Path,
         boundary: &str,
     ) -> Result<ImportReport, StoreError> {
-        let bytes = std::fs::read(path).map_err(|error| {
-            StoreError::Database(format!("cannot read {}: {error}", path.display()))
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|error| StoreError::Database(format!("cannot read {}: {error}", path.display())))?;
         let parsed = parse(&bytes);
         let imported = parsed.messages.len();
         let now = now_ms();
@@ -41,11 +40,7 @@ impl Store {
             .map(|parsed| {
                 let at = parsed.at.or(previous_at).unwrap_or(now);
                 previous_at = Some(at);
-                StoredMessage {
-                    seq: 0,
-                    at,
-                    message: parsed.message,
-                }
+                StoredMessage { seq: 0, at, message: parsed.message }
             })
             .collect();
         let plain: Vec<Message> = rows.iter().map(|row| row.message.clone()).collect();
@@ -53,30 +48,22 @@ impl Store {
         let repaired = insertions.len();
         let mut previous_at = now;
         let mut seq = 0;
-        let rows: Vec<StoredMessage> = repair::apply(&rows, insertions, |message| StoredMessage {
-            seq: 0,
-            at: 0,
-            message,
-        })
-        .into_iter()
-        .map(|(origin, mut row)| {
-            seq += 1;
-            row.seq = seq;
-            if origin.is_none() {
-                row.at = previous_at;
-            }
-            previous_at = row.at;
-            row
-        })
-        .collect();
+        let rows: Vec<StoredMessage> =
+            repair::apply(&rows, insertions, |message| StoredMessage { seq: 0, at: 0, message })
+                .into_iter()
+                .map(|(origin, mut row)| {
+                    seq += 1;
+                    row.seq = seq;
+                    if origin.is_none() {
+                        row.at = previous_at;
+                    }
+                    previous_at = row.at;
+                    row
+                })
+                .collect();
         let session_id = ids::new_session_id();
         self.create_with_messages(&session_id, agent, boundary, &rows)?;
-        Ok(ImportReport {
-            session_id,
-            imported,
-            repaired,
-            skipped_lines: parsed.skipped,
-        })
+        Ok(ImportReport { session_id, imported, repaired, skipped_lines: parsed.skipped })
     }
 }
 
@@ -101,11 +88,7 @@ pub(crate) fn parse(bytes: &[u8]) -> ParsedTranscript {
     for (index, raw) in bytes.split(|&byte| byte == b'\n').enumerate() {
         let line = index + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let raw = if index == 0 {
-            raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
-        } else {
-            raw
-        };
+        let raw = if index == 0 { raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw) } else { raw };
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -275,9 +258,7 @@ impl Parser {
                         "text" | "output_text" => texts.extend(block_text(block)),
                         "toolCall" => calls.push(call_parts(block, &["id"], "arguments")),
                         "tool_use" => calls.push(call_parts(block, &["id"], "input")),
-                        "function_call" => {
-                            calls.push(call_parts(block, &["call_id", "id"], "arguments"))
-                        }
+                        "function_call" => calls.push(call_parts(block, &["call_id", "id"], "arguments")),
                         _ => {}
                     }
                 }
@@ -289,10 +270,7 @@ impl Parser {
                 let function = call.get("function").unwrap_or(&Value::Null);
                 calls.push((
                     call.get("id").and_then(Value::as_str).map(str::to_string),
-                    function
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    function.get("name").and_then(Value::as_str).map(str::to_string),
                     arguments_text(function.get("arguments")),
                 ));
             }
@@ -300,29 +278,19 @@ impl Parser {
         let mut tool_calls = Vec::new();
         for (id, name, arguments) in calls {
             let (Some(id), Some(name)) = (id, name) else {
-                converted
-                    .problems
-                    .push("tool call without an id or a name dropped".to_string());
+                converted.problems.push("tool call without an id or a name dropped".to_string());
                 continue;
             };
             if id.is_empty() || name.is_empty() {
-                converted
-                    .problems
-                    .push("tool call without an id or a name dropped".to_string());
+                converted.problems.push("tool call without an id or a name dropped".to_string());
                 continue;
             }
             if self.calls.contains_key(&id) {
-                converted
-                    .problems
-                    .push(format!("repeated tool call id `{}` dropped", shorten(&id)));
+                converted.problems.push(format!("repeated tool call id `{}` dropped", shorten(&id)));
                 continue;
             }
             self.calls.insert(id.clone(), name.clone());
-            tool_calls.push(ToolCall {
-                id,
-                name,
-                arguments,
-            });
+            tool_calls.push(ToolCall { id, name, arguments });
         }
         let text = texts.join("\n");
         if text.trim().is_empty() && tool_calls.is_empty() {
@@ -331,9 +299,7 @@ impl Parser {
             }
             return Ok(converted);
         }
-        converted
-            .messages
-            .push(Message::Assistant { text, tool_calls });
+        converted.messages.push(Message::Assistant { text, tool_calls });
         Ok(converted)
     }
 
@@ -344,24 +310,14 @@ impl Parser {
         content: Option<&Value>,
         is_error: bool,
     ) -> Result<Message, String> {
-        let call_id = call_id
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| "tool result without a call id".to_string())?;
+        let call_id =
+            call_id.filter(|id| !id.is_empty()).ok_or_else(|| "tool result without a call id".to_string())?;
         let Some(call_name) = self.calls.get(call_id) else {
-            return Err(format!(
-                "tool result for unknown call `{}` dropped",
-                shorten(call_id)
-            ));
+            return Err(format!("tool result for unknown call `{}` dropped", shorten(call_id)));
         };
-        let name = name
-            .filter(|name| !name.is_empty())
-            .unwrap_or(call_name)
-            .to_string();
+        let name = name.filter(|name| !name.is_empty()).unwrap_or(call_name).to_string();
         if !self.answered.insert(call_id.to_string()) {
-            return Err(format!(
-                "second result for call `{}` dropped",
-                shorten(call_id)
-            ));
+            return Err(format!("second result for call `{}` dropped", shorten(call_id)));
         }
         Ok(Message::ToolResult {
             call_id: call_id.to_string(),
@@ -382,10 +338,7 @@ fn block_type(block: &Value) -> &str {
 fn block_text(block: &Value) -> Option<String> {
     match block {
         Value::String(text) => Some(text.clone()),
-        _ => block
-            .get("text")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        _ => block.get("text").and_then(Value::as_str).map(str::to_string),
     }
 }
 
@@ -395,15 +348,10 @@ fn call_parts(
     id_keys: &[&str],
     arguments_key: &str,
 ) -> (Option<String>, Option<String>, String) {
-    let id = id_keys
-        .iter()
-        .find_map(|key| block.get(key).and_then(Value::as_str));
+    let id = id_keys.iter().find_map(|key| block.get(key).and_then(Value::as_str));
     (
         id.map(str::to_string),
-        block
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        block.get("name").and_then(Value::as_str).map(str::to_string),
         arguments_text(block.get(arguments_key)),
     )
 }
@@ -446,11 +394,7 @@ fn timestamp(value: Option<&Value>) -> Option<i64> {
         Value::Number(number) => {
             let number = number.as_f64()?;
             // `as` saturates, so absurd numbers cannot overflow.
-            if number.abs() < SMALLEST_MILLIS {
-                Some((number * 1000.0) as i64)
-            } else {
-                Some(number as i64)
-            }
+            if number.abs() < SMALLEST_MILLIS { Some((number * 1000.0) as i64) } else { Some(number as i64) }
         }
         Value::String(text) => parse_rfc3339(text),
         _ => None,
@@ -458,14 +402,11 @@ fn timestamp(value: Option<&Value>) -> Option<i64> {
 }
 
 fn first_str<'a>(object: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|key| object.get(*key).and_then(Value::as_str))
+    keys.iter().find_map(|key| object.get(*key).and_then(Value::as_str))
 }
 
 fn first_bool(object: &Map<String, Value>, keys: &[&str]) -> bool {
-    keys.iter()
-        .find_map(|key| object.get(*key).and_then(Value::as_bool))
-        .unwrap_or(false)
+    keys.iter().find_map(|key| object.get(*key).and_then(Value::as_bool)).unwrap_or(false)
 }
 
 /// At most 60 characters of untrusted text for a report line.

@@ -43,10 +43,7 @@ pub(crate) fn plan(messages: &[Message]) -> Vec<Insertion> {
         let Message::Assistant { tool_calls, .. } = message else {
             continue;
         };
-        if tool_calls
-            .iter()
-            .all(|call| answered.contains(call.id.as_str()))
-        {
+        if tool_calls.iter().all(|call| answered.contains(call.id.as_str())) {
             continue;
         }
         let after_results = messages[index + 1..]
@@ -55,10 +52,7 @@ pub(crate) fn plan(messages: &[Message]) -> Vec<Insertion> {
             .map_or(messages.len(), |offset| index + 1 + offset);
         for call in tool_calls {
             if answered.insert(call.id.as_str()) {
-                insertions.push(Insertion {
-                    before: after_results,
-                    result: synthetic_result(call),
-                });
+                insertions.push(Insertion { before: after_results, result: synthetic_result(call) });
             }
         }
     }

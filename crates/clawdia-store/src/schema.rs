@@ -87,12 +87,9 @@ pub(crate) fn create_state_dir(dir: &Path) -> Result<(), StoreError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|error| {
-        StoreError::Database(format!(
-            "cannot create state dir {}: {error}",
-            dir.display()
-        ))
-    })
+    builder
+        .create(dir)
+        .map_err(|error| StoreError::Database(format!("cannot create state dir {}: {error}", dir.display())))
 }
 
 /// Opens one database file with the store's settings and migrates it to `migrations.len()`.
@@ -157,10 +154,7 @@ impl From<rusqlite::Error> for MigrateError {
 }
 
 /// Runs the migrations this database has not seen yet.
-pub(crate) fn migrate(
-    connection: &mut Connection,
-    migrations: &[&str],
-) -> Result<(), MigrateError> {
+pub(crate) fn migrate(connection: &mut Connection, migrations: &[&str]) -> Result<(), MigrateError> {
     let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
     let version = |connection: &Connection| -> rusqlite::Result<i64> {
         connection.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -6,9 +6,7 @@
 //! of a few rows. Opening a sound session is one read transaction; only creating or repairing a
 //! session takes the write lock.
 
-use clawdia_core::{
-    Message, ModelRef, SessionMeta, SessionStore, StoreError, StoredSession, Usage,
-};
+use clawdia_core::{Message, ModelRef, SessionMeta, SessionStore, StoreError, StoredSession, Usage};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::repair;
@@ -21,21 +19,13 @@ impl SessionStore for Store {
     fn open(&self, agent: &str, id: &str, boundary: &str) -> Result<StoredSession, StoreError> {
         let mut connection = self.sessions_db();
         {
-            let transaction = connection
-                .transaction()
-                .map_err(db_error("opening a session"))?;
+            let transaction = connection.transaction().map_err(db_error("opening a session"))?;
             if let Some(meta) = select_meta(&transaction, id)? {
                 check_agent(&meta, agent)?;
-                let messages: Vec<Message> = load_messages(&transaction, id)?
-                    .into_iter()
-                    .map(|row| row.message)
-                    .collect();
+                let messages: Vec<Message> =
+                    load_messages(&transaction, id)?.into_iter().map(|row| row.message).collect();
                 if repair::plan(&messages).is_empty() {
-                    return Ok(StoredSession {
-                        meta,
-                        messages,
-                        repaired: 0,
-                    });
+                    return Ok(StoredSession { meta, messages, repaired: 0 });
                 }
             }
             // Dropping the read transaction ends it; creation and repair need the write lock.
@@ -46,21 +36,13 @@ impl SessionStore for Store {
         let now = now_ms();
         let Some(meta) = select_meta(&transaction, id)? else {
             let meta = insert_session(&transaction, id, agent, boundary, now, now, 0)?;
-            transaction
-                .commit()
-                .map_err(db_error("creating a session"))?;
-            return Ok(StoredSession {
-                meta,
-                messages: Vec::new(),
-                repaired: 0,
-            });
+            transaction.commit().map_err(db_error("creating a session"))?;
+            return Ok(StoredSession { meta, messages: Vec::new(), repaired: 0 });
         };
         check_agent(&meta, agent)?;
         let stored = load_messages(&transaction, id)?;
         let repaired = repair_session(&transaction, meta, stored, now)?;
-        transaction
-            .commit()
-            .map_err(db_error("repairing a session"))?;
+        transaction.commit().map_err(db_error("repairing a session"))?;
         if repaired.repaired > 0 {
             tracing::warn!(
                 session = id,
@@ -87,12 +69,7 @@ impl SessionStore for Store {
         let cost_usd = if cost_usd.is_finite() {
             cost_usd
         } else {
-            tracing::warn!(
-                agent,
-                session = session_id,
-                cost_usd,
-                "non-finite cost recorded as 0"
-            );
+            tracing::warn!(agent, session = session_id, cost_usd, "non-finite cost recorded as 0");
             0.0
         };
         let connection = self.sessions_db();
@@ -175,9 +152,7 @@ impl Store {
     /// unknown session.
     pub fn messages(&self, session_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
         let mut connection = self.sessions_db();
-        let transaction = connection
-            .transaction()
-            .map_err(db_error("reading messages"))?;
+        let transaction = connection.transaction().map_err(db_error("reading messages"))?;
         if select_meta(&transaction, session_id)?.is_none() {
             return Err(StoreError::NotFound(session_id.to_string()));
         }
@@ -250,21 +225,11 @@ impl Store {
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_error("importing a session"))?;
-        let meta = insert_session(
-            &transaction,
-            id,
-            agent,
-            boundary,
-            created_at,
-            updated_at,
-            count,
-        )?;
+        let meta = insert_session(&transaction, id, agent, boundary, created_at, updated_at, count)?;
         for stored in messages {
             insert_message(&transaction, id, stored.seq, stored.at, &stored.message)?;
         }
-        transaction
-            .commit()
-            .map_err(db_error("importing a session"))?;
+        transaction.commit().map_err(db_error("importing a session"))?;
         Ok(meta)
     }
 }
@@ -273,10 +238,7 @@ fn check_agent(meta: &SessionMeta, agent: &str) -> Result<(), StoreError> {
     if meta.agent == agent {
         Ok(())
     } else {
-        Err(StoreError::WrongAgent {
-            id: meta.id.clone(),
-            agent: meta.agent.clone(),
-        })
+        Err(StoreError::WrongAgent { id: meta.id.clone(), agent: meta.agent.clone() })
     }
 }
 
@@ -292,11 +254,7 @@ fn repair_session(
     let messages: Vec<Message> = stored.iter().map(|row| row.message.clone()).collect();
     let insertions = repair::plan(&messages);
     let Some(first) = insertions.first().map(|insertion| insertion.before) else {
-        return Ok(StoredSession {
-            meta,
-            messages,
-            repaired: 0,
-        });
+        return Ok(StoredSession { meta, messages, repaired: 0 });
     };
     let repaired = insertions.len();
     let first_seq = match stored.get(first) {
@@ -309,11 +267,7 @@ fn repair_session(
             .and_then(|mut statement| statement.execute(params![meta.id, to_sql_int(first_seq)]))
             .map_err(db_error("repairing a session"))?;
     }
-    let merged = repair::apply(&stored, insertions, |message| StoredMessage {
-        seq: 0,
-        at: 0,
-        message,
-    });
+    let merged = repair::apply(&stored, insertions, |message| StoredMessage { seq: 0, at: 0, message });
     let mut next_seq = first_seq;
     let mut previous_at = now;
     let mut messages = Vec::with_capacity(merged.len());
@@ -333,30 +287,17 @@ fn repair_session(
     let touch = next_touch(connection)?;
     let count = u64::try_from(messages.len()).unwrap_or(u64::MAX);
     connection
-        .prepare_cached(
-            "UPDATE sessions SET message_count = ?2, updated_at = ?3, touch = ?4 WHERE id = ?1",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![meta.id, to_sql_int(count), now, touch])
-        })
+        .prepare_cached("UPDATE sessions SET message_count = ?2, updated_at = ?3, touch = ?4 WHERE id = ?1")
+        .and_then(|mut statement| statement.execute(params![meta.id, to_sql_int(count), now, touch]))
         .map_err(db_error("repairing a session"))?;
     meta.message_count = count;
     meta.updated_at = now;
-    Ok(StoredSession {
-        meta,
-        messages,
-        repaired,
-    })
+    Ok(StoredSession { meta, messages, repaired })
 }
 
-pub(crate) fn select_meta(
-    connection: &Connection,
-    id: &str,
-) -> Result<Option<SessionMeta>, StoreError> {
+pub(crate) fn select_meta(connection: &Connection, id: &str) -> Result<Option<SessionMeta>, StoreError> {
     connection
-        .prepare_cached(&format!(
-            "SELECT {META_COLUMNS} FROM sessions WHERE id = ?1"
-        ))
+        .prepare_cached(&format!("SELECT {META_COLUMNS} FROM sessions WHERE id = ?1"))
         .and_then(|mut statement| statement.query_row([id], meta_from_row).optional())
         .map_err(db_error("reading a session"))
 }
@@ -419,20 +360,15 @@ pub(crate) fn load_messages(
         .map_err(db_error("reading messages"))?;
     let rows = statement
         .query_map([session_id], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, String>(2)?,
-            ))
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
         })
         .map_err(db_error("reading messages"))?;
     let mut messages = Vec::new();
     for row in rows {
         let (seq, at, body) = row.map_err(db_error("reading messages"))?;
         messages.push(StoredMessage {
-            seq: u64::try_from(seq).map_err(|_| {
-                StoreError::Database(format!("session `{session_id}`: negative seq {seq}"))
-            })?,
+            seq: u64::try_from(seq)
+                .map_err(|_| StoreError::Database(format!("session `{session_id}`: negative seq {seq}")))?,
             at,
             message: parse_body(session_id, seq, &body)?,
         });
@@ -458,17 +394,9 @@ fn insert_message(
     let body = serde_json::to_string(message)
         .map_err(|error| StoreError::Database(format!("encoding a message: {error}")))?;
     connection
-        .prepare_cached(
-            "INSERT INTO messages (session_id, seq, at, role, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
+        .prepare_cached("INSERT INTO messages (session_id, seq, at, role, body) VALUES (?1, ?2, ?3, ?4, ?5)")
         .and_then(|mut statement| {
-            statement.execute(params![
-                session_id,
-                to_sql_int(seq),
-                at,
-                message.role_name(),
-                body
-            ])
+            statement.execute(params![session_id, to_sql_int(seq), at, message.role_name(), body])
         })
         .map_err(db_error("writing a message"))?;
     Ok(())
@@ -477,9 +405,7 @@ fn insert_message(
 /// The next value of the write counter that breaks `updated_at` ties in `list`.
 fn next_touch(connection: &Connection) -> Result<i64, StoreError> {
     connection
-        .prepare_cached(
-            "UPDATE counters SET value = value + 1 WHERE name = 'touch' RETURNING value",
-        )
+        .prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'touch' RETURNING value")
         .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
         .map_err(db_error("updating the write counter"))
 }

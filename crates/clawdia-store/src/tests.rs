@@ -10,20 +10,13 @@ use super::*;
 use clawdia_core::time;
 
 fn call(id: &str, name: &str) -> ToolCall {
-    ToolCall {
-        id: id.to_string(),
-        name: name.to_string(),
-        arguments: "{}".to_string(),
-    }
+    ToolCall { id: id.to_string(), name: name.to_string(), arguments: "{}".to_string() }
 }
 
 fn calls(ids: &[&str]) -> Message {
     Message::Assistant {
         text: String::new(),
-        tool_calls: ids
-            .iter()
-            .map(|id| call(id, &format!("tool_{id}")))
-            .collect(),
+        tool_calls: ids.iter().map(|id| call(id, &format!("tool_{id}"))).collect(),
     }
 }
 
@@ -51,26 +44,16 @@ fn synthetic(id: &str) -> Message {
 fn check_repair(transcript: Vec<Message>, expected: Vec<Message>) {
     let insertions = repair::plan(&transcript);
     let added = insertions.len();
-    let repaired: Vec<Message> = repair::apply(&transcript, insertions, |message| message)
-        .into_iter()
-        .map(|(_, m)| m)
-        .collect();
+    let repaired: Vec<Message> =
+        repair::apply(&transcript, insertions, |message| message).into_iter().map(|(_, m)| m).collect();
     assert_eq!(repaired, expected);
     assert_eq!(added, expected.len() - transcript.len());
-    assert!(
-        repair::plan(&repaired).is_empty(),
-        "a repaired transcript needs no more repair"
-    );
+    assert!(repair::plan(&repaired).is_empty(), "a repaired transcript needs no more repair");
 }
 
 #[test]
 fn sound_transcripts_need_no_repair() {
-    let transcript = vec![
-        Message::user("hi"),
-        calls(&["a"]),
-        result("a"),
-        Message::assistant("ok"),
-    ];
+    let transcript = vec![Message::user("hi"), calls(&["a"]), result("a"), Message::assistant("ok")];
     check_repair(transcript.clone(), transcript);
     check_repair(Vec::new(), Vec::new());
 }
@@ -79,34 +62,18 @@ fn sound_transcripts_need_no_repair() {
 fn orphans_at_the_tail_are_answered_at_the_end() {
     check_repair(
         vec![Message::user("hi"), calls(&["a", "b"])],
-        vec![
-            Message::user("hi"),
-            calls(&["a", "b"]),
-            synthetic("a"),
-            synthetic("b"),
-        ],
+        vec![Message::user("hi"), calls(&["a", "b"]), synthetic("a"), synthetic("b")],
     );
     check_repair(
         vec![Message::user("hi"), calls(&["a", "b"]), result("a")],
-        vec![
-            Message::user("hi"),
-            calls(&["a", "b"]),
-            result("a"),
-            synthetic("b"),
-        ],
+        vec![Message::user("hi"), calls(&["a", "b"]), result("a"), synthetic("b")],
     );
 }
 
 #[test]
 fn orphans_in_the_middle_are_answered_after_their_results() {
     check_repair(
-        vec![
-            Message::user("one"),
-            calls(&["a", "b"]),
-            result("b"),
-            Message::user("two"),
-            calls(&["c"]),
-        ],
+        vec![Message::user("one"), calls(&["a", "b"]), result("b"), Message::user("two"), calls(&["c"])],
         vec![
             Message::user("one"),
             calls(&["a", "b"]),
@@ -132,10 +99,7 @@ fn a_result_anywhere_counts_and_repeated_ids_get_one_synthetic_result() {
 #[test]
 fn unanswered_calls_names_call_and_tool() {
     let transcript = vec![calls(&["x"]), Message::user("next")];
-    assert_eq!(
-        repair::unanswered_calls(&transcript),
-        vec![("x".to_string(), "tool_x".to_string())]
-    );
+    assert_eq!(repair::unanswered_calls(&transcript), vec![("x".to_string(), "tool_x".to_string())]);
 }
 
 // ---- time (clawdia-core's, as the export and import use it) ----
@@ -157,18 +121,9 @@ fn rfc3339_formats_and_parses_known_instants() {
 
 #[test]
 fn rfc3339_parses_offsets_and_fractions_and_rejects_junk() {
-    assert_eq!(
-        time::parse_rfc3339("2023-11-14T23:13:20+01:00"),
-        Some(1_700_000_000_000)
-    );
-    assert_eq!(
-        time::parse_rfc3339("2023-11-14 22:13:20.1234567Z"),
-        Some(1_700_000_000_123)
-    );
-    assert_eq!(
-        time::parse_rfc3339("2023-11-14T22:13:20.5z"),
-        Some(1_700_000_000_500)
-    );
+    assert_eq!(time::parse_rfc3339("2023-11-14T23:13:20+01:00"), Some(1_700_000_000_000));
+    assert_eq!(time::parse_rfc3339("2023-11-14 22:13:20.1234567Z"), Some(1_700_000_000_123));
+    assert_eq!(time::parse_rfc3339("2023-11-14T22:13:20.5z"), Some(1_700_000_000_500));
     for junk in [
         "",
         "2023-11-14",
@@ -197,11 +152,7 @@ fn ids_are_random_lowercase_hex() {
     let id = new_session_id();
     assert_eq!(id.len(), 18);
     assert!(id.starts_with("s-"));
-    assert!(
-        id[2..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    );
+    assert!(id[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     assert_ne!(new_session_id(), new_session_id());
     assert_eq!(random_hex(0), "");
     assert_eq!(random_hex(32).len(), 64);
@@ -235,11 +186,7 @@ fn parse_lines(lines: &[serde_json::Value]) -> openclaw::ParsedTranscript {
 }
 
 fn messages_of(parsed: &openclaw::ParsedTranscript) -> Vec<Message> {
-    parsed
-        .messages
-        .iter()
-        .map(|parsed| parsed.message.clone())
-        .collect()
+    parsed.messages.iter().map(|parsed| parsed.message.clone()).collect()
 }
 
 #[test]
@@ -278,10 +225,7 @@ fn parses_openclaw_entries() {
         ]
     );
     let times: Vec<Option<i64>> = parsed.messages.iter().map(|parsed| parsed.at).collect();
-    assert_eq!(
-        times,
-        vec![Some(1_770_364_143_491), Some(1_770_364_143_489), None]
-    );
+    assert_eq!(times, vec![Some(1_770_364_143_491), Some(1_770_364_143_489), None]);
 }
 
 #[test]
@@ -354,16 +298,8 @@ fn reports_what_it_cannot_import() {
     assert_eq!(messages_of(&parsed), vec![Message::user("hi")]);
     let lines: Vec<usize> = parsed.skipped.iter().map(|(line, _)| *line).collect();
     assert_eq!(lines, vec![2, 3, 4, 5, 6, 9, 10], "{:?}", parsed.skipped);
-    assert!(
-        parsed.skipped[0].1.starts_with("malformed JSON"),
-        "{:?}",
-        parsed.skipped[0]
-    );
-    assert!(
-        parsed.skipped[3].1.contains("unknown call `nope`"),
-        "{:?}",
-        parsed.skipped[3]
-    );
+    assert!(parsed.skipped[0].1.starts_with("malformed JSON"), "{:?}", parsed.skipped[0]);
+    assert!(parsed.skipped[3].1.contains("unknown call `nope`"), "{:?}", parsed.skipped[3]);
     assert_eq!(parsed.skipped[6].1, "not valid UTF-8");
 }
 
@@ -392,8 +328,9 @@ fn entry_like() -> impl Strategy<Value = String> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
-            .map_or(serde_json::Value::Null, serde_json::Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number)),
         prop::sample::select(vec![
             "message",
             "user",
@@ -436,9 +373,7 @@ fn entry_like() -> impl Strategy<Value = String> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
             prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|map| {
-                serde_json::Value::Object(
-                    map.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-                )
+                serde_json::Value::Object(map.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
             }),
         ]
     });
@@ -475,10 +410,7 @@ fn a_newer_schema_is_refused() {
     connection.pragma_update(None, "user_version", 99).unwrap();
     drop(connection);
     let error = Store::open(dir.path()).unwrap_err();
-    assert!(
-        error.to_string().contains("schema version 99 is newer"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("schema version 99 is newer"), "{error}");
 }
 
 #[test]
@@ -490,12 +422,8 @@ fn a_migration_runs_only_the_missing_steps() {
     connection.execute("INSERT INTO a VALUES (1)", []).unwrap();
     drop(connection);
     connection = schema::open_database(&path, &steps).unwrap();
-    let version: i64 = connection
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    let kept: i64 = connection
-        .query_row("SELECT x FROM a", [], |r| r.get(0))
-        .unwrap();
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let kept: i64 = connection.query_row("SELECT x FROM a", [], |r| r.get(0)).unwrap();
     assert_eq!((version, kept), (2, 1));
     connection.execute("INSERT INTO b VALUES (2)", []).unwrap();
 }
@@ -507,16 +435,11 @@ const MID_TRANSACTION_CHILD: &str = "CLAWDIA_STORE_MID_TRANSACTION_CHILD";
 /// Re-runs this test in a child process that stops inside `append` (rows written, not
 /// committed), is killed with SIGKILL, and leaves nothing of that append behind.
 #[test]
-#[allow(
-    clippy::disallowed_methods,
-    reason = "re-runs this test binary as the child"
-)]
+#[allow(clippy::disallowed_methods, reason = "re-runs this test binary as the child")]
 fn kill_inside_an_append_transaction_leaves_no_partial_messages() {
     if let Some(dir) = std::env::var_os(MID_TRANSACTION_CHILD) {
         let store = Store::open(std::path::Path::new(&dir)).unwrap();
-        let batch: Vec<Message> = (0..50)
-            .map(|n| Message::user(format!("lost {n}")))
-            .collect();
+        let batch: Vec<Message> = (0..50).map(|n| Message::user(format!("lost {n}"))).collect();
         store
             .append_with_hook("s-1", &batch, &mut || {
                 println!("INSIDE-TRANSACTION");
@@ -535,10 +458,7 @@ fn kill_inside_an_append_transaction_leaves_no_partial_messages() {
     store.append("s-1", &[Message::user("kept")]).unwrap();
 
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "tests::kill_inside_an_append_transaction_leaves_no_partial_messages",
-        ])
+        .args(["--exact", "tests::kill_inside_an_append_transaction_leaves_no_partial_messages"])
         .args(["--nocapture", "--test-threads=1"])
         .env(MID_TRANSACTION_CHILD, dir.path())
         .stdin(std::process::Stdio::piped())
@@ -549,17 +469,10 @@ fn kill_inside_an_append_transaction_leaves_no_partial_messages() {
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     drop(stdin);
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
-    );
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
 
-    let messages: Vec<Message> = store
-        .messages("s-1")
-        .unwrap()
-        .into_iter()
-        .map(|stored| stored.message)
-        .collect();
+    let messages: Vec<Message> =
+        store.messages("s-1").unwrap().into_iter().map(|stored| stored.message).collect();
     assert_eq!(messages, vec![Message::user("kept")]);
     assert_eq!(store.session("s-1").unwrap().unwrap().message_count, 1);
     // The write lock died with the child: writing works at once.
@@ -580,13 +493,10 @@ pub(crate) fn wait_for_line(
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("piped stdout");
     let (found, wait) = std::sync::mpsc::channel::<()>();
-    let watchdog =
-        std::thread::spawn(
-            move || match wait.recv_timeout(std::time::Duration::from_secs(60)) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-                _ => stdin,
-            },
-        );
+    let watchdog = std::thread::spawn(move || match wait.recv_timeout(std::time::Duration::from_secs(60)) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+        _ => stdin,
+    });
     for line in std::io::BufReader::new(stdout).lines() {
         if line.expect("child stdout").trim_end().ends_with(marker) {
             let _ = found.send(());

@@ -63,11 +63,7 @@ pub struct MockOptions {
 
 impl Default for MockOptions {
     fn default() -> Self {
-        MockOptions {
-            port: 0,
-            record_requests: true,
-            default_reply: Reply::text("ok"),
-        }
+        MockOptions { port: 0, record_requests: true, default_reply: Reply::text("ok") }
     }
 }
 
@@ -88,9 +84,7 @@ impl Ids for Shared {
 
 /// Locks a mutex, ignoring poisoning (a panicking test thread must not wedge the server).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {
@@ -112,9 +106,7 @@ pub struct MockLlm {
 impl MockLlm {
     /// Binds 127.0.0.1 on a free port and serves in a background task of the current runtime.
     pub async fn start() -> MockLlm {
-        MockLlm::start_with(MockOptions::default())
-            .await
-            .expect("mock LLM binds 127.0.0.1")
+        MockLlm::start_with(MockOptions::default()).await.expect("mock LLM binds 127.0.0.1")
     }
 
     /// Like [`MockLlm::start`] with explicit options.
@@ -122,11 +114,7 @@ impl MockLlm {
         let (listener, shared, shutdown) = bind(options).await?;
         let addr = listener.local_addr()?;
         tokio::spawn(serve(listener, Arc::clone(&shared)));
-        Ok(MockLlm {
-            addr,
-            shared,
-            shutdown,
-        })
+        Ok(MockLlm { addr, shared, shutdown })
     }
 
     /// Starts the mock on its own runtime in a background thread, for synchronous tests (for
@@ -138,40 +126,33 @@ impl MockLlm {
     /// Like [`MockLlm::start_blocking`] with explicit options.
     pub fn start_blocking_with(options: MockOptions) -> std::io::Result<MockLlm> {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("mock-llm".to_string())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
+        std::thread::Builder::new().name("mock-llm".to_string()).spawn(move || {
+            let runtime =
+                match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                     Ok(runtime) => runtime,
                     Err(error) => {
                         let _ = started_tx.send(Err(error));
                         return;
                     }
                 };
-                runtime.block_on(async move {
-                    match bind(options).await {
-                        Ok((listener, shared, shutdown)) => {
-                            let started = listener.local_addr().map(|addr| MockLlm {
-                                addr,
-                                shared: Arc::clone(&shared),
-                                shutdown,
-                            });
-                            let _ = started_tx.send(started);
-                            serve(listener, shared).await;
-                        }
-                        Err(error) => {
-                            let _ = started_tx.send(Err(error));
-                        }
+            runtime.block_on(async move {
+                match bind(options).await {
+                    Ok((listener, shared, shutdown)) => {
+                        let started = listener.local_addr().map(|addr| MockLlm {
+                            addr,
+                            shared: Arc::clone(&shared),
+                            shutdown,
+                        });
+                        let _ = started_tx.send(started);
+                        serve(listener, shared).await;
                     }
-                });
-            })?;
-        started_rx
-            .recv()
-            .map_err(|_| std::io::Error::other("mock LLM thread died while starting"))?
+                    Err(error) => {
+                        let _ = started_tx.send(Err(error));
+                    }
+                }
+            });
+        })?;
+        started_rx.recv().map_err(|_| std::io::Error::other("mock LLM thread died while starting"))?
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -244,37 +225,18 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
         .await;
 }
 
-async fn anthropic(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn anthropic(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     answer(Wire::Anthropic, &shared, uri.path(), &headers, &body).await
 }
 
-async fn openai(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn openai(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     answer(Wire::OpenAi, &shared, uri.path(), &headers, &body).await
 }
 
-async fn not_found(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn not_found(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let parsed = serde_json::from_slice(&body).unwrap_or(Value::Null);
     record(&shared, uri.path(), &headers, &parsed, body.len());
-    (
-        StatusCode::NOT_FOUND,
-        "the mock LLM serves /v1/messages and /v1/chat/completions",
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, "the mock LLM serves /v1/messages and /v1/chat/completions").into_response()
 }
 
 fn record(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value, body_bytes: usize) {
@@ -284,10 +246,7 @@ fn record(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value, body_b
     let headers = headers
         .iter()
         .map(|(name, value)| {
-            (
-                name.as_str().to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
+            (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
         })
         .collect();
     lock(&shared.requests).push(RecordedRequest {
@@ -298,13 +257,7 @@ fn record(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value, body_b
     });
 }
 
-async fn answer(
-    wire: Wire,
-    shared: &Shared,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
+async fn answer(wire: Wire, shared: &Shared, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     record(shared, path, headers, &parsed, body.len());
     let reply = shared.next_reply();
@@ -317,25 +270,17 @@ async fn answer(
         tokio::time::sleep(reply.delay).await;
     }
     let asked = Asked {
-        model: parsed
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("mock-model"),
+        model: parsed.get("model").and_then(Value::as_str).unwrap_or("mock-model"),
         include_usage: parsed
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
             .unwrap_or(false),
     };
-    let stream = parsed
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = parsed.get("stream").and_then(Value::as_bool).unwrap_or(false);
     match &reply.kind {
-        ReplyKind::Status {
-            code,
-            retry_after,
-            body,
-        } => status_response(wire, *code, retry_after.as_deref(), body),
+        ReplyKind::Status { code, retry_after, body } => {
+            status_response(wire, *code, retry_after.as_deref(), body)
+        }
         _ if stream => {
             let events = match wire {
                 Wire::Anthropic => wire::anthropic_events(&reply, &asked, shared),
@@ -343,22 +288,17 @@ async fn answer(
             };
             sse_response(events, reply.chunk_delay)
         }
-        ReplyKind::Malformed => json_response(
-            StatusCode::OK,
-            Bytes::from_static(wire::malformed_body(wire).as_bytes()),
-        ),
+        ReplyKind::Malformed => {
+            json_response(StatusCode::OK, Bytes::from_static(wire::malformed_body(wire).as_bytes()))
+        }
         ReplyKind::Truncated => {
             let full = match wire {
-                Wire::Anthropic => wire::anthropic_body(
-                    &Reply::text("This reply breaks off in the middle"),
-                    &asked,
-                    shared,
-                ),
-                Wire::OpenAi => wire::openai_body(
-                    &Reply::text("This reply breaks off in the middle"),
-                    &asked,
-                    shared,
-                ),
+                Wire::Anthropic => {
+                    wire::anthropic_body(&Reply::text("This reply breaks off in the middle"), &asked, shared)
+                }
+                Wire::OpenAi => {
+                    wire::openai_body(&Reply::text("This reply breaks off in the middle"), &asked, shared)
+                }
             };
             cut_short_response(full.to_string().into_bytes())
         }
@@ -375,10 +315,7 @@ async fn answer(
 fn json_response(status: StatusCode, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -404,24 +341,19 @@ fn sse_response(events: Vec<String>, chunk_delay: Duration) -> Response {
     let body = if chunk_delay.is_zero() {
         Body::from(events.concat())
     } else {
-        let stream = futures_util::stream::unfold(
-            (events.into_iter(), true),
-            move |(mut events, first)| async move {
+        let stream =
+            futures_util::stream::unfold((events.into_iter(), true), move |(mut events, first)| async move {
                 let event = events.next()?;
                 if !first {
                     tokio::time::sleep(chunk_delay).await;
                 }
                 Some((Ok::<_, Infallible>(Bytes::from(event)), (events, false)))
-            },
-        );
+            });
         Body::from_stream(stream)
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
@@ -436,19 +368,13 @@ fn cut_short_response(full: Vec<u8>) -> Response {
             None => {
                 // Let the first half reach the wire before the connection is torn down.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                Some((
-                    Err(std::io::Error::other("mock: connection cut mid-body")),
-                    None,
-                ))
+                Some((Err(std::io::Error::other("mock: connection cut mid-body")), None))
             }
         }
     });
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     response
 }

@@ -38,20 +38,12 @@ pub struct Reply {
 }
 
 fn owned_calls<N: Into<String>, A: Into<String>>(calls: Vec<(N, A)>) -> Vec<(String, String)> {
-    calls
-        .into_iter()
-        .map(|(name, arguments)| (name.into(), arguments.into()))
-        .collect()
+    calls.into_iter().map(|(name, arguments)| (name.into(), arguments.into())).collect()
 }
 
 impl Reply {
     pub fn new(kind: ReplyKind) -> Reply {
-        Reply {
-            kind,
-            delay: Duration::ZERO,
-            chunk_delay: Duration::ZERO,
-            usage: (10, 5),
-        }
+        Reply { kind, delay: Duration::ZERO, chunk_delay: Duration::ZERO, usage: (10, 5) }
     }
 
     pub fn text(text: impl Into<String>) -> Reply {
@@ -67,19 +59,12 @@ impl Reply {
         text: impl Into<String>,
         calls: Vec<(N, A)>,
     ) -> Reply {
-        Reply::new(ReplyKind::TextThenToolCalls(
-            text.into(),
-            owned_calls(calls),
-        ))
+        Reply::new(ReplyKind::TextThenToolCalls(text.into(), owned_calls(calls)))
     }
 
     /// An error status with the provider's usual error body.
     pub fn status(code: u16) -> Reply {
-        Reply::new(ReplyKind::Status {
-            code,
-            retry_after: None,
-            body: String::new(),
-        })
+        Reply::new(ReplyKind::Status { code, retry_after: None, body: String::new() })
     }
 
     pub fn truncated() -> Reply {

@@ -138,11 +138,7 @@ pub(crate) fn anthropic_events(reply: &Reply, asked: &Asked<'_>, ids: &dyn Ids) 
                 &json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}),
             );
         }
-        sse(
-            &mut out,
-            Some("content_block_stop"),
-            &json!({"type": "content_block_stop", "index": index}),
-        );
+        sse(&mut out, Some("content_block_stop"), &json!({"type": "content_block_stop", "index": index}));
         index += 1;
     }
     for (name, arguments) in calls {
@@ -159,18 +155,10 @@ pub(crate) fn anthropic_events(reply: &Reply, asked: &Asked<'_>, ids: &dyn Ids) 
                 &json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}}),
             );
         }
-        sse(
-            &mut out,
-            Some("content_block_stop"),
-            &json!({"type": "content_block_stop", "index": index}),
-        );
+        sse(&mut out, Some("content_block_stop"), &json!({"type": "content_block_stop", "index": index}));
         index += 1;
     }
-    let stop_reason = if calls.is_empty() {
-        "end_turn"
-    } else {
-        "tool_use"
-    };
+    let stop_reason = if calls.is_empty() { "end_turn" } else { "tool_use" };
     sse(
         &mut out,
         Some("message_delta"),
@@ -180,11 +168,7 @@ pub(crate) fn anthropic_events(reply: &Reply, asked: &Asked<'_>, ids: &dyn Ids) 
             "usage": {"output_tokens": reply.usage.1},
         }),
     );
-    sse(
-        &mut out,
-        Some("message_stop"),
-        &json!({"type": "message_stop"}),
-    );
+    sse(&mut out, Some("message_stop"), &json!({"type": "message_stop"}));
     out
 }
 
@@ -250,19 +234,11 @@ pub(crate) fn openai_events(reply: &Reply, asked: &Asked<'_>, ids: &dyn Ids) -> 
         })
     };
     let mut out = Vec::new();
-    sse(
-        &mut out,
-        None,
-        &chunk(json!({"role": "assistant", "content": ""}), Value::Null),
-    );
+    sse(&mut out, None, &chunk(json!({"role": "assistant", "content": ""}), Value::Null));
     match &reply.kind {
         ReplyKind::Truncated => {
             for piece in ["This reply ", "breaks off"] {
-                sse(
-                    &mut out,
-                    None,
-                    &chunk(json!({"content": piece}), Value::Null),
-                );
+                sse(&mut out, None, &chunk(json!({"content": piece}), Value::Null));
             }
             return out;
         }
@@ -274,11 +250,7 @@ pub(crate) fn openai_events(reply: &Reply, asked: &Asked<'_>, ids: &dyn Ids) -> 
     }
     let (text, calls) = content_of(&reply.kind);
     for piece in pieces(text, 4) {
-        sse(
-            &mut out,
-            None,
-            &chunk(json!({"content": piece}), Value::Null),
-        );
+        sse(&mut out, None, &chunk(json!({"content": piece}), Value::Null));
     }
     for (index, (name, arguments)) in calls.iter().enumerate() {
         let call_id = format!("call_mock_{}", ids.next_id());
@@ -301,11 +273,7 @@ pub(crate) fn openai_events(reply: &Reply, asked: &Asked<'_>, ids: &dyn Ids) -> 
             );
         }
     }
-    let finish_reason = if calls.is_empty() {
-        "stop"
-    } else {
-        "tool_calls"
-    };
+    let finish_reason = if calls.is_empty() { "stop" } else { "tool_calls" };
     sse(&mut out, None, &chunk(json!({}), json!(finish_reason)));
     if asked.include_usage {
         sse(

@@ -82,203 +82,166 @@ fn write_atomic(workspace: &Path, path: &Path, content: &str, shown: &str) -> Re
     Ok(())
 }
 
-pub struct Read(ToolSpec);
+/// Which file operation an `FsTool` performs.
+#[derive(Debug, Clone, Copy)]
+pub enum FsOp {
+    Read,
+    Write,
+    Edit,
+    List,
+    Grep,
+}
 
-impl Read {
-    pub fn new() -> Read {
-        Read(spec(
-            "read",
-            "Read a text file in the workspace. Optional 1-based `offset` line and `limit` lines.",
-            json!({"path": {"type": "string"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}),
-            &["path"],
-        ))
+/// One workspace file tool (group `fs`).
+pub struct FsTool {
+    spec: ToolSpec,
+    op: FsOp,
+}
+
+impl FsTool {
+    pub fn new(op: FsOp) -> FsTool {
+        let spec = match op {
+            FsOp::Read => spec(
+                "read",
+                "Read a text file in the workspace. Optional 1-based `offset` line and `limit` lines.",
+                json!({"path": {"type": "string"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}),
+                &["path"],
+            ),
+            FsOp::Write => spec(
+                "write",
+                "Create or replace a file in the workspace with `content`.",
+                json!({"path": {"type": "string"}, "content": {"type": "string"}}),
+                &["path", "content"],
+            ),
+            FsOp::Edit => spec(
+                "edit",
+                "Replace the text `old` with `new` in a workspace file; `old` must occur exactly once.",
+                json!({"path": {"type": "string"}, "old": {"type": "string"}, "new": {"type": "string"}}),
+                &["path", "old", "new"],
+            ),
+            FsOp::List => spec(
+                "list",
+                "List a workspace folder (folders end with /).",
+                json!({"path": {"type": "string"}}),
+                &[],
+            ),
+            FsOp::Grep => spec(
+                "grep",
+                "Search workspace files for a regular expression; prints path:line: text.",
+                json!({"pattern": {"type": "string"}, "path": {"type": "string"}}),
+                &["pattern"],
+            ),
+        };
+        FsTool { spec, op }
     }
 }
 
 #[async_trait]
-impl Tool for Read {
+impl Tool for FsTool {
     fn spec(&self) -> &ToolSpec {
-        &self.0
+        &self.spec
     }
     fn group(&self) -> &str {
         "fs"
     }
     async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
-        let shown = string_arg(&arguments, "path")?;
-        let path = resolve(&context.workspace, shown)?;
-        let text = read_text(&path, shown)?;
-        let offset = arguments.get("offset").and_then(|v| v.as_u64()).unwrap_or(1).max(1) as usize;
-        let limit = arguments.get("limit").and_then(|v| v.as_u64()).map(|n| n as usize);
-        if offset == 1 && limit.is_none() {
-            return Ok(text);
+        match self.op {
+            FsOp::Read => read(context, &arguments).await,
+            FsOp::Write => write(context, &arguments).await,
+            FsOp::Edit => edit(context, &arguments).await,
+            FsOp::List => list(context, &arguments).await,
+            FsOp::Grep => grep(context, &arguments).await,
         }
-        let lines: Vec<&str> = text.lines().skip(offset - 1).take(limit.unwrap_or(usize::MAX)).collect();
-        Ok(lines.join("\n"))
     }
 }
 
-pub struct Write(ToolSpec);
-
-impl Write {
-    pub fn new() -> Write {
-        Write(spec(
-            "write",
-            "Create or replace a file in the workspace with `content`.",
-            json!({"path": {"type": "string"}, "content": {"type": "string"}}),
-            &["path", "content"],
-        ))
+async fn read(context: &ToolContext, arguments: &serde_json::Value) -> Result<String, ToolError> {
+    let shown = string_arg(arguments, "path")?;
+    let path = resolve(&context.workspace, shown)?;
+    let text = read_text(&path, shown)?;
+    let offset = arguments.get("offset").and_then(|v| v.as_u64()).unwrap_or(1).max(1) as usize;
+    let limit = arguments.get("limit").and_then(|v| v.as_u64()).map(|n| n as usize);
+    if offset == 1 && limit.is_none() {
+        return Ok(text);
     }
+    let lines: Vec<&str> = text.lines().skip(offset - 1).take(limit.unwrap_or(usize::MAX)).collect();
+    Ok(lines.join("\n"))
 }
 
-#[async_trait]
-impl Tool for Write {
-    fn spec(&self) -> &ToolSpec {
-        &self.0
+async fn write(context: &ToolContext, arguments: &serde_json::Value) -> Result<String, ToolError> {
+    let shown = string_arg(arguments, "path")?;
+    let content = string_arg(arguments, "content")?;
+    let path = resolve(&context.workspace, shown)?;
+    if path.is_dir() {
+        return Err(ToolError::InvalidArguments(format!("{shown} is a directory")));
     }
-    fn group(&self) -> &str {
-        "fs"
+    write_atomic(&context.workspace, &path, content, shown)?;
+    Ok(format!("wrote {} bytes to {}", content.len(), display(&context.workspace, &path)))
+}
+
+async fn edit(context: &ToolContext, arguments: &serde_json::Value) -> Result<String, ToolError> {
+    let shown = string_arg(arguments, "path")?;
+    let old = string_arg(arguments, "old")?;
+    let new = string_arg(arguments, "new")?;
+    if old.is_empty() {
+        return Err(ToolError::InvalidArguments("`old` must not be empty".into()));
     }
-    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
-        let shown = string_arg(&arguments, "path")?;
-        let content = string_arg(&arguments, "content")?;
-        let path = resolve(&context.workspace, shown)?;
-        if path.is_dir() {
-            return Err(ToolError::InvalidArguments(format!("{shown} is a directory")));
+    let path = resolve(&context.workspace, shown)?;
+    let text = read_text(&path, shown)?;
+    match text.matches(old).count() {
+        0 => Err(ToolError::Failed(format!("`old` does not occur in {shown}"))),
+        1 => {
+            let updated = text.replacen(old, new, 1);
+            write_atomic(&context.workspace, &path, &updated, shown)?;
+            Ok(format!("edited {shown}"))
         }
-        write_atomic(&context.workspace, &path, content, shown)?;
-        Ok(format!("wrote {} bytes to {}", content.len(), display(&context.workspace, &path)))
+        n => Err(ToolError::Failed(format!(
+            "`old` occurs {n} times in {shown}; include more context so it occurs once"
+        ))),
     }
 }
 
-pub struct Edit(ToolSpec);
-
-impl Edit {
-    pub fn new() -> Edit {
-        Edit(spec(
-            "edit",
-            "Replace the text `old` with `new` in a workspace file; `old` must occur exactly once.",
-            json!({"path": {"type": "string"}, "old": {"type": "string"}, "new": {"type": "string"}}),
-            &["path", "old", "new"],
-        ))
-    }
-}
-
-#[async_trait]
-impl Tool for Edit {
-    fn spec(&self) -> &ToolSpec {
-        &self.0
-    }
-    fn group(&self) -> &str {
-        "fs"
-    }
-    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
-        let shown = string_arg(&arguments, "path")?;
-        let old = string_arg(&arguments, "old")?;
-        let new = string_arg(&arguments, "new")?;
-        if old.is_empty() {
-            return Err(ToolError::InvalidArguments("`old` must not be empty".into()));
-        }
-        let path = resolve(&context.workspace, shown)?;
-        let text = read_text(&path, shown)?;
-        match text.matches(old).count() {
-            0 => Err(ToolError::Failed(format!("`old` does not occur in {shown}"))),
-            1 => {
-                let updated = text.replacen(old, new, 1);
-                write_atomic(&context.workspace, &path, &updated, shown)?;
-                Ok(format!("edited {shown}"))
+async fn list(context: &ToolContext, arguments: &serde_json::Value) -> Result<String, ToolError> {
+    let shown = arguments.get("path").and_then(|v| v.as_str()).unwrap_or(".");
+    let path = resolve(&context.workspace, shown)?;
+    let reader = std::fs::read_dir(&path).map_err(|e| io_error(shown, e))?;
+    let mut entries: Vec<String> = Vec::new();
+    for entry in reader.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type().ok();
+        let line = match kind {
+            Some(t) if t.is_dir() => format!("{name}/"),
+            Some(t) if t.is_symlink() => format!("{name}@"),
+            _ => {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                format!("{name} ({size} bytes)")
             }
-            n => Err(ToolError::Failed(format!(
-                "`old` occurs {n} times in {shown}; include more context so it occurs once"
-            ))),
-        }
+        };
+        entries.push(line);
     }
+    entries.sort();
+    let total = entries.len();
+    entries.truncate(MAX_LIST_ENTRIES);
+    if total > MAX_LIST_ENTRIES {
+        entries.push(format!("... {} more entries", total - MAX_LIST_ENTRIES));
+    }
+    if entries.is_empty() {
+        return Ok("(empty)".to_string());
+    }
+    Ok(entries.join("\n"))
 }
 
-pub struct List(ToolSpec);
-
-impl List {
-    pub fn new() -> List {
-        List(spec(
-            "list",
-            "List a workspace folder (folders end with /).",
-            json!({"path": {"type": "string"}}),
-            &[],
-        ))
-    }
-}
-
-#[async_trait]
-impl Tool for List {
-    fn spec(&self) -> &ToolSpec {
-        &self.0
-    }
-    fn group(&self) -> &str {
-        "fs"
-    }
-    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
-        let shown = arguments.get("path").and_then(|v| v.as_str()).unwrap_or(".");
-        let path = resolve(&context.workspace, shown)?;
-        let reader = std::fs::read_dir(&path).map_err(|e| io_error(shown, e))?;
-        let mut entries: Vec<String> = Vec::new();
-        for entry in reader.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let kind = entry.file_type().ok();
-            let line = match kind {
-                Some(t) if t.is_dir() => format!("{name}/"),
-                Some(t) if t.is_symlink() => format!("{name}@"),
-                _ => {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    format!("{name} ({size} bytes)")
-                }
-            };
-            entries.push(line);
-        }
-        entries.sort();
-        let total = entries.len();
-        entries.truncate(MAX_LIST_ENTRIES);
-        if total > MAX_LIST_ENTRIES {
-            entries.push(format!("... {} more entries", total - MAX_LIST_ENTRIES));
-        }
-        if entries.is_empty() {
-            return Ok("(empty)".to_string());
-        }
-        Ok(entries.join("\n"))
-    }
-}
-
-pub struct Grep(ToolSpec);
-
-impl Grep {
-    pub fn new() -> Grep {
-        Grep(spec(
-            "grep",
-            "Search workspace files for a regular expression; prints path:line: text.",
-            json!({"pattern": {"type": "string"}, "path": {"type": "string"}}),
-            &["pattern"],
-        ))
-    }
-}
-
-#[async_trait]
-impl Tool for Grep {
-    fn spec(&self) -> &ToolSpec {
-        &self.0
-    }
-    fn group(&self) -> &str {
-        "fs"
-    }
-    async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
-        let pattern = string_arg(&arguments, "pattern")?;
-        let shown = arguments.get("path").and_then(|v| v.as_str()).unwrap_or(".");
-        let regex = regex::RegexBuilder::new(pattern)
-            .size_limit(1 << 20)
-            .build()
-            .map_err(|e| ToolError::InvalidArguments(format!("bad pattern: {e}")))?;
-        let start = resolve(&context.workspace, shown)?;
-        let workspace = context.workspace.clone();
-        let task = tokio::task::spawn_blocking(move || grep_tree(&workspace, &start, &regex));
-        task.await.map_err(|e| ToolError::Failed(format!("grep failed: {e}")))?
-    }
+async fn grep(context: &ToolContext, arguments: &serde_json::Value) -> Result<String, ToolError> {
+    let pattern = string_arg(arguments, "pattern")?;
+    let shown = arguments.get("path").and_then(|v| v.as_str()).unwrap_or(".");
+    let regex = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| ToolError::InvalidArguments(format!("bad pattern: {e}")))?;
+    let start = resolve(&context.workspace, shown)?;
+    let workspace = context.workspace.clone();
+    let task = tokio::task::spawn_blocking(move || grep_tree(&workspace, &start, &regex));
+    task.await.map_err(|e| ToolError::Failed(format!("grep failed: {e}")))?
 }
 
 fn grep_tree(workspace: &Path, start: &Path, regex: &regex::Regex) -> Result<String, ToolError> {
@@ -287,7 +250,9 @@ fn grep_tree(workspace: &Path, start: &Path, regex: &regex::Regex) -> Result<Str
     let mut files_seen = 0usize;
     let mut more = false;
     while let Some(path) = stack.pop() {
-        let Ok(meta) = path.symlink_metadata() else { continue };
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
         if meta.file_type().is_symlink() {
             continue; // never follow links: they may lead outside the workspace
         }
@@ -303,7 +268,9 @@ fn grep_tree(workspace: &Path, start: &Path, regex: &regex::Regex) -> Result<Str
         if files_seen > MAX_GREP_FILES || meta.len() > MAX_READ_BYTES {
             continue;
         }
-        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         if bytes.contains(&0) {
             continue;
         }

@@ -17,13 +17,10 @@ pub use web::WebFetchLimits;
 
 /// The workspace file tools (group `fs`).
 pub fn fs_tools() -> Vec<Arc<dyn Tool>> {
-    vec![
-        Arc::new(fs::Read::new()),
-        Arc::new(fs::Write::new()),
-        Arc::new(fs::Edit::new()),
-        Arc::new(fs::List::new()),
-        Arc::new(fs::Grep::new()),
-    ]
+    [fs::FsOp::Read, fs::FsOp::Write, fs::FsOp::Edit, fs::FsOp::List, fs::FsOp::Grep]
+        .into_iter()
+        .map(|op| Arc::new(fs::FsTool::new(op)) as Arc<dyn Tool>)
+        .collect()
 }
 
 /// `web_fetch` (group `web`) with the given limits.
@@ -32,13 +29,11 @@ pub fn web_fetch(limits: WebFetchLimits) -> Arc<dyn Tool> {
 }
 
 /// Reads a required string argument.
-fn string_arg<'a>(
-    arguments: &'a serde_json::Value,
-    key: &str,
-) -> Result<&'a str, clawdia_core::ToolError> {
-    arguments.get(key).and_then(|v| v.as_str()).ok_or_else(|| {
-        clawdia_core::ToolError::InvalidArguments(format!("`{key}` (a string) is required"))
-    })
+fn string_arg<'a>(arguments: &'a serde_json::Value, key: &str) -> Result<&'a str, clawdia_core::ToolError> {
+    arguments
+        .get(key)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| clawdia_core::ToolError::InvalidArguments(format!("`{key}` (a string) is required")))
 }
 
 #[cfg(test)]

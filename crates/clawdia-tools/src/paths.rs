@@ -22,9 +22,8 @@ pub fn resolve(workspace: &Path, relative: &str) -> Result<PathBuf, ToolError> {
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => return Err(escape()),
         }
     }
-    let root = workspace
-        .canonicalize()
-        .map_err(|e| ToolError::Failed(format!("workspace unavailable: {e}")))?;
+    let root =
+        workspace.canonicalize().map_err(|e| ToolError::Failed(format!("workspace unavailable: {e}")))?;
     let joined = root.join(&clean);
     // Canonicalize the deepest existing ancestor: symlinks anywhere on the way are resolved.
     let mut existing = joined.as_path();

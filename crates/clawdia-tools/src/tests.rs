@@ -117,7 +117,13 @@ async fn web_fetch_refuses_private_targets_by_default() {
     let addr = serve(axum::Router::new().route("/", axum::routing::get(|| async { "hello" }))).await;
     let dir = tempfile::tempdir().unwrap();
     let fetch = web_fetch(limits(false, 1024));
-    for url in [format!("http://{addr}/"), format!("http://localhost:{}/", addr.port()), "http://[::1]:9/".to_string(), "http://10.0.0.1/".to_string(), "file:///etc/passwd".to_string()] {
+    for url in [
+        format!("http://{addr}/"),
+        format!("http://localhost:{}/", addr.port()),
+        "http://[::1]:9/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        "file:///etc/passwd".to_string(),
+    ] {
         let result = fetch.call(&context(dir.path()), json!({"url": url})).await;
         assert!(matches!(result, Err(ToolError::Refused(_))), "{url}: {result:?}");
     }
@@ -128,9 +134,20 @@ async fn web_fetch_reads_text_with_caps_and_checks_redirects() {
     use axum::response::{Html, Redirect};
     let big = "x".repeat(5000);
     let router = axum::Router::new()
-        .route("/page", axum::routing::get(|| async { Html("<html><script>evil()</script><p>Hello &amp; welcome</p></html>") }))
+        .route(
+            "/page",
+            axum::routing::get(|| async {
+                Html("<html><script>evil()</script><p>Hello &amp; welcome</p></html>")
+            }),
+        )
         .route("/big", axum::routing::get(move || async move { big }))
-        .route("/slow", axum::routing::get(|| async { tokio::time::sleep(Duration::from_secs(10)).await; "late" }))
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                "late"
+            }),
+        )
         .route("/hop", axum::routing::get(|| async { Redirect::temporary("/page") }));
     let addr = serve(router).await;
     let dir = tempfile::tempdir().unwrap();
@@ -144,14 +161,30 @@ async fn web_fetch_reads_text_with_caps_and_checks_redirects() {
     assert!(hop.ends_with("Hello & welcome"), "{hop}");
     let big = fetch.call(&ctx, json!({"url": format!("http://{addr}/big")})).await.unwrap();
     assert!(big.ends_with("[truncated at 1000 bytes]"), "{}", &big[big.len() - 40..]);
-    let quick = web_fetch(WebFetchLimits { timeout: Duration::from_millis(300), max_bytes: 100, allow_private: true });
+    let quick = web_fetch(WebFetchLimits {
+        timeout: Duration::from_millis(300),
+        max_bytes: 100,
+        allow_private: true,
+    });
     let slow = quick.call(&ctx, json!({"url": format!("http://{addr}/slow")})).await;
     assert!(matches!(slow, Err(ToolError::Timeout(_))), "{slow:?}");
 }
 
 #[test]
 fn public_address_classification() {
-    for ip in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "172.16.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+    for ip in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.1.1",
+        "172.16.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+    ] {
         assert!(!web::is_public(ip.parse().unwrap()), "{ip} should not be public");
     }
     for ip in ["1.1.1.1", "93.184.216.34", "2606:4700::1111"] {

@@ -97,9 +97,13 @@ async fn fetch(start: &str, limits: &WebFetchLimits) -> Result<String, ToolError
         .map_err(|e| ToolError::InvalidArguments(format!("bad url `{start}`: {e}")))?;
     for _ in 0..=MAX_REDIRECTS {
         if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(ToolError::Refused(format!("only http and https URLs are fetched, not `{}`", url.scheme())));
+            return Err(ToolError::Refused(format!(
+                "only http and https URLs are fetched, not `{}`",
+                url.scheme()
+            )));
         }
-        let host = url.host_str().ok_or_else(|| ToolError::InvalidArguments("url has no host".into()))?.to_string();
+        let host =
+            url.host_str().ok_or_else(|| ToolError::InvalidArguments("url has no host".into()))?.to_string();
         let port = url.port_or_known_default().unwrap_or(80);
         let lookup_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((lookup_host.as_str(), port))
@@ -110,12 +114,13 @@ async fn fetch(start: &str, limits: &WebFetchLimits) -> Result<String, ToolError
             return Err(ToolError::Failed(format!("cannot resolve {host}")));
         };
         if !limits.allow_private
-            && let Some(bad) = addresses.iter().find(|a| !is_public(a.ip())) {
-                return Err(ToolError::Refused(format!(
-                    "{host} resolves to the non-public address {}; this agent may only fetch public addresses",
-                    bad.ip()
-                )));
-            }
+            && let Some(bad) = addresses.iter().find(|a| !is_public(a.ip()))
+        {
+            return Err(ToolError::Refused(format!(
+                "{host} resolves to the non-public address {}; this agent may only fetch public addresses",
+                bad.ip()
+            )));
+        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .resolve(&lookup_host, first)
@@ -189,8 +194,12 @@ pub fn html_to_text(html: &str) -> String {
             } else {
                 rest.find('>').map(|p| p + 1)
             };
-            let block = rest.starts_with("<p") || rest.starts_with("<br") || rest.starts_with("<div")
-                || rest.starts_with("<li") || rest.starts_with("<h") || rest.starts_with("</p")
+            let block = rest.starts_with("<p")
+                || rest.starts_with("<br")
+                || rest.starts_with("<div")
+                || rest.starts_with("<li")
+                || rest.starts_with("<h")
+                || rest.starts_with("</p")
                 || rest.starts_with("<tr");
             match skip_to {
                 Some(n) => i += n,

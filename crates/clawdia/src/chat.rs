@@ -29,7 +29,13 @@ struct Summary {
     fallback_from: Vec<String>,
 }
 
-pub async fn run(home: PathBuf, agent: String, session: Option<String>, message: Option<String>, json: bool) -> Outcome {
+pub async fn run(
+    home: PathBuf,
+    agent: String,
+    session: Option<String>,
+    message: Option<String>,
+    json: bool,
+) -> Outcome {
     let config = load_config(&home)?;
     if !config.agents.contains_key(&agent) {
         let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
@@ -103,7 +109,13 @@ async fn repl(backend: &Backend, agent: &str, mut session: Option<String>) -> Ou
 }
 
 /// Runs one turn, streaming text to stdout when `print` is set.
-async fn turn(backend: &Backend, agent: &str, session: Option<String>, message: &str, print: bool) -> Summary {
+async fn turn(
+    backend: &Backend,
+    agent: &str,
+    session: Option<String>,
+    message: &str,
+    print: bool,
+) -> Summary {
     let summary = Mutex::new(Summary::default());
     let on_event = |event: TurnEvent| {
         let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
@@ -140,7 +152,10 @@ async fn turn(backend: &Backend, agent: &str, session: Option<String>, message: 
     };
     match backend {
         Backend::Remote { addr, token } => {
-            if let Err(error) = clawdia_runtime::remote::turn(*addr, token, agent, session.as_deref(), message, on_event).await {
+            if let Err(error) =
+                clawdia_runtime::remote::turn(*addr, token, agent, session.as_deref(), message, on_event)
+                    .await
+            {
                 summary.lock().unwrap_or_else(|e| e.into_inner()).error = Some(error);
             }
         }

@@ -33,7 +33,10 @@ pub async fn run(home: PathBuf) -> Outcome {
             Some(config)
         }
         Err(error) => {
-            report.fail(&format!("config: {error}"), "edit clawdia.toml (see `clawdia config reference`), or run `clawdia init`");
+            report.fail(
+                &format!("config: {error}"),
+                "edit clawdia.toml (see `clawdia config reference`), or run `clawdia init`",
+            );
             None
         }
     };
@@ -70,7 +73,10 @@ fn check_home(home: &Path, report: &mut Report) {
         return;
     };
     if meta.permissions().mode() & 0o002 != 0 {
-        report.fail(&format!("home {} is world-writable", home.display()), &format!("chmod 700 {}", home.display()));
+        report.fail(
+            &format!("home {} is world-writable", home.display()),
+            &format!("chmod 700 {}", home.display()),
+        );
     }
     let secrets = home.join("secrets");
     let Ok(entries) = std::fs::read_dir(&secrets) else {
@@ -80,15 +86,20 @@ fn check_home(home: &Path, report: &mut Report) {
     let mut loose = Vec::new();
     for entry in entries.flatten() {
         if let Ok(meta) = entry.metadata()
-            && meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
-                loose.push(entry.path());
-            }
+            && meta.is_file()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            loose.push(entry.path());
+        }
     }
     if loose.is_empty() {
         report.ok("secrets are readable by the owner only");
     } else {
         for path in loose {
-            report.fail(&format!("{} is readable by others", path.display()), &format!("chmod 600 {}", path.display()));
+            report.fail(
+                &format!("{} is readable by others", path.display()),
+                &format!("chmod 600 {}", path.display()),
+            );
         }
     }
 }
@@ -99,13 +110,19 @@ async fn check_provider(provider: &clawdia_runtime::config::ProviderConfig, repo
         match key.resolve() {
             Ok(_) => report.ok(&format!("provider `{name}`: API key is set")),
             Err(error) => {
-                report.fail(&format!("provider `{name}`: {error}"), "set the variable or file named in clawdia.toml");
+                report.fail(
+                    &format!("provider `{name}`: {error}"),
+                    "set the variable or file named in clawdia.toml",
+                );
                 return;
             }
         }
     }
     let Some((host, port)) = host_port(&provider.base_url) else {
-        report.fail(&format!("provider `{name}`: cannot read a host from {}", provider.base_url), "fix base_url");
+        report.fail(
+            &format!("provider `{name}`: cannot read a host from {}", provider.base_url),
+            "fix base_url",
+        );
         return;
     };
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
@@ -148,8 +165,12 @@ fn check_databases(home: &Path, report: &mut Report) {
                     report.fail(&format!("database: {problem}"), "run `clawdia sessions repair`");
                 }
             }
-            Err(error) => report.fail(&format!("database check failed: {error}"), "run `clawdia sessions repair`"),
+            Err(error) => {
+                report.fail(&format!("database check failed: {error}"), "run `clawdia sessions repair`")
+            }
         },
-        Err(error) => report.fail(&format!("cannot open {}: {error}", dir.display()), "check the folder's permissions"),
+        Err(error) => {
+            report.fail(&format!("cannot open {}: {error}", dir.display()), "check the folder's permissions")
+        }
     }
 }

@@ -30,7 +30,8 @@ pub async fn status(home: PathBuf) -> Outcome {
     match clawdia_runtime::remote::find(&home).await {
         Some(addr) => println!("gateway:  running at http://{addr}"),
         None => {
-            let where_ = config.as_ref().map(|c| format!(" (configured for {}:{})", c.gateway.bind, c.gateway.port));
+            let where_ =
+                config.as_ref().map(|c| format!(" (configured for {}:{})", c.gateway.bind, c.gateway.port));
             println!("gateway:  not running{}", where_.unwrap_or_default());
         }
     }
@@ -52,7 +53,13 @@ pub async fn status(home: PathBuf) -> Outcome {
         for record in events {
             let event = record.event;
             let agent = event.agent.map(|a| format!(" agent={a}")).unwrap_or_default();
-            println!("  {} [{}] {}{agent}: {}", rfc3339_utc(record.at), event.severity.0, event.kind, event.detail);
+            println!(
+                "  {} [{}] {}{agent}: {}",
+                rfc3339_utc(record.at),
+                event.severity.0,
+                event.kind,
+                event.detail
+            );
         }
     }
     Ok(())
@@ -65,7 +72,11 @@ pub fn agents(home: &Path) -> Outcome {
         chain.extend(agent.fallbacks.iter().map(|m| m.to_string()));
         println!("{}", agent.name);
         println!("  models:    {}", chain.join(" -> "));
-        println!("  tools:     allow [{}] deny [{}]", agent.tools.allow.join(", "), agent.tools.deny.join(", "));
+        println!(
+            "  tools:     allow [{}] deny [{}]",
+            agent.tools.allow.join(", "),
+            agent.tools.deny.join(", ")
+        );
         println!("  workspace: {}", agent.workspace.display());
         let budget = match (agent.budget.daily_tokens, agent.budget.daily_usd) {
             (None, None) => "unlimited".to_string(),
@@ -128,7 +139,8 @@ pub fn sessions(home: &Path, command: SessionsCommand) -> Outcome {
             }
             let lines = match output {
                 Some(path) => {
-                    let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let mut file =
+                        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                     let lines = store.export_jsonl(&id, &mut file)?;
                     file.flush()?;
                     eprintln!("wrote {lines} lines to {}", path.display());
@@ -149,7 +161,8 @@ pub fn sessions(home: &Path, command: SessionsCommand) -> Outcome {
             if !config.agents.contains_key(&agent) {
                 return Err(crate::Failure::config(format!("no agent named `{agent}`")));
             }
-            let report = store.import_openclaw_jsonl(&agent, &path, &clawdia_runtime::store::random_hex(8))?;
+            let report =
+                store.import_openclaw_jsonl(&agent, &path, &clawdia_runtime::store::random_hex(8))?;
             println!("imported {} messages into session {}", report.imported, report.session_id);
             if report.repaired > 0 {
                 println!("added {} synthetic results for tool calls without one", report.repaired);
@@ -170,7 +183,12 @@ pub fn sessions(home: &Path, command: SessionsCommand) -> Outcome {
                 println!("problem: {problem}");
             }
             if !remaining.is_empty() {
-                return Err(format!("{} problem(s) remain (found {} before repair)", remaining.len(), problems.len()).into());
+                return Err(format!(
+                    "{} problem(s) remain (found {} before repair)",
+                    remaining.len(),
+                    problems.len()
+                )
+                .into());
             }
             println!("databases ok");
         }

@@ -217,7 +217,9 @@ fn init(home: &std::path::Path, force: bool) -> Outcome {
     for path in &report.kept {
         println!("  kept  {}", path.display());
     }
-    println!("Next: set a provider key (e.g. export ANTHROPIC_API_KEY=...) or edit clawdia.toml, then `clawdia up` or `clawdia chat`.");
+    println!(
+        "Next: set a provider key (e.g. export ANTHROPIC_API_KEY=...) or edit clawdia.toml, then `clawdia up` or `clawdia chat`."
+    );
     Ok(())
 }
 

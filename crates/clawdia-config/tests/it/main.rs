@@ -61,15 +61,8 @@ fn check_error(text: &str, expected: &str) {
     let shown = error.to_string();
     assert_eq!(shown, expected, "for config:\n{text}");
     assert!(!shown.contains('\n'), "error spans lines: {shown}");
-    let location = format!(
-        "clawdia.toml:{}: {}: ",
-        error.line().unwrap_or(0),
-        error.key().unwrap_or("-")
-    );
-    assert!(
-        shown.starts_with(&location),
-        "line()/key() disagree with `{shown}`"
-    );
+    let location = format!("clawdia.toml:{}: {}: ", error.line().unwrap_or(0), error.key().unwrap_or("-"));
+    assert!(shown.starts_with(&location), "line()/key() disagree with `{shown}`");
 }
 
 #[test]
@@ -78,20 +71,14 @@ fn minimal_file_parses_with_resolved_values() {
     assert_eq!(config.home, home());
     assert_eq!(config.gateway.bind, IpAddr::from([127, 0, 0, 1]));
     assert_eq!(config.gateway.port, 18789);
-    assert_eq!(
-        config.gateway.token,
-        SecretRef::File(home().join("secrets/gateway-token"))
-    );
+    assert_eq!(config.gateway.token, SecretRef::File(home().join("secrets/gateway-token")));
     assert_eq!(config.gateway.max_request_bytes, 1024 * 1024);
 
     let anthropic = &config.providers["anthropic"];
     assert_eq!(anthropic.name, "anthropic");
     assert_eq!(anthropic.kind, ProviderKind::Anthropic);
     assert_eq!(anthropic.base_url, "https://api.anthropic.com");
-    assert_eq!(
-        anthropic.api_key,
-        Some(SecretRef::Env("ANTHROPIC_API_KEY".into()))
-    );
+    assert_eq!(anthropic.api_key, Some(SecretRef::Env("ANTHROPIC_API_KEY".into())));
     assert_eq!(anthropic.connect_timeout, Duration::from_secs(10));
     assert_eq!(anthropic.read_timeout, Duration::from_secs(60));
     assert_eq!(anthropic.cooldown, Duration::from_secs(30));
@@ -109,14 +96,8 @@ fn minimal_file_parses_with_resolved_values() {
     assert!(main.tools.deny.is_empty());
     assert_eq!(main.budget.daily_tokens, None);
     assert_eq!(main.budget.daily_usd, None);
-    assert_eq!(
-        (main.prompt.file_max_chars, main.prompt.total_max_chars),
-        (6000, 16000)
-    );
-    assert_eq!(
-        (main.max_tool_iterations, main.max_tokens, main.temperature),
-        (12, 4096, None)
-    );
+    assert_eq!((main.prompt.file_max_chars, main.prompt.total_max_chars), (6000, 16000));
+    assert_eq!((main.max_tool_iterations, main.max_tokens, main.temperature), (12, 4096, None));
     assert_eq!(main.web_fetch.timeout_secs, 20);
     assert_eq!(main.web_fetch.max_bytes, 512 * 1024);
     assert!(!main.web_fetch.allow_private);
@@ -134,10 +115,7 @@ fn empty_file_gets_every_gateway_default() {
     let config = parse("", &home()).expect("an empty file is valid");
     assert_eq!(config.gateway.port, 18789);
     assert_eq!(config.gateway.bind, IpAddr::from([127, 0, 0, 1]));
-    assert_eq!(
-        config.gateway.token,
-        SecretRef::File(home().join("secrets/gateway-token"))
-    );
+    assert_eq!(config.gateway.token, SecretRef::File(home().join("secrets/gateway-token")));
     assert!(config.providers.is_empty() && config.agents.is_empty());
 }
 
@@ -170,10 +148,7 @@ fn overrides_are_applied() {
     let zai = &config.providers["zai"];
     assert_eq!(zai.base_url, "http://127.0.0.1:11434/v1");
     assert_eq!(zai.cooldown, Duration::ZERO);
-    assert_eq!(
-        zai.headers.get("X-Title").map(String::as_str),
-        Some("Clawdia")
-    );
+    assert_eq!(zai.headers.get("X-Title").map(String::as_str), Some("Clawdia"));
     let agent = config.agent("a-1_b").expect("agent");
     assert_eq!(agent.model, model("zai/org/model:7b"));
     assert_eq!(agent.workspace, PathBuf::from("/srv/ws"));
@@ -182,10 +157,7 @@ fn overrides_are_applied() {
         (agent.tools.allow.clone(), agent.tools.deny.clone()),
         (vec!["read".into()], vec!["exec".into()])
     );
-    assert_eq!(
-        (agent.budget.daily_tokens, agent.budget.daily_usd),
-        (Some(1000), Some(2.0))
-    );
+    assert_eq!((agent.budget.daily_tokens, agent.budget.daily_usd), (Some(1000), Some(2.0)));
     assert!(agent.web_fetch.allow_private);
 }
 
@@ -295,44 +267,29 @@ fn secrets_resolve_from_env_and_file_and_stay_redacted() {
     let config = parse(&text, dir.path()).expect("parses");
     let reference = config.providers["zai"].api_key.clone().expect("api key");
     assert_eq!(reference, SecretRef::File(dir.path().join("secrets/key")));
-    assert_eq!(
-        reference.resolve().expect("file secret").expose(),
-        "file-value-456"
-    );
+    assert_eq!(reference.resolve().expect("file secret").expose(), "file-value-456");
 }
 
 #[test]
 fn unresolvable_secrets_name_the_reference_not_a_value() {
-    let missing = SecretRef::Env("CLAWDIA_CONFIG_TEST_UNSET_VARIABLE".into())
-        .resolve()
-        .expect_err("unset");
+    let missing = SecretRef::Env("CLAWDIA_CONFIG_TEST_UNSET_VARIABLE".into()).resolve().expect_err("unset");
     assert_eq!(
         missing.to_string(),
         "cannot resolve secret env CLAWDIA_CONFIG_TEST_UNSET_VARIABLE: environment variable is not set"
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let absent = dir.path().join("nope");
-    let error = SecretRef::File(absent.clone())
-        .resolve()
-        .expect_err("missing file");
+    let error = SecretRef::File(absent.clone()).resolve().expect_err("missing file");
     assert_eq!(
         error.to_string(),
-        format!(
-            "cannot resolve secret file {}: No such file or directory",
-            absent.display()
-        )
+        format!("cannot resolve secret file {}: No such file or directory", absent.display())
     );
     let blank = dir.path().join("blank");
     std::fs::write(&blank, " \n").expect("write");
-    let error = SecretRef::File(blank.clone())
-        .resolve()
-        .expect_err("blank file");
+    let error = SecretRef::File(blank.clone()).resolve().expect_err("blank file");
     assert_eq!(
         error.to_string(),
-        format!(
-            "cannot resolve secret file {}: the value is empty",
-            blank.display()
-        )
+        format!("cannot resolve secret file {}: the value is empty", blank.display())
     );
 }
 
@@ -342,26 +299,18 @@ fn load_reads_home_clawdia_toml_and_reports_a_missing_file() {
     let error = clawdia_config::load(dir.path()).expect_err("no file yet");
     assert_eq!(
         error.to_string(),
-        format!(
-            "cannot read {}: No such file or directory",
-            dir.path().join("clawdia.toml").display()
-        )
+        format!("cannot read {}: No such file or directory", dir.path().join("clawdia.toml").display())
     );
     assert!(matches!(error, ConfigError::Io { .. }));
     std::fs::write(dir.path().join("clawdia.toml"), MINIMAL).expect("write");
     let config = clawdia_config::load(dir.path()).expect("loads");
-    assert_eq!(
-        config.agent("docs").map(|a| a.workspace.clone()),
-        Some(dir.path().join("workspaces/docs"))
-    );
+    assert_eq!(config.agent("docs").map(|a| a.workspace.clone()), Some(dir.path().join("workspaces/docs")));
 }
 
 #[test]
 fn shipped_example_and_init_files_parse() {
     let example = parse(clawdia_config::example_toml(), &home()).expect("the example parses");
-    assert!(
-        example.providers.contains_key("ollama") && example.providers["ollama"].api_key.is_none()
-    );
+    assert!(example.providers.contains_key("ollama") && example.providers["ollama"].api_key.is_none());
     let main = example.agent("main").expect("main");
     assert_eq!(main.fallbacks.len(), 2);
     assert_eq!(main.budget.daily_usd, Some(5.0));
@@ -372,14 +321,8 @@ fn shipped_example_and_init_files_parse() {
     let init = clawdia_config::default_config_toml();
     let config = parse(&init, &home()).expect("the init file parses");
     assert!(init.contains("[gateway]") && init.contains("[agents.main]"));
-    assert_eq!(
-        config.agent("main").map(|a| a.model.clone()),
-        Some(model("anthropic/claude-sonnet-4-5"))
-    );
-    assert_eq!(
-        config.providers["anthropic"].api_key,
-        Some(SecretRef::Env("ANTHROPIC_API_KEY".into()))
-    );
+    assert_eq!(config.agent("main").map(|a| a.model.clone()), Some(model("anthropic/claude-sonnet-4-5")));
+    assert_eq!(config.providers["anthropic"].api_key, Some(SecretRef::Env("ANTHROPIC_API_KEY".into())));
     for commented in [
         "https://api.z.ai/api/paas/v4",
         "openrouter.ai",
@@ -408,25 +351,17 @@ fn price_cost_is_usd_per_million_tokens() {
         cache_read_tokens: 1_000_000,
         cache_write_tokens: 7,
     };
-    assert!(
-        (price.cost(&usage) - 4.5).abs() < 1e-9,
-        "{}",
-        price.cost(&usage)
-    );
+    assert!((price.cost(&usage) - 4.5).abs() < 1e-9, "{}", price.cost(&usage));
 }
 
 #[test]
 fn schema_and_reference_cover_every_section() {
-    let schema: serde_json::Value =
-        serde_json::from_str(&clawdia_config::json_schema()).expect("valid JSON");
+    let schema: serde_json::Value = serde_json::from_str(&clawdia_config::json_schema()).expect("valid JSON");
     let properties = schema["properties"].as_object().expect("properties");
     for section in ["gateway", "providers", "agents", "prices"] {
         assert!(properties.contains_key(section), "schema lacks {section}");
     }
-    assert_eq!(
-        schema["additionalProperties"],
-        serde_json::Value::Bool(false)
-    );
+    assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false));
     let reference = clawdia_config::reference_markdown();
     for heading in [
         "## `[gateway]`",
@@ -438,20 +373,16 @@ fn schema_and_reference_cover_every_section() {
         "## `[agents.<name>.web_fetch]`",
         "## `[prices.\"<provider>/<model>\"]`",
     ] {
-        assert!(
-            reference.contains(heading),
-            "reference lacks {heading}:\n{reference}"
-        );
+        assert!(reference.contains(heading), "reference lacks {heading}:\n{reference}");
     }
+    assert!(reference.contains("| `port` | integer | `18789` |"), "{reference}");
     assert!(
-        reference.contains("| `port` | integer | `18789` |"),
+        reference.contains(
+            "| `token` | `{ env = string }` or `{ file = string }` | `{ file = \"secrets/gateway-token\" }` |"
+        ),
         "{reference}"
     );
-    assert!(reference.contains("| `token` | `{ env = string }` or `{ file = string }` | `{ file = \"secrets/gateway-token\" }` |"), "{reference}");
-    assert!(
-        reference.contains("| `kind` | `\"anthropic\"` or `\"openai\"` | required |"),
-        "{reference}"
-    );
+    assert!(reference.contains("| `kind` | `\"anthropic\"` or `\"openai\"` | required |"), "{reference}");
 }
 
 fn mutate(text: &str, at: usize, insert: &str, cut: usize) -> String {

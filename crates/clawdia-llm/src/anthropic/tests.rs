@@ -18,20 +18,11 @@ impl DeltaSink for Recorder {
 }
 
 fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-    }
+    ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }
 }
 
 fn result(call_id: &str, content: &str, is_error: bool) -> Message {
-    Message::ToolResult {
-        call_id: call_id.into(),
-        name: "tool".into(),
-        content: content.into(),
-        is_error,
-    }
+    Message::ToolResult { call_id: call_id.into(), name: "tool".into(), content: content.into(), is_error }
 }
 
 #[test]
@@ -43,17 +34,11 @@ fn request_body_maps_system_tools_and_transcript() {
             Message::user("read two files"),
             Message::Assistant {
                 text: "sure".into(),
-                tool_calls: vec![
-                    call("t1", "read", r#"{"path":"a"}"#),
-                    call("t2", "read", "not json"),
-                ],
+                tool_calls: vec![call("t1", "read", r#"{"path":"a"}"#), call("t2", "read", "not json")],
             },
             result("t1", "A", false),
             result("t2", "boom", true),
-            Message::Assistant {
-                text: String::new(),
-                tool_calls: Vec::new(),
-            },
+            Message::Assistant { text: String::new(), tool_calls: Vec::new() },
             Message::user("thanks"),
         ],
         tools: vec![ToolSpec {
@@ -134,36 +119,23 @@ fn response_body_keeps_text_calls_and_cache_usage() {
     assert_eq!(response.stop_reason, StopReason::ToolUse);
     assert_eq!(
         response.usage,
-        Usage {
-            input_tokens: 3,
-            output_tokens: 4,
-            cache_read_tokens: 100,
-            cache_write_tokens: 0
-        }
+        Usage { input_tokens: 3, output_tokens: 4, cache_read_tokens: 100, cache_write_tokens: 0 }
     );
 }
 
-fn run(
-    events: &[serde_json::Value],
-) -> (Result<Option<ChatResponse>, ModelError>, Vec<ModelDelta>) {
+fn run(events: &[serde_json::Value]) -> (Result<Option<ChatResponse>, ModelError>, Vec<ModelDelta>) {
     let sink = Recorder::default();
     let mut state = StreamState::default();
     for event in events {
         let parsed: StreamEvent = match serde_json::from_value(event.clone()) {
             Ok(parsed) => parsed,
             Err(error) => {
-                return (
-                    Err(ModelError::Malformed(error.to_string())),
-                    sink.0.into_inner().expect("lock"),
-                );
+                return (Err(ModelError::Malformed(error.to_string())), sink.0.into_inner().expect("lock"));
             }
         };
         match state.apply(parsed, &sink) {
             Ok(true) => {
-                return (
-                    Ok(Some(state.into_response())),
-                    sink.0.into_inner().expect("lock"),
-                );
+                return (Ok(Some(state.into_response())), sink.0.into_inner().expect("lock"));
             }
             Ok(false) => {}
             Err(error) => return (Err(error), sink.0.into_inner().expect("lock")),
@@ -195,20 +167,12 @@ fn stream_reassembles_text_and_parallel_tool_calls() {
         response.message,
         Message::Assistant {
             text: "Hello".into(),
-            tool_calls: vec![
-                call("a", "read", r#"{"path":"x"}"#),
-                call("b", "list", "{}")
-            ],
+            tool_calls: vec![call("a", "read", r#"{"path":"x"}"#), call("b", "list", "{}")],
         }
     );
     assert_eq!(
         response.usage,
-        Usage {
-            input_tokens: 20,
-            output_tokens: 33,
-            cache_read_tokens: 7,
-            cache_write_tokens: 9
-        }
+        Usage { input_tokens: 20, output_tokens: 33, cache_read_tokens: 7, cache_write_tokens: 9 }
     );
     assert_eq!(response.stop_reason, StopReason::ToolUse);
     assert_eq!(
@@ -216,14 +180,8 @@ fn stream_reassembles_text_and_parallel_tool_calls() {
         vec![
             ModelDelta::Text("Hel".into()),
             ModelDelta::Text("lo".into()),
-            ModelDelta::ToolCallStarted {
-                id: "a".into(),
-                name: "read".into()
-            },
-            ModelDelta::ToolCallStarted {
-                id: "b".into(),
-                name: "list".into()
-            },
+            ModelDelta::ToolCallStarted { id: "a".into(), name: "read".into() },
+            ModelDelta::ToolCallStarted { id: "b".into(), name: "list".into() },
         ]
     );
 }
@@ -251,29 +209,20 @@ fn unexpected_event_shapes_are_malformed() {
             json!({"type": "content_block_start", "index": 999_999, "content_block": {"type": "text", "text": ""}}),
         ],
         vec![json!({"type": "content_block_delta", "index": "zero", "delta": {}})],
-        vec![
-            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "nope"}}),
-        ],
+        vec![json!({"type": "error", "error": {"type": "invalid_request_error", "message": "nope"}})],
     ];
     for events in cases {
         let (result, _) = run(&events);
-        assert!(
-            matches!(result, Err(ModelError::Malformed(_))),
-            "{events:?} gave {result:?}"
-        );
+        assert!(matches!(result, Err(ModelError::Malformed(_))), "{events:?} gave {result:?}");
     }
 }
 
 #[test]
 fn overload_error_event_is_a_server_error() {
-    let (result, _) = run(&[
-        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
-    ]);
+    let (result, _) =
+        run(&[json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})]);
     assert_eq!(
         result,
-        Err(ModelError::Server {
-            status: 529,
-            message: "overloaded_error: Overloaded".into()
-        })
+        Err(ModelError::Server { status: 529, message: "overloaded_error: Overloaded".into() })
     );
 }

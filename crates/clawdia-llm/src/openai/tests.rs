@@ -18,11 +18,7 @@ impl DeltaSink for Recorder {
 }
 
 fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-    }
+    ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }
 }
 
 #[test]
@@ -94,9 +90,7 @@ fn non_streaming_request_has_no_stream_options() {
 }
 
 fn response(value: serde_json::Value) -> Result<ChatResponse, String> {
-    serde_json::from_value::<WireResponse>(value)
-        .expect("parses")
-        .into_response()
+    serde_json::from_value::<WireResponse>(value).expect("parses").into_response()
 }
 
 #[test]
@@ -108,12 +102,7 @@ fn response_usage_separates_cached_prompt_tokens() {
     .expect("valid");
     assert_eq!(
         reply.usage,
-        Usage {
-            input_tokens: 40,
-            output_tokens: 5,
-            cache_read_tokens: 60,
-            cache_write_tokens: 0
-        }
+        Usage { input_tokens: 40, output_tokens: 5, cache_read_tokens: 60, cache_write_tokens: 0 }
     );
     assert_eq!(reply.stop_reason, StopReason::EndTurn);
 }
@@ -144,8 +133,7 @@ fn response_tolerates_server_variants() {
 #[test]
 fn response_without_choices_or_with_error_is_rejected() {
     assert!(response(json!({"choices": []})).is_err());
-    let error =
-        response(json!({"error": {"message": "quota", "code": 402}})).expect_err("error body");
+    let error = response(json!({"error": {"message": "quota", "code": 402}})).expect_err("error body");
     assert!(error.contains("quota"), "{error}");
 }
 
@@ -188,26 +176,15 @@ fn stream_reassembles_interleaved_tool_calls_by_index() {
     assert_eq!(response.stop_reason, StopReason::ToolUse);
     assert_eq!(
         response.usage,
-        Usage {
-            input_tokens: 7,
-            output_tokens: 4,
-            cache_read_tokens: 2,
-            cache_write_tokens: 0
-        }
+        Usage { input_tokens: 7, output_tokens: 4, cache_read_tokens: 2, cache_write_tokens: 0 }
     );
     assert_eq!(
         deltas,
         vec![
             ModelDelta::Text("Let".into()),
             ModelDelta::Text(" me".into()),
-            ModelDelta::ToolCallStarted {
-                id: "c_b".into(),
-                name: "list".into()
-            },
-            ModelDelta::ToolCallStarted {
-                id: "c_a".into(),
-                name: "read".into()
-            },
+            ModelDelta::ToolCallStarted { id: "c_b".into(), name: "list".into() },
+            ModelDelta::ToolCallStarted { id: "c_a".into(), name: "read".into() },
         ]
     );
 }
@@ -220,28 +197,15 @@ fn stream_tool_call_without_id_or_index_gets_placeholders() {
     let response = state.expect("valid").into_response();
     assert_eq!(
         response.message,
-        Message::Assistant {
-            text: String::new(),
-            tool_calls: vec![call("call_0", "x", "{}")]
-        }
+        Message::Assistant { text: String::new(), tool_calls: vec![call("call_0", "x", "{}")] }
     );
-    assert_eq!(
-        deltas,
-        vec![ModelDelta::ToolCallStarted {
-            id: "call_0".into(),
-            name: "x".into()
-        }]
-    );
+    assert_eq!(deltas, vec![ModelDelta::ToolCallStarted { id: "call_0".into(), name: "x".into() }]);
 }
 
 #[test]
 fn stream_error_chunk_and_absurd_index_are_errors() {
     let (state, _) = run(&[json!({"error": {"message": "provider fell over"}})]);
-    assert!(
-        state
-            .err()
-            .is_some_and(|error| error.contains("provider fell over"))
-    );
+    assert!(state.err().is_some_and(|error| error.contains("provider fell over")));
     let (state, _) = run(&[
         json!({"choices": [{"delta": {"tool_calls": [{"index": 5_000_000, "function": {"name": "x"}}]}}]}),
     ]);

@@ -16,18 +16,12 @@ fn parse_all(chunks: &[&[u8]]) -> Result<Vec<SseEvent>, SseError> {
 
 fn check(input: &str, expected: &[(&str, &str)]) {
     let events = parse_all(&[input.as_bytes()]).expect("parses");
-    let got: Vec<(&str, &str)> = events
-        .iter()
-        .map(|event| (event.event.as_str(), event.data.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> =
+        events.iter().map(|event| (event.event.as_str(), event.data.as_str())).collect();
     assert_eq!(got, expected, "input: {input:?}");
     // Byte by byte must give the same result.
     let bytes: Vec<&[u8]> = input.as_bytes().chunks(1).collect();
-    assert_eq!(
-        parse_all(&bytes).expect("parses"),
-        events,
-        "byte-wise input: {input:?}"
-    );
+    assert_eq!(parse_all(&bytes).expect("parses"), events, "byte-wise input: {input:?}");
 }
 
 #[test]
@@ -42,18 +36,12 @@ fn unnamed_event_is_message() {
 
 #[test]
 fn multi_line_data_is_joined_with_newline() {
-    check(
-        "data: one\ndata: two\ndata:three\n\n",
-        &[("message", "one\ntwo\nthree")],
-    );
+    check("data: one\ndata: two\ndata:three\n\n", &[("message", "one\ntwo\nthree")]);
 }
 
 #[test]
 fn comments_and_unknown_fields_are_ignored() {
-    check(
-        ": keep-alive\nid: 7\nretry: 1000\nfoo: bar\ndata: x\n\n",
-        &[("message", "x")],
-    );
+    check(": keep-alive\nid: 7\nretry: 1000\nfoo: bar\ndata: x\n\n", &[("message", "x")]);
 }
 
 #[test]
@@ -71,10 +59,7 @@ fn only_one_leading_space_is_stripped() {
 
 #[test]
 fn field_without_colon_has_empty_value() {
-    check(
-        "data\n\ndata\ndata\n\n",
-        &[("message", ""), ("message", "\n")],
-    );
+    check("data\n\ndata\ndata\n\n", &[("message", ""), ("message", "\n")]);
 }
 
 #[test]
@@ -98,14 +83,8 @@ fn crlf_split_across_chunks_is_one_line_ending() {
     assert_eq!(
         events,
         vec![
-            SseEvent {
-                event: "message".into(),
-                data: "a".into()
-            },
-            SseEvent {
-                event: "message".into(),
-                data: "b".into()
-            },
+            SseEvent { event: "message".into(), data: "a".into() },
+            SseEvent { event: "message".into(), data: "b".into() },
         ]
     );
 }
@@ -136,16 +115,8 @@ fn oversized_event_data_is_an_error() {
 
 /// Splits `bytes` at the given cut points (taken modulo the length, sorted).
 fn split_at_points<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
-    let mut cuts: Vec<usize> = points
-        .iter()
-        .map(|point| {
-            if bytes.is_empty() {
-                0
-            } else {
-                point % bytes.len()
-            }
-        })
-        .collect();
+    let mut cuts: Vec<usize> =
+        points.iter().map(|point| if bytes.is_empty() { 0 } else { point % bytes.len() }).collect();
     cuts.sort_unstable();
     let mut chunks = Vec::new();
     let mut start = 0;
@@ -189,10 +160,8 @@ fn event_text() -> impl Strategy<Value = (String, SseEvent)> {
             }
             text.push_str(ending);
             // "data: " strips exactly one space, so each value is the generated line itself.
-            let event = SseEvent {
-                event: name.unwrap_or_else(|| "message".to_string()),
-                data: lines.join("\n"),
-            };
+            let event =
+                SseEvent { event: name.unwrap_or_else(|| "message".to_string()), data: lines.join("\n") };
             (text, event)
         })
 }

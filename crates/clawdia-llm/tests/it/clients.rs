@@ -12,11 +12,7 @@ use crate::{Recorder, Wire, client, client_with, combos, request, settings};
 /// Runs one queued reply through each wire/stream combination and returns the results.
 async fn each_combo(
     reply: Reply,
-) -> Vec<(
-    (Wire, bool),
-    Result<clawdia_core::ChatResponse, ModelError>,
-    Recorder,
-)> {
+) -> Vec<((Wire, bool), Result<clawdia_core::ChatResponse, ModelError>, Recorder)> {
     let mock = MockLlm::start().await;
     let mut results = Vec::new();
     for (wire, stream) in combos() {
@@ -37,49 +33,29 @@ async fn text_reply_arrives_whole_and_streams_as_deltas() {
         assert_eq!(response.stop_reason, StopReason::EndTurn, "{combo:?}");
         let (_, stream) = combo;
         if stream {
-            assert!(
-                sink.deltas().len() > 3,
-                "{combo:?}: text should arrive in several deltas"
-            );
+            assert!(sink.deltas().len() > 3, "{combo:?}: text should arrive in several deltas");
             assert_eq!(sink.text(), text, "{combo:?}");
         } else {
-            assert!(
-                sink.deltas().is_empty(),
-                "{combo:?}: non-streaming sends no deltas"
-            );
+            assert!(sink.deltas().is_empty(), "{combo:?}: non-streaming sends no deltas");
         }
     }
 }
 
 #[tokio::test]
 async fn parallel_tool_calls_are_reassembled_exactly() {
-    let calls = vec![
-        ("read", r#"{"path":"a.txt"}"#),
-        ("search", r#"{"limit":5,"query":"x \"y\" ü"}"#),
-    ];
-    for (combo, result, sink) in
-        each_combo(Reply::text_then_tool_calls("Checking.", calls.clone())).await
-    {
+    let calls = vec![("read", r#"{"path":"a.txt"}"#), ("search", r#"{"limit":5,"query":"x \"y\" ü"}"#)];
+    for (combo, result, sink) in each_combo(Reply::text_then_tool_calls("Checking.", calls.clone())).await {
         let response = result.unwrap_or_else(|error| panic!("{combo:?}: {error}"));
         assert_eq!(response.stop_reason, StopReason::ToolUse, "{combo:?}");
         let Message::Assistant { text, tool_calls } = &response.message else {
             panic!("{combo:?}: not an assistant message");
         };
         assert_eq!(text, "Checking.", "{combo:?}");
-        let got: Vec<(&str, &str)> = tool_calls
-            .iter()
-            .map(|call| (call.name.as_str(), call.arguments.as_str()))
-            .collect();
+        let got: Vec<(&str, &str)> =
+            tool_calls.iter().map(|call| (call.name.as_str(), call.arguments.as_str())).collect();
         assert_eq!(got, calls, "{combo:?}");
-        let prefix = if combo.0 == Wire::Anthropic {
-            "toolu_mock_"
-        } else {
-            "call_mock_"
-        };
-        assert!(
-            tool_calls.iter().all(|call| call.id.starts_with(prefix)),
-            "{combo:?}: {tool_calls:?}"
-        );
+        let prefix = if combo.0 == Wire::Anthropic { "toolu_mock_" } else { "call_mock_" };
+        assert!(tool_calls.iter().all(|call| call.id.starts_with(prefix)), "{combo:?}: {tool_calls:?}");
         assert_ne!(tool_calls[0].id, tool_calls[1].id, "{combo:?}");
         if combo.1 {
             let started: Vec<ModelDelta> = tool_calls
@@ -104,16 +80,11 @@ async fn parallel_tool_calls_are_reassembled_exactly() {
 async fn tool_calls_without_text() {
     for (combo, result, _) in each_combo(Reply::tool_calls(vec![("list", "{}")])).await {
         let response = result.unwrap_or_else(|error| panic!("{combo:?}: {error}"));
-        let Message::Assistant { text, tool_calls } = response.message else {
-            panic!("{combo:?}")
-        };
+        let Message::Assistant { text, tool_calls } = response.message else { panic!("{combo:?}") };
         assert_eq!(text, "", "{combo:?}");
         assert_eq!(tool_calls.len(), 1, "{combo:?}");
         assert_eq!(
-            (
-                tool_calls[0].name.as_str(),
-                tool_calls[0].arguments.as_str()
-            ),
+            (tool_calls[0].name.as_str(), tool_calls[0].arguments.as_str()),
             ("list", "{}"),
             "{combo:?}"
         );
@@ -126,11 +97,7 @@ async fn usage_is_reported() {
         let response = result.unwrap_or_else(|error| panic!("{combo:?}: {error}"));
         assert_eq!(
             response.usage,
-            Usage {
-                input_tokens: 123,
-                output_tokens: 45,
-                ..Usage::default()
-            },
+            Usage { input_tokens: 123, output_tokens: 45, ..Usage::default() },
             "{combo:?}"
         );
     }
@@ -141,18 +108,12 @@ async fn rate_limit_carries_retry_after() {
     for (combo, result, _) in each_combo(Reply::status(429).retry_after("7")).await {
         assert_eq!(
             result.err(),
-            Some(ModelError::RateLimited {
-                retry_after: Some(Duration::from_secs(7))
-            }),
+            Some(ModelError::RateLimited { retry_after: Some(Duration::from_secs(7)) }),
             "{combo:?}"
         );
     }
     for (combo, result, _) in each_combo(Reply::status(429)).await {
-        assert_eq!(
-            result.err(),
-            Some(ModelError::RateLimited { retry_after: None }),
-            "{combo:?}"
-        );
+        assert_eq!(result.err(), Some(ModelError::RateLimited { retry_after: None }), "{combo:?}");
     }
 }
 
@@ -162,10 +123,7 @@ async fn server_errors_and_overload() {
         for (combo, result, _) in each_combo(Reply::status(code)).await {
             assert_eq!(
                 result.err(),
-                Some(ModelError::Server {
-                    status: code,
-                    message: format!("mock error {code}")
-                }),
+                Some(ModelError::Server { status: code, message: format!("mock error {code}") }),
                 "{combo:?}"
             );
         }
@@ -175,26 +133,15 @@ async fn server_errors_and_overload() {
 #[tokio::test]
 async fn unauthorized_and_rejected() {
     for (combo, result, _) in each_combo(Reply::status(401)).await {
-        assert_eq!(
-            result.err(),
-            Some(ModelError::Unauthorized("mock error 401".into())),
-            "{combo:?}"
-        );
+        assert_eq!(result.err(), Some(ModelError::Unauthorized("mock error 401".into())), "{combo:?}");
     }
     for (combo, result, _) in each_combo(Reply::status(403)).await {
-        assert_eq!(
-            result.err(),
-            Some(ModelError::Unauthorized("mock error 403".into())),
-            "{combo:?}"
-        );
+        assert_eq!(result.err(), Some(ModelError::Unauthorized("mock error 403".into())), "{combo:?}");
     }
     for (combo, result, _) in each_combo(Reply::status(400)).await {
         assert_eq!(
             result.err(),
-            Some(ModelError::Rejected {
-                status: 400,
-                message: "mock error 400".into()
-            }),
+            Some(ModelError::Rejected { status: 400, message: "mock error 400".into() }),
             "{combo:?}"
         );
     }
@@ -202,10 +149,7 @@ async fn unauthorized_and_rejected() {
     for (combo, result, _) in each_combo(Reply::status(422).body(long.clone())).await {
         assert_eq!(
             result.err(),
-            Some(ModelError::Rejected {
-                status: 422,
-                message: "x".repeat(300)
-            }),
+            Some(ModelError::Rejected { status: 422, message: "x".repeat(300) }),
             "{combo:?}"
         );
     }
@@ -214,16 +158,9 @@ async fn unauthorized_and_rejected() {
 #[tokio::test]
 async fn truncated_reply_is_an_error_not_a_partial_response() {
     for (combo, result, sink) in each_combo(Reply::truncated()).await {
-        assert!(
-            matches!(result, Err(ModelError::Truncated(_))),
-            "{combo:?}: {result:?}"
-        );
+        assert!(matches!(result, Err(ModelError::Truncated(_))), "{combo:?}: {result:?}");
         if combo.1 {
-            assert_eq!(
-                sink.text(),
-                "This reply breaks off",
-                "{combo:?}: deltas before the break were sent"
-            );
+            assert_eq!(sink.text(), "This reply breaks off", "{combo:?}: deltas before the break were sent");
         }
     }
 }
@@ -231,10 +168,7 @@ async fn truncated_reply_is_an_error_not_a_partial_response() {
 #[tokio::test]
 async fn malformed_reply_is_malformed() {
     for (combo, result, _) in each_combo(Reply::malformed()).await {
-        assert!(
-            matches!(result, Err(ModelError::Malformed(_))),
-            "{combo:?}: {result:?}"
-        );
+        assert!(matches!(result, Err(ModelError::Malformed(_))), "{combo:?}: {result:?}");
     }
 }
 
@@ -246,13 +180,8 @@ async fn silence_past_the_read_timeout_is_a_timeout() {
         let mut settings = settings(&mock, wire);
         settings.read_timeout = Duration::from_millis(300);
         let started = Instant::now();
-        let result = client_with(settings, wire)
-            .complete(&request(stream), &NoDeltas)
-            .await;
-        assert!(
-            matches!(result, Err(ModelError::Timeout(_))),
-            "{wire:?}/{stream}: {result:?}"
-        );
+        let result = client_with(settings, wire).complete(&request(stream), &NoDeltas).await;
+        assert!(matches!(result, Err(ModelError::Timeout(_))), "{wire:?}/{stream}: {result:?}");
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "{wire:?}/{stream}: took {:?}",
@@ -280,10 +209,7 @@ async fn read_timeout_applies_per_chunk_not_to_the_whole_stream() {
         mock.push(Reply::text("stalls").chunk_delay(Duration::from_millis(1500)));
         let sink = Recorder::default();
         let result = client.complete(&request(true), &sink).await;
-        assert!(
-            matches!(result, Err(ModelError::Timeout(_))),
-            "{wire:?}: {result:?}"
-        );
+        assert!(matches!(result, Err(ModelError::Timeout(_))), "{wire:?}: {result:?}");
     }
 }
 
@@ -294,13 +220,8 @@ async fn delay_before_the_first_byte_counts_against_the_read_timeout() {
         let mut settings = settings(&mock, wire);
         settings.read_timeout = Duration::from_millis(300);
         mock.push(Reply::text("late").delay(Duration::from_millis(1500)));
-        let result = client_with(settings, wire)
-            .complete(&request(stream), &NoDeltas)
-            .await;
-        assert!(
-            matches!(result, Err(ModelError::Timeout(_))),
-            "{wire:?}/{stream}: {result:?}"
-        );
+        let result = client_with(settings, wire).complete(&request(stream), &NoDeltas).await;
+        assert!(matches!(result, Err(ModelError::Timeout(_))), "{wire:?}/{stream}: {result:?}");
     }
 }
 
@@ -317,27 +238,16 @@ async fn closed_port_is_a_connect_error() {
         };
         let mut settings = clawdia_llm::ProviderSettings::new("closed", base_url);
         settings.connect_timeout = Duration::from_secs(2);
-        let result = client_with(settings, wire)
-            .complete(&request(stream), &NoDeltas)
-            .await;
-        assert!(
-            matches!(result, Err(ModelError::Connect(_))),
-            "{wire:?}/{stream}: {result:?}"
-        );
+        let result = client_with(settings, wire).complete(&request(stream), &NoDeltas).await;
+        assert!(matches!(result, Err(ModelError::Connect(_))), "{wire:?}/{stream}: {result:?}");
     }
 }
 
 #[tokio::test]
 async fn invalid_base_url_is_refused_at_construction() {
     let settings = clawdia_llm::ProviderSettings::new("bad", "not a url");
-    assert!(matches!(
-        clawdia_llm::OpenAiClient::new(settings.clone()),
-        Err(ModelError::Other(_))
-    ));
-    assert!(matches!(
-        clawdia_llm::AnthropicClient::new(settings),
-        Err(ModelError::Other(_))
-    ));
+    assert!(matches!(clawdia_llm::OpenAiClient::new(settings.clone()), Err(ModelError::Other(_))));
+    assert!(matches!(clawdia_llm::AnthropicClient::new(settings), Err(ModelError::Other(_))));
 }
 
 #[test]
@@ -346,14 +256,8 @@ fn settings_debug_redacts_secrets() {
     settings.api_key = Some("sk-very-secret".to_string());
     settings.headers = vec![("X-Extra".to_string(), "also-secret".to_string())];
     let shown = format!("{settings:?}");
-    assert!(
-        !shown.contains("very-secret") && !shown.contains("also-secret"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("<redacted>") && shown.contains("X-Extra"),
-        "{shown}"
-    );
+    assert!(!shown.contains("very-secret") && !shown.contains("also-secret"), "{shown}");
+    assert!(shown.contains("<redacted>") && shown.contains("X-Extra"), "{shown}");
 }
 
 #[tokio::test]
@@ -371,19 +275,9 @@ async fn a_json_answer_to_a_streaming_request_is_read_as_json() {
     ];
     for (wire, body) in bodies {
         mock.push(Reply::status(200).body(body));
-        let response = client(&mock, wire)
-            .complete(&request(true), &NoDeltas)
-            .await;
+        let response = client(&mock, wire).complete(&request(true), &NoDeltas).await;
         let response = response.unwrap_or_else(|error| panic!("{wire:?}: {error}"));
-        assert_eq!(
-            response.message,
-            Message::assistant("plain json"),
-            "{wire:?}"
-        );
-        assert_eq!(
-            (response.usage.input_tokens, response.usage.output_tokens),
-            (2, 3),
-            "{wire:?}"
-        );
+        assert_eq!(response.message, Message::assistant("plain json"), "{wire:?}");
+        assert_eq!((response.usage.input_tokens, response.usage.output_tokens), (2, 3), "{wire:?}");
     }
 }

@@ -22,12 +22,7 @@ pub enum Wire {
 
 /// Every (wire format, stream mode) combination.
 pub fn combos() -> [(Wire, bool); 4] {
-    [
-        (Wire::Anthropic, true),
-        (Wire::Anthropic, false),
-        (Wire::OpenAi, true),
-        (Wire::OpenAi, false),
-    ]
+    [(Wire::Anthropic, true), (Wire::Anthropic, false), (Wire::OpenAi, true), (Wire::OpenAi, false)]
 }
 
 pub fn settings(mock: &MockLlm, wire: Wire) -> ProviderSettings {

@@ -22,24 +22,13 @@ async fn two_providers() -> (MockLlm, MockLlm, Router) {
     let primary = MockLlm::start().await;
     let backup = MockLlm::start().await;
     let mut router = Router::new();
-    router.add(
-        "primary",
-        client(&primary, Wire::Anthropic),
-        Duration::from_secs(1),
-    );
-    router.add(
-        "backup",
-        client(&backup, Wire::OpenAi),
-        Duration::from_secs(1),
-    );
+    router.add("primary", client(&primary, Wire::Anthropic), Duration::from_secs(1));
+    router.add("backup", client(&backup, Wire::OpenAi), Duration::from_secs(1));
     (primary, backup, router)
 }
 
 fn failures(attempts: &[clawdia_core::Attempt]) -> Vec<Option<&str>> {
-    attempts
-        .iter()
-        .map(|attempt| attempt.failure.as_deref())
-        .collect()
+    attempts.iter().map(|attempt| attempt.failure.as_deref()).collect()
 }
 
 #[tokio::test]
@@ -52,18 +41,10 @@ async fn rate_limited_provider_falls_back_and_cools_down() {
     let (model, response) = outcome.result.expect("backup answers");
     assert_eq!(model.to_string(), "backup/glm-mock");
     assert_eq!(response.message, Message::assistant("backup here"));
-    assert_eq!(
-        failures(&outcome.attempts),
-        vec![Some("rate_limited"), None]
-    );
-    assert_eq!(
-        outcome.attempts[0].detail.as_deref(),
-        Some("rate limited (429), retry after 30s")
-    );
+    assert_eq!(failures(&outcome.attempts), vec![Some("rate_limited"), None]);
+    assert_eq!(outcome.attempts[0].detail.as_deref(), Some("rate limited (429), retry after 30s"));
     assert_eq!(backup.requests()[0].body["model"], "glm-mock");
-    let remaining = router
-        .cooldown_remaining("primary")
-        .expect("primary cools down");
+    let remaining = router.cooldown_remaining("primary").expect("primary cools down");
     assert!(
         remaining > Duration::from_secs(25),
         "Retry-After beats the 1 s configured cooldown: {remaining:?}"
@@ -71,16 +52,9 @@ async fn rate_limited_provider_falls_back_and_cools_down() {
 
     let outcome = router.complete(&chain(), request(false), &NoDeltas).await;
     assert!(outcome.result.is_ok());
-    assert_eq!(
-        failures(&outcome.attempts),
-        vec![Some("cooling_down"), None]
-    );
+    assert_eq!(failures(&outcome.attempts), vec![Some("cooling_down"), None]);
     assert_eq!(outcome.attempts[0].elapsed_ms, 0);
-    assert_eq!(
-        primary.requests().len(),
-        1,
-        "the cooled provider got no second request"
-    );
+    assert_eq!(primary.requests().len(), 1, "the cooled provider got no second request");
     assert_eq!(backup.requests().len(), 2);
 }
 
@@ -91,22 +65,11 @@ async fn truncated_stream_deltas_are_discarded_before_the_fallback() {
     backup.push(Reply::text("clean answer"));
     let sink = Recorder::default();
     let outcome = router.complete(&chain(), request(true), &sink).await;
-    assert_eq!(
-        outcome.result.expect("backup answers").1.message,
-        Message::assistant("clean answer")
-    );
+    assert_eq!(outcome.result.expect("backup answers").1.message, Message::assistant("clean answer"));
     assert_eq!(failures(&outcome.attempts), vec![Some("truncated"), None]);
     assert_eq!(sink.discards(), 1);
-    assert_eq!(
-        sink.text(),
-        "clean answer",
-        "only the surviving attempt's deltas remain"
-    );
-    assert!(
-        sink.deltas()
-            .iter()
-            .all(|delta| matches!(delta, ModelDelta::Text(_)))
-    );
+    assert_eq!(sink.text(), "clean answer", "only the surviving attempt's deltas remain");
+    assert!(sink.deltas().iter().all(|delta| matches!(delta, ModelDelta::Text(_))));
 }
 
 #[tokio::test]
@@ -115,23 +78,11 @@ async fn all_failing_returns_the_last_error_and_every_attempt() {
     primary.push(Reply::status(500));
     backup.push(Reply::status(401));
     let outcome = router.complete(&chain(), request(true), &NoDeltas).await;
-    assert_eq!(
-        outcome.result.err(),
-        Some(ModelError::Unauthorized("mock error 401".into()))
-    );
-    assert_eq!(
-        failures(&outcome.attempts),
-        vec![Some("server_error"), Some("unauthorized")]
-    );
-    assert_eq!(
-        outcome.attempts[0].detail.as_deref(),
-        Some("server error 500: mock error 500")
-    );
+    assert_eq!(outcome.result.err(), Some(ModelError::Unauthorized("mock error 401".into())));
+    assert_eq!(failures(&outcome.attempts), vec![Some("server_error"), Some("unauthorized")]);
+    assert_eq!(outcome.attempts[0].detail.as_deref(), Some("server error 500: mock error 500"));
     assert!(router.cooldown_remaining("primary").is_some());
-    assert!(
-        router.cooldown_remaining("backup").is_none(),
-        "401 does not cool a provider down"
-    );
+    assert!(router.cooldown_remaining("backup").is_none(), "401 does not cool a provider down");
 }
 
 #[tokio::test]
@@ -144,10 +95,7 @@ async fn when_all_are_cooling_the_earliest_is_tried_anyway() {
 
     primary.push(Reply::text("recovered"));
     let outcome = router.complete(&chain(), request(false), &NoDeltas).await;
-    assert_eq!(
-        outcome.result.expect("primary tried anyway").1.message,
-        Message::assistant("recovered")
-    );
+    assert_eq!(outcome.result.expect("primary tried anyway").1.message, Message::assistant("recovered"));
     assert_eq!(failures(&outcome.attempts), vec![None]);
     assert_eq!(primary.requests().len(), 2);
     assert_eq!(backup.requests().len(), 1);

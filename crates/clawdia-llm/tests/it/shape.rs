@@ -17,16 +17,8 @@ fn transcript_request(stream: bool) -> ChatRequest {
             Message::Assistant {
                 text: "Reading.".to_string(),
                 tool_calls: vec![
-                    ToolCall {
-                        id: "c1".into(),
-                        name: "read".into(),
-                        arguments: r#"{"path":"a"}"#.into(),
-                    },
-                    ToolCall {
-                        id: "c2".into(),
-                        name: "read".into(),
-                        arguments: r#"{"path":"b"}"#.into(),
-                    },
+                    ToolCall { id: "c1".into(), name: "read".into(), arguments: r#"{"path":"a"}"#.into() },
+                    ToolCall { id: "c2".into(), name: "read".into(), arguments: r#"{"path":"b"}"#.into() },
                 ],
             },
             Message::ToolResult {
@@ -58,10 +50,7 @@ async fn send(wire: Wire, stream: bool) -> RecordedRequest {
     let mut settings = settings(&mock, wire);
     settings.headers = vec![("X-Title".to_string(), "clawdia-tests".to_string())];
     let client = client_with(settings, wire);
-    client
-        .complete(&transcript_request(stream), &NoDeltas)
-        .await
-        .expect("mock answers");
+    client.complete(&transcript_request(stream), &NoDeltas).await.expect("mock answers");
     let mut requests = mock.requests();
     assert_eq!(requests.len(), 1);
     requests.remove(0)
@@ -105,10 +94,7 @@ async fn anthropic_request_shape() {
                 ]},
             ])
         );
-        assert_eq!(
-            recorded.body_bytes,
-            serde_json::to_vec(body).expect("json").len()
-        );
+        assert_eq!(recorded.body_bytes, serde_json::to_vec(body).expect("json").len());
     }
 }
 
@@ -159,10 +145,7 @@ async fn no_key_sends_no_auth_header() {
     for wire in [Wire::Anthropic, Wire::OpenAi] {
         let mut settings = settings(&mock, wire);
         settings.api_key = None;
-        client_with(settings, wire)
-            .complete(&transcript_request(false), &NoDeltas)
-            .await
-            .expect("answers");
+        client_with(settings, wire).complete(&transcript_request(false), &NoDeltas).await.expect("answers");
     }
     for recorded in mock.requests() {
         assert_eq!(recorded.header("x-api-key"), None);

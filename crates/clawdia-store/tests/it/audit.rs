@@ -11,11 +11,7 @@ use crate::fresh;
 fn recent_audit_filters_by_severity_newest_first() {
     let (_dir, store) = fresh();
     let events = [
-        AuditEvent::new(
-            "provider_fallback",
-            Severity::INFO,
-            "zai timed out; used anthropic",
-        ),
+        AuditEvent::new("provider_fallback", Severity::INFO, "zai timed out; used anthropic"),
         AuditEvent::new("tool_denied", Severity::WARNING, "exec denied by policy").agent("main"),
         AuditEvent::new("auth_failure", Severity::HIGH, "bad token from 10.0.0.7"),
         AuditEvent::new("path_escape", Severity::CRITICAL, "read ../../etc/shadow")
@@ -28,10 +24,7 @@ fn recent_audit_filters_by_severity_newest_first() {
     }
 
     let high = store.recent_audit(Severity::HIGH, 10).unwrap();
-    let kinds: Vec<&str> = high
-        .iter()
-        .map(|record| record.event.kind.as_str())
-        .collect();
+    let kinds: Vec<&str> = high.iter().map(|record| record.event.kind.as_str()).collect();
     assert_eq!(kinds, ["path_escape", "auth_failure"]);
     assert_eq!(high[0].event, events[3]);
     assert_eq!(high[1].event, events[2]);
@@ -42,10 +35,7 @@ fn recent_audit_filters_by_severity_newest_first() {
     assert_eq!(all_events, events.iter().rev().cloned().collect::<Vec<_>>());
 
     let newest_two = store.recent_audit(Severity(0), 2).unwrap();
-    let kinds: Vec<&str> = newest_two
-        .iter()
-        .map(|record| record.event.kind.as_str())
-        .collect();
+    let kinds: Vec<&str> = newest_two.iter().map(|record| record.event.kind.as_str()).collect();
     assert_eq!(kinds, ["budget_block", "path_escape"]);
     assert!(store.recent_audit(Severity(15), 10).unwrap().is_empty());
 }
@@ -68,8 +58,7 @@ impl tracing::field::Visit for FieldVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .push((field.name().to_string(), format!("{value:?}")));
+        self.0.push((field.name().to_string(), format!("{value:?}")));
     }
 }
 
@@ -93,11 +82,7 @@ impl tracing::Subscriber for Capture {
 }
 
 fn field<'a>(captured: &'a Captured, name: &str) -> Option<&'a str> {
-    captured
-        .fields
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
+    captured.fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
 }
 
 #[test]
@@ -105,15 +90,9 @@ fn each_record_is_also_a_tracing_event_at_its_level() {
     let (_dir, store) = fresh();
     let capture = Capture::default();
     tracing::subscriber::with_default(capture.clone(), || {
-        store.record(AuditEvent::new(
-            "provider_fallback",
-            Severity::NOTICE,
-            "used the fallback",
-        ));
+        store.record(AuditEvent::new("provider_fallback", Severity::NOTICE, "used the fallback"));
         store.record(
-            AuditEvent::new("tool_denied", Severity::WARNING, "exec denied")
-                .agent("main")
-                .session("s-9"),
+            AuditEvent::new("tool_denied", Severity::WARNING, "exec denied").agent("main").session("s-9"),
         );
     });
     let events = capture.0.lock().unwrap().clone();
@@ -140,15 +119,8 @@ fn a_failing_audit_write_is_logged_and_the_caller_carries_on() {
     });
     let events = capture.0.lock().unwrap().clone();
     let levels: Vec<tracing::Level> = events.iter().map(|event| event.level).collect();
-    assert_eq!(
-        levels,
-        [tracing::Level::WARN, tracing::Level::ERROR],
-        "{events:?}"
-    );
-    assert!(
-        field(&events[1], "error").is_some_and(|error| error.contains("no such table")),
-        "{events:?}"
-    );
+    assert_eq!(levels, [tracing::Level::WARN, tracing::Level::ERROR], "{events:?}");
+    assert!(field(&events[1], "error").is_some_and(|error| error.contains("no such table")), "{events:?}");
     assert!(store.recent_audit(Severity(0), 1).is_err());
     // The sessions database is unaffected.
     assert!(clawdia_core::SessionStore::open(&store, "main", "s-1", "b").is_ok());

@@ -19,13 +19,9 @@ fn a_reader_store_sees_consistent_snapshots_while_a_writer_store_appends() {
     let reads = std::thread::scope(|scope| {
         scope.spawn(|| {
             for n in 0..500 {
-                writer
-                    .append("s-busy", &[Message::user(format!("message {n}"))])
-                    .unwrap();
+                writer.append("s-busy", &[Message::user(format!("message {n}"))]).unwrap();
                 if n % 50 == 0 {
-                    writer
-                        .record_usage("main", "s-busy", &model, &Usage::default(), 0.01)
-                        .unwrap();
+                    writer.record_usage("main", "s-busy", &model, &Usage::default(), 0.01).unwrap();
                     writer.record(AuditEvent::new("provider_fallback", Severity::INFO, "n"));
                 }
             }
@@ -40,10 +36,7 @@ fn a_reader_store_sees_consistent_snapshots_while_a_writer_store_appends() {
                 assert_eq!(listed.len(), 1);
                 let session = reader.open("main", "s-busy", "b").unwrap();
                 assert_eq!(session.meta.message_count as usize, session.messages.len());
-                assert!(
-                    session.messages.len() >= last_seen,
-                    "the transcript never shrinks"
-                );
+                assert!(session.messages.len() >= last_seen, "the transcript never shrinks");
                 last_seen = session.messages.len();
                 if let Some(Message::User { text }) = session.messages.last() {
                     assert_eq!(text, &format!("message {}", last_seen - 1));
@@ -77,23 +70,15 @@ fn two_writer_stores_interleave_without_losing_messages() {
         for (name, store) in [("first", &first), ("second", &second)] {
             scope.spawn(move || {
                 for n in 0..200 {
-                    store
-                        .append("s-shared", &[Message::user(format!("{name} {n}"))])
-                        .unwrap();
+                    store.append("s-shared", &[Message::user(format!("{name} {n}"))]).unwrap();
                 }
             });
         }
     });
     let rows = second.messages("s-shared").unwrap();
     assert_eq!(rows.len(), 400);
-    assert_eq!(
-        rows.iter().map(|row| row.seq).collect::<Vec<_>>(),
-        (1..=400).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        first.session("s-shared").unwrap().unwrap().message_count,
-        400
-    );
+    assert_eq!(rows.iter().map(|row| row.seq).collect::<Vec<_>>(), (1..=400).collect::<Vec<_>>());
+    assert_eq!(first.session("s-shared").unwrap().unwrap().message_count, 400);
 }
 
 #[test]
@@ -110,12 +95,5 @@ fn stores_opening_a_fresh_dir_at_once_all_succeed() {
             });
         }
     });
-    assert_eq!(
-        Store::open(dir.path())
-            .unwrap()
-            .list(None, 10)
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(Store::open(dir.path()).unwrap().list(None, 10).unwrap().len(), 4);
 }

@@ -11,43 +11,26 @@ use proptest::prelude::*;
 use crate::{fresh, stored};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("test_data")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(name)
 }
 
 fn tool_call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-    }
+    ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }
 }
 
 fn tool_result(id: &str, name: &str, content: &str, is_error: bool) -> Message {
-    Message::ToolResult {
-        call_id: id.into(),
-        name: name.into(),
-        content: content.into(),
-        is_error,
-    }
+    Message::ToolResult { call_id: id.into(), name: name.into(), content: content.into(), is_error }
 }
 
 #[test]
 fn imports_an_openclaw_transcript() {
     let (_dir, store) = fresh();
-    let report = store
-        .import_openclaw_jsonl("main", &fixture("openclaw_disk_cleanup.jsonl"), "bnd")
-        .unwrap();
+    let report = store.import_openclaw_jsonl("main", &fixture("openclaw_disk_cleanup.jsonl"), "bnd").unwrap();
     assert!(report.session_id.starts_with("s-"));
     assert_eq!((report.imported, report.repaired), (7, 1));
     assert_eq!(report.skipped_lines.len(), 1, "{:?}", report.skipped_lines);
     assert_eq!(report.skipped_lines[0].0, 12);
-    assert!(
-        report.skipped_lines[0].1.starts_with("malformed JSON"),
-        "{:?}",
-        report.skipped_lines
-    );
+    assert!(report.skipped_lines[0].1.starts_with("malformed JSON"), "{:?}", report.skipped_lines);
 
     let expected = vec![
         Message::user("What's using all the disk space in ~/Downloads?"),
@@ -72,25 +55,12 @@ fn imports_an_openclaw_transcript() {
         Message::Assistant {
             text: String::new(),
             tool_calls: vec![
-                tool_call(
-                    "toolu_01Bq7Rk2Zp",
-                    "exec",
-                    r#"{"command":"rm ~/Downloads/debian-12.iso"}"#,
-                ),
-                tool_call(
-                    "toolu_01Cm4Tn8Vd",
-                    "exec",
-                    r#"{"command":"du -sh ~/.local/share/Trash"}"#,
-                ),
+                tool_call("toolu_01Bq7Rk2Zp", "exec", r#"{"command":"rm ~/Downloads/debian-12.iso"}"#),
+                tool_call("toolu_01Cm4Tn8Vd", "exec", r#"{"command":"du -sh ~/.local/share/Trash"}"#),
             ],
         },
         tool_result("toolu_01Bq7Rk2Zp", "exec", "(no output)", false),
-        tool_result(
-            "toolu_01Cm4Tn8Vd",
-            "exec",
-            clawdia_store::SYNTHETIC_RESULT_TEXT,
-            true,
-        ),
+        tool_result("toolu_01Cm4Tn8Vd", "exec", clawdia_store::SYNTHETIC_RESULT_TEXT, true),
     ];
     assert_eq!(stored(&store, &report.session_id), expected);
 
@@ -98,23 +68,10 @@ fn imports_an_openclaw_transcript() {
     // Times come from the file (message timestamps in ms, else the entry's RFC 3339 time).
     assert_eq!(rows[0].at, 1_768_727_530_500);
     assert_eq!(rows[6].at, 1_768_727_565_400);
-    assert_eq!(
-        rows[7].at, rows[6].at,
-        "a synthetic result takes the time of what it follows"
-    );
+    assert_eq!(rows[7].at, rows[6].at, "a synthetic result takes the time of what it follows");
     let meta = store.session(&report.session_id).unwrap().unwrap();
-    assert_eq!(
-        (
-            meta.agent.as_str(),
-            meta.boundary.as_str(),
-            meta.message_count
-        ),
-        ("main", "bnd", 8)
-    );
-    assert_eq!(
-        (meta.created_at, meta.updated_at),
-        (1_768_727_530_500, 1_768_727_565_400)
-    );
+    assert_eq!((meta.agent.as_str(), meta.boundary.as_str(), meta.message_count), ("main", "bnd", 8));
+    assert_eq!((meta.created_at, meta.updated_at), (1_768_727_530_500, 1_768_727_565_400));
 
     let opened = store.open("main", &report.session_id, "other").unwrap();
     assert_eq!((opened.repaired, opened.messages), (0, expected));
@@ -124,9 +81,7 @@ fn imports_an_openclaw_transcript() {
 #[test]
 fn imports_plain_anthropic_style_lines() {
     let (_dir, store) = fresh();
-    let report = store
-        .import_openclaw_jsonl("main", &fixture("anthropic_calendar.jsonl"), "b")
-        .unwrap();
+    let report = store.import_openclaw_jsonl("main", &fixture("anthropic_calendar.jsonl"), "b").unwrap();
     assert_eq!((report.imported, report.repaired), (9, 0));
     assert_eq!(report.skipped_lines.len(), 1, "{:?}", report.skipped_lines);
     assert_eq!(report.skipped_lines[0].0, 8);
@@ -138,11 +93,7 @@ fn imports_plain_anthropic_style_lines() {
             Message::user("Remind me what's on my calendar tomorrow"),
             Message::Assistant {
                 text: "Checking your calendar.".into(),
-                tool_calls: vec![tool_call(
-                    "toolu_vrtx_01HsW",
-                    "calendar_list",
-                    r#"{"date":"2026-01-19"}"#
-                )],
+                tool_calls: vec![tool_call("toolu_vrtx_01HsW", "calendar_list", r#"{"date":"2026-01-19"}"#)],
             },
             tool_result(
                 "toolu_vrtx_01HsW",
@@ -160,12 +111,7 @@ fn imports_plain_anthropic_style_lines() {
                     r#"{"event":"Dentist (Dr. Lind)","to":"2026-01-23T14:00"}"#,
                 )],
             },
-            tool_result(
-                "toolu_vrtx_02KpQ",
-                "calendar_move",
-                "error: calendar 'Personal' is read-only",
-                true
-            ),
+            tool_result("toolu_vrtx_02KpQ", "calendar_move", "error: calendar 'Personal' is read-only", true),
             Message::user("hm, it should have write access now, try again"),
             Message::assistant(
                 "I still can't change it: the calendar is read-only. You can grant write access under Settings → Calendars.",
@@ -182,15 +128,9 @@ fn each_import_is_a_new_session_and_a_missing_file_is_an_error() {
     let second = store.import_openclaw_jsonl("main", &path, "b").unwrap();
     assert_ne!(first.session_id, second.session_id);
     assert_eq!(store.list(Some("main"), 10).unwrap().len(), 2);
-    let error = store
-        .import_openclaw_jsonl("main", &dir.path().join("missing.jsonl"), "b")
-        .unwrap_err();
+    let error = store.import_openclaw_jsonl("main", &dir.path().join("missing.jsonl"), "b").unwrap_err();
     assert!(error.to_string().contains("missing.jsonl"), "{error}");
-    assert_eq!(
-        store.list(None, 10).unwrap().len(),
-        2,
-        "a failed import creates nothing"
-    );
+    assert_eq!(store.list(None, 10).unwrap().len(), 2, "a failed import creates nothing");
 }
 
 /// Lines from the fixtures, whole, truncated or spliced, and arbitrary text.

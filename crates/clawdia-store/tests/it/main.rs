@@ -54,33 +54,22 @@ pub fn synthetic(id: &str) -> Message {
 
 /// The messages of a session as stored, without seq and time.
 pub fn stored(store: &Store, id: &str) -> Vec<Message> {
-    store
-        .messages(id)
-        .expect("messages")
-        .into_iter()
-        .map(|stored| stored.message)
-        .collect()
+    store.messages(id).expect("messages").into_iter().map(|stored| stored.message).collect()
 }
 
 /// Reads the child's stdout until a line ending in `marker` (libtest may print its own text
 /// first on the same line). Fails if the child exits first; a child that never prints it gets
 /// its stdin closed after a minute, which ends it, so a broken test fails instead of hanging.
 /// Returns the child's stdin, to be held open until the child is killed.
-pub fn wait_for_line(
-    child: &mut std::process::Child,
-    marker: &str,
-) -> Option<std::process::ChildStdin> {
+pub fn wait_for_line(child: &mut std::process::Child, marker: &str) -> Option<std::process::ChildStdin> {
     use std::io::BufRead;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("piped stdout");
     let (found, wait) = std::sync::mpsc::channel::<()>();
-    let watchdog =
-        std::thread::spawn(
-            move || match wait.recv_timeout(std::time::Duration::from_secs(60)) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-                _ => stdin,
-            },
-        );
+    let watchdog = std::thread::spawn(move || match wait.recv_timeout(std::time::Duration::from_secs(60)) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+        _ => stdin,
+    });
     for line in std::io::BufReader::new(stdout).lines() {
         if line.expect("child stdout").trim_end().ends_with(marker) {
             let _ = found.send(());

@@ -7,13 +7,8 @@ use clawdia_store::Store;
 use crate::{calls, fresh, result, stored, synthetic};
 
 fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis())
+        .unwrap()
 }
 
 fn every_kind() -> Vec<Message> {
@@ -24,16 +19,8 @@ fn every_kind() -> Vec<Message> {
         Message::Assistant {
             text: "let me look".into(),
             tool_calls: vec![
-                ToolCall {
-                    id: "toolu_1".into(),
-                    name: "read".into(),
-                    arguments: r#"{"path":"a"}"#.into(),
-                },
-                ToolCall {
-                    id: "call_2".into(),
-                    name: "exec".into(),
-                    arguments: "{not json".into(),
-                },
+                ToolCall { id: "toolu_1".into(), name: "read".into(), arguments: r#"{"path":"a"}"#.into() },
+                ToolCall { id: "call_2".into(), name: "exec".into(), arguments: "{not json".into() },
             ],
         },
         Message::ToolResult {
@@ -50,11 +37,7 @@ fn every_kind() -> Vec<Message> {
         },
         Message::Assistant {
             text: String::new(),
-            tool_calls: vec![ToolCall {
-                id: "t3".into(),
-                name: "x".into(),
-                arguments: String::new(),
-            }],
+            tool_calls: vec![ToolCall { id: "t3".into(), name: "x".into(), arguments: String::new() }],
         },
         Message::ToolResult {
             call_id: "t3".into(),
@@ -84,18 +67,12 @@ fn every_message_kind_round_trips_through_a_reopened_store() {
     assert_eq!(loaded.messages, every_kind());
     assert_eq!(loaded.repaired, 0);
     assert_eq!(loaded.meta.message_count, 9);
-    assert_eq!(
-        loaded.meta.boundary, "boundary-1",
-        "an existing session keeps its boundary"
-    );
+    assert_eq!(loaded.meta.boundary, "boundary-1", "an existing session keeps its boundary");
     assert_eq!(loaded.meta.agent, "main");
     assert!(before <= loaded.meta.created_at && loaded.meta.updated_at <= after);
 
     let rows = store.messages("s-rt").unwrap();
-    assert_eq!(
-        rows.iter().map(|row| row.seq).collect::<Vec<_>>(),
-        (1..=9).collect::<Vec<_>>()
-    );
+    assert_eq!(rows.iter().map(|row| row.seq).collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>());
     assert!(rows.iter().all(|row| before <= row.at && row.at <= after));
     assert_eq!(store.session("s-rt").unwrap(), Some(loaded.meta));
 }
@@ -106,10 +83,7 @@ fn a_session_belongs_to_one_agent() {
     store.open("main", "s-1", "b").unwrap();
     assert_eq!(
         store.open("other", "s-1", "b").unwrap_err(),
-        StoreError::WrongAgent {
-            id: "s-1".into(),
-            agent: "main".into()
-        }
+        StoreError::WrongAgent { id: "s-1".into(), agent: "main".into() }
     );
     assert!(store.open("main", "s-1", "b").is_ok());
 }
@@ -118,16 +92,10 @@ fn a_session_belongs_to_one_agent() {
 fn unknown_sessions_are_not_found() {
     let (_dir, store) = fresh();
     let not_found = StoreError::NotFound("nope".into());
-    assert_eq!(
-        store.append("nope", &[Message::user("x")]).unwrap_err(),
-        not_found
-    );
+    assert_eq!(store.append("nope", &[Message::user("x")]).unwrap_err(), not_found);
     assert_eq!(store.append("nope", &[]).unwrap_err(), not_found);
     assert_eq!(store.messages("nope").unwrap_err(), not_found);
-    assert_eq!(
-        store.export_jsonl("nope", &mut Vec::new()).unwrap_err(),
-        not_found
-    );
+    assert_eq!(store.export_jsonl("nope", &mut Vec::new()).unwrap_err(), not_found);
     assert_eq!(store.session("nope").unwrap(), None);
     assert_eq!(store.list(None, 10).unwrap(), Vec::new());
 }
@@ -136,20 +104,10 @@ fn unknown_sessions_are_not_found() {
 fn open_repairs_orphaned_calls_at_the_tail() {
     let (dir, store) = fresh();
     store.open("main", "s-1", "b").unwrap();
-    store
-        .append(
-            "s-1",
-            &[Message::user("go"), calls(&["a", "b"]), result("a")],
-        )
-        .unwrap();
+    store.append("s-1", &[Message::user("go"), calls(&["a", "b"]), result("a")]).unwrap();
 
     let opened = store.open("main", "s-1", "b").unwrap();
-    let expected = vec![
-        Message::user("go"),
-        calls(&["a", "b"]),
-        result("a"),
-        synthetic("b"),
-    ];
+    let expected = vec![Message::user("go"), calls(&["a", "b"]), result("a"), synthetic("b")];
     assert_eq!(opened.repaired, 1);
     assert_eq!(opened.messages, expected);
     assert_eq!(opened.meta.message_count, 4);
@@ -159,14 +117,9 @@ fn open_repairs_orphaned_calls_at_the_tail() {
     let other = Store::open(dir.path()).unwrap();
     let again = other.open("main", "s-1", "b").unwrap();
     assert_eq!((again.repaired, again.messages.len()), (0, 4));
-    other
-        .append("s-1", &[Message::assistant("sorry, try again?")])
-        .unwrap();
+    other.append("s-1", &[Message::assistant("sorry, try again?")]).unwrap();
     let rows = store.messages("s-1").unwrap();
-    assert_eq!(
-        rows.iter().map(|row| row.seq).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5]
-    );
+    assert_eq!(rows.iter().map(|row| row.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     assert!(rows.windows(2).all(|pair| pair[0].at <= pair[1].at));
     assert!(store.integrity_check().unwrap().is_empty());
 }
@@ -193,10 +146,7 @@ fn open_repairs_orphaned_calls_in_the_middle_by_renumbering() {
         .unwrap();
     let problems = store.integrity_check().unwrap();
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(
-        problems[0].contains("tool call `a` (tool_a) has no result"),
-        "{problems:?}"
-    );
+    assert!(problems[0].contains("tool call `a` (tool_a) has no result"), "{problems:?}");
 
     let opened = store.open("main", "s-1", "b").unwrap();
     let expected = vec![
@@ -216,24 +166,13 @@ fn open_repairs_orphaned_calls_in_the_middle_by_renumbering() {
     assert_eq!(opened.messages, expected);
     assert_eq!(opened.meta.message_count, 11);
     let rows = store.messages("s-1").unwrap();
-    assert_eq!(
-        rows.iter()
-            .map(|row| row.message.clone())
-            .collect::<Vec<_>>(),
-        expected
-    );
-    assert_eq!(
-        rows.iter().map(|row| row.seq).collect::<Vec<_>>(),
-        (1..=11).collect::<Vec<_>>()
-    );
+    assert_eq!(rows.iter().map(|row| row.message.clone()).collect::<Vec<_>>(), expected);
+    assert_eq!(rows.iter().map(|row| row.seq).collect::<Vec<_>>(), (1..=11).collect::<Vec<_>>());
     assert!(rows.windows(2).all(|pair| pair[0].at <= pair[1].at));
     assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
 
     store.append("s-1", &[Message::user("four")]).unwrap();
-    assert_eq!(
-        store.messages("s-1").unwrap().last().map(|row| row.seq),
-        Some(12)
-    );
+    assert_eq!(store.messages("s-1").unwrap().last().map(|row| row.seq), Some(12));
     assert_eq!(store.open("main", "s-1", "b").unwrap().repaired, 0);
 }
 
@@ -249,28 +188,17 @@ fn usage_since_sums_one_agents_spend_from_a_time() {
     };
     let start = now_ms();
     assert_eq!(store.usage_since("main", 0).unwrap(), (0, 0.0));
-    store
-        .record_usage("main", "s-1", &model, &usage(1000, 200, 0, 0), 0.25)
-        .unwrap();
-    store
-        .record_usage("main", "s-2", &model, &usage(10, 20, 30, 40), 0.5)
-        .unwrap();
-    store
-        .record_usage("other", "s-3", &model, &usage(5000, 5000, 0, 0), 9.0)
-        .unwrap();
-    store
-        .record_usage("main", "s-1", &model, &usage(u64::MAX, 1, 0, 0), f64::NAN)
-        .unwrap();
+    store.record_usage("main", "s-1", &model, &usage(1000, 200, 0, 0), 0.25).unwrap();
+    store.record_usage("main", "s-2", &model, &usage(10, 20, 30, 40), 0.5).unwrap();
+    store.record_usage("other", "s-3", &model, &usage(5000, 5000, 0, 0), 9.0).unwrap();
+    store.record_usage("main", "s-1", &model, &usage(u64::MAX, 1, 0, 0), f64::NAN).unwrap();
 
     let (tokens, usd) = store.usage_since("other", start).unwrap();
     assert_eq!((tokens, usd), (10_000, 9.0));
     let (tokens, usd) = store.usage_since("main", start).unwrap();
     assert!(tokens > 1_300, "saturating, never wrapping: {tokens}");
     assert!((usd - 0.75).abs() < 1e-9, "{usd}");
-    assert_eq!(
-        store.usage_since("main", now_ms() + 60_000).unwrap(),
-        (0, 0.0)
-    );
+    assert_eq!(store.usage_since("main", now_ms() + 60_000).unwrap(), (0, 0.0));
     assert_eq!(store.usage_since("nobody", 0).unwrap(), (0, 0.0));
 }
 
@@ -278,18 +206,10 @@ fn usage_since_sums_one_agents_spend_from_a_time() {
 fn usage_since_counts_every_token_kind() {
     let (_dir, store) = fresh();
     let model = ModelRef::parse("zai/glm-4.6").unwrap();
-    let usage = Usage {
-        input_tokens: 1,
-        output_tokens: 20,
-        cache_read_tokens: 300,
-        cache_write_tokens: 4000,
-    };
-    store
-        .record_usage("main", "s-1", &model, &usage, 0.125)
-        .unwrap();
-    store
-        .record_usage("main", "s-1", &model, &usage, 0.125)
-        .unwrap();
+    let usage =
+        Usage { input_tokens: 1, output_tokens: 20, cache_read_tokens: 300, cache_write_tokens: 4000 };
+    store.record_usage("main", "s-1", &model, &usage, 0.125).unwrap();
+    store.record_usage("main", "s-1", &model, &usage, 0.125).unwrap();
     assert_eq!(store.usage_since("main", 0).unwrap(), (8642, 0.25));
 }
 
@@ -301,12 +221,7 @@ fn list_shows_most_recently_updated_first() {
     }
     store.open("other", "s-4", "b").unwrap();
     let ids = |agent: Option<&str>, limit| -> Vec<String> {
-        store
-            .list(agent, limit)
-            .unwrap()
-            .into_iter()
-            .map(|meta| meta.id)
-            .collect()
+        store.list(agent, limit).unwrap().into_iter().map(|meta| meta.id).collect()
     };
     assert_eq!(ids(None, 10), ["s-4", "s-3", "s-2", "s-1"]);
     store.append("s-1", &[Message::user("bump")]).unwrap();
@@ -336,10 +251,7 @@ fn export_writes_one_parseable_object_per_message() {
     let exported: Vec<&str> = text.lines().collect();
     assert_eq!(exported.len(), 9);
     for ((line, row), original) in exported.iter().zip(&rows).zip(every_kind()) {
-        assert!(
-            line.starts_with(&format!("{{\"seq\":{},\"at\":\"", row.seq)),
-            "{line}"
-        );
+        assert!(line.starts_with(&format!("{{\"seq\":{},\"at\":\"", row.seq)), "{line}");
         let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
         let object = value.as_object_mut().unwrap();
         assert_eq!(object["role"], original.role_name());
@@ -347,10 +259,7 @@ fn export_writes_one_parseable_object_per_message() {
         let at = at.as_str().unwrap();
         // 2026-01-18T09:12:03.114Z
         assert_eq!(at.len(), 24, "{at}");
-        assert!(
-            at.ends_with('Z') && &at[10..11] == "T" && &at[19..20] == ".",
-            "{at}"
-        );
+        assert!(at.ends_with('Z') && &at[10..11] == "T" && &at[19..20] == ".", "{at}");
         assert_eq!(object.remove("seq").unwrap(), row.seq);
         let message: Message = serde_json::from_value(value).unwrap();
         assert_eq!(message, original);
@@ -377,12 +286,8 @@ fn opening_a_state_dir_twice_migrates_once_and_keeps_data() {
     assert_eq!(first.dir(), dir.as_path());
     for file in ["sessions.db", "audit.db"] {
         let connection = rusqlite::Connection::open(dir.join(file)).unwrap();
-        let version: i64 = connection
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        let mode: String = connection
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
+        let version: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let mode: String = connection.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!((version, mode.as_str()), (1, "wal"), "{file}");
     }
     assert!(first.integrity_check().unwrap().is_empty());
@@ -394,8 +299,7 @@ fn state_dir_and_databases_are_private() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("state");
     let _store = Store::open(&dir).unwrap();
-    let mode =
-        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("sessions.db")), 0o600);
     assert_eq!(mode(&dir.join("audit.db")), 0o600);
@@ -405,37 +309,17 @@ fn state_dir_and_databases_are_private() {
 fn corrupt_rows_are_errors_and_problems_not_panics() {
     let (dir, store) = fresh();
     store.open("main", "s-1", "b").unwrap();
-    store
-        .append("s-1", &[Message::user("fine"), calls(&["a"]), result("a")])
-        .unwrap();
+    store.append("s-1", &[Message::user("fine"), calls(&["a"]), result("a")]).unwrap();
     let connection = rusqlite::Connection::open(dir.path().join("sessions.db")).unwrap();
-    connection
-        .execute(
-            "UPDATE messages SET body = '{\"role\":\"alien\"}' WHERE seq = 2",
-            [],
-        )
-        .unwrap();
-    connection
-        .execute("UPDATE sessions SET message_count = 7", [])
-        .unwrap();
+    connection.execute("UPDATE messages SET body = '{\"role\":\"alien\"}' WHERE seq = 2", []).unwrap();
+    connection.execute("UPDATE sessions SET message_count = 7", []).unwrap();
     let error = store.open("main", "s-1", "b").unwrap_err();
-    assert!(
-        matches!(&error, StoreError::Database(text) if text.contains("message 2")),
-        "{error}"
-    );
+    assert!(matches!(&error, StoreError::Database(text) if text.contains("message 2")), "{error}");
     assert!(store.messages("s-1").is_err());
     let problems = store.integrity_check().unwrap();
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("message_count is 7 but it has 3")),
-        "{problems:?}"
-    );
-    assert!(
-        problems.iter().any(|p| p.contains("message 2")),
-        "{problems:?}"
-    );
+    assert!(problems.iter().any(|p| p.contains("message_count is 7 but it has 3")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("message 2")), "{problems:?}");
 }
 
 #[test]
@@ -449,7 +333,6 @@ fn store_is_send_and_sync() {
 
 #[test]
 fn new_session_ids_are_unique() {
-    let ids: std::collections::HashSet<String> =
-        (0..1000).map(|_| clawdia_store::new_session_id()).collect();
+    let ids: std::collections::HashSet<String> = (0..1000).map(|_| clawdia_store::new_session_id()).collect();
     assert_eq!(ids.len(), 1000);
 }

@@ -10,18 +10,13 @@ use clawdia_test_support::{MockLlm, MockOptions, Reply};
 const USAGE: &str = "usage: clawdia-mock-llm [--port N] [--text REPLY]";
 
 fn parse_args() -> Result<MockOptions, String> {
-    let mut options = MockOptions {
-        record_requests: false,
-        ..MockOptions::default()
-    };
+    let mut options = MockOptions { record_requests: false, ..MockOptions::default() };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--port" => {
                 let value = args.next().ok_or("--port needs a value")?;
-                options.port = value
-                    .parse()
-                    .map_err(|_| format!("invalid port `{value}`"))?;
+                options.port = value.parse().map_err(|_| format!("invalid port `{value}`"))?;
             }
             "--text" => {
                 let value = args.next().ok_or("--text needs a value")?;

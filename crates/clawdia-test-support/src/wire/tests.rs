@@ -15,10 +15,7 @@ impl Ids for Counter {
 }
 
 fn asked() -> Asked<'static> {
-    Asked {
-        model: "m",
-        include_usage: true,
-    }
+    Asked { model: "m", include_usage: true }
 }
 
 #[test]
@@ -33,22 +30,11 @@ fn pieces_split_at_character_boundaries() {
 fn anthropic_stream_has_the_real_event_order() {
     let reply = Reply::text_then_tool_calls("hello there", vec![("read", r#"{"path":"a"}"#)]);
     let events = anthropic_events(&reply, &asked(), &Counter(Cell::new(0)));
-    let names: Vec<&str> = events
-        .iter()
-        .map(|event| event.lines().next().unwrap_or(""))
-        .collect();
+    let names: Vec<&str> = events.iter().map(|event| event.lines().next().unwrap_or("")).collect();
     assert_eq!(names.first(), Some(&"event: message_start"));
     assert_eq!(names.last(), Some(&"event: message_stop"));
-    assert!(
-        events
-            .iter()
-            .any(|event| event.contains("input_json_delta"))
-    );
-    assert!(
-        events
-            .iter()
-            .any(|event| event.contains(r#""stop_reason":"tool_use""#))
-    );
+    assert!(events.iter().any(|event| event.contains("input_json_delta")));
+    assert!(events.iter().any(|event| event.contains(r#""stop_reason":"tool_use""#)));
 }
 
 #[test]
@@ -57,10 +43,6 @@ fn openai_stream_ends_with_usage_then_done() {
     let events = openai_events(&reply, &asked(), &Counter(Cell::new(0)));
     assert_eq!(events.last().map(String::as_str), Some("data: [DONE]\n\n"));
     assert!(events[events.len() - 2].contains(r#""prompt_tokens":7"#));
-    assert!(
-        events
-            .iter()
-            .any(|event| event.contains(r#""finish_reason":"tool_calls""#))
-    );
+    assert!(events.iter().any(|event| event.contains(r#""finish_reason":"tool_calls""#)));
     assert!(events.iter().any(|event| event.contains("call_mock_2")));
 }

@@ -34,9 +34,7 @@ impl RawResponse {
 fn post(addr: SocketAddr, path: &str, body: &Value) -> RawResponse {
     let body = body.to_string();
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     write!(
         stream,
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-Probe: yes\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -56,11 +54,7 @@ fn post(addr: SocketAddr, path: &str, body: &Value) -> RawResponse {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
         .collect();
-    RawResponse {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    RawResponse { status, headers, body: body.to_string() }
 }
 
 fn openai_request(stream: bool) -> Value {
@@ -73,10 +67,7 @@ fn anthropic_request(stream: bool) -> Value {
 
 /// The `data:` payloads of an SSE body, in order.
 fn sse_data(body: &str) -> Vec<String> {
-    body.lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .map(str::to_string)
-        .collect()
+    body.lines().filter_map(|line| line.strip_prefix("data: ")).map(str::to_string).collect()
 }
 
 #[test]
@@ -87,11 +78,7 @@ fn blocking_mock_answers_both_wires_from_one_queue_and_records_requests() {
 
     let reply = post(mock.addr(), "/v1/chat/completions", &openai_request(false));
     assert_eq!(reply.status, 200);
-    assert_eq!(
-        reply.json()["choices"][0]["message"]["content"],
-        "ok",
-        "default reply"
-    );
+    assert_eq!(reply.json()["choices"][0]["message"]["content"], "ok", "default reply");
 
     mock.push(Reply::text("first"));
     mock.push(Reply::text("second"));
@@ -107,73 +94,36 @@ fn blocking_mock_answers_both_wires_from_one_queue_and_records_requests() {
     assert_eq!(reply["content"][0]["text"], "new default");
 
     let requests = mock.requests();
-    let paths: Vec<&str> = requests
-        .iter()
-        .map(|request| request.path.as_str())
-        .collect();
-    assert_eq!(
-        paths,
-        vec![
-            "/v1/chat/completions",
-            "/v1/messages",
-            "/v1/chat/completions",
-            "/v1/messages"
-        ]
-    );
+    let paths: Vec<&str> = requests.iter().map(|request| request.path.as_str()).collect();
+    assert_eq!(paths, vec!["/v1/chat/completions", "/v1/messages", "/v1/chat/completions", "/v1/messages"]);
     assert_eq!(requests[1].body, anthropic_request(false));
     assert_eq!(requests[1].header("X-PROBE"), Some("yes"));
-    assert_eq!(
-        requests[1].body_bytes,
-        anthropic_request(false).to_string().len()
-    );
+    assert_eq!(requests[1].body_bytes, anthropic_request(false).to_string().len());
 }
 
 #[tokio::test]
 async fn anthropic_stream_is_a_realistic_event_sequence() {
     let mock = MockLlm::start().await;
-    mock.push(
-        Reply::text_then_tool_calls("Hello there", vec![("read", r#"{"path":"a.txt"}"#)])
-            .usage(3, 4),
-    );
+    mock.push(Reply::text_then_tool_calls("Hello there", vec![("read", r#"{"path":"a.txt"}"#)]).usage(3, 4));
     let addr = mock.addr();
-    let reply =
-        tokio::task::spawn_blocking(move || post(addr, "/v1/messages", &anthropic_request(true)))
-            .await
-            .expect("join");
+    let reply = tokio::task::spawn_blocking(move || post(addr, "/v1/messages", &anthropic_request(true)))
+        .await
+        .expect("join");
     assert_eq!(reply.header("content-type"), Some("text/event-stream"));
-    let events: Vec<Value> = sse_data(&reply.body)
-        .iter()
-        .map(|data| serde_json::from_str(data).expect("JSON data"))
-        .collect();
-    let types: Vec<&str> = events
-        .iter()
-        .filter_map(|event| event["type"].as_str())
-        .collect();
+    let events: Vec<Value> =
+        sse_data(&reply.body).iter().map(|data| serde_json::from_str(data).expect("JSON data")).collect();
+    let types: Vec<&str> = events.iter().filter_map(|event| event["type"].as_str()).collect();
     assert_eq!(types.first(), Some(&"message_start"));
     assert_eq!(&types[types.len() - 2..], ["message_delta", "message_stop"]);
-    let text: String = events
-        .iter()
-        .filter_map(|event| event["delta"]["text"].as_str())
-        .collect();
+    let text: String = events.iter().filter_map(|event| event["delta"]["text"].as_str()).collect();
     assert_eq!(text, "Hello there");
-    let arguments: Vec<&str> = events
-        .iter()
-        .filter_map(|event| event["delta"]["partial_json"].as_str())
-        .collect();
-    assert!(
-        arguments.len() >= 3,
-        "arguments arrive in pieces: {arguments:?}"
-    );
+    let arguments: Vec<&str> =
+        events.iter().filter_map(|event| event["delta"]["partial_json"].as_str()).collect();
+    assert!(arguments.len() >= 3, "arguments arrive in pieces: {arguments:?}");
     assert_eq!(arguments.concat(), r#"{"path":"a.txt"}"#);
-    let tool_start = events
-        .iter()
-        .find(|event| event["content_block"]["type"] == "tool_use")
-        .expect("tool block");
-    assert!(
-        tool_start["content_block"]["id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("toolu_mock_"))
-    );
+    let tool_start =
+        events.iter().find(|event| event["content_block"]["type"] == "tool_use").expect("tool block");
+    assert!(tool_start["content_block"]["id"].as_str().is_some_and(|id| id.starts_with("toolu_mock_")));
     assert_eq!(events[events.len() - 2]["delta"]["stop_reason"], "tool_use");
     assert_eq!(events[events.len() - 2]["usage"]["output_tokens"], 4);
 }
@@ -183,38 +133,24 @@ async fn openai_stream_ends_with_finish_usage_and_done() {
     let mock = MockLlm::start().await;
     mock.push(Reply::tool_calls(vec![("a", r#"{"x":1}"#), ("b", "{}")]));
     let addr = mock.addr();
-    let reply = tokio::task::spawn_blocking(move || {
-        post(addr, "/v1/chat/completions", &openai_request(true))
-    })
-    .await
-    .expect("join");
+    let reply =
+        tokio::task::spawn_blocking(move || post(addr, "/v1/chat/completions", &openai_request(true)))
+            .await
+            .expect("join");
     let data = sse_data(&reply.body);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|text| serde_json::from_str(text).expect("JSON"))
-        .collect();
-    assert!(
-        chunks
-            .iter()
-            .all(|chunk| chunk["object"] == "chat.completion.chunk")
-    );
+    let chunks: Vec<Value> =
+        data[..data.len() - 1].iter().map(|text| serde_json::from_str(text).expect("JSON")).collect();
+    assert!(chunks.iter().all(|chunk| chunk["object"] == "chat.completion.chunk"));
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(chunks[chunks.len() - 1]["usage"]["prompt_tokens"], 10);
-    assert_eq!(
-        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
-        "tool_calls"
-    );
+    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "tool_calls");
     let first_pieces: Vec<&Value> = chunks
         .iter()
         .filter_map(|chunk| chunk["choices"][0]["delta"]["tool_calls"].get(0))
         .filter(|call| call.get("id").is_some())
         .collect();
-    assert_eq!(
-        first_pieces.len(),
-        2,
-        "one opening piece per call, with id and name"
-    );
+    assert_eq!(first_pieces.len(), 2, "one opening piece per call, with id and name");
     assert_eq!(first_pieces[1]["function"]["name"], "b");
 }
 
@@ -258,9 +194,7 @@ fn the_binary_prints_its_address_and_serves_the_given_text() {
         .expect("spawn clawdia-mock-llm");
     let mut line = String::new();
     let stdout = child.stdout.take().expect("stdout");
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read line");
+    BufReader::new(stdout).read_line(&mut line).expect("read line");
     let addr: SocketAddr = line
         .trim()
         .strip_prefix("listening on ")
@@ -270,19 +204,13 @@ fn the_binary_prints_its_address_and_serves_the_given_text() {
     let streamed = post(addr, "/v1/messages", &anthropic_request(true));
     child.kill().expect("kill");
     let _ = child.wait();
-    assert_eq!(
-        reply.json()["choices"][0]["message"]["content"],
-        "from the binary"
-    );
+    assert_eq!(reply.json()["choices"][0]["message"]["content"], "from the binary");
     assert!(streamed.body.contains("message_stop"));
 }
 
 #[test]
 fn the_binary_rejects_unknown_arguments() {
-    let output = Command::new(env!("CARGO_BIN_EXE_clawdia-mock-llm"))
-        .arg("--bogus")
-        .output()
-        .expect("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_clawdia-mock-llm")).arg("--bogus").output().expect("run");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage"));
 }

@@ -9,10 +9,26 @@ use crate::support::*;
 fn init_creates_the_home_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("h");
-    let run = |args: &[&str]| std::process::Command::new(binary()).arg("--home").arg(&home).args(args).output().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(binary()).arg("--home").arg(&home).args(args).output().unwrap()
+    };
     let out = run(&["init"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for path in ["clawdia.toml", "state", "secrets/gateway-token", "models", "logs", "workspaces/main/IDENTITY.md", "workspaces/main/SOUL.md", "workspaces/main/USER.md", "workspaces/main/AGENTS.md", "workspaces/main/MEMORY.md", "workspaces/main/memory", "workspaces/main/skills", "workspaces/main/docs"] {
+    for path in [
+        "clawdia.toml",
+        "state",
+        "secrets/gateway-token",
+        "models",
+        "logs",
+        "workspaces/main/IDENTITY.md",
+        "workspaces/main/SOUL.md",
+        "workspaces/main/USER.md",
+        "workspaces/main/AGENTS.md",
+        "workspaces/main/MEMORY.md",
+        "workspaces/main/memory",
+        "workspaces/main/skills",
+        "workspaces/main/docs",
+    ] {
         assert!(home.join(path).exists(), "{path} missing");
     }
     let mode = std::fs::metadata(home.join("secrets/gateway-token")).unwrap().permissions().mode();
@@ -39,7 +55,10 @@ fn config_errors_are_one_line_with_key_and_line() {
         ("[gateway]\nport = \"abc\"\n", "clawdia.toml:2: gateway.port:"),
         ("[agents.main]\nmodel = \"nope/x\"\n", "clawdia.toml:2: agents.main.model: unknown provider `nope`"),
         ("[gateway]\nbind = \"127.0.0.1\"\nprot = 1\n", "clawdia.toml:3: gateway.prot: unknown key"),
-        ("[providers.x]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\napi_key = \"sk-live-123\"\n", "providers.x.api_key"),
+        (
+            "[providers.x]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\napi_key = \"sk-live-123\"\n",
+            "providers.x.api_key",
+        ),
     ];
     for (config, expected) in cases {
         std::fs::write(home.path().join("clawdia.toml"), config).unwrap();
@@ -154,7 +173,10 @@ fn tools_are_confined_to_the_workspace_and_audited() {
     let home = Home::new();
     std::fs::write(home.path().join("secret.txt"), "top secret").unwrap();
     std::fs::write(home.workspace().join("notes.txt"), "milk, eggs").unwrap();
-    home.mock.push(Reply::tool_calls(vec![("read", r#"{"path":"notes.txt"}"#), ("read", r#"{"path":"../../secret.txt"}"#)]));
+    home.mock.push(Reply::tool_calls(vec![
+        ("read", r#"{"path":"notes.txt"}"#),
+        ("read", r#"{"path":"../../secret.txt"}"#),
+    ]));
     home.mock.push(Reply::text("You need milk and eggs."));
     let out = home.run(&["chat", "-m", "what is on my list?", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -171,13 +193,19 @@ fn tools_are_confined_to_the_workspace_and_audited() {
 
 #[test]
 fn tool_policy_denies_and_writes_stay_inside() {
-    let home = Home::with_agent_extra("[agents.main.tools]\nallow = [\"read\", \"write\"]\ndeny = [\"write\"]\n");
+    let home =
+        Home::with_agent_extra("[agents.main.tools]\nallow = [\"read\", \"write\"]\ndeny = [\"write\"]\n");
     home.mock.push(Reply::tool_calls(vec![("write", r#"{"path":"x.txt","content":"data"}"#)]));
     home.mock.push(Reply::text("ok"));
     let out = home.run(&["chat", "-m", "write it"]);
     assert!(out.status.success());
     assert!(!home.workspace().join("x.txt").exists());
-    let tools: Vec<String> = home.mock.requests()[0].body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+    let tools: Vec<String> = home.mock.requests()[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(tools, ["read"], "only allowed tools are offered");
     let result = home.mock.requests()[1].body["messages"].to_string();
     assert!(result.contains("not allowed for agent"), "{result}");
@@ -221,7 +249,11 @@ fn sessions_export_and_openclaw_import() {
 #[test]
 fn doctor_reports_failures_with_hints() {
     let home = Home::new();
-    std::fs::set_permissions(home.path().join("secrets/gateway-token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        home.path().join("secrets/gateway-token"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let out = home.run(&["doctor"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -229,7 +261,11 @@ fn doctor_reports_failures_with_hints() {
     assert!(text.contains("provider `mock`: API key is set"), "{text}");
     assert!(text.contains("is reachable"), "{text}");
     assert!(text.contains("databases pass the integrity check"), "{text}");
-    std::fs::set_permissions(home.path().join("secrets/gateway-token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        home.path().join("secrets/gateway-token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     let out = home.run(&["doctor"]);
     assert!(out.status.success(), "{}", stdout(&out));
 }
@@ -240,7 +276,12 @@ fn repl_keeps_one_session() {
     let home = Home::new();
     home.mock.push(Reply::text("one"));
     home.mock.push(Reply::text("two"));
-    let mut child = home.command(&["chat"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = home
+        .command(&["chat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(b"first\nsecond\n/exit\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());

@@ -43,7 +43,8 @@ fn kill_during_a_tool_call_leaves_a_loadable_session() {
     home.mock.push(Reply::text("noted"));
     let gateway = home.up();
     let token = home.token();
-    let (status, _) = http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"hello","session":"k1"}"#);
+    let (status, _) =
+        http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"hello","session":"k1"}"#);
     assert_eq!(status, 200);
     let url = format!("http://{page}/slow");
     home.mock.push(Reply::tool_calls(vec![("web_fetch", format!(r#"{{"url":"{url}"}}"#).as_str())]));
@@ -58,7 +59,13 @@ fn kill_during_a_tool_call_leaves_a_loadable_session() {
     assert_eq!(messages.len(), 4, "user, assistant, user, assistant(tool call): {messages:?}");
     home.mock.push(Reply::text("Sorry, the fetch was interrupted."));
     let gateway = home.up();
-    let (status, body) = http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"what happened?","session":"k1"}"#);
+    let (status, body) = http(
+        gateway.addr,
+        "POST",
+        "/v1/turns",
+        Some(&token),
+        r#"{"message":"what happened?","session":"k1"}"#,
+    );
     assert_eq!(status, 200);
     assert!(body.contains("event: end"), "{body}");
     let messages = export(&home, "k1");
@@ -69,7 +76,10 @@ fn kill_during_a_tool_call_leaves_a_loadable_session() {
     // The model saw a well-formed transcript: the call paired with its (synthetic) result.
     let last = home.mock.requests().pop().unwrap();
     let wire = last.body["messages"].to_string();
-    assert!(wire.contains("tool_result") && wire.contains("stopped before this tool call finished"), "{wire}");
+    assert!(
+        wire.contains("tool_result") && wire.contains("stopped before this tool call finished"),
+        "{wire}"
+    );
     let out = home.run(&["doctor"]);
     assert!(stdout(&out).contains("databases pass the integrity check"), "{}", stdout(&out));
 }
@@ -80,7 +90,8 @@ fn kill_during_a_model_stream_loses_only_that_turn() {
     home.mock.push(Reply::text("first answer"));
     let gateway = home.up();
     let token = home.token();
-    let (status, _) = http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"one","session":"k2"}"#);
+    let (status, _) =
+        http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"one","session":"k2"}"#);
     assert_eq!(status, 200);
     home.mock.push(Reply::text("a long answer that never finishes").chunk_delay(Duration::from_secs(30)));
     start_turn(&gateway, &token, "k2", "two");
@@ -90,7 +101,8 @@ fn kill_during_a_model_stream_loses_only_that_turn() {
     assert_eq!(messages.len(), 2, "the interrupted turn left nothing behind: {messages:?}");
     home.mock.push(Reply::text("third answer"));
     let gateway = home.up();
-    let (_, body) = http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"three","session":"k2"}"#);
+    let (_, body) =
+        http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"three","session":"k2"}"#);
     assert!(body.contains("event: end"), "{body}");
     let messages = export(&home, "k2");
     let texts: Vec<&str> = messages.iter().map(|m| m["text"].as_str().unwrap()).collect();

@@ -25,11 +25,20 @@ fn health_auth_and_native_turns() {
 
     home.mock.push(Reply::tool_calls(vec![("list", r#"{"path":"."}"#)]));
     home.mock.push(Reply::text("You have five files."));
-    let (status, body) = http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"agent":"main","message":"what files?","session":"t1"}"#);
+    let (status, body) = http(
+        gateway.addr,
+        "POST",
+        "/v1/turns",
+        Some(&token),
+        r#"{"agent":"main","message":"what files?","session":"t1"}"#,
+    );
     assert_eq!(status, 200);
     let kinds: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(kinds.first(), Some(&"started"), "{body}");
-    assert!(kinds.contains(&"tool_start") && kinds.contains(&"tool_end") && kinds.contains(&"text_delta"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"tool_start") && kinds.contains(&"tool_end") && kinds.contains(&"text_delta"),
+        "{kinds:?}"
+    );
     assert_eq!(kinds.last(), Some(&"end"));
     let end = body.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().unwrap();
     let end: serde_json::Value = serde_json::from_str(end).unwrap();
@@ -70,7 +79,14 @@ fn bad_requests_never_take_the_daemon_down() {
     let home = Home::new();
     let gateway = home.up();
     let token = home.token();
-    let bodies = ["", "{", "null", r#"{"model":"main","messages":"x"}"#, r#"{"model":"main","messages":[{"role":"user","content":42}]}"#, r#"{"message":""}"#];
+    let bodies = [
+        "",
+        "{",
+        "null",
+        r#"{"model":"main","messages":"x"}"#,
+        r#"{"model":"main","messages":[{"role":"user","content":42}]}"#,
+        r#"{"message":""}"#,
+    ];
     for body in bodies {
         for path in ["/v1/chat/completions", "/v1/turns"] {
             let (status, text) = http(gateway.addr, "POST", path, Some(&token), body);
@@ -81,7 +97,13 @@ fn bad_requests_never_take_the_daemon_down() {
     let (status, _) = http(gateway.addr, "POST", "/v1/turns", Some(&token), &big);
     assert_eq!(status, 413);
     home.mock.push(Reply::text("still alive"));
-    let (status, body) = http(gateway.addr, "POST", "/v1/chat/completions", Some(&token), r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#);
+    let (status, body) = http(
+        gateway.addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(&token),
+        r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#,
+    );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("still alive"));
 }
@@ -111,7 +133,8 @@ fn concurrent_turns_on_one_session_are_serialized() {
     let roles: Vec<&str> = messages.iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "assistant"].repeat(4), "turns never interleave");
     // Each model call saw every earlier complete exchange.
-    let sizes: Vec<usize> = home.mock.requests().iter().map(|r| r.body["messages"].as_array().unwrap().len()).collect();
+    let sizes: Vec<usize> =
+        home.mock.requests().iter().map(|r| r.body["messages"].as_array().unwrap().len()).collect();
     assert_eq!(sizes, [1, 3, 5, 7]);
 }
 
@@ -147,9 +170,11 @@ fn a_client_that_goes_away_cancels_its_turn() {
     // The cancelled turn released the session: the next turn on it completes at once instead
     // of queueing behind a model call that never ends.
     home.mock.push(Reply::text("next turn"));
-    let (status, body) = http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"hello again","session":"c1"}"#);
+    let (status, body) =
+        http(gateway.addr, "POST", "/v1/turns", Some(&token), r#"{"message":"hello again","session":"c1"}"#);
     assert_eq!(status, 200);
     assert!(body.contains("event: end"), "{body}");
-    let texts: Vec<String> = export(&home, "c1").iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
+    let texts: Vec<String> =
+        export(&home, "c1").iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
     assert_eq!(texts, ["hello again", "next turn"], "nothing of the cancelled turn was stored");
 }

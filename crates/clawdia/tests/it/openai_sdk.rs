@@ -31,13 +31,20 @@ except openai.AuthenticationError as e:
 "#;
 
 fn sdk_available() -> bool {
-    Command::new("python3").args(["-c", "import openai"]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("python3")
+        .args(["-c", "import openai"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 #[test]
 fn official_openai_sdk_works_unchanged() {
     if !sdk_available() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install the openai Python SDK (pip install openai)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install the openai Python SDK (pip install openai)"
+        );
         eprintln!("skipped: python3 with the `openai` package is not installed (pip install openai)");
         return;
     }
@@ -45,10 +52,8 @@ fn official_openai_sdk_works_unchanged() {
     home.mock.push(Reply::text("Hello from Clawdia"));
     home.mock.push(Reply::text("streamed reply in pieces"));
     let gateway = home.up();
-    let out = Command::new("python3")
-        .args(["-c", SCRIPT, &gateway.url("/v1"), &home.token()])
-        .output()
-        .unwrap();
+    let out =
+        Command::new("python3").args(["-c", SCRIPT, &gateway.url("/v1"), &home.token()]).output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     assert!(text.contains("nonstream:Hello from Clawdia\n"), "{text}");

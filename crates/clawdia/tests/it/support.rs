@@ -102,11 +102,10 @@ fallbacks = ["alt/backup"]
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent
-                    && let Some(addr) = line.strip_prefix("clawdia gateway listening on http://") {
-                        let _ = tx.send(addr.trim().to_string());
-                        sent = true;
-                    }
+                if !sent && let Some(addr) = line.strip_prefix("clawdia gateway listening on http://") {
+                    let _ = tx.send(addr.trim().to_string());
+                    sent = true;
+                }
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(20)).expect("gateway printed its address");
@@ -175,7 +174,9 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, bod
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = match text.split_once("\r\n\r\n") {
-        Some((head, body)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => dechunk(body),
+        Some((head, body)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => {
+            dechunk(body)
+        }
         Some((_, body)) => body.to_string(),
         None => String::new(),
     };
