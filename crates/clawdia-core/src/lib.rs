@@ -5,6 +5,7 @@
 //! provider, database or HTTP type; the composition root (`clawdia-runtime`) plugs those in.
 
 pub mod audit;
+pub mod embed;
 pub mod message;
 pub mod model;
 pub mod session;
@@ -13,6 +14,7 @@ pub mod tool;
 pub mod turn;
 
 pub use audit::{AuditEvent, AuditSink, Severity};
+pub use embed::{EmbedError, Embedder};
 pub use message::{Message, ToolCall};
 pub use model::{
     Attempt, ChainOutcome, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelDelta, ModelError,

@@ -1,0 +1,1 @@
+//! The brain database: schema, pages, chunks, links, timeline, facts, takes, embeddings and search.
