@@ -55,6 +55,30 @@ pub struct Config {
     pub agents: BTreeMap<String, AgentConfig>,
     /// Keyed by `provider/model`.
     pub prices: BTreeMap<String, Price>,
+    pub brain: BrainConfig,
+}
+
+/// The knowledge brain's search settings and embedder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrainConfig {
+    pub rrf_k: f64,
+    pub max_chunks_per_page: usize,
+    /// Slug prefix → score multiplier.
+    pub boosts: Vec<(String, f64)>,
+    /// Slug prefixes never returned.
+    pub exclude: Vec<String>,
+    pub embedder: EmbedderConfig,
+}
+
+/// Where brain embeddings come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedderConfig {
+    /// Full-text search only.
+    None,
+    /// An in-process model from a folder in Hugging Face layout.
+    Local { model: String, dir: PathBuf, threads: Option<usize> },
+    /// An OpenAI-compatible `/embeddings` endpoint.
+    OpenAi { base_url: String, api_key: Option<SecretRef>, model: String, dimensions: Option<usize> },
 }
 
 impl Config {

@@ -24,13 +24,17 @@ pub(crate) mod defaults {
     pub const READ_TIMEOUT_SECS: u64 = 60;
     pub const COOLDOWN_SECS: u64 = 30;
     pub const WORKSPACES_DIR: &str = "workspaces";
-    pub const TOOLS_ALLOW: [&str; 2] = ["fs", "web"];
+    pub const TOOLS_ALLOW: [&str; 3] = ["fs", "web", "brain"];
     pub const FILE_MAX_CHARS: usize = 6000;
     pub const TOTAL_MAX_CHARS: usize = 16000;
     pub const MAX_TOOL_ITERATIONS: u32 = 12;
     pub const MAX_TOKENS: u32 = 4096;
     pub const WEB_FETCH_TIMEOUT_SECS: u64 = 20;
     pub const WEB_FETCH_MAX_BYTES: usize = 512 * 1024;
+    pub const RRF_K: f64 = 60.0;
+    pub const MAX_CHUNKS_PER_PAGE: usize = 1;
+    pub const EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2";
+    pub const MODELS_DIR: &str = "models";
 }
 
 /// Clawdia's configuration, `$HOME/clawdia.toml`. Unknown keys are errors; relative paths are
@@ -57,6 +61,70 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawPrice>")]
     pub prices: BTreeMap<String, Spanned<RawPrice>>,
+    /// The knowledge brain: search tuning and the embedding model.
+    #[serde(default)]
+    pub brain: RawBrain,
+}
+
+/// The knowledge brain (`state/brain.db`): hybrid search settings and the embedder.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Brain")]
+pub(crate) struct RawBrain {
+    /// The `k` of reciprocal rank fusion: each result list adds `1 / (rrf_k + rank)`. Larger values
+    /// flatten the difference between top and lower ranks.
+    #[schemars(with = "Option<f64>", extend("default" = defaults::RRF_K))]
+    pub rrf_k: Option<Spanned<f64>>,
+    /// Most results from one page (the rest of its chunks make room for other pages).
+    #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_CHUNKS_PER_PAGE))]
+    pub max_chunks_per_page: Option<Spanned<usize>>,
+    /// Score multipliers by slug prefix, so curated pages outrank bulk imports, e.g.
+    /// `{ "notes/" = 1.5, "import/" = 0.8 }`.
+    #[schemars(with = "Option<BTreeMap<String, f64>>", extend("default" = {}))]
+    pub boosts: Option<BTreeMap<String, Spanned<f64>>>,
+    /// Slug prefixes that never appear in results (removed before ranking).
+    #[schemars(extend("default" = []))]
+    pub exclude: Option<Vec<String>>,
+    /// The embedding model used for vector search.
+    #[serde(default)]
+    pub embedder: RawEmbedder,
+}
+
+/// The embedding model. Changing it re-embeds the brain instead of mixing vector spaces.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Embedder")]
+pub(crate) struct RawEmbedder {
+    /// `local` (an in-process model from `models/<model>` in the home), `openai` (an
+    /// OpenAI-compatible `/embeddings` endpoint: OpenAI, Ollama, vLLM) or `none` (full-text search
+    /// only).
+    #[schemars(with = "Option<EmbedderKind>", extend("default" = "local"))]
+    pub kind: Option<Spanned<EmbedderKind>>,
+    /// The model: a folder name under `models/` for `local`, the model id for `openai`.
+    #[schemars(with = "Option<String>", extend("default" = defaults::EMBEDDING_MODEL))]
+    pub model: Option<Spanned<String>>,
+    /// For `openai`: the API root including the version path (the client appends
+    /// `/embeddings`), e.g. `http://127.0.0.1:11434/v1`.
+    #[schemars(with = "Option<String>")]
+    pub base_url: Option<Spanned<String>>,
+    /// For `openai`: the API key as a secret reference; omit for local servers.
+    pub api_key: Option<RawSecret>,
+    /// For `openai`: the vector length, when the endpoint supports choosing it.
+    pub dimensions: Option<usize>,
+    /// For `local`: CPU threads used for embedding (default: all cores).
+    pub threads: Option<usize>,
+}
+
+/// Which embedder the brain uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EmbedderKind {
+    /// The in-process model from the home's `models/` folder.
+    Local,
+    /// An OpenAI-compatible `/embeddings` endpoint.
+    Openai,
+    /// No embeddings: full-text search only.
+    None,
 }
 
 /// The gateway: the HTTP/WebSocket API that channels, the CLI and the web UI talk to.

@@ -15,7 +15,7 @@ use crate::error::{ConfigError, key_path};
 use crate::raw::defaults::{CONNECT_TIMEOUT_SECS as CONNECT_SECS, READ_TIMEOUT_SECS as READ_SECS};
 use crate::raw::{self, RawSecret, defaults};
 use crate::{
-    AgentConfig, Budget, Config, GatewayConfig, Price, PromptLimits, ProviderConfig, SecretRef, ToolPolicy,
+    AgentConfig, BrainConfig, Budget, Config, EmbedderConfig, GatewayConfig, Price, PromptLimits, ProviderConfig, SecretRef, ToolPolicy,
     WebFetchConfig,
 };
 
@@ -83,7 +83,75 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
         let price = price(&context, &key, price_raw, &providers)?;
         prices.insert(key, price);
     }
-    Ok(Config { home: home.clone(), gateway, providers, agents, prices })
+    let brain = brain(&context, raw.brain)?;
+    Ok(Config { home: home.clone(), gateway, providers, agents, prices, brain })
+}
+
+fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigError> {
+    let rrf_k = match raw.rrf_k {
+        None => defaults::RRF_K,
+        Some(k) if k.get_ref().is_finite() && *k.get_ref() >= 1.0 => k.into_inner(),
+        Some(k) => return Err(context.error(k.span(), &["brain", "rrf_k"], "must be a number of at least 1")),
+    };
+    let max_chunks_per_page =
+        context.positive(raw.max_chunks_per_page, &["brain", "max_chunks_per_page"], defaults::MAX_CHUNKS_PER_PAGE)?;
+    let mut boosts = Vec::new();
+    for (prefix, factor) in raw.boosts.unwrap_or_default() {
+        let value = *factor.get_ref();
+        if !value.is_finite() || value <= 0.0 {
+            return Err(context.error(factor.span(), &["brain", "boosts", &prefix], "must be a positive number"));
+        }
+        boosts.push((prefix, value));
+    }
+    let embedder = raw.embedder;
+    let kind_span = embedder.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
+    let model_span = embedder.model.as_ref().map(|m| m.span()).unwrap_or(kind_span.clone());
+    let model = embedder.model.map(Spanned::into_inner).unwrap_or_else(|| defaults::EMBEDDING_MODEL.to_string());
+    let kind = embedder.kind.map(Spanned::into_inner).unwrap_or(raw::EmbedderKind::Local);
+    let only_for = |present: bool, key: &str, wanted: &str| -> Result<(), ConfigError> {
+        if present {
+            let message = format!("`{key}` is only used with kind = \"{wanted}\"");
+            return Err(context.error(kind_span.clone(), &["brain", "embedder", key], message));
+        }
+        Ok(())
+    };
+    if kind != raw::EmbedderKind::Openai {
+        only_for(embedder.base_url.is_some(), "base_url", "openai")?;
+        only_for(embedder.api_key.is_some(), "api_key", "openai")?;
+        only_for(embedder.dimensions.is_some(), "dimensions", "openai")?;
+    }
+    if kind != raw::EmbedderKind::Local {
+        only_for(embedder.threads.is_some(), "threads", "local")?;
+    }
+    let embedder = match kind {
+        raw::EmbedderKind::None => EmbedderConfig::None,
+        raw::EmbedderKind::Local => {
+            if model.is_empty() || model.contains('/') || model.starts_with('.') {
+                let message = "for `local`, `model` is a folder name under models/ (e.g. all-MiniLM-L6-v2)";
+                return Err(context.error(model_span, &["brain", "embedder", "model"], message));
+            }
+            let dir = context.path(defaults::MODELS_DIR).join(&model);
+            EmbedderConfig::Local { model, dir, threads: embedder.threads }
+        }
+        raw::EmbedderKind::Openai => {
+            let Some(base_url) = embedder.base_url else {
+                let message = "`base_url` is required when kind = \"openai\"";
+                return Err(context.error(kind_span, &["brain", "embedder", "base_url"], message));
+            };
+            let url = base_url.get_ref().trim_end_matches('/');
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                let message = format!("`{url}` is not an http:// or https:// URL");
+                return Err(context.error(base_url.span(), &["brain", "embedder", "base_url"], message));
+            }
+            EmbedderConfig::OpenAi {
+                base_url: url.to_string(),
+                api_key: embedder.api_key.map(|secret| context.secret(secret)),
+                model,
+                dimensions: embedder.dimensions,
+            }
+        }
+    };
+    Ok(BrainConfig { rrf_k, max_chunks_per_page, boosts, exclude: raw.exclude.unwrap_or_default(), embedder })
 }
 
 fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, ConfigError> {

@@ -92,7 +92,7 @@ fn minimal_file_parses_with_resolved_values() {
     assert_eq!(main.model, model("zai/glm-5"));
     assert_eq!(main.fallbacks, vec![model("anthropic/claude-sonnet-4-5")]);
     assert_eq!(main.workspace, home().join("workspaces/main"));
-    assert_eq!(main.tools.allow, vec!["fs".to_string(), "web".to_string()]);
+    assert_eq!(main.tools.allow, vec!["fs".to_string(), "web".to_string(), "brain".to_string()]);
     assert!(main.tools.deny.is_empty());
     assert_eq!(main.budget.daily_tokens, None);
     assert_eq!(main.budget.daily_usd, None);
@@ -171,7 +171,7 @@ fn bad_configs_name_line_and_key() {
         ("[gateway]\nport = 70000\n".into(),
          "clawdia.toml:2: gateway.port: invalid value: integer `70000`, expected u16"),
         ("colour = \"blue\"\n".into(),
-         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`"),
+         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.tools]\nallow = [\"fs\"]\nalow = [\"web\"]\n"),
          "clawdia.toml:11: agents.main.tools.alow: unknown key `alow`, expected `allow` or `deny`"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nbudget = {{ daily_usd = -1.0 }}\n"),
@@ -411,5 +411,35 @@ proptest! {
         if let Err(error) = parse(&text, Path::new("/home/claw")) {
             prop_assert!(!error.to_string().contains('\n'));
         }
+    }
+}
+
+#[test]
+fn brain_section_defaults_and_errors() {
+    let config = parse("", &home()).unwrap();
+    assert_eq!(config.brain.rrf_k, 60.0);
+    assert_eq!(config.brain.max_chunks_per_page, 1);
+    match &config.brain.embedder {
+        clawdia_config::EmbedderConfig::Local { model, dir, threads } => {
+            assert_eq!(model, "all-MiniLM-L6-v2");
+            assert_eq!(dir, &home().join("models/all-MiniLM-L6-v2"));
+            assert_eq!(*threads, None);
+        }
+        other => panic!("default embedder is local, got {other:?}"),
+    }
+    let text = "[brain]\nboosts = { \"notes/\" = 1.5 }\n[brain.embedder]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1/\"\nmodel = \"nomic-embed-text\"\n";
+    let config = parse(text, &home()).unwrap();
+    assert_eq!(config.brain.boosts, vec![("notes/".to_string(), 1.5)]);
+    assert!(matches!(&config.brain.embedder, clawdia_config::EmbedderConfig::OpenAi { base_url, model, .. } if base_url == "http://127.0.0.1:11434/v1" && model == "nomic-embed-text"));
+    for (text, expected) in [
+        ("[brain]\nrrf_k = 0\n", "clawdia.toml:2: brain.rrf_k: must be a number of at least 1"),
+        ("[brain]\nboosts = { \"a/\" = -1.0 }\n", "clawdia.toml:2: brain.boosts.\"a/\": must be a positive number"),
+        ("[brain.embedder]\nkind = \"openai\"\n", "clawdia.toml:2: brain.embedder.base_url: `base_url` is required when kind = \"openai\""),
+        ("[brain.embedder]\nkind = \"local\"\nbase_url = \"http://x/v1\"\n", "clawdia.toml:2: brain.embedder.base_url: `base_url` is only used with kind = \"openai\""),
+        ("[brain.embedder]\nkind = \"onnx\"\n", "clawdia.toml:2: brain.embedder.kind:"),
+        ("[brain]\nsize = 1\n", "clawdia.toml:2: brain.size: unknown key"),
+    ] {
+        let error = parse(text, &home()).unwrap_err().to_string();
+        assert!(error.starts_with(expected), "{text:?}: {error}");
     }
 }
