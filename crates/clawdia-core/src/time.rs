@@ -101,6 +101,28 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(seconds * 1000 + millis)
 }
 
+/// A user-supplied point in time: `YYYY-MM-DD` (midnight UTC), `YYYY-MM` (the first of the
+/// month) or RFC 3339. `None` for anything else.
+pub fn parse_when(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Some(ms) = parse_rfc3339(text) {
+        return Some(ms);
+    }
+    let parts: Vec<&str> = text.split('-').collect();
+    let number = |part: &str, len: usize| -> Option<i64> {
+        (part.len() == len && part.bytes().all(|b| b.is_ascii_digit())).then(|| part.parse().ok()).flatten()
+    };
+    let (year, month, day) = match parts.as_slice() {
+        [y, m] => (number(y, 4)?, number(m, 2)?, 1),
+        [y, m, d] => (number(y, 4)?, number(m, 2)?, number(d, 2)?),
+        _ => return None,
+    };
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400_000)
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         4 | 6 | 9 | 11 => 30,
