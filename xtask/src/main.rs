@@ -3,12 +3,15 @@
 //! - `bench gateway` — starts the release binary against an instant mock LLM and prints launch
 //!   time, idle RSS, per-turn overhead, throughput at 10 and 100 clients, peak RSS, and the
 //!   bytes sent to the model for "hi". Figures only; it never fails on a timing.
+//! - `bench brain` — SciFact nDCG@10 / recall@100 (full text, vector, hybrid), LoCoMo evidence
+//!   recall@5/@10, import throughput and hybrid latency at the SciFact size and at 50k chunks.
 //! - `gen` — writes the generated docs (`docs/config-reference.md`, `docs/clawdia.example.toml`);
 //!   `gen --check` fails when they are stale (also checked by a test).
 //!
 //! The tidy checks (`//!` on every file, crate dependency rules) are tests in `tidy.rs`.
 #![allow(clippy::disallowed_methods)] // xtask runs cargo and the release binary
 
+mod bench_brain;
 mod bench_gateway;
 mod docs;
 mod loadgen;
@@ -26,10 +29,11 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["bench", "gateway", rest @ ..] => bench_gateway::run(rest),
+        ["bench", "brain", rest @ ..] => bench_brain::run(rest),
         ["gen"] => docs::write(&workspace_root()),
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
-            eprintln!("usage: cargo xtask (bench gateway [--seconds N] | gen [--check])");
+            eprintln!("usage: cargo xtask (bench gateway [--seconds N] | bench brain [--no-scale] | gen [--check])");
             std::process::exit(2);
         }
     }

@@ -4,6 +4,7 @@
 //! creates a home; `remote` talks to a gateway that is already running.
 
 pub mod home;
+pub mod knowledge;
 pub mod remote;
 
 use std::net::{IpAddr, SocketAddr};
@@ -21,8 +22,10 @@ use clawdia_core::{
 use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, Router};
 use clawdia_store::Store;
 
+pub use clawdia_brain as brain;
 pub use clawdia_config as config;
 pub use clawdia_store as store;
+pub use knowledge::open_brain;
 
 /// Why the gateway could not be built or started. Each message is one line with a fix hint.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,7 @@ pub struct Runtime {
     pub config: Config,
     pub store: Arc<Store>,
     pub agents: Arc<Agents>,
+    pub brain: Arc<clawdia_brain::Brain>,
 }
 
 /// The state folder of a home.
@@ -73,11 +77,14 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         prices.get(&model.to_string()).map(|p| p.cost(usage)).unwrap_or(0.0)
     });
     let audit: Arc<dyn AuditSink> = store.clone();
+    let brain = open_brain(&config)?;
     let mut agents = Agents::new(Arc::new(router), store.clone(), audit, pricer);
     for agent in config.agents.values() {
-        agents.add(agent_spec(agent), agent_tools(agent));
+        let mut tools = agent_tools(agent);
+        tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
+        agents.add(agent_spec(agent), tools);
     }
-    Ok(Runtime { config, store, agents: Arc::new(agents) })
+    Ok(Runtime { config, store, agents: Arc::new(agents), brain })
 }
 
 fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
@@ -218,8 +225,12 @@ pub async fn serve(
         let _ = std::fs::write(&file, json);
     }
     runtime.store.record(AuditEvent::new("gateway_started", Severity::INFO, format!("listening on {addr}")));
+    let embedder = runtime.brain.spawn_embedder();
     tracing::info!(%addr, "clawdia gateway listening");
     let result = clawdia_server::serve(listener, clawdia_server::router(state), shutdown).await;
+    if let Some(embedder) = embedder {
+        embedder.abort();
+    }
     let _ = std::fs::remove_file(&file);
     runtime.store.record(AuditEvent::new(
         "gateway_stopped",

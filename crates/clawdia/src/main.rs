@@ -2,6 +2,7 @@
 //! into a single `clawdia: error: ...` line with a non-zero exit code (2 for bad config or
 //! usage, 1 otherwise). Each command's body lives in its own module below.
 
+mod brain;
 mod chat;
 mod doctor;
 mod inspect;
@@ -63,6 +64,41 @@ enum Command {
     /// Transcripts.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// The knowledge brain: import, search, read, serve over MCP.
+    #[command(subcommand)]
+    Brain(BrainCommand),
+}
+
+#[derive(Subcommand)]
+enum BrainCommand {
+    /// Import a folder of notes, a code repository or text files (incremental).
+    Import {
+        path: PathBuf,
+        /// Source name; slugs start with it (default: the folder name).
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Hybrid search.
+    Query {
+        text: String,
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+        /// Print `[{slug, title, score, snippet, source}]`.
+        #[arg(long)]
+        json: bool,
+        /// Also show the facts valid at this date (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+        /// hybrid (default), fulltext or vector.
+        #[arg(long)]
+        mode: Option<String>,
+    },
+    /// A page with its links, facts and timeline.
+    Get { slug: String },
+    /// Counts and index health.
+    Stats,
+    /// Serve the brain as an MCP server over stdio.
+    Mcp,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +197,7 @@ fn main() -> ExitCode {
         }
         Command::Agents(AgentsCommand::List) => inspect::agents(&home),
         Command::Sessions(command) => inspect::sessions(&home, command),
+        Command::Brain(command) => with_runtime(brain::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

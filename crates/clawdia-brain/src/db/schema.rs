@@ -1,0 +1,270 @@
+//! Opening `brain.db`: sqlite-vec registration (once per process), connection settings (WAL,
+//! `synchronous = NORMAL`, 5 s busy timeout, foreign keys, 4 MB page cache) and the forward-only
+//! migrations tracked by `PRAGMA user_version`.
+//!
+//! A migration is appended to `MIGRATIONS`, never edited: version N of a database means the first
+//! N entries have run. Migrations run in one `BEGIN IMMEDIATE` transaction that re-reads the
+//! version, so two processes opening a fresh file at once migrate it exactly once.
+
+use std::path::Path;
+use std::sync::Once;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::error::{BrainError, db_error};
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, one entry per version.
+///
+/// - `pages.key` is `slugify(title)`, `pages.stem` is `slugify` of the slug's last segment: a
+///   link resolves (at query time) to the live page whose slug equals the link's `target_path`,
+///   else whose key, else whose stem equals the link's `target_key` (lowest id wins a tie).
+/// - `chunks.id` is AUTOINCREMENT so an id is never reused: a vector computed for an old chunk
+///   can never land on a new one. `embedded` mirrors "has a vector" for a cheap
+///   `chunks_to_embed` (a partial index holds only the chunks still to embed).
+/// - `chunks_fts` holds one row per chunk (rowid = chunk id) with the page title, the chunk's
+///   heading/symbol context and its text, so bm25 can weight a title match above a body one.
+/// - `facts` rows with `expired_at` set are beliefs the brain no longer holds (retracted, or the
+///   pre-update copy of a fact whose validity was closed); `subject_key`/`predicate_key` are the
+///   `slugify`d forms used for matching.
+/// - `chunk_vectors.seq` (AUTOINCREMENT) and `vector_tombstones` let each process's in-memory
+///   vector index catch up incrementally; `vector_state.epoch` changes when the model does.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE pages (
+        id           INTEGER PRIMARY KEY,
+        slug         TEXT NOT NULL UNIQUE,
+        key          TEXT NOT NULL,
+        stem         TEXT NOT NULL,
+        title        TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        source       TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        frontmatter  TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        deleted_at   INTEGER
+    );
+    CREATE INDEX pages_by_key ON pages (key);
+    CREATE INDEX pages_by_stem ON pages (stem);
+    CREATE INDEX pages_by_source ON pages (source, slug);
+
+    CREATE TABLE chunks (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        page_id    INTEGER NOT NULL REFERENCES pages (id) ON DELETE CASCADE,
+        ord        INTEGER NOT NULL,
+        text       TEXT NOT NULL,
+        context    TEXT,
+        start_line INTEGER,
+        end_line   INTEGER,
+        embedded   INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX chunks_by_page ON chunks (page_id, ord);
+    CREATE INDEX chunks_to_embed ON chunks (id) WHERE embedded = 0;
+
+    CREATE VIRTUAL TABLE chunks_fts USING fts5 (
+        title, context, text,
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+
+    CREATE TABLE links (
+        id          INTEGER PRIMARY KEY,
+        from_page   INTEGER NOT NULL REFERENCES pages (id) ON DELETE CASCADE,
+        target      TEXT NOT NULL,
+        target_key  TEXT NOT NULL,
+        target_path TEXT NOT NULL,
+        target_stem TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        alias       TEXT
+    );
+    CREATE INDEX links_by_from ON links (from_page);
+    CREATE INDEX links_by_key ON links (target_key);
+    CREATE INDEX links_by_path ON links (target_path);
+    CREATE INDEX links_by_stem ON links (target_stem);
+
+    CREATE TABLE timeline (
+        id         INTEGER PRIMARY KEY,
+        page_id    INTEGER REFERENCES pages (id) ON DELETE SET NULL,
+        at         INTEGER NOT NULL,
+        text       TEXT NOT NULL,
+        source     TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX timeline_by_at ON timeline (at);
+    CREATE INDEX timeline_by_page ON timeline (page_id, at);
+
+    CREATE TABLE facts (
+        id            INTEGER PRIMARY KEY,
+        subject       TEXT NOT NULL,
+        predicate     TEXT NOT NULL,
+        object        TEXT NOT NULL,
+        subject_key   TEXT NOT NULL,
+        predicate_key TEXT NOT NULL,
+        valid_from    INTEGER NOT NULL,
+        valid_until   INTEGER,
+        recorded_at   INTEGER NOT NULL,
+        expired_at    INTEGER,
+        source_slug   TEXT,
+        superseded_by INTEGER
+    );
+    CREATE INDEX facts_by_subject ON facts (subject_key, predicate_key, valid_from);
+    CREATE INDEX facts_by_source ON facts (source_slug);
+
+    CREATE TABLE takes (
+        id            INTEGER PRIMARY KEY,
+        claim         TEXT NOT NULL,
+        holder        TEXT NOT NULL,
+        weight        REAL NOT NULL,
+        since         INTEGER NOT NULL,
+        until         INTEGER,
+        active        INTEGER NOT NULL DEFAULT 1,
+        superseded_by INTEGER,
+        page_id       INTEGER REFERENCES pages (id) ON DELETE SET NULL,
+        recorded_at   INTEGER NOT NULL
+    );
+    CREATE INDEX takes_by_holder ON takes (holder, active);
+    CREATE INDEX takes_by_page ON takes (page_id);
+
+    CREATE TABLE vector_state (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        model           TEXT,
+        dims            INTEGER,
+        epoch           INTEGER NOT NULL,
+        tombstone_floor INTEGER NOT NULL
+    );
+    INSERT INTO vector_state (id, model, dims, epoch, tombstone_floor) VALUES (1, NULL, NULL, 0, 0);
+
+    CREATE TABLE chunk_vectors (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        chunk_id INTEGER NOT NULL UNIQUE REFERENCES chunks (id) ON DELETE CASCADE,
+        vector   BLOB NOT NULL
+    );
+    CREATE TABLE vector_tombstones (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        chunk_id INTEGER NOT NULL
+    );
+    CREATE TRIGGER chunk_vectors_tombstone AFTER DELETE ON chunk_vectors BEGIN
+        INSERT INTO vector_tombstones (chunk_id) VALUES (old.chunk_id);
+    END;
+"];
+
+/// Makes sqlite-vec's functions available on every connection opened afterwards in this
+/// process. Idempotent.
+pub(crate) fn register_sqlite_vec() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        type InitFn = unsafe extern "C" fn(
+            *mut rusqlite::ffi::sqlite3,
+            *mut *mut std::ffi::c_char,
+            *const rusqlite::ffi::sqlite3_api_routines,
+        ) -> std::ffi::c_int;
+        // SAFETY: `sqlite3_vec_init` is the extension's entry point, declared by the sqlite-vec
+        // crate without parameters but defined in C with exactly `InitFn`'s signature; the
+        // pointer-to-function transmute only restores the real type. `sqlite3_auto_extension`
+        // copies the pointer into SQLite's global list (thread-safe in the bundled build).
+        let code = unsafe {
+            let init = std::mem::transmute::<*const (), InitFn>(sqlite_vec::sqlite3_vec_init as *const ());
+            rusqlite::ffi::sqlite3_auto_extension(Some(init))
+        };
+        if code != rusqlite::ffi::SQLITE_OK {
+            tracing::warn!(code, "registering sqlite-vec failed; vector SQL functions are unavailable");
+        }
+    });
+}
+
+/// Creates `dir` (and missing parents) with mode 0700; an existing dir is left as is.
+pub(crate) fn create_dir(dir: &Path) -> Result<(), BrainError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|error| BrainError::Database(format!("cannot create {}: {error}", dir.display())))
+}
+
+/// The write connection: configured and migrated.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, BrainError> {
+    let context = format!("opening {}", path.display());
+    let mut connection = Connection::open(path).map_err(db_error(&context))?;
+    restrict_permissions(path);
+    configure(&connection).map_err(db_error(&context))?;
+    migrate(&mut connection, path)?;
+    Ok(connection)
+}
+
+/// A read connection (`query_only`): used after the writer has migrated the file.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, BrainError> {
+    let context = format!("opening {} for reading", path.display());
+    let connection = Connection::open(path).map_err(db_error(&context))?;
+    configure(&connection).map_err(db_error(&context))?;
+    connection.execute_batch("PRAGMA query_only = ON;").map_err(db_error(&context))?;
+    Ok(connection)
+}
+
+/// The brain holds private notes: the file is made owner-only (SQLite gives its `-wal` and
+/// `-shm` files the same mode). Failure is logged, not fatal.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(metadata) = std::fs::metadata(path) else {
+            return;
+        };
+        if metadata.permissions().mode() & 0o077 != 0 {
+            let owner_only = std::fs::Permissions::from_mode(0o600);
+            if let Err(error) = std::fs::set_permissions(path, owner_only) {
+                tracing::warn!(path = %path.display(), %error, "cannot make brain.db owner-only");
+            }
+        }
+    }
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, "SQLite refused WAL mode for brain.db; readers will block writers");
+    }
+    connection.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -4000;",
+    )?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), BrainError> {
+    let context = format!("migrating {}", path.display());
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let version = user_version(connection).map_err(db_error(&context))?;
+    if version == known {
+        return Ok(());
+    }
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error(&context))?;
+    let version = user_version(&transaction).map_err(db_error(&context))?;
+    if version > known {
+        return Err(BrainError::Database(format!(
+            "{}: schema version {version} is newer than this build knows ({known}); upgrade clawdia",
+            path.display()
+        )));
+    }
+    let start = usize::try_from(version).unwrap_or(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+        transaction.execute_batch(sql).map_err(db_error(&context))?;
+        transaction
+            .pragma_update(None, "user_version", i64::try_from(index + 1).unwrap_or(i64::MAX))
+            .map_err(db_error(&context))?;
+    }
+    transaction.commit().map_err(db_error(&context))
+}
+
+fn user_version(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.query_row("PRAGMA user_version", [], |row| row.get(0))
+}

@@ -1,0 +1,154 @@
+//! `clawdia brain import|query|get|stats|mcp`: the knowledge brain from the command line. The
+//! CLI opens `state/brain.db` directly (WAL lets it run beside a live gateway).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clawdia_runtime::brain::db::SearchMode;
+use clawdia_runtime::brain::{Brain, Query, import, parse::ParseOptions};
+
+use crate::{BrainCommand, Failure, Outcome, load_config};
+
+pub async fn run(home: PathBuf, command: BrainCommand) -> Outcome {
+    let config = load_config(&home)?;
+    let brain = clawdia_runtime::open_brain(&config).map_err(Failure::from)?;
+    match command {
+        BrainCommand::Import { path, source } => import(brain, &path, source).await,
+        BrainCommand::Query { text, k, json, as_of, mode } => query(&brain, text, k, json, as_of, mode).await,
+        BrainCommand::Get { slug } => get(&brain, slug).await,
+        BrainCommand::Stats => stats(&brain).await,
+        BrainCommand::Mcp => clawdia_runtime::brain::mcp::serve_stdio(brain).await.map_err(Failure::from),
+    }
+}
+
+struct Bar(indicatif::ProgressBar);
+
+impl import::ImportProgress for Bar {
+    fn total(&mut self, files: usize) {
+        self.0.set_length(files as u64);
+    }
+    fn file(&mut self, path: &Path) {
+        self.0.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        self.0.inc(1);
+    }
+}
+
+fn bar(template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    // Drawn on stderr only when it is a terminal (indicatif hides itself otherwise).
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outcome {
+    if !path.exists() {
+        return Err(format!("{}: no such file or folder", path.display()).into());
+    }
+    let source = match source {
+        Some(source) => {
+            let slug = clawdia_runtime::brain::slugify(&source);
+            if slug.is_empty() {
+                return Err(Failure::config(format!("`{source}` is not a usable source name")));
+            }
+            slug
+        }
+        None => import::default_source(path),
+    };
+    let options = ParseOptions { source: source.clone(), ..ParseOptions::default() };
+    let files = bar("{spinner} importing [{bar:30}] {pos}/{len} {msg}");
+    let mut progress = Bar(files.clone());
+    let path_owned = path.to_path_buf();
+    let report = brain
+        .blocking(move |db| import::import_path(db, &path_owned, &options, &mut progress))
+        .await?;
+    files.finish_and_clear();
+    for (file, problem) in &report.problems {
+        eprintln!("skipped {}: {problem}", file.display());
+    }
+    println!(
+        "imported {} files into source `{source}`: {} written ({} chunks), {} unchanged, {} deleted, {} skipped",
+        report.files,
+        report.written,
+        report.chunks,
+        report.unchanged,
+        report.deleted.len(),
+        report.problems.len()
+    );
+    match brain.embedder() {
+        None => println!("embeddings: none configured or available; search is full text"),
+        Some(embedder) => {
+            let embedding = bar("{spinner} embedding {pos} chunks {per_sec}");
+            let counter = embedding.clone();
+            let embedded = brain
+                .embed_pending(&mut move |done| counter.set_position(done as u64))
+                .await
+                .map_err(|e| format!("embedding failed (the pages are stored; run the import again to retry): {e}"))?;
+            embedding.finish_and_clear();
+            println!("embedded {embedded} chunks with {}", embedder.model_id());
+        }
+    }
+    Ok(())
+}
+
+async fn query(brain: &Brain, text: String, k: usize, json: bool, as_of: Option<String>, mode: Option<String>) -> Outcome {
+    let mut query = Query::new(text, k.max(1));
+    if let Some(date) = as_of {
+        let at = clawdia_core::time::parse_when(&date)
+            .ok_or_else(|| Failure::config(format!("--as-of `{date}` is not a date (YYYY-MM-DD, YYYY-MM or RFC 3339)")))?;
+        query.as_of = Some(at);
+    }
+    query.mode = match mode.as_deref() {
+        None | Some("hybrid") => SearchMode::Hybrid,
+        Some("fulltext") => SearchMode::FullText,
+        Some("vector") => SearchMode::Vector,
+        Some(other) => return Err(Failure::config(format!("--mode `{other}` is not one of hybrid, fulltext, vector"))),
+    };
+    let result = brain.search(&query).await?;
+    if let Some(notice) = &result.notice {
+        eprintln!("note: {notice}");
+    }
+    if json {
+        let hits: Vec<serde_json::Value> = result
+            .hits
+            .iter()
+            .map(|h| serde_json::json!({"slug": h.slug, "title": h.title, "score": h.score, "snippet": h.snippet, "source": h.source}))
+            .collect();
+        println!("{}", serde_json::Value::Array(hits));
+        return Ok(());
+    }
+    if result.hits.is_empty() {
+        println!("no results");
+    }
+    for (rank, hit) in result.hits.iter().enumerate() {
+        let expanded = if hit.expanded { " (linked)" } else { "" };
+        println!("{}. {} — {} [{:.4}]{expanded}", rank + 1, hit.slug, hit.title, hit.score);
+        let snippet = hit.snippet.replace('\n', " ");
+        println!("   {}", snippet.trim());
+    }
+    if !result.facts.is_empty() {
+        println!("\nfacts valid then:");
+        for fact in &result.facts {
+            println!("  {} {} {} (from {})", fact.subject, fact.predicate, fact.object, clawdia_core::time::utc_date(fact.valid_from));
+        }
+    }
+    Ok(())
+}
+
+async fn get(brain: &Brain, slug: String) -> Outcome {
+    let wanted = slug.clone();
+    let page = brain.blocking(move |db| db.get_page(&wanted)).await?;
+    let Some(view) = page else {
+        return Err(format!("no page `{slug}`").into());
+    };
+    println!("{}", serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+async fn stats(brain: &Brain) -> Outcome {
+    let stats = brain.blocking(|db| db.stats()).await?;
+    println!("{}", serde_json::to_string_pretty(&stats).map_err(|e| e.to_string())?);
+    Ok(())
+}

