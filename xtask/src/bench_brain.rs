@@ -53,7 +53,12 @@ async fn bench(scale: bool) -> anyhow::Result<()> {
         clawdia_embed::LocalEmbedder::load(&dir, None)
             .map_err(|e| anyhow::anyhow!("{e} (run scripts/fetch-models.sh)"))?,
     );
-    println!("embedding model: {} ({} dims) from {}", embedder.model_id(), embedder.dimensions(), dir.display());
+    println!(
+        "embedding model: {} ({} dims) from {}",
+        embedder.model_id(),
+        embedder.dimensions(),
+        dir.display()
+    );
     let work = tempfile::tempdir()?;
     let scifact = scifact(work.path(), embedder.clone(), scale).await?;
     let locomo = locomo(work.path(), embedder.clone()).await?;
@@ -65,7 +70,13 @@ async fn bench(scale: bool) -> anyhow::Result<()> {
 
 /// nDCG@10 with binary relevance.
 fn ndcg10(ranked: &[String], relevant: &HashSet<String>) -> f64 {
-    let dcg: f64 = ranked.iter().take(10).enumerate().filter(|(_, s)| relevant.contains(*s)).map(|(i, _)| 1.0 / ((i + 2) as f64).log2()).sum();
+    let dcg: f64 = ranked
+        .iter()
+        .take(10)
+        .enumerate()
+        .filter(|(_, s)| relevant.contains(*s))
+        .map(|(i, _)| 1.0 / ((i + 2) as f64).log2())
+        .sum();
     let ideal: f64 = (0..relevant.len().min(10)).map(|i| 1.0 / ((i + 2) as f64).log2()).sum();
     if ideal == 0.0 { 0.0 } else { dcg / ideal }
 }
@@ -85,7 +96,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-fn query(text: &str, k: usize, mode: SearchMode, vector: Option<Vec<f32>>, include: Vec<String>, per_page: usize) -> SearchQuery {
+fn query(
+    text: &str,
+    k: usize,
+    mode: SearchMode,
+    vector: Option<Vec<f32>>,
+    include: Vec<String>,
+    per_page: usize,
+) -> SearchQuery {
     SearchQuery {
         text: text.to_string(),
         k,
@@ -136,12 +154,18 @@ async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyho
     let options = ParseOptions { source: "scifact".into(), ..ParseOptions::default() };
     let start = Instant::now();
     let files_for_import = files.clone();
-    let report = brain.blocking(move |db| import::import_path(db, &files_for_import, &options, &mut ())).await?;
+    let report =
+        brain.blocking(move |db| import::import_path(db, &files_for_import, &options, &mut ())).await?;
     let parsed = start.elapsed();
     let embedded = brain.embed_pending(&mut |_| {}).await?;
     let total = start.elapsed();
     if report.written != corpus.len() {
-        bail!("imported {} of {} SciFact documents: {:?}", report.written, corpus.len(), report.problems.first());
+        bail!(
+            "imported {} of {} SciFact documents: {:?}",
+            report.written,
+            corpus.len(),
+            report.problems.first()
+        );
     }
     let mut ids: Vec<&String> = qrels.keys().collect();
     ids.sort();
@@ -155,7 +179,11 @@ async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyho
         parsed.as_secs_f64(),
         embedded as f64 / total.as_secs_f64()
     )];
-    for (name, mode) in [("full text (BM25)", SearchMode::FullText), ("vector", SearchMode::Vector), ("hybrid (RRF)", SearchMode::Hybrid)] {
+    for (name, mode) in [
+        ("full text (BM25)", SearchMode::FullText),
+        ("vector", SearchMode::Vector),
+        ("hybrid (RRF)", SearchMode::Hybrid),
+    ] {
         let (mut ndcg, mut rec) = (0.0, 0.0);
         for (i, id) in ids.iter().enumerate() {
             let q = query(&texts[i], 100, mode, Some(vectors[i].clone()), Vec::new(), 1);
@@ -165,13 +193,21 @@ async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyho
             rec += recall(&ranked, &qrels[*id], 100);
         }
         let n = ids.len() as f64;
-        lines.push(format!("  {name:<18} nDCG@10 {:.4}  recall@100 {:.4}  ({} test queries)", ndcg / n, rec / n, ids.len()));
+        lines.push(format!(
+            "  {name:<18} nDCG@10 {:.4}  recall@100 {:.4}  ({} test queries)",
+            ndcg / n,
+            rec / n,
+            ids.len()
+        ));
     }
     lines.push(latency(&brain, &texts, &vectors, "  at SciFact size").await?);
     if scale {
         let chunks = brain.db().stats()?.chunks;
         let padded = pad(&brain, 50_000usize.saturating_sub(chunks as usize)).await?;
-        lines.push(format!("  padded with {} synthetic chunks ({:.0} chunks/s with embedding)", padded.0, padded.1));
+        lines.push(format!(
+            "  padded with {} synthetic chunks ({:.0} chunks/s with embedding)",
+            padded.0, padded.1
+        ));
         lines.push(latency(&brain, &texts, &vectors, "  at 50k chunks").await?);
     }
     Ok(lines.join("\n"))
@@ -179,7 +215,12 @@ async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyho
 
 /// Hybrid latency over the test queries: the search alone (query vector given) and end to end
 /// (embedding the query first).
-async fn latency(brain: &Brain, texts: &[String], vectors: &[Vec<f32>], label: &str) -> anyhow::Result<String> {
+async fn latency(
+    brain: &Brain,
+    texts: &[String],
+    vectors: &[Vec<f32>],
+    label: &str,
+) -> anyhow::Result<String> {
     let chunks = brain.db().stats()?.chunks;
     let mut search = Vec::new();
     for (text, vector) in texts.iter().zip(vectors) {
@@ -223,7 +264,8 @@ async fn pad(brain: &Brain, count: usize) -> anyhow::Result<(usize, f64)> {
     while written < count {
         let chunks: Vec<ChunkInput> = (0..5.min(count - written))
             .map(|_| {
-                let text: Vec<&str> = (0..40).map(|_| words[(next() % words.len() as u64) as usize]).collect();
+                let text: Vec<&str> =
+                    (0..40).map(|_| words[(next() % words.len() as u64) as usize]).collect();
                 ChunkInput { text: text.join(" "), context: None, start_line: None, end_line: None }
             })
             .collect();
@@ -253,10 +295,10 @@ fn evidence_ids(raw: &[Value]) -> Vec<String> {
     for item in raw.iter().filter_map(Value::as_str) {
         for part in item.split([';', ',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
             let part = part.replace("D:", "D");
-            if let Some((s, t)) = part.trim_start_matches('D').split_once(':') {
-                if let (Ok(s), Ok(t)) = (s.parse::<u32>(), t.parse::<u32>()) {
-                    out.push(format!("D{s}:{t}"));
-                }
+            if let Some((s, t)) = part.trim_start_matches('D').split_once(':')
+                && let (Ok(s), Ok(t)) = (s.parse::<u32>(), t.parse::<u32>())
+            {
+                out.push(format!("D{s}:{t}"));
             }
         }
     }
@@ -290,7 +332,12 @@ async fn locomo(work: &Path, embedder: Arc<dyn Embedder>) -> anyhow::Result<Stri
                     kind: "turn".into(),
                     source: format!("locomo-{sample}"),
                     content_hash: sha256_hex(body.as_bytes()),
-                    chunks: vec![ChunkInput { text: body.clone(), context: Some(date.to_string()), start_line: None, end_line: None }],
+                    chunks: vec![ChunkInput {
+                        text: body.clone(),
+                        context: Some(date.to_string()),
+                        start_line: None,
+                        end_line: None,
+                    }],
                     body,
                     frontmatter: serde_json::json!({}),
                     links: Vec::new(),
@@ -306,17 +353,20 @@ async fn locomo(work: &Path, embedder: Arc<dyn Embedder>) -> anyhow::Result<Stri
     for conversation in &conversations {
         let sample = conversation["sample_id"].as_str().context("sample_id")?;
         let items = conversation["qa"].as_array().context("qa")?;
-        let questions: Vec<String> = items.iter().map(|q| q["question"].as_str().unwrap_or_default().to_string()).collect();
+        let questions: Vec<String> =
+            items.iter().map(|q| q["question"].as_str().unwrap_or_default().to_string()).collect();
         let vectors = embed_all(&embedder, &questions).await?;
         for ((item, question), vector) in items.iter().zip(&questions).zip(vectors) {
-            let evidence: HashSet<String> = evidence_ids(item["evidence"].as_array().map(Vec::as_slice).unwrap_or_default())
-                .into_iter()
-                .map(|id| format!("locomo/{sample}/{}", id.replace(':', "-").to_lowercase()))
-                .collect();
+            let evidence: HashSet<String> =
+                evidence_ids(item["evidence"].as_array().map(Vec::as_slice).unwrap_or_default())
+                    .into_iter()
+                    .map(|id| format!("locomo/{sample}/{}", id.replace(':', "-").to_lowercase()))
+                    .collect();
             if evidence.is_empty() {
                 continue;
             }
-            let q = query(question, 10, SearchMode::Hybrid, Some(vector), vec![format!("locomo/{sample}/")], 1);
+            let q =
+                query(question, 10, SearchMode::Hybrid, Some(vector), vec![format!("locomo/{sample}/")], 1);
             let ranked: Vec<String> = brain.db().search(&q)?.hits.into_iter().map(|h| h.slug).collect();
             let category = item["category"].as_u64().unwrap_or(0);
             let entry = per_category.entry(category).or_default();
@@ -325,7 +375,10 @@ async fn locomo(work: &Path, embedder: Arc<dyn Embedder>) -> anyhow::Result<Stri
             entry.2 += 1;
         }
     }
-    let mut lines = vec![format!("LoCoMo: {} conversations, {turns} turns imported and embedded in {import_secs:.1} s (hybrid, turn level)", conversations.len())];
+    let mut lines = vec![format!(
+        "LoCoMo: {} conversations, {turns} turns imported and embedded in {import_secs:.1} s (hybrid, turn level)",
+        conversations.len()
+    )];
     let mut categories: Vec<_> = per_category.iter().collect();
     categories.sort_by_key(|(c, _)| **c);
     let names = ["", "multi-hop", "temporal", "open-domain", "single-hop", "adversarial"];
@@ -333,7 +386,11 @@ async fn locomo(work: &Path, embedder: Arc<dyn Embedder>) -> anyhow::Result<Stri
     let (mut r5_14, mut r10_14, mut n_14) = (0.0, 0.0, 0usize);
     for (category, (a, b, count)) in categories {
         let name = names.get(*category as usize).copied().unwrap_or("?");
-        lines.push(format!("  category {category} {name:<12} recall@5 {:.4}  recall@10 {:.4}  ({count} items)", a / *count as f64, b / *count as f64));
+        lines.push(format!(
+            "  category {category} {name:<12} recall@5 {:.4}  recall@10 {:.4}  ({count} items)",
+            a / *count as f64,
+            b / *count as f64
+        ));
         r5 += a;
         r10 += b;
         n += count;
@@ -343,7 +400,15 @@ async fn locomo(work: &Path, embedder: Arc<dyn Embedder>) -> anyhow::Result<Stri
             n_14 += count;
         }
     }
-    lines.push(format!("  categories 1-4      recall@5 {:.4}  recall@10 {:.4}  ({n_14} items)", r5_14 / n_14 as f64, r10_14 / n_14 as f64));
-    lines.push(format!("  all categories      recall@5 {:.4}  recall@10 {:.4}  ({n} items)", r5 / n as f64, r10 / n as f64));
+    lines.push(format!(
+        "  categories 1-4      recall@5 {:.4}  recall@10 {:.4}  ({n_14} items)",
+        r5_14 / n_14 as f64,
+        r10_14 / n_14 as f64
+    ));
+    lines.push(format!(
+        "  all categories      recall@5 {:.4}  recall@10 {:.4}  ({n} items)",
+        r5 / n as f64,
+        r10 / n as f64
+    ));
     Ok(lines.join("\n"))
 }

@@ -33,7 +33,9 @@ fn main() -> anyhow::Result<()> {
         ["gen"] => docs::write(&workspace_root()),
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
-            eprintln!("usage: cargo xtask (bench gateway [--seconds N] | bench brain [--no-scale] | gen [--check])");
+            eprintln!(
+                "usage: cargo xtask (bench gateway [--seconds N] | bench brain [--no-scale] | gen [--check])"
+            );
             std::process::exit(2);
         }
     }

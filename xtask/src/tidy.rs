@@ -56,7 +56,15 @@ fn crate_dependency_rules_hold() {
     let root = workspace_root();
     // Foundation crates: anyone may use them. Capability crates: only the runtime combines them.
     let foundation = ["clawdia-core", "clawdia-config"];
-    let capability = ["clawdia-llm", "clawdia-store", "clawdia-agent", "clawdia-tools", "clawdia-server"];
+    let capability = [
+        "clawdia-llm",
+        "clawdia-store",
+        "clawdia-agent",
+        "clawdia-tools",
+        "clawdia-server",
+        "clawdia-brain",
+        "clawdia-embed",
+    ];
     let mut seen = 0;
     for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

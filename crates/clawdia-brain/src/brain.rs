@@ -70,7 +70,11 @@ impl Brain {
     }
 
     /// Opens `state_dir/brain.db`.
-    pub fn open(state_dir: &Path, embedder: Result<Arc<dyn Embedder>, String>, settings: BrainSettings) -> Result<Brain, BrainError> {
+    pub fn open(
+        state_dir: &Path,
+        embedder: Result<Arc<dyn Embedder>, String>,
+        settings: BrainSettings,
+    ) -> Result<Brain, BrainError> {
         Ok(Brain::new(Db::open(&state_dir.join("brain.db"))?, embedder, settings))
     }
 
@@ -104,14 +108,20 @@ impl Brain {
         let mut vector = None;
         if query.mode != SearchMode::FullText {
             match &self.embedder {
-                Err(why) => notice = Some(format!("vector search unavailable ({why}); full-text results only")),
+                Err(why) => {
+                    notice = Some(format!("vector search unavailable ({why}); full-text results only"))
+                }
                 Ok(embedder) => {
                     let stored = self.blocking(|db| db.embedding_model()).await?;
                     match stored {
                         Some((model, _)) if model == embedder.model_id() => {
                             match embedder.embed(std::slice::from_ref(&query.text)).await {
                                 Ok(mut vectors) => vector = vectors.pop(),
-                                Err(error) => notice = Some(format!("vector search unavailable ({error}); full-text results only")),
+                                Err(error) => {
+                                    notice = Some(format!(
+                                        "vector search unavailable ({error}); full-text results only"
+                                    ))
+                                }
                             }
                         }
                         _ => {
@@ -148,9 +158,16 @@ impl Brain {
     }
 
     /// Writes a markdown page (from an agent or an MCP client) and schedules its embedding.
-    pub async fn put_markdown(&self, slug: &str, title: Option<&str>, body: &str, source: &str) -> Result<PutOutcome, BrainError> {
+    pub async fn put_markdown(
+        &self,
+        slug: &str,
+        title: Option<&str>,
+        body: &str,
+        source: &str,
+    ) -> Result<PutOutcome, BrainError> {
         let options = ParseOptions { source: source.to_string(), ..ParseOptions::default() };
-        let mut page = parse_markdown(slug, body, &options).map_err(|e| BrainError::Invalid(e.to_string()))?;
+        let mut page =
+            parse_markdown(slug, body, &options).map_err(|e| BrainError::Invalid(e.to_string()))?;
         page.content_hash = sha256_hex(body.as_bytes());
         if let Some(title) = title.filter(|t| !t.trim().is_empty()) {
             page.title = title.trim().to_string();
@@ -179,7 +196,11 @@ impl Brain {
             let texts: Vec<String> = pending.iter().map(|(_, text)| text.clone()).collect();
             let vectors = embedder.embed(&texts).await.map_err(|e| BrainError::Embedding(e.to_string()))?;
             if vectors.len() != pending.len() {
-                return Err(BrainError::Embedding(format!("{} vectors for {} texts", vectors.len(), pending.len())));
+                return Err(BrainError::Embedding(format!(
+                    "{} vectors for {} texts",
+                    vectors.len(),
+                    pending.len()
+                )));
             }
             let rows: Vec<(i64, Vec<f32>)> = pending.iter().map(|(id, _)| *id).zip(vectors).collect();
             let count = rows.len();
@@ -204,7 +225,9 @@ impl Brain {
                 match brain.embed_pending(&mut |_| {}).await {
                     Ok(0) => {}
                     Ok(count) => tracing::info!(count, "embedded brain chunks"),
-                    Err(error) => tracing::warn!(%error, "brain embedding failed; will retry on the next write"),
+                    Err(error) => {
+                        tracing::warn!(%error, "brain embedding failed; will retry on the next write")
+                    }
                 }
                 brain.wake.notified().await;
             }

@@ -53,7 +53,8 @@ pub fn import_path(
     options: &ParseOptions,
     progress: &mut dyn ImportProgress,
 ) -> Result<ImportReport, BrainError> {
-    let meta = std::fs::metadata(path).map_err(|e| BrainError::Invalid(format!("{}: {e}", path.display())))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| BrainError::Invalid(format!("{}: {e}", path.display())))?;
     let (root, is_dir) = if meta.is_dir() {
         (path.to_path_buf(), true)
     } else {
@@ -99,7 +100,13 @@ enum FileOutcome {
 }
 
 /// `Some(chunks)` when written, `None` when unchanged.
-fn import_file(db: &Db, root: &Path, file: &Path, slug: &str, options: &ParseOptions) -> Result<Option<usize>, FileOutcome> {
+fn import_file(
+    db: &Db,
+    root: &Path,
+    file: &Path,
+    slug: &str,
+    options: &ParseOptions,
+) -> Result<Option<usize>, FileOutcome> {
     let skipped = |e: FileError| FileOutcome::Skipped(e.to_string());
     let size = std::fs::metadata(file).map_err(|e| FileOutcome::Skipped(e.to_string()))?.len();
     if size > options.max_file_bytes {

@@ -16,12 +16,16 @@ pub const OPS: [&str; 8] =
 /// One line on what each operation does.
 pub fn description(op: &str) -> &'static str {
     match op {
-        "query" => "Ask the knowledge brain: hybrid full-text + semantic search over notes, code and past conversations, with facts valid at `as_of`.",
+        "query" => {
+            "Ask the knowledge brain: hybrid full-text + semantic search over notes, code and past conversations, with facts valid at `as_of`."
+        }
         "search" => "Search the brain with a chosen mode (hybrid, fulltext, vector) and slug-prefix filters.",
         "get_page" => "Read one brain page by slug: its text, links, backlinks, facts and timeline.",
         "find_experts" => "The people and pages most linked to a topic.",
         "put_page" => "Create or replace a markdown page in the brain ([[wikilinks]] become links).",
-        "add_fact" => "Record a dated fact (subject, predicate, object). A newer conflicting fact closes the older one's validity.",
+        "add_fact" => {
+            "Record a dated fact (subject, predicate, object). A newer conflicting fact closes the older one's validity."
+        }
         "timeline" => "List timeline entries, optionally for one page and a date range.",
         "add_timeline" => "Add a dated timeline entry, optionally to a page.",
         _ => "",
@@ -47,7 +51,10 @@ pub fn schema(op: &str) -> Value {
             &["query"],
         ),
         "get_page" => (json!({"slug": {"type": "string"}}), &["slug"]),
-        "find_experts" => (json!({"topic": {"type": "string"}, "k": {"type": "integer", "minimum": 1, "maximum": 50}}), &["topic"]),
+        "find_experts" => (
+            json!({"topic": {"type": "string"}, "k": {"type": "integer", "minimum": 1, "maximum": 50}}),
+            &["topic"],
+        ),
         "put_page" => (
             json!({"slug": {"type": "string"}, "body": {"type": "string", "description": "markdown, optional YAML frontmatter"}, "title": {"type": "string"}}),
             &["slug", "body"],
@@ -63,14 +70,19 @@ pub fn schema(op: &str) -> Value {
             json!({"slug": {"type": "string"}, "from": date, "to": date, "limit": {"type": "integer", "minimum": 1, "maximum": 500}}),
             &[],
         ),
-        "add_timeline" => (json!({"at": date, "text": {"type": "string"}, "slug": {"type": "string"}}), &["at", "text"]),
+        "add_timeline" => {
+            (json!({"at": date, "text": {"type": "string"}, "slug": {"type": "string"}}), &["at", "text"])
+        }
         _ => (json!({}), &[]),
     };
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
 }
 
 fn string<'a>(args: &'a Value, key: &str) -> Result<&'a str, String> {
-    args.get(key).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).ok_or_else(|| format!("`{key}` (a non-empty string) is required"))
+    args.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| format!("`{key}` (a non-empty string) is required"))
 }
 
 fn optional_string<'a>(args: &'a Value, key: &str) -> Option<&'a str> {
@@ -84,12 +96,17 @@ fn count(args: &Value, key: &str, default: usize, max: usize) -> usize {
 fn when(args: &Value, key: &str) -> Result<Option<i64>, String> {
     match optional_string(args, key) {
         None => Ok(None),
-        Some(text) => parse_when(text).map(Some).ok_or_else(|| format!("`{key}`: `{text}` is not a date (YYYY-MM-DD, YYYY-MM or RFC 3339)")),
+        Some(text) => parse_when(text)
+            .map(Some)
+            .ok_or_else(|| format!("`{key}`: `{text}` is not a date (YYYY-MM-DD, YYYY-MM or RFC 3339)")),
     }
 }
 
 fn strings(args: &Value, key: &str) -> Vec<String> {
-    args.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default()
+    args.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default()
 }
 
 fn date_text(ms: Option<i64>) -> Value {
@@ -100,7 +117,8 @@ fn date_text(ms: Option<i64>) -> Value {
 pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result<String, String> {
     let value = match op {
         "query" | "search" => {
-            let mut query = Query::new(string(args, "query")?, count(args, "k", if op == "query" { 5 } else { 10 }, 100));
+            let mut query =
+                Query::new(string(args, "query")?, count(args, "k", if op == "query" { 5 } else { 10 }, 100));
             if op == "query" {
                 query.as_of = when(args, "as_of")?;
                 query.expand_graph = 2;
@@ -109,7 +127,9 @@ pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result
                     None | Some("hybrid") => SearchMode::Hybrid,
                     Some("fulltext") => SearchMode::FullText,
                     Some("vector") => SearchMode::Vector,
-                    Some(other) => return Err(format!("`mode`: `{other}` is not one of hybrid, fulltext, vector")),
+                    Some(other) => {
+                        return Err(format!("`mode`: `{other}` is not one of hybrid, fulltext, vector"));
+                    }
                 };
                 query.include = strings(args, "include");
                 query.exclude = strings(args, "exclude");
@@ -134,13 +154,17 @@ pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result
         "find_experts" => {
             let topic = string(args, "topic")?.to_string();
             let k = count(args, "k", 5, 50);
-            let experts = brain.blocking(move |db| db.find_experts(&topic, k)).await.map_err(|e| e.to_string())?;
+            let experts =
+                brain.blocking(move |db| db.find_experts(&topic, k)).await.map_err(|e| e.to_string())?;
             serde_json::to_value(&experts).map_err(|e| e.to_string())?
         }
         "put_page" => {
             let slug = normalize_slug(string(args, "slug")?)?;
             let body = args.get("body").and_then(Value::as_str).ok_or("`body` (a string) is required")?;
-            let outcome = brain.put_markdown(&slug, optional_string(args, "title"), body, writer).await.map_err(|e| e.to_string())?;
+            let outcome = brain
+                .put_markdown(&slug, optional_string(args, "title"), body, writer)
+                .await
+                .map_err(|e| e.to_string())?;
             json!({"slug": slug, "changed": outcome.changed, "chunks": outcome.chunks})
         }
         "add_fact" => {

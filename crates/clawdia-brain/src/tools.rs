@@ -64,7 +64,8 @@ impl Tool for BrainTool {
     }
 
     async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
-        let op = if self.op == "timeline" && arguments.get("text").is_some() { "add_timeline" } else { self.op };
+        let op =
+            if self.op == "timeline" && arguments.get("text").is_some() { "add_timeline" } else { self.op };
         let writer = format!("agent:{}", context.agent);
         ops::call(&self.brain, op, &arguments, &writer).await.map_err(ToolError::Failed)
     }

@@ -15,8 +15,8 @@ use crate::error::{ConfigError, key_path};
 use crate::raw::defaults::{CONNECT_TIMEOUT_SECS as CONNECT_SECS, READ_TIMEOUT_SECS as READ_SECS};
 use crate::raw::{self, RawSecret, defaults};
 use crate::{
-    AgentConfig, BrainConfig, Budget, Config, EmbedderConfig, GatewayConfig, Price, PromptLimits, ProviderConfig, SecretRef, ToolPolicy,
-    WebFetchConfig,
+    AgentConfig, BrainConfig, Budget, Config, EmbedderConfig, GatewayConfig, Price, PromptLimits,
+    ProviderConfig, SecretRef, ToolPolicy, WebFetchConfig,
 };
 
 /// What every check needs: the text (to turn byte offsets into lines) and the home.
@@ -91,22 +91,32 @@ fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigErr
     let rrf_k = match raw.rrf_k {
         None => defaults::RRF_K,
         Some(k) if k.get_ref().is_finite() && *k.get_ref() >= 1.0 => k.into_inner(),
-        Some(k) => return Err(context.error(k.span(), &["brain", "rrf_k"], "must be a number of at least 1")),
+        Some(k) => {
+            return Err(context.error(k.span(), &["brain", "rrf_k"], "must be a number of at least 1"));
+        }
     };
-    let max_chunks_per_page =
-        context.positive(raw.max_chunks_per_page, &["brain", "max_chunks_per_page"], defaults::MAX_CHUNKS_PER_PAGE)?;
+    let max_chunks_per_page = context.positive(
+        raw.max_chunks_per_page,
+        &["brain", "max_chunks_per_page"],
+        defaults::MAX_CHUNKS_PER_PAGE,
+    )?;
     let mut boosts = Vec::new();
     for (prefix, factor) in raw.boosts.unwrap_or_default() {
         let value = *factor.get_ref();
         if !value.is_finite() || value <= 0.0 {
-            return Err(context.error(factor.span(), &["brain", "boosts", &prefix], "must be a positive number"));
+            return Err(context.error(
+                factor.span(),
+                &["brain", "boosts", &prefix],
+                "must be a positive number",
+            ));
         }
         boosts.push((prefix, value));
     }
     let embedder = raw.embedder;
     let kind_span = embedder.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
     let model_span = embedder.model.as_ref().map(|m| m.span()).unwrap_or(kind_span.clone());
-    let model = embedder.model.map(Spanned::into_inner).unwrap_or_else(|| defaults::EMBEDDING_MODEL.to_string());
+    let model =
+        embedder.model.map(Spanned::into_inner).unwrap_or_else(|| defaults::EMBEDDING_MODEL.to_string());
     let kind = embedder.kind.map(Spanned::into_inner).unwrap_or(raw::EmbedderKind::Local);
     let only_for = |present: bool, key: &str, wanted: &str| -> Result<(), ConfigError> {
         if present {

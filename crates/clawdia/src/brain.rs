@@ -61,9 +61,8 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
     let files = bar("{spinner} importing [{bar:30}] {pos}/{len} {msg}");
     let mut progress = Bar(files.clone());
     let path_owned = path.to_path_buf();
-    let report = brain
-        .blocking(move |db| import::import_path(db, &path_owned, &options, &mut progress))
-        .await?;
+    let report =
+        brain.blocking(move |db| import::import_path(db, &path_owned, &options, &mut progress)).await?;
     files.finish_and_clear();
     for (file, problem) in &report.problems {
         eprintln!("skipped {}: {problem}", file.display());
@@ -85,7 +84,9 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
             let embedded = brain
                 .embed_pending(&mut move |done| counter.set_position(done as u64))
                 .await
-                .map_err(|e| format!("embedding failed (the pages are stored; run the import again to retry): {e}"))?;
+                .map_err(|e| {
+                    format!("embedding failed (the pages are stored; run the import again to retry): {e}")
+                })?;
             embedding.finish_and_clear();
             println!("embedded {embedded} chunks with {}", embedder.model_id());
         }
@@ -93,18 +94,28 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
     Ok(())
 }
 
-async fn query(brain: &Brain, text: String, k: usize, json: bool, as_of: Option<String>, mode: Option<String>) -> Outcome {
+async fn query(
+    brain: &Brain,
+    text: String,
+    k: usize,
+    json: bool,
+    as_of: Option<String>,
+    mode: Option<String>,
+) -> Outcome {
     let mut query = Query::new(text, k.max(1));
     if let Some(date) = as_of {
-        let at = clawdia_core::time::parse_when(&date)
-            .ok_or_else(|| Failure::config(format!("--as-of `{date}` is not a date (YYYY-MM-DD, YYYY-MM or RFC 3339)")))?;
+        let at = clawdia_core::time::parse_when(&date).ok_or_else(|| {
+            Failure::config(format!("--as-of `{date}` is not a date (YYYY-MM-DD, YYYY-MM or RFC 3339)"))
+        })?;
         query.as_of = Some(at);
     }
     query.mode = match mode.as_deref() {
         None | Some("hybrid") => SearchMode::Hybrid,
         Some("fulltext") => SearchMode::FullText,
         Some("vector") => SearchMode::Vector,
-        Some(other) => return Err(Failure::config(format!("--mode `{other}` is not one of hybrid, fulltext, vector"))),
+        Some(other) => {
+            return Err(Failure::config(format!("--mode `{other}` is not one of hybrid, fulltext, vector")));
+        }
     };
     let result = brain.search(&query).await?;
     if let Some(notice) = &result.notice {
@@ -131,7 +142,13 @@ async fn query(brain: &Brain, text: String, k: usize, json: bool, as_of: Option<
     if !result.facts.is_empty() {
         println!("\nfacts valid then:");
         for fact in &result.facts {
-            println!("  {} {} {} (from {})", fact.subject, fact.predicate, fact.object, clawdia_core::time::utc_date(fact.valid_from));
+            println!(
+                "  {} {} {} (from {})",
+                fact.subject,
+                fact.predicate,
+                fact.object,
+                clawdia_core::time::utc_date(fact.valid_from)
+            );
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use crate::{Failure, Outcome, load_config};
 /// Where turns run.
 enum Backend {
     Remote { addr: std::net::SocketAddr, token: String },
-    Local(Runtime),
+    Local(Box<Runtime>),
 }
 
 /// What one turn produced, as printed by `--json`.
@@ -46,7 +46,7 @@ pub async fn run(
             let token = clawdia_runtime::gateway_token(&config, addr.ip())?;
             Backend::Remote { addr, token }
         }
-        None => Backend::Local(clawdia_runtime::build(config).map_err(Failure::config)?),
+        None => Backend::Local(Box::new(clawdia_runtime::build(config).map_err(Failure::config)?)),
     };
     match message {
         Some(message) => {

@@ -20,8 +20,8 @@ use clawdia_core::time::now_ms;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::error::{BrainError, db_error};
 use super::Db;
+use super::error::{BrainError, db_error};
 use crate::types::slugify;
 
 /// A fact to record.
@@ -176,7 +176,8 @@ impl Db {
                 return Ok(FactOutcome { id: identical.id, closed: Vec::new(), unchanged: true });
             }
             // Backfilled history ends where the next known fact begins.
-            let next_start = existing.iter().map(|other| other.valid_from).filter(|start| *start > valid_from).min();
+            let next_start =
+                existing.iter().map(|other| other.valid_from).filter(|start| *start > valid_from).min();
             let valid_until = match (fact.valid_until, next_start) {
                 (Some(until), Some(next)) => Some(until.min(next)),
                 (until, next) => until.or(next),
@@ -203,7 +204,8 @@ impl Db {
             let id = tx.last_insert_rowid();
             let mut closed = Vec::new();
             for other in existing.iter().filter(|other| !same_object(other)) {
-                let overlaps = other.valid_from <= valid_from && other.valid_until.is_none_or(|until| until > valid_from);
+                let overlaps = other.valid_from <= valid_from
+                    && other.valid_until.is_none_or(|until| until > valid_from);
                 if !overlaps {
                     continue;
                 }
@@ -280,7 +282,8 @@ impl Db {
         match query.as_of {
             Some(at) => {
                 let n = bind(at.into());
-                conditions.push(format!("valid_from <= ?{n} AND (valid_until IS NULL OR valid_until > ?{n})"));
+                conditions
+                    .push(format!("valid_from <= ?{n} AND (valid_until IS NULL OR valid_until > ?{n})"));
             }
             None if query.include_history => {}
             None => {
@@ -324,14 +327,23 @@ impl Db {
                  VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
             )
             .and_then(|mut statement| {
-                statement.execute(params![claim, holder, take.weight, take.since.unwrap_or(now), page_id, now])
+                statement.execute(params![
+                    claim,
+                    holder,
+                    take.weight,
+                    take.since.unwrap_or(now),
+                    page_id,
+                    now
+                ])
             })
             .map_err(db_error("recording a take"))?;
             let id = tx.last_insert_rowid();
             if let Some(old) = take.supersedes {
-                tx.prepare_cached("UPDATE takes SET active = 0, until = ?2, superseded_by = ?3 WHERE id = ?1")
-                    .and_then(|mut statement| statement.execute(params![old, now, id]))
-                    .map_err(db_error("recording a take"))?;
+                tx.prepare_cached(
+                    "UPDATE takes SET active = 0, until = ?2, superseded_by = ?3 WHERE id = ?1",
+                )
+                .and_then(|mut statement| statement.execute(params![old, now, id]))
+                .map_err(db_error("recording a take"))?;
             }
             Ok(id)
         })
@@ -349,7 +361,9 @@ impl Db {
         })?;
         // Case folding in Rust: SQLite's lower() only folds ASCII.
         Ok(match holder {
-            Some(holder) => takes.into_iter().filter(|take| take.holder.trim().to_lowercase() == holder).collect(),
+            Some(holder) => {
+                takes.into_iter().filter(|take| take.holder.trim().to_lowercase() == holder).collect()
+            }
             None => takes,
         })
     }
@@ -421,7 +435,9 @@ fn revise_validity_to(
         .and_then(|mut statement| statement.execute(params![fact.id, now]))
         .map_err(db_error(context))?;
     connection
-        .prepare_cached("UPDATE facts SET valid_until = ?2, superseded_by = ?3, recorded_at = ?4 WHERE id = ?1")
+        .prepare_cached(
+            "UPDATE facts SET valid_until = ?2, superseded_by = ?3, recorded_at = ?4 WHERE id = ?1",
+        )
         .and_then(|mut statement| statement.execute(params![fact.id, valid_until, superseded_by, now]))
         .map_err(db_error(context))?;
     Ok(())

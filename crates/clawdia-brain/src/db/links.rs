@@ -88,7 +88,10 @@ pub(crate) struct Incoming {
 }
 
 /// Links from live pages (other than the target itself) that resolve to `target`.
-pub(crate) fn incoming_links(connection: &Connection, target: &Target<'_>) -> Result<Vec<Incoming>, BrainError> {
+pub(crate) fn incoming_links(
+    connection: &Connection,
+    target: &Target<'_>,
+) -> Result<Vec<Incoming>, BrainError> {
     let sql = format!(
         "SELECT src.id, src.slug, src.title, l.kind, l.alias
          FROM links l JOIN pages src ON src.id = l.from_page
@@ -118,7 +121,9 @@ pub(crate) fn incoming_pages(connection: &Connection, page_id: i64) -> Result<Ve
         .prepare_cached("SELECT slug, key, stem FROM pages WHERE id = ?1 AND deleted_at IS NULL")
         .and_then(|mut statement| {
             statement
-                .query_map([page_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
+                .query_map([page_id], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                })
                 .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         })
         .map_err(db_error("reading backlinks"))?;

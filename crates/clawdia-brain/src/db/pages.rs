@@ -12,11 +12,11 @@ use clawdia_core::time::now_ms;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
+use super::Db;
 use super::error::{BrainError, db_error};
 use super::facts::{Fact, Take, TimelineEntry, select_facts, select_takes, select_timeline};
 use super::links::{LinkKeys, RESOLVE, Target, incoming_links, link_keys, slug_stem};
 use super::vectors::{embed_text, insert_vector, prune_tombstones};
-use super::Db;
 use crate::types::{PageInput, slugify};
 
 /// Longest accepted slug, in bytes.
@@ -281,7 +281,9 @@ impl Db {
         let connection = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Busy readers can keep the checkpoint from finishing; that is reported, not an error.
         let (busy, _, _): (i64, i64, i64) = connection
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .map_err(db_error("checkpointing"))?;
         if busy != 0 {
             tracing::info!("brain.db checkpoint incomplete: readers were active");
@@ -308,12 +310,19 @@ fn validate_slug(slug: &str) -> Result<(), BrainError> {
     }
 }
 
-fn put_page_in(tx: &Transaction<'_>, page: &PageInput, frontmatter: &str, now: i64) -> Result<PutOutcome, BrainError> {
+fn put_page_in(
+    tx: &Transaction<'_>,
+    page: &PageInput,
+    frontmatter: &str,
+    now: i64,
+) -> Result<PutOutcome, BrainError> {
     let context = "storing a page";
     let existing: Option<(i64, String, Option<i64>, String)> = tx
         .prepare_cached("SELECT id, content_hash, deleted_at, title FROM pages WHERE slug = ?1")
         .and_then(|mut statement| {
-            statement.query_row([&page.slug], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))).optional()
+            statement
+                .query_row([&page.slug], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                .optional()
         })
         .map_err(db_error(context))?;
     let stem = slug_stem(&page.slug);
@@ -397,7 +406,12 @@ fn put_page_in(tx: &Transaction<'_>, page: &PageInput, frontmatter: &str, now: i
         let chunk_id = tx.last_insert_rowid();
         tx.prepare_cached("INSERT INTO chunks_fts (rowid, title, context, text) VALUES (?1, ?2, ?3, ?4)")
             .and_then(|mut statement| {
-                statement.execute(params![chunk_id, page.title, chunk.context.as_deref().unwrap_or(""), chunk.text])
+                statement.execute(params![
+                    chunk_id,
+                    page.title,
+                    chunk.context.as_deref().unwrap_or(""),
+                    chunk.text
+                ])
             })
             .map_err(db_error(context))?;
         if !reusable.is_empty()
@@ -412,7 +426,11 @@ fn put_page_in(tx: &Transaction<'_>, page: &PageInput, frontmatter: &str, now: i
 }
 
 /// Embedded text → stored vector for the page's current chunks (computed with its old title).
-fn reusable_vectors(tx: &Connection, page_id: i64, title: &str) -> Result<HashMap<String, Vec<u8>>, BrainError> {
+fn reusable_vectors(
+    tx: &Connection,
+    page_id: i64,
+    title: &str,
+) -> Result<HashMap<String, Vec<u8>>, BrainError> {
     tx.prepare_cached(
         "SELECT c.context, c.text, v.vector FROM chunks c JOIN chunk_vectors v ON v.chunk_id = c.id
          WHERE c.page_id = ?1",
@@ -437,7 +455,9 @@ fn remove_chunks(tx: &Connection, page_id: i64) -> Result<(), BrainError> {
         "DELETE FROM chunk_vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE page_id = ?1)",
         "DELETE FROM chunks WHERE page_id = ?1",
     ] {
-        tx.prepare_cached(sql).and_then(|mut statement| statement.execute([page_id])).map_err(db_error(context))?;
+        tx.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([page_id]))
+            .map_err(db_error(context))?;
     }
     Ok(())
 }
@@ -458,7 +478,9 @@ fn insert_links(tx: &Connection, page_id: i64, page: &PageInput) -> Result<(), B
             "INSERT INTO links (from_page, target, target_key, target_path, target_stem, kind, alias)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
-        .and_then(|mut statement| statement.execute(params![page_id, link.target.trim(), key, path, stem, kind, alias]))
+        .and_then(|mut statement| {
+            statement.execute(params![page_id, link.target.trim(), key, path, stem, kind, alias])
+        })
         .map_err(db_error("storing links"))?;
     }
     Ok(())
@@ -542,7 +564,12 @@ fn read_page(tx: &Connection, slug: &str) -> Result<Option<PageView>, BrainError
         .and_then(|mut statement| {
             statement
                 .query_map([id], |row| {
-                    Ok(LinkView { target: row.get(0)?, kind: row.get(1)?, alias: row.get(2)?, slug: row.get(3)? })
+                    Ok(LinkView {
+                        target: row.get(0)?,
+                        kind: row.get(1)?,
+                        alias: row.get(2)?,
+                        slug: row.get(3)?,
+                    })
                 })
                 .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         })
@@ -551,7 +578,12 @@ fn read_page(tx: &Connection, slug: &str) -> Result<Option<PageView>, BrainError
         let target = Target { id, slug: &view.slug, key: &key, stem: &stem };
         view.backlinks = incoming_links(tx, &target)?
             .into_iter()
-            .map(|link| Backlink { slug: link.from_slug, title: link.from_title, kind: link.kind, alias: link.alias })
+            .map(|link| Backlink {
+                slug: link.from_slug,
+                title: link.from_title,
+                kind: link.kind,
+                alias: link.alias,
+            })
             .collect();
     }
     view.facts = select_facts(

@@ -245,9 +245,8 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), BrainError> {
     if version == known {
         return Ok(());
     }
-    let transaction = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_error(&context))?;
+    let transaction =
+        connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error(&context))?;
     let version = user_version(&transaction).map_err(db_error(&context))?;
     if version > known {
         return Err(BrainError::Database(format!(

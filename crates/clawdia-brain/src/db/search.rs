@@ -154,12 +154,12 @@ pub struct Expert {
 }
 
 const STOPWORDS: &[&str] = &[
-    "a", "about", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can",
-    "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i",
-    "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so",
-    "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "us",
-    "very", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would",
-    "you", "your",
+    "a", "about", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
+    "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "him", "his",
+    "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our",
+    "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to",
+    "too", "us", "very", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with",
+    "would", "you", "your",
 ];
 
 /// The words of a query, lower-cased, deduplicated, in order.
@@ -175,7 +175,8 @@ fn query_words(text: &str) -> Vec<String> {
 /// The words a search looks for: stopwords dropped unless nothing else is left.
 fn search_words(text: &str) -> Vec<String> {
     let words = query_words(text);
-    let content: Vec<String> = words.iter().filter(|word| !STOPWORDS.contains(&word.as_str())).cloned().collect();
+    let content: Vec<String> =
+        words.iter().filter(|word| !STOPWORDS.contains(&word.as_str())).cloned().collect();
     let mut chosen = if content.is_empty() { words } else { content };
     chosen.truncate(MAX_QUERY_WORDS);
     chosen
@@ -256,7 +257,11 @@ pub(crate) fn plan_fts(connection: &Connection, text: &str) -> Result<Option<Fts
         let fill = (common.len() > 1).then(|| joined(&common, " OR "));
         FtsPlan { primary: joined(&common, " AND "), fill, all }
     } else {
-        FtsPlan { primary: joined(&rare, " OR "), fill: (!common.is_empty()).then(|| joined(&common, " AND ")), all }
+        FtsPlan {
+            primary: joined(&rare, " OR "),
+            fill: (!common.is_empty()).then(|| joined(&common, " AND ")),
+            all,
+        }
     }))
 }
 
@@ -333,11 +338,18 @@ impl Pages {
     fn get(&mut self, connection: &Connection, page_id: i64) -> Result<Option<&PageInfo>, BrainError> {
         if let std::collections::hash_map::Entry::Vacant(entry) = self.known.entry(page_id) {
             let row = connection
-                .prepare_cached("SELECT slug, title, source, kind FROM pages WHERE id = ?1 AND deleted_at IS NULL")
+                .prepare_cached(
+                    "SELECT slug, title, source, kind FROM pages WHERE id = ?1 AND deleted_at IS NULL",
+                )
                 .and_then(|mut statement| {
                     statement
                         .query_row([page_id], |row| {
-                            Ok(PageInfo { slug: row.get(0)?, title: row.get(1)?, source: row.get(2)?, kind: row.get(3)? })
+                            Ok(PageInfo {
+                                slug: row.get(0)?,
+                                title: row.get(1)?,
+                                source: row.get(2)?,
+                                kind: row.get(3)?,
+                            })
                         })
                         .optional()
                 })
@@ -385,7 +397,8 @@ fn ranked_matches(
     if filter.is_empty() {
         // Without a filter, ranking the full-text table alone (no join per matching row) is
         // about a quarter faster; the chunks' pages are looked up for the survivors only.
-        let sql = format!("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY {BM25}, rowid LIMIT ?2");
+        let sql =
+            format!("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY {BM25}, rowid LIMIT ?2");
         let chunk_ids = connection
             .prepare_cached(&sql)
             .and_then(|mut statement| {
@@ -406,7 +419,12 @@ fn ranked_matches(
                 .query_row([chunk_id], |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
-                        PageInfo { slug: row.get(1)?, title: row.get(2)?, source: row.get(3)?, kind: row.get(4)? },
+                        PageInfo {
+                            slug: row.get(1)?,
+                            title: row.get(2)?,
+                            source: row.get(3)?,
+                            kind: row.get(4)?,
+                        },
                     ))
                 })
                 .optional()
@@ -464,7 +482,8 @@ fn fuse(
     pages: &mut Pages,
 ) -> Result<Vec<Candidate>, BrainError> {
     let mut candidates: HashMap<i64, Candidate> = HashMap::new();
-    let blank = |chunk_id, page_id| Candidate { chunk_id, page_id, fts_rank: None, vector_rank: None, score: 0.0 };
+    let blank =
+        |chunk_id, page_id| Candidate { chunk_id, page_id, fts_rank: None, vector_rank: None, score: 0.0 };
     for (rank, (chunk_id, page_id)) in (1..).zip(text_hits) {
         let candidate = candidates.entry(*chunk_id).or_insert_with(|| blank(*chunk_id, *page_id));
         candidate.fts_rank = Some(rank);
@@ -530,10 +549,17 @@ impl Db {
     /// Hybrid / full-text / vector search (see the module doc).
     pub fn search(&self, query: &SearchQuery) -> Result<SearchResult, BrainError> {
         if !query.rrf_k.is_finite() || query.rrf_k < 0.0 {
-            return Err(BrainError::Invalid(format!("rrf_k must be a non-negative number, not {}", query.rrf_k)));
+            return Err(BrainError::Invalid(format!(
+                "rrf_k must be a non-negative number, not {}",
+                query.rrf_k
+            )));
         }
-        if let Some((prefix, factor)) = query.boosts.iter().find(|(_, factor)| !factor.is_finite() || *factor < 0.0) {
-            return Err(BrainError::Invalid(format!("boost for `{prefix}` must be a non-negative number, not {factor}")));
+        if let Some((prefix, factor)) =
+            query.boosts.iter().find(|(_, factor)| !factor.is_finite() || *factor < 0.0)
+        {
+            return Err(BrainError::Invalid(format!(
+                "boost for `{prefix}` must be a non-negative number, not {factor}"
+            )));
         }
         if query.vector.as_ref().is_some_and(|vector| vector.iter().any(|value| !value.is_finite())) {
             return Err(BrainError::Invalid("query vector has a non-finite value".to_string()));
@@ -545,7 +571,12 @@ impl Db {
         self.read("searching", |tx| self.search_in(tx, query, &filter))
     }
 
-    fn search_in(&self, tx: &Connection, query: &SearchQuery, filter: &SlugFilter) -> Result<SearchResult, BrainError> {
+    fn search_in(
+        &self,
+        tx: &Connection,
+        query: &SearchQuery,
+        filter: &SlugFilter,
+    ) -> Result<SearchResult, BrainError> {
         let mut notices: Vec<String> = Vec::new();
         let text_plan = match query.mode {
             SearchMode::Vector => None,
@@ -713,7 +744,13 @@ impl Db {
                         evidence.push(source.slug.clone());
                     }
                 }
-                experts.push(Expert { slug: info.slug, title: info.title, kind: info.kind, score: tally.score, evidence });
+                experts.push(Expert {
+                    slug: info.slug,
+                    title: info.title,
+                    kind: info.kind,
+                    score: tally.score,
+                    evidence,
+                });
             }
             experts.sort_by(|a, b| {
                 (b.kind == "person")
@@ -791,7 +828,11 @@ fn expand(
 
 /// FTS5's snippet for a full-text hit; otherwise the opening of the chunk (or of the page body
 /// for a page without chunks).
-fn snippet(connection: &Connection, candidate: &Candidate, text_query: Option<&str>) -> Result<String, BrainError> {
+fn snippet(
+    connection: &Connection,
+    candidate: &Candidate,
+    text_query: Option<&str>,
+) -> Result<String, BrainError> {
     let context = "making a snippet";
     if let (Some(query), Some(_)) = (text_query, candidate.fts_rank) {
         let snippet: Option<String> = connection
@@ -799,7 +840,9 @@ fn snippet(connection: &Connection, candidate: &Candidate, text_query: Option<&s
                 "SELECT snippet(chunks_fts, 2, '', '', '…', {SNIPPET_TOKENS}) FROM chunks_fts
                  WHERE chunks_fts MATCH ?1 AND rowid = ?2"
             ))
-            .and_then(|mut statement| statement.query_row(params![query, candidate.chunk_id], |row| row.get(0)).optional())
+            .and_then(|mut statement| {
+                statement.query_row(params![query, candidate.chunk_id], |row| row.get(0)).optional()
+            })
             .map_err(db_error(context))?;
         if let Some(snippet) = snippet.filter(|snippet| !snippet.trim().is_empty()) {
             return Ok(opening(&snippet, SNIPPET_CHARS * 2));

@@ -15,7 +15,8 @@ fn open() -> (tempfile::TempDir, Db) {
 
 #[test]
 fn fts_queries_quote_every_word_and_drop_stopwords() {
-    let check = |text: &str, expected: Option<&str>| assert_eq!(fts_query(text).as_deref(), expected, "{text:?}");
+    let check =
+        |text: &str, expected: Option<&str>| assert_eq!(fts_query(text).as_deref(), expected, "{text:?}");
     check("what is the team size", Some("\"team\" OR \"size\""));
     check("the", Some("\"the\""));
     check("\"AND OR NEAR(", Some("\"near\""));
@@ -28,9 +29,15 @@ fn fts_queries_quote_every_word_and_drop_stopwords() {
 #[test]
 fn link_keys_cover_titles_paths_and_anchors() {
     let keys = link_keys("People/Alice Smith.md#Contact");
-    assert_eq!((keys.key.as_str(), keys.path.as_str(), keys.stem.as_str()), ("people-alice-smith", "people/alice-smith", "alice-smith"));
+    assert_eq!(
+        (keys.key.as_str(), keys.path.as_str(), keys.stem.as_str()),
+        ("people-alice-smith", "people/alice-smith", "alice-smith")
+    );
     let keys = link_keys("Acme Corp.");
-    assert_eq!((keys.key.as_str(), keys.path.as_str(), keys.stem.as_str()), ("acme-corp", "acme-corp", "acme-corp"));
+    assert_eq!(
+        (keys.key.as_str(), keys.path.as_str(), keys.stem.as_str()),
+        ("acme-corp", "acme-corp", "acme-corp")
+    );
 }
 
 #[test]
@@ -42,7 +49,8 @@ fn vectors_round_trip_and_quantize_close_to_cosine() {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let scale_a = quantize_into(&vector, &mut a);
     let scale_b = quantize_into(&other, &mut b);
-    let approx: f32 = a.iter().zip(&b).map(|(x, y)| f32::from(*x) * f32::from(*y)).sum::<f32>() * scale_a * scale_b;
+    let approx: f32 =
+        a.iter().zip(&b).map(|(x, y)| f32::from(*x) * f32::from(*y)).sum::<f32>() * scale_a * scale_b;
     assert!((approx - cosine(&vector, &other)).abs() < 0.02, "{approx} vs {}", cosine(&vector, &other));
     let mut zero = Vec::new();
     assert_eq!(quantize_into(&[0.0; 4], &mut zero), 0.0);
@@ -53,7 +61,9 @@ fn vectors_round_trip_and_quantize_close_to_cosine() {
 fn sqlite_vec_is_registered_on_brain_connections() {
     let (_dir, db) = open();
     let version: String = db
-        .read("test", |tx| tx.query_row("SELECT vec_version()", [], |row| row.get(0)).map_err(super::error::db_error("test")))
+        .read("test", |tx| {
+            tx.query_row("SELECT vec_version()", [], |row| row.get(0)).map_err(super::error::db_error("test"))
+        })
         .expect("vec_version");
     assert!(version.starts_with('v'), "{version}");
 }
@@ -76,7 +86,8 @@ fn known_at_answers_what_the_brain_believed_then() {
     db.add_fact_at(&fact("5", 1000), 10).expect("five");
     db.add_fact_at(&fact("8", 2000), 20).expect("eight");
     let objects = |as_of: i64, known_at: Option<i64>| -> Vec<String> {
-        let query = FactQuery { subject: Some("acme".into()), as_of: Some(as_of), known_at, ..FactQuery::default() };
+        let query =
+            FactQuery { subject: Some("acme".into()), as_of: Some(as_of), known_at, ..FactQuery::default() };
         db.facts(&query).expect("facts").into_iter().map(|fact| fact.object).collect()
     };
     assert_eq!(objects(3000, Some(15)), ["5"], "at t=15 the brain only knew 5, open-ended");

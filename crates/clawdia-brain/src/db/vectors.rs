@@ -65,8 +65,9 @@ fn quantize_blob(floats: &[[u8; 4]], codes: &mut Vec<i8>) -> f32 {
 }
 
 fn quantize_values(values: impl Iterator<Item = f32> + Clone, len: usize, codes: &mut Vec<i8>) -> f32 {
-    let (sum_of_squares, largest) =
-        values.clone().fold((0.0f32, 0.0f32), |(sum, largest), value| (sum + value * value, largest.max(value.abs())));
+    let (sum_of_squares, largest) = values
+        .clone()
+        .fold((0.0f32, 0.0f32), |(sum, largest), value| (sum + value * value, largest.max(value.abs())));
     let length = sum_of_squares.sqrt();
     if length == 0.0 || largest == 0.0 || !length.is_finite() {
         codes.extend(std::iter::repeat_n(0, len));
@@ -409,7 +410,9 @@ impl Db {
             return Err(BrainError::Invalid("embedding model id must not be empty".to_string()));
         }
         if dims == 0 || dims > MAX_DIMS {
-            return Err(BrainError::Invalid(format!("embedding dimensions must be 1..={MAX_DIMS}, not {dims}")));
+            return Err(BrainError::Invalid(format!(
+                "embedding dimensions must be 1..={MAX_DIMS}, not {dims}"
+            )));
         }
         let dims_sql = i64::try_from(dims).unwrap_or(i64::MAX);
         self.write("recording the embedding model", |tx| {
@@ -437,7 +440,11 @@ impl Db {
             .and_then(|mut statement| statement.execute(params![model_id, dims_sql]))
             .map_err(db_error(context))?;
             if reset {
-                tracing::info!(model = model_id, dims, "embedding model changed; all vectors dropped for re-embedding");
+                tracing::info!(
+                    model = model_id,
+                    dims,
+                    "embedding model changed; all vectors dropped for re-embedding"
+                );
             }
             Ok(reset)
         })
@@ -474,7 +481,9 @@ impl Db {
         if vectors.is_empty() {
             return Ok(());
         }
-        if let Some((chunk_id, _)) = vectors.iter().find(|(_, vector)| vector.iter().any(|value| !value.is_finite())) {
+        if let Some((chunk_id, _)) =
+            vectors.iter().find(|(_, vector)| vector.iter().any(|value| !value.is_finite()))
+        {
             return Err(BrainError::Invalid(format!("vector for chunk {chunk_id} has a non-finite value")));
         }
         self.write("storing vectors", |tx| {
@@ -522,7 +531,11 @@ impl Db {
             if !index.is_current(&state) {
                 let started = std::time::Instant::now();
                 index.sync(connection, &state)?;
-                tracing::debug!(entries = index.len(), elapsed_ms = started.elapsed().as_millis() as u64, "vector index synced");
+                tracing::debug!(
+                    entries = index.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "vector index synced"
+                );
             }
         }
         Ok(self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -531,7 +544,12 @@ impl Db {
 
 /// Stores (replacing) the vector of a chunk and marks the chunk embedded. `replace = false`
 /// skips the delete for a chunk known to have no vector yet.
-pub(crate) fn insert_vector(connection: &Connection, chunk_id: i64, blob: &[u8], replace: bool) -> Result<(), BrainError> {
+pub(crate) fn insert_vector(
+    connection: &Connection,
+    chunk_id: i64,
+    blob: &[u8],
+    replace: bool,
+) -> Result<(), BrainError> {
     let context = "storing a vector";
     if replace {
         // An explicit delete (not INSERT OR REPLACE) so the tombstone trigger fires.

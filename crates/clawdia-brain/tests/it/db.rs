@@ -47,7 +47,12 @@ fn page(slug: &str, title: &str, chunks: &[&str]) -> PageInput {
         frontmatter: serde_json::json!({}),
         chunks: chunks
             .iter()
-            .map(|text| ChunkInput { text: text.to_string(), context: None, start_line: None, end_line: None })
+            .map(|text| ChunkInput {
+                text: text.to_string(),
+                context: None,
+                start_line: None,
+                end_line: None,
+            })
             .collect(),
         links: Vec::new(),
     }
@@ -178,7 +183,8 @@ fn a_re_put_keeps_vectors_of_unchanged_chunks() {
     let f = fixture();
     put(&f.db, &page("notes/a", "Plans", &["first section", "second section"]));
     embed_all(&f.db, |_| vec![1.0, 0.0, 0.0, 0.0]);
-    let outcome = f.db.put_page(&page("notes/a", "Plans", &["first section", "second section, edited"])).expect("put");
+    let outcome =
+        f.db.put_page(&page("notes/a", "Plans", &["first section", "second section, edited"])).expect("put");
     assert_eq!(outcome.vectors_reused, 1);
     let pending = f.db.chunks_to_embed(10).expect("pending");
     assert_eq!(pending.len(), 1, "only the edited chunk needs a new vector");
@@ -254,7 +260,10 @@ fn links_resolve_by_title_key_stem_and_path_with_backlinks_and_kinds() {
     let alice = f.db.get_page("notes/people/alice-smith").expect("get").expect("page");
     let backlinks: Vec<(&str, &str)> =
         alice.backlinks.iter().map(|link| (link.slug.as_str(), link.kind.as_str())).collect();
-    assert_eq!(backlinks, [("notes/incidents/2026-03-outage", "mentions"), ("notes/projects/k8s-migration", "owner")]);
+    assert_eq!(
+        backlinks,
+        [("notes/incidents/2026-03-outage", "mentions"), ("notes/projects/k8s-migration", "owner")]
+    );
     assert_eq!(alice.links[0].slug.as_deref(), Some("notes/companies/acme"), "typed link by title key");
 
     let bob = f.db.get_page("notes/people/bob").expect("get").expect("page");
@@ -279,7 +288,14 @@ fn a_link_resolves_once_its_target_exists_and_not_after_deletion() {
 #[test]
 fn a_title_match_outranks_a_single_body_mention() {
     let f = fixture();
-    put(&f.db, &page("notes/body", "Weekly notes", &["Lots of things happened. We also talked about kubernetes once."]));
+    put(
+        &f.db,
+        &page(
+            "notes/body",
+            "Weekly notes",
+            &["Lots of things happened. We also talked about kubernetes once."],
+        ),
+    );
     put(&f.db, &page("notes/title", "Kubernetes", &["Our cluster runs three nodes in two regions."]));
     assert_eq!(text_search(&f.db, "kubernetes", 5), ["notes/title", "notes/body"]);
 }
@@ -295,7 +311,9 @@ fn full_text_uses_stemming_and_ignores_diacritics() {
 fn fts_syntax_in_queries_is_just_text() {
     let f = fixture();
     put(&f.db, &page("notes/near", "Near", &["near and or not"]));
-    for text in ["\"AND OR NEAR(", "*", "NOT", "a:b", "title:near", "(", "\"", "^near", "near*", "-", "{x y}: z"] {
+    for text in
+        ["\"AND OR NEAR(", "*", "NOT", "a:b", "title:near", "(", "\"", "^near", "near*", "-", "{x y}: z"]
+    {
         let mut query = SearchQuery::new(text, 5);
         query.mode = SearchMode::FullText;
         let result = f.db.search(&query);
@@ -397,10 +415,19 @@ fn hybrid_without_vectors_degrades_to_full_text_and_says_so() {
     put(&f.db, &page("notes/a", "A", &["hello world"]));
     let result = f.db.search(&SearchQuery::new("hello", 5)).expect("no vector");
     assert_eq!(result.hits.len(), 1);
-    assert!(result.notice.as_deref().is_some_and(|notice| notice.contains("full-text")), "{:?}", result.notice);
-    let result = f.db.search(&vector_query("hello", [1.0, 0.0, 0.0, 0.0], 5, SearchMode::Hybrid)).expect("no vectors");
+    assert!(
+        result.notice.as_deref().is_some_and(|notice| notice.contains("full-text")),
+        "{:?}",
+        result.notice
+    );
+    let result =
+        f.db.search(&vector_query("hello", [1.0, 0.0, 0.0, 0.0], 5, SearchMode::Hybrid)).expect("no vectors");
     assert_eq!(result.hits.len(), 1);
-    assert!(result.notice.as_deref().is_some_and(|notice| notice.contains("no vectors")), "{:?}", result.notice);
+    assert!(
+        result.notice.as_deref().is_some_and(|notice| notice.contains("no vectors")),
+        "{:?}",
+        result.notice
+    );
 }
 
 #[test]
@@ -436,7 +463,10 @@ fn changing_the_model_drops_every_vector() {
 fn vectors_of_the_wrong_size_are_refused_and_nothing_is_stored() {
     let f = fixture();
     put(&f.db, &page("notes/a", "A", &["one", "two"]));
-    assert!(matches!(f.db.store_vectors(&[(1, vec![1.0; 4])]), Err(BrainError::Embedding(_))), "no model yet");
+    assert!(
+        matches!(f.db.store_vectors(&[(1, vec![1.0; 4])]), Err(BrainError::Embedding(_))),
+        "no model yet"
+    );
     f.db.set_embedding_model("test/4d", 4).expect("model");
     let pending = f.db.chunks_to_embed(10).expect("pending");
     let rows = vec![(pending[0].0, vec![1.0, 0.0, 0.0, 0.0]), (pending[1].0, vec![1.0, 0.0, 0.0])];
@@ -492,7 +522,9 @@ fn excluded_pages_never_take_a_slot() {
     put(&f.db, &page("private/b", "Budget", &["budget budget"]));
     put(&f.db, &page("notes/c", "Plan", &["the budget"]));
     put(&f.db, &page("notes/d", "Other", &["budget talk and many other words to dilute it"]));
-    embed_all(&f.db, |text| if text.contains("Budget") { vec![1.0, 0.0, 0.0, 0.0] } else { vec![0.7, 0.7, 0.0, 0.0] });
+    embed_all(&f.db, |text| {
+        if text.contains("Budget") { vec![1.0, 0.0, 0.0, 0.0] } else { vec![0.7, 0.7, 0.0, 0.0] }
+    });
     for mode in [SearchMode::FullText, SearchMode::Hybrid, SearchMode::Vector] {
         let mut query = vector_query("budget", [1.0, 0.0, 0.0, 0.0], 2, mode);
         assert_eq!(slugs(&f.db, &query)[..1], ["private/a".to_string()], "{mode:?} without exclude");
@@ -558,10 +590,15 @@ fn graph_expansion_adds_linked_pages_below_the_hits() {
     query.mode = SearchMode::FullText;
     query.expand_graph = 2;
     let result = f.db.search(&query).expect("search");
-    let summary: Vec<(&str, bool)> = result.hits.iter().map(|hit| (hit.slug.as_str(), hit.expanded)).collect();
+    let summary: Vec<(&str, bool)> =
+        result.hits.iter().map(|hit| (hit.slug.as_str(), hit.expanded)).collect();
     assert_eq!(
         summary,
-        [("notes/incidents/2026-03-outage", false), ("notes/people/alice-smith", true), ("notes/people/bob", true)]
+        [
+            ("notes/incidents/2026-03-outage", false),
+            ("notes/people/alice-smith", true),
+            ("notes/people/bob", true)
+        ]
     );
     assert!(result.hits[1].score < result.hits[0].score && result.hits[2].score < result.hits[1].score);
     assert!(!result.hits[1].snippet.is_empty());
@@ -574,7 +611,11 @@ fn graph_expansion_adds_linked_pages_below_the_hits() {
 #[test]
 fn snippets_show_the_matching_passage() {
     let f = fixture();
-    let long = format!("{} The secret ingredient is cardamom. {}", "filler words ".repeat(60), "more filler ".repeat(60));
+    let long = format!(
+        "{} The secret ingredient is cardamom. {}",
+        "filler words ".repeat(60),
+        "more filler ".repeat(60)
+    );
     put(&f.db, &page("notes/recipe", "Recipe", &[&long]));
     let mut query = SearchQuery::new("cardamom", 1);
     query.mode = SearchMode::FullText;
@@ -591,11 +632,18 @@ fn find_experts_ranks_people_linked_with_matching_pages() {
     let summary: Vec<(&str, &str)> = experts.iter().map(|e| (e.slug.as_str(), e.kind.as_str())).collect();
     assert_eq!(
         summary,
-        [("notes/people/alice-smith", "person"), ("notes/people/bob", "person"), ("notes/companies/acme", "company")]
+        [
+            ("notes/people/alice-smith", "person"),
+            ("notes/people/bob", "person"),
+            ("notes/companies/acme", "company")
+        ]
     );
     assert_eq!(experts[0].evidence.len(), 2);
     assert!(experts[0].evidence.contains(&"notes/projects/k8s-migration".to_string()));
-    assert!(f.db.find_experts("sourdough", 5).expect("experts").is_empty(), "nothing links to the bread note");
+    assert!(
+        f.db.find_experts("sourdough", 5).expect("experts").is_empty(),
+        "nothing links to the bread note"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -639,12 +687,18 @@ fn a_newer_fact_closes_the_older_one_and_as_of_answers_per_date() {
     assert_eq!(object_as_of(&f.db, "Acme", "team size", day(5, 1)), ["8"]);
     assert!(object_as_of(&f.db, "Acme", "team size", day(1, 1) - 1).is_empty());
 
-    let history = f.db.facts(&FactQuery { subject: Some("ACME".into()), include_history: true, ..FactQuery::default() });
-    let january = history.expect("history").into_iter().find(|fact| fact.id == five.id).expect("never deleted");
+    let history = f.db.facts(&FactQuery {
+        subject: Some("ACME".into()),
+        include_history: true,
+        ..FactQuery::default()
+    });
+    let january =
+        history.expect("history").into_iter().find(|fact| fact.id == five.id).expect("never deleted");
     assert_eq!(january.valid_until, Some(day(4, 1)));
     assert_eq!(january.superseded_by, Some(eight.id));
 
-    let current = f.db.facts(&FactQuery { subject: Some("Acme".into()), ..FactQuery::default() }).expect("current");
+    let current =
+        f.db.facts(&FactQuery { subject: Some("Acme".into()), ..FactQuery::default() }).expect("current");
     let objects: Vec<&str> = current.iter().map(|fact| fact.object.as_str()).collect();
     assert_eq!(objects, ["8"]);
 }
@@ -678,7 +732,8 @@ fn retracting_a_fact_reopens_what_it_closed() {
     assert!(!f.db.retract_fact(eight.id).expect("again"));
     assert!(matches!(f.db.retract_fact(9_999), Err(BrainError::NotFound(_))));
     assert_eq!(object_as_of(&f.db, "Acme", "team size", day(5, 1)), ["5"]);
-    let current = f.db.facts(&FactQuery { subject: Some("Acme".into()), ..FactQuery::default() }).expect("facts");
+    let current =
+        f.db.facts(&FactQuery { subject: Some("Acme".into()), ..FactQuery::default() }).expect("facts");
     assert_eq!(current.iter().map(|fact| fact.id).collect::<Vec<_>>(), [five.id]);
 }
 
@@ -702,7 +757,8 @@ fn search_as_of_attaches_facts_about_the_hits_and_the_query() {
     let mut query = SearchQuery::new("customer", 3);
     query.as_of = Some(day(3, 15));
     let result = f.db.search(&query).expect("search");
-    let objects: Vec<(&str, &str)> = result.facts.iter().map(|fact| (fact.subject.as_str(), fact.object.as_str())).collect();
+    let objects: Vec<(&str, &str)> =
+        result.facts.iter().map(|fact| (fact.subject.as_str(), fact.object.as_str())).collect();
     assert_eq!(objects, [("Acme", "5")]);
     query.text = "what was the team size at globex".to_string();
     let result = f.db.search(&query).expect("search");
@@ -739,17 +795,27 @@ fn superseding_a_take_deactivates_the_old_one() {
 fn timeline_lists_a_range_oldest_first() {
     let f = fixture();
     put(&f.db, &page("notes/acme", "Acme", &["customer"]));
-    for (at, text, slug) in [(300, "renewed", Some("notes/acme")), (100, "signed", Some("notes/acme")), (200, "holiday", None)] {
-        let entry = TimelineInput { page_slug: slug.map(String::from), at, text: text.to_string(), source: None };
+    for (at, text, slug) in
+        [(300, "renewed", Some("notes/acme")), (100, "signed", Some("notes/acme")), (200, "holiday", None)]
+    {
+        let entry =
+            TimelineInput { page_slug: slug.map(String::from), at, text: text.to_string(), source: None };
         f.db.add_timeline(&entry).expect("add");
     }
     let texts = |query: TimelineQuery| -> Vec<String> {
         f.db.timeline(&query).expect("timeline").into_iter().map(|entry| entry.text).collect()
     };
-    assert_eq!(texts(TimelineQuery { from: Some(150), to: Some(300), ..TimelineQuery::default() }), ["holiday", "renewed"]);
-    assert_eq!(texts(TimelineQuery { page_slug: Some("notes/acme".into()), ..TimelineQuery::default() }), ["signed", "renewed"]);
+    assert_eq!(
+        texts(TimelineQuery { from: Some(150), to: Some(300), ..TimelineQuery::default() }),
+        ["holiday", "renewed"]
+    );
+    assert_eq!(
+        texts(TimelineQuery { page_slug: Some("notes/acme".into()), ..TimelineQuery::default() }),
+        ["signed", "renewed"]
+    );
     assert_eq!(texts(TimelineQuery { limit: 1, ..TimelineQuery::default() }), ["signed"]);
-    let missing = TimelineInput { page_slug: Some("notes/nope".into()), at: 1, text: "x".into(), source: None };
+    let missing =
+        TimelineInput { page_slug: Some("notes/nope".into()), at: 1, text: "x".into(), source: None };
     assert!(matches!(f.db.add_timeline(&missing), Err(BrainError::NotFound(_))));
     assert_eq!(f.db.get_page("notes/acme").expect("get").expect("page").timeline.len(), 2);
 }
@@ -793,10 +859,15 @@ fn a_writer_and_a_reader_on_two_handles_do_not_get_in_each_others_way() {
         std::thread::spawn(move || -> Result<(), BrainError> {
             for n in 0..200 {
                 let slug = format!("notes/page-{n}");
-                writer.put_page(&page(&slug, &format!("Page {n}"), &[&format!("beaver dam number {n}"), "more text"]))?;
+                writer.put_page(&page(
+                    &slug,
+                    &format!("Page {n}"),
+                    &[&format!("beaver dam number {n}"), "more text"],
+                ))?;
                 if n % 20 == 0 {
                     let pending = writer.chunks_to_embed(100)?;
-                    let vectors: Vec<(i64, Vec<f32>)> = pending.into_iter().map(|(id, _)| (id, vec![1.0, 0.0, 0.0, 0.0])).collect();
+                    let vectors: Vec<(i64, Vec<f32>)> =
+                        pending.into_iter().map(|(id, _)| (id, vec![1.0, 0.0, 0.0, 0.0])).collect();
                     writer.store_vectors(&vectors)?;
                 }
             }
@@ -842,7 +913,8 @@ fn a_second_open_of_a_migrated_file_works_and_keeps_data() {
 /// `BRAIN_BENCH_CHUNKS=50000 cargo test --release -p clawdia-brain --test it db::bench -- --nocapture`).
 #[test]
 fn bench_prints_latencies() {
-    let chunks: usize = std::env::var("BRAIN_BENCH_CHUNKS").ok().and_then(|n| n.parse().ok()).unwrap_or(2_000);
+    let chunks: usize =
+        std::env::var("BRAIN_BENCH_CHUNKS").ok().and_then(|n| n.parse().ok()).unwrap_or(2_000);
     let dims = 384;
     let f = fixture();
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -876,7 +948,8 @@ fn bench_prints_latencies() {
         if pending.is_empty() {
             break;
         }
-        let vectors: Vec<(i64, Vec<f32>)> = pending.into_iter().map(|(id, _)| (id, random_vector(&mut next))).collect();
+        let vectors: Vec<(i64, Vec<f32>)> =
+            pending.into_iter().map(|(id, _)| (id, random_vector(&mut next))).collect();
         f.db.store_vectors(&vectors).expect("store");
     }
     let store_elapsed = started.elapsed();

@@ -430,12 +430,23 @@ fn brain_section_defaults_and_errors() {
     let text = "[brain]\nboosts = { \"notes/\" = 1.5 }\n[brain.embedder]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1/\"\nmodel = \"nomic-embed-text\"\n";
     let config = parse(text, &home()).unwrap();
     assert_eq!(config.brain.boosts, vec![("notes/".to_string(), 1.5)]);
-    assert!(matches!(&config.brain.embedder, clawdia_config::EmbedderConfig::OpenAi { base_url, model, .. } if base_url == "http://127.0.0.1:11434/v1" && model == "nomic-embed-text"));
+    assert!(
+        matches!(&config.brain.embedder, clawdia_config::EmbedderConfig::OpenAi { base_url, model, .. } if base_url == "http://127.0.0.1:11434/v1" && model == "nomic-embed-text")
+    );
     for (text, expected) in [
         ("[brain]\nrrf_k = 0\n", "clawdia.toml:2: brain.rrf_k: must be a number of at least 1"),
-        ("[brain]\nboosts = { \"a/\" = -1.0 }\n", "clawdia.toml:2: brain.boosts.\"a/\": must be a positive number"),
-        ("[brain.embedder]\nkind = \"openai\"\n", "clawdia.toml:2: brain.embedder.base_url: `base_url` is required when kind = \"openai\""),
-        ("[brain.embedder]\nkind = \"local\"\nbase_url = \"http://x/v1\"\n", "clawdia.toml:2: brain.embedder.base_url: `base_url` is only used with kind = \"openai\""),
+        (
+            "[brain]\nboosts = { \"a/\" = -1.0 }\n",
+            "clawdia.toml:2: brain.boosts.\"a/\": must be a positive number",
+        ),
+        (
+            "[brain.embedder]\nkind = \"openai\"\n",
+            "clawdia.toml:2: brain.embedder.base_url: `base_url` is required when kind = \"openai\"",
+        ),
+        (
+            "[brain.embedder]\nkind = \"local\"\nbase_url = \"http://x/v1\"\n",
+            "clawdia.toml:2: brain.embedder.base_url: `base_url` is only used with kind = \"openai\"",
+        ),
         ("[brain.embedder]\nkind = \"onnx\"\n", "clawdia.toml:2: brain.embedder.kind:"),
         ("[brain]\nsize = 1\n", "clawdia.toml:2: brain.size: unknown key"),
     ] {

@@ -15,8 +15,16 @@ fn notes(root: &std::path::Path) -> std::path::PathBuf {
         "---\ntitle: Alice Martin\ntype: person\nworks_at: \"[[Acme Corp]]\"\n---\n# Alice Martin\n\nAlice leads the kubernetes migration and mentors [[Bob]].\n",
     )
     .unwrap();
-    std::fs::write(dir.join("people/bob.md"), "# Bob\n\nBob writes the billing service in Rust with [[Alice Martin|Alice]].\n").unwrap();
-    std::fs::write(dir.join("acme.md"), "---\ntype: company\n---\n# Acme Corp\n\nA company that sells anvils. See [[Alice Martin]].\n").unwrap();
+    std::fs::write(
+        dir.join("people/bob.md"),
+        "# Bob\n\nBob writes the billing service in Rust with [[Alice Martin|Alice]].\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("acme.md"),
+        "---\ntype: company\n---\n# Acme Corp\n\nA company that sells anvils. See [[Alice Martin]].\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("broken.md"), "---\ntitle: [unclosed\n---\nbody\n").unwrap();
     std::fs::write(dir.join("image.md"), b"\x89PNG\r\n\x1a\n\0\0\0binary").unwrap();
     dir
@@ -58,7 +66,10 @@ fn import_query_get_and_incremental_reimport() {
     let out = home.run(&["brain", "get", "notes/people/alice"]);
     let page = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(page.contains("Alice Martin") && page.contains("works_at") && page.contains("notes/people/bob"), "{page}");
+    assert!(
+        page.contains("Alice Martin") && page.contains("works_at") && page.contains("notes/people/bob"),
+        "{page}"
+    );
 
     // Unchanged files are skipped; a changed one is rewritten; a deleted one is soft-deleted.
     let out = home.run(&["brain", "import", dir.to_str().unwrap(), "--source", "notes"]);
@@ -93,7 +104,10 @@ fn agents_use_the_brain_through_tools() {
     let out = home.run(&["chat", "-m", "when is carol's birthday?"]);
     assert_eq!(stdout(&out), "3 June.\n");
     let last = home.mock.requests().pop().unwrap().body.to_string();
-    assert!(last.contains("people/carol") && last.contains("3 June"), "the tool result reached the model: {last}");
+    assert!(
+        last.contains("people/carol") && last.contains("3 June"),
+        "the tool result reached the model: {last}"
+    );
 }
 
 fn model_available() -> bool {
@@ -107,7 +121,10 @@ fn model_available() -> bool {
 #[test]
 fn semantic_search_with_the_local_model() {
     if !model_available() {
-        assert!(std::env::var_os("CI").is_none(), "CI must fetch the embedding model (scripts/fetch-models.sh)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must fetch the embedding model (scripts/fetch-models.sh)"
+        );
         eprintln!("skipped: the embedding model is not installed (run scripts/fetch-models.sh)");
         return;
     }
@@ -184,7 +201,11 @@ asyncio.run(main())
 
 #[test]
 fn mcp_server_works_with_the_official_python_sdk() {
-    let available = Command::new("python3").args(["-c", "import mcp"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let available = Command::new("python3")
+        .args(["-c", "import mcp"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !available {
         assert!(std::env::var_os("CI").is_none(), "CI must install the mcp Python SDK (pip install mcp)");
         eprintln!("skipped: python3 with the `mcp` package is not installed (pip install mcp)");
