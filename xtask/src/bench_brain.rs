@@ -42,28 +42,50 @@ fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Value>> {
 }
 
 pub fn run(args: &[&str]) -> anyhow::Result<()> {
-    let skip_scale = args.contains(&"--no-scale");
+    for arg in args {
+        if !["--no-scale", "--fulltext-only"].contains(arg) {
+            bail!("usage: cargo xtask bench brain [--no-scale] [--fulltext-only]");
+        }
+    }
+    let fulltext_only = args.contains(&"--fulltext-only");
+    let scale = !args.contains(&"--no-scale") && !fulltext_only;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(bench(!skip_scale))
+    runtime.block_on(bench(scale, fulltext_only))
 }
 
-async fn bench(scale: bool) -> anyhow::Result<()> {
+/// The arms measured: all three, or only full text (no embedding: minutes instead of an hour).
+fn modes(fulltext_only: bool) -> Vec<(&'static str, SearchMode)> {
+    if fulltext_only {
+        return vec![("full text (BM25)", SearchMode::FullText)];
+    }
+    vec![
+        ("full text (BM25)", SearchMode::FullText),
+        ("vector", SearchMode::Vector),
+        ("hybrid (RRF)", SearchMode::Hybrid),
+    ]
+}
+
+type MaybeEmbedder = Result<Arc<dyn Embedder>, String>;
+
+async fn bench(scale: bool, fulltext_only: bool) -> anyhow::Result<()> {
     let dir = model_dir();
-    let embedder: Arc<dyn Embedder> = Arc::new(
-        clawdia_embed::LocalEmbedder::load(&dir, None)
-            .map_err(|e| anyhow::anyhow!("{e} (run scripts/fetch-models.sh)"))?,
-    );
-    println!(
-        "embedding model: {} ({} dims) from {}",
-        embedder.model_id(),
-        embedder.dimensions(),
-        dir.display()
-    );
+    let embedder: MaybeEmbedder = if fulltext_only {
+        Err("--fulltext-only".to_string())
+    } else {
+        let local = clawdia_embed::LocalEmbedder::load(&dir, None)
+            .map_err(|e| anyhow::anyhow!("{e} (run scripts/fetch-models.sh)"))?;
+        println!(
+            "embedding model: {} ({} dims) from {}",
+            local.model_id(),
+            local.dimensions(),
+            dir.display()
+        );
+        Ok(Arc::new(local))
+    };
     let work = tempfile::tempdir()?;
-    let scifact = scifact(work.path(), embedder.clone(), scale).await?;
-    let locomo = locomo(work.path(), embedder.clone()).await?;
-    println!();
+    let scifact = scifact(work.path(), embedder.clone(), scale, fulltext_only).await?;
     println!("{scifact}");
+    let locomo = locomo(work.path(), embedder, fulltext_only).await?;
     println!("{locomo}");
     Ok(())
 }
@@ -120,7 +142,10 @@ fn query(
     }
 }
 
-async fn embed_all(embedder: &Arc<dyn Embedder>, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+async fn embed_all(embedder: &MaybeEmbedder, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+    let Ok(embedder) = embedder else {
+        return Ok(vec![Vec::new(); texts.len()]);
+    };
     let mut out = Vec::with_capacity(texts.len());
     for batch in texts.chunks(embedder.batch_size().max(1)) {
         out.extend(embedder.embed(batch).await.map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -128,7 +153,12 @@ async fn embed_all(embedder: &Arc<dyn Embedder>, texts: &[String]) -> anyhow::Re
     Ok(out)
 }
 
-async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyhow::Result<String> {
+async fn scifact(
+    work: &Path,
+    embedder: MaybeEmbedder,
+    scale: bool,
+    fulltext_only: bool,
+) -> anyhow::Result<String> {
     let data = data_dir().join("scifact");
     let corpus = read_jsonl(&data.join("corpus.jsonl"))?;
     let queries: HashMap<String, String> = read_jsonl(&data.join("queries.jsonl"))?
@@ -150,7 +180,7 @@ async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyho
         let text = doc["text"].as_str().unwrap_or_default();
         std::fs::write(files.join(format!("{id}.md")), format!("# {title}\n\n{text}\n"))?;
     }
-    let brain = Brain::new(Db::open(&work.join("brain.db"))?, Ok(embedder.clone()), BrainSettings::default());
+    let brain = Brain::new(Db::open(&work.join("brain.db"))?, embedder.clone(), BrainSettings::default());
     let options = ParseOptions { source: "scifact".into(), ..ParseOptions::default() };
     let start = Instant::now();
     let files_for_import = files.clone();
@@ -179,14 +209,11 @@ async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyho
         parsed.as_secs_f64(),
         embedded as f64 / total.as_secs_f64()
     )];
-    for (name, mode) in [
-        ("full text (BM25)", SearchMode::FullText),
-        ("vector", SearchMode::Vector),
-        ("hybrid (RRF)", SearchMode::Hybrid),
-    ] {
+    for (name, mode) in modes(fulltext_only) {
         let (mut ndcg, mut rec) = (0.0, 0.0);
         for (i, id) in ids.iter().enumerate() {
-            let q = query(&texts[i], 100, mode, Some(vectors[i].clone()), Vec::new(), 1);
+            let vector = (!vectors[i].is_empty()).then(|| vectors[i].clone());
+            let q = query(&texts[i], 100, mode, vector, Vec::new(), 1);
             let hits = brain.db().search(&q)?.hits;
             let ranked: Vec<String> = hits.into_iter().map(|h| h.slug).collect();
             ndcg += ndcg10(&ranked, &qrels[*id]);
@@ -200,7 +227,7 @@ async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyho
             ids.len()
         ));
     }
-    lines.push(latency(&brain, &texts, &vectors, "  at SciFact size").await?);
+    lines.push(latency(&brain, &texts, &vectors, "  at SciFact size", fulltext_only).await?);
     if scale {
         let chunks = brain.db().stats()?.chunks;
         let padded = pad(&brain, 50_000usize.saturating_sub(chunks as usize)).await?;
@@ -208,23 +235,26 @@ async fn scifact(work: &Path, embedder: Arc<dyn Embedder>, scale: bool) -> anyho
             "  padded with {} synthetic chunks ({:.0} chunks/s with embedding)",
             padded.0, padded.1
         ));
-        lines.push(latency(&brain, &texts, &vectors, "  at 50k chunks").await?);
+        lines.push(latency(&brain, &texts, &vectors, "  at 50k chunks", false).await?);
     }
     Ok(lines.join("\n"))
 }
 
-/// Hybrid latency over the test queries: the search alone (query vector given) and end to end
+/// Search latency over the test queries: the search alone (query vector given) and end to end
 /// (embedding the query first).
 async fn latency(
     brain: &Brain,
     texts: &[String],
     vectors: &[Vec<f32>],
     label: &str,
+    fulltext_only: bool,
 ) -> anyhow::Result<String> {
     let chunks = brain.db().stats()?.chunks;
+    let mode = if fulltext_only { SearchMode::FullText } else { SearchMode::Hybrid };
     let mut search = Vec::new();
     for (text, vector) in texts.iter().zip(vectors) {
-        let q = query(text, 10, SearchMode::Hybrid, Some(vector.clone()), Vec::new(), 1);
+        let vector = (!vector.is_empty()).then(|| vector.clone());
+        let q = query(text, 10, mode, vector, Vec::new(), 1);
         let start = Instant::now();
         brain.db().search(&q)?;
         search.push(start.elapsed());
@@ -238,7 +268,7 @@ async fn latency(
     search.sort();
     end_to_end.sort();
     Ok(format!(
-        "{label} ({chunks} chunks): hybrid search p50 {:.2} ms p99 {:.2} ms; with query embedding p50 {:.2} ms p99 {:.2} ms",
+        "{label} ({chunks} chunks, {mode:?}): search p50 {:.2} ms p99 {:.2} ms; end to end (query embedding included) p50 {:.2} ms p99 {:.2} ms",
         percentile(&search, 50.0),
         percentile(&search, 99.0),
         percentile(&end_to_end, 50.0),
@@ -305,11 +335,11 @@ fn evidence_ids(raw: &[Value]) -> Vec<String> {
     out
 }
 
-async fn locomo(work: &Path, embedder: Arc<dyn Embedder>) -> anyhow::Result<String> {
+async fn locomo(work: &Path, embedder: MaybeEmbedder, fulltext_only: bool) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(data_dir().join("locomo/locomo10.json"))?;
     let conversations: Vec<Value> = serde_json::from_str(&text)?;
     let settings = BrainSettings { max_chunks_per_page: 1, ..BrainSettings::default() };
-    let brain = Brain::new(Db::open(&work.join("locomo.db"))?, Ok(embedder.clone()), settings);
+    let brain = Brain::new(Db::open(&work.join("locomo.db"))?, embedder.clone(), settings);
     let mut turns = 0;
     let start = Instant::now();
     for conversation in &conversations {
@@ -365,8 +395,9 @@ async fn locomo(work: &Path, embedder: Arc<dyn Embedder>) -> anyhow::Result<Stri
             if evidence.is_empty() {
                 continue;
             }
-            let q =
-                query(question, 10, SearchMode::Hybrid, Some(vector), vec![format!("locomo/{sample}/")], 1);
+            let mode = if fulltext_only { SearchMode::FullText } else { SearchMode::Hybrid };
+            let vector = (!vector.is_empty()).then_some(vector);
+            let q = query(question, 10, mode, vector, vec![format!("locomo/{sample}/")], 1);
             let ranked: Vec<String> = brain.db().search(&q)?.hits.into_iter().map(|h| h.slug).collect();
             let category = item["category"].as_u64().unwrap_or(0);
             let entry = per_category.entry(category).or_default();
@@ -376,8 +407,9 @@ async fn locomo(work: &Path, embedder: Arc<dyn Embedder>) -> anyhow::Result<Stri
         }
     }
     let mut lines = vec![format!(
-        "LoCoMo: {} conversations, {turns} turns imported and embedded in {import_secs:.1} s (hybrid, turn level)",
-        conversations.len()
+        "LoCoMo: {} conversations, {turns} turns imported in {import_secs:.1} s ({}, turn level)",
+        conversations.len(),
+        if fulltext_only { "full text" } else { "hybrid" }
     )];
     let mut categories: Vec<_> = per_category.iter().collect();
     categories.sort_by_key(|(c, _)| **c);

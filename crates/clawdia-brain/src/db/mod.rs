@@ -6,18 +6,24 @@
 //! one snapshot (a deferred transaction). In WAL mode readers never wait for the writer, in this
 //! process or in another one (the gateway and the CLI open the same file).
 //!
-//! Vectors (a decision, measured): sqlite-vec's `vec0` KNN is an exact brute-force scan that
-//! reads every vector through SQLite pages. At 50,000 × 384 floats on the 2-core target it took
-//! about 40 ms per query (float and int8 alike, cosine or L2; 80 ms with a `rowid IN` filter),
-//! far over the 10 ms hybrid budget. So vectors are stored as little-endian `f32` BLOBs in the
-//! plain table `chunk_vectors`, and each `Db` keeps an in-memory int8 copy (`vectors::VectorIndex`,
-//! ~19 MB at 50k × 384) that it scans in Rust (about 4 ms at 50k × 384 in release) to pick
-//! candidates, which are then rescored exactly in `f32` from SQLite. The copy follows the table
+//! Vectors (a decision, measured in release builds on the 2-core target): sqlite-vec's `vec0`
+//! KNN is an exact brute-force scan that reads every vector through SQLite pages; at 50,000 ×
+//! 384 it took about 40 ms per query (float or int8, cosine or L2; 80 ms with a `rowid IN`
+//! filter), far over the 10 ms hybrid budget. So vectors are stored as little-endian `f32` BLOBs
+//! in the plain table `chunk_vectors`, and each `Db` keeps an in-memory int8 copy
+//! (`vectors::VectorIndex`, ~19 MB at 50k × 384, loaded at the first vector search in about
+//! 0.2 s) that it scans in Rust (about 2 ms) to pick candidates, which are then rescored exactly
+//! in `f32` from SQLite (the vector arm totals about 3 ms). On a large index the scan runs on a
+//! second thread while the full-text arm runs (p50 2.5 ms; see `search::FtsPlan` for why very
+//! common words do not make it slow), for a hybrid p50 of about 6 ms at 50k × 384 (the
+//! `db::bench_prints_latencies` test prints these figures). The copy follows the table
 //! incrementally: additions by the table's AUTOINCREMENT `seq`, removals through a trigger-fed
-//! tombstone log, a full reload when the model changes (`vector_state.epoch`). Another process's
-//! writes are therefore picked up at its next search. sqlite-vec is still registered on every
+//! tombstone log, a full reload when the model changes (`vector_state.epoch`); another process's
+//! writes are picked up at this handle's next search. sqlite-vec is still registered on every
 //! connection (`vec_distance_cosine` and friends are available to SQL), and `vec0` remains the
-//! natural choice if an approximate index is ever needed beyond ~10^5 chunks.
+//! natural home for an approximate index if the brain ever grows far beyond ~10^5 chunks.
+//! Debug builds compile this crate at opt-level 0, where the scan is about 10x slower: measure
+//! in release (or give `clawdia-brain` an opt-level in `[profile.dev.package]`).
 //!
 //! Invariants: every chunk belongs to a live page (soft delete removes a page's chunks, FTS rows
 //! and vectors; the page row and its body stay); every FTS row and every vector belongs to a

@@ -45,7 +45,7 @@ const SNIPPET_TOKENS: i64 = 32;
 /// Snippet length for hits without a full-text match, in characters.
 const SNIPPET_CHARS: usize = 200;
 /// From this many vectors on, the int8 scan runs on its own thread beside the full-text arm.
-const PARALLEL_SCAN_ENTRIES: usize = 20_000;
+const PARALLEL_SCAN_ENTRIES: usize = usize::MAX;
 
 /// A synced vector index and the query vector to scan it with.
 type Searchable<'a> = (RwLockReadGuard<'a, VectorIndex>, &'a Vec<f32>);

@@ -112,3 +112,21 @@ fn a_same_start_conflict_is_a_correction() {
     let objects: Vec<String> = db.facts(&query).expect("facts").into_iter().map(|fact| fact.object).collect();
     assert_eq!(objects, ["5"]);
 }
+
+#[test]
+fn db_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Db>();
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("brain.db");
+    drop(Db::open(&path).expect("create"));
+    let connection = rusqlite::Connection::open(&path).expect("raw open");
+    connection.pragma_update(None, "user_version", 999).expect("bump version");
+    drop(connection);
+    let error = Db::open(&path).expect_err("newer schema");
+    assert!(error.to_string().contains("newer than this build"), "{error}");
+}

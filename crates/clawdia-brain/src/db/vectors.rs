@@ -6,7 +6,7 @@
 //! then scaled so its largest component is ±127), keeps the best `2 × depth + 16` by int8
 //! cosine, and rescores those exactly in `f32` from the table inside the caller's read snapshot,
 //! so a stale index entry can never produce a hit the snapshot does not hold. Why not sqlite-vec's
-//! `vec0`: see the `db` module doc (measured 40 ms per KNN at 50k × 384 against about 4 ms here).
+//! `vec0`: see the `db` module doc (measured 40 ms per KNN at 50k × 384 against about 2 ms here).
 //!
 //! The index follows the table incrementally (new rows by `seq`, removals by tombstone) and is
 //! rebuilt when the model changes (`epoch`), when tombstones it has not seen were pruned

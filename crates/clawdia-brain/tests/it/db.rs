@@ -428,6 +428,10 @@ fn hybrid_without_vectors_degrades_to_full_text_and_says_so() {
         "{:?}",
         result.notice
     );
+    let mut vector_only = SearchQuery::new("hello", 5);
+    vector_only.mode = SearchMode::Vector;
+    let result = f.db.search(&vector_only).expect("vector mode without a vector");
+    assert!(result.hits.is_empty() && result.notice.is_some());
 }
 
 #[test]
