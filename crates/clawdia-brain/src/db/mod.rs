@@ -13,10 +13,9 @@
 //! in the plain table `chunk_vectors`, and each `Db` keeps an in-memory int8 copy
 //! (`vectors::VectorIndex`, ~19 MB at 50k × 384, loaded at the first vector search in about
 //! 0.2 s) that it scans in Rust (about 2 ms) to pick candidates, which are then rescored exactly
-//! in `f32` from SQLite (the vector arm totals about 3 ms). On a large index the scan runs on a
-//! second thread while the full-text arm runs (p50 2.5 ms; see `search::FtsPlan` for why very
-//! common words do not make it slow), for a hybrid p50 of about 6 ms at 50k × 384 (the
-//! `db::bench_prints_latencies` test prints these figures). The copy follows the table
+//! in `f32` from SQLite (the vector arm totals about 3 ms). With the full-text arm (p50 2 ms;
+//! see `search::FtsPlan` for why very common words do not make it slow) a hybrid query takes
+//! about 6 ms p50 at 50k × 384 (the `db::bench_prints_latencies` test prints these figures). The copy follows the table
 //! incrementally: additions by the table's AUTOINCREMENT `seq`, removals through a trigger-fed
 //! tombstone log, a full reload when the model changes (`vector_state.epoch`); another process's
 //! writes are picked up at this handle's next search. sqlite-vec is still registered on every

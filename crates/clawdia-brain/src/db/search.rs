@@ -19,7 +19,6 @@
 //!    phrase of the query.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLockReadGuard;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -29,7 +28,7 @@ use super::Db;
 use super::error::{BrainError, db_error};
 use super::facts::{Fact, select_facts};
 use super::links::{incoming_pages, outgoing_pages};
-use super::vectors::{SlugCheck, VectorHit, VectorIndex};
+use super::vectors::{SlugCheck, VectorHit};
 use crate::types::slugify;
 
 /// bm25 column weights: title, context, text.
@@ -44,11 +43,6 @@ const MAX_PREFIXES: usize = 64;
 const SNIPPET_TOKENS: i64 = 32;
 /// Snippet length for hits without a full-text match, in characters.
 const SNIPPET_CHARS: usize = 200;
-/// From this many vectors on, the int8 scan runs on its own thread beside the full-text arm.
-const PARALLEL_SCAN_ENTRIES: usize = usize::MAX;
-
-/// A synced vector index and the query vector to scan it with.
-type Searchable<'a> = (RwLockReadGuard<'a, VectorIndex>, &'a Vec<f32>);
 
 /// Which arms a search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -628,31 +622,12 @@ impl Db {
         let allow = |slug: &str| filter.allows(slug);
         let allowed: Option<&SlugCheck<'_>> = if filter.is_empty() { None } else { Some(&allow) };
         let mut chosen = loop {
-            // The int8 scan is pure memory work: on a large index it runs on a second thread
-            // while this one runs the full-text arm (the two are about equally long at 50k).
-            let scan = |(index, vector): &Searchable<'_>| index.scan(vector, allowed, depth);
-            let (text_hits, scanned) = match (&text_plan, &index) {
-                (Some(plan), Some(searchable)) if searchable.0.len() >= PARALLEL_SCAN_ENTRIES => {
-                    std::thread::scope(|scope| {
-                        let scanning = scope.spawn(|| scan(searchable));
-                        let text_hits = fts_arm(tx, plan, filter, depth, query.k, &mut pages);
-                        let scanned = scanning
-                            .join()
-                            .map(Some)
-                            .map_err(|_| BrainError::Database("the vector scan thread panicked".to_string()));
-                        (text_hits, scanned)
-                    })
-                }
-                (plan, searchable) => {
-                    let text_hits = match plan {
-                        Some(plan) => fts_arm(tx, plan, filter, depth, query.k, &mut pages),
-                        None => Ok(Vec::new()),
-                    };
-                    (text_hits, Ok(searchable.as_ref().map(scan)))
-                }
+            let text_hits = match &text_plan {
+                Some(plan) => fts_arm(tx, plan, filter, depth, query.k, &mut pages)?,
+                None => Vec::new(),
             };
-            let text_hits = text_hits?;
-            let vector_hits = match (&index, scanned?) {
+            let scanned = index.as_ref().map(|(index, vector)| index.scan(vector, allowed, depth));
+            let vector_hits = match (&index, scanned) {
                 (Some((index, vector)), Some(candidates)) => index.rescore(tx, candidates, vector, depth)?,
                 _ => Vec::new(),
             };

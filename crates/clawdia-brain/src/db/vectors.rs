@@ -318,7 +318,8 @@ impl VectorIndex {
 
     /// The int8 scan: entries (as `(approximate similarity, position)`) most similar to
     /// `query` among pages whose slug `allowed` accepts, enough of them for `rescore` to keep
-    /// `depth`. Pure memory work, no database: `search` runs it beside the full-text arm.
+    /// `depth`. Pure memory work, no database. (Running it on a second thread beside the
+    /// full-text arm was tried: on the 2-core target under load it was slower, not faster.)
     pub(crate) fn scan(&self, query: &[f32], allowed: Option<&SlugCheck<'_>>, depth: usize) -> Candidates {
         if depth == 0 || self.dims == 0 || query.len() != self.dims || self.len() == 0 {
             return Candidates(Vec::new());
@@ -388,8 +389,8 @@ impl VectorIndex {
     }
 }
 
-/// A slug predicate the scan can call from another thread.
-pub(crate) type SlugCheck<'a> = dyn Fn(&str) -> bool + Sync + 'a;
+/// A slug predicate for the scan.
+pub(crate) type SlugCheck<'a> = dyn Fn(&str) -> bool + 'a;
 
 /// What `VectorIndex::scan` found, for `VectorIndex::rescore` of the same index.
 #[derive(Debug)]
