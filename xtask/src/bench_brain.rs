@@ -214,7 +214,7 @@ async fn scifact(
         for (i, id) in ids.iter().enumerate() {
             let vector = (!vectors[i].is_empty()).then(|| vectors[i].clone());
             let q = query(&texts[i], 100, mode, vector, Vec::new(), 1);
-            let hits = brain.db().search(&q)?.hits;
+            let hits = brain.db()?.search(&q)?.hits;
             let ranked: Vec<String> = hits.into_iter().map(|h| h.slug).collect();
             ndcg += ndcg10(&ranked, &qrels[*id]);
             rec += recall(&ranked, &qrels[*id], 100);
@@ -229,7 +229,7 @@ async fn scifact(
     }
     lines.push(latency(&brain, &texts, &vectors, "  at SciFact size", fulltext_only).await?);
     if scale {
-        let chunks = brain.db().stats()?.chunks;
+        let chunks = brain.db()?.stats()?.chunks;
         let padded = pad(&brain, 50_000usize.saturating_sub(chunks as usize)).await?;
         lines.push(format!(
             "  padded with {} synthetic chunks ({:.0} chunks/s with embedding)",
@@ -249,14 +249,14 @@ async fn latency(
     label: &str,
     fulltext_only: bool,
 ) -> anyhow::Result<String> {
-    let chunks = brain.db().stats()?.chunks;
+    let chunks = brain.db()?.stats()?.chunks;
     let mode = if fulltext_only { SearchMode::FullText } else { SearchMode::Hybrid };
     let mut search = Vec::new();
     for (text, vector) in texts.iter().zip(vectors) {
         let vector = (!vector.is_empty()).then(|| vector.clone());
         let q = query(text, 10, mode, vector, Vec::new(), 1);
         let start = Instant::now();
-        brain.db().search(&q)?;
+        brain.db()?.search(&q)?;
         search.push(start.elapsed());
     }
     let mut end_to_end = Vec::new();
@@ -312,7 +312,7 @@ async fn pad(brain: &Brain, count: usize) -> anyhow::Result<(usize, f64)> {
             chunks,
             links: Vec::new(),
         };
-        brain.db().put_page(&input)?;
+        brain.db()?.put_page(&input)?;
         page += 1;
     }
     brain.embed_pending(&mut |_| {}).await?;
@@ -372,7 +372,7 @@ async fn locomo(work: &Path, embedder: MaybeEmbedder, fulltext_only: bool) -> an
                     frontmatter: serde_json::json!({}),
                     links: Vec::new(),
                 };
-                brain.db().put_page(&input)?;
+                brain.db()?.put_page(&input)?;
                 turns += 1;
             }
         }
@@ -398,7 +398,7 @@ async fn locomo(work: &Path, embedder: MaybeEmbedder, fulltext_only: bool) -> an
             let mode = if fulltext_only { SearchMode::FullText } else { SearchMode::Hybrid };
             let vector = (!vector.is_empty()).then_some(vector);
             let q = query(question, 10, mode, vector, vec![format!("locomo/{sample}/")], 1);
-            let ranked: Vec<String> = brain.db().search(&q)?.hits.into_iter().map(|h| h.slug).collect();
+            let ranked: Vec<String> = brain.db()?.search(&q)?.hits.into_iter().map(|h| h.slug).collect();
             let category = item["category"].as_u64().unwrap_or(0);
             let entry = per_category.entry(category).or_default();
             entry.0 += recall(&ranked, &evidence, 5);

@@ -57,7 +57,10 @@ impl Query {
 }
 
 pub struct Brain {
-    db: Arc<Db>,
+    /// Where `brain.db` lives; it is opened on first use so a gateway that never touches the
+    /// brain pays nothing for it (idle RSS, startup time).
+    path: std::path::PathBuf,
+    db: std::sync::Mutex<Option<Arc<Db>>>,
     embedder: Result<Arc<dyn Embedder>, String>,
     settings: BrainSettings,
     wake: Arc<Notify>,
@@ -66,20 +69,39 @@ pub struct Brain {
 impl Brain {
     /// `embedder` is the model to use, or why there is none (said in search notices).
     pub fn new(db: Db, embedder: Result<Arc<dyn Embedder>, String>, settings: BrainSettings) -> Brain {
-        Brain { db: Arc::new(db), embedder, settings, wake: Arc::new(Notify::new()) }
+        Brain {
+            path: db.path().to_path_buf(),
+            db: std::sync::Mutex::new(Some(Arc::new(db))),
+            embedder,
+            settings,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
-    /// Opens `state_dir/brain.db`.
+    /// The brain at `state_dir/brain.db`, opened (and created) on first use.
     pub fn open(
         state_dir: &Path,
         embedder: Result<Arc<dyn Embedder>, String>,
         settings: BrainSettings,
-    ) -> Result<Brain, BrainError> {
-        Ok(Brain::new(Db::open(&state_dir.join("brain.db"))?, embedder, settings))
+    ) -> Brain {
+        Brain {
+            path: state_dir.join("brain.db"),
+            db: std::sync::Mutex::new(None),
+            embedder,
+            settings,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
-    pub fn db(&self) -> &Arc<Db> {
-        &self.db
+    /// The database, opening it on first use.
+    pub fn db(&self) -> Result<Arc<Db>, BrainError> {
+        let mut slot = self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(Db::open(&self.path)?);
+        *slot = Some(db.clone());
+        Ok(db)
     }
 
     pub fn settings(&self) -> &BrainSettings {
@@ -95,7 +117,7 @@ impl Brain {
         &self,
         work: impl FnOnce(&Db) -> Result<T, BrainError> + Send + 'static,
     ) -> Result<T, BrainError> {
-        let db = self.db.clone();
+        let db = self.db()?;
         tokio::task::spawn_blocking(move || work(&db))
             .await
             .map_err(|e| BrainError::Database(format!("brain task failed: {e}")))?
@@ -222,6 +244,11 @@ impl Brain {
         let brain = self.clone();
         Some(tokio::spawn(async move {
             loop {
+                // Nothing to embed until the brain has been opened by some use.
+                if brain.db.lock().map(|slot| slot.is_none()).unwrap_or(true) {
+                    brain.wake.notified().await;
+                    continue;
+                }
                 match brain.embed_pending(&mut |_| {}).await {
                     Ok(0) => {}
                     Ok(count) => tracing::info!(count, "embedded brain chunks"),

@@ -38,7 +38,5 @@ pub fn open_brain(config: &Config) -> Result<Arc<Brain>, RuntimeError> {
         exclude: config.brain.exclude.clone(),
     };
     let dir = state_dir(&config.home);
-    let brain = Brain::open(&dir, embedder(config), settings)
-        .map_err(|e| RuntimeError::Store { dir, message: e.to_string() })?;
-    Ok(Arc::new(brain))
+    Ok(Arc::new(Brain::open(&dir, embedder(config), settings)))
 }
