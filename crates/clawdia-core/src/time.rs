@@ -156,3 +156,18 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
+
+#[cfg(test)]
+mod tests {
+
+    #[test]
+    fn user_dates_parse() {
+        use crate::time::{parse_when, utc_date};
+        assert_eq!(parse_when("2026-03-15").map(utc_date).as_deref(), Some("2026-03-15"));
+        assert_eq!(parse_when("2026-03").map(utc_date).as_deref(), Some("2026-03-01"));
+        assert_eq!(parse_when("2026-03-15T10:00:00Z"), parse_when("2026-03-15").map(|ms| ms + 36_000_000));
+        for bad in ["", "2026", "2026-13-01", "2026-02-30", "March", "2026-3-1"] {
+            assert_eq!(parse_when(bad), None, "{bad}");
+        }
+    }
+}

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use clawdia_core::{Message, TurnEvent, TurnOrigin, TurnRequest, Usage};
+use clawdia_core::{Message, TurnError, TurnEvent, TurnOrigin, TurnRequest, Usage};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -153,12 +153,10 @@ async fn chat(
         origin: TurnOrigin::Api,
         history,
     };
-    if !state.gateway.agents().iter().any(|a| a.name == parsed.model) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "model_not_found",
-            format!("no agent named `{}`", parsed.model),
-        ));
+    // A non-streaming turn reports an unknown agent itself (TurnError::UnknownAgent → 404); a
+    // stream has already answered 200 by then, so only streams check up front.
+    if parsed.stream && !state.gateway.agents().iter().any(|a| a.name == parsed.model) {
+        return Err(TurnError::UnknownAgent(parsed.model.clone()).into());
     }
     let id = format!("chatcmpl-{}", random_id());
     let created = now_secs();

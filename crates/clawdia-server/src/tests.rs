@@ -30,6 +30,9 @@ impl Gateway for ScriptedGateway {
         events: &dyn TurnEvents,
     ) -> Result<TurnOutcome, TurnError> {
         self.requests.lock().unwrap().push(request.clone());
+        if request.agent != "main" {
+            return Err(TurnError::UnknownAgent(request.agent));
+        }
         if request.message == "broke" {
             return Err(TurnError::BudgetExceeded("agent `main` has used its daily budget".into()));
         }

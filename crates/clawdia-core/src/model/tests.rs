@@ -24,14 +24,3 @@ fn rate_limit_message_names_retry_after() {
     assert!(error.cools_down_provider());
     assert!(!ModelError::Cancelled.cools_down_provider());
 }
-
-#[test]
-fn user_dates_parse() {
-    use crate::time::{parse_when, utc_date};
-    assert_eq!(parse_when("2026-03-15").map(utc_date).as_deref(), Some("2026-03-15"));
-    assert_eq!(parse_when("2026-03").map(utc_date).as_deref(), Some("2026-03-01"));
-    assert_eq!(parse_when("2026-03-15T10:00:00Z"), parse_when("2026-03-15").map(|ms| ms + 36_000_000));
-    for bad in ["", "2026", "2026-13-01", "2026-02-30", "March", "2026-3-1"] {
-        assert_eq!(parse_when(bad), None, "{bad}");
-    }
-}
