@@ -1,0 +1,416 @@
+//! Runs shell commands in a kernel sandbox, and controls process trees.
+//!
+//! Two mechanisms build the same sandbox: bubblewrap when `bwrap` is installed and works, else
+//! the built-in path (namespaces through a re-executed helper, then Landlock and seccomp). In
+//! both, the command gets fresh user, mount, pid, network, IPC and UTS namespaces; a read-only
+//! root; the workspace read-write and nothing else writable but a private `/tmp`; hidden paths
+//! (the home's `secrets/`, `state/`) masked; loopback only; no capabilities; no-new-privs;
+//! rlimits; only the environment the policy gives; its own process group; a timeout that kills
+//! the whole tree; capped output. If the sandbox cannot be set up the command does not run:
+//! `run` returns a one-line `SandboxError`, never a silent unsandboxed run. Running without a
+//! sandbox exists only as the explicit `Mechanism::Unsandboxed`.
+//!
+//! The helper is the calling binary itself: its `main` must call `init_main_if_requested`
+//! first, before any thread starts (the built-in path needs a single-threaded process).
+//!
+//! Architecture invariant: this is a foundation crate (it depends on no other clawdia crate);
+//! it knows nothing about agents, tools or config; callers turn their settings into a `Policy`.
+
+mod builtin;
+mod bwrap;
+mod confine;
+mod output;
+mod policy;
+mod process;
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt as _;
+
+pub use policy::{DEFAULT_PATH, Limits, Network, Policy};
+pub use process::{ProcessTree, become_child_subreaper, group_alive, kill_tree};
+
+use output::CappedOutput;
+use process::{PidsCgroup, apply_rlimits};
+
+/// The hidden first argument that turns the binary into the built-in sandbox's helper.
+pub const INIT_ARG: &str = "__sandbox-init";
+/// The hidden first argument for the last stage inside bubblewrap.
+pub const EXEC_ARG: &str = "__sandbox-exec";
+
+/// The hint shown whenever no sandbox works.
+pub const FIX_HINT: &str = "install bubblewrap (apt install bubblewrap) or enable unprivileged user namespaces \
+     (sysctl user.max_user_namespaces=15000, and kernel.unprivileged_userns_clone=1 where it exists)";
+
+/// How commands are run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mechanism {
+    /// bubblewrap at `bwrap`, with `helper` (this binary) for the last stage inside.
+    Bubblewrap { bwrap: PathBuf, helper: PathBuf },
+    /// The built-in namespaces + Landlock + seccomp path, re-executing `helper`.
+    Builtin { helper: PathBuf },
+    /// No sandbox: only a process group, rlimits, a clean environment and the timeout. Only for
+    /// an owner who configured `sandbox = "off"`.
+    Unsandboxed,
+}
+
+impl Mechanism {
+    /// `bubblewrap`, `built-in` or `off`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mechanism::Bubblewrap { .. } => "bubblewrap",
+            Mechanism::Builtin { .. } => "built-in",
+            Mechanism::Unsandboxed => "off",
+        }
+    }
+}
+
+/// Why a command could not be run. One line each, naming the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    /// No mechanism works here (with the reasons and how to fix it).
+    #[error("no sandbox is available: {0}")]
+    Unavailable(String),
+    /// The policy asks for something not implemented; the surface stays closed.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("invalid sandbox policy: {0}")]
+    InvalidPolicy(String),
+    /// A step of building the sandbox failed; the command did not run.
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+    #[error("cannot start the sandbox: {0}")]
+    Spawn(String),
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The exit code (`128 + N` when the command died of signal N inside the sandbox).
+    pub exit_code: Option<i32>,
+    /// The signal that ended the sandbox's top process (after a timeout: `SIGTERM`/`SIGKILL`).
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    /// stdout and stderr merged, capped, with `[... N bytes of output omitted ...]` where cut.
+    pub output: String,
+    /// Bytes of output produced in all.
+    pub output_bytes: u64,
+    pub truncated: bool,
+    pub duration: Duration,
+}
+
+/// What the helper needs, passed as JSON in its second argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Spec {
+    pub command: String,
+    pub workspace: PathBuf,
+    pub hidden: Vec<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub processes: Option<u64>,
+    /// Where setup errors go (and `exec` just before the command starts); close-on-exec.
+    pub status_fd: Option<i32>,
+}
+
+/// The line the last stage writes to the status pipe right before `execve`.
+const STARTED: &str = "exec";
+
+/// Call first thing in `main`: when the binary was started as the sandbox helper, this runs
+/// the helper and exits; otherwise it returns at once.
+pub fn init_main_if_requested() {
+    let mut args = std::env::args_os().skip(1);
+    let Some(first) = args.next() else { return };
+    let init = first == INIT_ARG;
+    if !init && first != EXEC_ARG {
+        return;
+    }
+    let spec: Option<Spec> = args.next().and_then(|arg| serde_json::from_slice(arg.as_bytes()).ok());
+    let Some(spec) = spec else {
+        builtin::report(None, "malformed sandbox helper arguments");
+        std::process::exit(builtin::SETUP_FAILED);
+    };
+    if let Some(fd) = spec.status_fd {
+        // SAFETY: sets the close-on-exec flag of a descriptor number; no memory is touched.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    let code = if init {
+        builtin::helper_main(&spec)
+    } else {
+        match confine::confine_and_exec(&spec) {
+            Err(message) => {
+                builtin::report(spec.status_fd, &message);
+                builtin::SETUP_FAILED
+            }
+            Ok(never) => match never {},
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Runs `/bin/sh -c command` under `mechanism` and `policy`, calling `on_output` with output as
+/// it arrives (stdout and stderr merged, up to the cap).
+pub async fn run(
+    mechanism: &Mechanism,
+    policy: &Policy,
+    command: &str,
+    mut on_output: impl FnMut(&[u8]),
+) -> Result<Outcome, SandboxError> {
+    if let Network::Allow(hosts) = &policy.network {
+        return Err(SandboxError::Unsupported(format!(
+            "egress allowlists are not supported yet (asked for {}): sandboxed commands have no network",
+            hosts.join(", ")
+        )));
+    }
+    let workspace = policy
+        .workspace
+        .canonicalize()
+        .map_err(|e| SandboxError::InvalidPolicy(format!("workspace {}: {e}", policy.workspace.display())))?;
+    if !workspace.is_dir() {
+        return Err(SandboxError::InvalidPolicy(format!(
+            "workspace {} is not a folder",
+            workspace.display()
+        )));
+    }
+    let hidden: Vec<PathBuf> = policy.hidden.iter().filter_map(|path| path.canonicalize().ok()).collect();
+    if let Some(cover) = hidden.iter().find(|h| workspace.starts_with(h)) {
+        return Err(SandboxError::InvalidPolicy(format!(
+            "workspace {} is inside the hidden path {}",
+            workspace.display(),
+            cover.display()
+        )));
+    }
+    let mut env = policy.environment();
+    for (key, value) in &mut env {
+        if key == "HOME" && Path::new(value.as_str()) == policy.workspace {
+            *value = workspace.to_string_lossy().into_owned();
+        }
+    }
+    let sandboxed = !matches!(mechanism, Mechanism::Unsandboxed);
+    let (status_read, status_write) =
+        std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
+    let spec = Spec {
+        command: command.to_string(),
+        workspace: workspace.clone(),
+        hidden,
+        env,
+        processes: policy.limits.processes,
+        status_fd: sandboxed.then(|| status_write.as_raw_fd()),
+    };
+    let spec_json = serde_json::to_string(&spec).map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    let mut command = match mechanism {
+        Mechanism::Bubblewrap { bwrap, helper } => {
+            let mut command = tokio::process::Command::new(bwrap);
+            command.args(bwrap::arguments(&spec, helper, &spec_json));
+            command
+        }
+        Mechanism::Builtin { helper } => {
+            let mut command = tokio::process::Command::new(helper);
+            command.args([OsString::from(INIT_ARG), OsString::from_vec(spec_json.into_bytes())]);
+            command
+        }
+        Mechanism::Unsandboxed => {
+            let mut command = tokio::process::Command::new("/bin/sh");
+            command.arg("-c").arg(&spec.command).envs(spec.env.iter().cloned()).current_dir(&workspace);
+            command
+        }
+    };
+    if sandboxed {
+        command.env_clear();
+    }
+    let (output_read, output_write) =
+        std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
+    let stderr =
+        output_write.try_clone().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
+    command.stdin(Stdio::null()).stdout(output_write).stderr(stderr);
+    let cgroup = policy.limits.processes.filter(|_| nix::unistd::geteuid().is_root()).and_then(|max| {
+        // The sandbox's own monitor processes count too.
+        PidsCgroup::create(max + 8)
+    });
+    let limits = policy.limits;
+    let status_fd = spec.status_fd;
+    let join = cgroup.as_ref().map(|c| c as *const PidsCgroup as usize);
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls
+    // (setrlimit, open/write/close, fcntl, prctl); `join` points at a cgroup that outlives the
+    // spawn call.
+    unsafe {
+        command.pre_exec(move || {
+            apply_rlimits(&limits, !sandboxed)?;
+            if let Some(cgroup) = join {
+                (*(cgroup as *const PidsCgroup)).join()?;
+            }
+            if let Some(fd) = status_fd
+                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let mut tree = ProcessTree::spawn(&mut command)
+        .map_err(|e| SandboxError::Spawn(format!("{}: {e}", mechanism.name())))?;
+    drop(command); // closes our copies of the pipes' write ends
+    drop(status_write);
+    let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(output_read))
+        .map_err(|e| SandboxError::Spawn(format!("cannot read the output: {e}")))?;
+    let mut output = CappedOutput::new(policy.output_cap);
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut eof = false;
+    let mut push = |output: &mut CappedOutput, bytes: &[u8]| {
+        let streamed = output.total().min(policy.output_cap as u64) as usize;
+        let room = policy.output_cap - streamed;
+        if room > 0 {
+            on_output(&bytes[..room.min(bytes.len())]);
+        }
+        output.push(bytes);
+    };
+    let deadline = tokio::time::sleep(policy.timeout);
+    tokio::pin!(deadline);
+    let waited = loop {
+        tokio::select! {
+            read = reader.read(&mut buffer), if !eof => match read {
+                Ok(0) | Err(_) => eof = true,
+                Ok(n) => push(&mut output, &buffer[..n]),
+            },
+            status = tree.wait() => break Some(status),
+            _ = &mut deadline => break None,
+        }
+    };
+    let timed_out = waited.is_none();
+    let status = match waited {
+        Some(status) => status,
+        None => tree.terminate(policy.kill_grace).await,
+    }
+    .map_err(|e| SandboxError::Spawn(format!("cannot wait for the command: {e}")))?;
+    // The tree is gone; read what is left in the pipe (bounded: an escaped process could hold
+    // the write end open).
+    let drain = async {
+        while !eof {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => eof = true,
+                Ok(n) => push(&mut output, &buffer[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(policy.kill_grace.max(Duration::from_millis(200)), drain).await;
+    let duration = started.elapsed();
+    drop(tree);
+    drop(cgroup);
+    if sandboxed {
+        check_started(status_read, status.code(), timed_out, &output).await?;
+    }
+    Ok(Outcome {
+        exit_code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        output_bytes: output.total(),
+        truncated: output.truncated(),
+        output: output.finish(),
+        duration,
+    })
+}
+
+/// Turns the status pipe into an error when the command never started.
+async fn check_started(
+    status: std::io::PipeReader,
+    exit_code: Option<i32>,
+    timed_out: bool,
+    output: &CappedOutput,
+) -> Result<(), SandboxError> {
+    let mut text = String::new();
+    if let Ok(mut reader) = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(status)) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), reader.read_to_string(&mut text)).await;
+    }
+    let errors: Vec<&str> = text.lines().filter(|line| *line != STARTED && !line.is_empty()).collect();
+    if !errors.is_empty() {
+        return Err(SandboxError::Setup(errors.join("; ")));
+    }
+    if text.lines().any(|line| line == STARTED) {
+        return Ok(());
+    }
+    if timed_out {
+        return Err(SandboxError::Setup("timed out before the command started".into()));
+    }
+    let said = output.first_line();
+    let said = if said.is_empty() { String::new() } else { format!(": {said}") };
+    let code = exit_code.map_or("a signal".to_string(), |c| format!("exit code {c}"));
+    Err(SandboxError::Setup(format!("the sandbox exited ({code}) before the command started{said}")))
+}
+
+/// Which mechanisms work on this machine, each checked by running `true` in it.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub bubblewrap: Result<Mechanism, String>,
+    pub builtin: Result<Mechanism, String>,
+    /// Weaker guarantees worth telling the owner about.
+    pub warnings: Vec<String>,
+}
+
+impl Probe {
+    /// The preferred working mechanism (bubblewrap first), or why none works and how to fix it.
+    pub fn best(&self) -> Result<Mechanism, SandboxError> {
+        match (&self.bubblewrap, &self.builtin) {
+            (Ok(mechanism), _) | (_, Ok(mechanism)) => Ok(mechanism.clone()),
+            (Err(bwrap), Err(builtin)) => Err(SandboxError::Unavailable(format!(
+                "bubblewrap: {bwrap}; built-in: {builtin}; fix: {FIX_HINT}"
+            ))),
+        }
+    }
+}
+
+/// Finds `bwrap` on `PATH`.
+pub fn find_bwrap() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join("bwrap")).find(|candidate| {
+        use std::os::unix::fs::PermissionsExt as _;
+        candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Checks bubblewrap (if on `PATH`) and the built-in path by running `true` in each, with
+/// `helper` as the binary that calls `init_main_if_requested`.
+pub async fn detect(helper: &Path) -> Probe {
+    let bubblewrap = match find_bwrap() {
+        None => Err("`bwrap` is not on PATH".to_string()),
+        Some(bwrap) => check(Mechanism::Bubblewrap { bwrap, helper: helper.to_path_buf() }).await,
+    };
+    let builtin = check(Mechanism::Builtin { helper: helper.to_path_buf() }).await;
+    let mut warnings = Vec::new();
+    if nix::unistd::geteuid().is_root() && PidsCgroup::hierarchy().is_none_or(|dir| !dir.is_dir()) {
+        warnings.push(
+            "the gateway runs as root and no pids cgroup is writable: the sandbox's process limit \
+             does not hold (run the gateway as an ordinary user)"
+                .to_string(),
+        );
+    }
+    Probe { bubblewrap, builtin, warnings }
+}
+
+/// Runs `true` under `mechanism` in a scratch workspace.
+pub async fn check(mechanism: Mechanism) -> Result<Mechanism, String> {
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = std::env::temp_dir().join(format!("clawdia-sandbox-probe-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let mut policy = Policy::new(&scratch);
+    policy.timeout = Duration::from_secs(10);
+    let result = run(&mechanism, &policy, "true", |_| {}).await;
+    let _ = std::fs::remove_dir(&scratch);
+    match result {
+        Ok(outcome) if outcome.exit_code == Some(0) => Ok(mechanism),
+        Ok(outcome) => Err(format!("`true` failed in the sandbox: {}", outcome.output.trim())),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+//! Process-tree control, shared by the sandbox and (later) the scheduler and the MCP client:
+//! every child is spawned as the leader of its own process group, so the whole tree it starts
+//! can be signalled at once; `kill_tree` sends `SIGTERM`, waits a grace period, then `SIGKILL`s
+//! the group; a `ProcessTree` that is dropped while running kills its group. The daemon calls
+//! `become_child_subreaper` so orphaned grandchildren are reparented to it, not to PID 1.
+//!
+//! Also here: the resource limits applied in the child between fork and exec, and the pids
+//! cgroup that enforces the process limit for root (which `RLIMIT_NPROC` does not bind).
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::{Limits, SandboxError};
+
+/// Makes this process the reaper of orphaned descendants (`PR_SET_CHILD_SUBREAPER`), so a
+/// grandchild whose parent exits stays the daemon's to wait for and kill.
+pub fn become_child_subreaper() -> Result<(), SandboxError> {
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| SandboxError::Setup(format!("cannot become a child subreaper: {e}")))
+}
+
+/// Whether any process of group `pgid` still exists (zombies included).
+pub fn group_alive(pgid: i32) -> bool {
+    killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Terminates process group `pgid`: `SIGTERM`, up to `grace` for it to go, then `SIGKILL`. For
+/// callers that do not own the leader's `Child`: a leader that nobody reaps stays a zombie and
+/// keeps the group alive, so then the full grace is waited before the `SIGKILL`.
+pub async fn kill_tree(pgid: i32, grace: Duration) {
+    if pgid <= 1 {
+        return;
+    }
+    let group = Pid::from_raw(pgid);
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+}
+
+/// A spawned process-group leader and its tree. Dropping it while it runs kills the group.
+#[derive(Debug)]
+pub struct ProcessTree {
+    child: tokio::process::Child,
+    pgid: i32,
+    exited: bool,
+}
+
+impl ProcessTree {
+    /// Spawns `command` as the leader of a new process group.
+    pub fn spawn(command: &mut tokio::process::Command) -> io::Result<ProcessTree> {
+        command.process_group(0).kill_on_drop(true);
+        let child = command.spawn()?;
+        let pgid =
+            child.id().and_then(|id| i32::try_from(id).ok()).ok_or_else(|| io::Error::other("no pid"))?;
+        Ok(ProcessTree { child, pgid, exited: false })
+    }
+
+    /// The process group id (the leader's pid).
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Waits for the leader to exit, then kills whatever is left of its group.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let status = self.child.wait().await?;
+        self.exited = true;
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+        Ok(status)
+    }
+
+    /// `SIGTERM` to the group, up to `grace` for the leader to exit, then `SIGKILL` to the group.
+    pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        let group = Pid::from_raw(self.pgid);
+        let _ = killpg(group, Signal::SIGTERM);
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                let _ = killpg(group, Signal::SIGKILL);
+                self.child.wait().await?
+            }
+        };
+        self.exited = true;
+        let _ = killpg(group, Signal::SIGKILL);
+        Ok(status)
+    }
+}
+
+impl Drop for ProcessTree {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Sets the rlimits of `limits` on the calling process, except the process count when
+/// `with_processes` is false (the sandbox sets that one inside its user namespace, where it
+/// counts only the sandbox's processes). Only raw syscalls: safe between fork and exec.
+pub(crate) fn apply_rlimits(limits: &Limits, with_processes: bool) -> io::Result<()> {
+    let set = |resource: Resource, value: Option<u64>| -> io::Result<()> {
+        match value {
+            Some(value) => setrlimit(resource, value, value).map_err(io::Error::from),
+            None => Ok(()),
+        }
+    };
+    set(Resource::RLIMIT_AS, limits.address_space)?;
+    set(Resource::RLIMIT_CPU, limits.cpu_seconds)?;
+    set(Resource::RLIMIT_NOFILE, limits.open_files)?;
+    set(Resource::RLIMIT_FSIZE, limits.file_size)?;
+    if with_processes {
+        set(Resource::RLIMIT_NPROC, limits.processes)?;
+    }
+    Ok(())
+}
+
+/// A per-run cgroup (v1 `pids` controller) capping the number of tasks. Root is exempt from
+/// `RLIMIT_NPROC`, so this is what contains a fork bomb when the gateway runs as root. Removed
+/// when dropped (once empty).
+#[derive(Debug)]
+pub(crate) struct PidsCgroup {
+    dir: PathBuf,
+    procs: CString,
+}
+
+static CGROUP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl PidsCgroup {
+    /// The folder of this process's cgroup in the v1 `pids` hierarchy, if one is mounted.
+    pub(crate) fn hierarchy() -> Option<PathBuf> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let (root, mount_point) = mountinfo.lines().find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut right = right.split(' ');
+            let (fstype, _source, options) = (right.next()?, right.next()?, right.next()?);
+            if fstype != "cgroup" || !options.split(',').any(|o| o == "pids") {
+                return None;
+            }
+            let mut fields = left.split(' ');
+            let root = fields.nth(3)?;
+            let mount_point = fields.next()?;
+            Some((root.to_string(), PathBuf::from(mount_point)))
+        })?;
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let own = cgroups.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers.split(',').any(|c| c == "pids").then(|| path.to_string())
+        })?;
+        let relative = own.strip_prefix(root.as_str()).unwrap_or(&own).trim_start_matches('/');
+        Some(mount_point.join(relative))
+    }
+
+    /// Creates a cgroup allowing `max` tasks, or `None` when there is no writable hierarchy.
+    pub(crate) fn create(max: u64) -> Option<PidsCgroup> {
+        let parent = PidsCgroup::hierarchy()?;
+        let n = CGROUP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = parent.join(format!("clawdia-sandbox-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let cgroup =
+            PidsCgroup { procs: CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?, dir };
+        std::fs::write(cgroup.dir.join("pids.max"), max.to_string()).ok()?;
+        Some(cgroup)
+    }
+
+    /// Moves the calling process into the cgroup. Only raw syscalls: safe between fork and exec.
+    pub(crate) fn join(&self) -> io::Result<()> {
+        // SAFETY: `procs` is a valid NUL-terminated path; open/write/close are async-signal-safe
+        // and touch no memory but the given buffers.
+        unsafe {
+            let fd = libc::open(self.procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            if written != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // The tree is dead by now; its tasks may take a moment to leave the cgroup.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}

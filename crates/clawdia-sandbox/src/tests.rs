@@ -1,0 +1,79 @@
+//! Unit tests: the output cap keeps head and tail with a visible marker, the environment is
+//! the safe defaults plus what the policy adds, and the bubblewrap arguments bind what they
+//! should.
+
+use std::path::{Path, PathBuf};
+
+use crate::output::CappedOutput;
+use crate::{Policy, Spec};
+
+fn capped(cap: usize, chunks: &[&[u8]]) -> (String, bool, u64) {
+    let mut output = CappedOutput::new(cap);
+    for chunk in chunks {
+        output.push(chunk);
+    }
+    let (truncated, total) = (output.truncated(), output.total());
+    (output.finish(), truncated, total)
+}
+
+#[test]
+fn output_under_the_cap_is_kept_whole() {
+    assert_eq!(capped(10, &[b"abc", b"def"]), ("abcdef".to_string(), false, 6));
+    assert_eq!(capped(6, &[b"abc", b"def"]), ("abcdef".to_string(), false, 6));
+}
+
+#[test]
+fn output_over_the_cap_keeps_head_and_tail_with_a_marker() {
+    let (text, truncated, total) = capped(8, &[b"0123", b"456789", b"abcdef"]);
+    assert!(truncated);
+    assert_eq!(total, 16);
+    assert_eq!(text, "0123\n[... 8 bytes of output omitted ...]\ncdef");
+    let (text, ..) = capped(4, &[&[b'x'; 1000], b"end"]);
+    assert_eq!(text, "xx\n[... 999 bytes of output omitted ...]\nnd");
+}
+
+#[test]
+fn the_environment_is_safe_defaults_plus_explicit_variables() {
+    let mut policy = Policy::new("/w");
+    policy.env = vec![("FOO".into(), "bar".into()), ("LANG".into(), "de_DE.UTF-8".into())];
+    let env = policy.environment();
+    let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    assert_eq!(get("HOME"), Some("/w"));
+    assert_eq!(get("FOO"), Some("bar"));
+    assert_eq!(get("LANG"), Some("de_DE.UTF-8"));
+    assert_eq!(env.iter().filter(|(k, _)| k == "LANG").count(), 1);
+    assert!(get("PATH").is_some_and(|p| p.contains("/usr/bin")));
+    assert_eq!(get("ANTHROPIC_API_KEY"), None);
+}
+
+#[test]
+fn bubblewrap_binds_the_workspace_read_write_after_a_private_tmp_and_masks_hidden_folders() {
+    let hidden = tempfile::tempdir().unwrap();
+    let spec = Spec {
+        command: "true".into(),
+        workspace: PathBuf::from("/work/ws"),
+        hidden: vec![hidden.path().to_path_buf(), PathBuf::from("/does/not/exist")],
+        env: Vec::new(),
+        processes: Some(10),
+        status_fd: Some(3),
+    };
+    let args: Vec<String> = crate::bwrap::arguments(&spec, Path::new("/bin/clawdia"), "{}")
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let joined = args.join(" ");
+    assert!(
+        joined.starts_with("--unshare-all --unshare-user --disable-userns --die-with-parent --new-session")
+    );
+    assert!(joined.contains("--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --bind /work/ws /work/ws"));
+    assert!(joined.contains(&format!("--tmpfs {}", hidden.path().display())));
+    assert!(!joined.contains("/does/not/exist"), "missing hidden paths are skipped");
+    assert!(joined.contains("--cap-drop ALL --clearenv --chdir /work/ws -- /bin/clawdia __sandbox-exec {}"));
+}
+
+#[test]
+fn seccomp_filters_compile_for_this_architecture() {
+    let (filter, clone3) = crate::confine::seccomp_filters().unwrap();
+    assert!(filter.len() > 40);
+    assert!(!clone3.is_empty());
+}
