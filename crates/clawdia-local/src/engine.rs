@@ -1,0 +1,354 @@
+//! One loaded chat model and its generation loop, all synchronous (callers run it on a blocking
+//! thread). `Engine::load` finds the `.gguf` in a model folder, reads its header, builds the
+//! quantized llama or qwen2 weights (candle, CPU), the tokenizer (the folder's `tokenizer.json`
+//! or one rebuilt from the GGUF metadata) and the chat template. `Engine::generate` renders the
+//! prompt (dropping the oldest messages when it does not fit the context), runs the prompt in
+//! chunks, then samples token by token: greedy when the temperature is unset or 0, else
+//! temperature sampling; it stops at the end-of-turn tokens, at `max_tokens`, at the context
+//! limit, or when `cancel` is set (checked between chunks and tokens, so a dropped request stops
+//! within one forward pass).
+//!
+//! Threads: generation runs inside the engine's own rayon pool of `threads` workers (dense
+//! matmuls and rayon work). candle's quantized matmul kernels use a process-wide pool sized once
+//! from `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` (default: the physical cores), which
+//! `clawdia_local::pin_kernel_threads` sets before any thread starts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
+use clawdia_core::{ChatRequest, StopReason};
+use tokenizers::Tokenizer;
+
+use crate::LocalError;
+use crate::gguf::{GgufInfo, one_line};
+use crate::template::ChatTemplate;
+
+/// Prompt tokens per forward pass while reading the prompt: bounds the attention temporaries.
+const PREFILL_CHUNK: usize = 256;
+/// Repetition penalty over the last `REPEAT_WINDOW` tokens. Small models loop on greedy decoding
+/// without it; 1.1 is llama.cpp's default.
+const REPEAT_PENALTY: f32 = 1.1;
+const REPEAT_WINDOW: usize = 64;
+/// Fewest new tokens a reply must have room for before older messages are dropped.
+const MIN_REPLY_ROOM: usize = 256;
+/// Tokens that end a turn in the common templates, besides the GGUF's EOS.
+const END_TOKENS: [&str; 5] = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"];
+
+/// How an engine is built.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Workers of the engine's rayon pool (`None`: rayon's default).
+    pub threads: Option<usize>,
+    /// Most tokens of prompt + reply (also capped by the model).
+    pub context_length: usize,
+}
+
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+}
+
+impl Weights {
+    fn forward(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Weights::Llama(model) => model.forward(input, position),
+            Weights::Qwen2(model) => model.forward(input, position),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Weights::Llama(model) => model.clear_kv_cache(),
+            Weights::Qwen2(model) => model.clear_kv_cache(),
+        }
+    }
+}
+
+/// A model ready to generate.
+pub struct Engine {
+    name: String,
+    architecture: String,
+    weights: Weights,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    stop_ids: Vec<u32>,
+    context_length: usize,
+    device: Device,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("name", &self.name)
+            .field("architecture", &self.architecture)
+            .field("context_length", &self.context_length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one generation produced.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The raw output text (special tokens removed).
+    pub output: String,
+    pub input_tokens: usize,
+    pub output_tokens: usize,
+    /// `EndTurn` or `MaxTokens`.
+    pub stop: StopReason,
+    /// From the start of `generate` to the first sampled token.
+    pub time_to_first_token: Duration,
+    /// From the first sampled token to the last.
+    pub decode_time: Duration,
+}
+
+/// The `.gguf` file of a model folder (the first by name when there are several).
+pub fn find_gguf(dir: &Path) -> Result<PathBuf, LocalError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| LocalError::NotInstalled(format!("cannot read {}: {error}", dir.display())))?;
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("gguf")) && path.is_file())
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .next()
+        .ok_or_else(|| LocalError::NotInstalled(format!("no .gguf file in {}", dir.display())))
+}
+
+impl Engine {
+    /// Loads the chat model in `dir`.
+    pub fn load(dir: &Path, options: &EngineOptions) -> Result<Engine, LocalError> {
+        let started = Instant::now();
+        let path = find_gguf(dir)?;
+        let mut file = std::fs::File::open(&path)
+            .map_err(|error| LocalError::Model(format!("cannot open {}: {error}", path.display())))?;
+        let content = Content::read(&mut file).map_err(|error| {
+            LocalError::Model(format!("{} is not a GGUF file ({})", path.display(), one_line(&error)))
+        })?;
+        let info = GgufInfo::from_content(&content)
+            .map_err(|message| LocalError::Model(format!("{}: {message}", path.display())))?;
+        let device = Device::Cpu;
+        let model_error =
+            |error: candle_core::Error| LocalError::Model(format!("{}: {}", path.display(), one_line(&error)));
+        let (weights, model_limit) = match info.architecture.as_str() {
+            "llama" => (
+                Weights::Llama(
+                    quantized_llama::ModelWeights::from_gguf(content, &mut file, &device).map_err(model_error)?,
+                ),
+                quantized_llama::MAX_SEQ_LEN,
+            ),
+            "qwen2" => (
+                Weights::Qwen2(
+                    quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device).map_err(model_error)?,
+                ),
+                usize::MAX,
+            ),
+            other => {
+                return Err(LocalError::Model(format!(
+                    "{}: architecture `{other}` is not supported (llama and qwen2 are)",
+                    path.display()
+                )));
+            }
+        };
+        let tokenizer = crate::tokenizer::load_or_rebuild(dir, &info)?;
+        let template_source = info.chat_template.clone().or_else(|| template_from_config(dir));
+        let bos = info.token(info.bos_token_id).unwrap_or_default().to_string();
+        let eos = info.token(info.eos_token_id).unwrap_or_default().to_string();
+        let template = ChatTemplate::new(template_source.as_deref(), &bos, &eos)?;
+        let mut stop_ids: Vec<u32> = END_TOKENS.iter().filter_map(|token| info.token_id(token)).collect();
+        stop_ids.extend(info.eos_token_id);
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+        let context_length =
+            options.context_length.min(info.context_length.unwrap_or(usize::MAX)).min(model_limit).max(64);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(options.threads.unwrap_or(0))
+            .thread_name(|index| format!("clawdia-local-{index}"))
+            .build()
+            .map_err(|error| LocalError::Model(format!("cannot start the model threads: {error}")))
+            .map(Arc::new)?;
+        let name = dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        tracing::info!(
+            model = %name,
+            architecture = %info.architecture,
+            context_length,
+            threads = pool.current_num_threads(),
+            load_ms = started.elapsed().as_millis(),
+            "loaded local chat model"
+        );
+        Ok(Engine {
+            name,
+            architecture: info.architecture,
+            weights,
+            tokenizer,
+            template,
+            stop_ids,
+            context_length,
+            device,
+            pool,
+        })
+    }
+
+    /// The model folder's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The prompt's token ids: the rendered template, dropping the oldest messages (never the
+    /// last) while fewer than `MIN_REPLY_ROOM` tokens (or `max_tokens`, if smaller) would be
+    /// left for the reply.
+    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<u32>, LocalError> {
+        let room = (request.max_tokens.max(1) as usize).min(MIN_REPLY_ROOM);
+        let total = request.messages.len();
+        let mut keep = total;
+        loop {
+            let prompt = self.template.render(request, Some(keep))?;
+            let encoding = self
+                .tokenizer
+                .encode(prompt, false)
+                .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string()))))?;
+            let ids = encoding.get_ids().to_vec();
+            if ids.len() + room <= self.context_length {
+                if keep < total {
+                    tracing::info!(dropped = total - keep, "local model: oldest messages dropped to fit the context");
+                }
+                return Ok(ids);
+            }
+            if keep <= 1 {
+                return Err(LocalError::TooLong { tokens: ids.len(), context: self.context_length });
+            }
+            keep -= 1;
+        }
+    }
+
+    /// Generates a reply to `request`. `on_output` receives the whole output so far after every
+    /// token that completes a character; returning `false` stops generation (as `cancel` does).
+    pub fn generate(
+        &mut self,
+        request: &ChatRequest,
+        cancel: &AtomicBool,
+        on_output: &mut (dyn FnMut(&str) -> bool + Send),
+    ) -> Result<Generation, LocalError> {
+        let pool = Arc::clone(&self.pool);
+        pool.install(|| self.generate_inner(request, cancel, on_output))
+    }
+
+    fn generate_inner(
+        &mut self,
+        request: &ChatRequest,
+        cancel: &AtomicBool,
+        on_output: &mut (dyn FnMut(&str) -> bool + Send),
+    ) -> Result<Generation, LocalError> {
+        let started = Instant::now();
+        let prompt = self.prompt_tokens(request)?;
+        let budget = (request.max_tokens.max(1) as usize).min(self.context_length - prompt.len());
+        let model_error = |error: candle_core::Error| LocalError::Model(format!("local model: {}", one_line(&error)));
+        self.weights.clear();
+        let mut position = 0;
+        let mut logits = None;
+        for chunk in prompt.chunks(PREFILL_CHUNK) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(LocalError::Cancelled);
+            }
+            let input = Tensor::new(chunk, &self.device).and_then(|t| t.unsqueeze(0)).map_err(model_error)?;
+            logits = Some(self.weights.forward(&input, position).map_err(model_error)?);
+            position += chunk.len();
+        }
+        let mut logits = logits.ok_or_else(|| LocalError::Model("the prompt is empty".to_string()))?;
+        let sampling = match request.temperature {
+            Some(temperature) if temperature > 0.0 => Sampling::All { temperature: f64::from(temperature) },
+            _ => Sampling::ArgMax,
+        };
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut sampler = LogitsProcessor::from_sampling(seed, sampling);
+        let mut generated: Vec<u32> = Vec::with_capacity(budget);
+        let mut first_token = None;
+        let mut stop = StopReason::MaxTokens;
+        while generated.len() < budget {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(LocalError::Cancelled);
+            }
+            let next = self.sample(&logits, &generated, &mut sampler).map_err(model_error)?;
+            first_token.get_or_insert_with(Instant::now);
+            if self.stop_ids.contains(&next) {
+                stop = StopReason::EndTurn;
+                break;
+            }
+            generated.push(next);
+            let text = self
+                .tokenizer
+                .decode(&generated, true)
+                .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string()))))?;
+            // A character split across tokens decodes as U+FFFD until its last byte arrives.
+            if !text.ends_with('\u{FFFD}') && !on_output(&text) {
+                return Err(LocalError::Cancelled);
+            }
+            if generated.len() >= budget {
+                break;
+            }
+            let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(model_error)?;
+            logits = self.weights.forward(&input, position).map_err(model_error)?;
+            position += 1;
+        }
+        let output = self
+            .tokenizer
+            .decode(&generated, true)
+            .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string()))))?;
+        let first = first_token.unwrap_or_else(Instant::now);
+        Ok(Generation {
+            output,
+            input_tokens: prompt.len(),
+            output_tokens: generated.len(),
+            stop,
+            time_to_first_token: first.duration_since(started),
+            decode_time: first.elapsed(),
+        })
+    }
+
+    fn sample(
+        &self,
+        logits: &Tensor,
+        generated: &[u32],
+        sampler: &mut LogitsProcessor,
+    ) -> candle_core::Result<u32> {
+        let logits = logits.squeeze(0)?.to_dtype(DType::F32)?;
+        let recent = &generated[generated.len().saturating_sub(REPEAT_WINDOW)..];
+        let logits = if recent.is_empty() {
+            logits
+        } else {
+            candle_transformers::utils::apply_repeat_penalty(&logits, REPEAT_PENALTY, recent)?
+        };
+        sampler.sample(&logits)
+    }
+}
+
+/// `chat_template` from `tokenizer_config.json`, for GGUF files without one.
+fn template_from_config(dir: &Path) -> Option<String> {
+    let text = std::fs::read(dir.join("tokenizer_config.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    value.get("chat_template")?.as_str().map(str::to_string)
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
