@@ -64,6 +64,7 @@ fn crate_dependency_rules_hold() {
         "clawdia-server",
         "clawdia-brain",
         "clawdia-embed",
+        "clawdia-local",
     ];
     let mut seen = 0;
     for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
