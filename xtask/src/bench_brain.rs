@@ -43,17 +43,39 @@ fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Value>> {
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| Ok(serde_json::from_str(l)?)).collect()
 }
 
+/// What `cargo xtask bench brain` was asked to do.
+#[derive(Debug, Default)]
+struct Options {
+    scale: bool,
+    fulltext_only: bool,
+    locomo_only: bool,
+    /// Tune the fusion on SciFact's train queries and print the grid.
+    sweep: bool,
+    /// Keep the brains here between runs (re-runs skip unchanged files and stored vectors).
+    keep: Option<PathBuf>,
+}
+
+const USAGE: &str =
+    "usage: cargo xtask bench brain [--no-scale] [--fulltext-only] [--locomo-only] [--sweep] [--keep DIR]";
+
 pub fn run(args: &[&str]) -> anyhow::Result<()> {
-    for arg in args {
-        if !["--no-scale", "--fulltext-only", "--locomo-only"].contains(arg) {
-            bail!("usage: cargo xtask bench brain [--no-scale] [--fulltext-only] [--locomo-only]");
+    let mut options = Options { scale: true, ..Options::default() };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match *arg {
+            "--no-scale" => options.scale = false,
+            "--fulltext-only" => options.fulltext_only = true,
+            "--locomo-only" => options.locomo_only = true,
+            "--sweep" => options.sweep = true,
+            "--keep" => options.keep = Some(PathBuf::from(args.next().context(USAGE)?)),
+            _ => bail!(USAGE),
         }
     }
-    let fulltext_only = args.contains(&"--fulltext-only");
-    let scale = !args.contains(&"--no-scale") && !fulltext_only;
-    let locomo_only = args.contains(&"--locomo-only");
+    if options.fulltext_only {
+        options.scale = false;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(bench(scale, fulltext_only, locomo_only))
+    runtime.block_on(bench(options))
 }
 
 /// The arms measured: all three, or only full text (no embedding: minutes instead of an hour).
@@ -70,9 +92,9 @@ fn modes(fulltext_only: bool) -> Vec<(&'static str, SearchMode)> {
 
 type MaybeEmbedder = Result<Arc<dyn Embedder>, String>;
 
-async fn bench(scale: bool, fulltext_only: bool, locomo_only: bool) -> anyhow::Result<()> {
+async fn bench(options: Options) -> anyhow::Result<()> {
     let dir = model_dir();
-    let embedder: MaybeEmbedder = if fulltext_only {
+    let embedder: MaybeEmbedder = if options.fulltext_only {
         Err("--fulltext-only".to_string())
     } else {
         let local = clawdia_embed::LocalEmbedder::load(&dir, None)
@@ -85,12 +107,25 @@ async fn bench(scale: bool, fulltext_only: bool, locomo_only: bool) -> anyhow::R
         );
         Ok(Arc::new(local))
     };
-    let work = tempfile::tempdir()?;
-    if !locomo_only {
-        let scifact = scifact(work.path(), embedder.clone(), scale, fulltext_only).await?;
+    let temporary = tempfile::tempdir()?;
+    let work = match &options.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            println!("keeping the benchmark brains in {} (unchanged pages and vectors are reused)", dir.display());
+            dir.clone()
+        }
+        None => temporary.path().to_path_buf(),
+    };
+    let settings = BrainSettings::default();
+    println!(
+        "fusion: rrf_k {} fts_weight {} vector_weight {} (BrainSettings::default)",
+        settings.rrf_k, settings.fts_weight, settings.vector_weight
+    );
+    if !options.locomo_only {
+        let scifact = scifact(&work, embedder.clone(), &options).await?;
         println!("{scifact}");
     }
-    let locomo = locomo(work.path(), embedder, fulltext_only).await?;
+    let locomo = locomo(&work, embedder, options.fulltext_only).await?;
     println!("{locomo}");
     Ok(())
 }
@@ -123,6 +158,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// A search as the product runs it: the fusion settings are `BrainSettings::default()` (what a
+/// config without a `[brain]` section gets), so the figures describe the shipped defaults.
 fn query(
     text: &str,
     k: usize,
@@ -131,12 +168,15 @@ fn query(
     include: Vec<String>,
     per_page: usize,
 ) -> SearchQuery {
+    let settings = BrainSettings::default();
     SearchQuery {
         text: text.to_string(),
         k,
         mode,
         vector,
-        rrf_k: 60.0,
+        rrf_k: settings.rrf_k,
+        fts_weight: settings.fts_weight,
+        vector_weight: settings.vector_weight,
         boosts: Vec::new(),
         exclude: Vec::new(),
         include,
@@ -158,25 +198,15 @@ async fn embed_all(embedder: &MaybeEmbedder, texts: &[String]) -> anyhow::Result
     Ok(out)
 }
 
-async fn scifact(
-    work: &Path,
-    embedder: MaybeEmbedder,
-    scale: bool,
-    fulltext_only: bool,
-) -> anyhow::Result<String> {
+async fn scifact(work: &Path, embedder: MaybeEmbedder, bench: &Options) -> anyhow::Result<String> {
+    let (scale, fulltext_only) = (bench.scale, bench.fulltext_only);
     let data = data_dir().join("scifact");
     let corpus = read_jsonl(&data.join("corpus.jsonl"))?;
     let queries: HashMap<String, String> = read_jsonl(&data.join("queries.jsonl"))?
         .into_iter()
         .filter_map(|q| Some((q["_id"].as_str()?.to_string(), q["text"].as_str()?.to_string())))
         .collect();
-    let mut qrels: HashMap<String, HashSet<String>> = HashMap::new();
-    for line in std::fs::read_to_string(data.join("qrels/test.tsv"))?.lines().skip(1) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if cols.len() == 3 {
-            qrels.entry(cols[0].to_string()).or_default().insert(format!("scifact/{}", cols[1]));
-        }
-    }
+    let qrels = read_qrels(&data.join("qrels/test.tsv"))?;
     let files = work.join("scifact");
     std::fs::create_dir_all(&files)?;
     for doc in &corpus {
@@ -232,15 +262,123 @@ async fn scifact(
             ids.len()
         ));
     }
+    if bench.sweep && !fulltext_only {
+        lines.push(sweep(&brain, &embedder, &queries).await?);
+    }
     lines.push(latency(&brain, &texts, &vectors, "  at SciFact size", fulltext_only).await?);
     if scale {
+        // The 50k-chunk brain is a copy, so the quality figures above never see the padding
+        // and a kept directory stays reusable.
+        let scale_path = work.join("scale.db");
+        if !scale_path.exists() {
+            drop(brain);
+            for suffix in ["", "-wal"] {
+                let from = work.join(format!("brain.db{suffix}"));
+                if from.exists() {
+                    std::fs::copy(&from, work.join(format!("scale.db{suffix}")))?;
+                }
+            }
+        }
+        let brain = Brain::new(Db::open(&scale_path)?, embedder.clone(), BrainSettings::default());
         let chunks = brain.db()?.stats()?.chunks;
+        let searcher = Searcher::start(brain.db()?, texts.clone(), vectors.clone());
         let padded = pad(&brain, 50_000usize.saturating_sub(chunks as usize)).await?;
+        let during = searcher.stop();
         lines.push(format!(
-            "  padded with {} synthetic chunks ({:.0} chunks/s with embedding)",
+            "  padded to 50k with {} synthetic chunks ({:.0} chunks/s with embedding)",
             padded.0, padded.1
         ));
+        lines.push(format!(
+            "  hybrid search while that import ran: {} searches, p50 {:.2} ms p99 {:.2} ms",
+            during.len(),
+            percentile(&during, 50.0),
+            percentile(&during, 99.0)
+        ));
         lines.push(latency(&brain, &texts, &vectors, "  at 50k chunks", false).await?);
+    }
+    Ok(lines.join("\n"))
+}
+
+/// Runs hybrid searches on a thread of its own, back to back, while something else writes.
+struct Searcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Duration>>,
+}
+
+impl Searcher {
+    fn start(db: Arc<Db>, texts: Vec<String>, vectors: Vec<Vec<f32>>) -> Searcher {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut took = Vec::new();
+            for (text, vector) in texts.iter().zip(&vectors).cycle() {
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let vector = (!vector.is_empty()).then(|| vector.clone());
+                let q = query(text, 10, SearchMode::Hybrid, vector, Vec::new(), 1);
+                let start = Instant::now();
+                if db.search(&q).is_ok() {
+                    took.push(start.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            took
+        });
+        Searcher { stop, thread }
+    }
+
+    fn stop(self) -> Vec<Duration> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut took = self.thread.join().unwrap_or_default();
+        took.sort();
+        took
+    }
+}
+
+/// query id → relevant slugs, from a BEIR qrels TSV.
+fn read_qrels(path: &Path) -> anyhow::Result<HashMap<String, HashSet<String>>> {
+    let mut qrels: HashMap<String, HashSet<String>> = HashMap::new();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() == 3 && cols[2].trim() != "0" {
+            qrels.entry(cols[0].to_string()).or_default().insert(format!("scifact/{}", cols[1]));
+        }
+    }
+    Ok(qrels)
+}
+
+/// Tunes the fusion on SciFact's *train* queries (never the test ones): mean nDCG@10 over a grid
+/// of `rrf_k` x `vector_weight` (full-text weight 1), best first.
+async fn sweep(
+    brain: &Brain,
+    embedder: &MaybeEmbedder,
+    queries: &HashMap<String, String>,
+) -> anyhow::Result<String> {
+    let qrels = read_qrels(&data_dir().join("scifact/qrels/train.tsv"))?;
+    let mut ids: Vec<&String> = qrels.keys().filter(|id| queries.contains_key(*id)).collect();
+    ids.sort();
+    let texts: Vec<String> = ids.iter().map(|id| queries[*id].clone()).collect();
+    let vectors = embed_all(embedder, &texts).await?;
+    let mut grid = Vec::new();
+    for rrf_k in [5.0, 10.0, 20.0, 40.0, 60.0, 100.0] {
+        for vector_weight in [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0] {
+            let mut total = 0.0;
+            for (i, id) in ids.iter().enumerate() {
+                let mut q = query(&texts[i], 10, SearchMode::Hybrid, Some(vectors[i].clone()), Vec::new(), 1);
+                q.rrf_k = rrf_k;
+                q.vector_weight = vector_weight;
+                let ranked: Vec<String> = brain.db()?.search(&q)?.hits.into_iter().map(|h| h.slug).collect();
+                total += ndcg10(&ranked, &qrels[*id]);
+            }
+            grid.push((total / ids.len() as f64, rrf_k, vector_weight));
+        }
+    }
+    grid.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut lines = vec![format!("  fusion sweep on {} SciFact train queries (nDCG@10, best first):", ids.len())];
+    for (score, rrf_k, vector_weight) in grid.iter().take(12) {
+        lines.push(format!("    rrf_k {rrf_k:>5}  vector_weight {vector_weight:<5} nDCG@10 {score:.4}"));
     }
     Ok(lines.join("\n"))
 }

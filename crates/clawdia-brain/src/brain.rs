@@ -16,6 +16,10 @@ use crate::parse::{ParseOptions, parse_markdown, sha256_hex};
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrainSettings {
     pub rrf_k: f64,
+    /// Fusion weight of the full-text arm.
+    pub fts_weight: f64,
+    /// Fusion weight of the vector arm.
+    pub vector_weight: f64,
     pub max_chunks_per_page: usize,
     pub boosts: Vec<(String, f64)>,
     pub exclude: Vec<String>,
@@ -23,9 +27,19 @@ pub struct BrainSettings {
 
 impl Default for BrainSettings {
     fn default() -> Self {
-        BrainSettings { rrf_k: 60.0, max_chunks_per_page: 1, boosts: Vec::new(), exclude: Vec::new() }
+        BrainSettings {
+            rrf_k: 60.0,
+            fts_weight: 1.0,
+            vector_weight: 1.0,
+            max_chunks_per_page: 1,
+            boosts: Vec::new(),
+            exclude: Vec::new(),
+        }
     }
 }
+
+/// Forward batches handed to the embedder per `embed` call while catching up.
+const PENDING_BATCHES: usize = 8;
 
 /// A search request as tools, the CLI and MCP clients make it.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +178,8 @@ impl Brain {
             mode: query.mode,
             vector,
             rrf_k: self.settings.rrf_k,
+            fts_weight: self.settings.fts_weight,
+            vector_weight: self.settings.vector_weight,
             boosts: self.settings.boosts.clone(),
             exclude,
             include: query.include.clone(),
@@ -208,7 +224,9 @@ impl Brain {
         };
         let (model, dims) = (embedder.model_id().to_string(), embedder.dimensions());
         self.blocking(move |db| db.set_embedding_model(&model, dims)).await?;
-        let batch = embedder.batch_size().max(1);
+        // Several forward batches per call: the embedder sorts a call's texts by length before
+        // batching them, so a bigger call wastes less work on padding.
+        let batch = embedder.batch_size().max(1).saturating_mul(PENDING_BATCHES);
         let mut done = 0;
         loop {
             let pending = self.blocking(move |db| db.chunks_to_embed(batch)).await?;

@@ -62,6 +62,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrainConfig {
     pub rrf_k: f64,
+    pub fts_weight: f64,
+    pub vector_weight: f64,
     pub max_chunks_per_page: usize,
     /// Slug prefix → score multiplier.
     pub boosts: Vec<(String, f64)>,

@@ -32,6 +32,8 @@ pub(crate) mod defaults {
     pub const WEB_FETCH_TIMEOUT_SECS: u64 = 20;
     pub const WEB_FETCH_MAX_BYTES: usize = 512 * 1024;
     pub const RRF_K: f64 = 60.0;
+    pub const FTS_WEIGHT: f64 = 1.0;
+    pub const VECTOR_WEIGHT: f64 = 1.0;
     pub const MAX_CHUNKS_PER_PAGE: usize = 1;
     pub const EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2";
     pub const MODELS_DIR: &str = "models";
@@ -77,6 +79,13 @@ pub(crate) struct RawBrain {
     pub rrf_k: Option<Spanned<f64>>,
     /// Most results from one page (the rest of its chunks make room for other pages).
     #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_CHUNKS_PER_PAGE))]
+    /// Weight of the full-text (BM25) list in the fusion: it adds `fts_weight / (rrf_k + rank)`.
+    #[schemars(with = "Option<f64>", extend("default" = defaults::FTS_WEIGHT))]
+    pub fts_weight: Option<Spanned<f64>>,
+    /// Weight of the vector (embedding) list in the fusion: it adds
+    /// `vector_weight / (rrf_k + rank)`. 0 turns the vector arm off.
+    #[schemars(with = "Option<f64>", extend("default" = defaults::VECTOR_WEIGHT))]
+    pub vector_weight: Option<Spanned<f64>>,
     pub max_chunks_per_page: Option<Spanned<usize>>,
     /// Score multipliers by slug prefix, so curated pages outrank bulk imports, e.g.
     /// `{ "notes/" = 1.5, "import/" = 0.8 }`.

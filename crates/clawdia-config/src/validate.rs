@@ -95,6 +95,13 @@ fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigErr
             return Err(context.error(k.span(), &["brain", "rrf_k"], "must be a number of at least 1"));
         }
     };
+    let weight = |value: Option<Spanned<f64>>, key: &str, default: f64| match value {
+        None => Ok(default),
+        Some(w) if w.get_ref().is_finite() && *w.get_ref() >= 0.0 => Ok(w.into_inner()),
+        Some(w) => Err(context.error(w.span(), &["brain", key], "must be a non-negative number")),
+    };
+    let fts_weight = weight(raw.fts_weight, "fts_weight", defaults::FTS_WEIGHT)?;
+    let vector_weight = weight(raw.vector_weight, "vector_weight", defaults::VECTOR_WEIGHT)?;
     let max_chunks_per_page = context.positive(
         raw.max_chunks_per_page,
         &["brain", "max_chunks_per_page"],
@@ -161,7 +168,15 @@ fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigErr
             }
         }
     };
-    Ok(BrainConfig { rrf_k, max_chunks_per_page, boosts, exclude: raw.exclude.unwrap_or_default(), embedder })
+    Ok(BrainConfig {
+        rrf_k,
+        fts_weight,
+        vector_weight,
+        max_chunks_per_page,
+        boosts,
+        exclude: raw.exclude.unwrap_or_default(),
+        embedder,
+    })
 }
 
 fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, ConfigError> {

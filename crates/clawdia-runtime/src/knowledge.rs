@@ -33,6 +33,8 @@ pub fn embedder(config: &Config) -> Result<Arc<dyn Embedder>, String> {
 pub fn open_brain(config: &Config) -> Result<Arc<Brain>, RuntimeError> {
     let settings = BrainSettings {
         rrf_k: config.brain.rrf_k,
+        fts_weight: config.brain.fts_weight,
+        vector_weight: config.brain.vector_weight,
         max_chunks_per_page: config.brain.max_chunks_per_page,
         boosts: config.brain.boosts.clone(),
         exclude: config.brain.exclude.clone(),

@@ -8,8 +8,12 @@
 //! 2. Vector arm: the in-memory int8 index, rescored exactly (see `vectors`).
 //! 3. Both arms apply the include/exclude slug prefixes *before* ranking (in SQL for full text,
 //!    in the scan for vectors), so an excluded page never takes a slot.
-//! 4. Reciprocal rank fusion: score = Σ 1/(rrf_k + rank) over the arms a chunk appears in,
-//!    times the boost of the longest matching boost prefix.
+//! 4. Weighted reciprocal rank fusion: score = Σ weight_arm/(rrf_k + rank_arm) over the arms a
+//!    result appears in, times the boost of the longest matching boost prefix. With one chunk
+//!    per page (the default) the fusion is over *pages*: a page's rank in an arm is the position
+//!    of its best chunk among the distinct pages of that arm, so a page whose best full-text
+//!    chunk and best vector chunk differ still gets credit from both, and the chunk shown is
+//!    the one that contributed most. Otherwise chunks are fused individually.
 //! 5. At most `max_chunks_per_page` chunks per page (0 = no cap), the best `k` kept; if capping
 //!    left fewer than `k` and an arm was cut off, both arms are re-run deeper.
 //! 6. Graph expansion: up to `expand_graph` live pages linked to or from the hits, scored below
@@ -66,6 +70,10 @@ pub struct SearchQuery {
     pub vector: Option<Vec<f32>>,
     /// The RRF constant (60 is the usual choice).
     pub rrf_k: f64,
+    /// Weight of the full-text arm in the fusion.
+    pub fts_weight: f64,
+    /// Weight of the vector arm in the fusion.
+    pub vector_weight: f64,
     /// Slug prefix → score multiplier (the longest matching prefix applies).
     pub boosts: Vec<(String, f64)>,
     /// Slug prefixes never returned (removed before ranking).
@@ -91,6 +99,8 @@ impl SearchQuery {
             mode: SearchMode::Hybrid,
             vector: None,
             rrf_k: 60.0,
+            fts_weight: 1.0,
+            vector_weight: 1.0,
             boosts: Vec::new(),
             exclude: Vec::new(),
             include: Vec::new(),
@@ -127,9 +137,9 @@ pub struct Hit {
     pub chunk_id: i64,
     pub score: f64,
     pub snippet: String,
-    /// 1-based rank in the full-text arm.
+    /// 1-based rank in the full-text arm (among pages when one chunk per page is shown).
     pub fts_rank: Option<usize>,
-    /// 1-based rank in the vector arm.
+    /// 1-based rank in the vector arm (among pages when one chunk per page is shown).
     pub vector_rank: Option<usize>,
     /// Added by graph expansion, not matched.
     pub expanded: bool,
@@ -467,7 +477,8 @@ struct Candidate {
     score: f64,
 }
 
-/// Fuses the arms by reciprocal rank, applies boosts, sorts best first.
+/// Fuses the arms by weighted reciprocal rank, applies boosts, sorts best first (see the
+/// module doc: page-level fusion when one chunk per page is shown).
 fn fuse(
     connection: &Connection,
     text_hits: &[(i64, i64)],
@@ -475,19 +486,43 @@ fn fuse(
     query: &SearchQuery,
     pages: &mut Pages,
 ) -> Result<Vec<Candidate>, BrainError> {
+    let by_page = query.max_chunks_per_page == 1;
+    // Key: the page when fusing pages, else the chunk. Rank: 1-based among distinct keys.
     let mut candidates: HashMap<i64, Candidate> = HashMap::new();
-    let blank =
-        |chunk_id, page_id| Candidate { chunk_id, page_id, fts_rank: None, vector_rank: None, score: 0.0 };
-    for (rank, (chunk_id, page_id)) in (1..).zip(text_hits) {
-        let candidate = candidates.entry(*chunk_id).or_insert_with(|| blank(*chunk_id, *page_id));
-        candidate.fts_rank = Some(rank);
-        candidate.score += 1.0 / (query.rrf_k + rank as f64);
-    }
-    for (rank, hit) in (1..).zip(vector_hits) {
-        let candidate = candidates.entry(hit.chunk_id).or_insert_with(|| blank(hit.chunk_id, hit.page_id));
-        candidate.vector_rank = Some(rank);
-        candidate.score += 1.0 / (query.rrf_k + rank as f64);
-    }
+    let mut best_chunk: HashMap<i64, f64> = HashMap::new();
+    let mut add = |chunk_id: i64, page_id: i64, rank: usize, weight: f64, is_text: bool| {
+        let key = if by_page { page_id } else { chunk_id };
+        let contribution = weight / (query.rrf_k + rank as f64);
+        let candidate = candidates.entry(key).or_insert_with(|| Candidate {
+            chunk_id,
+            page_id,
+            fts_rank: None,
+            vector_rank: None,
+            score: 0.0,
+        });
+        let arm_rank = if is_text { &mut candidate.fts_rank } else { &mut candidate.vector_rank };
+        if arm_rank.is_some() {
+            return;
+        }
+        *arm_rank = Some(rank);
+        candidate.score += contribution;
+        let shown = best_chunk.entry(key).or_insert(contribution);
+        if contribution > *shown {
+            *shown = contribution;
+            candidate.chunk_id = chunk_id;
+        }
+    };
+    let mut rank_of = |hits: &mut dyn Iterator<Item = (i64, i64)>, weight: f64, is_text: bool| {
+        let mut seen: HashSet<i64> = HashSet::new();
+        for (chunk_id, page_id) in hits {
+            let key = if by_page { page_id } else { chunk_id };
+            if seen.insert(key) {
+                add(chunk_id, page_id, seen.len(), weight, is_text);
+            }
+        }
+    };
+    rank_of(&mut text_hits.iter().copied(), query.fts_weight, true);
+    rank_of(&mut vector_hits.iter().map(|hit| (hit.chunk_id, hit.page_id)), query.vector_weight, false);
     let mut fused = Vec::with_capacity(candidates.len());
     for mut candidate in candidates.into_values() {
         let Some(info) = pages.get(connection, candidate.page_id)? else { continue };
@@ -547,6 +582,11 @@ impl Db {
                 "rrf_k must be a non-negative number, not {}",
                 query.rrf_k
             )));
+        }
+        for (arm, weight) in [("fts_weight", query.fts_weight), ("vector_weight", query.vector_weight)] {
+            if !weight.is_finite() || weight < 0.0 {
+                return Err(BrainError::Invalid(format!("{arm} must be a non-negative number, not {weight}")));
+            }
         }
         if let Some((prefix, factor)) =
             query.boosts.iter().find(|(_, factor)| !factor.is_finite() || *factor < 0.0)
