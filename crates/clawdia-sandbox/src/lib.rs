@@ -216,12 +216,13 @@ pub async fn run(
         }
         Mechanism::Unsandboxed => {
             let mut command = tokio::process::Command::new("/bin/sh");
-            command.arg("-c").arg(&spec.command).envs(spec.env.iter().cloned()).current_dir(&workspace);
+            command.arg("-c").arg(&spec.command).current_dir(&workspace);
             command
         }
     };
-    if sandboxed {
-        command.env_clear();
+    command.env_clear();
+    if !sandboxed {
+        command.envs(spec.env.iter().cloned());
     }
     let (output_read, output_write) =
         std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
@@ -365,6 +366,62 @@ impl Probe {
             ))),
         }
     }
+}
+
+/// Which mechanism an owner asked for (`sandbox = "auto" | "bwrap" | "builtin" | "off"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// bubblewrap when it works, else the built-in path, else refuse.
+    #[default]
+    Auto,
+    Bubblewrap,
+    Builtin,
+    /// No sandbox at all: the owner's explicit decision.
+    Off,
+}
+
+impl Probe {
+    /// The mechanism for `choice` on this machine, or why there is none and how to fix it.
+    pub fn select(&self, choice: Choice) -> Result<Mechanism, SandboxError> {
+        let unavailable = |what: &str, why: &str, fix: &str| {
+            Err(SandboxError::Unavailable(format!("{what} does not work here: {why}; fix: {fix}")))
+        };
+        match choice {
+            Choice::Auto => self.best(),
+            Choice::Off => Ok(Mechanism::Unsandboxed),
+            Choice::Bubblewrap => match &self.bubblewrap {
+                Ok(mechanism) => Ok(mechanism.clone()),
+                Err(why) => unavailable("bubblewrap", why, "apt install bubblewrap, or sandbox = \"auto\""),
+            },
+            Choice::Builtin => match &self.builtin {
+                Ok(mechanism) => Ok(mechanism.clone()),
+                Err(why) => unavailable(
+                    "the built-in sandbox",
+                    why,
+                    "enable unprivileged user namespaces, or sandbox = \"auto\" with bubblewrap installed",
+                ),
+            },
+        }
+    }
+}
+
+/// `detect(helper)`, run once per helper for the life of the process (the machine does not
+/// change under a running gateway; `clawdia doctor` probes afresh).
+pub async fn detect_cached(helper: &Path) -> Probe {
+    type Cache = std::sync::Mutex<Vec<(PathBuf, std::sync::Arc<tokio::sync::OnceCell<Probe>>)>>;
+    static CACHE: Cache = std::sync::Mutex::new(Vec::new());
+    let cell = {
+        let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match cache.iter().find(|(path, _)| path == helper) {
+            Some((_, cell)) => cell.clone(),
+            None => {
+                let cell = std::sync::Arc::new(tokio::sync::OnceCell::new());
+                cache.push((helper.to_path_buf(), cell.clone()));
+                cell
+            }
+        }
+    };
+    cell.get_or_init(|| detect(helper)).await.clone()
 }
 
 /// Finds `bwrap` on `PATH`.

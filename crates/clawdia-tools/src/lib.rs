@@ -1,10 +1,12 @@
 //! Built-in agent tools: `read`, `write`, `edit`, `list`, `grep` confined to the agent's
-//! workspace, and `web_fetch` with time, size and address caps.
+//! workspace, `web_fetch` with time, size and address caps, and `exec`, which runs shell
+//! commands inside the sandbox (`clawdia-sandbox`).
 //!
 //! Architecture invariant: every path argument goes through `paths::resolve`, which refuses
 //! absolute paths, `..` components and symlinks that lead outside the workspace. This crate
 //! knows nothing about policy, sessions or trust markers: the agent's dispatch point does that.
 
+mod exec;
 mod fs;
 pub mod paths;
 pub mod web;
@@ -13,6 +15,8 @@ use std::sync::Arc;
 
 use clawdia_core::Tool;
 
+pub use clawdia_sandbox::{Choice as SandboxChoice, Limits as ExecLimits};
+pub use exec::ExecSettings;
 pub use web::WebFetchLimits;
 
 /// The workspace file tools (group `fs`).
@@ -26,6 +30,11 @@ pub fn fs_tools() -> Vec<Arc<dyn Tool>> {
 /// `web_fetch` (group `web`) with the given limits.
 pub fn web_fetch(limits: WebFetchLimits) -> Arc<dyn Tool> {
     Arc::new(web::WebFetch::new(limits))
+}
+
+/// `exec` (group `exec`): shell commands in the sandbox.
+pub fn exec(settings: ExecSettings) -> Arc<dyn Tool> {
+    Arc::new(exec::Exec::new(settings))
 }
 
 /// Reads a required string argument.
