@@ -142,6 +142,33 @@ pub struct AgentConfig {
     pub max_tokens: u32,
     pub temperature: Option<f32>,
     pub web_fetch: WebFetchConfig,
+    pub sandbox: Sandbox,
+    pub exec: ExecConfig,
+}
+
+/// How an agent's `exec` commands are isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sandbox {
+    /// bubblewrap, else the built-in sandbox, else refuse.
+    #[default]
+    Auto,
+    Bwrap,
+    Builtin,
+    /// No sandbox: the owner's explicit choice.
+    Off,
+}
+
+/// Limits of the `exec` tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecConfig {
+    pub timeout: Duration,
+    pub max_timeout: Duration,
+    pub max_output_bytes: usize,
+    pub memory_bytes: u64,
+    pub cpu_seconds: u64,
+    pub processes: u64,
+    pub open_files: u64,
+    pub file_size_bytes: u64,
 }
 
 /// Tool or group names; `deny` wins over `allow`.

@@ -24,13 +24,23 @@ pub(crate) mod defaults {
     pub const READ_TIMEOUT_SECS: u64 = 60;
     pub const COOLDOWN_SECS: u64 = 30;
     pub const WORKSPACES_DIR: &str = "workspaces";
-    pub const TOOLS_ALLOW: [&str; 3] = ["fs", "web", "brain"];
+    /// `exec` is in: its commands run in the sandbox (and it refuses when no sandbox works).
+    pub const TOOLS_ALLOW: [&str; 4] = ["fs", "web", "brain", "exec"];
     pub const FILE_MAX_CHARS: usize = 6000;
     pub const TOTAL_MAX_CHARS: usize = 16000;
     pub const MAX_TOOL_ITERATIONS: u32 = 12;
     pub const MAX_TOKENS: u32 = 4096;
     pub const WEB_FETCH_TIMEOUT_SECS: u64 = 20;
     pub const WEB_FETCH_MAX_BYTES: usize = 512 * 1024;
+    pub const EXEC_TIMEOUT_SECS: u64 = 30;
+    /// Below the agent's 120 s cap on any tool call, with room for the kill grace.
+    pub const EXEC_MAX_TIMEOUT_SECS: u64 = 110;
+    pub const EXEC_MAX_OUTPUT_BYTES: usize = 32 * 1024;
+    pub const EXEC_MEMORY_MB: u64 = 4096;
+    pub const EXEC_CPU_SECONDS: u64 = 60;
+    pub const EXEC_PROCESSES: u64 = 256;
+    pub const EXEC_OPEN_FILES: u64 = 1024;
+    pub const EXEC_FILE_SIZE_MB: u64 = 256;
     pub const RRF_K: f64 = 60.0;
     pub const FTS_WEIGHT: f64 = 1.0;
     pub const VECTOR_WEIGHT: f64 = 1.0;
@@ -224,6 +234,63 @@ pub(crate) struct RawAgent {
     /// Limits of the `web_fetch` tool.
     #[serde(default)]
     pub web_fetch: RawWebFetch,
+    /// How `exec` commands are isolated: `auto` (bubblewrap when installed, else the built-in
+    /// namespaces + Landlock + seccomp sandbox; `exec` refuses when neither works), `bwrap`,
+    /// `builtin`, or `off` (commands run directly on the host with the gateway's rights;
+    /// `clawdia doctor` flags it).
+    #[schemars(with = "Option<SandboxKind>", extend("default" = "auto"))]
+    pub sandbox: Option<Spanned<SandboxKind>>,
+    /// Limits of the `exec` tool.
+    #[serde(default)]
+    pub exec: RawExec,
+}
+
+/// Which sandbox runs the agent's commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SandboxKind {
+    /// bubblewrap when it works, else the built-in sandbox, else `exec` refuses.
+    Auto,
+    /// bubblewrap only.
+    Bwrap,
+    /// The built-in sandbox only.
+    Builtin,
+    /// No sandbox (only a time limit, rlimits and a clean environment).
+    Off,
+}
+
+/// Limits of the `exec` tool; every command runs with them.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Exec")]
+pub(crate) struct RawExec {
+    /// Seconds a command may run when the call does not say; then it and everything it started
+    /// are killed (`SIGTERM`, then `SIGKILL`).
+    #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_TIMEOUT_SECS))]
+    pub timeout_seconds: Option<Spanned<u64>>,
+    /// The most seconds a call may ask for (at most 110: the agent abandons any tool call after
+    /// 120 s).
+    #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_MAX_TIMEOUT_SECS))]
+    pub max_timeout_seconds: Option<Spanned<u64>>,
+    /// Most bytes of output (stdout and stderr merged) the model sees; the middle of longer
+    /// output is cut, with a marker.
+    #[schemars(with = "Option<usize>", extend("default" = defaults::EXEC_MAX_OUTPUT_BYTES))]
+    pub max_output_bytes: Option<Spanned<usize>>,
+    /// Virtual memory per process, in MiB (`RLIMIT_AS`).
+    #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_MEMORY_MB))]
+    pub memory_mb: Option<Spanned<u64>>,
+    /// CPU seconds per process (`RLIMIT_CPU`).
+    #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_CPU_SECONDS))]
+    pub cpu_seconds: Option<Spanned<u64>>,
+    /// Most processes (and threads) at once inside the sandbox.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_PROCESSES))]
+    pub processes: Option<Spanned<u64>>,
+    /// Most open files per process.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_OPEN_FILES))]
+    pub open_files: Option<Spanned<u64>>,
+    /// Largest file a command may write, in MiB.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_FILE_SIZE_MB))]
+    pub file_size_mb: Option<Spanned<u64>>,
 }
 
 /// The agent's tool policy: `deny` wins over `allow`.

@@ -315,6 +315,48 @@ fn agent(
             )?,
             allow_private: web_fetch.allow_private.unwrap_or(false),
         },
+        sandbox: match raw.sandbox.map(Spanned::into_inner) {
+            None | Some(raw::SandboxKind::Auto) => crate::Sandbox::Auto,
+            Some(raw::SandboxKind::Bwrap) => crate::Sandbox::Bwrap,
+            Some(raw::SandboxKind::Builtin) => crate::Sandbox::Builtin,
+            Some(raw::SandboxKind::Off) => crate::Sandbox::Off,
+        },
+        exec: exec(context, raw.exec, &key(&["exec"]))?,
+    })
+}
+
+/// `[agents.NAME.exec]`: counts at least 1, timeouts within the agent's tool-call cap.
+fn exec(context: &Context, raw: raw::RawExec, key: &[&str]) -> Result<crate::ExecConfig, ConfigError> {
+    let at = |field: &'static str| [key, &[field]].concat();
+    let max_timeout = match raw.max_timeout_seconds {
+        Some(value) if !(1..=defaults::EXEC_MAX_TIMEOUT_SECS).contains(value.get_ref()) => {
+            let message = format!("must be between 1 and {}", defaults::EXEC_MAX_TIMEOUT_SECS);
+            return Err(context.error(value.span(), &at("max_timeout_seconds"), message));
+        }
+        value => value.map_or(defaults::EXEC_MAX_TIMEOUT_SECS, Spanned::into_inner),
+    };
+    let timeout = match raw.timeout_seconds {
+        Some(value) if !(1..=max_timeout).contains(value.get_ref()) => {
+            let message = format!("must be between 1 and max_timeout_seconds ({max_timeout})");
+            return Err(context.error(value.span(), &at("timeout_seconds"), message));
+        }
+        value => value.map_or(defaults::EXEC_TIMEOUT_SECS.min(max_timeout), Spanned::into_inner),
+    };
+    let mib = 1024 * 1024;
+    Ok(crate::ExecConfig {
+        timeout: Duration::from_secs(timeout),
+        max_timeout: Duration::from_secs(max_timeout),
+        max_output_bytes: context.positive(
+            raw.max_output_bytes,
+            &at("max_output_bytes"),
+            defaults::EXEC_MAX_OUTPUT_BYTES,
+        )?,
+        memory_bytes: context.positive(raw.memory_mb, &at("memory_mb"), defaults::EXEC_MEMORY_MB)? * mib,
+        cpu_seconds: context.positive(raw.cpu_seconds, &at("cpu_seconds"), defaults::EXEC_CPU_SECONDS)?,
+        processes: context.positive(raw.processes, &at("processes"), defaults::EXEC_PROCESSES)?,
+        open_files: context.positive(raw.open_files, &at("open_files"), defaults::EXEC_OPEN_FILES)?,
+        file_size_bytes: context.positive(raw.file_size_mb, &at("file_size_mb"), defaults::EXEC_FILE_SIZE_MB)?
+            * mib,
     })
 }
 

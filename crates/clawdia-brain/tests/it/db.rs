@@ -410,6 +410,75 @@ fn hybrid_fusion_prefers_a_chunk_ranked_well_by_both_arms() {
 }
 
 #[test]
+fn fusion_weights_shift_the_balance_between_the_arms() {
+    let f = fixture();
+    put(&f.db, &page("notes/text", "Stripes", &["zebra zebra zebra"]));
+    put(&f.db, &page("notes/vector", "Savanna", &["grassland animals at dusk, a zebra"]));
+    embed_all(&f.db, |text| {
+        if text.contains("grassland") { vec![1.0, 0.0, 0.0, 0.0] } else { vec![0.0, 1.0, 0.0, 0.0] }
+    });
+    let mut q = vector_query("zebra", [1.0, 0.0, 0.0, 0.0], 2, SearchMode::Hybrid);
+    // Each page is first in one arm and second in the other: equal weights tie, broken by the
+    // full-text rank.
+    assert_eq!(slugs(&f.db, &q), ["notes/text", "notes/vector"]);
+    q.vector_weight = 1.5;
+    assert_eq!(slugs(&f.db, &q), ["notes/vector", "notes/text"]);
+    let top = &f.db.search(&q).expect("search").hits[0];
+    assert!((top.score - (1.5 / 61.0 + 1.0 / 62.0)).abs() < 1e-9, "score {}", top.score);
+    q.vector_weight = 0.5;
+    assert_eq!(slugs(&f.db, &q), ["notes/text", "notes/vector"]);
+    q.vector_weight = -1.0;
+    let error = f.db.search(&q).expect_err("a negative weight is refused");
+    assert!(error.to_string().contains("vector_weight"), "{error}");
+    q.vector_weight = 1.0;
+    q.fts_weight = f64::NAN;
+    assert!(f.db.search(&q).is_err(), "a NaN weight is refused");
+}
+
+#[test]
+fn with_one_chunk_per_page_both_arms_credit_the_page_even_through_different_chunks() {
+    let f = fixture();
+    // notes/split: full text finds its first chunk, vectors its second. notes/text and
+    // notes/vector each lead one arm with their only chunk.
+    put(
+        &f.db,
+        &page(
+            "notes/split",
+            "Split",
+            &["quokka habitat survey, quokka counts", "island marsupials at night"],
+        ),
+    );
+    put(&f.db, &page("notes/text", "Text", &["quokka quokka quokka quokka"]));
+    put(&f.db, &page("notes/vector", "Vector", &["small wallaby relatives"]));
+    for n in 0..4 {
+        put(&f.db, &page(&format!("notes/filler-{n}"), "Filler", &[&format!("filler number {n}")]));
+    }
+    embed_all(&f.db, |text| {
+        if text.contains("wallaby") {
+            vec![1.0, 0.0, 0.0, 0.0]
+        } else if text.contains("marsupials") {
+            vec![0.95, 0.31, 0.0, 0.0]
+        } else if text.contains("filler") {
+            vec![0.6, 0.0, 0.8, 0.0]
+        } else {
+            vec![0.0, 0.0, 0.0, 1.0]
+        }
+    });
+    let q = vector_query("quokka", [1.0, 0.0, 0.0, 0.0], 3, SearchMode::Hybrid);
+    let result = f.db.search(&q).expect("search");
+    let top = &result.hits[0];
+    assert_eq!(top.slug, "notes/split", "{:?}", result.hits);
+    assert_eq!((top.fts_rank, top.vector_rank), (Some(2), Some(2)), "ranks among pages");
+    assert!((top.score - 2.0 / 62.0).abs() < 1e-9, "score {}", top.score);
+    // Fusing chunks instead (several chunks per page allowed), the split page's chunks each
+    // have one arm only and fall behind the single-arm leaders' ties.
+    let mut per_chunk = q.clone();
+    per_chunk.max_chunks_per_page = 0;
+    let hits = f.db.search(&per_chunk).expect("search").hits;
+    assert_eq!(hits[0].slug, "notes/text", "{hits:?}");
+}
+
+#[test]
 fn hybrid_without_vectors_degrades_to_full_text_and_says_so() {
     let f = fixture();
     put(&f.db, &page("notes/a", "A", &["hello world"]));

@@ -92,7 +92,7 @@ fn minimal_file_parses_with_resolved_values() {
     assert_eq!(main.model, model("zai/glm-5"));
     assert_eq!(main.fallbacks, vec![model("anthropic/claude-sonnet-4-5")]);
     assert_eq!(main.workspace, home().join("workspaces/main"));
-    assert_eq!(main.tools.allow, vec!["fs".to_string(), "web".to_string(), "brain".to_string()]);
+    assert_eq!(main.tools.allow, ["fs", "web", "brain", "exec"].map(String::from).to_vec());
     assert!(main.tools.deny.is_empty());
     assert_eq!(main.budget.daily_tokens, None);
     assert_eq!(main.budget.daily_usd, None);
@@ -165,7 +165,7 @@ fn overrides_are_applied() {
 fn bad_configs_name_line_and_key() {
     let cases: Vec<(String, &str)> = vec![
         ("[agents.main]\nmodle = \"x\"".into(),
-         "clawdia.toml:2: agents.main.modle: unknown key `modle`, expected one of `model`, `fallbacks`, `workspace`, `tools`, `budget`, `prompt`, `max_tool_iterations`, `max_tokens`, `temperature`, `web_fetch`"),
+         "clawdia.toml:2: agents.main.modle: unknown key `modle`, expected one of `model`, `fallbacks`, `workspace`, `tools`, `budget`, `prompt`, `max_tool_iterations`, `max_tokens`, `temperature`, `web_fetch`, `sandbox`, `exec`"),
         ("[gateway]\nbind = \"127.0.0.1\"\nport = \"abc\"\n".into(),
          "clawdia.toml:3: gateway.port: invalid type: string \"abc\", expected u16"),
         ("[gateway]\nport = 70000\n".into(),
@@ -452,5 +452,42 @@ fn brain_section_defaults_and_errors() {
     ] {
         let error = parse(text, &home()).unwrap_err().to_string();
         assert!(error.starts_with(expected), "{text:?}: {error}");
+    }
+}
+
+#[test]
+fn sandbox_and_exec_defaults_and_errors() {
+    let minimal = "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[agents.main]\nmodel = \"p/m\"\n";
+    let config = parse(minimal, &home()).unwrap();
+    let main = &config.agents["main"];
+    assert_eq!(main.sandbox, clawdia_config::Sandbox::Auto);
+    let exec = main.exec;
+    assert_eq!((exec.timeout, exec.max_timeout), (Duration::from_secs(30), Duration::from_secs(110)));
+    assert_eq!(exec.max_output_bytes, 32 * 1024);
+    assert_eq!((exec.memory_bytes, exec.file_size_bytes), (4096 << 20, 256 << 20));
+    assert_eq!((exec.cpu_seconds, exec.processes, exec.open_files), (60, 256, 1024));
+    let text = format!(
+        "{minimal}sandbox = \"off\"\n[agents.main.exec]\ntimeout_seconds = 5\nmax_timeout_seconds = 20\nmemory_mb = 512\nprocesses = 32\n"
+    );
+    let config = parse(&text, &home()).unwrap();
+    let main = &config.agents["main"];
+    assert_eq!(main.sandbox, clawdia_config::Sandbox::Off);
+    assert_eq!((main.exec.timeout, main.exec.max_timeout), (Duration::from_secs(5), Duration::from_secs(20)));
+    assert_eq!((main.exec.memory_bytes, main.exec.processes), (512 << 20, 32));
+    for (tail, expected) in [
+        ("sandbox = \"docker\"\n", "clawdia.toml:6: agents.main.sandbox:"),
+        (
+            "[agents.main.exec]\nmax_timeout_seconds = 500\n",
+            "clawdia.toml:7: agents.main.exec.max_timeout_seconds: must be between 1 and 110",
+        ),
+        (
+            "[agents.main.exec]\nmax_timeout_seconds = 10\ntimeout_seconds = 20\n",
+            "clawdia.toml:8: agents.main.exec.timeout_seconds: must be between 1 and max_timeout_seconds (10)",
+        ),
+        ("[agents.main.exec]\nprocesses = 0\n", "clawdia.toml:7: agents.main.exec.processes: must be at least 1"),
+        ("[agents.main.exec]\nnetwork = true\n", "clawdia.toml:7: agents.main.exec.network: unknown key"),
+    ] {
+        let error = parse(&format!("{minimal}{tail}"), &home()).unwrap_err().to_string();
+        assert!(error.starts_with(expected), "{tail:?}: {error}");
     }
 }
