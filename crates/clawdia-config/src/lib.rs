@@ -102,7 +102,7 @@ pub struct GatewayConfig {
     pub max_request_bytes: usize,
 }
 
-/// The wire format a provider speaks. TOML: `"anthropic"` or `"openai"`.
+/// The wire format a provider speaks. TOML: `"anthropic"`, `"openai"` or `"local"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum ProviderKind {
     /// The Anthropic Messages API.
@@ -111,13 +111,16 @@ pub enum ProviderKind {
     /// The OpenAI-compatible Chat Completions API.
     #[serde(rename = "openai")]
     OpenAi,
+    /// A GGUF model from the home's `models/` folder, run in process.
+    #[serde(rename = "local")]
+    Local,
 }
 
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
-    /// Starts with `http://` or `https://`, no trailing `/`.
+    /// Starts with `http://` or `https://`, no trailing `/`; empty for `local`.
     pub base_url: String,
     pub api_key: Option<SecretRef>,
     pub connect_timeout: Duration,
@@ -126,6 +129,20 @@ pub struct ProviderConfig {
     /// How long the provider is skipped after a failure.
     pub cooldown: Duration,
     pub headers: BTreeMap<String, String>,
+    /// The in-process model settings; `Some` exactly when `kind` is `local`.
+    pub local: Option<LocalProviderConfig>,
+}
+
+/// How a `local` provider runs its models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalProviderConfig {
+    /// Absolute: `<home>/models`; a model name is a folder in it.
+    pub models_dir: PathBuf,
+    /// `None`: one per core.
+    pub threads: Option<usize>,
+    /// Zero keeps the model loaded.
+    pub idle_unload: Duration,
+    pub context_length: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -47,6 +47,8 @@ pub(crate) mod defaults {
     pub const MAX_CHUNKS_PER_PAGE: usize = 1;
     pub const EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2";
     pub const MODELS_DIR: &str = "models";
+    pub const LOCAL_IDLE_UNLOAD_SECS: u64 = 300;
+    pub const LOCAL_CONTEXT_LENGTH: usize = 2048;
 }
 
 /// Clawdia's configuration, `$HOME/clawdia.toml`. Unknown keys are errors; relative paths are
@@ -87,8 +89,6 @@ pub(crate) struct RawBrain {
     /// flatten the difference between top and lower ranks.
     #[schemars(with = "Option<f64>", extend("default" = defaults::RRF_K))]
     pub rrf_k: Option<Spanned<f64>>,
-    /// Most results from one page (the rest of its chunks make room for other pages).
-    #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_CHUNKS_PER_PAGE))]
     /// Weight of the full-text (BM25) list in the fusion: it adds `fts_weight / (rrf_k + rank)`.
     #[schemars(with = "Option<f64>", extend("default" = defaults::FTS_WEIGHT))]
     pub fts_weight: Option<Spanned<f64>>,
@@ -96,6 +96,8 @@ pub(crate) struct RawBrain {
     /// `vector_weight / (rrf_k + rank)`. 0 turns the vector arm off.
     #[schemars(with = "Option<f64>", extend("default" = defaults::VECTOR_WEIGHT))]
     pub vector_weight: Option<Spanned<f64>>,
+    /// Most results from one page (the rest of its chunks make room for other pages).
+    #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_CHUNKS_PER_PAGE))]
     pub max_chunks_per_page: Option<Spanned<usize>>,
     /// Score multipliers by slug prefix, so curated pages outrank bulk imports, e.g.
     /// `{ "notes/" = 1.5, "import/" = 0.8 }`.
@@ -172,14 +174,15 @@ pub(crate) struct RawGateway {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Provider")]
 pub(crate) struct RawProvider {
-    /// Wire format: `anthropic` (Messages API) or `openai` (Chat Completions, as spoken by z.ai
-    /// GLM, OpenRouter, Groq, vLLM, Ollama and llama.cpp).
+    /// Wire format: `anthropic` (Messages API), `openai` (Chat Completions, as spoken by z.ai
+    /// GLM, OpenRouter, Groq, vLLM, Ollama and llama.cpp) or `local` (a GGUF model from the
+    /// home's `models/` folder run inside the gateway; agents name it `NAME/<model folder>`).
     pub kind: ProviderKind,
-    /// Base URL, `http://` or `https://`; a trailing `/` is ignored. For `openai` include the
-    /// version path (the client appends `/chat/completions`); for `anthropic` leave it out (the
-    /// client appends `/v1/messages`).
-    #[schemars(with = "String")]
-    pub base_url: Spanned<String>,
+    /// Base URL, `http://` or `https://`; a trailing `/` is ignored. Required for `anthropic` and
+    /// `openai`, not used by `local`. For `openai` include the version path (the client appends
+    /// `/chat/completions`); for `anthropic` leave it out (the client appends `/v1/messages`).
+    #[schemars(with = "Option<String>")]
+    pub base_url: Option<Spanned<String>>,
     /// The API key as a secret reference. Omit it for local servers that need no key.
     pub api_key: Option<RawSecret>,
     /// Seconds allowed to establish a connection.
@@ -195,6 +198,17 @@ pub(crate) struct RawProvider {
     /// Extra HTTP headers sent with every request (e.g. OpenRouter's `HTTP-Referer`).
     #[schemars(with = "Option<BTreeMap<String, String>>", extend("default" = {}))]
     pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    /// For `local`: CPU threads used to run the model (default: one per core).
+    #[schemars(with = "Option<usize>")]
+    pub threads: Option<Spanned<usize>>,
+    /// For `local`: seconds without a request after which the model is unloaded from memory (it
+    /// loads again on the next request). `0` keeps it loaded.
+    #[schemars(extend("default" = defaults::LOCAL_IDLE_UNLOAD_SECS))]
+    pub idle_unload_secs: Option<u64>,
+    /// For `local`: most tokens of prompt plus reply; older messages are dropped to fit. The
+    /// model's own limit applies when it is lower.
+    #[schemars(with = "Option<usize>", extend("default" = defaults::LOCAL_CONTEXT_LENGTH))]
+    pub context_length: Option<Spanned<usize>>,
 }
 
 /// One agent: a model with fallbacks, a workspace, tools and limits.

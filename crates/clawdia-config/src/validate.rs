@@ -15,8 +15,8 @@ use crate::error::{ConfigError, key_path};
 use crate::raw::defaults::{CONNECT_TIMEOUT_SECS as CONNECT_SECS, READ_TIMEOUT_SECS as READ_SECS};
 use crate::raw::{self, RawSecret, defaults};
 use crate::{
-    AgentConfig, BrainConfig, Budget, Config, EmbedderConfig, GatewayConfig, Price, PromptLimits,
-    ProviderConfig, SecretRef, ToolPolicy, WebFetchConfig,
+    AgentConfig, BrainConfig, Budget, Config, EmbedderConfig, GatewayConfig, LocalProviderConfig, Price,
+    PromptLimits, ProviderConfig, ProviderKind, SecretRef, ToolPolicy, WebFetchConfig,
 };
 
 /// What every check needs: the text (to turn byte offsets into lines) and the home.
@@ -208,16 +208,27 @@ fn provider(
     raw: Spanned<raw::RawProvider>,
 ) -> Result<ProviderConfig, ConfigError> {
     check_name(context, raw.span(), "providers", name)?;
+    let provider_span = raw.span();
     let raw = raw.into_inner();
-    let url = raw.base_url.get_ref().trim_end_matches('/');
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
-    if rest.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
-        return Err(context.error(
-            raw.base_url.span(),
-            &["providers", name, "base_url"],
-            format!("`{}` is not an http:// or https:// URL", raw.base_url.get_ref()),
-        ));
-    }
+    let local = local_provider(context, name, provider_span.clone(), &raw)?;
+    let url = match (&raw.base_url, raw.kind) {
+        (None, ProviderKind::Local) => String::new(),
+        (None, _) => {
+            return Err(context.error(provider_span, &["providers", name], "missing key `base_url`"));
+        }
+        (Some(base_url), _) => {
+            let url = base_url.get_ref().trim_end_matches('/');
+            let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
+                return Err(context.error(
+                    base_url.span(),
+                    &["providers", name, "base_url"],
+                    format!("`{}` is not an http:// or https:// URL", base_url.get_ref()),
+                ));
+            }
+            url.to_string()
+        }
+    };
     let mut headers = BTreeMap::new();
     for (header, value) in raw.headers.unwrap_or_default() {
         let valid_name = !header.is_empty() && header.bytes().all(|b| b.is_ascii_graphic() && b != b':');
@@ -237,13 +248,64 @@ fn provider(
     Ok(ProviderConfig {
         name: name.to_string(),
         kind: raw.kind,
-        base_url: url.to_string(),
+        base_url: url,
         api_key: raw.api_key.map(|secret| context.secret(secret)),
         connect_timeout: seconds(connect_timeout_secs, "connect_timeout_secs", CONNECT_SECS)?,
         read_timeout: seconds(raw.read_timeout_secs, "read_timeout_secs", READ_SECS)?,
         cooldown: Duration::from_secs(raw.cooldown_secs.unwrap_or(defaults::COOLDOWN_SECS)),
         headers,
+        local,
     })
+}
+
+/// The `local` settings of a provider; the HTTP keys are refused for `local`, the model keys
+/// for the others.
+fn local_provider(
+    context: &Context,
+    name: &str,
+    span: std::ops::Range<usize>,
+    raw: &raw::RawProvider,
+) -> Result<Option<LocalProviderConfig>, ConfigError> {
+    // `Some(span)` of a key that is set (the provider's span when the key keeps none).
+    let unused = |at: Option<std::ops::Range<usize>>, key: &str, used_by: &str| -> Result<(), ConfigError> {
+        let Some(at) = at else { return Ok(()) };
+        let message = format!("`{key}` is only used by {used_by} providers");
+        Err(context.error(at, &["providers", name, key], message))
+    };
+    let whole = |present: bool| present.then(|| span.clone());
+    if raw.kind != ProviderKind::Local {
+        unused(raw.threads.as_ref().map(Spanned::span), "threads", "`local`")?;
+        unused(whole(raw.idle_unload_secs.is_some()), "idle_unload_secs", "`local`")?;
+        unused(raw.context_length.as_ref().map(Spanned::span), "context_length", "`local`")?;
+        return Ok(None);
+    }
+    let remote = "`anthropic` and `openai`";
+    unused(raw.base_url.as_ref().map(Spanned::span), "base_url", remote)?;
+    unused(whole(raw.api_key.is_some()), "api_key", remote)?;
+    unused(whole(raw.headers.is_some()), "headers", remote)?;
+    unused(raw.connect_timeout_secs.as_ref().map(Spanned::span), "connect_timeout_secs", remote)?;
+    unused(raw.read_timeout_secs.as_ref().map(Spanned::span), "read_timeout_secs", remote)?;
+    let threads = match &raw.threads {
+        None => None,
+        Some(threads) if *threads.get_ref() >= 1 => Some(*threads.get_ref()),
+        Some(threads) => {
+            return Err(context.error(threads.span(), &["providers", name, "threads"], "must be at least 1"));
+        }
+    };
+    let context_length = match &raw.context_length {
+        None => defaults::LOCAL_CONTEXT_LENGTH,
+        Some(length) if *length.get_ref() >= 256 => *length.get_ref(),
+        Some(length) => {
+            let message = "must be at least 256 tokens";
+            return Err(context.error(length.span(), &["providers", name, "context_length"], message));
+        }
+    };
+    Ok(Some(LocalProviderConfig {
+        models_dir: context.path(defaults::MODELS_DIR),
+        threads,
+        idle_unload: Duration::from_secs(raw.idle_unload_secs.unwrap_or(defaults::LOCAL_IDLE_UNLOAD_SECS)),
+        context_length,
+    }))
 }
 
 fn agent(
@@ -395,6 +457,17 @@ fn model_ref(
         );
         return Err(context.error(text.span(), key, message));
     };
+    if let Some(provider) = providers.get(&model.provider)
+        && provider.kind == ProviderKind::Local
+        && (model.model.contains(['/', '\\']) || model.model.starts_with('.'))
+    {
+        let message = format!(
+            "`{}`: a `local` provider's model is a folder name under models/ (e.g. `{}/SmolLM2-135M-Instruct`)",
+            text.get_ref(),
+            model.provider
+        );
+        return Err(context.error(text.span(), key, message));
+    }
     if !providers.contains_key(&model.provider) {
         let configured = if providers.is_empty() {
             "no providers are configured".to_string()

@@ -74,7 +74,8 @@ pub fn init(home: &Path, force: bool) -> Result<InitReport, String> {
     for sub in ["state", "secrets", "models", "logs"] {
         make_dir(&home.join(sub), 0o700)?;
     }
-    write_file(&config_path, clawdia_config::default_config_toml().as_bytes(), 0o600, force, &mut report)?;
+    let config = crate::offline::init_config(home);
+    write_file(&config_path, config.as_bytes(), 0o600, force, &mut report)?;
     let token = home.join("secrets/gateway-token");
     let value = format!("{}\n", clawdia_agent::random_hex(32));
     write_file(&token, value.as_bytes(), 0o600, false, &mut report)?;

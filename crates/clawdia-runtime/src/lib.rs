@@ -5,6 +5,8 @@
 
 pub mod home;
 pub mod knowledge;
+pub mod local_fallback;
+pub mod offline;
 pub mod remote;
 
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +26,7 @@ use clawdia_store::Store;
 
 pub use clawdia_brain as brain;
 pub use clawdia_config as config;
+pub use clawdia_local as local;
 pub use clawdia_store as store;
 pub use knowledge::open_brain;
 
@@ -72,13 +75,20 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         let (client, cooldown) = provider_client(provider)?;
         router.add(&provider.name, client, cooldown);
     }
+    let local_providers = config
+        .providers
+        .values()
+        .filter(|provider| provider.kind == ProviderKind::Local)
+        .map(|provider| provider.name.clone())
+        .collect();
+    let models = local_fallback::LocalFallbackNote::new(router, local_providers);
     let prices = config.prices.clone();
     let pricer: Pricer = Arc::new(move |model: &ModelRef, usage: &Usage| {
         prices.get(&model.to_string()).map(|p| p.cost(usage)).unwrap_or(0.0)
     });
     let audit: Arc<dyn AuditSink> = store.clone();
     let brain = open_brain(&config)?;
-    let mut agents = Agents::new(Arc::new(router), store.clone(), audit, pricer);
+    let mut agents = Agents::new(Arc::new(models), store.clone(), audit, pricer);
     for agent in config.agents.values() {
         let mut tools = agent_tools(agent);
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
@@ -119,6 +129,15 @@ fn agent_tools(agent: &clawdia_config::AgentConfig) -> Vec<Arc<dyn Tool>> {
 fn provider_client(
     provider: &clawdia_config::ProviderConfig,
 ) -> Result<(Arc<dyn ModelClient>, Duration), RuntimeError> {
+    if let Some(local) = &provider.local {
+        let client = clawdia_local::LocalChat::new(clawdia_local::LocalSettings {
+            models_dir: local.models_dir.clone(),
+            threads: local.threads,
+            idle_unload: local.idle_unload,
+            context_length: local.context_length,
+        });
+        return Ok((Arc::new(client), provider.cooldown));
+    }
     let api_key = match &provider.api_key {
         None => None,
         Some(reference) => match reference.resolve() {
@@ -143,6 +162,12 @@ fn provider_client(
     let client: Arc<dyn ModelClient> = match provider.kind {
         ProviderKind::Anthropic => Arc::new(AnthropicClient::new(settings).map_err(error)?),
         ProviderKind::OpenAi => Arc::new(OpenAiClient::new(settings).map_err(error)?),
+        ProviderKind::Local => {
+            return Err(RuntimeError::Provider {
+                provider: provider.name.clone(),
+                message: "a local provider without its settings".to_string(),
+            });
+        }
     };
     Ok((client, provider.cooldown))
 }

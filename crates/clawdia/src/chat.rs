@@ -41,6 +41,9 @@ pub async fn run(
         let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
         return Err(Failure::config(format!("no agent named `{agent}` (configured: {})", known.join(", "))));
     }
+    if let Some(agent_config) = config.agents.get(&agent) {
+        clawdia_runtime::offline::check_chain(&config, agent_config)?;
+    }
     let backend = match clawdia_runtime::remote::find(&home).await {
         Some(addr) => {
             let token = clawdia_runtime::gateway_token(&config, addr.ip())?;
@@ -166,6 +169,8 @@ async fn turn(
                 message: message.to_string(),
                 origin: TurnOrigin::Cli,
                 history: Vec::new(),
+                tools_allow: None,
+                light: false,
             };
             if let Err(error) = runtime.agents.run_turn(request, &on_event).await {
                 summary.lock().unwrap_or_else(|e| e.into_inner()).error = Some(error.to_string());

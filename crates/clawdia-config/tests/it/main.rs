@@ -128,7 +128,7 @@ fn overrides_are_applied() {
     // An unknown key inside a provider is reported even after valid overrides.
     check_error(
         &text,
-        "clawdia.toml:10: providers.zai.base_url_is_not_repeated: unknown key `base_url_is_not_repeated`, expected one of `kind`, `base_url`, `api_key`, `connect_timeout_secs`, `read_timeout_secs`, `cooldown_secs`, `headers`",
+        "clawdia.toml:10: providers.zai.base_url_is_not_repeated: unknown key `base_url_is_not_repeated`, expected one of `kind`, `base_url`, `api_key`, `connect_timeout_secs`, `read_timeout_secs`, `cooldown_secs`, `headers`, `threads`, `idle_unload_secs`, `context_length`",
     );
 
     let text = format!(
@@ -196,8 +196,8 @@ fn bad_configs_name_line_and_key() {
          "clawdia.toml:7: agents.Main: names must be 1-64 lowercase letters, digits, `_` or `-`, starting with a letter or digit"),
         ("[providers.\"z ai\"]\nkind = \"openai\"\nbase_url = \"https://x\"\n".into(),
          "clawdia.toml:1: providers.\"z ai\": names must be 1-64 lowercase letters, digits, `_` or `-`, starting with a letter or digit"),
-        ("[providers.local]\nkind = \"local\"\nbase_url = \"http://127.0.0.1:8080\"\n".into(),
-         "clawdia.toml:2: providers.local.kind: unknown variant `local`, expected `anthropic` or `openai`"),
+        ("[providers.local]\nkind = \"llama\"\nbase_url = \"http://127.0.0.1:8080\"\n".into(),
+         "clawdia.toml:2: providers.local.kind: unknown variant `llama`, expected one of `anthropic`, `openai`, `local`"),
         ("[providers.x]\nkind = \"openai\"\nbase_url = \"api.example.com/v1\"\n".into(),
          "clawdia.toml:3: providers.x.base_url: `api.example.com/v1` is not an http:// or https:// URL"),
         ("[providers.x]\nkind = \"openai\"\n".into(),
@@ -312,7 +312,8 @@ fn shipped_example_and_init_files_parse() {
     let example = parse(clawdia_config::example_toml(), &home()).expect("the example parses");
     assert!(example.providers.contains_key("ollama") && example.providers["ollama"].api_key.is_none());
     let main = example.agent("main").expect("main");
-    assert_eq!(main.fallbacks.len(), 2);
+    assert_eq!(main.fallbacks.len(), 3);
+    assert!(example.providers["local"].local.is_some());
     assert_eq!(main.budget.daily_usd, Some(5.0));
     let price = example.price(&model("zai/glm-5")).expect("price");
     assert_eq!(price.input_per_mtok, 1.0);
@@ -382,7 +383,10 @@ fn schema_and_reference_cover_every_section() {
         ),
         "{reference}"
     );
-    assert!(reference.contains("| `kind` | `\"anthropic\"` or `\"openai\"` | required |"), "{reference}");
+    assert!(
+        reference.contains("| `kind` | `\"anthropic\"` or `\"openai\"` or `\"local\"` | required |"),
+        "{reference}"
+    );
 }
 
 fn mutate(text: &str, at: usize, insert: &str, cut: usize) -> String {
@@ -453,6 +457,59 @@ fn brain_section_defaults_and_errors() {
         let error = parse(text, &home()).unwrap_err().to_string();
         assert!(error.starts_with(expected), "{text:?}: {error}");
     }
+}
+
+#[test]
+fn local_provider_defaults_and_errors() {
+    let text =
+        "[providers.local]\nkind = \"local\"\n[agents.main]\nmodel = \"local/SmolLM2-135M-Instruct\"\n";
+    let config = parse(text, &home()).expect("a local provider needs no base_url or key");
+    let local = &config.providers["local"];
+    assert_eq!(local.kind, ProviderKind::Local);
+    let settings = local.local.as_ref().expect("local settings");
+    assert_eq!(settings.models_dir, home().join("models"));
+    assert_eq!(settings.threads, None);
+    assert_eq!(settings.idle_unload, Duration::from_secs(300));
+    assert_eq!(settings.context_length, 2048);
+    assert_eq!(config.agents["main"].model, model("local/SmolLM2-135M-Instruct"));
+
+    let text =
+        "[providers.mine]\nkind = \"local\"\nthreads = 3\nidle_unload_secs = 0\ncontext_length = 4096\n";
+    let settings = parse(text, &home()).unwrap().providers["mine"].local.clone().unwrap();
+    assert_eq!(
+        (settings.threads, settings.idle_unload, settings.context_length),
+        (Some(3), Duration::ZERO, 4096)
+    );
+    assert!(parse(PROVIDERS, &home()).unwrap().providers.values().all(|p| p.local.is_none()));
+
+    check_error(
+        "[providers.local]\nkind = \"local\"\nbase_url = \"http://x\"\n",
+        "clawdia.toml:3: providers.local.base_url: `base_url` is only used by `anthropic` and `openai` providers",
+    );
+    check_error(
+        "[providers.local]\nkind = \"local\"\napi_key = { env = \"K\" }\n",
+        "clawdia.toml:1: providers.local.api_key: `api_key` is only used by `anthropic` and `openai` providers",
+    );
+    check_error(
+        "[providers.x]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nthreads = 2\n",
+        "clawdia.toml:4: providers.x.threads: `threads` is only used by `local` providers",
+    );
+    check_error(
+        "[providers.x]\nkind = \"openai\"\n",
+        "clawdia.toml:1: providers.x: missing key `base_url`",
+    );
+    check_error(
+        "[providers.local]\nkind = \"local\"\nthreads = 0\n",
+        "clawdia.toml:3: providers.local.threads: must be at least 1",
+    );
+    check_error(
+        "[providers.local]\nkind = \"local\"\ncontext_length = 100\n",
+        "clawdia.toml:3: providers.local.context_length: must be at least 256 tokens",
+    );
+    check_error(
+        "[providers.local]\nkind = \"local\"\n[agents.main]\nmodel = \"local/org/model\"\n",
+        "clawdia.toml:4: agents.main.model: `local/org/model`: a `local` provider's model is a folder name under models/ (e.g. `local/SmolLM2-135M-Instruct`)",
+    );
 }
 
 #[test]

@@ -7,5 +7,6 @@ mod brain;
 mod cli;
 mod crash;
 mod gateway;
+mod local;
 mod openai_sdk;
 mod support;
