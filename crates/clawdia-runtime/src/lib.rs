@@ -26,6 +26,7 @@ use clawdia_store::Store;
 
 pub use clawdia_brain as brain;
 pub use clawdia_config as config;
+pub use clawdia_sandbox as sandbox;
 pub use clawdia_local as local;
 pub use clawdia_store as store;
 pub use knowledge::open_brain;
@@ -92,6 +93,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     for agent in config.agents.values() {
         let mut tools = agent_tools(agent);
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
+        tools.extend(exec_tool(&config, agent));
         agents.add(agent_spec(agent), tools);
     }
     Ok(Runtime { config, store, agents: Arc::new(agents), brain })
@@ -124,6 +126,57 @@ fn agent_tools(agent: &clawdia_config::AgentConfig) -> Vec<Arc<dyn Tool>> {
         allow_private: agent.web_fetch.allow_private,
     }));
     tools
+}
+
+/// `exec` for an agent whose policy allows it: commands run in the agent's sandbox with the
+/// home's `secrets/` and `state/` and the other agents' workspaces hidden. The sandbox helper
+/// is this very binary (its `main` calls `sandbox::init_main_if_requested` first).
+fn exec_tool(config: &Config, agent: &clawdia_config::AgentConfig) -> Option<Arc<dyn Tool>> {
+    let policy = ToolPolicy { allow: agent.tools.allow.clone(), deny: agent.tools.deny.clone() };
+    if !policy.allows("exec", "exec") {
+        return None;
+    }
+    let mut hidden = vec![config.home.join("secrets"), state_dir(&config.home)];
+    hidden.extend(
+        config
+            .agents
+            .values()
+            .map(|other| other.workspace.clone())
+            .filter(|other| !agent.workspace.starts_with(other)),
+    );
+    let exec = &agent.exec;
+    let sandbox = match agent.sandbox {
+        clawdia_config::Sandbox::Auto => clawdia_sandbox::Choice::Auto,
+        clawdia_config::Sandbox::Bwrap => clawdia_sandbox::Choice::Bubblewrap,
+        clawdia_config::Sandbox::Builtin => clawdia_sandbox::Choice::Builtin,
+        clawdia_config::Sandbox::Off => clawdia_sandbox::Choice::Off,
+    };
+    Some(clawdia_tools::exec(clawdia_tools::ExecSettings {
+        sandbox,
+        helper: sandbox_helper(),
+        hidden,
+        limits: clawdia_sandbox::Limits {
+            address_space: Some(exec.memory_bytes),
+            cpu_seconds: Some(exec.cpu_seconds),
+            processes: Some(exec.processes),
+            open_files: Some(exec.open_files),
+            file_size: Some(exec.file_size_bytes),
+        },
+        default_timeout: exec.timeout,
+        max_timeout: exec.max_timeout,
+        kill_grace: Duration::from_secs(2),
+        max_output_bytes: exec.max_output_bytes,
+    }))
+}
+
+/// The binary that serves as the sandbox helper: the running `clawdia`.
+pub fn sandbox_helper() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+}
+
+/// Which sandbox mechanisms work on this machine (probed afresh), for `clawdia doctor`.
+pub async fn sandbox_probe() -> clawdia_sandbox::Probe {
+    clawdia_sandbox::detect(&sandbox_helper()).await
 }
 
 fn provider_client(

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt as _;
 
 pub use policy::{DEFAULT_PATH, Limits, Network, Policy};
-pub use process::{ProcessTree, become_child_subreaper, group_alive, kill_tree};
+pub use process::{ProcessTree, become_child_subreaper, group_alive, kill_tree, spawn_orphan_reaper};
 
 use output::CappedOutput;
 use process::{PidsCgroup, apply_rlimits};

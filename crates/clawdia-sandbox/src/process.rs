@@ -2,7 +2,8 @@
 //! every child is spawned as the leader of its own process group, so the whole tree it starts
 //! can be signalled at once; `kill_tree` sends `SIGTERM`, waits a grace period, then `SIGKILL`s
 //! the group; a `ProcessTree` that is dropped while running kills its group. The daemon calls
-//! `become_child_subreaper` so orphaned grandchildren are reparented to it, not to PID 1.
+//! `become_child_subreaper` so orphaned grandchildren are reparented to it, not to PID 1, and
+//! `spawn_orphan_reaper` so those orphans do not stay zombies.
 //!
 //! Also here: the resource limits applied in the child between fork and exec, and the pids
 //! cgroup that enforces the process limit for root (which `RLIMIT_NPROC` does not bind).
@@ -26,6 +27,40 @@ use crate::{Limits, SandboxError};
 pub fn become_child_subreaper() -> Result<(), SandboxError> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| SandboxError::Setup(format!("cannot become a child subreaper: {e}")))
+}
+
+/// For a child subreaper: every `period`, reaps children of this process that were already
+/// zombies at the previous scan. Orphans reparented to the daemon are nobody else's to wait
+/// for; children spawned through tokio are reaped by tokio as soon as they exit, so a zombie that
+/// lingers a whole period is an orphan.
+pub fn spawn_orphan_reaper(period: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut previous: Vec<i32> = Vec::new();
+        loop {
+            tokio::time::sleep(period).await;
+            let zombies = zombie_children();
+            for pid in zombies.iter().filter(|pid| previous.contains(pid)) {
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(*pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            }
+            previous = zombies;
+        }
+    })
+}
+
+/// This process's children that are zombies (from `/proc/self/task/*/children`).
+fn zombie_children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| children.split_whitespace().filter_map(|pid| pid.parse().ok()).collect::<Vec<i32>>())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 /// Whether any process of group `pgid` still exists (zombies included).

@@ -59,12 +59,53 @@ pub async fn run(home: PathBuf) -> Outcome {
             }
         }
     }
+    check_sandbox(config.as_ref(), &mut report).await;
     check_databases(&home, &mut report);
     if report.failed > 0 {
         return Err(Failure::from(format!("{} check(s) failed", report.failed)));
     }
     println!("all checks passed");
     Ok(())
+}
+
+/// Which sandbox `exec` uses, and a failed check for anything that leaves commands unsandboxed:
+/// no working mechanism, or an agent configured with `sandbox = "off"`.
+async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report: &mut Report) {
+    use clawdia_runtime::config::Sandbox;
+    use clawdia_runtime::sandbox::{Choice, FIX_HINT};
+    let probe = clawdia_runtime::sandbox_probe().await;
+    match probe.best() {
+        Ok(mechanism) => report.ok(&format!("sandbox: {} works", mechanism.name())),
+        Err(error) => report.fail(&format!("sandbox: {error}"), FIX_HINT),
+    }
+    if let Err(why) = &probe.bubblewrap
+        && probe.builtin.is_ok()
+    {
+        report.warn(&format!("sandbox: bubblewrap unavailable ({why}); using the built-in sandbox"), "apt install bubblewrap");
+    }
+    for warning in &probe.warnings {
+        report.warn(&format!("sandbox: {warning}"), "run the gateway as an ordinary user");
+    }
+    let Some(config) = config else { return };
+    for agent in config.agents.values() {
+        let name = &agent.name;
+        let choice = match agent.sandbox {
+            Sandbox::Off => {
+                report.fail(
+                    &format!("agent `{name}`: sandbox = \"off\": exec runs commands on this machine with the gateway's rights"),
+                    "remove `sandbox = \"off\"` (the default \"auto\" uses bubblewrap or the built-in sandbox)",
+                );
+                continue;
+            }
+            Sandbox::Auto => Choice::Auto,
+            Sandbox::Bwrap => Choice::Bubblewrap,
+            Sandbox::Builtin => Choice::Builtin,
+        };
+        match probe.select(choice) {
+            Ok(mechanism) => report.ok(&format!("agent `{name}`: exec runs in the {} sandbox", mechanism.name())),
+            Err(error) => report.fail(&format!("agent `{name}`: exec is unavailable: {error}"), FIX_HINT),
+        }
+    }
 }
 
 fn check_home(home: &Path, report: &mut Report) {

@@ -185,6 +185,8 @@ impl<E: std::fmt::Display> From<E> for Failure {
 pub type Outcome = Result<(), Failure>;
 
 fn main() -> ExitCode {
+    // First, before any thread exists: the binary doubles as the sandbox helper.
+    clawdia_runtime::sandbox::init_main_if_requested();
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()
@@ -314,6 +316,11 @@ fn config_check(home: &std::path::Path) -> Outcome {
 
 async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
     let config = load_config(&home)?;
+    // Orphaned grandchildren of tools come to the gateway (and are reaped), not to PID 1.
+    match clawdia_runtime::sandbox::become_child_subreaper() {
+        Ok(()) => drop(clawdia_runtime::sandbox::spawn_orphan_reaper(std::time::Duration::from_secs(10))),
+        Err(error) => tracing::warn!("{error}"),
+    }
     for agent in config.agents.values() {
         if clawdia_runtime::home::ensure_workspace(&agent.workspace)? {
             tracing::info!(agent = %agent.name, workspace = %agent.workspace.display(), "created workspace");

@@ -355,3 +355,28 @@ async fn a_sandbox_that_cannot_start_refuses_instead_of_running_the_command() {
         assert!(matches!(error, SandboxError::InvalidPolicy(_)), "{error}");
     }
 }
+
+#[tokio::test]
+async fn kill_tree_ends_a_process_group_and_the_reaper_collects_orphans() {
+    setup();
+    // As the daemon does: orphans come to this process, and the reaper collects them.
+    clawdia_sandbox::become_child_subreaper().unwrap();
+    let _reaper = clawdia_sandbox::spawn_orphan_reaper(Duration::from_millis(50));
+    // A process group whose leader ignores SIGTERM: kill_tree must fall back to SIGKILL.
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command.args(["-c", "trap '' TERM; sleep 1000 & sleep 1000"]);
+    let mut tree = clawdia_sandbox::ProcessTree::spawn(&mut command).unwrap();
+    let pgid = tree.pgid();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(clawdia_sandbox::group_alive(pgid));
+    let started = std::time::Instant::now();
+    let status = tree.terminate(Duration::from_millis(300)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(status.code().is_none(), "killed by a signal: {status:?}");
+    // The orphaned background sleep was killed with the group; it is reaped, not left a zombie.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while clawdia_sandbox::group_alive(pgid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!clawdia_sandbox::group_alive(pgid), "the background sleep is gone too");
+}
