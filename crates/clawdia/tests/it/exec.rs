@@ -1,0 +1,91 @@
+//! `exec` end to end: the mock model calls `exec`, the real binary runs the command in its
+//! sandbox (re-executing itself as the helper), and the model reads the result. The home lives
+//! under the target dir, not `/tmp`, so the hidden `secrets/` is hidden by the sandbox's mask,
+//! not by its private `/tmp`. Plus `clawdia doctor`'s sandbox report.
+
+use std::path::Path;
+
+use crate::support::*;
+
+fn sandbox_home(extra: &str) -> Home {
+    Home::with_agent_extra_in(extra, Path::new(env!("CARGO_TARGET_TMPDIR")))
+}
+
+/// The text of the last tool result the model was sent.
+fn last_tool_result(home: &Home) -> String {
+    let requests = home.mock.requests();
+    let last = requests.last().expect("the model was called");
+    let messages = last.body["messages"].as_array().expect("messages").clone();
+    let content = &messages.last().expect("a message")["content"];
+    let blocks = content.as_array().cloned().unwrap_or_default();
+    blocks
+        .iter()
+        .filter(|block| block["type"] == "tool_result")
+        .map(|block| match &block["content"] {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_model_runs_a_command_in_the_sandbox_and_reads_the_result() {
+    // The default (bubblewrap where installed) and the built-in sandbox.
+    for extra in ["", "sandbox = \"builtin\"\n"] {
+        let home = sandbox_home(extra);
+        let token = home.token();
+        let command = "echo made > made-by-exec.txt; cat ../../secrets/gateway-token; \
+                       echo key=${CLAWDIA_TEST_KEY:-unset}; touch ../../escaped; echo done; exit 3";
+        let arguments = serde_json::json!({ "command": command }).to_string();
+        home.mock.push(Reply::tool_calls(vec![("exec", arguments.as_str())]));
+        home.mock.push(Reply::text("The command ran."));
+        let out = home.run(&["chat", "-m", "run it"]);
+        assert!(out.status.success(), "{extra}: {}", stderr(&out));
+        assert!(stdout(&out).contains("The command ran."), "{}", stdout(&out));
+        let result = last_tool_result(&home);
+        assert!(result.contains("exit code 3"), "{extra}: {result}");
+        assert!(result.contains("done"), "{extra}: {result}");
+        assert!(result.contains("key=unset"), "{extra}: the gateway's environment leaked: {result}");
+        assert!(!result.contains(&token), "{extra}: the gateway token leaked: {result}");
+        assert!(!result.contains("test-key"));
+        let made = std::fs::read_to_string(home.workspace().join("made-by-exec.txt")).unwrap();
+        assert_eq!(made, "made\n", "{extra}");
+        assert!(!home.path().join("escaped").exists(), "{extra}: wrote outside the workspace");
+    }
+}
+
+#[test]
+fn a_command_that_outlives_its_timeout_is_killed_and_the_model_is_told() {
+    let home = sandbox_home("[agents.main.exec]\ntimeout_seconds = 1\n");
+    let arguments = serde_json::json!({ "command": "echo started; sleep 60" }).to_string();
+    home.mock.push(Reply::tool_calls(vec![("exec", arguments.as_str())]));
+    home.mock.push(Reply::text("It timed out."));
+    let started = std::time::Instant::now();
+    let out = home.run(&["chat", "-m", "run it"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let result = last_tool_result(&home);
+    assert!(result.contains("timed out after 1s: the command and everything it started were killed"), "{result}");
+    assert!(result.contains("started"), "{result}");
+}
+
+#[test]
+fn doctor_names_the_sandbox_and_fails_for_sandbox_off() {
+    let home = sandbox_home("");
+    let out = home.run(&["doctor"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("ok    sandbox: bubblewrap works") || text.contains("ok    sandbox: built-in works"),
+        "{text}"
+    );
+    assert!(text.contains("ok    agent `main`: exec runs in the"), "{text}");
+    let off = sandbox_home("sandbox = \"off\"\n");
+    let out = off.run(&["doctor"]);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL  agent `main`: sandbox = \"off\": exec runs commands on this machine with the gateway's rights"),
+        "{text}"
+    );
+}
