@@ -193,6 +193,8 @@ pub struct ExecConfig {
 pub struct ToolPolicy {
     pub allow: Vec<String>,
     pub deny: Vec<String>,
+    /// Workspace-relative globs the write tools are confined to; `None`: the whole workspace.
+    pub write: Option<Vec<String>>,
 }
 
 /// Daily limits; `None` is unlimited.

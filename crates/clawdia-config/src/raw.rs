@@ -318,6 +318,12 @@ pub(crate) struct RawTools {
     /// Tool or group names refused even when allowed.
     #[schemars(extend("default" = []))]
     pub deny: Option<Vec<String>>,
+    /// Workspace-relative globs the write tools are confined to, e.g. `["docs/**", "*.md"]`
+    /// (`*` within a folder, `**` across folders, `dir/` for everything under it). A write or
+    /// edit elsewhere is refused and audited, and `exec` sees the workspace read-only. Unset:
+    /// the whole workspace is writable.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub write: Option<Vec<Spanned<String>>>,
 }
 
 /// Daily limits, reset at midnight UTC. Unset means unlimited.

@@ -351,6 +351,10 @@ fn agent(
         tools: ToolPolicy {
             allow: tools.allow.unwrap_or_else(default_allow),
             deny: tools.deny.unwrap_or_default(),
+            write: match tools.write {
+                None => None,
+                Some(globs) => Some(write_globs(context, globs, &key(&["tools", "write"]))?),
+            },
         },
         budget: Budget { daily_tokens: raw.budget.daily_tokens, daily_usd },
         prompt: PromptLimits {
@@ -385,6 +389,24 @@ fn agent(
         },
         exec: exec(context, raw.exec, &key(&["exec"]))?,
     })
+}
+
+/// `[agents.NAME.tools] write`: relative globs that stay inside the workspace.
+fn write_globs(context: &Context, globs: Vec<Spanned<String>>, key: &[&str]) -> Result<Vec<String>, ConfigError> {
+    globs
+        .into_iter()
+        .enumerate()
+        .map(|(index, glob)| {
+            let text = glob.get_ref();
+            let escapes = text.starts_with('/') || text.split('/').any(|part| part == "..");
+            if text.trim().is_empty() || escapes {
+                let index = format!("[{index}]");
+                let message = "must be a non-empty glob relative to the workspace, without `..` (e.g. \"docs/**\")";
+                return Err(context.error(glob.span(), &[key, &[index.as_str()]].concat(), message));
+            }
+            Ok(glob.into_inner())
+        })
+        .collect()
 }
 
 /// `[agents.NAME.exec]`: counts at least 1, timeouts within the agent's tool-call cap.

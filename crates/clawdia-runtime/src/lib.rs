@@ -119,7 +119,7 @@ fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
 }
 
 fn agent_tools(agent: &clawdia_config::AgentConfig) -> Vec<Arc<dyn Tool>> {
-    let mut tools = clawdia_tools::fs_tools();
+    let mut tools = clawdia_tools::fs_tools_writing(agent.tools.write.clone());
     tools.push(clawdia_tools::web_fetch(clawdia_tools::WebFetchLimits {
         timeout: Duration::from_secs(agent.web_fetch.timeout_secs),
         max_bytes: agent.web_fetch.max_bytes,
@@ -155,6 +155,7 @@ fn exec_tool(config: &Config, agent: &clawdia_config::AgentConfig) -> Option<Arc
         sandbox,
         helper: sandbox_helper(),
         hidden,
+        read_only_workspace: agent.tools.write.is_some(),
         limits: clawdia_sandbox::Limits {
             address_space: Some(exec.memory_bytes),
             cpu_seconds: Some(exec.cpu_seconds),

@@ -274,8 +274,12 @@ fn filesystem(spec: &Spec) -> Result<(), String> {
         }
     }
     set_read_only(Path::new("/"), true, true)?;
-    for writable in [Path::new("/tmp"), Path::new("/dev/shm"), spec.workspace.as_path()] {
-        set_read_only(writable, false, false)?;
+    let mut writable = vec![Path::new("/tmp"), Path::new("/dev/shm")];
+    if spec.workspace_writable {
+        writable.push(spec.workspace.as_path());
+    }
+    for path in writable {
+        set_read_only(path, false, false)?;
     }
     mount(Some("proc"), "/proc", Some("proc"), nosuid_nodev | MsFlags::MS_NOEXEC, none)
         .map_err(step("cannot mount /proc"))?;

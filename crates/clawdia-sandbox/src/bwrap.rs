@@ -30,7 +30,7 @@ pub(crate) fn arguments(spec: &Spec, helper: &Path, spec_json: &str) -> Vec<OsSt
         "/proc".as_ref(),
         "--tmpfs".as_ref(),
         "/tmp".as_ref(),
-        "--bind".as_ref(),
+        if spec.workspace_writable { "--bind" } else { "--ro-bind" }.as_ref(),
         workspace,
         workspace,
     ]);

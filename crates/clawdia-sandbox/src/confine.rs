@@ -101,7 +101,8 @@ fn drop_capabilities() -> Result<(), String> {
     Ok(())
 }
 
-/// Read (and execute) everywhere; write only the workspace, `/tmp` and `/dev` nodes.
+/// Read (and execute) everywhere; write only the workspace (when writable), `/tmp` and `/dev`
+/// nodes.
 fn landlock(spec: &Spec) -> Result<(), String> {
     let error = step("cannot apply Landlock");
     let device_write = AccessFs::from_read(LANDLOCK_ABI) | AccessFs::WriteFile;
@@ -115,7 +116,10 @@ fn landlock(spec: &Spec) -> Result<(), String> {
         .add_rules(path_beneath_rules(["/dev"], device_write))
         .map_err(&error)?
         .add_rules(path_beneath_rules(
-            [spec.workspace.as_os_str(), std::ffi::OsStr::from_bytes(b"/tmp")],
+            spec.workspace_writable
+                .then_some(spec.workspace.as_os_str())
+                .into_iter()
+                .chain([std::ffi::OsStr::from_bytes(b"/tmp")]),
             AccessFs::from_all(LANDLOCK_ABI),
         ))
         .map_err(&error)?

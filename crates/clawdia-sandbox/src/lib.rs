@@ -111,11 +111,17 @@ pub struct Outcome {
 pub(crate) struct Spec {
     pub command: String,
     pub workspace: PathBuf,
+    #[serde(default = "writable")]
+    pub workspace_writable: bool,
     pub hidden: Vec<PathBuf>,
     pub env: Vec<(String, String)>,
     pub processes: Option<u64>,
     /// Where setup errors go (and `exec` just before the command starts); close-on-exec.
     pub status_fd: Option<i32>,
+}
+
+fn writable() -> bool {
+    true
 }
 
 /// The line the last stage writes to the status pipe right before `execve`.
@@ -192,11 +198,17 @@ pub async fn run(
         }
     }
     let sandboxed = !matches!(mechanism, Mechanism::Unsandboxed);
+    if !sandboxed && !policy.workspace_writable {
+        return Err(SandboxError::Unsupported(
+            "a read-only workspace needs a sandbox (this agent's sandbox is off)".into(),
+        ));
+    }
     let (status_read, status_write) =
         std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
     let spec = Spec {
         command: command.to_string(),
         workspace: workspace.clone(),
+        workspace_writable: policy.workspace_writable,
         hidden,
         env,
         processes: policy.limits.processes,

@@ -57,6 +57,9 @@ pub struct Policy {
     /// The only host folder the command may write (bound read-write at the same path); also its
     /// working directory.
     pub workspace: PathBuf,
+    /// Whether the command may write the workspace (false for agents whose writes are confined
+    /// to globs: the sandbox cannot enforce a glob, so it allows no write at all).
+    pub workspace_writable: bool,
     /// Paths that must be unreadable inside (an empty tmpfs is mounted over folders, `/dev/null`
     /// over files), e.g. the home's `secrets/` and `state/`.
     pub hidden: Vec<PathBuf>,
@@ -77,6 +80,7 @@ impl Policy {
     pub fn new(workspace: impl Into<PathBuf>) -> Policy {
         Policy {
             workspace: workspace.into(),
+            workspace_writable: true,
             hidden: Vec::new(),
             network: Network::None,
             limits: Limits::default(),

@@ -52,6 +52,7 @@ fn bubblewrap_binds_the_workspace_read_write_after_a_private_tmp_and_masks_hidde
     let spec = Spec {
         command: "true".into(),
         workspace: PathBuf::from("/work/ws"),
+        workspace_writable: true,
         hidden: vec![hidden.path().to_path_buf(), PathBuf::from("/does/not/exist")],
         env: Vec::new(),
         processes: Some(10),

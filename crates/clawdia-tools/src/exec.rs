@@ -23,6 +23,9 @@ pub struct ExecSettings {
     pub helper: PathBuf,
     /// Paths the command must not see (the home's `secrets/`, `state/`, other workspaces).
     pub hidden: Vec<PathBuf>,
+    /// For agents whose writes are confined to globs: commands may read the workspace but not
+    /// write it (the sandbox cannot enforce a glob).
+    pub read_only_workspace: bool,
     pub limits: Limits,
     /// Used when the call gives no `timeout_seconds`.
     pub default_timeout: Duration,
@@ -45,10 +48,11 @@ impl Exec {
             name: "exec".to_string(),
             description: format!(
                 "Run a shell command (/bin/sh -c) in your workspace, inside a sandbox: the workspace \
-                 is writable, the rest of the filesystem is read-only, /tmp is private, there is no \
+                 is {}, the rest of the filesystem is read-only, /tmp is private, there is no \
                  network, and the environment is minimal. stdout and stderr are merged and capped at \
                  {} bytes. The command and everything it starts are killed after `timeout_seconds` \
                  (default {}, at most {}).",
+                if settings.read_only_workspace { "read-only (write files with `write`/`edit`)" } else { "writable" },
                 settings.max_output_bytes,
                 settings.default_timeout.as_secs(),
                 settings.max_timeout.as_secs()
@@ -109,6 +113,7 @@ impl Tool for Exec {
             .map_err(|e| ToolError::Failed(format!("cannot create the workspace: {e}")))?;
         let policy = Policy {
             workspace: context.workspace.clone(),
+            workspace_writable: !self.settings.read_only_workspace,
             hidden: self.settings.hidden.clone(),
             network: Network::None,
             limits: self.settings.limits,

@@ -96,6 +96,22 @@ pub enum FsOp {
 pub struct FsTool {
     spec: ToolSpec,
     op: FsOp,
+    /// Workspace-relative globs `write` and `edit` are confined to; `None`: the whole workspace.
+    write_globs: Option<std::sync::Arc<[String]>>,
+}
+
+/// Refuses a write outside the agent's writable globs (checked on the resolved path, so a
+/// symlink inside an allowed folder cannot lead to a file outside it).
+fn check_writable(globs: Option<&[String]>, workspace: &Path, path: &Path, shown: &str) -> Result<(), ToolError> {
+    let Some(globs) = globs else { return Ok(()) };
+    let relative = display(workspace, path);
+    if globs.iter().any(|glob| crate::globs::matches(glob, &relative)) {
+        return Ok(());
+    }
+    Err(ToolError::Refused(format!(
+        "`{shown}` is outside this agent's writable paths ({})",
+        globs.join(", ")
+    )))
 }
 
 impl FsTool {
@@ -132,7 +148,13 @@ impl FsTool {
                 &["pattern"],
             ),
         };
-        FsTool { spec, op }
+        FsTool { spec, op, write_globs: None }
+    }
+
+    /// Confines `write` and `edit` to paths matching `globs` (workspace-relative).
+    pub fn with_write_globs(mut self, globs: Option<Vec<String>>) -> FsTool {
+        self.write_globs = globs.map(Into::into);
+        self
     }
 }
 
@@ -147,8 +169,8 @@ impl Tool for FsTool {
     async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
         match self.op {
             FsOp::Read => read(context, &arguments).await,
-            FsOp::Write => write(context, &arguments).await,
-            FsOp::Edit => edit(context, &arguments).await,
+            FsOp::Write => write(context, &arguments, self.write_globs.as_deref()).await,
+            FsOp::Edit => edit(context, &arguments, self.write_globs.as_deref()).await,
             FsOp::List => list(context, &arguments).await,
             FsOp::Grep => grep(context, &arguments).await,
         }
@@ -168,10 +190,15 @@ async fn read(context: &ToolContext, arguments: &serde_json::Value) -> Result<St
     Ok(lines.join("\n"))
 }
 
-async fn write(context: &ToolContext, arguments: &serde_json::Value) -> Result<String, ToolError> {
+async fn write(
+    context: &ToolContext,
+    arguments: &serde_json::Value,
+    globs: Option<&[String]>,
+) -> Result<String, ToolError> {
     let shown = string_arg(arguments, "path")?;
     let content = string_arg(arguments, "content")?;
     let path = resolve(&context.workspace, shown)?;
+    check_writable(globs, &context.workspace, &path, shown)?;
     if path.is_dir() {
         return Err(ToolError::InvalidArguments(format!("{shown} is a directory")));
     }
@@ -179,7 +206,11 @@ async fn write(context: &ToolContext, arguments: &serde_json::Value) -> Result<S
     Ok(format!("wrote {} bytes to {}", content.len(), display(&context.workspace, &path)))
 }
 
-async fn edit(context: &ToolContext, arguments: &serde_json::Value) -> Result<String, ToolError> {
+async fn edit(
+    context: &ToolContext,
+    arguments: &serde_json::Value,
+    globs: Option<&[String]>,
+) -> Result<String, ToolError> {
     let shown = string_arg(arguments, "path")?;
     let old = string_arg(arguments, "old")?;
     let new = string_arg(arguments, "new")?;
@@ -187,6 +218,7 @@ async fn edit(context: &ToolContext, arguments: &serde_json::Value) -> Result<St
         return Err(ToolError::InvalidArguments("`old` must not be empty".into()));
     }
     let path = resolve(&context.workspace, shown)?;
+    check_writable(globs, &context.workspace, &path, shown)?;
     let text = read_text(&path, shown)?;
     match text.matches(old).count() {
         0 => Err(ToolError::Failed(format!("`old` does not occur in {shown}"))),

@@ -8,6 +8,7 @@
 
 mod exec;
 mod fs;
+pub mod globs;
 pub mod paths;
 pub mod web;
 
@@ -21,9 +22,15 @@ pub use web::WebFetchLimits;
 
 /// The workspace file tools (group `fs`).
 pub fn fs_tools() -> Vec<Arc<dyn Tool>> {
+    fs_tools_writing(None)
+}
+
+/// The workspace file tools, with `write` and `edit` confined to paths matching `write_globs`
+/// (workspace-relative; `None`: anywhere in the workspace). A write elsewhere is refused.
+pub fn fs_tools_writing(write_globs: Option<Vec<String>>) -> Vec<Arc<dyn Tool>> {
     [fs::FsOp::Read, fs::FsOp::Write, fs::FsOp::Edit, fs::FsOp::List, fs::FsOp::Grep]
         .into_iter()
-        .map(|op| Arc::new(fs::FsTool::new(op)) as Arc<dyn Tool>)
+        .map(|op| Arc::new(fs::FsTool::new(op).with_write_globs(write_globs.clone())) as Arc<dyn Tool>)
         .collect()
 }
 

@@ -191,3 +191,54 @@ fn public_address_classification() {
         assert!(web::is_public(ip.parse().unwrap()), "{ip} should be public");
     }
 }
+
+#[test]
+fn write_globs_match_within_and_across_segments() {
+    use crate::globs::matches;
+    for (pattern, path, expected) in [
+        ("docs/**", "docs/a.md", true),
+        ("docs/**", "docs/deep/er/a.md", true),
+        ("docs/", "docs/deep/a.md", true),
+        ("docs/**", "infra/main.tf", false),
+        ("docs/**", "docs", true),
+        ("*.md", "README.md", true),
+        ("*.md", "docs/a.md", false),
+        ("**/*.md", "docs/a.md", true),
+        ("**/*.md", "a.md", true),
+        ("src/?.rs", "src/a.rs", true),
+        ("src/?.rs", "src/ab.rs", false),
+        ("README.md", "README.md", true),
+        ("README.md", "README.mdx", false),
+        ("", "anything", false),
+    ] {
+        assert_eq!(matches(pattern, path), expected, "{pattern} vs {path}");
+    }
+}
+
+#[tokio::test]
+async fn write_globs_confine_write_and_edit_and_are_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    std::fs::create_dir_all(ws.join("infra")).unwrap();
+    std::fs::write(ws.join("infra/main.tf"), "resource {}\n").unwrap();
+    std::fs::create_dir_all(ws.join("docs")).unwrap();
+    std::os::unix::fs::symlink(ws.join("infra"), ws.join("docs/infra-link")).unwrap();
+    let tools = fs_tools_writing(Some(vec!["docs/**".into(), "*.md".into()]));
+    let tool = |name: &str| tools.iter().find(|t| t.spec().name == name).unwrap().clone();
+    let context = context(ws);
+    tool("write").call(&context, json!({"path": "docs/guide.md", "content": "hi"})).await.unwrap();
+    tool("write").call(&context, json!({"path": "NOTES.md", "content": "hi"})).await.unwrap();
+    for (name, arguments) in [
+        ("write", json!({"path": "infra/main.tf", "content": ""})),
+        ("edit", json!({"path": "infra/main.tf", "old": "resource", "new": "gone"})),
+        ("write", json!({"path": "docs/infra-link/main.tf", "content": ""})),
+    ] {
+        let error = tool(name).call(&context, arguments.clone()).await.unwrap_err();
+        assert!(matches!(error, ToolError::Refused(_)), "{arguments}: {error}");
+        assert!(error.is_security_event(), "refusals are audited");
+        assert!(error.to_string().contains("outside this agent's writable paths (docs/**, *.md)"), "{error}");
+    }
+    assert_eq!(std::fs::read_to_string(ws.join("infra/main.tf")).unwrap(), "resource {}\n");
+    // Reading is not confined.
+    assert_eq!(tool("read").call(&context, json!({"path": "infra/main.tf"})).await.unwrap(), "resource {}\n");
+}

@@ -548,3 +548,18 @@ fn sandbox_and_exec_defaults_and_errors() {
         assert!(error.starts_with(expected), "{tail:?}: {error}");
     }
 }
+
+#[test]
+fn write_globs_are_relative_and_stay_in_the_workspace() {
+    let minimal = "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[agents.main]\nmodel = \"p/m\"\n";
+    assert_eq!(parse(minimal, &home()).unwrap().agents["main"].tools.write, None);
+    let text = format!("{minimal}[agents.main.tools]\nwrite = [\"docs/**\", \"*.md\"]\n");
+    let config = parse(&text, &home()).unwrap();
+    assert_eq!(config.agents["main"].tools.write, Some(vec!["docs/**".to_string(), "*.md".to_string()]));
+    for (globs, index) in [("[\"/etc/**\"]", 0), ("[\"docs/**\", \"../x\"]", 1), ("[\"\"]", 0)] {
+        let text = format!("{minimal}[agents.main.tools]\nwrite = {globs}\n");
+        let error = parse(&text, &home()).unwrap_err().to_string();
+        let expected = format!("clawdia.toml:7: agents.main.tools.write[{index}]: must be a non-empty glob");
+        assert!(error.starts_with(&expected), "{globs}: {error}");
+    }
+}

@@ -380,3 +380,24 @@ async fn kill_tree_ends_a_process_group_and_the_reaper_collects_orphans() {
     }
     assert!(!clawdia_sandbox::group_alive(pgid), "the background sleep is gone too");
 }
+
+#[tokio::test]
+async fn a_read_only_workspace_is_readable_but_not_writable() {
+    for mechanism in mechanisms().await {
+        let home = Home::new();
+        std::fs::write(home.workspace().join("notes.md"), "read me\n").unwrap();
+        let mut policy = home.policy();
+        policy.workspace_writable = false;
+        let outcome = sh(&mechanism, &policy, "cat notes.md; echo x > new.txt; echo x >> notes.md; echo end").await;
+        let name = mechanism.name();
+        assert!(outcome.output.starts_with("read me\n"), "{name}: {}", outcome.output);
+        assert!(outcome.output.contains("Read-only file system"), "{name}: {}", outcome.output);
+        assert!(!home.workspace().join("new.txt").exists(), "{name}");
+        assert_eq!(std::fs::read_to_string(home.workspace().join("notes.md")).unwrap(), "read me\n");
+    }
+    let home = Home::new();
+    let mut policy = home.policy();
+    policy.workspace_writable = false;
+    let error = run(&Mechanism::Unsandboxed, &policy, "true", |_| {}).await.unwrap_err();
+    assert!(matches!(error, SandboxError::Unsupported(_)), "{error}");
+}

@@ -16,6 +16,7 @@ fn settings(sandbox: SandboxChoice, helper: &str) -> ExecSettings {
         sandbox,
         helper: helper.into(),
         hidden: Vec::new(),
+        read_only_workspace: false,
         limits: ExecLimits::default(),
         default_timeout: Duration::from_secs(10),
         max_timeout: Duration::from_secs(2),
