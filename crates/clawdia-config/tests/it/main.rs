@@ -173,7 +173,7 @@ fn bad_configs_name_line_and_key() {
         ("colour = \"blue\"\n".into(),
          "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.tools]\nallow = [\"fs\"]\nalow = [\"web\"]\n"),
-         "clawdia.toml:11: agents.main.tools.alow: unknown key `alow`, expected `allow` or `deny`"),
+         "clawdia.toml:11: agents.main.tools.alow: unknown key `alow`, expected one of `allow`, `deny`, `write`"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nbudget = {{ daily_usd = -1.0 }}\n"),
          "clawdia.toml:9: agents.main.budget.daily_usd: must be a non-negative number of US dollars"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nmax_tokens = 0\n"),
