@@ -65,6 +65,7 @@ fn crate_dependency_rules_hold() {
         "clawdia-brain",
         "clawdia-embed",
         "clawdia-local",
+        "clawdia-sched",
     ];
     let mut seen = 0;
     for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {

@@ -19,9 +19,10 @@ pub(crate) async fn dispatch(
     session_id: &str,
     boundary: &str,
     call: &ToolCall,
+    tools_allow: Option<&[String]>,
 ) -> Message {
     Metrics::add(&agents.metrics.tool_calls, 1);
-    let result = run(agents, agent, session_id, call).await;
+    let result = run(agents, agent, session_id, call, tools_allow).await;
     let (content, is_error) = match result {
         Ok(text) => (text, false),
         Err(error) => (format!("error: {error}"), true),
@@ -35,12 +36,20 @@ pub(crate) async fn dispatch(
     }
 }
 
-async fn run(agents: &Agents, agent: &Agent, session_id: &str, call: &ToolCall) -> Result<String, ToolError> {
+async fn run(
+    agents: &Agents,
+    agent: &Agent,
+    session_id: &str,
+    call: &ToolCall,
+    tools_allow: Option<&[String]>,
+) -> Result<String, ToolError> {
     let name = agent.spec.name.as_str();
     let Some(tool) = agent.tools.get(&call.name) else {
         return Err(ToolError::NotFound(format!("there is no tool named `{}`", call.name)));
     };
-    if !agent.spec.policy.allows(&call.name, tool.group()) {
+    let narrowed_out =
+        tools_allow.is_some_and(|list| !list.iter().any(|entry| *entry == call.name || entry == tool.group()));
+    if narrowed_out || !agent.spec.policy.allows(&call.name, tool.group()) {
         Metrics::add(&agents.metrics.tool_denials, 1);
         agents.audit.record(
             AuditEvent::new(

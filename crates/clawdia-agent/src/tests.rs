@@ -218,6 +218,8 @@ fn request(session: Option<&str>, text: &str) -> TurnRequest {
         message: text.into(),
         origin: TurnOrigin::Cli,
         history: Vec::new(),
+        tools_allow: None,
+        light: false,
     }
 }
 
@@ -295,6 +297,53 @@ async fn tools_run_under_policy_and_results_are_wrapped() {
     let offered: Vec<String> =
         h.models.requests.lock().unwrap()[0].tools.iter().map(|t| t.name.clone()).collect();
     assert_eq!(offered, vec!["echo"]);
+}
+
+#[tokio::test]
+async fn tools_allow_narrows_the_turn_and_never_widens_it() {
+    let h = harness();
+    // `other` is outside the agent's policy: naming it does not make it available.
+    h.models.push(tool_reply(vec![call("c1", "echo", "{}"), call("c2", "other", "{}")]));
+    h.models.push(Ok(clawdia_core::Message::assistant("done")));
+    let narrowed = TurnRequest { tools_allow: Some(vec!["other".into()]), ..request(Some("s1"), "go") };
+    h.agents.run_turn(narrowed, &Collect::default()).await.unwrap();
+    assert!(h.models.requests.lock().unwrap()[0].tools.is_empty(), "nothing offered");
+    let sessions = h.store.sessions.lock().unwrap();
+    let refused = sessions["s1"]
+        .1
+        .iter()
+        .filter(|m| matches!(m, clawdia_core::Message::ToolResult { is_error: true, content, .. } if content.contains("not allowed")))
+        .count();
+    assert_eq!(refused, 2, "both calls refused");
+    drop(sessions);
+    // Narrowing by group keeps what the policy allows.
+    h.models.push(Ok(clawdia_core::Message::assistant("ok")));
+    let by_group = TurnRequest { tools_allow: Some(vec!["test".into()]), ..request(Some("s2"), "go") };
+    h.agents.run_turn(by_group, &Collect::default()).await.unwrap();
+    let offered: Vec<String> = h.models.requests.lock().unwrap()[2].tools.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(offered, vec!["echo"]);
+}
+
+#[tokio::test]
+async fn a_light_turn_skips_workspace_files_and_old_exchanges() {
+    let h = harness();
+    for i in 0..5 {
+        h.models.push(Ok(clawdia_core::Message::assistant(format!("reply {i}"))));
+        h.agents.run_turn(request(Some("s1"), &format!("message {i}")), &Collect::default()).await.unwrap();
+    }
+    h.models.push(Ok(clawdia_core::Message::assistant("HEARTBEAT_OK")));
+    let light = TurnRequest { light: true, ..request(Some("s1"), "beat") };
+    h.agents.run_turn(light, &Collect::default()).await.unwrap();
+    let requests = h.models.requests.lock().unwrap();
+    assert!(requests[0].system.contains("I am Main."), "a normal turn has the files");
+    let last = requests.last().unwrap();
+    assert!(!last.system.contains("I am Main."), "{}", last.system);
+    let users: Vec<&clawdia_core::Message> =
+        last.messages.iter().filter(|m| matches!(m, clawdia_core::Message::User { .. })).collect();
+    assert_eq!(users.len(), 4, "the last three earlier exchanges and the beat");
+    assert_eq!(users[0], &clawdia_core::Message::user("message 2"));
+    // The whole session is still stored.
+    assert_eq!(h.store.sessions.lock().unwrap()["s1"].1.len(), 12);
 }
 
 #[tokio::test]

@@ -20,6 +20,9 @@ use crate::{Agent, Agents, dispatch, now_ms, prompt, random_hex, trust};
 /// An identical tool call (same name and arguments) this many times in one turn ends the turn.
 const MAX_IDENTICAL_CALLS: u32 = 3;
 
+/// How many earlier user exchanges of the session a light turn (the heartbeat) shows the model.
+const LIGHT_EXCHANGES: usize = 3;
+
 /// Forwards model deltas to the turn's caller.
 struct Forward<'a> {
     events: &'a dyn TurnEvents,
@@ -74,8 +77,37 @@ pub(crate) async fn run(
     }
     events.event(TurnEvent::Started { session: session_id.to_string(), agent: name.to_string() });
     let boundary = stored.meta.boundary.clone();
-    let system = build_system_prompt(agent, &boundary, now_ms());
+    let system = if request.light {
+        prompt::system_prompt(name, &clawdia_core::time::utc_date(now_ms()), &trust::prompt_rule(&boundary), "")
+    } else {
+        build_system_prompt(agent, &boundary, now_ms())
+    };
+    let tools_allow = request.tools_allow.clone();
+    let offered: Vec<clawdia_core::ToolSpec> = match &tools_allow {
+        None => agent.allowed_specs.clone(),
+        Some(list) => agent
+            .allowed_specs
+            .iter()
+            .filter(|spec| {
+                let group = agent.tools.get(&spec.name).map(|t| t.group()).unwrap_or_default();
+                list.iter().any(|entry| *entry == spec.name || entry == group)
+            })
+            .cloned()
+            .collect(),
+    };
     let mut transcript = stored.messages;
+    // A light turn shows the model only the last few exchanges of the session.
+    if request.light {
+        let users: Vec<usize> = transcript
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| matches!(m, Message::User { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        if users.len() > LIGHT_EXCHANGES {
+            transcript.drain(..users[users.len() - LIGHT_EXCHANGES]);
+        }
+    }
     let mut pending = Vec::new();
     if transcript.is_empty() && !request.history.is_empty() {
         pending.extend(request.history.iter().cloned());
@@ -108,7 +140,7 @@ pub(crate) async fn run(
             model: String::new(),
             system: system.clone(),
             messages: transcript.clone(),
-            tools: agent.allowed_specs.clone(),
+            tools: offered.clone(),
             max_tokens: agent.spec.max_tokens,
             temperature: agent.spec.temperature,
             stream: true,
@@ -158,7 +190,7 @@ pub(crate) async fn run(
             if skip {
                 repeated = Some(call.name.clone());
             }
-            run_one(agents, agent, session_id, &boundary, call, skip, events)
+            run_one(agents, agent, session_id, &boundary, call, skip, tools_allow.as_deref(), events)
         });
         let runs: Vec<_> = runs.collect();
         let results = join_all(runs).await;
@@ -204,6 +236,7 @@ async fn run_one(
     boundary: &str,
     call: &ToolCall,
     skip: bool,
+    tools_allow: Option<&[String]>,
     events: &dyn TurnEvents,
 ) -> Message {
     events.event(TurnEvent::ToolStart {
@@ -222,7 +255,7 @@ async fn run_one(
             is_error: true,
         }
     } else {
-        dispatch::dispatch(agents, agent, session_id, boundary, call).await
+        dispatch::dispatch(agents, agent, session_id, boundary, call, tools_allow).await
     };
     if let Message::ToolResult { content, is_error, .. } = &result {
         let summary: String = content.chars().take(200).collect();

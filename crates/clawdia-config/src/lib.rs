@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate reads only the config file and secret files. It knows no
 //! provider client, server or tool; those crates receive the validated types.
 
+mod cron;
 mod error;
 mod raw;
 mod reference;
@@ -56,6 +57,97 @@ pub struct Config {
     /// Keyed by `provider/model`.
     pub prices: BTreeMap<String, Price>,
     pub brain: BrainConfig,
+    pub cron: CronConfig,
+    /// Every secret reference that carries `rotated_at` and `rotate_every_days`.
+    pub secret_rotation: Vec<SecretRotation>,
+}
+
+/// A secret with a rotation schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRotation {
+    /// Where it is configured, e.g. `providers.anthropic.api_key`.
+    pub key: String,
+    /// The reference, e.g. `env ANTHROPIC_API_KEY` (never the value).
+    pub reference: String,
+    /// `YYYY-MM-DD` as written.
+    pub rotated_at: String,
+    /// Midnight UTC of `rotated_at`, in Unix milliseconds.
+    pub rotated_at_ms: i64,
+    pub every_days: u32,
+}
+
+/// The scheduler's settings and the jobs defined in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CronConfig {
+    pub enabled: bool,
+    pub allow_host_jobs: bool,
+    pub sandbox: Sandbox,
+    /// Absolute.
+    pub workspace: PathBuf,
+    pub default_timeout: Duration,
+    pub kill_grace: Duration,
+    pub catch_up_grace: Duration,
+    pub failure_hook: Option<String>,
+    pub history_days: u64,
+    pub jobs: Vec<CronJobConfig>,
+    pub heartbeats: Vec<HeartbeatConfig>,
+    pub maintenance: MaintenanceConfig,
+}
+
+/// A job from `[cron.jobs.NAME]`; the scheduler parses the schedule text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CronJobConfig {
+    pub name: String,
+    pub schedule: CronSchedule,
+    pub action: CronAction,
+    pub timeout_seconds: u64,
+    pub tools_allow: Option<Vec<String>>,
+    pub failure_alert: Option<u32>,
+    pub enabled: bool,
+    /// `catch_up = "skip"`.
+    pub skip_missed: bool,
+}
+
+/// A schedule as written (checked by the scheduler, which owns the parsers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CronSchedule {
+    Cron { expr: String, tz: Option<String> },
+    Every(String),
+    At { at: String, tz: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CronAction {
+    Exec { command: String, host: bool },
+    AgentTurn { agent: String, prompt: String, session: Option<String> },
+}
+
+/// `[cron.heartbeat.AGENT]` with `enabled = true`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatConfig {
+    pub agent: String,
+    pub every: String,
+    pub prompt: String,
+    pub session: String,
+    /// Minutes after local midnight: `(start, end)`; `end < start` wraps midnight.
+    pub active_hours: Option<(u16, u16)>,
+    pub tz: String,
+    pub daily_tokens: Option<u64>,
+    pub daily_usd: Option<f64>,
+    pub ok_token: String,
+    pub tools_allow: Option<Vec<String>>,
+}
+
+/// `[cron.maintenance]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceConfig {
+    pub daily: bool,
+    pub weekly: bool,
+    pub monthly: bool,
+    /// `(hour, minute)` local time in `tz`.
+    pub time: (u8, u8),
+    pub tz: String,
+    pub prune_days: u64,
 }
 
 /// The knowledge brain's search settings and embedder.

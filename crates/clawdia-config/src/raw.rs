@@ -49,10 +49,23 @@ pub(crate) mod defaults {
     pub const MODELS_DIR: &str = "models";
     pub const LOCAL_IDLE_UNLOAD_SECS: u64 = 300;
     pub const LOCAL_CONTEXT_LENGTH: usize = 2048;
+    pub const CRON_WORKSPACE: &str = "workspaces/cron";
+    pub const CRON_TIMEOUT_SECS: u64 = 600;
+    pub const CRON_KILL_GRACE_SECS: u64 = 5;
+    pub const CRON_CATCH_UP_GRACE_SECS: u64 = 3600;
+    pub const CRON_HISTORY_DAYS: u64 = 90;
+    pub const HEARTBEAT_EVERY: &str = "30m";
+    pub const HEARTBEAT_SESSION: &str = "main";
+    pub const HEARTBEAT_OK_TOKEN: &str = "HEARTBEAT_OK";
+    pub const HEARTBEAT_PROMPT: &str = "Heartbeat: check HEARTBEAT.md in your workspace and anything that needs the owner's attention now. If nothing does, reply with exactly HEARTBEAT_OK.";
+    pub const MAINTENANCE_TIME: &str = "03:30";
+    pub const MAINTENANCE_PRUNE_DAYS: u64 = 14;
 }
 
 /// Clawdia's configuration, `$HOME/clawdia.toml`. Unknown keys are errors; relative paths are
-/// relative to the home directory; secrets are references, never inline values.
+/// relative to the home directory; secrets are references, never inline values. A secret
+/// reference may also carry `rotated_at = "YYYY-MM-DD"` and `rotate_every_days = N`: the monthly
+/// maintenance then lists it when its rotation is due.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "clawdia.toml")]
@@ -78,6 +91,181 @@ pub(crate) struct RawConfig {
     /// The knowledge brain: search tuning and the embedding model.
     #[serde(default)]
     pub brain: RawBrain,
+    /// The scheduler: jobs, the heartbeat and maintenance, run by `clawdia up`.
+    #[serde(default)]
+    pub cron: RawCron,
+}
+
+/// The scheduler (`state/cron.db`). Jobs defined here and jobs added with `clawdia cron add`
+/// behave the same.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Cron")]
+pub(crate) struct RawCron {
+    /// Run scheduled jobs while the gateway runs (`clawdia cron run` works either way).
+    #[schemars(extend("default" = true))]
+    pub enabled: Option<bool>,
+    /// Allow jobs marked `host = true` to run shell commands directly on the host, outside the
+    /// sandbox, with the gateway's rights.
+    #[schemars(extend("default" = false))]
+    pub allow_host_jobs: Option<bool>,
+    /// How `exec` jobs are isolated: `auto`, `bwrap`, `builtin` or `off` (as for agents).
+    #[schemars(with = "Option<SandboxKind>", extend("default" = "auto"))]
+    pub sandbox: Option<Spanned<SandboxKind>>,
+    /// The working folder of `exec` jobs (the only writable folder in their sandbox); relative to
+    /// the home.
+    #[schemars(with = "Option<String>", extend("default" = defaults::CRON_WORKSPACE))]
+    pub workspace: Option<Spanned<String>>,
+    /// Hard cap on one run when a job gives no `timeout_seconds`.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::CRON_TIMEOUT_SECS))]
+    pub default_timeout_seconds: Option<Spanned<u64>>,
+    /// Seconds between `SIGTERM` and `SIGKILL` when a job's process tree is killed.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::CRON_KILL_GRACE_SECS))]
+    pub kill_grace_seconds: Option<Spanned<u64>>,
+    /// After downtime, a job with `catch_up = "once"` runs once if its last missed run is at most
+    /// this many seconds old; older misses are skipped.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::CRON_CATCH_UP_GRACE_SECS))]
+    pub catch_up_grace_seconds: Option<Spanned<u64>>,
+    /// A shell command run on the host when a job reaches its `failure_alert` streak; it gets
+    /// `CLAWDIA_JOB`, `CLAWDIA_FAILURES` and `CLAWDIA_OUTPUT` in its environment.
+    #[schemars(with = "Option<String>")]
+    pub failure_hook: Option<Spanned<String>>,
+    /// Days of run history kept (the weekly maintenance prunes older runs).
+    #[schemars(with = "Option<u64>", extend("default" = defaults::CRON_HISTORY_DAYS))]
+    pub history_days: Option<Spanned<u64>>,
+    /// Jobs by name (lowercase letters, digits, `_`, `-`, `.`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawJob>")]
+    pub jobs: BTreeMap<String, Spanned<RawJob>>,
+    /// Heartbeats by agent name: a periodic light turn on the agent's main session. Off unless
+    /// `enabled = true`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawHeartbeat>")]
+    pub heartbeat: BTreeMap<String, Spanned<RawHeartbeat>>,
+    /// Built-in maintenance jobs.
+    #[serde(default)]
+    pub maintenance: RawMaintenance,
+}
+
+/// One scheduled job: exactly one of `cron`, `every`, `at`; exactly one of `exec` or
+/// `agent` + `prompt`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Job")]
+pub(crate) struct RawJob {
+    /// A cron expression: 5 fields (minute hour day month weekday) or 6 (seconds first).
+    #[schemars(with = "Option<String>")]
+    pub cron: Option<Spanned<String>>,
+    /// The IANA time zone of `cron` (and of a civil `at` time), e.g. `Europe/Berlin`.
+    #[schemars(with = "Option<String>", extend("default" = "UTC"))]
+    pub tz: Option<Spanned<String>>,
+    /// An interval: `30s`, `5m`, `1h30m`, `1d`.
+    #[schemars(with = "Option<String>")]
+    pub every: Option<Spanned<String>>,
+    /// One moment: `2026-12-24T18:00:00+01:00`, or `2026-12-24T18:00` in `tz`.
+    #[schemars(with = "Option<String>")]
+    pub at: Option<Spanned<String>>,
+    /// A shell command (`/bin/sh -c`), run in the sandbox in the cron workspace.
+    #[schemars(with = "Option<String>")]
+    pub exec: Option<Spanned<String>>,
+    /// Run `exec` on the host, outside the sandbox (needs `allow_host_jobs = true`).
+    #[schemars(extend("default" = false))]
+    pub host: Option<bool>,
+    /// The agent that gets `prompt`.
+    #[schemars(with = "Option<String>")]
+    pub agent: Option<Spanned<String>>,
+    /// The message sent to `agent` on each run.
+    #[schemars(with = "Option<String>")]
+    pub prompt: Option<Spanned<String>>,
+    /// Continue this session on every run (default: a new session per run).
+    #[schemars(with = "Option<String>")]
+    pub session: Option<Spanned<String>>,
+    /// Hard cap on one run, in seconds (default: `default_timeout_seconds`).
+    #[schemars(with = "Option<u64>")]
+    pub timeout_seconds: Option<Spanned<u64>>,
+    /// Tools (names or groups) an agent turn may use, within the agent's policy.
+    pub tools_allow: Option<Vec<String>>,
+    /// Alert after this many consecutive failures (audit log at high severity, `failure_hook`).
+    #[schemars(with = "Option<u32>")]
+    pub failure_alert: Option<Spanned<u32>>,
+    /// A disabled job stays listed but never fires on its schedule.
+    #[schemars(extend("default" = true))]
+    pub enabled: Option<bool>,
+    /// After downtime: `once` (run once if missed within `catch_up_grace_seconds`) or `skip`.
+    #[schemars(with = "Option<CatchUpKind>", extend("default" = "once"))]
+    pub catch_up: Option<CatchUpKind>,
+}
+
+/// What a job does about runs missed while the gateway was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CatchUpKind {
+    /// Run once if the last missed run is within the grace window.
+    Once,
+    /// Skip missed runs.
+    Skip,
+}
+
+/// A heartbeat: a periodic light turn (no workspace files, the last few exchanges) on the
+/// agent's main session, with its own budget; a reply containing `ok_token` is not delivered.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Heartbeat")]
+pub(crate) struct RawHeartbeat {
+    /// Heartbeats are off unless this is true.
+    #[schemars(extend("default" = false))]
+    pub enabled: Option<bool>,
+    /// The interval.
+    #[schemars(with = "Option<String>", extend("default" = defaults::HEARTBEAT_EVERY))]
+    pub every: Option<Spanned<String>>,
+    /// The message sent on each beat.
+    #[schemars(with = "Option<String>", extend("default" = defaults::HEARTBEAT_PROMPT))]
+    pub prompt: Option<Spanned<String>>,
+    /// The session the heartbeat continues.
+    #[schemars(with = "Option<String>", extend("default" = defaults::HEARTBEAT_SESSION))]
+    pub session: Option<Spanned<String>>,
+    /// Local hours when it may run, `HH:MM-HH:MM` in `tz` (may wrap midnight); unset: always.
+    #[schemars(with = "Option<String>")]
+    pub active_hours: Option<Spanned<String>>,
+    /// The time zone of `active_hours`.
+    #[schemars(with = "Option<String>", extend("default" = "UTC"))]
+    pub tz: Option<Spanned<String>>,
+    /// The heartbeat's own daily token cap (on top of the agent's budget).
+    pub daily_tokens: Option<u64>,
+    /// The heartbeat's own daily USD cap (on top of the agent's budget).
+    #[schemars(with = "Option<f64>")]
+    pub daily_usd: Option<Spanned<f64>>,
+    /// A reply containing this token is treated as "nothing to report" and not delivered.
+    #[schemars(with = "Option<String>", extend("default" = defaults::HEARTBEAT_OK_TOKEN))]
+    pub ok_token: Option<Spanned<String>>,
+    /// Tools (names or groups) the heartbeat may use, within the agent's policy.
+    pub tools_allow: Option<Vec<String>>,
+}
+
+/// Built-in maintenance jobs, each off unless enabled.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Maintenance")]
+pub(crate) struct RawMaintenance {
+    /// Every day: a digest of the last day's high-severity audit events and failed jobs.
+    #[schemars(extend("default" = false))]
+    pub daily: Option<bool>,
+    /// Every Sunday: prune old sandboxes, temp files, logs and run history, with a report.
+    #[schemars(extend("default" = false))]
+    pub weekly: Option<bool>,
+    /// On the 1st of each month: VACUUM, ANALYZE and integrity check of the state databases,
+    /// brain optimize, and the secrets due for rotation, with a report.
+    #[schemars(extend("default" = false))]
+    pub monthly: Option<bool>,
+    /// Local time (`HH:MM`, in `tz`) the maintenance jobs run.
+    #[schemars(with = "Option<String>", extend("default" = defaults::MAINTENANCE_TIME))]
+    pub time: Option<Spanned<String>>,
+    /// The time zone of `time`.
+    #[schemars(with = "Option<String>", extend("default" = "UTC"))]
+    pub tz: Option<Spanned<String>>,
+    /// Files in temp and log folders older than this many days are pruned weekly.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::MAINTENANCE_PRUNE_DAYS))]
+    pub prune_days: Option<Spanned<u64>>,
 }
 
 /// The knowledge brain (`state/brain.db`): hybrid search settings and the embedder.
@@ -394,9 +582,22 @@ pub(crate) struct RawPrice {
 #[schemars(rename = "SecretRef")]
 pub(crate) enum RawSecret {
     /// Read the secret from an environment variable.
-    Env { env: String },
+    Env {
+        env: String,
+        /// When the secret was last rotated, `YYYY-MM-DD`; with `rotate_every_days`, the monthly
+        /// maintenance lists it when a rotation is due.
+        rotated_at: Option<String>,
+        /// How often the secret should be rotated, in days.
+        rotate_every_days: Option<u32>,
+    },
     /// Read the secret from a file.
-    File { file: String },
+    File {
+        file: String,
+        /// When the secret was last rotated, `YYYY-MM-DD`.
+        rotated_at: Option<String>,
+        /// How often the secret should be rotated, in days.
+        rotate_every_days: Option<u32>,
+    },
 }
 
 pub(crate) const INLINE_SECRET: &str = "secrets must be references, `{ env = \"NAME\" }` or \
@@ -416,6 +617,8 @@ struct SecretVisitor;
 struct SecretTable {
     env: Option<String>,
     file: Option<String>,
+    rotated_at: Option<String>,
+    rotate_every_days: Option<u32>,
 }
 
 impl<'de> Visitor<'de> for SecretVisitor {
@@ -431,9 +634,12 @@ impl<'de> Visitor<'de> for SecretVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawSecret, A::Error> {
         let table = SecretTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let (rotated_at, rotate_every_days) = (table.rotated_at, table.rotate_every_days);
         match (table.env, table.file) {
-            (Some(env), None) if !env.trim().is_empty() => Ok(RawSecret::Env { env }),
-            (None, Some(file)) if !file.trim().is_empty() => Ok(RawSecret::File { file }),
+            (Some(env), None) if !env.trim().is_empty() => Ok(RawSecret::Env { env, rotated_at, rotate_every_days }),
+            (None, Some(file)) if !file.trim().is_empty() => {
+                Ok(RawSecret::File { file, rotated_at, rotate_every_days })
+            }
             (Some(_), None) => Err(de::Error::custom("`env` must name a variable")),
             (None, Some(_)) => Err(de::Error::custom("`file` must name a file")),
             _ => Err(de::Error::custom("give exactly one of `env` or `file`")),

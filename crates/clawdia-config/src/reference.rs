@@ -168,8 +168,18 @@ impl<'a> Walker<'a> {
                 schema.get("additionalProperties"),
             ) {
                 (Some(properties), _) => {
-                    let fields: Vec<String> =
-                        properties.iter().map(|(k, v)| format!("{k} = {}", self.type_name(v))).collect();
+                    // Inline tables show their required keys (a secret reference's optional
+                    // rotation keys are described in the file's introduction).
+                    let required: Vec<&str> = schema
+                        .get("required")
+                        .and_then(Value::as_array)
+                        .map(|r| r.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let fields: Vec<String> = properties
+                        .iter()
+                        .filter(|(k, _)| required.is_empty() || required.contains(&k.as_str()))
+                        .map(|(k, v)| format!("{k} = {}", self.type_name(v)))
+                        .collect();
                     format!("`{{ {} }}`", fields.join(", ").replace('`', ""))
                 }
                 (None, Some(values)) if values.is_object() => {

@@ -20,29 +20,61 @@ use crate::{
 };
 
 /// What every check needs: the text (to turn byte offsets into lines) and the home.
-struct Context<'a> {
+pub(crate) struct Context<'a> {
     text: &'a str,
     home: &'a Path,
+    /// Secrets with a rotation schedule, collected as references are validated.
+    rotation: std::cell::RefCell<Vec<crate::SecretRotation>>,
 }
 
 impl Context<'_> {
-    fn error(&self, span: std::ops::Range<usize>, key: &[&str], message: impl Into<String>) -> ConfigError {
+    pub(crate) fn error(&self, span: std::ops::Range<usize>, key: &[&str], message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.text, span.start, key_path(key), message)
     }
 
-    fn path(&self, path: &str) -> PathBuf {
+    pub(crate) fn path(&self, path: &str) -> PathBuf {
         self.home.join(path)
     }
 
-    fn secret(&self, raw: RawSecret) -> SecretRef {
-        match raw {
-            RawSecret::Env { env } => SecretRef::Env(env),
-            RawSecret::File { file } => SecretRef::File(self.path(&file)),
+    fn secret(&self, raw: RawSecret, key: &[&str]) -> Result<SecretRef, ConfigError> {
+        let (reference, rotated_at, every_days) = match raw {
+            RawSecret::Env { env, rotated_at, rotate_every_days } => {
+                (SecretRef::Env(env), rotated_at, rotate_every_days)
+            }
+            RawSecret::File { file, rotated_at, rotate_every_days } => {
+                (SecretRef::File(self.path(&file)), rotated_at, rotate_every_days)
+            }
+        };
+        let whole = key_path(key);
+        // The reference is a table without per-value spans: errors point at the file's start.
+        let error = |message: String| {
+            let needle = if message.starts_with("rotated_at") { "rotated_at" } else { "rotate_every_days" };
+            ConfigError::at(self.text, self.text.find(needle).unwrap_or(0), whole.clone(), message)
+        };
+        match (rotated_at, every_days) {
+            (None, None) => {}
+            (Some(date), Some(days)) => {
+                let rotated_at_ms = clawdia_core::time::parse_rfc3339(&format!("{}T00:00:00Z", date.trim()))
+                    .ok_or_else(|| error(format!("rotated_at `{date}` is not a date (YYYY-MM-DD)")))?;
+                if days == 0 {
+                    return Err(error("rotate_every_days must be at least 1".into()));
+                }
+                self.rotation.borrow_mut().push(crate::SecretRotation {
+                    key: whole.clone(),
+                    reference: reference.to_string(),
+                    rotated_at: date.trim().to_string(),
+                    rotated_at_ms,
+                    every_days: days,
+                });
+            }
+            (Some(_), None) => return Err(error("rotated_at needs rotate_every_days".into())),
+            (None, Some(_)) => return Err(error("rotate_every_days needs rotated_at (YYYY-MM-DD)".into())),
         }
+        Ok(reference)
     }
 
     /// A count that must be at least 1, or `default` when unset.
-    fn positive<T: Copy + PartialOrd + From<u8>>(
+    pub(crate) fn positive<T: Copy + PartialOrd + From<u8>>(
         &self,
         value: Option<Spanned<T>>,
         key: &[&str],
@@ -56,7 +88,7 @@ impl Context<'_> {
     }
 
     /// An amount of US dollars: finite and not negative.
-    fn usd(&self, value: Spanned<f64>, key: &[&str]) -> Result<f64, ConfigError> {
+    pub(crate) fn usd(&self, value: Spanned<f64>, key: &[&str]) -> Result<f64, ConfigError> {
         let usd = *value.get_ref();
         if usd.is_finite() && usd >= 0.0 {
             return Ok(usd);
@@ -66,7 +98,7 @@ impl Context<'_> {
 }
 
 pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<Config, ConfigError> {
-    let context = Context { text, home: &home };
+    let context = Context { text, home: &home, rotation: Default::default() };
     let gateway = gateway(&context, raw.gateway)?;
     let mut providers = BTreeMap::new();
     for (name, provider_raw) in raw.providers {
@@ -84,7 +116,9 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
         prices.insert(key, price);
     }
     let brain = brain(&context, raw.brain)?;
-    Ok(Config { home: home.clone(), gateway, providers, agents, prices, brain })
+    let cron = crate::cron::validate(&context, raw.cron, &agents)?;
+    let secret_rotation = context.rotation.take();
+    Ok(Config { home: home.clone(), gateway, providers, agents, prices, brain, cron, secret_rotation })
 }
 
 fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigError> {
@@ -162,7 +196,10 @@ fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigErr
             }
             EmbedderConfig::OpenAi {
                 base_url: url.to_string(),
-                api_key: embedder.api_key.map(|secret| context.secret(secret)),
+                api_key: match embedder.api_key {
+                    Some(secret) => Some(context.secret(secret, &["brain", "embedder", "api_key"])?),
+                    None => None,
+                },
                 model,
                 dimensions: embedder.dimensions,
             }
@@ -191,7 +228,7 @@ fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, Con
         })?,
     };
     let token = match raw.token {
-        Some(token) => context.secret(token),
+        Some(token) => context.secret(token, &["gateway", "token"])?,
         None => SecretRef::File(context.path(defaults::TOKEN_FILE)),
     };
     let max_request_bytes = context.positive(
@@ -249,7 +286,10 @@ fn provider(
         name: name.to_string(),
         kind: raw.kind,
         base_url: url,
-        api_key: raw.api_key.map(|secret| context.secret(secret)),
+        api_key: match raw.api_key {
+            Some(secret) => Some(context.secret(secret, &["providers", name, "api_key"])?),
+            None => None,
+        },
         connect_timeout: seconds(connect_timeout_secs, "connect_timeout_secs", CONNECT_SECS)?,
         read_timeout: seconds(raw.read_timeout_secs, "read_timeout_secs", READ_SECS)?,
         cooldown: Duration::from_secs(raw.cooldown_secs.unwrap_or(defaults::COOLDOWN_SECS)),

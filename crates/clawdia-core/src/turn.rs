@@ -18,6 +18,8 @@ pub enum TurnOrigin {
     Cli,
     /// An authenticated HTTP API client (holds the gateway token).
     Api,
+    /// A scheduled job or the heartbeat (the owner configured its prompt).
+    Scheduler,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +32,12 @@ pub struct TurnRequest {
     /// Earlier messages to seed a session that does not exist yet (an OpenAI client that sends
     /// the whole history without naming a session). Ignored for an existing session.
     pub history: Vec<Message>,
+    /// Narrows the agent's tools to these names or groups for this turn (within the agent's own
+    /// policy, never beyond it). `None`: the agent's policy alone.
+    pub tools_allow: Option<Vec<String>>,
+    /// A light context: no workspace files in the system prompt and only the last few messages
+    /// of the session (the heartbeat).
+    pub light: bool,
 }
 
 /// What a running turn reports, in order. A turn that succeeds ends with `End`; a turn that

@@ -152,6 +152,8 @@ async fn chat(
         message,
         origin: TurnOrigin::Api,
         history,
+        tools_allow: None,
+        light: false,
     };
     // A non-streaming turn reports an unknown agent itself (TurnError::UnknownAgent → 404); a
     // stream has already answered 200 by then, so only streams check up front.

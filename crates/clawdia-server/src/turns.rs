@@ -63,6 +63,8 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         message: parsed.message,
         origin: TurnOrigin::Api,
         history: Vec::new(),
+        tools_allow: None,
+        light: false,
     };
     let counters = state.counters.clone();
     stream_turn(state.gateway.clone(), request, render, move |result| match result {

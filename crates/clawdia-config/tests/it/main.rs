@@ -171,7 +171,7 @@ fn bad_configs_name_line_and_key() {
         ("[gateway]\nport = 70000\n".into(),
          "clawdia.toml:2: gateway.port: invalid value: integer `70000`, expected u16"),
         ("colour = \"blue\"\n".into(),
-         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`"),
+         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`, `cron`"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.tools]\nallow = [\"fs\"]\nalow = [\"web\"]\n"),
          "clawdia.toml:11: agents.main.tools.alow: unknown key `alow`, expected one of `allow`, `deny`, `write`"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nbudget = {{ daily_usd = -1.0 }}\n"),
@@ -561,5 +561,82 @@ fn write_globs_are_relative_and_stay_in_the_workspace() {
         let error = parse(&text, &home()).unwrap_err().to_string();
         let expected = format!("clawdia.toml:7: agents.main.tools.write[{index}]: must be a non-empty glob");
         assert!(error.starts_with(&expected), "{globs}: {error}");
+    }
+}
+
+#[test]
+fn cron_section_defaults_jobs_heartbeats_and_errors() {
+    let config = parse("", &home()).unwrap();
+    let cron = &config.cron;
+    assert!(cron.enabled && !cron.allow_host_jobs && cron.jobs.is_empty() && cron.heartbeats.is_empty());
+    assert_eq!((cron.default_timeout, cron.kill_grace), (Duration::from_secs(600), Duration::from_secs(5)));
+    assert_eq!(cron.workspace, home().join("workspaces/cron"));
+    assert!(!cron.maintenance.daily && cron.maintenance.time == (3, 30));
+    let text = format!(
+        "{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[cron.jobs.backup]\ncron = \"30 2 * * *\"\ntz = \"Europe/Berlin\"\nexec = \"tar c .\"\nfailure_alert = 2\n[cron.jobs.brief]\nevery = \"1d\"\nagent = \"main\"\nprompt = \"brief me\"\ntools_allow = [\"fs\"]\ncatch_up = \"skip\"\n[cron.heartbeat.main]\nenabled = true\nactive_hours = \"22:00-06:30\"\n"
+    );
+    let config = parse(&text, &home()).unwrap();
+    let jobs = &config.cron.jobs;
+    assert_eq!(jobs[0].name, "backup");
+    assert_eq!(jobs[0].schedule, clawdia_config::CronSchedule::Cron {
+        expr: "30 2 * * *".into(),
+        tz: Some("Europe/Berlin".into())
+    });
+    assert_eq!((jobs[0].failure_alert, jobs[0].timeout_seconds), (Some(2), 600));
+    assert_eq!(jobs[1].action, clawdia_config::CronAction::AgentTurn {
+        agent: "main".into(),
+        prompt: "brief me".into(),
+        session: None
+    });
+    assert!(jobs[1].skip_missed && jobs[1].tools_allow == Some(vec!["fs".to_string()]));
+    let beat = &config.cron.heartbeats[0];
+    assert_eq!((beat.active_hours, beat.ok_token.as_str(), beat.session.as_str()), (Some((1320, 390)), "HEARTBEAT_OK", "main"));
+    // A heartbeat section without `enabled = true` stays off.
+    let off = format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[cron.heartbeat.main]\nevery = \"5m\"\n");
+    assert!(parse(&off, &home()).unwrap().cron.heartbeats.is_empty());
+    for (text, expected) in [
+        ("[cron.jobs.x]\nexec = \"true\"\n", "clawdia.toml:1: cron.jobs.x: give exactly one of `cron`, `every` or `at`"),
+        (
+            "[cron.jobs.x]\nevery = \"1m\"\ncron = \"* * * * *\"\nexec = \"true\"\n",
+            "clawdia.toml:1: cron.jobs.x: give exactly one of `cron`, `every` or `at`",
+        ),
+        ("[cron.jobs.x]\nevery = \"1m\"\n", "clawdia.toml:1: cron.jobs.x: give exactly one of `exec`, or `agent` with `prompt`"),
+        (
+            "[cron.jobs.x]\nevery = \"1m\"\nagent = \"ghost\"\nprompt = \"hi\"\n",
+            "clawdia.toml:3: cron.jobs.x.agent: unknown agent `ghost`",
+        ),
+        ("[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\ntimeout_seconds = 0\n", "clawdia.toml:4: cron.jobs.x.timeout_seconds: must be at least 1"),
+        ("[cron.jobs.Bad]\nevery = \"1m\"\nexec = \"true\"\n", "clawdia.toml:1: cron.jobs.Bad: job names are"),
+        ("[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\nretries = 3\n", "clawdia.toml:4: cron.jobs.x.retries: unknown key"),
+        ("[cron.maintenance]\ntime = \"25:00\"\n", "clawdia.toml:2: cron.maintenance.time: must be `HH:MM`"),
+        ("[cron.heartbeat.ghost]\nenabled = true\n", "clawdia.toml:1: cron.heartbeat.ghost: unknown agent `ghost`"),
+    ] {
+        let error = parse(text, &home()).unwrap_err().to_string();
+        assert!(error.starts_with(expected), "{text:?}: {error}");
+    }
+}
+
+#[test]
+fn secrets_may_carry_a_rotation_schedule() {
+    let text = format!(
+        "{PROVIDERS}[providers.or]\nkind = \"openai\"\nbase_url = \"https://openrouter.ai/api/v1\"\napi_key = {{ env = \"OR_KEY\", rotated_at = \"2026-01-15\", rotate_every_days = 90 }}\n"
+    );
+    let config = parse(&text, &home()).unwrap();
+    assert_eq!(config.providers["or"].api_key, Some(SecretRef::Env("OR_KEY".into())));
+    let rotation = &config.secret_rotation;
+    assert_eq!(rotation.len(), 1);
+    assert_eq!(
+        (rotation[0].key.as_str(), rotation[0].reference.as_str(), rotation[0].every_days),
+        ("providers.or.api_key", "env OR_KEY", 90)
+    );
+    assert_eq!(clawdia_core::time::utc_date(rotation[0].rotated_at_ms), "2026-01-15");
+    for (secret, expected) in [
+        ("{ env = \"K\", rotated_at = \"2026-01-15\" }", "providers.or.api_key: rotated_at needs rotate_every_days"),
+        ("{ env = \"K\", rotate_every_days = 30 }", "providers.or.api_key: rotate_every_days needs rotated_at"),
+        ("{ env = \"K\", rotated_at = \"last week\", rotate_every_days = 30 }", "providers.or.api_key: rotated_at `last week` is not a date"),
+    ] {
+        let text = format!("[providers.or]\nkind = \"openai\"\nbase_url = \"https://x.example/v1\"\napi_key = {secret}\n");
+        let error = parse(&text, &home()).unwrap_err().to_string();
+        assert!(error.starts_with("clawdia.toml:4: ") && error.contains(expected), "{secret}: {error}");
     }
 }
