@@ -8,6 +8,7 @@ pub mod knowledge;
 pub mod local_fallback;
 pub mod offline;
 pub mod remote;
+pub mod sched;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use clawdia_store::Store;
 
 pub use clawdia_brain as brain;
 pub use clawdia_config as config;
+pub use clawdia_sched as cron;
 pub use clawdia_sandbox as sandbox;
 pub use clawdia_local as local;
 pub use clawdia_store as store;
@@ -44,6 +46,9 @@ pub enum RuntimeError {
     InsecureBind(IpAddr),
     #[error("cannot listen on {addr}: {message}")]
     Bind { addr: SocketAddr, message: String },
+    /// The scheduler's database or a job in the config.
+    #[error("{0}")]
+    Cron(String),
     #[error("provider `{provider}`: {message}")]
     Provider { provider: String, message: String },
     #[error("{0}")]
@@ -56,6 +61,8 @@ pub struct Runtime {
     pub store: Arc<Store>,
     pub agents: Arc<Agents>,
     pub brain: Arc<clawdia_brain::Brain>,
+    /// `state/cron.db`, its config jobs in sync with the config.
+    pub cron: Arc<clawdia_sched::CronDb>,
 }
 
 /// The state folder of a home.
@@ -89,14 +96,16 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     });
     let audit: Arc<dyn AuditSink> = store.clone();
     let brain = open_brain(&config)?;
+    let cron = sched::open_cron(&config)?;
     let mut agents = Agents::new(Arc::new(models), store.clone(), audit, pricer);
     for agent in config.agents.values() {
         let mut tools = agent_tools(agent);
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
         tools.extend(exec_tool(&config, agent));
+        tools.extend(sched::cron_tool(agent, &cron, store.clone()));
         agents.add(agent_spec(agent), tools);
     }
-    Ok(Runtime { config, store, agents: Arc::new(agents), brain })
+    Ok(Runtime { config, store, agents: Arc::new(agents), brain, cron })
 }
 
 fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
@@ -305,8 +314,12 @@ pub async fn serve(
     }
     runtime.store.record(AuditEvent::new("gateway_started", Severity::INFO, format!("listening on {addr}")));
     let embedder = runtime.brain.spawn_embedder();
+    let scheduler = sched::spawn_scheduler(runtime);
     tracing::info!(%addr, "clawdia gateway listening");
     let result = clawdia_server::serve(listener, clawdia_server::router(state), shutdown).await;
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await;
+    }
     if let Some(embedder) = embedder {
         embedder.abort();
     }

@@ -6,21 +6,22 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use clawdia_core::{AuditEvent, Severity, Tool, ToolContext, ToolError, ToolSpec};
+use clawdia_core::{AuditEvent, AuditSink, Severity, Tool, ToolContext, ToolError, ToolSpec};
 use serde_json::{Value, json};
 
 use crate::job::{Action, CatchUp, DEFAULT_TIMEOUT_SECONDS, Job, Source};
 use crate::schedule::Schedule;
-use crate::{Context, SchedError, now_ms};
+use crate::{CronDb, SchedError, now_ms};
 
 /// The `cron` tool.
 pub struct CronTool {
     spec: ToolSpec,
-    context: Arc<Context>,
+    db: Arc<CronDb>,
+    audit: Arc<dyn AuditSink>,
 }
 
 impl CronTool {
-    pub fn new(context: Arc<Context>) -> CronTool {
+    pub fn new(db: Arc<CronDb>, audit: Arc<dyn AuditSink>) -> CronTool {
         let spec = ToolSpec {
             name: "cron".to_string(),
             description: "Manage scheduled jobs. action=list shows every job; action=add schedules a \
@@ -46,7 +47,7 @@ impl CronTool {
                 "required": ["action"],
             }),
         };
-        CronTool { spec, context }
+        CronTool { spec, db, audit }
     }
 }
 
@@ -72,7 +73,7 @@ impl Tool for CronTool {
     }
 
     async fn call(&self, tool: &ToolContext, arguments: Value) -> Result<String, ToolError> {
-        let db = &self.context.db;
+        let db = &self.db;
         match text(&arguments, "action") {
             Some("list") => {
                 let jobs = db.jobs().map_err(|e| ToolError::Failed(e.to_string()))?;
@@ -129,7 +130,7 @@ impl Tool for CronTool {
                 };
                 job.validate().map_err(invalid)?;
                 db.add_job(&job, now_ms()).map_err(invalid)?;
-                self.context.audit.record(
+                self.audit.record(
                     AuditEvent::new(
                         "cron_job_added",
                         Severity::NOTICE,
@@ -148,7 +149,7 @@ impl Tool for CronTool {
                     return Err(ToolError::Refused(format!("job `{name}` is defined in the owner's config")));
                 }
                 db.remove_job(name).map_err(invalid)?;
-                self.context.audit.record(
+                self.audit.record(
                     AuditEvent::new(
                         "cron_job_removed",
                         Severity::NOTICE,

@@ -25,6 +25,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Monthly maintenance: `VACUUM` and `ANALYZE` of sessions.db and audit.db, then the
+    /// integrity check. One report line per database.
+    pub fn optimize(&self) -> Result<Vec<String>, StoreError> {
+        self.sessions_db().execute_batch("VACUUM; ANALYZE;").map_err(db_error("optimizing sessions.db"))?;
+        self.audit_db().execute_batch("VACUUM; ANALYZE;").map_err(db_error("optimizing audit.db"))?;
+        let problems = self.integrity_check()?;
+        let mut report = Vec::new();
+        for file in [SESSIONS_FILE, AUDIT_FILE] {
+            // Transcript problems name a session, not a file: they belong to sessions.db.
+            let own: Vec<&String> = problems
+                .iter()
+                .filter(|p| p.starts_with(file) || (file == SESSIONS_FILE && !p.starts_with(AUDIT_FILE)))
+                .collect();
+            if own.is_empty() {
+                report.push(format!("{file}: VACUUM, ANALYZE, integrity ok"));
+            } else {
+                let listed: Vec<&str> = own.iter().map(|p| p.as_str()).collect();
+                report.push(format!("{file}: VACUUM, ANALYZE, integrity: not ok: {}", listed.join("; ")));
+            }
+        }
+        Ok(report)
+    }
+}
+
 fn sqlite_checks(connection: &Connection, file: &str, problems: &mut Vec<String>) -> Result<(), StoreError> {
     let context = format!("checking {file}");
     let mut statement = connection.prepare("PRAGMA integrity_check").map_err(db_error(&context))?;

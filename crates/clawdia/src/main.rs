@@ -4,6 +4,7 @@
 
 mod brain;
 mod chat;
+mod cron;
 mod doctor;
 mod inspect;
 mod models;
@@ -71,6 +72,75 @@ enum Command {
     /// Local models in the home's models/ folder: list, pull from the hub, add, remove.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Scheduled jobs: add, remove, list, run now, history, unlock.
+    #[command(subcommand)]
+    Cron(CronCommand),
+}
+
+#[derive(Subcommand)]
+pub enum CronCommand {
+    /// Every job with its schedule, action and next due time.
+    List,
+    /// Add a job (jobs in clawdia.toml behave the same).
+    Add(CronAdd),
+    /// Remove a job added with `cron add` (config jobs are removed in clawdia.toml).
+    Rm { name: String },
+    /// Run a job now, wait, and print the outcome.
+    Run { name: String },
+    /// A job's runs, newest first: start, status, exit code, cost, last output line.
+    History {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print the runs as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clear a job's lock (or a named lock) whoever holds it; recorded in the audit log.
+    Unlock { name: String },
+}
+
+#[derive(clap::Args)]
+pub struct CronAdd {
+    pub name: String,
+    /// A cron expression: 5 fields, or 6 with seconds first.
+    #[arg(long = "cron", value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// The IANA time zone of --cron or --at (default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// An interval: 30s, 5m, 1h30m, 1d.
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// One run at this time: 2026-12-24T18:00 (in --tz) or RFC 3339.
+    #[arg(long, value_name = "DATETIME")]
+    pub at: Option<String>,
+    /// A shell command, run in the sandbox.
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: Option<String>,
+    /// Run --exec on the host, outside the sandbox ([cron] allow_host_jobs must be true).
+    #[arg(long)]
+    pub host: bool,
+    /// The agent that gets --prompt on each run.
+    #[arg(long, value_name = "AGENT")]
+    pub agent: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
+    /// Continue this session on every run (default: a new session per run).
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Hard cap on one run, in seconds (default 600).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// The only tools (names or groups) an agent turn may use, comma-separated.
+    #[arg(long, value_name = "a,b")]
+    pub tools_allow: Option<String>,
+    /// Alert after this many consecutive failures.
+    #[arg(long, value_name = "N")]
+    pub failure_alert: Option<u32>,
+    /// Do not catch up runs missed while the gateway was down.
+    #[arg(long)]
+    pub skip_missed: bool,
 }
 
 #[derive(Subcommand)]
@@ -224,6 +294,7 @@ fn main() -> ExitCode {
         Command::Sessions(command) => inspect::sessions(&home, command),
         Command::Brain(command) => with_runtime(brain::run(home, command)),
         Command::Models(command) => with_runtime(models::run(home, command)),
+        Command::Cron(command) => with_runtime(cron::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 mod brain;
 mod cli;
 mod crash;
+mod cron;
 mod exec;
 mod gateway;
 mod local;

@@ -1,0 +1,136 @@
+//! The scheduler in the composition root: opens `state/cron.db` (syncing the config's jobs),
+//! gives agents whose policy allows it the `cron` tool, supplies maintenance with the other
+//! databases and the brain (`Housekeeping`), and runs the scheduler loop beside the HTTP server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clawdia_config::Config;
+use clawdia_core::{AuditSink, Gateway, Severity, Tool};
+use clawdia_sched::{Context, CronDb, Holder, Housekeeping, Settings};
+use clawdia_store::Store;
+
+use crate::{Runtime, RuntimeError};
+
+/// Opens cron.db and syncs the config's jobs into it.
+pub fn open_cron(config: &Config) -> Result<Arc<CronDb>, RuntimeError> {
+    clawdia_sched::open(config).map_err(|e| RuntimeError::Cron(e.to_string()))
+}
+
+/// The `cron` tool, for an agent whose policy allows it (it is not allowed by default).
+pub fn cron_tool(
+    agent: &clawdia_config::AgentConfig,
+    cron: &Arc<CronDb>,
+    audit: Arc<dyn AuditSink>,
+) -> Option<Arc<dyn Tool>> {
+    let policy =
+        clawdia_agent::ToolPolicy { allow: agent.tools.allow.clone(), deny: agent.tools.deny.clone() };
+    policy
+        .allows("cron", "cron")
+        .then(|| Arc::new(clawdia_sched::CronTool::new(cron.clone(), audit)) as Arc<dyn Tool>)
+}
+
+/// The audit log, the session databases and the brain, for the maintenance templates.
+struct Housekeeper {
+    store: Arc<Store>,
+    brain: Arc<clawdia_brain::Brain>,
+}
+
+#[async_trait]
+impl Housekeeping for Housekeeper {
+    fn high_severity_events(&self, since_ms: i64) -> Result<Vec<String>, String> {
+        let records = self.store.recent_audit(Severity::HIGH, 1000).map_err(|e| e.to_string())?;
+        let mut lines: Vec<(i64, String)> = records
+            .into_iter()
+            .filter(|record| record.at >= since_ms)
+            .map(|record| {
+                let event = record.event;
+                let agent = event.agent.map(|a| format!(" agent={a}")).unwrap_or_default();
+                (
+                    record.at,
+                    format!(
+                        "{} [{}] {}{agent}: {}",
+                        clawdia_core::time::rfc3339_utc(record.at),
+                        event.severity.0,
+                        event.kind,
+                        event.detail
+                    ),
+                )
+            })
+            .collect();
+        lines.sort_by_key(|(at, _)| *at);
+        Ok(lines.into_iter().map(|(_, line)| line).collect())
+    }
+
+    async fn optimize_databases(&self) -> Result<Vec<String>, String> {
+        let store = self.store.clone();
+        let mut report = tokio::task::spawn_blocking(move || store.optimize())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let brain = self.brain.clone();
+        let optimized = tokio::task::spawn_blocking(move || {
+            brain.db().map_err(|e| e.to_string())?.optimize().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        report.push(match optimized {
+            Ok(()) => "brain.db: FTS merge, ANALYZE, tombstones pruned, WAL checkpointed".to_string(),
+            Err(error) => format!("brain.db: optimize failed: {error}"),
+        });
+        Ok(report)
+    }
+}
+
+/// What runs need, from a built runtime: its agents, audit log and databases.
+pub fn context(runtime: &Runtime) -> Arc<Context> {
+    let helper = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("clawdia"));
+    Arc::new(Context {
+        db: runtime.cron.clone(),
+        audit: runtime.store.clone(),
+        gateway: Some(runtime.agents.clone() as Arc<dyn Gateway>),
+        housekeeping: Some(Arc::new(Housekeeper {
+            store: runtime.store.clone(),
+            brain: runtime.brain.clone(),
+        })),
+        settings: Settings::from_config(&runtime.config, helper),
+        holder: Holder::me(),
+    })
+}
+
+/// The running scheduler loop.
+pub struct SchedulerHandle {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SchedulerHandle {
+    /// Stops the loop: running jobs are cancelled (their process trees killed) and marked
+    /// interrupted.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if tokio::time::timeout(Duration::from_secs(30), self.task).await.is_err() {
+            tracing::warn!("the scheduler did not stop within 30 s");
+        }
+    }
+}
+
+/// Starts the scheduler loop when `[cron] enabled` (the default).
+pub fn spawn_scheduler(runtime: &Runtime) -> Option<SchedulerHandle> {
+    if !runtime.config.cron.enabled {
+        return None;
+    }
+    let context = context(runtime);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = clawdia_sched::scheduler::run(context, shutdown).await {
+            tracing::error!(%error, "the scheduler stopped");
+        }
+    });
+    Some(SchedulerHandle { stop, task })
+}

@@ -1,0 +1,292 @@
+//! The scheduler end to end through the real binary: `cron add|list|run|history|rm|unlock` on a
+//! temporary home, exec jobs on the host and in the sandbox, an agent job against the mock LLM
+//! (with its tools narrowed), and jobs firing inside `clawdia up`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const HOST_JOBS: &str = "[cron]\nallow_host_jobs = true\nkill_grace_seconds = 1\n";
+
+fn ok(home: &Home, args: &[&str]) -> String {
+    let out = home.run(args);
+    assert!(out.status.success(), "{args:?} failed: {}{}", stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+/// Waits up to 60 s for `condition`.
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn add_list_run_history_rm_through_the_binary() {
+    let home = Home::with_agent_extra(HOST_JOBS);
+    let added = ok(
+        &home,
+        &[
+            "cron",
+            "add",
+            "hello",
+            "--every",
+            "1h",
+            "--host",
+            "--exec",
+            "echo hi from cron; pwd",
+            "--timeout",
+            "30",
+        ],
+    );
+    assert_eq!(added.trim(), "added job `hello`: every 1h");
+    ok(
+        &home,
+        &[
+            "cron",
+            "add",
+            "nightly",
+            "--cron",
+            "30 2 * * *",
+            "--tz",
+            "Europe/Berlin",
+            "--host",
+            "--exec",
+            "exit 4",
+            "--failure-alert",
+            "1",
+        ],
+    );
+    let list = ok(&home, &["cron", "list"]);
+    assert!(
+        list.contains("hello  [cli]  every 1h  exec (host) \"echo hi from cron; pwd\"  timeout 30s"),
+        "{list}"
+    );
+    assert!(list.contains("nightly  [cli]  cron \"30 2 * * *\" Europe/Berlin"), "{list}");
+
+    let run = ok(&home, &["cron", "run", "hello"]);
+    assert!(run.starts_with("job `hello`: ok, exit 0\n"), "{run}");
+    assert!(run.contains("hi from cron") && run.contains("workspaces/cron"), "{run}");
+
+    let failed = home.run(&["cron", "run", "nightly"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(stdout(&failed).starts_with("job `nightly`: failed, exit 4"), "{}", stdout(&failed));
+    assert_eq!(stderr(&failed), "clawdia: error: job `nightly` failed\n");
+    // failure_alert = 1: the first failure is a high-severity audit event `clawdia status` shows.
+    let status = ok(&home, &["status"]);
+    assert!(status.contains("job_failing") && status.contains("nightly"), "{status}");
+
+    let history = ok(&home, &["cron", "history", "hello"]);
+    assert!(history.contains(" manual ok exit 0 "), "{history}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["cron", "history", "nightly", "--json"])).unwrap();
+    assert_eq!(json[0]["status"], "failed");
+    assert_eq!(json[0]["exit_code"], 4);
+
+    assert_eq!(ok(&home, &["cron", "rm", "hello"]).trim(), "removed job `hello`");
+    assert!(!ok(&home, &["cron", "list"]).contains("hello"));
+    let again = home.run(&["cron", "rm", "hello"]);
+    assert_eq!(stderr(&again), "clawdia: error: no job named `hello`\n");
+}
+
+#[test]
+fn bad_cron_input_is_a_one_line_usage_error() {
+    let home = Home::new();
+    for (args, expected) in [
+        (
+            vec!["cron", "add", "x", "--every", "soon", "--exec", "true"],
+            "clawdia: error: `soon` is not a duration (e.g. 30s, 5m, 1h30m, 2d)\n",
+        ),
+        (
+            vec!["cron", "add", "x", "--exec", "true"],
+            "clawdia: error: give exactly one of --cron, --every or --at\n",
+        ),
+        (
+            vec!["cron", "add", "x", "--cron", "* * *", "--exec", "true"],
+            "clawdia: error: `* * *`: a cron expression has 5 fields (minute hour day month weekday) or 6 (seconds first)\n",
+        ),
+        (
+            vec!["cron", "add", "x", "--every", "1m", "--agent", "ghost", "--prompt", "hi"],
+            "clawdia: error: unknown agent `ghost` (configured: main)\n",
+        ),
+        (
+            vec!["cron", "add", "X", "--every", "1m", "--exec", "true"],
+            "clawdia: error: `X`: job names are 1-64 lowercase letters, digits, `_`, `-` or `.`, starting with a letter or digit\n",
+        ),
+        (
+            vec!["cron", "add", "x", "--cron", "0 9 * * *", "--tz", "Mars/Base", "--exec", "true"],
+            "clawdia: error: unknown time zone `Mars/Base` (use an IANA name such as Europe/Berlin)\n",
+        ),
+    ] {
+        let out = home.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&out), expected, "{args:?}");
+    }
+    ok(&home, &["cron", "add", "x", "--every", "1m", "--exec", "true"]);
+    let dup = home.run(&["cron", "add", "x", "--every", "1m", "--exec", "true"]);
+    assert_eq!(stderr(&dup), "clawdia: error: a job named `x` already exists\n");
+    // Host jobs need the owner's permission.
+    ok(&home, &["cron", "add", "h", "--every", "1m", "--host", "--exec", "echo never"]);
+    let out = home.run(&["cron", "run", "h"]);
+    assert!(
+        stdout(&out).contains("allow_host_jobs") && !stdout(&out).contains("never\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn an_agent_job_runs_a_turn_against_the_model_with_narrowed_tools() {
+    let home = Home::new();
+    ok(
+        &home,
+        &[
+            "cron",
+            "add",
+            "brief",
+            "--every",
+            "1d",
+            "--agent",
+            "main",
+            "--prompt",
+            "Write my morning brief",
+            "--tools-allow",
+            "read",
+        ],
+    );
+    home.mock.push(Reply::text("Your brief: nothing urgent.").usage(300, 40));
+    let run = ok(&home, &["cron", "run", "brief"]);
+    assert!(run.starts_with("job `brief`: ok, session "), "{run}");
+    assert!(run.contains("Your brief: nothing urgent."), "{run}");
+    let requests = home.mock.requests();
+    assert_eq!(requests.len(), 1);
+    let tools: Vec<String> = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tools, ["read"], "tools_allow narrows the turn");
+    assert!(requests[0].body["messages"].to_string().contains("Write my morning brief"));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["cron", "history", "brief", "--json"])).unwrap();
+    assert_eq!(json[0]["tokens"], 340);
+    // The turn is an ordinary session of the agent.
+    let session = json[0]["session"].as_str().unwrap().to_string();
+    assert!(ok(&home, &["sessions", "show", &session]).contains("nothing urgent"));
+}
+
+#[test]
+fn a_sandboxed_exec_job_runs_in_the_cron_workspace_and_cannot_read_secrets() {
+    let home = Home::with_agent_extra_in("", Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let token = home.token();
+    ok(
+        &home,
+        &[
+            "cron",
+            "add",
+            "boxed",
+            "--every",
+            "1h",
+            "--exec",
+            "echo made > made.txt; cat ../../secrets/gateway-token; echo key=${CLAWDIA_TEST_KEY:-unset}; touch ../../escaped; echo done",
+        ],
+    );
+    let out = home.run(&["cron", "run", "boxed"]);
+    let text = stdout(&out);
+    assert!(text.contains("done") && text.contains("key=unset"), "{text}{}", stderr(&out));
+    assert!(!text.contains(&token), "the token leaked: {text}");
+    assert_eq!(std::fs::read_to_string(home.path().join("workspaces/cron/made.txt")).unwrap(), "made\n");
+    assert!(!home.path().join("escaped").exists());
+}
+
+#[test]
+fn a_second_run_waits_for_the_lock_and_unlock_clears_it() {
+    let home = Home::with_agent_extra(HOST_JOBS);
+    ok(
+        &home,
+        &[
+            "cron",
+            "add",
+            "slow",
+            "--every",
+            "1h",
+            "--host",
+            "--exec",
+            "touch started; sleep 60",
+            "--timeout",
+            "120",
+        ],
+    );
+    let mut first =
+        home.command(&["cron", "run", "slow"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let started = home.path().join("workspaces/cron/started");
+    eventually("the first run to start", || started.exists());
+    let second = home.run(&["cron", "run", "slow"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stdout(&second).contains("skipped") && stdout(&second).contains("still going"),
+        "{}",
+        stdout(&second)
+    );
+    let cleared = ok(&home, &["cron", "unlock", "slow"]);
+    assert!(cleared.starts_with("cleared lock `job:slow` (held by PID "), "{cleared}");
+    assert!(home.run(&["cron", "unlock", "slow"]).status.code() == Some(1));
+    let _ = first.kill();
+    let _ = first.wait();
+}
+
+#[test]
+fn the_gateway_fires_config_jobs_and_jobs_added_from_the_cli() {
+    let extra = format!(
+        "{HOST_JOBS}[cron.jobs.tick]\nevery = \"1s\"\nhost = true\nexec = \"echo tick >> ticks.txt\"\n"
+    );
+    let home = Home::with_agent_extra(&extra);
+    let list = ok(&home, &["cron", "list"]);
+    assert!(list.contains("tick  [config]  every 1s"), "{list}");
+    let refused = home.run(&["cron", "rm", "tick"]);
+    assert!(stderr(&refused).contains("is defined in clawdia.toml"), "{}", stderr(&refused));
+    let ticks = home.path().join("workspaces/cron/ticks.txt");
+    let lines = |path: &Path| std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0);
+    let gateway = home.up();
+    eventually("two scheduled ticks", || lines(&ticks) >= 2);
+    // A job added from the CLI while the gateway runs is picked up.
+    ok(&home, &["cron", "add", "late", "--every", "1s", "--host", "--exec", "echo late >> late.txt"]);
+    let late = home.path().join("workspaces/cron/late.txt");
+    eventually("the CLI job to fire in the gateway", || lines(&late) >= 1);
+    assert!(gateway.terminate().success());
+    let history = ok(&home, &["cron", "history", "tick"]);
+    assert!(history.contains(" schedule ok exit 0 "), "{history}");
+}
+
+#[test]
+fn the_cron_tool_is_off_by_default_and_manages_jobs_when_allowed() {
+    let home = Home::new();
+    home.mock.push(Reply::text("hi"));
+    ok(&home, &["chat", "-m", "hello"]);
+    let offered = home.mock.requests()[0].body["tools"].to_string();
+    assert!(!offered.contains("\"cron\""), "cron is not allowed by default: {offered}");
+
+    let home = Home::with_agent_extra("[agents.main.tools]\nallow = [\"cron\"]\n");
+    let add = serde_json::json!({"action": "add", "name": "water", "every": "2h", "prompt": "Remind me to drink water"});
+    let host =
+        serde_json::json!({"action": "add", "name": "sneaky", "every": "1h", "exec": "id", "host": true});
+    home.mock.push(Reply::tool_calls(vec![
+        ("cron", add.to_string().as_str()),
+        ("cron", host.to_string().as_str()),
+    ]));
+    home.mock.push(Reply::text("Scheduled."));
+    ok(&home, &["chat", "-m", "remind me to drink water every two hours"]);
+    let list = ok(&home, &["cron", "list"]);
+    assert!(list.contains("water  [cli]  every 2h  agent main: \"Remind me to drink water\""), "{list}");
+    // The tool has no `host` switch: an agent's command jobs always run in the sandbox.
+    assert!(list.contains("sneaky  [cli]  every 1h  exec \"id\""), "{list}");
+    let remove = serde_json::json!({"action": "remove", "name": "water"});
+    home.mock.push(Reply::tool_calls(vec![("cron", remove.to_string().as_str())]));
+    home.mock.push(Reply::text("Removed."));
+    ok(&home, &["chat", "-m", "stop the water reminder"]);
+    assert!(!ok(&home, &["cron", "list"]).contains("water"));
+}
