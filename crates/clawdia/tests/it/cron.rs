@@ -290,3 +290,42 @@ fn the_cron_tool_is_off_by_default_and_manages_jobs_when_allowed() {
     ok(&home, &["chat", "-m", "stop the water reminder"]);
     assert!(!ok(&home, &["cron", "list"]).contains("water"));
 }
+
+#[test]
+fn maintenance_templates_report_and_list_secrets_due_for_rotation() {
+    let extra = "[providers.old]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+                 api_key = { env = \"OLD_KEY\", rotated_at = \"2020-01-01\", rotate_every_days = 90 }\n\
+                 [cron.maintenance]\ndaily = true\nweekly = true\nmonthly = true\n";
+    let home = Home::with_agent_extra(extra);
+    let list = ok(&home, &["cron", "list"]);
+    for name in ["maintenance.daily-digest", "maintenance.weekly-prune", "maintenance.monthly-optimize"] {
+        assert!(list.contains(&format!("{name}  [config]")), "{list}");
+    }
+    let monthly = ok(&home, &["cron", "run", "maintenance.monthly-optimize"]);
+    assert!(monthly.contains("cron.db: VACUUM, ANALYZE, integrity ok"), "{monthly}");
+    assert!(monthly.contains("sessions.db: VACUUM, ANALYZE, integrity ok"), "{monthly}");
+    assert!(monthly.contains("audit.db: VACUUM, ANALYZE, integrity ok"), "{monthly}");
+    assert!(monthly.contains("brain.db: "), "{monthly}");
+    assert!(
+        monthly.contains(
+            "providers.old.api_key (env OLD_KEY): rotated 2020-01-01, every 90 days, due 2020-03-31"
+        ),
+        "{monthly}"
+    );
+    // An old log file goes in the weekly prune; a fresh one stays.
+    let logs = home.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("old.log"), "old").unwrap();
+    std::fs::write(logs.join("new.log"), "new").unwrap();
+    let old = std::fs::File::options().write(true).open(logs.join("old.log")).unwrap();
+    old.set_modified(std::time::SystemTime::now() - Duration::from_secs(30 * 86_400)).unwrap();
+    let weekly = ok(&home, &["cron", "run", "maintenance.weekly-prune"]);
+    assert!(weekly.contains(&format!("{}: 1 files, 3 bytes removed", logs.display())), "{weekly}");
+    assert!(!logs.join("old.log").exists() && logs.join("new.log").exists());
+    // The daily digest lists yesterday's high-severity events and failed jobs.
+    ok(&home, &["cron", "add", "broken", "--every", "1h", "--exec", "exit 1", "--failure-alert", "1"]);
+    let _ = home.run(&["cron", "run", "broken"]);
+    let daily = ok(&home, &["cron", "run", "maintenance.daily-digest"]);
+    assert!(daily.contains("High-severity audit events: 1") && daily.contains("job_failing"), "{daily}");
+    assert!(daily.contains("Failed job runs: 1") && daily.contains(" broken failed"), "{daily}");
+}
