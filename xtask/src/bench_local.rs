@@ -1,9 +1,11 @@
-//! `cargo xtask bench local [--threads N] [--tokens N] [--model DIR]`: the in-process chat model
+//! `cargo xtask bench local [--threads N] [--kernel-threads N] [--tokens N] [--model DIR]`: the
+//! in-process chat model
 //! (SmolLM2-135M-Instruct Q4_1 by default) through `clawdia_local::LocalChat`, as the gateway
 //! runs it: model load time, time to first token, decode tokens/s for a reply of up to `--tokens`
 //! tokens (default 128, greedy), and this process's RSS before loading, while loaded and after
-//! the idle unload. The kernel thread count is pinned (`CANDLE_NUM_THREADS`) before any thread
-//! starts. Figures only; it never fails on a timing.
+//! the idle unload. `--threads` sizes the engine's rayon pool (default 2), `--kernel-threads`
+//! candle's quantized-matmul pool (`CANDLE_NUM_THREADS`, default 1 as in the gateway), pinned
+//! before any thread starts. Figures only; it never fails on a timing.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,7 +15,8 @@ use clawdia_core::{ChatRequest, Message, NoDeltas};
 use clawdia_local::{LocalChat, LocalSettings};
 
 const MODEL: &str = "SmolLM2-135M-Instruct";
-const PROMPT: &str = "Write a detailed essay about the history of the printing press and how it changed Europe.";
+const PROMPT: &str =
+    "Write a detailed essay about the history of the printing press and how it changed Europe.";
 
 fn rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -35,22 +38,26 @@ fn default_model_dir() -> PathBuf {
 
 pub fn run(args: &[&str]) -> anyhow::Result<()> {
     let mut threads = 2usize;
+    let mut kernel_threads = clawdia_local::DEFAULT_KERNEL_THREADS;
     let mut tokens = 128u32;
     let mut model_dir = default_model_dir();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match *arg {
             "--threads" => threads = rest.next().context("--threads N")?.parse()?,
+            "--kernel-threads" => kernel_threads = rest.next().context("--kernel-threads N")?.parse()?,
             "--tokens" => tokens = rest.next().context("--tokens N")?.parse()?,
             "--model" => model_dir = PathBuf::from(rest.next().context("--model DIR")?),
-            other => bail!("unknown argument {other} (bench local [--threads N] [--tokens N] [--model DIR])"),
+            other => bail!(
+                "unknown argument {other} (bench local [--threads N] [--kernel-threads N] [--tokens N] [--model DIR])"
+            ),
         }
     }
     if !model_dir.is_dir() {
         bail!("{} not found: run scripts/fetch-models.sh (or pass --model DIR)", model_dir.display());
     }
     // SAFETY: first thing the bench does; no other thread exists yet (the runtime is built below).
-    unsafe { clawdia_local::pin_kernel_threads(threads) };
+    unsafe { clawdia_local::pin_kernel_threads(kernel_threads) };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(measure(model_dir, threads, tokens))
 }
@@ -97,8 +104,10 @@ async fn measure(model_dir: PathBuf, threads: usize, tokens: u32) -> anyhow::Res
     }
     let rss_unloaded = rss_kb();
     let mib = |kb: u64| kb as f64 / 1024.0;
-    println!("local model bench: {name} ({threads} threads, CANDLE_NUM_THREADS={})",
-        std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "unset".into()));
+    println!(
+        "local model bench: {name} ({threads} threads, CANDLE_NUM_THREADS={})",
+        std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "unset".into())
+    );
     println!("  load time            {:>8.0} ms", load.as_secs_f64() * 1000.0);
     println!("  prompt tokens        {:>8}", generation.input_tokens);
     println!("  time to first token  {:>8.0} ms", generation.time_to_first_token.as_secs_f64() * 1000.0);
@@ -110,7 +119,15 @@ async fn measure(model_dir: PathBuf, threads: usize, tokens: u32) -> anyhow::Res
     );
     println!("  decode speed         {per_second:>8.1} tokens/s");
     println!("  RSS before load      {:>8.1} MiB", mib(rss_before));
-    println!("  RSS loaded           {:>8.1} MiB (after generating: {:.1} MiB)", mib(rss_loaded), mib(rss_generating));
-    println!("  RSS after unload     {:>8.1} MiB (idle unload after {} s)", mib(rss_unloaded), idle.as_secs());
+    println!(
+        "  RSS loaded           {:>8.1} MiB (after generating: {:.1} MiB)",
+        mib(rss_loaded),
+        mib(rss_generating)
+    );
+    println!(
+        "  RSS after unload     {:>8.1} MiB (idle unload after {} s)",
+        mib(rss_unloaded),
+        idle.as_secs()
+    );
     Ok(())
 }

@@ -134,7 +134,8 @@ impl LocalChat {
         while let Some(delta) = receiver.recv().await {
             sink.delta(delta);
         }
-        let result = task.await.map_err(|error| ModelError::Other(format!("local model task failed: {error}")))?;
+        let result =
+            task.await.map_err(|error| ModelError::Other(format!("local model task failed: {error}")))?;
         schedule_unload(&self.shared);
         result.map_err(ModelError::from)
     }
@@ -142,7 +143,11 @@ impl LocalChat {
 
 #[async_trait]
 impl ModelClient for LocalChat {
-    async fn complete(&self, request: &ChatRequest, sink: &dyn DeltaSink) -> Result<ChatResponse, ModelError> {
+    async fn complete(
+        &self,
+        request: &ChatRequest,
+        sink: &dyn DeltaSink,
+    ) -> Result<ChatResponse, ModelError> {
         self.complete_timed(request, sink).await.map(|(response, _)| response)
     }
 }

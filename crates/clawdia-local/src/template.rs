@@ -49,9 +49,15 @@ impl ChatTemplate {
         env.add_function("raise_exception", |message: String| -> Result<Value, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, message))
         });
-        env.add_template_owned("chat", source)
-            .map_err(|error| LocalError::Model(format!("the model's chat template does not compile: {error}")))?;
-        Ok(ChatTemplate { env, handles_tools, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+        env.add_template_owned("chat", source).map_err(|error| {
+            LocalError::Model(format!("the model's chat template does not compile: {error}"))
+        })?;
+        Ok(ChatTemplate {
+            env,
+            handles_tools,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
     }
 
     /// Whether the template renders tools itself.

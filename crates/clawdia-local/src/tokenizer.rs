@@ -35,7 +35,11 @@ pub fn load_or_rebuild(dir: &Path, info: &GgufInfo) -> Result<Tokenizer, LocalEr
     let path = dir.join("tokenizer.json");
     if path.is_file() {
         return Tokenizer::from_file(&path).map_err(|error| {
-            LocalError::Model(format!("{}: not a tokenizer ({})", path.display(), first_line(&error.to_string())))
+            LocalError::Model(format!(
+                "{}: not a tokenizer ({})",
+                path.display(),
+                first_line(&error.to_string())
+            ))
         });
     }
     from_gguf(info)
@@ -52,8 +56,7 @@ pub fn from_gguf(info: &GgufInfo) -> Result<Tokenizer, LocalError> {
     if info.tokens.is_empty() {
         return Err(LocalError::Model("the GGUF metadata has no tokenizer.ggml.tokens".to_string()));
     }
-    let vocab: Vocab =
-        info.tokens.iter().enumerate().map(|(id, token)| (token.clone(), id as u32)).collect();
+    let vocab: Vocab = info.tokens.iter().enumerate().map(|(id, token)| (token.clone(), id as u32)).collect();
     let mut merges = Vec::with_capacity(info.merges.len());
     for merge in &info.merges {
         let Some((left, right)) = merge.split_once(' ') else {

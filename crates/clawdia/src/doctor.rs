@@ -151,7 +151,9 @@ async fn check_provider(provider: &clawdia_runtime::config::ProviderConfig, repo
         let installed: Vec<String> = clawdia_runtime::local::models::list(&local.models_dir)
             .unwrap_or_default()
             .into_iter()
-            .filter(|model| model.usable && model.kind == Some(clawdia_runtime::local::models::ModelKind::Chat))
+            .filter(|model| {
+                model.usable && model.kind == Some(clawdia_runtime::local::models::ModelKind::Chat)
+            })
             .map(|model| model.name)
             .collect();
         if installed.is_empty() {

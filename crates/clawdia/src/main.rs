@@ -305,14 +305,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Sizes candle's kernel pool from the `threads` of the first `local` provider that sets it; the
-/// pool reads its size from the environment once, so this runs before any thread starts.
+/// Sizes candle's kernel pool for a configured `local` provider (one thread, see
+/// `clawdia_local::DEFAULT_KERNEL_THREADS`); the pool reads its size from the environment once,
+/// so this runs before any thread starts.
 fn pin_local_threads(home: &std::path::Path) {
     let Ok(config) = config::load(home) else { return };
-    let threads = config.providers.values().find_map(|provider| provider.local.as_ref()?.threads);
-    if let Some(threads) = threads {
+    if config.providers.values().any(|provider| provider.local.is_some()) {
         // SAFETY: called from `main` before the async runtime or any other thread exists.
-        unsafe { clawdia_runtime::local::pin_kernel_threads(threads) };
+        unsafe { clawdia_runtime::local::pin_kernel_threads(clawdia_runtime::local::DEFAULT_KERNEL_THREADS) };
     }
 }
 

@@ -42,7 +42,10 @@ fn list(dir: &Path) -> Outcome {
     for row in rows {
         let kind = row.kind.map_or("-", |kind| kind.label());
         if !row.installed {
-            println!("{:<28} {:<10} {:>10}  not installed: clawdia models pull {}", row.name, kind, "-", row.name);
+            println!(
+                "{:<28} {:<10} {:>10}  not installed: clawdia models pull {}",
+                row.name, kind, "-", row.name
+            );
             continue;
         }
         let files = if row.problems.is_empty() && row.usable {

@@ -494,10 +494,7 @@ fn local_provider_defaults_and_errors() {
         "[providers.x]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nthreads = 2\n",
         "clawdia.toml:4: providers.x.threads: `threads` is only used by `local` providers",
     );
-    check_error(
-        "[providers.x]\nkind = \"openai\"\n",
-        "clawdia.toml:1: providers.x: missing key `base_url`",
-    );
+    check_error("[providers.x]\nkind = \"openai\"\n", "clawdia.toml:1: providers.x: missing key `base_url`");
     check_error(
         "[providers.local]\nkind = \"local\"\nthreads = 0\n",
         "clawdia.toml:3: providers.local.threads: must be at least 1",

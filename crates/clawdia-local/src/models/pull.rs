@@ -82,7 +82,8 @@ pub async fn pull(
         let url = file_url(hub, model, file.hub_path);
         let target = staging.path().join(file.path);
         super::create_parent(&target)?;
-        let report = Progress { file: file.path, file_index: index, file_count: count, done: 0, total: file.size };
+        let report =
+            Progress { file: file.path, file_index: index, file_count: count, done: 0, total: file.size };
         match download(&client, &url, &target, report, progress).await {
             Ok(sha256) if sha256 == file.sha256 => {}
             Ok(sha256) => {
@@ -93,7 +94,10 @@ pub async fn pull(
             }
             Err(Failure::NotFound) if !file.required => {}
             Err(Failure::NotFound) => {
-                return Err(ModelsError::Network(format!("{url}: not found on the hub; {}", offline_hint(model))));
+                return Err(ModelsError::Network(format!(
+                    "{url}: not found on the hub; {}",
+                    offline_hint(model)
+                )));
             }
             Err(Failure::Other(message)) => {
                 return Err(ModelsError::Network(format!(
@@ -129,7 +133,8 @@ async fn download(
         return Err(Failure::Other(format!("HTTP {status} for {url}")));
     }
     let total = response.content_length().unwrap_or(report.total);
-    let mut out = std::fs::File::create(target).map_err(|error| Failure::Other(io_error(target, error).to_string()))?;
+    let mut out =
+        std::fs::File::create(target).map_err(|error| Failure::Other(io_error(target, error).to_string()))?;
     let mut hasher = Sha256::new();
     let mut done = 0u64;
     progress(Progress { done, total, ..report });

@@ -14,7 +14,8 @@ fn write(path: &Path, bytes: &[u8]) {
 fn wheel(path: &Path, files: &[(&str, &[u8])]) {
     let file = std::fs::File::create(path).unwrap();
     let mut zip = zip::ZipWriter::new(file);
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, bytes) in files {
         zip.start_file(*name, options).unwrap();
         zip.write_all(bytes).unwrap();
@@ -132,7 +133,11 @@ fn catalogue_names_are_unique_and_checksums_are_hex() {
     for model in CATALOGUE {
         assert!(model.files.iter().any(|file| file.required), "{}", model.name);
         for file in model.files {
-            assert!(file.sha256.len() == 64 && file.sha256.bytes().all(|b| b.is_ascii_hexdigit()), "{}", file.path);
+            assert!(
+                file.sha256.len() == 64 && file.sha256.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{}",
+                file.path
+            );
         }
     }
     assert!(catalogue::find("smollm2-135m-instruct").is_some());

@@ -49,7 +49,11 @@ fn smollm2_without_system_uses_its_default() {
 fn smollm2_with_system_and_history() {
     check(
         SMOLLM2,
-        &request("Be brief.", vec![Message::user("Hi"), Message::assistant("Hello!"), Message::user("Bye")], vec![]),
+        &request(
+            "Be brief.",
+            vec![Message::user("Hi"), Message::assistant("Hello!"), Message::user("Bye")],
+            vec![],
+        ),
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n",
     );
 }
@@ -60,7 +64,12 @@ fn smollm2_with_tools_gets_hermes_instructions_calls_and_responses_inline() {
     let messages = vec![
         Message::user("What is in a.md?"),
         Message::Assistant { text: String::new(), tool_calls: vec![call] },
-        Message::ToolResult { call_id: "call_1".into(), name: "read".into(), content: "hello".into(), is_error: false },
+        Message::ToolResult {
+            call_id: "call_1".into(),
+            name: "read".into(),
+            content: "hello".into(),
+            is_error: false,
+        },
     ];
     let expected = format!(
         "<|im_start|>system\nBe brief.\n\n{}<|im_end|>\n<|im_start|>user\nWhat is in a.md?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{{\"name\": \"read\", \"arguments\": {{\"path\":\"a.md\"}}}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nhello\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
@@ -69,7 +78,9 @@ fn smollm2_with_tools_gets_hermes_instructions_calls_and_responses_inline() {
     check(SMOLLM2, &request("Be brief.", messages, vec![read_tool()]), &expected);
     let preamble = tools_preamble(&[read_tool()]);
     assert!(preamble.contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"read\", \"description\": \"Read a file\", \"parameters\": {"), "{preamble}");
-    assert!(preamble.ends_with("<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>"));
+    assert!(preamble.ends_with(
+        "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>"
+    ));
 }
 
 #[test]
@@ -81,8 +92,18 @@ fn consecutive_results_share_one_user_message() {
     let messages = vec![
         Message::user("go"),
         Message::Assistant { text: "Reading.".into(), tool_calls: calls },
-        Message::ToolResult { call_id: "1".into(), name: "read".into(), content: "one".into(), is_error: false },
-        Message::ToolResult { call_id: "2".into(), name: "read".into(), content: "two".into(), is_error: true },
+        Message::ToolResult {
+            call_id: "1".into(),
+            name: "read".into(),
+            content: "one".into(),
+            is_error: false,
+        },
+        Message::ToolResult {
+            call_id: "2".into(),
+            name: "read".into(),
+            content: "two".into(),
+            is_error: true,
+        },
     ];
     let template = ChatTemplate::new(Some(CHATML), "", "").unwrap();
     let prompt = template.render(&request("", messages, vec![read_tool()]), None).unwrap();
@@ -100,9 +121,18 @@ fn a_tools_aware_template_gets_tools_and_openai_messages() {
     let messages = vec![
         Message::user("q"),
         Message::Assistant { text: String::new(), tool_calls: vec![call] },
-        Message::ToolResult { call_id: "c".into(), name: "read".into(), content: "r".into(), is_error: false },
+        Message::ToolResult {
+            call_id: "c".into(),
+            name: "read".into(),
+            content: "r".into(),
+            is_error: false,
+        },
     ];
-    check(template, &request("s", messages, vec![read_tool()]), "TOOLS:read;system:suser:qassistant:read({\"path\":\"a\"})tool:r");
+    check(
+        template,
+        &request("s", messages, vec![read_tool()]),
+        "TOOLS:read;system:suser:qassistant:read({\"path\":\"a\"})tool:r",
+    );
 }
 
 #[test]
@@ -118,7 +148,8 @@ fn python_string_methods_and_raise_exception_work() {
     let template = "{% if messages[0].content.strip().startswith('x') %}{{ raise_exception('no x please') }}{% endif %}{{ messages[0].content.upper() }}";
     check(template, &request("", vec![Message::user(" hi ")], vec![]), " HI ");
     let compiled = ChatTemplate::new(Some(template), "", "").unwrap();
-    let error = compiled.render(&request("", vec![Message::user("x")], vec![]), None).unwrap_err().to_string();
+    let error =
+        compiled.render(&request("", vec![Message::user("x")], vec![]), None).unwrap_err().to_string();
     assert!(error.contains("no x please") && !error.contains('\n'), "{error}");
 }
 

