@@ -30,6 +30,8 @@ pub(crate) fn arguments(spec: &Spec, helper: &Path, spec_json: &str) -> Vec<OsSt
         "/proc".as_ref(),
         "--tmpfs".as_ref(),
         "/tmp".as_ref(),
+        "--tmpfs".as_ref(),
+        "/dev/shm".as_ref(),
         if spec.workspace_writable { "--bind" } else { "--ro-bind" }.as_ref(),
         workspace,
         workspace,

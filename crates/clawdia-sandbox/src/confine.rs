@@ -101,8 +101,8 @@ fn drop_capabilities() -> Result<(), String> {
     Ok(())
 }
 
-/// Read (and execute) everywhere; write only the workspace (when writable), `/tmp` and `/dev`
-/// nodes.
+/// Read (and execute) everywhere; write only the workspace (when writable), `/tmp`, `/dev/shm`
+/// and `/dev` nodes.
 fn landlock(spec: &Spec) -> Result<(), String> {
     let error = step("cannot apply Landlock");
     let device_write = AccessFs::from_read(LANDLOCK_ABI) | AccessFs::WriteFile;
@@ -119,7 +119,7 @@ fn landlock(spec: &Spec) -> Result<(), String> {
             spec.workspace_writable
                 .then_some(spec.workspace.as_os_str())
                 .into_iter()
-                .chain([std::ffi::OsStr::from_bytes(b"/tmp")]),
+                .chain([std::ffi::OsStr::from_bytes(b"/tmp"), std::ffi::OsStr::from_bytes(b"/dev/shm")]),
             AccessFs::from_all(LANDLOCK_ABI),
         ))
         .map_err(&error)?

@@ -401,3 +401,17 @@ async fn a_read_only_workspace_is_readable_but_not_writable() {
     let error = run(&Mechanism::Unsandboxed, &policy, "true", |_| {}).await.unwrap_err();
     assert!(matches!(error, SandboxError::Unsupported(_)), "{error}");
 }
+
+#[tokio::test]
+async fn ordinary_programs_work_inside_threads_pipes_dev_null_and_tmp() {
+    for mechanism in mechanisms().await {
+        let home = Home::new();
+        // Threads (libc's clone3 is answered ENOSYS and falls back to clone), pipes, /dev/null,
+        // /dev/shm and /tmp.
+        let command = "python3 -c 'import threading; t = threading.Thread(target=print, args=(\"thread\",)); \
+                       t.start(); t.join()'; echo piped | tr a-z A-Z; echo gone > /dev/null && echo null; \
+                       echo s > /dev/shm/x && cat /dev/shm/x; mktemp | grep -q ^/tmp/ && echo tmp";
+        let outcome = sh(&mechanism, &home.policy(), command).await;
+        assert_eq!(outcome.output, "thread\nPIPED\nnull\ns\ntmp\n", "{}", mechanism.name());
+    }
+}
