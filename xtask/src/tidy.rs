@@ -66,6 +66,7 @@ fn crate_dependency_rules_hold() {
         "clawdia-embed",
         "clawdia-local",
         "clawdia-sched",
+        "clawdia-skills",
     ];
     let mut seen = 0;
     for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {

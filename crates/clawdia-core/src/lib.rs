@@ -9,6 +9,7 @@ pub mod embed;
 pub mod message;
 pub mod model;
 pub mod session;
+pub mod skills;
 pub mod time;
 pub mod tool;
 pub mod turn;
@@ -21,6 +22,7 @@ pub use model::{
     ModelRef, Models, NoDeltas, StopReason, ToolSpec, Usage,
 };
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
+pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
 pub use tool::{Tool, ToolContext, ToolError};
 pub use turn::{AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest};
 
