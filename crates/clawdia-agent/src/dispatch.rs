@@ -47,8 +47,8 @@ async fn run(
     let Some(tool) = agent.tools.get(&call.name) else {
         return Err(ToolError::NotFound(format!("there is no tool named `{}`", call.name)));
     };
-    let narrowed_out =
-        tools_allow.is_some_and(|list| !list.iter().any(|entry| *entry == call.name || entry == tool.group()));
+    let narrowed_out = tools_allow
+        .is_some_and(|list| !list.iter().any(|entry| *entry == call.name || entry == tool.group()));
     if narrowed_out || !agent.spec.policy.allows(&call.name, tool.group()) {
         Metrics::add(&agents.metrics.tool_denials, 1);
         agents.audit.record(

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use clawdia_core::{
-    AgentInfo, AuditSink, Gateway, ModelRef, Models, SessionStore, Tool, TurnError, TurnEvents, TurnOutcome,
-    TurnRequest, Usage,
+    AgentInfo, AuditSink, Gateway, ModelRef, Models, SessionStore, SkillRouter, Tool, TurnError, TurnEvents,
+    TurnOutcome, TurnRequest, Usage,
 };
 
 pub use metrics::Metrics;
@@ -70,6 +70,8 @@ pub struct Agents {
     pricer: Pricer,
     metrics: Arc<Metrics>,
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Routes each turn's message to skills; `None`: no skills.
+    skills: Option<Arc<dyn SkillRouter>>,
 }
 
 impl Agents {
@@ -87,7 +89,13 @@ impl Agents {
             pricer,
             metrics: Arc::new(Metrics::default()),
             session_locks: Mutex::new(HashMap::new()),
+            skills: None,
         }
+    }
+
+    /// Turns on skills: each turn's message is routed through `router`.
+    pub fn set_skills(&mut self, router: Arc<dyn SkillRouter>) {
+        self.skills = Some(router);
     }
 
     /// Registers an agent with the tools it could use; its policy decides which it may.

@@ -320,7 +320,8 @@ async fn tools_allow_narrows_the_turn_and_never_widens_it() {
     h.models.push(Ok(clawdia_core::Message::assistant("ok")));
     let by_group = TurnRequest { tools_allow: Some(vec!["test".into()]), ..request(Some("s2"), "go") };
     h.agents.run_turn(by_group, &Collect::default()).await.unwrap();
-    let offered: Vec<String> = h.models.requests.lock().unwrap()[2].tools.iter().map(|t| t.name.clone()).collect();
+    let offered: Vec<String> =
+        h.models.requests.lock().unwrap()[2].tools.iter().map(|t| t.name.clone()).collect();
     assert_eq!(offered, vec!["echo"]);
 }
 
@@ -492,4 +493,72 @@ fn utc_dates() {
     assert_eq!(clawdia_core::time::utc_date(951_782_400_000), "2000-02-29");
     assert_eq!(clawdia_core::time::utc_date(1_795_392_000_000), "2026-11-23");
     assert_eq!(clawdia_core::time::utc_date(1_795_391_999_999), "2026-11-22");
+}
+
+/// Routes "deploy" to a trusted skill and "weather" to an untrusted one.
+struct FakeSkills;
+
+impl clawdia_core::SkillRouter for FakeSkills {
+    fn route(&self, _agent: &str, _workspace: &std::path::Path, message: &str) -> clawdia_core::RoutedSkills {
+        let mut routed = clawdia_core::RoutedSkills::default();
+        if message.contains("deploy") {
+            routed.names.push("deploy".into());
+            routed.prompt = "# Skills for this request\n\nDEPLOY STEPS".into();
+        }
+        if message.contains("weather") {
+            routed.names.push("weather".into());
+            routed.prompt = "# Skills for this request\n\nWEATHER STEPS".into();
+            routed.read_only = true;
+        }
+        routed
+    }
+}
+
+#[tokio::test]
+async fn routed_skills_join_the_prompt_and_an_untrusted_one_leaves_only_read_only_tools() {
+    let mut h = harness();
+    let spec = AgentSpec {
+        name: "fs-agent".into(),
+        chain: vec![ModelRef::parse("p/m").unwrap()],
+        workspace: h._dir.path().to_path_buf(),
+        policy: ToolPolicy { allow: vec!["fs".into()], deny: Vec::new() },
+        budget: Budget::default(),
+        prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
+        max_tool_iterations: 4,
+        max_tokens: 512,
+        temperature: None,
+    };
+    h.agents.add(spec, vec![echo("read", "fs"), echo("write", "fs")]);
+    h.agents.set_skills(Arc::new(FakeSkills));
+    let turn = |text: &str| TurnRequest { agent: "fs-agent".into(), ..request(Some(text), text) };
+
+    h.models.push(Ok(clawdia_core::Message::assistant("ok")));
+    h.agents.run_turn(turn("please deploy"), &Collect::default()).await.unwrap();
+    h.models.push(Ok(clawdia_core::Message::assistant("ok")));
+    h.agents.run_turn(turn("hello"), &Collect::default()).await.unwrap();
+    // The untrusted skill's turn: `write` is neither offered nor runs if called anyway.
+    h.models.push(tool_reply(vec![call("c1", "write", "{}"), call("c2", "read", "{}")]));
+    h.models.push(Ok(clawdia_core::Message::assistant("done")));
+    h.agents.run_turn(turn("the weather"), &Collect::default()).await.unwrap();
+
+    let requests = h.models.requests.lock().unwrap();
+    let names = |i: usize| requests[i].tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    assert!(requests[0].system.contains("DEPLOY STEPS"));
+    assert_eq!(names(0), ["read", "write"]);
+    assert!(!requests[1].system.contains("Skills for this request"), "no skill, no section");
+    assert!(requests[2].system.contains("WEATHER STEPS"));
+    assert_eq!(names(2), ["read"]);
+    drop(requests);
+    let sessions = h.store.sessions.lock().unwrap();
+    let results: Vec<(bool, String)> = sessions["the weather"]
+        .1
+        .iter()
+        .filter_map(|m| match m {
+            clawdia_core::Message::ToolResult { is_error, content, .. } => Some((*is_error, content.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(results[0].0 && results[0].1.contains("not allowed"), "{results:?}");
+    assert!(!results[1].0, "{results:?}");
+    assert!(h.audit.kinds().contains(&"untrusted_skill".to_string()));
 }

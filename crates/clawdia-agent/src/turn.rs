@@ -78,11 +78,49 @@ pub(crate) async fn run(
     events.event(TurnEvent::Started { session: session_id.to_string(), agent: name.to_string() });
     let boundary = stored.meta.boundary.clone();
     let system = if request.light {
-        prompt::system_prompt(name, &clawdia_core::time::utc_date(now_ms()), &trust::prompt_rule(&boundary), "")
+        prompt::system_prompt(
+            name,
+            &clawdia_core::time::utc_date(now_ms()),
+            &trust::prompt_rule(&boundary),
+            "",
+        )
     } else {
         build_system_prompt(agent, &boundary, now_ms())
     };
-    let tools_allow = request.tools_allow.clone();
+    let mut tools_allow = request.tools_allow.clone();
+    let mut system = system;
+    if let Some(router) = agents.skills.as_ref().filter(|_| !request.light) {
+        let routed = router.route(name, &agent.spec.workspace, &request.message);
+        if !routed.prompt.is_empty() {
+            system.push_str("\n\n");
+            system.push_str(&routed.prompt);
+        }
+        if routed.read_only {
+            // An untrusted skill is in play: only tools that change nothing, and only those the
+            // turn could use anyway.
+            let narrowed: Vec<String> = clawdia_core::READ_ONLY_TOOLS
+                .iter()
+                .filter(|tool| {
+                    let group = agent.tools.get(**tool).map(|t| t.group()).unwrap_or_default();
+                    tools_allow.as_ref().is_none_or(|list| list.iter().any(|e| e == *tool || e == group))
+                })
+                .map(|tool| tool.to_string())
+                .collect();
+            agents.audit.record(
+                AuditEvent::new(
+                    "untrusted_skill",
+                    Severity::NOTICE,
+                    format!(
+                        "untrusted skill(s) {} routed in: read-only tools this turn",
+                        routed.names.join(", ")
+                    ),
+                )
+                .agent(name)
+                .session(session_id),
+            );
+            tools_allow = Some(narrowed);
+        }
+    }
     let offered: Vec<clawdia_core::ToolSpec> = match &tools_allow {
         None => agent.allowed_specs.clone(),
         Some(list) => agent

@@ -27,9 +27,10 @@ use clawdia_store::Store;
 
 pub use clawdia_brain as brain;
 pub use clawdia_config as config;
-pub use clawdia_sched as cron;
-pub use clawdia_sandbox as sandbox;
 pub use clawdia_local as local;
+pub use clawdia_sandbox as sandbox;
+pub use clawdia_sched as cron;
+pub use clawdia_skills as skills;
 pub use clawdia_store as store;
 pub use knowledge::open_brain;
 
@@ -72,6 +73,12 @@ pub fn state_dir(home: &Path) -> PathBuf {
 
 /// Builds the gateway from `config`. Providers whose key cannot be resolved are still built:
 /// their calls fail with a clear `unauthorized` error and the chain falls back.
+/// Installs the process-wide TLS provider (ring) for commands that fetch over HTTPS without
+/// building a runtime; idempotent.
+pub fn install_crypto_provider() {
+    clawdia_llm::install_crypto_provider();
+}
+
 pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     clawdia_llm::install_crypto_provider();
     let dir = state_dir(&config.home);
@@ -105,6 +112,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         tools.extend(sched::cron_tool(agent, &cron, store.clone()));
         agents.add(agent_spec(agent), tools);
     }
+    agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
     Ok(Runtime { config, store, agents: Arc::new(agents), brain, cron })
 }
 

@@ -8,6 +8,7 @@ mod cron;
 mod doctor;
 mod inspect;
 mod models;
+mod skills;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -75,6 +76,37 @@ enum Command {
     /// Scheduled jobs: add, remove, list, run now, history, unlock.
     #[command(subcommand)]
     Cron(CronCommand),
+    /// Skills: list an agent's skills, install from a registry, grant trust.
+    #[command(subcommand)]
+    Skills(SkillsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SkillsCommand {
+    /// An agent's skills (workspace > user > bundled), eligibility, trust and triggers.
+    List {
+        #[arg(short, long, default_value = "main")]
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install or upgrade a skill from a registry (a folder or an http(s) URL holding
+    /// NAME/_meta.json and the release zip); it stays untrusted until `skills trust`.
+    Install {
+        name: String,
+        /// The registry folder or URL (default: $CLAWDIA_SKILLS_REGISTRY).
+        #[arg(long)]
+        registry: Option<String>,
+        /// Install into this agent's workspace skills/ instead of the home's skills/.
+        #[arg(short, long)]
+        agent: Option<String>,
+    },
+    /// Trust an installed skill: it may then use every tool its agent may.
+    Trust {
+        name: String,
+        #[arg(short, long)]
+        agent: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -295,6 +327,7 @@ fn main() -> ExitCode {
         Command::Brain(command) => with_runtime(brain::run(home, command)),
         Command::Models(command) => with_runtime(models::run(home, command)),
         Command::Cron(command) => with_runtime(cron::run(home, command)),
+        Command::Skills(command) => with_runtime(skills::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -585,7 +585,9 @@ impl Db {
         }
         for (arm, weight) in [("fts_weight", query.fts_weight), ("vector_weight", query.vector_weight)] {
             if !weight.is_finite() || weight < 0.0 {
-                return Err(BrainError::Invalid(format!("{arm} must be a non-negative number, not {weight}")));
+                return Err(BrainError::Invalid(format!(
+                    "{arm} must be a non-negative number, not {weight}"
+                )));
             }
         }
         if let Some((prefix, factor)) =

@@ -11,4 +11,5 @@ mod exec;
 mod gateway;
 mod local;
 mod openai_sdk;
+mod skills;
 mod support;
