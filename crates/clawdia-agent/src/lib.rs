@@ -10,6 +10,7 @@ mod dispatch;
 pub mod metrics;
 pub mod policy;
 pub mod prompt;
+pub mod subagents;
 pub mod trust;
 mod turn;
 
@@ -72,6 +73,8 @@ pub struct Agents {
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Routes each turn's message to skills; `None`: no skills.
     skills: Option<Arc<dyn SkillRouter>>,
+    /// Sub-agents: their slots, children and the tools each running turn was offered.
+    hub: Arc<subagents::Hub>,
 }
 
 impl Agents {
@@ -90,7 +93,21 @@ impl Agents {
             metrics: Arc::new(Metrics::default()),
             session_locks: Mutex::new(HashMap::new()),
             skills: None,
+            hub: Arc::new(subagents::Hub::default()),
         }
+    }
+
+    /// The sub-agent tools (`spawn_subagent`, `subagents`; group `subagents`), to register with
+    /// agents whose policy may allow them. They work once the agents are `shared`.
+    pub fn subagent_tools(&self) -> Vec<Arc<dyn Tool>> {
+        subagents::tools(&self.hub)
+    }
+
+    /// The agents behind an `Arc`, with sub-agents able to start turns.
+    pub fn shared(self) -> Arc<Agents> {
+        let agents = Arc::new(self);
+        agents.hub.attach(Arc::downgrade(&agents));
+        agents
     }
 
     /// Turns on skills: each turn's message is routed through `router`.

@@ -562,3 +562,178 @@ async fn routed_skills_join_the_prompt_and_an_untrusted_one_leaves_only_read_onl
     assert!(!results[1].0, "{results:?}");
     assert!(h.audit.kinds().contains(&"untrusted_skill".to_string()));
 }
+
+// ---- sub-agents --------------------------------------------------------------------------
+
+/// A model for sub-agent tests that answers from the conversation instead of a script (the
+/// parent and its children call it concurrently): a `PARENT n` message spawns n children, a
+/// `PARENT wait` message spawns one and waits for it; a child (`child ...`) works for a while
+/// and reports; tool results are acknowledged.
+#[derive(Default)]
+struct TaskModels {
+    running: std::sync::atomic::AtomicUsize,
+    most_at_once: std::sync::atomic::AtomicUsize,
+    child_tools: Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait]
+impl Models for TaskModels {
+    async fn complete(
+        &self,
+        chain: &[ModelRef],
+        request: ChatRequest,
+        _sink: &dyn DeltaSink,
+    ) -> ChainOutcome {
+        use std::sync::atomic::Ordering::SeqCst;
+        let last = request.messages.last().cloned();
+        let first_user = request.messages.iter().find_map(|m| match m {
+            clawdia_core::Message::User { text } => Some(text.clone()),
+            _ => None,
+        });
+        let first_user = first_user.unwrap_or_default();
+        let reply = match (&last, first_user.as_str()) {
+            (Some(clawdia_core::Message::User { text }), _) if text.starts_with("child") => {
+                self.child_tools.lock().unwrap().push(request.tools.iter().map(|t| t.name.clone()).collect());
+                let now = self.running.fetch_add(1, SeqCst) + 1;
+                self.most_at_once.fetch_max(now, SeqCst);
+                tokio::time::sleep(Duration::from_millis(if text.contains("slow") { 5_000 } else { 400 }))
+                    .await;
+                self.running.fetch_sub(1, SeqCst);
+                clawdia_core::Message::assistant(format!("result of {text}"))
+            }
+            (Some(clawdia_core::Message::User { text }), _) if text.starts_with("PARENT wait") => {
+                tool_reply(vec![call("s1", "spawn_subagent", r#"{"task":"child w"}"#)]).unwrap()
+            }
+            (Some(clawdia_core::Message::User { text }), _) if text.starts_with("PARENT slow") => {
+                tool_reply(vec![call("s1", "spawn_subagent", r#"{"task":"child slow"}"#)]).unwrap()
+            }
+            (Some(clawdia_core::Message::User { text }), _) if text.starts_with("PARENT") => {
+                let count: usize = text.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(1);
+                let calls = (0..count)
+                    .map(|i| call(&format!("s{i}"), "spawn_subagent", &format!(r#"{{"task":"child {i}"}}"#)))
+                    .collect();
+                tool_reply(calls).unwrap()
+            }
+            (Some(clawdia_core::Message::ToolResult { content, .. }), parent) => {
+                let spawned = content.split("started sub-agent ").nth(1).map(|rest| rest[..12].to_string());
+                match spawned {
+                    Some(id) if parent.starts_with("PARENT wait") => tool_reply(vec![call(
+                        "w1",
+                        "subagents",
+                        &format!(r#"{{"action":"wait","id":"{id}"}}"#),
+                    )])
+                    .unwrap(),
+                    Some(id) if parent.starts_with("PARENT slow") => tool_reply(vec![call(
+                        "c1",
+                        "subagents",
+                        &format!(r#"{{"action":"cancel","id":"{id}"}}"#),
+                    )])
+                    .unwrap(),
+                    _ => clawdia_core::Message::assistant(format!("parent saw: {content}")),
+                }
+            }
+            _ => clawdia_core::Message::assistant("ok"),
+        };
+        ChainOutcome {
+            result: Ok((
+                chain[0].clone(),
+                ChatResponse { message: reply, usage: Usage::default(), stop_reason: StopReason::EndTurn },
+            )),
+            attempts: Vec::new(),
+        }
+    }
+}
+
+fn subagent_harness() -> (Arc<Agents>, Arc<TaskModels>, Arc<MemoryStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let models = Arc::new(TaskModels::default());
+    let store = Arc::new(MemoryStore::default());
+    let pricer: Pricer = Arc::new(|_m: &ModelRef, _u: &Usage| 0.0);
+    let mut agents = Agents::new(models.clone(), store.clone(), Arc::new(Audit::default()), pricer);
+    let mut tools = vec![echo("read", "fs"), echo("write", "fs")];
+    tools.extend(agents.subagent_tools());
+    agents.add(
+        AgentSpec {
+            name: "main".into(),
+            chain: vec![ModelRef::parse("p/m").unwrap()],
+            workspace: dir.path().to_path_buf(),
+            policy: ToolPolicy { allow: vec!["fs".into(), "subagents".into()], deny: Vec::new() },
+            budget: Budget::default(),
+            prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
+            max_tool_iterations: 6,
+            max_tokens: 512,
+            temperature: None,
+        },
+        tools,
+    );
+    (agents.shared(), models, store, dir)
+}
+
+/// The user messages appended to `session` that announce a finished sub-agent.
+fn announcements(store: &MemoryStore, session: &str) -> Vec<String> {
+    store.sessions.lock().unwrap()[session]
+        .1
+        .iter()
+        .filter_map(|m| match m {
+            clawdia_core::Message::User { text } if text.starts_with("[sub-agent ") => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_run_two_at_a_time_without_spawn_tools_and_announce_their_results() {
+    let (agents, models, store, _dir) = subagent_harness();
+    let outcome = agents.run_turn(request(Some("p1"), "PARENT 3"), &Collect::default()).await.unwrap();
+    assert!(outcome.text.contains("started sub-agent"), "{}", outcome.text);
+    until(|| announcements(&store, "p1").len() == 3).await;
+    let announced = announcements(&store, "p1").join("\n");
+    for i in 0..3 {
+        assert!(announced.contains(&format!("done: result of child {i}")), "{announced}");
+    }
+    assert!(announced.contains("<<<untrusted "), "results arrive inside trust markers: {announced}");
+    assert_eq!(
+        models.most_at_once.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "at most two at once, and two did run together"
+    );
+    for tools in models.child_tools.lock().unwrap().iter() {
+        assert_eq!(tools, &["read", "write"], "a child gets the parent's tools minus the sub-agent tools");
+    }
+    let sessions = store.sessions.lock().unwrap();
+    assert_eq!(
+        sessions.keys().filter(|id| id.starts_with("p1~sub-")).count(),
+        3,
+        "each child has its own session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_can_wait_for_a_child_and_then_it_is_not_announced_again() {
+    let (agents, _models, store, _dir) = subagent_harness();
+    let outcome = agents.run_turn(request(Some("p2"), "PARENT wait"), &Collect::default()).await.unwrap();
+    assert!(outcome.text.contains("done: result of child w"), "{}", outcome.text);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(announcements(&store, "p2").is_empty(), "collected by wait: {:?}", announcements(&store, "p2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_can_cancel_a_child() {
+    let (agents, _models, store, _dir) = subagent_harness();
+    let outcome = agents.run_turn(request(Some("p3"), "PARENT slow"), &Collect::default()).await.unwrap();
+    assert!(outcome.text.contains("cancelled sub-"), "{}", outcome.text);
+    let listed = agents.hub.list("p3");
+    assert!(listed.contains("[cancelled] child slow"), "{listed}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(announcements(&store, "p3").is_empty());
+}

@@ -51,6 +51,18 @@ pub(crate) fn build_system_prompt(agent: &Agent, boundary: &str, now: i64) -> St
     )
 }
 
+/// Forgets the turn's offered tools when the turn ends, however it ends.
+struct OfferedGuard<'a> {
+    hub: &'a crate::subagents::Hub,
+    session: &'a str,
+}
+
+impl Drop for OfferedGuard<'_> {
+    fn drop(&mut self) {
+        self.hub.turn_ended(self.session);
+    }
+}
+
 fn store_error(error: clawdia_core::StoreError) -> TurnError {
     TurnError::Session(error.to_string())
 }
@@ -133,6 +145,8 @@ pub(crate) async fn run(
             .cloned()
             .collect(),
     };
+    agents.hub.turn_started(session_id, offered.iter().map(|spec| spec.name.clone()).collect());
+    let _offered_guard = OfferedGuard { hub: &agents.hub, session: session_id };
     let mut transcript = stored.messages;
     // A light turn shows the model only the last few exchanges of the session.
     if request.light {

@@ -20,6 +20,8 @@ pub enum TurnOrigin {
     Api,
     /// A scheduled job or the heartbeat (the owner configured its prompt).
     Scheduler,
+    /// A sub-agent's turn, started by its parent agent's `spawn_subagent`.
+    Subagent,
 }
 
 #[derive(Debug, Clone)]

@@ -110,10 +110,11 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
         tools.extend(exec_tool(&config, agent));
         tools.extend(sched::cron_tool(agent, &cron, store.clone()));
+        tools.extend(agents.subagent_tools());
         agents.add(agent_spec(agent), tools);
     }
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
-    Ok(Runtime { config, store, agents: Arc::new(agents), brain, cron })
+    Ok(Runtime { config, store, agents: agents.shared(), brain, cron })
 }
 
 fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
