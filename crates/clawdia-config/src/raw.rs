@@ -41,7 +41,7 @@ pub(crate) mod defaults {
     pub const EXEC_PROCESSES: u64 = 256;
     pub const EXEC_OPEN_FILES: u64 = 1024;
     pub const EXEC_FILE_SIZE_MB: u64 = 256;
-    pub const RRF_K: f64 = 60.0;
+    pub const RRF_K: f64 = 10.0;
     pub const FTS_WEIGHT: f64 = 1.0;
     pub const VECTOR_WEIGHT: f64 = 1.0;
     pub const MAX_CHUNKS_PER_PAGE: usize = 1;

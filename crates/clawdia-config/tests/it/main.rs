@@ -421,7 +421,7 @@ proptest! {
 #[test]
 fn brain_section_defaults_and_errors() {
     let config = parse("", &home()).unwrap();
-    assert_eq!(config.brain.rrf_k, 60.0);
+    assert_eq!(config.brain.rrf_k, 10.0);
     assert_eq!(config.brain.max_chunks_per_page, 1);
     match &config.brain.embedder {
         clawdia_config::EmbedderConfig::Local { model, dir, threads } => {
