@@ -7,6 +7,8 @@
 //!   recall@5/@10, import throughput and hybrid latency at the SciFact size and at 50k chunks.
 //! - `bench local` — the in-process chat model (SmolLM2-135M-Instruct Q4): load time, time to
 //!   first token, decode tokens/s for a 128-token reply, RSS loaded and after the idle unload.
+//! - `bench sched` — scheduling jitter p50/p99 of 1,000 `every 1s` jobs over 60 s, time from a
+//!   timeout to the last process of a 50-process tree being gone, gateway RSS with 1,000 jobs.
 //! - `gen` — writes the generated docs (`docs/config-reference.md`, `docs/clawdia.example.toml`);
 //!   `gen --check` fails when they are stale (also checked by a test).
 //!
@@ -16,6 +18,7 @@
 mod bench_brain;
 mod bench_gateway;
 mod bench_local;
+mod bench_sched;
 mod docs;
 mod loadgen;
 #[cfg(test)]
@@ -34,11 +37,12 @@ fn main() -> anyhow::Result<()> {
         ["bench", "gateway", rest @ ..] => bench_gateway::run(rest),
         ["bench", "brain", rest @ ..] => bench_brain::run(rest),
         ["bench", "local", rest @ ..] => bench_local::run(rest),
+        ["bench", "sched", rest @ ..] => bench_sched::run(rest),
         ["gen"] => docs::write(&workspace_root()),
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N] | bench brain [--no-scale] | bench local [--threads N] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | gen [--check])"
             );
             std::process::exit(2);
         }

@@ -110,11 +110,13 @@ pub async fn run_host(spec: HostCommand<'_>) -> std::io::Result<HostOutcome> {
             // the rest; then the leader's own TERM-grace-KILL.
             let known = members(leader, &seen, &marker);
             signal_all(leader, &known, Signal::SIGTERM);
-            let status = tree.terminate(spec.kill_grace).await?;
-            status
+            tree.terminate(spec.kill_grace).await?
         }
     };
-    let leftovers = kill_everything(leader, &seen, &marker, spec.kill_grace).await;
+    // After a timeout every process of the run already had its TERM and the grace: straight to
+    // KILL. After a normal exit, leftovers get their own TERM and grace.
+    let grace = if timed_out { Duration::ZERO } else { spec.kill_grace };
+    let leftovers = kill_everything(leader, &seen, &marker, grace).await;
     // Whatever is left in the pipe (bounded: the writers are dead now).
     let drain = async {
         while !eof {
@@ -198,7 +200,9 @@ async fn kill_everything(
         reap(seen);
         return 0;
     }
-    signal_all(leader, &first, Signal::SIGTERM);
+    if !grace.is_zero() {
+        signal_all(leader, &first, Signal::SIGTERM);
+    }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && !alive_members(leader, seen, marker).is_empty() {
         reap(seen);
