@@ -200,6 +200,8 @@ async fn kill_everything(
         reap(seen);
         return 0;
     }
+    // Remember them all, so the ones reparented to us are reaped however they die.
+    record(seen, first.iter().filter_map(|p| procfs::start_time(*p).map(|s| (*p, s))).collect());
     if !grace.is_zero() {
         signal_all(leader, &first, Signal::SIGTERM);
     }
