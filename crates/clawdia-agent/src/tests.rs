@@ -308,14 +308,12 @@ async fn tools_allow_narrows_the_turn_and_never_widens_it() {
     let narrowed = TurnRequest { tools_allow: Some(vec!["other".into()]), ..request(Some("s1"), "go") };
     h.agents.run_turn(narrowed, &Collect::default()).await.unwrap();
     assert!(h.models.requests.lock().unwrap()[0].tools.is_empty(), "nothing offered");
-    let sessions = h.store.sessions.lock().unwrap();
-    let refused = sessions["s1"]
+    let refused = h.store.sessions.lock().unwrap()["s1"]
         .1
         .iter()
         .filter(|m| matches!(m, clawdia_core::Message::ToolResult { is_error: true, content, .. } if content.contains("not allowed")))
         .count();
     assert_eq!(refused, 2, "both calls refused");
-    drop(sessions);
     // Narrowing by group keeps what the policy allows.
     h.models.push(Ok(clawdia_core::Message::assistant("ok")));
     let by_group = TurnRequest { tools_allow: Some(vec!["test".into()]), ..request(Some("s2"), "go") };

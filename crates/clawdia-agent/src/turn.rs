@@ -281,6 +281,7 @@ pub(crate) async fn run(
     })
 }
 
+#[allow(clippy::too_many_arguments, reason = "the turn's state, passed through to the dispatch point")]
 async fn run_one(
     agents: &Agents,
     agent: &Agent,

@@ -636,7 +636,9 @@ impl<'de> Visitor<'de> for SecretVisitor {
         let table = SecretTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
         let (rotated_at, rotate_every_days) = (table.rotated_at, table.rotate_every_days);
         match (table.env, table.file) {
-            (Some(env), None) if !env.trim().is_empty() => Ok(RawSecret::Env { env, rotated_at, rotate_every_days }),
+            (Some(env), None) if !env.trim().is_empty() => {
+                Ok(RawSecret::Env { env, rotated_at, rotate_every_days })
+            }
             (None, Some(file)) if !file.trim().is_empty() => {
                 Ok(RawSecret::File { file, rotated_at, rotate_every_days })
             }

@@ -28,7 +28,12 @@ pub(crate) struct Context<'a> {
 }
 
 impl Context<'_> {
-    pub(crate) fn error(&self, span: std::ops::Range<usize>, key: &[&str], message: impl Into<String>) -> ConfigError {
+    pub(crate) fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &[&str],
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::at(self.text, span.start, key_path(key), message)
     }
 
@@ -432,7 +437,11 @@ fn agent(
 }
 
 /// `[agents.NAME.tools] write`: relative globs that stay inside the workspace.
-fn write_globs(context: &Context, globs: Vec<Spanned<String>>, key: &[&str]) -> Result<Vec<String>, ConfigError> {
+fn write_globs(
+    context: &Context,
+    globs: Vec<Spanned<String>>,
+    key: &[&str],
+) -> Result<Vec<String>, ConfigError> {
     globs
         .into_iter()
         .enumerate()
@@ -441,7 +450,8 @@ fn write_globs(context: &Context, globs: Vec<Spanned<String>>, key: &[&str]) -> 
             let escapes = text.starts_with('/') || text.split('/').any(|part| part == "..");
             if text.trim().is_empty() || escapes {
                 let index = format!("[{index}]");
-                let message = "must be a non-empty glob relative to the workspace, without `..` (e.g. \"docs/**\")";
+                let message =
+                    "must be a non-empty glob relative to the workspace, without `..` (e.g. \"docs/**\")";
                 return Err(context.error(glob.span(), &[key, &[index.as_str()]].concat(), message));
             }
             Ok(glob.into_inner())
@@ -479,8 +489,11 @@ fn exec(context: &Context, raw: raw::RawExec, key: &[&str]) -> Result<crate::Exe
         cpu_seconds: context.positive(raw.cpu_seconds, &at("cpu_seconds"), defaults::EXEC_CPU_SECONDS)?,
         processes: context.positive(raw.processes, &at("processes"), defaults::EXEC_PROCESSES)?,
         open_files: context.positive(raw.open_files, &at("open_files"), defaults::EXEC_OPEN_FILES)?,
-        file_size_bytes: context.positive(raw.file_size_mb, &at("file_size_mb"), defaults::EXEC_FILE_SIZE_MB)?
-            * mib,
+        file_size_bytes: context.positive(
+            raw.file_size_mb,
+            &at("file_size_mb"),
+            defaults::EXEC_FILE_SIZE_MB,
+        )? * mib,
     })
 }
 

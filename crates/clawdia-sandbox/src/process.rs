@@ -40,7 +40,8 @@ pub fn spawn_orphan_reaper(period: Duration) -> tokio::task::JoinHandle<()> {
             tokio::time::sleep(period).await;
             let zombies = zombie_children();
             for pid in zombies.iter().filter(|pid| previous.contains(pid)) {
-                let _ = nix::sys::wait::waitpid(Pid::from_raw(*pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+                let _ =
+                    nix::sys::wait::waitpid(Pid::from_raw(*pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
             }
             previous = zombies;
         }
@@ -53,7 +54,9 @@ fn zombie_children() -> Vec<i32> {
     tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|children| children.split_whitespace().filter_map(|pid| pid.parse().ok()).collect::<Vec<i32>>())
+        .flat_map(|children| {
+            children.split_whitespace().filter_map(|pid| pid.parse().ok()).collect::<Vec<i32>>()
+        })
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()

@@ -66,7 +66,9 @@ fn bubblewrap_binds_the_workspace_read_write_after_a_private_tmp_and_masks_hidde
     assert!(
         joined.starts_with("--unshare-all --unshare-user --disable-userns --die-with-parent --new-session")
     );
-    assert!(joined.contains("--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /dev/shm --bind /work/ws /work/ws"));
+    assert!(joined.contains(
+        "--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /dev/shm --bind /work/ws /work/ws"
+    ));
     assert!(joined.contains(&format!("--tmpfs {}", hidden.path().display())));
     assert!(!joined.contains("/does/not/exist"), "missing hidden paths are skipped");
     assert!(joined.contains("--cap-drop ALL --clearenv --chdir /work/ws -- /bin/clawdia __sandbox-exec {}"));

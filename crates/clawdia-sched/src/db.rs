@@ -310,7 +310,7 @@ impl CronDb {
 
     /// Every job, by name.
     pub fn jobs(&self) -> Result<Vec<StoredJob>, SchedError> {
-        let rows: Vec<(String, String, i64, Option<i64>, Option<u32>)> = self.with(|connection| {
+        let rows: Vec<JobRow> = self.with(|connection| {
             let mut statement = connection.prepare(
                 "SELECT j.spec, j.source, j.created_ms, s.next_due_ms, s.consecutive_failures
                  FROM jobs j LEFT JOIN job_state s ON s.name = j.name ORDER BY j.name",
@@ -633,3 +633,6 @@ fn update_streak(transaction: &rusqlite::Transaction, job: &str, status: Status)
         .optional()
         .map(|streak| streak.unwrap_or(0))
 }
+
+/// One row of the jobs listing: spec, source, created, next due, consecutive failures.
+type JobRow = (String, String, i64, Option<i64>, Option<u32>);

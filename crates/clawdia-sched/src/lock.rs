@@ -133,15 +133,15 @@ pub fn acquire(
             (false, Some(false)) => return Ok(Err(Busy::Alive(existing))),
             (false, None) => return Ok(Err(Busy::OtherHost(existing))),
         };
-        if let Some(reason) = evict {
-            if db.put_lock(&row, Some(&existing))? {
-                audit.record(AuditEvent::new(
-                    "lock_evicted",
-                    Severity::NOTICE,
-                    format!("lock `{name}` taken over from {} PID {}: {reason}", existing.host, existing.pid),
-                ));
-                return Ok(Ok(LockGuard { db: db.clone(), row }));
-            }
+        if let Some(reason) = evict
+            && db.put_lock(&row, Some(&existing))?
+        {
+            audit.record(AuditEvent::new(
+                "lock_evicted",
+                Severity::NOTICE,
+                format!("lock `{name}` taken over from {} PID {}: {reason}", existing.host, existing.pid),
+            ));
+            return Ok(Ok(LockGuard { db: db.clone(), row }));
         }
     }
     match db.lock_row(name)? {

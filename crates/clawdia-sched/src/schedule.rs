@@ -172,7 +172,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, SchedError> {
 
 /// `1h30m` style text for milliseconds.
 pub fn format_duration(ms: u64) -> String {
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let mut seconds = ms / 1000;

@@ -169,7 +169,7 @@ impl Catalog {
 /// Whether `skill` can run on `host`, else the first missing requirement.
 pub fn eligibility(skill: &Skill, host: &Host) -> Result<(), String> {
     let requires = &skill.requires;
-    if !requires.os.is_empty() && !requires.os.iter().any(|os| *os == host.os) {
+    if !requires.os.is_empty() && !requires.os.contains(&host.os) {
         return Err(format!("runs on {} only, this is {}", requires.os.join(", "), host.os));
     }
     if let Some(missing) = requires.bins.iter().find(|bin| !host.has_bin(bin)) {

@@ -52,7 +52,11 @@ impl Exec {
                  network, and the environment is minimal. stdout and stderr are merged and capped at \
                  {} bytes. The command and everything it starts are killed after `timeout_seconds` \
                  (default {}, at most {}).",
-                if settings.read_only_workspace { "read-only (write files with `write`/`edit`)" } else { "writable" },
+                if settings.read_only_workspace {
+                    "read-only (write files with `write`/`edit`)"
+                } else {
+                    "writable"
+                },
                 settings.max_output_bytes,
                 settings.default_timeout.as_secs(),
                 settings.max_timeout.as_secs()
@@ -108,7 +112,8 @@ impl Tool for Exec {
                 }
             },
         };
-        let mechanism = self.mechanism().await.map_err(|error| ToolError::Refused(format!("exec: {error}")))?;
+        let mechanism =
+            self.mechanism().await.map_err(|error| ToolError::Refused(format!("exec: {error}")))?;
         std::fs::create_dir_all(&context.workspace)
             .map_err(|e| ToolError::Failed(format!("cannot create the workspace: {e}")))?;
         let policy = Policy {
@@ -122,10 +127,15 @@ impl Tool for Exec {
             kill_grace: self.settings.kill_grace,
             output_cap: self.settings.max_output_bytes,
         };
-        let outcome = clawdia_sandbox::run(&mechanism, &policy, command, |_| {}).await.map_err(|error| match error {
-            SandboxError::Unavailable(_) | SandboxError::Unsupported(_) => ToolError::Refused(error.to_string()),
-            other => ToolError::Failed(other.to_string()),
-        })?;
+        let outcome =
+            clawdia_sandbox::run(&mechanism, &policy, command, |_| {}).await.map_err(
+                |error| match error {
+                    SandboxError::Unavailable(_) | SandboxError::Unsupported(_) => {
+                        ToolError::Refused(error.to_string())
+                    }
+                    other => ToolError::Failed(other.to_string()),
+                },
+            )?;
         Ok(report(&outcome, timeout))
     }
 }
@@ -133,10 +143,7 @@ impl Tool for Exec {
 /// What the model reads: how the command ended, then its output.
 fn report(outcome: &clawdia_sandbox::Outcome, timeout: Duration) -> String {
     let status = if outcome.timed_out {
-        format!(
-            "timed out after {}s: the command and everything it started were killed",
-            timeout.as_secs()
-        )
+        format!("timed out after {}s: the command and everything it started were killed", timeout.as_secs())
     } else {
         match (outcome.exit_code, outcome.signal) {
             (Some(code), _) => format!("exit code {code}"),

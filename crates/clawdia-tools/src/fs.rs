@@ -102,7 +102,12 @@ pub struct FsTool {
 
 /// Refuses a write outside the agent's writable globs (checked on the resolved path, so a
 /// symlink inside an allowed folder cannot lead to a file outside it).
-fn check_writable(globs: Option<&[String]>, workspace: &Path, path: &Path, shown: &str) -> Result<(), ToolError> {
+fn check_writable(
+    globs: Option<&[String]>,
+    workspace: &Path,
+    path: &Path,
+    shown: &str,
+) -> Result<(), ToolError> {
     let Some(globs) = globs else { return Ok(()) };
     let relative = display(workspace, path);
     if globs.iter().any(|glob| crate::globs::matches(glob, &relative)) {

@@ -26,7 +26,7 @@ pub async fn run(home: PathBuf, command: CronCommand) -> Outcome {
         }
         CronCommand::Add(add) => {
             let db = clawdia_runtime::sched::open_cron(&config).map_err(Failure::config)?;
-            let job = job_from(add, &config)?;
+            let job = job_from(*add, &config)?;
             db.add_job(&job, clawdia_runtime::cron::now_ms())?;
             println!("added job `{}`: {}", job.name, job.schedule.describe());
             Ok(())

@@ -81,7 +81,10 @@ async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report:
     if let Err(why) = &probe.bubblewrap
         && probe.builtin.is_ok()
     {
-        report.warn(&format!("sandbox: bubblewrap unavailable ({why}); using the built-in sandbox"), "apt install bubblewrap");
+        report.warn(
+            &format!("sandbox: bubblewrap unavailable ({why}); using the built-in sandbox"),
+            "apt install bubblewrap",
+        );
     }
     for warning in &probe.warnings {
         report.warn(&format!("sandbox: {warning}"), "run the gateway as an ordinary user");
@@ -102,7 +105,9 @@ async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report:
             Sandbox::Builtin => Choice::Builtin,
         };
         match probe.select(choice) {
-            Ok(mechanism) => report.ok(&format!("agent `{name}`: exec runs in the {} sandbox", mechanism.name())),
+            Ok(mechanism) => {
+                report.ok(&format!("agent `{name}`: exec runs in the {} sandbox", mechanism.name()))
+            }
             Err(error) => report.fail(&format!("agent `{name}`: exec is unavailable: {error}"), FIX_HINT),
         }
     }

@@ -114,7 +114,7 @@ pub enum CronCommand {
     /// Every job with its schedule, action and next due time.
     List,
     /// Add a job (jobs in clawdia.toml behave the same).
-    Add(CronAdd),
+    Add(Box<CronAdd>),
     /// Remove a job added with `cron add` (config jobs are removed in clawdia.toml).
     Rm { name: String },
     /// Run a job now, wait, and print the outcome.

@@ -511,7 +511,8 @@ fn local_provider_defaults_and_errors() {
 
 #[test]
 fn sandbox_and_exec_defaults_and_errors() {
-    let minimal = "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[agents.main]\nmodel = \"p/m\"\n";
+    let minimal =
+        "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[agents.main]\nmodel = \"p/m\"\n";
     let config = parse(minimal, &home()).unwrap();
     let main = &config.agents["main"];
     assert_eq!(main.sandbox, clawdia_config::Sandbox::Auto);
@@ -538,7 +539,10 @@ fn sandbox_and_exec_defaults_and_errors() {
             "[agents.main.exec]\nmax_timeout_seconds = 10\ntimeout_seconds = 20\n",
             "clawdia.toml:8: agents.main.exec.timeout_seconds: must be between 1 and max_timeout_seconds (10)",
         ),
-        ("[agents.main.exec]\nprocesses = 0\n", "clawdia.toml:7: agents.main.exec.processes: must be at least 1"),
+        (
+            "[agents.main.exec]\nprocesses = 0\n",
+            "clawdia.toml:7: agents.main.exec.processes: must be at least 1",
+        ),
         ("[agents.main.exec]\nnetwork = true\n", "clawdia.toml:7: agents.main.exec.network: unknown key"),
     ] {
         let error = parse(&format!("{minimal}{tail}"), &home()).unwrap_err().to_string();
@@ -548,7 +552,8 @@ fn sandbox_and_exec_defaults_and_errors() {
 
 #[test]
 fn write_globs_are_relative_and_stay_in_the_workspace() {
-    let minimal = "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[agents.main]\nmodel = \"p/m\"\n";
+    let minimal =
+        "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[agents.main]\nmodel = \"p/m\"\n";
     assert_eq!(parse(minimal, &home()).unwrap().agents["main"].tools.write, None);
     let text = format!("{minimal}[agents.main.tools]\nwrite = [\"docs/**\", \"*.md\"]\n");
     let config = parse(&text, &home()).unwrap();
@@ -575,38 +580,63 @@ fn cron_section_defaults_jobs_heartbeats_and_errors() {
     let config = parse(&text, &home()).unwrap();
     let jobs = &config.cron.jobs;
     assert_eq!(jobs[0].name, "backup");
-    assert_eq!(jobs[0].schedule, clawdia_config::CronSchedule::Cron {
-        expr: "30 2 * * *".into(),
-        tz: Some("Europe/Berlin".into())
-    });
+    assert_eq!(
+        jobs[0].schedule,
+        clawdia_config::CronSchedule::Cron { expr: "30 2 * * *".into(), tz: Some("Europe/Berlin".into()) }
+    );
     assert_eq!((jobs[0].failure_alert, jobs[0].timeout_seconds), (Some(2), 600));
-    assert_eq!(jobs[1].action, clawdia_config::CronAction::AgentTurn {
-        agent: "main".into(),
-        prompt: "brief me".into(),
-        session: None
-    });
+    assert_eq!(
+        jobs[1].action,
+        clawdia_config::CronAction::AgentTurn {
+            agent: "main".into(),
+            prompt: "brief me".into(),
+            session: None
+        }
+    );
     assert!(jobs[1].skip_missed && jobs[1].tools_allow == Some(vec!["fs".to_string()]));
     let beat = &config.cron.heartbeats[0];
-    assert_eq!((beat.active_hours, beat.ok_token.as_str(), beat.session.as_str()), (Some((1320, 390)), "HEARTBEAT_OK", "main"));
+    assert_eq!(
+        (beat.active_hours, beat.ok_token.as_str(), beat.session.as_str()),
+        (Some((1320, 390)), "HEARTBEAT_OK", "main")
+    );
     // A heartbeat section without `enabled = true` stays off.
-    let off = format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[cron.heartbeat.main]\nevery = \"5m\"\n");
+    let off =
+        format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[cron.heartbeat.main]\nevery = \"5m\"\n");
     assert!(parse(&off, &home()).unwrap().cron.heartbeats.is_empty());
     for (text, expected) in [
-        ("[cron.jobs.x]\nexec = \"true\"\n", "clawdia.toml:1: cron.jobs.x: give exactly one of `cron`, `every` or `at`"),
+        (
+            "[cron.jobs.x]\nexec = \"true\"\n",
+            "clawdia.toml:1: cron.jobs.x: give exactly one of `cron`, `every` or `at`",
+        ),
         (
             "[cron.jobs.x]\nevery = \"1m\"\ncron = \"* * * * *\"\nexec = \"true\"\n",
             "clawdia.toml:1: cron.jobs.x: give exactly one of `cron`, `every` or `at`",
         ),
-        ("[cron.jobs.x]\nevery = \"1m\"\n", "clawdia.toml:1: cron.jobs.x: give exactly one of `exec`, or `agent` with `prompt`"),
+        (
+            "[cron.jobs.x]\nevery = \"1m\"\n",
+            "clawdia.toml:1: cron.jobs.x: give exactly one of `exec`, or `agent` with `prompt`",
+        ),
         (
             "[cron.jobs.x]\nevery = \"1m\"\nagent = \"ghost\"\nprompt = \"hi\"\n",
             "clawdia.toml:3: cron.jobs.x.agent: unknown agent `ghost`",
         ),
-        ("[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\ntimeout_seconds = 0\n", "clawdia.toml:4: cron.jobs.x.timeout_seconds: must be at least 1"),
-        ("[cron.jobs.Bad]\nevery = \"1m\"\nexec = \"true\"\n", "clawdia.toml:1: cron.jobs.Bad: job names are"),
-        ("[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\nretries = 3\n", "clawdia.toml:4: cron.jobs.x.retries: unknown key"),
+        (
+            "[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\ntimeout_seconds = 0\n",
+            "clawdia.toml:4: cron.jobs.x.timeout_seconds: must be at least 1",
+        ),
+        (
+            "[cron.jobs.Bad]\nevery = \"1m\"\nexec = \"true\"\n",
+            "clawdia.toml:1: cron.jobs.Bad: job names are",
+        ),
+        (
+            "[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\nretries = 3\n",
+            "clawdia.toml:4: cron.jobs.x.retries: unknown key",
+        ),
         ("[cron.maintenance]\ntime = \"25:00\"\n", "clawdia.toml:2: cron.maintenance.time: must be `HH:MM`"),
-        ("[cron.heartbeat.ghost]\nenabled = true\n", "clawdia.toml:1: cron.heartbeat.ghost: unknown agent `ghost`"),
+        (
+            "[cron.heartbeat.ghost]\nenabled = true\n",
+            "clawdia.toml:1: cron.heartbeat.ghost: unknown agent `ghost`",
+        ),
     ] {
         let error = parse(text, &home()).unwrap_err().to_string();
         assert!(error.starts_with(expected), "{text:?}: {error}");
@@ -628,11 +658,22 @@ fn secrets_may_carry_a_rotation_schedule() {
     );
     assert_eq!(clawdia_core::time::utc_date(rotation[0].rotated_at_ms), "2026-01-15");
     for (secret, expected) in [
-        ("{ env = \"K\", rotated_at = \"2026-01-15\" }", "providers.or.api_key: rotated_at needs rotate_every_days"),
-        ("{ env = \"K\", rotate_every_days = 30 }", "providers.or.api_key: rotate_every_days needs rotated_at"),
-        ("{ env = \"K\", rotated_at = \"last week\", rotate_every_days = 30 }", "providers.or.api_key: rotated_at `last week` is not a date"),
+        (
+            "{ env = \"K\", rotated_at = \"2026-01-15\" }",
+            "providers.or.api_key: rotated_at needs rotate_every_days",
+        ),
+        (
+            "{ env = \"K\", rotate_every_days = 30 }",
+            "providers.or.api_key: rotate_every_days needs rotated_at",
+        ),
+        (
+            "{ env = \"K\", rotated_at = \"last week\", rotate_every_days = 30 }",
+            "providers.or.api_key: rotated_at `last week` is not a date",
+        ),
     ] {
-        let text = format!("[providers.or]\nkind = \"openai\"\nbase_url = \"https://x.example/v1\"\napi_key = {secret}\n");
+        let text = format!(
+            "[providers.or]\nkind = \"openai\"\nbase_url = \"https://x.example/v1\"\napi_key = {secret}\n"
+        );
         let error = parse(&text, &home()).unwrap_err().to_string();
         assert!(error.starts_with("clawdia.toml:4: ") && error.contains(expected), "{secret}: {error}");
     }

@@ -388,7 +388,8 @@ async fn a_read_only_workspace_is_readable_but_not_writable() {
         std::fs::write(home.workspace().join("notes.md"), "read me\n").unwrap();
         let mut policy = home.policy();
         policy.workspace_writable = false;
-        let outcome = sh(&mechanism, &policy, "cat notes.md; echo x > new.txt; echo x >> notes.md; echo end").await;
+        let outcome =
+            sh(&mechanism, &policy, "cat notes.md; echo x > new.txt; echo x >> notes.md; echo end").await;
         let name = mechanism.name();
         assert!(outcome.output.starts_with("read me\n"), "{name}: {}", outcome.output);
         assert!(outcome.output.contains("Read-only file system"), "{name}: {}", outcome.output);

@@ -38,7 +38,8 @@ async fn exec_reports_the_exit_code_and_the_output() {
     let dir = tempfile::tempdir().unwrap();
     let exec = Exec::new(settings(SandboxChoice::Off, "/nonexistent"));
     assert_eq!(exec.group(), "exec");
-    let text = call(&exec, dir.path(), json!({"command": "echo hello; echo oops >&2; exit 4"})).await.unwrap();
+    let text =
+        call(&exec, dir.path(), json!({"command": "echo hello; echo oops >&2; exit 4"})).await.unwrap();
     assert!(text.starts_with("exit code 4 ("), "{text}");
     assert!(text.ends_with("--- output (11 bytes) ---\nhello\noops\n"), "{text}");
     let text = call(&exec, dir.path(), json!({"command": "pwd"})).await.unwrap();
@@ -53,7 +54,10 @@ async fn exec_says_when_it_timed_out_and_clamps_the_timeout() {
     let text = call(&exec, dir.path(), json!({"command": "echo begun; sleep 30", "timeout_seconds": 600}))
         .await
         .unwrap();
-    assert!(text.starts_with("timed out after 2s: the command and everything it started were killed"), "{text}");
+    assert!(
+        text.starts_with("timed out after 2s: the command and everything it started were killed"),
+        "{text}"
+    );
     assert!(text.contains("begun"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(6));
 }
@@ -98,6 +102,7 @@ async fn exec_does_not_pass_the_gateway_environment_even_unsandboxed() {
     let exec = Exec::new(settings(SandboxChoice::Off, "/nonexistent"));
     assert!(std::env::var_os("PATH").is_some(), "the test process has an environment");
     // (`PWD` is the shell's own.)
-    let text = call(&exec, dir.path(), json!({"command": "env | sort | cut -d= -f1 | tr '\\n' ' '"})).await.unwrap();
+    let text =
+        call(&exec, dir.path(), json!({"command": "env | sort | cut -d= -f1 | tr '\\n' ' '"})).await.unwrap();
     assert!(text.ends_with("HOME LANG LC_ALL PATH PWD SHELL TERM TMPDIR "), "{text}");
 }

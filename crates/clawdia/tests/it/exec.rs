@@ -66,7 +66,10 @@ fn a_command_that_outlives_its_timeout_is_killed_and_the_model_is_told() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     let result = last_tool_result(&home);
-    assert!(result.contains("timed out after 1s: the command and everything it started were killed"), "{result}");
+    assert!(
+        result.contains("timed out after 1s: the command and everything it started were killed"),
+        "{result}"
+    );
     assert!(result.contains("started"), "{result}");
 }
 
