@@ -207,7 +207,7 @@ fn bad_configs_name_line_and_key() {
         ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\napi_key = { env = \"A\", file = \"b\" }\n".into(),
          "clawdia.toml:4: providers.x.api_key: give exactly one of `env` or `file`"),
         ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\napi_key = { vault = \"a\" }\n".into(),
-         "clawdia.toml:4: providers.x.api_key.vault: unknown key `vault`, expected `env` or `file`"),
+         "clawdia.toml:4: providers.x.api_key.vault: unknown key `vault`, expected one of `env`, `file`, `rotated_at`, `rotate_every_days`"),
         ("[gateway]\nbind = \"localhost\"\n".into(),
          "clawdia.toml:2: gateway.bind: `localhost` is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::)"),
         ("[gateway]\ntoken = \"hunter2-gateway\"\n".into(),
