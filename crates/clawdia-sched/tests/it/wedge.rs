@@ -70,7 +70,10 @@ async fn a_tree_that_double_forks_and_ignores_term_is_gone_after_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemonized_leftover_of_a_finished_job_is_killed_too() {
+    // As `clawdia up` does: a child subreaper with the orphan reaper, so a leftover that dies
+    // after the run's own reaping pass is still collected.
     clawdia_sandbox::become_child_subreaper().unwrap();
+    let _reaper = clawdia_sandbox::spawn_orphan_reaper(Duration::from_millis(100));
     let home = tempfile::tempdir().unwrap();
     let context = context(home.path(), None, Arc::new(Audit::default()));
     let script = r#"setsid sh -c 'echo $$ > pids; exec sleep 1000' & while [ ! -s pids ]; do sleep 0.05; done; echo done"#;
