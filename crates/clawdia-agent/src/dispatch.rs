@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use clawdia_core::{AuditEvent, Message, Severity, ToolCall, ToolContext, ToolError};
+use clawdia_core::{AuditEvent, Message, Severity, ToolCall, ToolContext, ToolError, ToolProgress};
 
 use crate::metrics::Metrics;
+use crate::turn::Scope;
 use crate::{Agent, Agents, trust};
 
 /// The longest any single tool call may run before it is abandoned.
@@ -16,13 +17,12 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) async fn dispatch(
     agents: &Agents,
     agent: &Agent,
-    session_id: &str,
-    boundary: &str,
+    scope: Scope<'_>,
     call: &ToolCall,
-    tools_allow: Option<&[String]>,
+    progress: Option<ToolProgress>,
 ) -> Message {
     Metrics::add(&agents.metrics.tool_calls, 1);
-    let result = run(agents, agent, session_id, call, tools_allow).await;
+    let result = run(agents, agent, scope, call, progress).await;
     let (content, is_error) = match result {
         Ok(text) => (text, false),
         Err(error) => (format!("error: {error}"), true),
@@ -31,7 +31,7 @@ pub(crate) async fn dispatch(
     Message::ToolResult {
         call_id: call.id.clone(),
         name: call.name.clone(),
-        content: trust::wrap(boundary, &source, &content),
+        content: trust::wrap(scope.boundary, &source, &content),
         is_error,
     }
 }
@@ -39,11 +39,13 @@ pub(crate) async fn dispatch(
 async fn run(
     agents: &Agents,
     agent: &Agent,
-    session_id: &str,
+    scope: Scope<'_>,
     call: &ToolCall,
-    tools_allow: Option<&[String]>,
+    progress: Option<ToolProgress>,
 ) -> Result<String, ToolError> {
     let name = agent.spec.name.as_str();
+    let session_id = scope.session_id;
+    let tools_allow = scope.tools_allow;
     let Some(tool) = agent.tools.get(&call.name) else {
         return Err(ToolError::NotFound(format!("there is no tool named `{}`", call.name)));
     };
@@ -71,11 +73,9 @@ async fn run(
     if !arguments.is_object() {
         return Err(ToolError::InvalidArguments("arguments must be a JSON object".into()));
     }
-    let context = ToolContext {
-        agent: name.to_string(),
-        session_id: session_id.to_string(),
-        workspace: agent.spec.workspace.clone(),
-    };
+    let mut context = ToolContext::new(name, session_id, agent.spec.workspace.clone(), scope.origin);
+    context.sender = scope.sender.map(str::to_string);
+    context.progress = progress;
     let outcome = match tokio::time::timeout(TOOL_TIMEOUT, tool.call(&context, arguments)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(ToolError::Timeout(TOOL_TIMEOUT.as_secs())),

@@ -142,6 +142,8 @@ impl Hub {
             session: Some(session.clone()),
             message: task.clone(),
             origin: TurnOrigin::Subagent,
+            // The child acts for whoever sent the parent's turn: `subagent:<parent sender>`.
+            sender: Some(context.sender_id()),
             history: Vec::new(),
             tools_allow: Some(tools),
             light: false,

@@ -217,6 +217,7 @@ fn request(session: Option<&str>, text: &str) -> TurnRequest {
         session: session.map(String::from),
         message: text.into(),
         origin: TurnOrigin::Cli,
+        sender: None,
         history: Vec::new(),
         tools_allow: None,
         light: false,

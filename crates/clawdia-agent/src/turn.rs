@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use clawdia_core::{
     AuditEvent, ChatRequest, DeltaSink, Message, ModelDelta, Severity, ToolCall, TurnError, TurnEvent,
-    TurnEvents, TurnOutcome, TurnRequest, Usage,
+    TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, Usage,
 };
 use futures_util::future::join_all;
 
@@ -242,7 +242,14 @@ pub(crate) async fn run(
             if skip {
                 repeated = Some(call.name.clone());
             }
-            run_one(agents, agent, session_id, &boundary, call, skip, tools_allow.as_deref(), events)
+            let scope = Scope {
+                session_id,
+                boundary: &boundary,
+                tools_allow: tools_allow.as_deref(),
+                origin: request.origin,
+                sender: request.sender.as_deref(),
+            };
+            run_one(agents, agent, scope, call, skip, events)
         });
         let runs: Vec<_> = runs.collect();
         let results = join_all(runs).await;
@@ -281,15 +288,22 @@ pub(crate) async fn run(
     })
 }
 
-#[allow(clippy::too_many_arguments, reason = "the turn's state, passed through to the dispatch point")]
+/// The turn's state a tool call needs at the dispatch point.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub session_id: &'a str,
+    pub boundary: &'a str,
+    pub tools_allow: Option<&'a [String]>,
+    pub origin: TurnOrigin,
+    pub sender: Option<&'a str>,
+}
+
 async fn run_one(
     agents: &Agents,
     agent: &Agent,
-    session_id: &str,
-    boundary: &str,
+    scope: Scope<'_>,
     call: &ToolCall,
     skip: bool,
-    tools_allow: Option<&[String]>,
     events: &dyn TurnEvents,
 ) -> Message {
     events.event(TurnEvent::ToolStart {
@@ -308,7 +322,26 @@ async fn run_one(
             is_error: true,
         }
     } else {
-        dispatch::dispatch(agents, agent, session_id, boundary, call, tools_allow).await
+        // Partial output travels through a channel: the tool's sink must be 'static, the turn's
+        // event sink is borrowed. It is drained while the call runs and once more after.
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let progress: clawdia_core::ToolProgress = std::sync::Arc::new(move |text: &str| {
+            let _ = sender.send(text.to_string());
+        });
+        let work = dispatch::dispatch(agents, agent, scope, call, Some(progress));
+        tokio::pin!(work);
+        let result = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                Some(text) = receiver.recv() => {
+                    events.event(TurnEvent::ToolOutput { id: call.id.clone(), text });
+                }
+            }
+        };
+        while let Ok(text) = receiver.try_recv() {
+            events.event(TurnEvent::ToolOutput { id: call.id.clone(), text });
+        }
+        result
     };
     if let Message::ToolResult { content, is_error, .. } = &result {
         let summary: String = content.chars().take(200).collect();

@@ -23,8 +23,10 @@ pub use model::{
 };
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
-pub use tool::{Tool, ToolContext, ToolError};
-pub use turn::{AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest};
+pub use tool::{Tool, ToolContext, ToolError, ToolProgress};
+pub use turn::{
+    AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, sender_id,
+};
 
 /// Milliseconds since the Unix epoch; the one timestamp representation used across crates.
 pub type UnixMillis = i64;

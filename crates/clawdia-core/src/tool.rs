@@ -2,18 +2,76 @@
 //! tool call goes through the agent's single dispatch point, which checks policy first.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::model::ToolSpec;
+use crate::turn::TurnOrigin;
+
+/// Receives a running tool's partial output (e.g. `exec`'s stdout as it appears), so whoever
+/// watches the turn sees it before the tool returns. The final result is still the tool's return
+/// value; progress is for display only and is never stored.
+pub type ToolProgress = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What a tool knows about the call it serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ToolContext {
     pub agent: String,
     pub session_id: String,
     /// The agent's workspace folder; path arguments are relative to it.
     pub workspace: PathBuf,
+    /// Who started the turn this call belongs to.
+    pub origin: TurnOrigin,
+    /// The identity the transport gave the turn's sender (see `TurnRequest::sender`).
+    pub sender: Option<String>,
+    /// Where partial output goes while the tool runs; `None` when nobody watches.
+    pub progress: Option<ToolProgress>,
+}
+
+impl ToolContext {
+    /// A context with no sender identity and no progress sink.
+    pub fn new(
+        agent: impl Into<String>,
+        session_id: impl Into<String>,
+        workspace: impl Into<PathBuf>,
+        origin: TurnOrigin,
+    ) -> ToolContext {
+        ToolContext {
+            agent: agent.into(),
+            session_id: session_id.into(),
+            workspace: workspace.into(),
+            origin,
+            sender: None,
+            progress: None,
+        }
+    }
+
+    /// The sender as policies name it: `cli`, `api`, `scheduler`, `subagent`, or
+    /// `<origin>:<id>` when the transport identified the sender (e.g. `api:alice`).
+    pub fn sender_id(&self) -> String {
+        crate::turn::sender_id(self.origin, self.sender.as_deref())
+    }
+
+    /// Reports partial output, if anybody watches.
+    pub fn report(&self, text: &str) {
+        if let Some(progress) = &self.progress {
+            progress(text);
+        }
+    }
+}
+
+impl std::fmt::Debug for ToolContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolContext")
+            .field("agent", &self.agent)
+            .field("session_id", &self.session_id)
+            .field("workspace", &self.workspace)
+            .field("origin", &self.origin)
+            .field("sender", &self.sender)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// A tool failure. The message goes back to the model as an error result, never as a crash.

@@ -24,6 +24,35 @@ pub enum TurnOrigin {
     Subagent,
 }
 
+impl TurnOrigin {
+    /// `cli`, `api`, `scheduler` or `subagent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnOrigin::Cli => "cli",
+            TurnOrigin::Api => "api",
+            TurnOrigin::Scheduler => "scheduler",
+            TurnOrigin::Subagent => "subagent",
+        }
+    }
+}
+
+/// The sender identity policies match on: the origin, plus `:<id>` when the transport
+/// identified the sender (`api:alice`). Characters other than ASCII letters, digits and
+/// `._@+-` in the id become `_`, so an id cannot pose as another origin.
+pub fn sender_id(origin: TurnOrigin, sender: Option<&str>) -> String {
+    match sender.filter(|id| !id.is_empty()) {
+        None => origin.as_str().to_string(),
+        Some(id) => {
+            let clean: String = id
+                .chars()
+                .take(128)
+                .map(|c| if c.is_ascii_alphanumeric() || "._@+-".contains(c) { c } else { '_' })
+                .collect();
+            format!("{}:{clean}", origin.as_str())
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TurnRequest {
     pub agent: String,
@@ -31,6 +60,9 @@ pub struct TurnRequest {
     pub session: Option<String>,
     pub message: String,
     pub origin: TurnOrigin,
+    /// The sender's identity within the origin, when the transport has one (the OpenAI `user`
+    /// field, a chat id on a channel). Sub-agents inherit their parent turn's sender.
+    pub sender: Option<String>,
     /// Earlier messages to seed a session that does not exist yet (an OpenAI client that sends
     /// the whole history without naming a session). Ignored for an existing session.
     pub history: Vec<Message>,
@@ -63,6 +95,12 @@ pub enum TurnEvent {
         id: String,
         name: String,
         arguments: String,
+    },
+    /// Partial output of a running tool (e.g. `exec`), for display; the result follows in
+    /// `ToolEnd`.
+    ToolOutput {
+        id: String,
+        text: String,
     },
     ToolEnd {
         id: String,

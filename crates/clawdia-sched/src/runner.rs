@@ -279,6 +279,7 @@ async fn agent_turn(
         session,
         message: prompt.to_string(),
         origin: TurnOrigin::Scheduler,
+        sender: None,
         history: Vec::new(),
         tools_allow: job.tools_allow.clone(),
         light: heartbeat.is_some(),

@@ -151,6 +151,8 @@ async fn chat(
         session: Some(session.clone()),
         message,
         origin: TurnOrigin::Api,
+        // OpenAI's `user` names the end user: policies see it as `api:<user>`.
+        sender: parsed.user.clone().filter(|user| !user.is_empty()),
         history,
         tools_allow: None,
         light: false,

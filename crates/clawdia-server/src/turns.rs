@@ -21,6 +21,9 @@ struct TurnBody {
     message: String,
     #[serde(default)]
     session: Option<String>,
+    /// Who the message is from, for policies that name senders (`api:<sender>`).
+    #[serde(default)]
+    sender: Option<String>,
 }
 
 fn default_agent() -> String {
@@ -33,6 +36,7 @@ fn event_name(event: &TurnEvent) -> &'static str {
         TurnEvent::TextDelta { .. } => "text_delta",
         TurnEvent::Discard { .. } => "discard",
         TurnEvent::ToolStart { .. } => "tool_start",
+        TurnEvent::ToolOutput { .. } => "tool_output",
         TurnEvent::ToolEnd { .. } => "tool_end",
         TurnEvent::Fallback { .. } => "fallback",
         TurnEvent::Error { .. } => "error",
@@ -62,6 +66,7 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         session: parsed.session,
         message: parsed.message,
         origin: TurnOrigin::Api,
+        sender: parsed.sender,
         history: Vec::new(),
         tools_allow: None,
         light: false,

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 
 fn context(workspace: &std::path::Path) -> ToolContext {
-    ToolContext { agent: "main".into(), session_id: "s-test".into(), workspace: workspace.to_path_buf() }
+    ToolContext::new("main", "s-test", workspace, clawdia_core::TurnOrigin::Cli)
 }
 
 fn tool(name: &str) -> Arc<dyn Tool> {

@@ -144,6 +144,11 @@ async fn turn(
                     eprintln!("[tool {name}]");
                 }
             }
+            TurnEvent::ToolOutput { text, .. } => {
+                if print {
+                    eprint!("{text}");
+                }
+            }
             TurnEvent::ToolEnd { .. } => {}
             TurnEvent::Error { message } => s.error = Some(message),
             TurnEvent::End { usage, cost_usd, model } => {
@@ -168,6 +173,7 @@ async fn turn(
                 session,
                 message: message.to_string(),
                 origin: TurnOrigin::Cli,
+                sender: None,
                 history: Vec::new(),
                 tools_allow: None,
                 light: false,

@@ -26,7 +26,7 @@ fn settings(sandbox: SandboxChoice, helper: &str) -> ExecSettings {
 }
 
 fn context(workspace: &Path) -> ToolContext {
-    ToolContext { agent: "main".into(), session_id: "s-test".into(), workspace: workspace.to_path_buf() }
+    ToolContext::new("main", "s-test", workspace, clawdia_core::TurnOrigin::Cli)
 }
 
 async fn call(exec: &Exec, workspace: &Path, arguments: serde_json::Value) -> Result<String, ToolError> {
