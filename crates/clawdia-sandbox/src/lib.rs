@@ -19,6 +19,7 @@
 mod builtin;
 mod bwrap;
 mod confine;
+mod host;
 mod output;
 mod policy;
 mod process;
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt as _;
 
+pub use host::run_host;
 pub use policy::{DEFAULT_PATH, Limits, Network, Policy};
 pub use process::{ProcessTree, become_child_subreaper, group_alive, kill_tree, spawn_orphan_reaper};
 
@@ -165,7 +167,7 @@ pub async fn run(
     mechanism: &Mechanism,
     policy: &Policy,
     command: &str,
-    mut on_output: impl FnMut(&[u8]),
+    on_output: impl FnMut(&[u8]),
 ) -> Result<Outcome, SandboxError> {
     if let Network::Allow(hosts) = &policy.network {
         return Err(SandboxError::Unsupported(format!(
@@ -236,11 +238,6 @@ pub async fn run(
     if !sandboxed {
         command.envs(spec.env.iter().cloned());
     }
-    let (output_read, output_write) =
-        std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
-    let stderr =
-        output_write.try_clone().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
-    command.stdin(Stdio::null()).stdout(output_write).stderr(stderr);
     let cgroup = policy.limits.processes.filter(|_| nix::unistd::geteuid().is_root()).and_then(|max| {
         // The sandbox's own monitor processes count too.
         PidsCgroup::create(max + 8)
@@ -268,11 +265,51 @@ pub async fn run(
             Ok(())
         });
     }
-    let started = Instant::now();
-    let mut tree = ProcessTree::spawn(&mut command)
-        .map_err(|e| SandboxError::Spawn(format!("{}: {e}", mechanism.name())))?;
-    drop(command); // closes our copies of the pipes' write ends
+    let run = supervise(command, policy, mechanism.name(), on_output).await?;
     drop(status_write);
+    drop(cgroup);
+    let Supervised { status, output, timed_out, duration } = run;
+    if sandboxed {
+        check_started(status_read, status.code(), timed_out, &output).await?;
+    }
+    Ok(Outcome {
+        exit_code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        output_bytes: output.total(),
+        truncated: output.truncated(),
+        output: output.finish(),
+        duration,
+    })
+}
+
+/// How a supervised process tree ended.
+pub(crate) struct Supervised {
+    pub status: std::process::ExitStatus,
+    pub output: CappedOutput,
+    pub timed_out: bool,
+    pub duration: Duration,
+}
+
+/// Spawns `command` (whose stdout and stderr must already be set) as a process-group leader,
+/// streams its merged output to `on_output` up to the policy's cap, and ends the whole tree
+/// after the policy's timeout (TERM, grace, KILL). `command` is consumed so that the parent's
+/// copies of the pipes' write ends are closed.
+pub(crate) async fn supervise(
+    mut command: tokio::process::Command,
+    policy: &Policy,
+    what: &str,
+    mut on_output: impl FnMut(&[u8]),
+) -> Result<Supervised, SandboxError> {
+    let (output_read, output_write) =
+        std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
+    let stderr =
+        output_write.try_clone().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
+    command.stdin(Stdio::null()).stdout(output_write).stderr(stderr);
+    let started = Instant::now();
+    let mut tree =
+        ProcessTree::spawn(&mut command).map_err(|e| SandboxError::Spawn(format!("{what}: {e}")))?;
+    drop(command); // closes our copies of the pipes' write ends
     let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(output_read))
         .map_err(|e| SandboxError::Spawn(format!("cannot read the output: {e}")))?;
     let mut output = CappedOutput::new(policy.output_cap);
@@ -317,19 +354,7 @@ pub async fn run(
     let _ = tokio::time::timeout(policy.kill_grace.max(Duration::from_millis(200)), drain).await;
     let duration = started.elapsed();
     drop(tree);
-    drop(cgroup);
-    if sandboxed {
-        check_started(status_read, status.code(), timed_out, &output).await?;
-    }
-    Ok(Outcome {
-        exit_code: status.code(),
-        signal: status.signal(),
-        timed_out,
-        output_bytes: output.total(),
-        truncated: output.truncated(),
-        output: output.finish(),
-        duration,
-    })
+    Ok(Supervised { status, output, timed_out, duration })
 }
 
 /// Turns the status pipe into an error when the command never started.
