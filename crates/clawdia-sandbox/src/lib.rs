@@ -23,6 +23,7 @@ mod host;
 mod output;
 mod policy;
 mod process;
+mod stdio;
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd as _, OwnedFd};
@@ -38,6 +39,7 @@ use tokio::io::AsyncReadExt as _;
 pub use host::run_host;
 pub use policy::{DEFAULT_PATH, Limits, Network, Policy};
 pub use process::{ProcessTree, become_child_subreaper, group_alive, kill_tree, spawn_orphan_reaper};
+pub use stdio::{STDERR_TAIL_BYTES, StderrTail, StdioChild, exec_command, spawn_stdio};
 
 use output::CappedOutput;
 use process::{PidsCgroup, apply_rlimits};

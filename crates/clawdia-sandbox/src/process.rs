@@ -110,6 +110,20 @@ impl ProcessTree {
         self.pgid
     }
 
+    /// The leader's `Child` (for its piped stdin/stdout/stderr).
+    pub fn child_mut(&mut self) -> &mut tokio::process::Child {
+        &mut self.child
+    }
+
+    /// Whether the leader has exited, without waiting (then the rest of the group is killed).
+    pub fn try_exited(&mut self) -> bool {
+        if !self.exited && matches!(self.child.try_wait(), Ok(Some(_))) {
+            self.exited = true;
+            let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+        }
+        self.exited
+    }
+
     /// Waits for the leader to exit, then kills whatever is left of its group.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let status = self.child.wait().await?;

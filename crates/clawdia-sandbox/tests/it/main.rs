@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use clawdia_sandbox::{Mechanism, Network, Outcome, Policy, SandboxError, find_bwrap, run};
 
+mod stdio;
+
 const HELPER: &str = env!("CARGO_BIN_EXE_clawdia-sandbox-helper");
 const FAKE_KEY: &str = "sk-ant-test-must-not-leak";
 

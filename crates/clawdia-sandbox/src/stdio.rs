@@ -1,0 +1,283 @@
+//! Long-lived sandboxed programs spoken to over stdin/stdout (MCP servers): the same sandbox as
+//! `run` (namespaces, read-only root, hidden paths, loopback only, rlimits, Landlock, seccomp,
+//! clean environment; bubblewrap or the built-in helper), but instead of running to completion
+//! the child keeps running with its stdin and stdout piped to the caller. Its stderr is read
+//! into a capped tail for diagnostics. The child leads its own process group; `StdioChild::kill`
+//! (or dropping it) ends the whole tree, and in the sandboxed mechanisms the pid namespace dies
+//! with it, grandchildren included.
+//!
+//! There is no timeout here: the caller times each request and kills the child when one hangs.
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::unix::ffi::OsStringExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt as _;
+use tokio::process::{ChildStdin, ChildStdout};
+
+use crate::process::{PidsCgroup, apply_rlimits};
+use crate::{INIT_ARG, Mechanism, Network, Policy, ProcessTree, STARTED, SandboxError, Spec, bwrap};
+
+/// How much of the child's stderr is kept (the most recent bytes).
+pub const STDERR_TAIL_BYTES: usize = 8 * 1024;
+
+/// How long the sandbox may take to start the program before the spawn is abandoned.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running sandboxed program with piped stdin and stdout.
+#[derive(Debug)]
+pub struct StdioChild {
+    tree: ProcessTree,
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    _cgroup: Option<PidsCgroup>,
+}
+
+impl StdioChild {
+    /// The child's stdin and stdout, once (for a transport that owns both).
+    pub fn take_pipes(&mut self) -> Option<(ChildStdin, ChildStdout)> {
+        Some((self.stdin.take()?, self.stdout.take()?))
+    }
+
+    /// The process group id (the sandbox's top process).
+    pub fn pgid(&self) -> i32 {
+        self.tree.pgid()
+    }
+
+    /// The last `STDERR_TAIL_BYTES` of the child's stderr, as lossy UTF-8.
+    pub fn stderr_tail(&self) -> String {
+        stderr_text(&self.stderr)
+    }
+
+    /// A handle on the stderr tail that outlives the child (for reporting after a kill).
+    pub fn stderr_handle(&self) -> StderrTail {
+        StderrTail(self.stderr.clone())
+    }
+
+    /// Whether the top process has exited (without waiting).
+    pub fn exited(&mut self) -> bool {
+        self.tree.try_exited()
+    }
+
+    /// Ends the whole tree: `SIGTERM`, up to `grace`, then `SIGKILL`.
+    pub async fn kill(&mut self, grace: Duration) {
+        let _ = self.tree.terminate(grace).await;
+    }
+}
+
+/// The stderr tail of a child, readable after the child is gone.
+#[derive(Debug, Clone)]
+pub struct StderrTail(Arc<Mutex<Vec<u8>>>);
+
+impl StderrTail {
+    pub fn text(&self) -> String {
+        stderr_text(&self.0)
+    }
+}
+
+fn stderr_text(buffer: &Mutex<Vec<u8>>) -> String {
+    let bytes = buffer.lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// `program` and `args` as one `sh -c` command that execs the program with exactly these
+/// arguments (each single-quoted), so no shell stays between the sandbox and the program.
+pub fn exec_command(program: &str, args: &[String]) -> String {
+    let quote = |word: &str| format!("'{}'", word.replace('\'', "'\\''"));
+    let mut command = format!("exec {}", quote(program));
+    for arg in args {
+        command.push(' ');
+        command.push_str(&quote(arg));
+    }
+    command
+}
+
+/// Starts `program args...` under `mechanism` and `policy` with stdin and stdout piped. The
+/// policy's `timeout`, `output_cap` and `kill_grace` do not apply (the caller owns the life of
+/// the child); everything else does. Returns once the program was exec'd inside the sandbox,
+/// or the one-line reason the sandbox could not be built.
+pub async fn spawn_stdio(
+    mechanism: &Mechanism,
+    policy: &Policy,
+    program: &str,
+    args: &[String],
+) -> Result<StdioChild, SandboxError> {
+    if let Network::Allow(hosts) = &policy.network {
+        return Err(SandboxError::Unsupported(format!(
+            "egress allowlists are not supported for stdio programs (asked for {})",
+            hosts.join(", ")
+        )));
+    }
+    if program.trim().is_empty() {
+        return Err(SandboxError::InvalidPolicy("the program is empty".into()));
+    }
+    let workspace = policy
+        .workspace
+        .canonicalize()
+        .map_err(|e| SandboxError::InvalidPolicy(format!("folder {}: {e}", policy.workspace.display())))?;
+    if !workspace.is_dir() {
+        return Err(SandboxError::InvalidPolicy(format!("{} is not a folder", workspace.display())));
+    }
+    let hidden: Vec<PathBuf> = policy.hidden.iter().filter_map(|path| path.canonicalize().ok()).collect();
+    if let Some(cover) = hidden.iter().find(|h| workspace.starts_with(h)) {
+        return Err(SandboxError::InvalidPolicy(format!(
+            "folder {} is inside the hidden path {}",
+            workspace.display(),
+            cover.display()
+        )));
+    }
+    let mut env = policy.environment();
+    for (key, value) in &mut env {
+        if key == "HOME" && Path::new(value.as_str()) == policy.workspace {
+            *value = workspace.to_string_lossy().into_owned();
+        }
+    }
+    let sandboxed = !matches!(mechanism, Mechanism::Unsandboxed);
+    let (status_read, status_write) =
+        std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
+    let spec = Spec {
+        command: exec_command(program, args),
+        workspace: workspace.clone(),
+        workspace_writable: policy.workspace_writable,
+        hidden,
+        env,
+        processes: policy.limits.processes,
+        status_fd: sandboxed.then(|| status_write.as_raw_fd()),
+    };
+    let spec_json = serde_json::to_string(&spec).map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    let mut command = match mechanism {
+        Mechanism::Bubblewrap { bwrap, helper } => {
+            let mut command = tokio::process::Command::new(bwrap);
+            command.args(bwrap::arguments(&spec, helper, &spec_json));
+            command
+        }
+        Mechanism::Builtin { helper } => {
+            let mut command = tokio::process::Command::new(helper);
+            command.args([OsString::from(INIT_ARG), OsString::from_vec(spec_json.into_bytes())]);
+            command
+        }
+        Mechanism::Unsandboxed => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(args).current_dir(&workspace);
+            command
+        }
+    };
+    command.env_clear();
+    if !sandboxed {
+        command.envs(spec.env.iter().cloned());
+    }
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let cgroup = policy
+        .limits
+        .processes
+        .filter(|_| nix::unistd::geteuid().is_root())
+        .and_then(|max| PidsCgroup::create(max + 8));
+    let limits = policy.limits;
+    let status_fd = spec.status_fd;
+    let join = cgroup.as_ref().map(|c| c as *const PidsCgroup as usize);
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls
+    // (setrlimit, open/write/close, fcntl, prctl); `join` points at a cgroup that outlives the
+    // spawn call (it is moved into the returned child afterwards, not dropped).
+    unsafe {
+        command.pre_exec(move || {
+            apply_rlimits(&limits, !sandboxed)?;
+            if let Some(cgroup) = join {
+                (*(cgroup as *const PidsCgroup)).join()?;
+            }
+            if let Some(fd) = status_fd
+                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut tree = ProcessTree::spawn(&mut command)
+        .map_err(|e| SandboxError::Spawn(format!("{}: {e}", mechanism.name())))?;
+    drop(command);
+    drop(status_write);
+    let stdin = tree.child_mut().stdin.take();
+    let stdout = tree.child_mut().stdout.take();
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    if let Some(mut pipe) = tree.child_mut().stderr.take() {
+        let tail = stderr.clone();
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                tail.extend_from_slice(&buffer[..n]);
+                let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+                tail.drain(..excess);
+            }
+        });
+    }
+    let mut child = StdioChild { tree, stdin, stdout, stderr, _cgroup: cgroup };
+    if sandboxed && let Err(error) = wait_started(&mut child, status_read).await {
+        child.kill(Duration::from_millis(200)).await;
+        return Err(error);
+    }
+    Ok(child)
+}
+
+/// Waits for the last stage's `exec` line on the status pipe. The helper keeps the pipe open
+/// while the program runs (it only forks), so the answer is a line, not end-of-file: `exec`, or
+/// a setup error; or the sandbox exits first.
+async fn wait_started(child: &mut StdioChild, status: std::io::PipeReader) -> Result<(), SandboxError> {
+    let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(status))
+        .map_err(|e| SandboxError::Spawn(format!("cannot read the sandbox status: {e}")))?;
+    let mut text = Vec::new();
+    let mut buffer = [0u8; 512];
+    let deadline = tokio::time::sleep(START_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        let lines = String::from_utf8_lossy(&text).into_owned();
+        let complete: Vec<&str> =
+            lines.split_inclusive('\n').filter(|l| l.ends_with('\n')).map(str::trim_end).collect();
+        let errors: Vec<&str> = complete.iter().copied().filter(|l| *l != STARTED && !l.is_empty()).collect();
+        if !errors.is_empty() {
+            return Err(SandboxError::Setup(errors.join("; ")));
+        }
+        if complete.contains(&STARTED) {
+            return Ok(());
+        }
+        tokio::select! {
+            read = reader.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => {
+                    // Everything holding the pipe is gone: the sandbox died before the program
+                    // started (an error line, if any, was handled above).
+                    let said = child.stderr_tail();
+                    let said = said.lines().next().map(|l| format!(": {l}")).unwrap_or_default();
+                    return Err(SandboxError::Setup(format!("the sandbox exited before the program started{said}")));
+                }
+                Ok(n) => text.extend_from_slice(&buffer[..n]),
+            },
+            _ = &mut deadline => {
+                return Err(SandboxError::Setup(format!(
+                    "the program did not start within {}s", START_TIMEOUT.as_secs()
+                )));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exec_command;
+
+    #[test]
+    fn exec_command_quotes_every_word() {
+        let args = vec!["a b".to_string(), "it's".to_string(), "$HOME".to_string()];
+        assert_eq!(exec_command("/usr/bin/node", &args), r#"exec '/usr/bin/node' 'a b' 'it'\''s' '$HOME'"#);
+    }
+}
