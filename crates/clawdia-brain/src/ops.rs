@@ -7,11 +7,20 @@ use clawdia_core::time::{parse_when, rfc3339_utc};
 use serde_json::{Value, json};
 
 use crate::brain::{Brain, Query};
-use crate::db::{FactInput, FactQuery, SearchMode, TimelineInput, TimelineQuery};
+use crate::db::{FactInput, FactQuery, SearchMode, TakeInput, TimelineInput, TimelineQuery};
 
 /// The operations, in the order they are listed.
-pub const OPS: [&str; 8] =
-    ["query", "search", "get_page", "find_experts", "put_page", "add_fact", "timeline", "add_timeline"];
+pub const OPS: [&str; 9] = [
+    "query",
+    "search",
+    "get_page",
+    "find_experts",
+    "put_page",
+    "add_fact",
+    "add_take",
+    "timeline",
+    "add_timeline",
+];
 
 /// One line on what each operation does.
 pub fn description(op: &str) -> &'static str {
@@ -25,6 +34,9 @@ pub fn description(op: &str) -> &'static str {
         "put_page" => "Create or replace a markdown page in the brain ([[wikilinks]] become links).",
         "add_fact" => {
             "Record a dated fact (subject, predicate, object). A newer conflicting fact closes the older one's validity."
+        }
+        "add_take" => {
+            "Record a take: a claim someone holds (an opinion, a judgement), with a weight from 0 to 1. The same active claim by the same holder is not recorded twice."
         }
         "timeline" => "List timeline entries, optionally for one page and a date range.",
         "add_timeline" => "Add a dated timeline entry, optionally to a page.",
@@ -65,6 +77,15 @@ pub fn schema(op: &str) -> Value {
                 "valid_from": date, "valid_until": date, "source": {"type": "string", "description": "slug of the page it came from"}
             }),
             &["subject", "predicate", "object"],
+        ),
+        "add_take" => (
+            json!({
+                "claim": {"type": "string"}, "holder": {"type": "string", "description": "who holds it, e.g. owner or a person's name"},
+                "weight": {"type": "number", "minimum": 0, "maximum": 1, "description": "confidence, default 0.5"},
+                "since": date, "slug": {"type": "string", "description": "the page it is about"},
+                "supersedes": {"type": "integer", "description": "id of an earlier take this one replaces"}
+            }),
+            &["claim", "holder"],
         ),
         "timeline" => (
             json!({"slug": {"type": "string"}, "from": date, "to": date, "limit": {"type": "integer", "minimum": 1, "maximum": 500}}),
@@ -178,6 +199,22 @@ pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result
             };
             let outcome = brain.blocking(move |db| db.add_fact(&fact)).await.map_err(|e| e.to_string())?;
             json!({"id": outcome.id, "closed": outcome.closed, "unchanged": outcome.unchanged})
+        }
+        "add_take" => {
+            let weight = match args.get("weight") {
+                None | Some(Value::Null) => 0.5,
+                Some(value) => value.as_f64().ok_or("`weight` must be a number from 0 to 1")?,
+            };
+            let take = TakeInput {
+                claim: string(args, "claim")?.to_string(),
+                holder: string(args, "holder")?.to_string(),
+                weight,
+                since: when(args, "since")?,
+                page_slug: optional_string(args, "slug").map(normalize_slug).transpose()?,
+                supersedes: args.get("supersedes").and_then(Value::as_i64),
+            };
+            let id = brain.blocking(move |db| db.add_take(&take)).await.map_err(|e| e.to_string())?;
+            json!({"id": id})
         }
         "timeline" => {
             let query = TimelineQuery {

@@ -1,5 +1,5 @@
 //! The brain as agent tools (group `brain`): `brain_query`, `brain_get`, `brain_put_page`,
-//! `brain_add_fact`, `brain_timeline`. Each is a thin name over an operation in `ops`; the
+//! `brain_add_fact`, `brain_add_take`, `brain_timeline` (which also adds entries). Each is a thin name over an operation in `ops`; the
 //! agent's dispatch point checks policy and wraps results in trust markers as for every tool.
 
 use std::sync::Arc;
@@ -10,14 +10,20 @@ use clawdia_core::{Tool, ToolContext, ToolError, ToolSpec};
 use crate::brain::Brain;
 use crate::ops;
 
-/// (tool name, operation, description override).
-const TOOLS: [(&str, &str); 5] = [
+/// (tool name, operation).
+const TOOLS: [(&str, &str); 6] = [
     ("brain_query", "query"),
     ("brain_get", "get_page"),
     ("brain_put_page", "put_page"),
     ("brain_add_fact", "add_fact"),
+    ("brain_add_take", "add_take"),
     ("brain_timeline", "timeline"),
 ];
+
+/// Every brain tool's name: reading (`brain_query`, `brain_get`) and writing the brain is all
+/// they can do, which is what the dream cycle's distillers are limited to.
+pub const TOOL_NAMES: [&str; 6] =
+    ["brain_query", "brain_get", "brain_put_page", "brain_add_fact", "brain_add_take", "brain_timeline"];
 
 struct BrainTool {
     brain: Arc<Brain>,

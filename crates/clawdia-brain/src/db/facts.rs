@@ -14,7 +14,9 @@
 //! the facts it had closed (a fact it had expired as a correction stays expired).
 //!
 //! Takes are opinions with a holder and a weight; superseding one deactivates it. Timeline
-//! entries are dated lines, optionally attached to a page.
+//! entries are dated lines, optionally attached to a page. Recording the same fact, the same
+//! active take or the same timeline entry again writes nothing and returns the existing id, so
+//! re-running a distillation (the dream cycle after a crash) does not duplicate.
 
 use clawdia_core::time::now_ms;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -296,7 +298,9 @@ impl Db {
         self.read("listing facts", |tx| select_facts(tx, &condition, rusqlite::params_from_iter(values)))
     }
 
-    /// Records a take; with `supersedes`, the old take becomes inactive (`until = now`).
+    /// Records a take; with `supersedes`, the old take becomes inactive (`until = now`). An
+    /// identical active take (same claim and holder, ignoring case) is not recorded again: its id
+    /// is returned.
     pub fn add_take(&self, take: &TakeInput) -> Result<i64, BrainError> {
         let claim = required("claim", &take.claim)?;
         let holder = required("holder", &take.holder)?;
@@ -309,6 +313,18 @@ impl Db {
                 Some(slug) => Some(live_page_id(tx, slug)?),
                 None => None,
             };
+            if take.supersedes.is_none() {
+                // The same active claim by the same holder is not recorded twice (a re-run of
+                // the dream cycle, an agent repeating itself): the existing take's id comes back.
+                let (claim_key, holder_key) = (claim.to_lowercase(), holder.to_lowercase());
+                let same = select_takes(tx, "t.active = 1", [])?.into_iter().find(|other| {
+                    other.claim.trim().to_lowercase() == claim_key
+                        && other.holder.trim().to_lowercase() == holder_key
+                });
+                if let Some(same) = same {
+                    return Ok(same.id);
+                }
+            }
             if let Some(old) = take.supersedes {
                 let active: Option<bool> = tx
                     .prepare_cached("SELECT active FROM takes WHERE id = ?1")
@@ -368,7 +384,8 @@ impl Db {
         })
     }
 
-    /// Adds a timeline entry; `page_slug` must name a live page.
+    /// Adds a timeline entry; `page_slug` must name a live page. An identical entry (same page,
+    /// instant and text) is not added again: its id is returned.
     pub fn add_timeline(&self, entry: &TimelineInput) -> Result<i64, BrainError> {
         let text = required("text", &entry.text)?;
         let now = now_ms();
@@ -377,6 +394,16 @@ impl Db {
                 Some(slug) => Some(live_page_id(tx, slug)?),
                 None => None,
             };
+            // An identical entry (same page, instant and text) is not added twice.
+            let existing: Option<i64> = tx
+                .prepare_cached("SELECT id FROM timeline WHERE page_id IS ?1 AND at = ?2 AND text = ?3")
+                .and_then(|mut statement| {
+                    statement.query_row(params![page_id, entry.at, text], |row| row.get(0)).optional()
+                })
+                .map_err(db_error("adding a timeline entry"))?;
+            if let Some(id) = existing {
+                return Ok(id);
+            }
             tx.prepare_cached(
                 "INSERT INTO timeline (page_id, at, text, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )

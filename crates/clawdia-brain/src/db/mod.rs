@@ -28,6 +28,7 @@
 //! and vectors; the page row and its body stay); every FTS row and every vector belongs to a
 //! chunk; vectors are all of one model (`vector_state`), changing the model drops them all.
 
+mod dream;
 mod error;
 mod facts;
 mod links;
@@ -44,6 +45,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+pub use dream::{DreamRun, DreamTotals, Watermark};
 pub use error::BrainError;
 pub use facts::{
     Fact, FactInput, FactOutcome, FactQuery, Take, TakeInput, TimelineEntry, TimelineInput, TimelineQuery,

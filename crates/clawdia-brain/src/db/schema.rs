@@ -32,7 +32,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 ///   `slugify`d forms used for matching.
 /// - `chunk_vectors.seq` (AUTOINCREMENT) and `vector_tombstones` let each process's in-memory
 ///   vector index catch up incrementally; `vector_state.epoch` changes when the model does.
-const MIGRATIONS: &[&str] = &["
+/// - Version 2, the dream cycle: `dream_watermarks` holds, per session, the last transcript
+///   `seq` whose distillation finished (`own = 1` marks the dream's own distiller sessions, never
+///   dreamed about); `dream_runs` records every run (dry runs too) with its counts and cost.
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE pages (
         id           INTEGER PRIMARY KEY,
         slug         TEXT NOT NULL UNIQUE,
@@ -149,7 +153,34 @@ const MIGRATIONS: &[&str] = &["
     CREATE TRIGGER chunk_vectors_tombstone AFTER DELETE ON chunk_vectors BEGIN
         INSERT INTO vector_tombstones (chunk_id) VALUES (old.chunk_id);
     END;
-"];
+",
+    "
+    CREATE TABLE dream_watermarks (
+        session_id TEXT PRIMARY KEY,
+        agent      TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        own        INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE dream_runs (
+        id         INTEGER PRIMARY KEY,
+        agent      TEXT NOT NULL,
+        dry_run    INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at   INTEGER,
+        scored     INTEGER NOT NULL DEFAULT 0,
+        worthy     INTEGER NOT NULL DEFAULT 0,
+        distilled  INTEGER NOT NULL DEFAULT 0,
+        failed     INTEGER NOT NULL DEFAULT 0,
+        tokens     INTEGER NOT NULL DEFAULT 0,
+        cost_usd   REAL NOT NULL DEFAULT 0,
+        report     TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX dream_runs_by_start ON dream_runs (started_at);
+",
+];
 
 /// Makes sqlite-vec's functions available on every connection opened afterwards in this
 /// process. Idempotent.

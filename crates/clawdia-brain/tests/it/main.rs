@@ -1,4 +1,6 @@
-//! Integration tests of the brain: the database and search (`db`), the parsers (`parse`).
+//! Integration tests of the brain: the database and search (`db`), the dream cycle's bookkeeping
+//! (`dream`), the parsers (`parse`).
 
 mod db;
+mod dream;
 mod parse;

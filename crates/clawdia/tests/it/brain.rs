@@ -221,7 +221,7 @@ fn mcp_server_works_with_the_official_python_sdk() {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     for expected in [
-        "tools:add_fact,add_timeline,find_experts,get_page,put_page,query,search,timeline\n",
+        "tools:add_fact,add_take,add_timeline,find_experts,get_page,put_page,query,search,timeline\n",
         "schema:object,predicate,subject\n",
         "put:True\n",
         "closed:1\n",
