@@ -9,6 +9,7 @@
 
 mod cron;
 mod error;
+mod mcp;
 mod raw;
 mod reference;
 mod secret;
@@ -24,6 +25,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use mcp::{McpConfig, McpEnv, McpServerConfig};
 pub use reference::{default_config_toml, example_toml, json_schema, reference_markdown};
 pub use secret::{Secret, SecretRef};
 
@@ -58,6 +60,8 @@ pub struct Config {
     pub prices: BTreeMap<String, Price>,
     pub brain: BrainConfig,
     pub cron: CronConfig,
+    /// `[mcp]`: MCP servers and the agents granted each.
+    pub mcp: McpConfig,
     /// Every secret reference that carries `rotated_at` and `rotate_every_days`.
     pub secret_rotation: Vec<SecretRotation>,
 }

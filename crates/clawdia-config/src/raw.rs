@@ -96,6 +96,9 @@ pub(crate) struct RawConfig {
     pub cron: RawCron,
 }
 
+    /// MCP servers whose tools agents may use (started on first use, sandboxed).
+    #[serde(default)]
+    pub mcp: crate::mcp::RawMcp,
 /// The scheduler (`state/cron.db`). Jobs defined here and jobs added with `clawdia cron add`
 /// behave the same.
 #[derive(Debug, Default, Deserialize, JsonSchema)]

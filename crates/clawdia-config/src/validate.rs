@@ -41,7 +41,7 @@ impl Context<'_> {
         self.home.join(path)
     }
 
-    fn secret(&self, raw: RawSecret, key: &[&str]) -> Result<SecretRef, ConfigError> {
+    pub(crate) fn secret(&self, raw: RawSecret, key: &[&str]) -> Result<SecretRef, ConfigError> {
         let (reference, rotated_at, every_days) = match raw {
             RawSecret::Env { env, rotated_at, rotate_every_days } => {
                 (SecretRef::Env(env), rotated_at, rotate_every_days)
@@ -122,8 +122,9 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
     }
     let brain = brain(&context, raw.brain)?;
     let cron = crate::cron::validate(&context, raw.cron, &agents)?;
+    let mcp = crate::mcp::validate(&context, raw.mcp, &agents)?;
     let secret_rotation = context.rotation.take();
-    Ok(Config { home: home.clone(), gateway, providers, agents, prices, brain, cron, secret_rotation })
+    Ok(Config { home: home.clone(), gateway, providers, agents, prices, brain, cron, mcp, secret_rotation })
 }
 
 fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigError> {
