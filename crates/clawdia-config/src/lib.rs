@@ -257,6 +257,28 @@ pub struct AgentConfig {
     pub web_fetch: WebFetchConfig,
     pub sandbox: Sandbox,
     pub exec: ExecConfig,
+    pub elevated: ElevatedConfig,
+}
+
+/// `[agents.NAME.elevated]`: host commands allowed outside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ElevatedConfig {
+    /// Sender patterns (`cli`, `api:alice`, `api:*`, ...) whose turns may run them.
+    pub senders: Vec<String>,
+    pub commands: Vec<HostCommandConfig>,
+}
+
+/// One allowed host binary with its argument patterns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCommandConfig {
+    /// Absolute, normalized.
+    pub path: PathBuf,
+    /// One pattern per argument (`*` within an argument; a final `**` for any rest).
+    pub args: Vec<String>,
+    /// Injected at the boundary; resolved when the command runs.
+    pub env: Vec<(String, SecretRef)>,
+    pub timeout: Duration,
+    pub description: Option<String>,
 }
 
 /// How an agent's `exec` commands are isolated.

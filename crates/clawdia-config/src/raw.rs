@@ -35,6 +35,8 @@ pub(crate) mod defaults {
     pub const EXEC_TIMEOUT_SECS: u64 = 30;
     /// Below the agent's 120 s cap on any tool call, with room for the kill grace.
     pub const EXEC_MAX_TIMEOUT_SECS: u64 = 110;
+    /// Only the owner at the terminal may trigger host commands unless the config says more.
+    pub const ELEVATED_SENDERS: [&str; 1] = ["cli"];
     pub const EXEC_MAX_OUTPUT_BYTES: usize = 32 * 1024;
     pub const EXEC_MEMORY_MB: u64 = 4096;
     pub const EXEC_CPU_SECONDS: u64 = 60;
@@ -94,11 +96,11 @@ pub(crate) struct RawConfig {
     /// The scheduler: jobs, the heartbeat and maintenance, run by `clawdia up`.
     #[serde(default)]
     pub cron: RawCron,
-}
-
     /// MCP servers whose tools agents may use (started on first use, sandboxed).
     #[serde(default)]
     pub mcp: crate::mcp::RawMcp,
+}
+
 /// The scheduler (`state/cron.db`). Jobs defined here and jobs added with `clawdia cron add`
 /// behave the same.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -448,6 +450,49 @@ pub(crate) struct RawAgent {
     /// Limits of the `exec` tool.
     #[serde(default)]
     pub exec: RawExec,
+    /// Host commands the agent may run outside the sandbox (the `host_exec` tool, group
+    /// `elevated`): only the listed binaries with matching arguments, and only in turns from the
+    /// listed senders. Empty: no host commands.
+    #[serde(default)]
+    pub elevated: RawElevated,
+}
+
+/// `[agents.NAME.elevated]`: the allowlist of host commands.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Elevated")]
+pub(crate) struct RawElevated {
+    /// Whose turns may run host commands: `cli` (the owner at the terminal), `api` (an API client
+    /// that gave no `user`), `api:NAME` (one that did), `scheduler`, `subagent:...` (a sub-agent
+    /// acting for that sender); `ORIGIN:*` matches every identified sender of an origin.
+    #[schemars(with = "Option<Vec<String>>", extend("default" = defaults::ELEVATED_SENDERS))]
+    pub senders: Option<Vec<Spanned<String>>>,
+    /// The host binaries and argument patterns allowed.
+    #[schemars(extend("default" = []))]
+    pub commands: Option<Vec<RawHostCommand>>,
+}
+
+/// One allowed host command: `[[agents.NAME.elevated.commands]]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "HostCommand")]
+pub(crate) struct RawHostCommand {
+    /// The binary, as an absolute path (no `PATH` lookup, no shell).
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// One pattern per argument, in order: literal text where `*` matches any characters within
+    /// that argument; a final `**` matches any further arguments. `[]`: no arguments.
+    #[schemars(with = "Option<Vec<String>>", extend("default" = []))]
+    pub args: Option<Vec<Spanned<String>>>,
+    /// Environment variables injected at the boundary (credentials the command needs), as secret
+    /// references; the model never sees their values, and they are masked in the output.
+    #[schemars(extend("default" = {}))]
+    pub env: Option<BTreeMap<String, RawSecret>>,
+    /// Seconds before the command and everything it started are killed.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_TIMEOUT_SECS))]
+    pub timeout_seconds: Option<Spanned<u64>>,
+    /// What the command is for, shown to the model.
+    pub description: Option<String>,
 }
 
 /// Which sandbox runs the agent's commands.

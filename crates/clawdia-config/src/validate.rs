@@ -434,7 +434,94 @@ fn agent(
             Some(raw::SandboxKind::Off) => crate::Sandbox::Off,
         },
         exec: exec(context, raw.exec, &key(&["exec"]))?,
+        elevated: elevated(context, raw.elevated, &key(&["elevated"]))?,
     })
+}
+
+/// The origins a sender pattern may name (channels add theirs when they exist).
+const SENDER_ORIGINS: [&str; 4] = ["cli", "api", "scheduler", "subagent"];
+
+/// `[agents.NAME.elevated]`: known sender origins, absolute binaries, `**` only last.
+fn elevated(
+    context: &Context,
+    raw: raw::RawElevated,
+    key: &[&str],
+) -> Result<crate::ElevatedConfig, ConfigError> {
+    // Key paths below `key`, e.g. `elevated.commands.[0].path`.
+    let error = |span: std::ops::Range<usize>, parts: &[&str], message: String| {
+        context.error(span, &[key, parts].concat(), message)
+    };
+    let senders = match raw.senders {
+        None => defaults::ELEVATED_SENDERS.map(String::from).to_vec(),
+        Some(senders) => senders
+            .into_iter()
+            .enumerate()
+            .map(|(index, sender)| {
+                let text = sender.get_ref().trim();
+                let origin = text.split(':').next().unwrap_or_default();
+                if !SENDER_ORIGINS.contains(&origin)
+                    || text.ends_with(':')
+                    || text.contains(char::is_whitespace)
+                {
+                    let message = format!(
+                        "`{text}` is not a sender: use {} (optionally `:ID` or `:*`)",
+                        SENDER_ORIGINS.join(", ")
+                    );
+                    return Err(error(sender.span(), &["senders", &format!("[{index}]")], message));
+                }
+                Ok(text.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let mut commands = Vec::new();
+    for (index, command) in raw.commands.unwrap_or_default().into_iter().enumerate() {
+        let entry = format!("[{index}]");
+        let path = PathBuf::from(command.path.get_ref());
+        let normal = path.is_absolute()
+            && path
+                .components()
+                .all(|c| !matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir));
+        if !normal {
+            let message = "must be an absolute path to a binary, without `.` or `..` (e.g. \"/usr/bin/git\")";
+            return Err(error(command.path.span(), &["commands", &entry, "path"], message.into()));
+        }
+        let args: Vec<Spanned<String>> = command.args.unwrap_or_default();
+        let last = args.len().saturating_sub(1);
+        for (position, arg) in args.iter().enumerate() {
+            if arg.get_ref().contains("**") && (position != last || arg.get_ref() != "**") {
+                let message = "`**` (any further arguments) may only be the whole last pattern";
+                let at = format!("[{position}]");
+                return Err(error(arg.span(), &["commands", &entry, "args", &at], message.into()));
+            }
+        }
+        let mut env = Vec::new();
+        for (name, secret) in command.env.unwrap_or_default() {
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                let message = format!("`{name}` is not an environment variable name");
+                return Err(error(command.path.span(), &["commands", &entry, "env"], message));
+            }
+            let reference = context.secret(secret, &[key, &["commands", &entry, "env", &name]].concat())?;
+            env.push((name, reference));
+        }
+        let timeout = match command.timeout_seconds {
+            Some(value) if !(1..=defaults::EXEC_MAX_TIMEOUT_SECS).contains(value.get_ref()) => {
+                let message = format!("must be between 1 and {}", defaults::EXEC_MAX_TIMEOUT_SECS);
+                return Err(error(value.span(), &["commands", &entry, "timeout_seconds"], message));
+            }
+            value => value.map_or(defaults::EXEC_TIMEOUT_SECS, Spanned::into_inner),
+        };
+        commands.push(crate::HostCommandConfig {
+            path,
+            args: args.into_iter().map(Spanned::into_inner).collect(),
+            env,
+            timeout: Duration::from_secs(timeout),
+            description: command.description.filter(|d| !d.trim().is_empty()),
+        });
+    }
+    Ok(crate::ElevatedConfig { senders, commands })
 }
 
 /// `[agents.NAME.tools] write`: relative globs that stay inside the workspace.

@@ -37,8 +37,9 @@ impl TurnOrigin {
 }
 
 /// The sender identity policies match on: the origin, plus `:<id>` when the transport
-/// identified the sender (`api:alice`). Characters other than ASCII letters, digits and
-/// `._@+-` in the id become `_`, so an id cannot pose as another origin.
+/// identified the sender (`api:alice`; a sub-agent acting for it: `subagent:api:alice`).
+/// Characters other than ASCII letters, digits and `._@+-:` in the id become `_`; the origin
+/// prefix comes from the transport, so no id can pose as another origin.
 pub fn sender_id(origin: TurnOrigin, sender: Option<&str>) -> String {
     match sender.filter(|id| !id.is_empty()) {
         None => origin.as_str().to_string(),
@@ -46,7 +47,7 @@ pub fn sender_id(origin: TurnOrigin, sender: Option<&str>) -> String {
             let clean: String = id
                 .chars()
                 .take(128)
-                .map(|c| if c.is_ascii_alphanumeric() || "._@+-".contains(c) { c } else { '_' })
+                .map(|c| if c.is_ascii_alphanumeric() || "._@+-:".contains(c) { c } else { '_' })
                 .collect();
             format!("{}:{clean}", origin.as_str())
         }
@@ -177,4 +178,20 @@ pub trait Gateway: Send + Sync {
     fn agents(&self) -> Vec<AgentInfo>;
     async fn run_turn(&self, request: TurnRequest, events: &dyn TurnEvents)
     -> Result<TurnOutcome, TurnError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_ids_keep_the_transport_origin_first() {
+        assert_eq!(sender_id(TurnOrigin::Cli, None), "cli");
+        assert_eq!(sender_id(TurnOrigin::Api, Some("")), "api");
+        assert_eq!(sender_id(TurnOrigin::Api, Some("alice")), "api:alice");
+        assert_eq!(sender_id(TurnOrigin::Subagent, Some("api:alice")), "subagent:api:alice");
+        // An API client cannot pass itself off as the owner's terminal.
+        assert_eq!(sender_id(TurnOrigin::Api, Some("\ncli")), "api:_cli");
+        assert_eq!(sender_id(TurnOrigin::Api, Some("a b*")), "api:a_b_");
+    }
 }

@@ -167,7 +167,7 @@ fn overrides_are_applied() {
 fn bad_configs_name_line_and_key() {
     let cases: Vec<(String, &str)> = vec![
         ("[agents.main]\nmodle = \"x\"".into(),
-         "clawdia.toml:2: agents.main.modle: unknown key `modle`, expected one of `model`, `fallbacks`, `workspace`, `tools`, `budget`, `prompt`, `max_tool_iterations`, `max_tokens`, `temperature`, `web_fetch`, `sandbox`, `exec`"),
+         "clawdia.toml:2: agents.main.modle: unknown key `modle`, expected one of `model`, `fallbacks`, `workspace`, `tools`, `budget`, `prompt`, `max_tool_iterations`, `max_tokens`, `temperature`, `web_fetch`, `sandbox`, `exec`, `elevated`"),
         ("[gateway]\nbind = \"127.0.0.1\"\nport = \"abc\"\n".into(),
          "clawdia.toml:3: gateway.port: invalid type: string \"abc\", expected u16"),
         ("[gateway]\nport = 70000\n".into(),
@@ -220,6 +220,14 @@ fn bad_configs_name_line_and_key() {
          "clawdia.toml:7: prices.\"groq/llama\": unknown provider `groq` (configured: anthropic, zai)"),
         (format!("{PROVIDERS}[prices.glm-5]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"),
          "clawdia.toml:7: prices.glm-5: `glm-5` is not of the form `provider/model` (e.g. `anthropic/claude-sonnet-4-5`)"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.elevated]\nsenders = [\"cli\", \"telegram\"]\n"),
+         "clawdia.toml:10: agents.main.elevated.senders[1]: `telegram` is not a sender: use cli, api, scheduler, subagent (optionally `:ID` or `:*`)"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[[agents.main.elevated.commands]]\npath = \"git\"\n"),
+         "clawdia.toml:10: agents.main.elevated.commands[0].path: must be an absolute path to a binary, without `.` or `..` (e.g. \"/usr/bin/git\")"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[[agents.main.elevated.commands]]\npath = \"/usr/bin/git\"\nargs = [\"**\", \"push\"]\n"),
+         "clawdia.toml:11: agents.main.elevated.commands[0].args[0]: `**` (any further arguments) may only be the whole last pattern"),
+        (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[[agents.main.elevated.commands]]\npath = \"/usr/bin/git\"\nenv = {{ TOKEN = \"ghp_inline\" }}\n"),
+         "clawdia.toml:11: agents.main.elevated.commands[0].env.TOKEN: secrets must be references, `{ env = \"NAME\" }` or `{ file = \"path\" }`, never inline values"),
         (format!("{PROVIDERS}[prices.\"zai/glm-5\"]\ninput_per_mtok = 1.0\noutput_per_mtok = -2.0\n"),
          "clawdia.toml:9: prices.\"zai/glm-5\".output_per_mtok: must be a non-negative number of US dollars"),
     ];
@@ -679,4 +687,25 @@ fn secrets_may_carry_a_rotation_schedule() {
         let error = parse(&text, &home()).unwrap_err().to_string();
         assert!(error.starts_with("clawdia.toml:4: ") && error.contains(expected), "{secret}: {error}");
     }
+}
+
+#[test]
+fn elevated_commands_parse_with_defaults_and_secret_references() {
+    let text = format!(
+        "{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.ops]\nmodel = \"zai/glm-5\"\n\
+         [agents.ops.elevated]\nsenders = [\"cli\", \"api:alice\", \"subagent:*\"]\n\
+         [[agents.ops.elevated.commands]]\npath = \"/usr/bin/git\"\nargs = [\"-C\", \"/srv/*\", \"**\"]\n\
+         env = {{ GH_TOKEN = {{ env = \"OPS_GH_TOKEN\" }} }}\n"
+    );
+    let config = parse(&text, &home()).unwrap();
+    let main = &config.agents["main"].elevated;
+    assert_eq!(main.senders, ["cli"], "only the owner at the terminal by default");
+    assert!(main.commands.is_empty(), "no host commands unless listed");
+    let ops = &config.agents["ops"].elevated;
+    assert_eq!(ops.senders, ["cli", "api:alice", "subagent:*"]);
+    let git = &ops.commands[0];
+    assert_eq!(git.path, Path::new("/usr/bin/git"));
+    assert_eq!(git.args, ["-C", "/srv/*", "**"]);
+    assert_eq!(git.env, [("GH_TOKEN".to_string(), SecretRef::Env("OPS_GH_TOKEN".into()))]);
+    assert_eq!(git.timeout, Duration::from_secs(30));
 }
