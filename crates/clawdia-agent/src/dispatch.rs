@@ -2,9 +2,12 @@
 //! which checks the agent's policy before anything runs, parses the arguments, runs the tool
 //! under a time cap, audits security-relevant failures, and wraps the result in trust markers.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use clawdia_core::{AuditEvent, Message, Severity, ToolCall, ToolContext, ToolError, ToolProgress};
+use clawdia_core::{AuditEvent, Message, Severity, Tool, ToolCall, ToolContext, ToolError, ToolProgress};
+use futures_util::future::join_all;
 
 use crate::metrics::Metrics;
 use crate::turn::Scope;
@@ -46,12 +49,43 @@ async fn run(
     let name = agent.spec.name.as_str();
     let session_id = scope.session_id;
     let tools_allow = scope.tools_allow;
-    let Some(tool) = agent.tools.get(&call.name) else {
-        return Err(ToolError::NotFound(format!("there is no tool named `{}`", call.name)));
+    // Built-in tools first, then the turn's run-time tools, then the sources asked afresh (a
+    // server restarted since the turn began may list a tool the turn has not seen).
+    let mut from_source = false;
+    let tool: Arc<dyn Tool> = match agent.tools.get(&call.name) {
+        Some(tool) => tool.clone(),
+        None => {
+            from_source = true;
+            let found = match scope.extra.get(&call.name) {
+                Some(tool) => Some(tool.clone()),
+                None => source_tools(agents, agent, session_id, tools_allow).await.remove(&call.name),
+            };
+            let Some(tool) = found else {
+                agents.audit.record(
+                    AuditEvent::new(
+                        "tool_unknown",
+                        Severity::WARNING,
+                        format!("agent `{name}` called `{}`, which is not one of its tools", call.name),
+                    )
+                    .agent(name)
+                    .session(session_id),
+                );
+                return Err(ToolError::NotFound(format!(
+                    "there is no tool named `{}` for agent `{name}`",
+                    call.name
+                )));
+            };
+            tool
+        }
     };
     let narrowed_out = tools_allow
         .is_some_and(|list| !list.iter().any(|entry| *entry == call.name || entry == tool.group()));
-    if narrowed_out || !agent.spec.policy.allows(&call.name, tool.group()) {
+    let refused = if from_source {
+        agent.spec.policy.denies(&call.name, tool.group())
+    } else {
+        !agent.spec.policy.allows(&call.name, tool.group())
+    };
+    if narrowed_out || refused {
         Metrics::add(&agents.metrics.tool_denials, 1);
         agents.audit.record(
             AuditEvent::new(
@@ -91,4 +125,53 @@ async fn run(
         );
     }
     outcome
+}
+
+/// The run-time tools of `agent`'s sources, by name: every source asked at once; one that fails
+/// is audited and skipped (the turn goes on without its tools). Names that clash with a built-in
+/// tool are left out; denied ones stay (the model is not offered them, and a call is refused
+/// and audited like any denied tool). With `tools_allow` (a narrowed
+/// turn), sources are asked only when the list names something that is not built in.
+pub(crate) async fn source_tools(
+    agents: &Agents,
+    agent: &Agent,
+    session_id: &str,
+    tools_allow: Option<&[String]>,
+) -> HashMap<String, Arc<dyn Tool>> {
+    let mut found = HashMap::new();
+    if agent.sources.is_empty() {
+        return found;
+    }
+    if let Some(list) = tools_allow {
+        let built_in =
+            |entry: &String| agent.tools.values().any(|t| t.spec().name == *entry || t.group() == entry);
+        if list.iter().all(built_in) {
+            return found;
+        }
+    }
+    let name = agent.spec.name.as_str();
+    let listed = join_all(agent.sources.iter().map(|source| source.tools())).await;
+    for (source, listed) in agent.sources.iter().zip(listed) {
+        match listed {
+            Ok(tools) => {
+                for tool in tools {
+                    let tool_name = tool.spec().name.clone();
+                    if agent.tools.contains_key(&tool_name) {
+                        continue;
+                    }
+                    found.insert(tool_name, tool);
+                }
+            }
+            Err(error) => agents.audit.record(
+                AuditEvent::new(
+                    "tool_source_failed",
+                    Severity::WARNING,
+                    format!("`{}` offers no tools this turn: {error}", source.name()),
+                )
+                .agent(name)
+                .session(session_id),
+            ),
+        }
+    }
+    found
 }

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use clawdia_core::{
-    AgentInfo, AuditSink, Gateway, ModelRef, Models, SessionStore, SkillRouter, Tool, TurnError, TurnEvents,
-    TurnOutcome, TurnRequest, Usage,
+    AgentInfo, AuditSink, Gateway, ModelRef, Models, SessionStore, SkillRouter, Tool, ToolSource, TurnError,
+    TurnEvents, TurnOutcome, TurnRequest, Usage,
 };
 
 pub use metrics::Metrics;
@@ -59,6 +59,8 @@ struct Agent {
     tools: HashMap<String, Arc<dyn Tool>>,
     /// Specs of the allowed tools, as sent to the model, sorted by name.
     allowed_specs: Vec<clawdia_core::ToolSpec>,
+    /// Run-time tool sources granted to this agent (MCP servers), asked at each turn's start.
+    sources: Vec<Arc<dyn ToolSource>>,
     prompt: prompt::PromptCache,
 }
 
@@ -126,8 +128,21 @@ impl Agents {
         let tools = tools.into_iter().map(|t| (t.spec().name.clone(), t)).collect();
         self.agents.insert(
             spec.name.clone(),
-            Agent { spec, tools, allowed_specs, prompt: prompt::PromptCache::default() },
+            Agent { spec, tools, allowed_specs, sources: Vec::new(), prompt: prompt::PromptCache::default() },
         );
+    }
+
+    /// Grants `agent` the tools of `source` (e.g. an MCP server): they are listed at each turn's
+    /// start and offered unless the agent's deny list names them or their group. Returns false
+    /// when there is no such agent.
+    pub fn add_tool_source(&mut self, agent: &str, source: Arc<dyn ToolSource>) -> bool {
+        match self.agents.get_mut(agent) {
+            Some(agent) => {
+                agent.sources.push(source);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {

@@ -1,5 +1,6 @@
 //! Tool policy: an agent's allow and deny lists of tool names and groups. Deny wins; `*` in the
-//! allow list allows everything not denied.
+//! allow list allows every built-in tool not denied (tools from a `ToolSource`, such as MCP
+//! servers, are granted per agent instead, and only the deny list applies to them).
 
 /// An agent's tool policy as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,5 +17,11 @@ impl ToolPolicy {
             return false;
         }
         self.allow.iter().any(|entry| entry == "*") || hit(&self.allow)
+    }
+
+    /// Whether the deny list names the tool or its group. Tools from a `ToolSource` (granted
+    /// per agent, e.g. MCP servers) need no allow entry, so only this applies to them.
+    pub fn denies(&self, name: &str, group: &str) -> bool {
+        self.deny.iter().any(|entry| entry == name || entry == group)
     }
 }

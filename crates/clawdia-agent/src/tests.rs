@@ -736,3 +736,112 @@ async fn a_parent_can_cancel_a_child() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(announcements(&store, "p3").is_empty());
 }
+
+// ---- run-time tool sources (MCP servers) ---------------------------------------------------
+
+/// A source listing `tools` (or failing with `error`), counting how often it was asked.
+struct FakeSource {
+    tools: Vec<Arc<dyn Tool>>,
+    error: Option<String>,
+    asked: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl clawdia_core::ToolSource for FakeSource {
+    fn name(&self) -> &str {
+        "mcp:fake"
+    }
+    async fn tools(&self) -> Result<Vec<Arc<dyn Tool>>, String> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match &self.error {
+            Some(error) => Err(error.clone()),
+            None => Ok(self.tools.clone()),
+        }
+    }
+}
+
+fn fake_source(error: Option<&str>) -> Arc<FakeSource> {
+    Arc::new(FakeSource {
+        tools: vec![echo("fake__echo", "mcp:fake"), echo("fake__drop", "mcp:fake"), echo("echo", "mcp:fake")],
+        error: error.map(String::from),
+        asked: Default::default(),
+    })
+}
+
+fn offered(h: &Harness, index: usize) -> Vec<String> {
+    h.models.requests.lock().unwrap()[index].tools.iter().map(|t| t.name.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_granted_source_is_offered_and_runs_through_the_dispatch_point() {
+    let mut h = harness();
+    let source = fake_source(None);
+    h.agents.agents.get_mut("main").unwrap().spec.policy.deny.push("fake__drop".into());
+    assert!(h.agents.add_tool_source("main", source.clone()));
+    assert!(!h.agents.add_tool_source("ghost", source.clone()));
+    h.models.push(tool_reply(vec![call("c1", "fake__echo", r#"{"y":2}"#), call("c2", "fake__drop", "{}")]));
+    h.models.push(Ok(clawdia_core::Message::assistant("done")));
+    h.agents.run_turn(request(Some("s1"), "go"), &Collect::default()).await.unwrap();
+    // Not in the allow list (`test`), yet offered: the source is the grant. The deny list still
+    // removes a tool, and a source cannot shadow a built-in tool (`echo`).
+    assert_eq!(offered(&h, 0), ["echo", "fake__echo"]);
+    let sessions = h.store.sessions.lock().unwrap();
+    let results: Vec<(bool, String)> = sessions["s1"]
+        .1
+        .iter()
+        .filter_map(|m| match m {
+            clawdia_core::Message::ToolResult { is_error, content, .. } => Some((*is_error, content.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!results[0].0 && results[0].1.contains(r#"echo {"y":2}"#), "{results:?}");
+    assert!(results[0].1.contains("source=tool:fake__echo"), "trust markers: {results:?}");
+    assert!(results[1].0 && results[1].1.contains("not allowed"), "{results:?}");
+    assert!(h.audit.kinds().contains(&"tool_denied".to_string()));
+    assert_eq!(source.asked.load(std::sync::atomic::Ordering::Relaxed), 1, "asked once per turn");
+}
+
+#[tokio::test]
+async fn an_agent_without_the_grant_cannot_call_source_tools_even_with_star() {
+    let mut h = harness();
+    h.agents.agents.get_mut("main").unwrap().spec.policy.allow = vec!["*".into()];
+    h.models.push(tool_reply(vec![call("c1", "fake__echo", "{}")]));
+    h.models.push(Ok(clawdia_core::Message::assistant("done")));
+    h.agents.run_turn(request(Some("s1"), "go"), &Collect::default()).await.unwrap();
+    assert!(!offered(&h, 0).contains(&"fake__echo".to_string()));
+    let sessions = h.store.sessions.lock().unwrap();
+    let refused = sessions["s1"].1.iter().any(|m| {
+        matches!(m, clawdia_core::Message::ToolResult { is_error: true, content, .. }
+            if content.contains("no tool named `fake__echo` for agent `main`"))
+    });
+    assert!(refused, "{:?}", sessions["s1"].1);
+    assert!(h.audit.kinds().contains(&"tool_unknown".to_string()), "{:?}", h.audit.kinds());
+}
+
+#[tokio::test]
+async fn a_failing_source_is_audited_and_the_turn_goes_on() {
+    let mut h = harness();
+    h.agents.add_tool_source("main", fake_source(Some("cannot start: boom")));
+    h.models.push(Ok(clawdia_core::Message::assistant("fine")));
+    let outcome = h.agents.run_turn(request(Some("s1"), "go"), &Collect::default()).await.unwrap();
+    assert_eq!(outcome.text, "fine");
+    assert_eq!(offered(&h, 0), ["echo"]);
+    let events = h.audit.0.lock().unwrap();
+    let failed = events.iter().find(|e| e.kind == "tool_source_failed").expect("audited");
+    assert!(failed.detail.contains("`mcp:fake`") && failed.detail.contains("boom"), "{}", failed.detail);
+}
+
+#[tokio::test]
+async fn a_narrowed_turn_asks_sources_only_for_names_it_could_use() {
+    let mut h = harness();
+    let source = fake_source(None);
+    h.agents.add_tool_source("main", source.clone());
+    let mut narrowed = request(Some("s1"), "go");
+    narrowed.tools_allow = Some(vec!["test".into()]);
+    h.agents.run_turn(narrowed, &Collect::default()).await.unwrap();
+    assert_eq!(source.asked.load(std::sync::atomic::Ordering::Relaxed), 0, "no server starts for it");
+    let mut by_group = request(Some("s2"), "go");
+    by_group.tools_allow = Some(vec!["mcp:fake".into()]);
+    h.agents.run_turn(by_group, &Collect::default()).await.unwrap();
+    assert_eq!(offered(&h, 1), ["fake__drop", "fake__echo"]);
+}

@@ -133,18 +133,33 @@ pub(crate) async fn run(
             tools_allow = Some(narrowed);
         }
     }
-    let offered: Vec<clawdia_core::ToolSpec> = match &tools_allow {
-        None => agent.allowed_specs.clone(),
-        Some(list) => agent
-            .allowed_specs
-            .iter()
-            .filter(|spec| {
-                let group = agent.tools.get(&spec.name).map(|t| t.group()).unwrap_or_default();
+    // Run-time tools (MCP servers granted to the agent), listed now: a server starts on the
+    // first turn that can use it.
+    let extra = dispatch::source_tools(agents, agent, session_id, tools_allow.as_deref()).await;
+    let mut offered: Vec<clawdia_core::ToolSpec> = agent
+        .allowed_specs
+        .iter()
+        .chain(
+            extra
+                .values()
+                .filter(|tool| !agent.spec.policy.denies(&tool.spec().name, tool.group()))
+                .map(|tool| tool.spec()),
+        )
+        .filter(|spec| match &tools_allow {
+            None => true,
+            Some(list) => {
+                let group = agent
+                    .tools
+                    .get(&spec.name)
+                    .or_else(|| extra.get(&spec.name))
+                    .map(|t| t.group())
+                    .unwrap_or_default();
                 list.iter().any(|entry| *entry == spec.name || entry == group)
-            })
-            .cloned()
-            .collect(),
-    };
+            }
+        })
+        .cloned()
+        .collect();
+    offered.sort_by(|a, b| a.name.cmp(&b.name));
     agents.hub.turn_started(session_id, offered.iter().map(|spec| spec.name.clone()).collect());
     let _offered_guard = OfferedGuard { hub: &agents.hub, session: session_id };
     let mut transcript = stored.messages;
@@ -248,6 +263,7 @@ pub(crate) async fn run(
                 tools_allow: tools_allow.as_deref(),
                 origin: request.origin,
                 sender: request.sender.as_deref(),
+                extra: &extra,
             };
             run_one(agents, agent, scope, call, skip, events)
         });
@@ -296,6 +312,8 @@ pub(crate) struct Scope<'a> {
     pub tools_allow: Option<&'a [String]>,
     pub origin: TurnOrigin,
     pub sender: Option<&'a str>,
+    /// The turn's run-time tools (from the agent's tool sources), by name.
+    pub extra: &'a HashMap<String, std::sync::Arc<dyn clawdia_core::Tool>>,
 }
 
 async fn run_one(

@@ -23,7 +23,7 @@ pub use model::{
 };
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
-pub use tool::{Tool, ToolContext, ToolError, ToolProgress};
+pub use tool::{Tool, ToolContext, ToolError, ToolProgress, ToolSource};
 pub use turn::{
     AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, sender_id,
 };

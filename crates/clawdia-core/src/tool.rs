@@ -107,3 +107,18 @@ pub trait Tool: Send + Sync {
     /// Runs the tool. `arguments` is already-parsed JSON (an object for well-formed calls).
     async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError>;
 }
+
+/// Tools known only at run time, e.g. an MCP server's, listed when the server starts. The agent
+/// loop asks every source registered for an agent at the start of each turn (a source may start
+/// something then, on first use) and again at the dispatch point for a name it does not know.
+/// Its tools go through the same dispatch point as built-in ones. A source registered for an
+/// agent is a grant: its tools need no entry in the agent's allow list, but its deny list (a
+/// tool name or the tool's group) still applies.
+#[async_trait]
+pub trait ToolSource: Send + Sync {
+    /// For audit events and errors, e.g. `mcp:everything`.
+    fn name(&self) -> &str;
+    /// The tools available now, or why there are none (one line). Must not take longer than
+    /// the source's own start-up timeout.
+    async fn tools(&self) -> Result<Vec<Arc<dyn Tool>>, String>;
+}
