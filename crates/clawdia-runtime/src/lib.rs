@@ -115,6 +115,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     }
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
     Ok(Runtime { config, store, agents: agents.shared(), brain, cron })
+        tools.extend(host_exec_tool(agent, store.clone()));
 }
 
 fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
@@ -124,7 +125,7 @@ fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
         name: agent.name.clone(),
         chain,
         workspace: agent.workspace.clone(),
-        policy: ToolPolicy { allow: agent.tools.allow.clone(), deny: agent.tools.deny.clone() },
+        policy: ToolPolicy { allow: allow_list(agent), deny: agent.tools.deny.clone() },
         budget: Budget { daily_tokens: agent.budget.daily_tokens, daily_usd: agent.budget.daily_usd },
         prompt_limits: PromptLimits {
             file_max_chars: agent.prompt.file_max_chars,
@@ -194,6 +195,56 @@ pub fn sandbox_helper() -> PathBuf {
 }
 
 /// Which sandbox mechanisms work on this machine (probed afresh), for `clawdia doctor`.
+/// The agent's allow list; listing host commands in `[agents.NAME.elevated]` grants the
+/// `elevated` group (`host_exec`), which `tools.deny` can still take away.
+fn allow_list(agent: &clawdia_config::AgentConfig) -> Vec<String> {
+    let mut allow = agent.tools.allow.clone();
+    if !agent.elevated.commands.is_empty() && !allow.iter().any(|entry| entry == "elevated") {
+        allow.push("elevated".to_string());
+    }
+    allow
+}
+
+/// `host_exec` for an agent with `[agents.NAME.elevated]` commands: credentials are resolved
+/// from their secret references each time a command runs, never earlier.
+fn host_exec_tool(agent: &clawdia_config::AgentConfig, audit: Arc<dyn AuditSink>) -> Option<Arc<dyn Tool>> {
+    let elevated = &agent.elevated;
+    if elevated.commands.is_empty() {
+        return None;
+    }
+    let commands = elevated
+        .commands
+        .iter()
+        .map(|command| clawdia_tools::HostCommand {
+            path: command.path.clone(),
+            args: command.args.clone(),
+            env: command
+                .env
+                .iter()
+                .map(|(name, reference)| {
+                    let reference = reference.clone();
+                    let source: clawdia_tools::CredentialSource = Arc::new(move || {
+                        reference
+                            .resolve()
+                            .map(|secret| secret.expose().to_string())
+                            .map_err(|e| e.to_string())
+                    });
+                    (name.clone(), source)
+                })
+                .collect(),
+            timeout: command.timeout,
+            description: command.description.clone(),
+        })
+        .collect();
+    let settings = clawdia_tools::HostExecSettings {
+        senders: elevated.senders.clone(),
+        commands,
+        kill_grace: Duration::from_secs(2),
+        max_output_bytes: agent.exec.max_output_bytes,
+    };
+    Some(Arc::new(clawdia_tools::HostExec::new(settings, audit)))
+}
+
 pub async fn sandbox_probe() -> clawdia_sandbox::Probe {
     clawdia_sandbox::detect(&sandbox_helper()).await
 }

@@ -127,21 +127,49 @@ impl Tool for Exec {
             kill_grace: self.settings.kill_grace,
             output_cap: self.settings.max_output_bytes,
         };
-        let outcome =
-            clawdia_sandbox::run(&mechanism, &policy, command, |_| {}).await.map_err(
-                |error| match error {
-                    SandboxError::Unavailable(_) | SandboxError::Unsupported(_) => {
-                        ToolError::Refused(error.to_string())
-                    }
-                    other => ToolError::Failed(other.to_string()),
-                },
-            )?;
+        let mut stream = Utf8Stream::default();
+        let on_output = |bytes: &[u8]| {
+            let text = stream.push(bytes);
+            if !text.is_empty() {
+                context.report(&text);
+            }
+        };
+        let outcome = clawdia_sandbox::run(&mechanism, &policy, command, on_output).await.map_err(
+            |error| match error {
+                SandboxError::Unavailable(_) | SandboxError::Unsupported(_) => {
+                    ToolError::Refused(error.to_string())
+                }
+                other => ToolError::Failed(other.to_string()),
+            },
+        )?;
         Ok(report(&outcome, timeout))
     }
 }
 
+/// Turns a byte stream into text chunk by chunk without splitting a UTF-8 character: an
+/// incomplete sequence at the end of a chunk waits for the next one; invalid bytes become U+FFFD.
+#[derive(Debug, Default)]
+pub(crate) struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let complete = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            // An error with no length is a sequence cut off at the end: keep it (at most 3 bytes).
+            Err(error) if error.error_len().is_none() => error.valid_up_to(),
+            Err(_) => self.pending.len(),
+        };
+        let text = String::from_utf8_lossy(&self.pending[..complete]).into_owned();
+        self.pending.drain(..complete);
+        text
+    }
+}
+
 /// What the model reads: how the command ended, then its output.
-fn report(outcome: &clawdia_sandbox::Outcome, timeout: Duration) -> String {
+pub(crate) fn report(outcome: &clawdia_sandbox::Outcome, timeout: Duration) -> String {
     let status = if outcome.timed_out {
         format!("timed out after {}s: the command and everything it started were killed", timeout.as_secs())
     } else {

@@ -1,11 +1,13 @@
 //! Built-in agent tools: `read`, `write`, `edit`, `list`, `grep` confined to the agent's
 //! workspace, `web_fetch` with time, size and address caps, and `exec`, which runs shell
-//! commands inside the sandbox (`clawdia-sandbox`).
+//! commands inside the sandbox (`clawdia-sandbox`); `host_exec` runs owner-allowlisted host
+//! binaries for allowlisted senders.
 //!
 //! Architecture invariant: every path argument goes through `paths::resolve`, which refuses
 //! absolute paths, `..` components and symlinks that lead outside the workspace. This crate
 //! knows nothing about policy, sessions or trust markers: the agent's dispatch point does that.
 
+mod elevated;
 mod exec;
 mod fs;
 pub mod globs;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use clawdia_core::Tool;
 
 pub use clawdia_sandbox::{Choice as SandboxChoice, Limits as ExecLimits};
+pub use elevated::{CredentialSource, HostCommand, HostExec, HostExecSettings};
 pub use exec::ExecSettings;
 pub use web::WebFetchLimits;
 

@@ -106,3 +106,25 @@ async fn exec_does_not_pass_the_gateway_environment_even_unsandboxed() {
         call(&exec, dir.path(), json!({"command": "env | sort | cut -d= -f1 | tr '\\n' ' '"})).await.unwrap();
     assert!(text.ends_with("HOME LANG LC_ALL PATH PWD SHELL TERM TMPDIR "), "{text}");
 }
+
+#[tokio::test]
+async fn exec_streams_output_while_the_command_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Exec::new(settings(SandboxChoice::Off, "/nonexistent"));
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut context = context(dir.path());
+    context.progress = Some(std::sync::Arc::new(move |text: &str| {
+        let _ = sender.send(text.to_string());
+    }));
+    let run = exec.call(&context, json!({"command": "echo first; sleep 1; echo second"}));
+    tokio::pin!(run);
+    // The first line arrives while the command is still sleeping.
+    let first = tokio::select! {
+        text = receiver.recv() => text.unwrap(),
+        _ = &mut run => panic!("the command ended before any output was streamed"),
+    };
+    assert_eq!(first, "first\n");
+    let out = run.await.unwrap();
+    assert!(out.ends_with("first\nsecond\n"), "{out}");
+    assert_eq!(receiver.recv().await.as_deref(), Some("second\n"));
+}

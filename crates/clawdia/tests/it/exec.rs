@@ -92,3 +92,67 @@ fn doctor_names_the_sandbox_and_fails_for_sandbox_off() {
         "{text}"
     );
 }
+
+/// `host_exec` end to end: host commands run outside the sandbox only for allowlisted senders
+/// and argument patterns, with a credential injected from a secret reference and masked in
+/// what the model reads; refusals reach the model as errors and `clawdia status` as audit events.
+#[test]
+fn elevated_host_commands_run_only_for_allowlisted_senders_with_credentials_masked() {
+    let home = sandbox_home("");
+    let marker = home.path().join("host-made");
+    let config = std::fs::read_to_string(home.path().join("clawdia.toml")).unwrap();
+    let config = format!(
+        "{config}\n[agents.main.elevated]\nsenders = [\"cli\", \"api:alice\"]\n\
+         [[agents.main.elevated.commands]]\npath = \"/usr/bin/env\"\n\
+         env = {{ DEPLOY_TOKEN = {{ env = \"CLAWDIA_TEST_KEY\" }} }}\n\
+         [[agents.main.elevated.commands]]\npath = \"/usr/bin/touch\"\nargs = [\"*/host-made\"]\n"
+    );
+    std::fs::write(home.path().join("clawdia.toml"), config).unwrap();
+
+    // The owner at the terminal: both commands run on the host (the marker is outside the
+    // workspace, where the sandbox could never write).
+    let env_call = serde_json::json!({ "program": "/usr/bin/env" }).to_string();
+    let touch_call =
+        serde_json::json!({ "program": "/usr/bin/touch", "args": [marker.to_str().unwrap()] }).to_string();
+    home.mock.push(Reply::tool_calls(vec![("host_exec", env_call.as_str())]));
+    home.mock.push(Reply::tool_calls(vec![("host_exec", touch_call.as_str())]));
+    home.mock.push(Reply::text("Done on the host."));
+    let out = home.run(&["chat", "-m", "deploy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(marker.exists(), "the allowlisted host command did not run");
+    let requests = home.mock.requests();
+    let env_result = requests[1].body["messages"].to_string();
+    assert!(env_result.contains("DEPLOY_TOKEN=[DEPLOY_TOKEN redacted]"), "{env_result}");
+    assert!(!env_result.contains("test-key"), "the credential reached the model");
+
+    // Over the API: an unlisted sender is refused before anything runs, a listed one is not.
+    std::fs::remove_file(&marker).unwrap();
+    let gateway = home.up();
+    let token = home.token();
+    home.mock.push(Reply::tool_calls(vec![("host_exec", touch_call.as_str())]));
+    home.mock.push(Reply::text("Refused."));
+    let (status, body) = http(
+        gateway.addr,
+        "POST",
+        "/v1/turns",
+        Some(&token),
+        r#"{"message":"deploy","session":"from-bob","sender":"bob"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(!marker.exists(), "a refused sender's host command ran");
+    assert!(last_tool_result(&home).contains("sender `api:bob` may not run host commands"));
+    home.mock.push(Reply::tool_calls(vec![("host_exec", touch_call.as_str())]));
+    home.mock.push(Reply::text("Ran."));
+    let (status, body) = http(
+        gateway.addr,
+        "POST",
+        "/v1/turns",
+        Some(&token),
+        r#"{"message":"deploy","session":"from-alice","sender":"alice"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(marker.exists(), "an allowlisted API sender's host command did not run");
+    drop(gateway);
+    let status = stdout(&home.run(&["status"]));
+    assert!(status.contains("elevated_refused"), "{status}");
+}
