@@ -44,6 +44,9 @@ pub(crate) fn confine_and_exec(spec: &Spec) -> Result<Infallible, String> {
         .map(|(k, v)| CString::new(format!("{k}={v}")).map_err(nul))
         .collect::<Result<Vec<_>, _>>()?;
     std::env::set_current_dir(&spec.workspace).map_err(step("cannot enter the workspace"))?;
+    if let Some(fd) = spec.egress_fd {
+        crate::egress::hand_over_listener(fd)?;
+    }
     if let Some(processes) = spec.processes {
         setrlimit(Resource::RLIMIT_NPROC, processes, processes).map_err(step("cannot limit processes"))?;
     }

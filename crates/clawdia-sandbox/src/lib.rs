@@ -4,7 +4,8 @@
 //! the built-in path (namespaces through a re-executed helper, then Landlock and seccomp). In
 //! both, the command gets fresh user, mount, pid, network, IPC and UTS namespaces; a read-only
 //! root; the workspace read-write and nothing else writable but a private `/tmp`; hidden paths
-//! (the home's `secrets/`, `state/`) masked; loopback only; no capabilities; no-new-privs;
+//! (the home's `secrets/`, `state/`) masked; loopback only (with an egress allowlist, also a
+//! filtering proxy to the listed `host:port` pairs: `egress`); no capabilities; no-new-privs;
 //! rlimits; only the environment the policy gives; its own process group; a timeout that kills
 //! the whole tree; capped output. If the sandbox cannot be set up the command does not run:
 //! `run` returns a one-line `SandboxError`, never a silent unsandboxed run. Running without a
@@ -19,6 +20,7 @@
 mod builtin;
 mod bwrap;
 mod confine;
+pub mod egress;
 mod host;
 mod output;
 mod policy;
@@ -122,6 +124,10 @@ pub(crate) struct Spec {
     pub processes: Option<u64>,
     /// Where setup errors go (and `exec` just before the command starts); close-on-exec.
     pub status_fd: Option<i32>,
+    /// With an egress allowlist: the socket the last stage hands the proxy listener through
+    /// (`egress::hand_over_listener`); close-on-exec.
+    #[serde(default)]
+    pub egress_fd: Option<i32>,
 }
 
 fn writable() -> bool {
@@ -149,6 +155,10 @@ pub fn init_main_if_requested() {
         // SAFETY: sets the close-on-exec flag of a descriptor number; no memory is touched.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
+    if let Some(fd) = spec.egress_fd {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
     let code = if init {
         builtin::helper_main(&spec)
     } else {
@@ -171,12 +181,8 @@ pub async fn run(
     command: &str,
     on_output: impl FnMut(&[u8]),
 ) -> Result<Outcome, SandboxError> {
-    if let Network::Allow(hosts) = &policy.network {
-        return Err(SandboxError::Unsupported(format!(
-            "egress allowlists are not supported yet (asked for {}): sandboxed commands have no network",
-            hosts.join(", ")
-        )));
-    }
+    // With an egress allowlist: the filtering proxy, served until the run ends (`egress.rs`).
+    let egress = egress::Egress::start(&policy.network, !matches!(mechanism, Mechanism::Unsandboxed))?;
     let workspace = policy
         .workspace
         .canonicalize()
@@ -201,6 +207,12 @@ pub async fn run(
             *value = workspace.to_string_lossy().into_owned();
         }
     }
+    if egress.is_some() {
+        for (key, value) in egress::environment() {
+            env.retain(|(k, _)| *k != key);
+            env.push((key, value));
+        }
+    }
     let sandboxed = !matches!(mechanism, Mechanism::Unsandboxed);
     if !sandboxed && !policy.workspace_writable {
         return Err(SandboxError::Unsupported(
@@ -217,6 +229,7 @@ pub async fn run(
         env,
         processes: policy.limits.processes,
         status_fd: sandboxed.then(|| status_write.as_raw_fd()),
+        egress_fd: egress.as_ref().map(egress::Egress::child_fd),
     };
     let spec_json = serde_json::to_string(&spec).map_err(|e| SandboxError::Spawn(e.to_string()))?;
     let mut command = match mechanism {
@@ -246,6 +259,7 @@ pub async fn run(
     });
     let limits = policy.limits;
     let status_fd = spec.status_fd;
+    let egress_fd = spec.egress_fd;
     let join = cgroup.as_ref().map(|c| c as *const PidsCgroup as usize);
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls
     // (setrlimit, open/write/close, fcntl, prctl); `join` points at a cgroup that outlives the
@@ -257,6 +271,11 @@ pub async fn run(
                 (*(cgroup as *const PidsCgroup)).join()?;
             }
             if let Some(fd) = status_fd
+                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = egress_fd
                 && libc::fcntl(fd, libc::F_SETFD, 0) != 0
             {
                 return Err(std::io::Error::last_os_error());
@@ -274,7 +293,7 @@ pub async fn run(
     if sandboxed {
         check_started(status_read, status.code(), timed_out, &output).await?;
     }
-    Ok(Outcome {
+    let mut outcome = Outcome {
         exit_code: status.code(),
         signal: status.signal(),
         timed_out,
@@ -282,7 +301,11 @@ pub async fn run(
         truncated: output.truncated(),
         output: output.finish(),
         duration,
-    })
+    };
+    if let Some(egress) = egress {
+        egress.finish(&mut outcome);
+    }
+    Ok(outcome)
 }
 
 /// How a supervised process tree ended.

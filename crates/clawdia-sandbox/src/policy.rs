@@ -17,8 +17,11 @@ pub enum Network {
     /// A private network namespace with only loopback: no connection leaves the sandbox, and
     /// the host's loopback services are unreachable.
     None,
-    /// Egress to these `host:port` pairs only, through a filtering proxy. Not supported yet:
-    /// `run` refuses it, so the surface starts closed.
+    /// The same private namespace, plus egress to these allowlist entries only, through a
+    /// filtering HTTP proxy in the gateway that the command reaches at `127.0.0.1:3128`
+    /// (`HTTP_PROXY` and friends are set). Entry syntax and what is refused: `egress`. A
+    /// malformed entry makes `run` fail with `InvalidPolicy` before anything starts. Without a
+    /// sandbox (`Mechanism::Unsandboxed`) neither variant confines anything.
     Allow(Vec<String>),
 }
 

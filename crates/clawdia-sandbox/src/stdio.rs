@@ -148,6 +148,7 @@ pub async fn spawn_stdio(
         env,
         processes: policy.limits.processes,
         status_fd: sandboxed.then(|| status_write.as_raw_fd()),
+        egress_fd: None,
     };
     let spec_json = serde_json::to_string(&spec).map_err(|e| SandboxError::Spawn(e.to_string()))?;
     let mut command = match mechanism {

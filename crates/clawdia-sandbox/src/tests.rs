@@ -57,6 +57,7 @@ fn bubblewrap_binds_the_workspace_read_write_after_a_private_tmp_and_masks_hidde
         env: Vec::new(),
         processes: Some(10),
         status_fd: Some(3),
+        egress_fd: None,
     };
     let args: Vec<String> = crate::bwrap::arguments(&spec, Path::new("/bin/clawdia"), "{}")
         .into_iter()

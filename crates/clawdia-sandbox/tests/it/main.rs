@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::Duration;
 
-use clawdia_sandbox::{Mechanism, Network, Outcome, Policy, SandboxError, find_bwrap, run};
+use clawdia_sandbox::{Mechanism, Outcome, Policy, SandboxError, find_bwrap, run};
 
+mod egress;
 mod stdio;
 
 const HELPER: &str = env!("CARGO_BIN_EXE_clawdia-sandbox-helper");
@@ -324,18 +325,6 @@ async fn exit_codes_come_back() {
         assert_eq!(outcome.output, "out\nerr\n", "{}", mechanism.name());
         assert!(!outcome.timed_out);
     }
-}
-
-#[tokio::test]
-async fn an_egress_allowlist_is_refused_until_supported() {
-    setup();
-    let home = Home::new();
-    let mut policy = home.policy();
-    policy.network = Network::Allow(vec!["example.com:443".into()]);
-    let error =
-        run(&Mechanism::Builtin { helper: HELPER.into() }, &policy, "true", |_| {}).await.unwrap_err();
-    assert!(matches!(error, SandboxError::Unsupported(_)), "{error}");
-    assert!(error.to_string().contains("egress allowlists are not supported yet"), "{error}");
 }
 
 #[tokio::test]
