@@ -67,6 +67,7 @@ fn crate_dependency_rules_hold() {
         "clawdia-local",
         "clawdia-sched",
         "clawdia-skills",
+        "clawdia-mcp",
     ];
     let mut seen = 0;
     for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
