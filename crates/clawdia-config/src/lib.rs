@@ -8,6 +8,7 @@
 //! provider client, server or tool; those crates receive the validated types.
 
 mod cron;
+mod egress;
 mod error;
 mod mcp;
 mod raw;
@@ -294,7 +295,7 @@ pub enum Sandbox {
 }
 
 /// Limits of the `exec` tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecConfig {
     pub timeout: Duration,
     pub max_timeout: Duration,
@@ -304,6 +305,8 @@ pub struct ExecConfig {
     pub processes: u64,
     pub open_files: u64,
     pub file_size_bytes: u64,
+    /// `host:port` entries commands may reach through the egress proxy; empty: no network.
+    pub egress: Vec<String>,
 }
 
 /// Tool or group names; `deny` wins over `allow`.

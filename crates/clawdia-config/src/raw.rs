@@ -541,6 +541,14 @@ pub(crate) struct RawExec {
     /// Largest file a command may write, in MiB.
     #[schemars(with = "Option<u64>", extend("default" = defaults::EXEC_FILE_SIZE_MB))]
     pub file_size_mb: Option<Spanned<u64>>,
+    /// Hosts commands may reach, only through the gateway's filtering HTTP proxy (the sandbox
+    /// sets `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` to it; `CONNECT` and plain HTTP). Each entry
+    /// is `"host:port"`, `"host"` (ports 443 and 80), `"*.example.com"` (any name below it), or
+    /// an address (`"10.0.0.5:8080"`, `"[::1]:8080"`): loopback and private destinations are
+    /// reachable only through an entry naming the address, even when a listed name resolves to
+    /// one. Anything else is refused with a 403. Empty: no network at all.
+    #[schemars(with = "Option<Vec<String>>", extend("default" = []))]
+    pub egress: Option<Vec<Spanned<String>>>,
 }
 
 /// The agent's tool policy: `deny` wins over `allow`.

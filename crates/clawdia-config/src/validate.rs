@@ -582,6 +582,7 @@ fn exec(context: &Context, raw: raw::RawExec, key: &[&str]) -> Result<crate::Exe
             &at("file_size_mb"),
             defaults::EXEC_FILE_SIZE_MB,
         )? * mib,
+        egress: crate::egress::entries(context, raw.egress, &at("egress"))?,
     })
 }
 

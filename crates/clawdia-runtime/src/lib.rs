@@ -186,6 +186,7 @@ fn exec_tool(config: &Config, agent: &clawdia_config::AgentConfig) -> Option<Arc
         max_timeout: exec.max_timeout,
         kill_grace: Duration::from_secs(2),
         max_output_bytes: exec.max_output_bytes,
+        egress: exec.egress.clone(),
     }))
 }
 

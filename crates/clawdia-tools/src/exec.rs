@@ -33,6 +33,23 @@ pub struct ExecSettings {
     pub max_timeout: Duration,
     pub kill_grace: Duration,
     pub max_output_bytes: usize,
+    /// Egress allowlist entries (`host:port`, `host`, `*.suffix`), reachable only through the
+    /// sandbox's filtering proxy; empty: no network.
+    pub egress: Vec<String>,
+}
+
+/// What the model is told about the network.
+fn network_text(egress: &[String]) -> String {
+    if egress.is_empty() {
+        return "there is no network".to_string();
+    }
+    format!(
+        "the network is reachable only through an HTTP proxy ({proxy}, already set as HTTP_PROXY, \
+         HTTPS_PROXY and ALL_PROXY: curl, pip, git and most HTTP clients use it) and only to {hosts} \
+         (an entry without a port means 443 and 80); everything else is refused with 403",
+        proxy = clawdia_sandbox::egress::PROXY_URL,
+        hosts = egress.join(", ")
+    )
 }
 
 /// The `exec` tool.
@@ -48,8 +65,8 @@ impl Exec {
             name: "exec".to_string(),
             description: format!(
                 "Run a shell command (/bin/sh -c) in your workspace, inside a sandbox: the workspace \
-                 is {}, the rest of the filesystem is read-only, /tmp is private, there is no \
-                 network, and the environment is minimal. stdout and stderr are merged and capped at \
+                 is {}, the rest of the filesystem is read-only, /tmp is private, {}, and the \
+                 environment is minimal. stdout and stderr are merged and capped at \
                  {} bytes. The command and everything it starts are killed after `timeout_seconds` \
                  (default {}, at most {}).",
                 if settings.read_only_workspace {
@@ -57,6 +74,7 @@ impl Exec {
                 } else {
                     "writable"
                 },
+                network_text(&settings.egress),
                 settings.max_output_bytes,
                 settings.default_timeout.as_secs(),
                 settings.max_timeout.as_secs()
@@ -120,7 +138,11 @@ impl Tool for Exec {
             workspace: context.workspace.clone(),
             workspace_writable: !self.settings.read_only_workspace,
             hidden: self.settings.hidden.clone(),
-            network: Network::None,
+            network: if self.settings.egress.is_empty() {
+                Network::None
+            } else {
+                Network::Allow(self.settings.egress.clone())
+            },
             limits: self.settings.limits,
             env: Vec::new(),
             timeout,

@@ -520,13 +520,40 @@ fn local_provider_defaults_and_errors() {
 }
 
 #[test]
+fn exec_egress_allowlists_parse_and_a_malformed_entry_names_its_line() {
+    let minimal =
+        "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[agents.main]\nmodel = \"p/m\"\n";
+    let config = parse(minimal, &home()).unwrap();
+    assert!(config.agents["main"].exec.egress.is_empty(), "no network unless listed");
+    let text = format!(
+        "{minimal}[agents.main.exec]\negress = [\"api.github.com:443\", \"*.pypi.org\", \"127.0.0.1:8080\", \"[::1]\"]\n"
+    );
+    let config = parse(&text, &home()).unwrap();
+    assert_eq!(config.agents["main"].exec.egress, ["api.github.com:443", "*.pypi.org", "127.0.0.1:8080", "[::1]"]);
+    for (entry, expected) in [
+        ("example.com:0", "`0` is not a port"),
+        ("example.com:99999", "is not a port"),
+        ("*.com", "too broad"),
+        ("https://example.com", "is a URL"),
+        ("api.github.com:443@evil.com", "is a URL"),
+        ("::1:443", "in brackets"),
+        ("*", "not allowed in a host name"),
+    ] {
+        let text = format!("{minimal}[agents.main.exec]\negress = [\"ok.example.com\",\n  \"{entry}\"]\n");
+        let error = parse(&text, &home()).unwrap_err().to_string();
+        assert!(error.starts_with("clawdia.toml:8: agents.main.exec.egress[1]: "), "{entry}: {error}");
+        assert!(error.contains(expected), "{entry}: {error}");
+    }
+}
+
+#[test]
 fn sandbox_and_exec_defaults_and_errors() {
     let minimal =
         "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n[agents.main]\nmodel = \"p/m\"\n";
     let config = parse(minimal, &home()).unwrap();
     let main = &config.agents["main"];
     assert_eq!(main.sandbox, clawdia_config::Sandbox::Auto);
-    let exec = main.exec;
+    let exec = &main.exec;
     assert_eq!((exec.timeout, exec.max_timeout), (Duration::from_secs(30), Duration::from_secs(110)));
     assert_eq!(exec.max_output_bytes, 32 * 1024);
     assert_eq!((exec.memory_bytes, exec.file_size_bytes), (4096 << 20, 256 << 20));

@@ -22,6 +22,7 @@ fn settings(sandbox: SandboxChoice, helper: &str) -> ExecSettings {
         max_timeout: Duration::from_secs(2),
         kill_grace: Duration::from_millis(200),
         max_output_bytes: 1000,
+        egress: Vec::new(),
     }
 }
 
@@ -127,4 +128,17 @@ async fn exec_streams_output_while_the_command_runs() {
     let out = run.await.unwrap();
     assert!(out.ends_with("first\nsecond\n"), "{out}");
     assert_eq!(receiver.recv().await.as_deref(), Some("second\n"));
+}
+
+#[test]
+fn exec_tells_the_model_which_hosts_the_proxy_reaches() {
+    let closed = Exec::new(settings(SandboxChoice::Off, "/nonexistent"));
+    assert!(closed.spec().description.contains("there is no network"), "{}", closed.spec().description);
+    let mut open = settings(SandboxChoice::Off, "/nonexistent");
+    open.egress = vec!["api.github.com:443".into(), "*.pypi.org".into()];
+    let description = Exec::new(open).spec().description.clone();
+    assert!(!description.contains("there is no network"), "{description}");
+    assert!(description.contains("http://127.0.0.1:3128"), "{description}");
+    assert!(description.contains("only to api.github.com:443, *.pypi.org"), "{description}");
+    assert!(description.contains("refused with 403"), "{description}");
 }

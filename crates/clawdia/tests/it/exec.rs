@@ -56,6 +56,54 @@ fn the_model_runs_a_command_in_the_sandbox_and_reads_the_result() {
 }
 
 #[test]
+fn exec_reaches_an_allowlisted_host_through_the_egress_proxy_and_nothing_else() {
+    use std::io::{Read as _, Write as _};
+    // A server on the host's loopback: reachable only because the entry names its address.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let (mut head, mut byte) = (Vec::new(), [0u8; 1]);
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let body = "from the host\n";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    for extra in ["", "sandbox = \"builtin\"\n"] {
+        let home = sandbox_home(&format!("{extra}[agents.main.exec]\negress = [\"127.0.0.1:{port}\"]\n"));
+        let command = format!(
+            "NO_PROXY= no_proxy= curl -sS http://127.0.0.1:{port}/; \
+             curl -sS -o /dev/null -w 'elsewhere %{{http_code}}\\n' http://example.com/"
+        );
+        let arguments = serde_json::json!({ "command": command }).to_string();
+        home.mock.push(Reply::tool_calls(vec![("exec", arguments.as_str())]));
+        home.mock.push(Reply::text("Fetched."));
+        let out = home.run(&["chat", "-m", "fetch it"]);
+        assert!(out.status.success(), "{extra}: {}", stderr(&out));
+        let offered = home.mock.requests()[0].body.to_string();
+        assert!(
+            offered.contains(&format!("only to 127.0.0.1:{port}")),
+            "{extra}: the exec description: {offered}"
+        );
+        let result = last_tool_result(&home);
+        assert!(result.contains("from the host\n"), "{extra}: {result}");
+        assert!(result.contains("elsewhere 403\n"), "{extra}: {result}");
+        assert!(
+            result.contains(
+                "[egress proxy refused 1 request(s): GET http://example.com:80/: example.com:80 is not on"
+            ),
+            "{extra}: {result}"
+        );
+    }
+}
+
+#[test]
 fn a_command_that_outlives_its_timeout_is_killed_and_the_model_is_told() {
     let home = sandbox_home("[agents.main.exec]\ntimeout_seconds = 1\n");
     let arguments = serde_json::json!({ "command": "echo started; sleep 60" }).to_string();
