@@ -6,6 +6,7 @@
 pub mod home;
 pub mod knowledge;
 pub mod local_fallback;
+pub mod mcp;
 pub mod offline;
 pub mod remote;
 pub mod sched;
@@ -109,13 +110,14 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         let mut tools = agent_tools(agent);
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
         tools.extend(exec_tool(&config, agent));
+        tools.extend(host_exec_tool(agent, store.clone()));
         tools.extend(sched::cron_tool(agent, &cron, store.clone()));
         tools.extend(agents.subagent_tools());
         agents.add(agent_spec(agent), tools);
     }
+    mcp::attach(&config, &mut agents, store.clone());
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
     Ok(Runtime { config, store, agents: agents.shared(), brain, cron })
-        tools.extend(host_exec_tool(agent, store.clone()));
 }
 
 fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {

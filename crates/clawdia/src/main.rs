@@ -7,6 +7,7 @@ mod chat;
 mod cron;
 mod doctor;
 mod inspect;
+mod mcp;
 mod models;
 mod skills;
 
@@ -79,6 +80,26 @@ enum Command {
     /// Skills: list an agent's skills, install from a registry, grant trust.
     #[command(subcommand)]
     Skills(SkillsCommand),
+    /// MCP servers: the configured servers, their grants and tools; probe one.
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[derive(Subcommand)]
+pub enum McpCommand {
+    /// Configured servers with the agents granted each and the tools they listed when they last
+    /// started (servers start on first use; nothing is started here).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start one server in its sandbox, list its tools with their descriptions, stop it.
+    Probe {
+        name: String,
+        /// Print the tools with their input schemas as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -328,6 +349,7 @@ fn main() -> ExitCode {
         Command::Models(command) => with_runtime(models::run(home, command)),
         Command::Cron(command) => with_runtime(cron::run(home, command)),
         Command::Skills(command) => with_runtime(skills::run(home, command)),
+        Command::Mcp(command) => with_runtime(mcp::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ mod cron;
 mod exec;
 mod gateway;
 mod local;
+mod mcp;
 mod openai_sdk;
 mod skills;
 mod support;
