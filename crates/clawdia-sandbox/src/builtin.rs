@@ -107,6 +107,7 @@ fn helper(spec: &Spec) -> Result<i32, String> {
             std::process::exit(code)
         }
         ForkResult::Parent { child } => {
+            close_egress_channel(spec);
             FORWARD_TO.store(child.as_raw(), Ordering::Relaxed);
             for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
                 // SAFETY: the handler only calls kill, which is async-signal-safe.
@@ -115,6 +116,16 @@ fn helper(spec: &Spec) -> Result<i32, String> {
             }
             Ok(wait_for(child))
         }
+    }
+}
+
+/// Closes this process's copy of the egress socket pair: only the command's process (before
+/// it confines itself) uses it, to hand the proxy listener over.
+fn close_egress_channel(spec: &Spec) {
+    if let Some(fd) = spec.egress_fd {
+        // SAFETY: closes a descriptor number this process inherited for the hand-over and
+        // never uses; nothing else in the process refers to it.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -146,6 +157,7 @@ fn init(spec: &Spec) -> Result<i32, String> {
             std::process::exit(SETUP_FAILED)
         }
         ForkResult::Parent { child } => {
+            close_egress_channel(spec);
             // SAFETY: the handler only calls kill, which is async-signal-safe.
             unsafe { signal(Signal::SIGTERM, SigHandler::Handler(broadcast_term)) }
                 .map_err(step("cannot set a signal handler"))?;
