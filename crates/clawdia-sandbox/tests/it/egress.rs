@@ -4,7 +4,7 @@
 //! refusal is reported in the run's output; a name that resolves to a private address is
 //! refused unless the address itself is listed; without the proxy there is still no route;
 //! the command holds no socket of the proxy's; and the proxy with every connection through it
-//! is gone when the run ends.
+//! is gone when the run ends. IPv6 literals work in both request forms.
 //!
 //! The host servers listen on 127.0.0.1, so the commands clear `NO_PROXY` (which names the
 //! sandbox's own loopback) to send those requests through the proxy.
@@ -168,6 +168,47 @@ async fn egress_without_the_proxy_there_is_still_no_route_and_no_proxy_socket_in
         let name = mechanism.name();
         assert_eq!(outcome.output, "refused\nlo\n0\nproxy-listening\n", "{name}");
         assert!(seen.lock().unwrap().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn egress_reaches_an_ipv6_literal_entry_in_both_request_forms() {
+    if curl_missing() {
+        return;
+    }
+    let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+        return skip_or_fail("the IPv6 egress test", "this machine has no IPv6 loopback");
+    };
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nv6\n";
+                let _ = stream.write_all(reply).await;
+            });
+        }
+    });
+    for mechanism in mechanisms().await {
+        let home = Home::new();
+        let policy = allowing(&home, &[format!("[::1]:{port}")]);
+        let command = format!(
+            "export NO_PROXY= no_proxy=; curl -sSg http://[::1]:{port}/; curl -sSg --proxytunnel http://[::1]:{port}/; \
+             curl -sSg http://[::1]:{other}/",
+            other = port.wrapping_add(1).max(1)
+        );
+        let outcome = sh(&mechanism, &policy, &command).await;
+        let name = mechanism.name();
+        assert!(outcome.output.starts_with("v6\nv6\n"), "{name}: {}", outcome.output);
+        assert!(
+            outcome.output.contains(&format!(
+                "[::1]:{} is not on this sandbox's egress allowlist",
+                port.wrapping_add(1).max(1)
+            )),
+            "{name}: {}",
+            outcome.output
+        );
     }
 }
 
