@@ -87,7 +87,13 @@ async fn killing_a_stdio_program_ends_its_grandchildren() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         for pid in running {
-            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "{name}: pid {pid} survived the kill");
+            // Gone, or a zombie waiting for whoever inherited it (not running any more).
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+            assert!(
+                stat.is_empty() || state == Some(Some('Z')),
+                "{name}: pid {pid} survived the kill: {stat}"
+            );
         }
     }
 }
