@@ -204,16 +204,22 @@ impl McpServer {
 
     /// Records a failure of the running generation `running`: the server is killed (whole
     /// tree), audited, and the next start is scheduled by the backoff.
+    /// Calls that were in flight on a server another call already failed only see its pipes
+    /// close: they are not counted or audited again.
     async fn fail(&self, running: &Arc<Running>, kind: &str, message: &str) {
-        {
+        let current = {
             let mut state = self.state.lock().await;
-            if state.running.as_ref().is_some_and(|r| r.generation == running.generation) {
+            let current = state.running.as_ref().is_some_and(|r| r.generation == running.generation);
+            if current {
                 state.running = None;
                 self.note_failure(&mut state, message);
             }
-        }
+            current
+        };
         running.child.lock().await.kill(KILL_GRACE).await;
-        self.audit(kind, Severity::WARNING, format!("MCP server `{}`: {message}", self.config.name));
+        if current {
+            self.audit(kind, Severity::WARNING, format!("MCP server `{}`: {message}", self.config.name));
+        }
     }
 
     fn note_failure(&self, state: &mut State, message: &str) {

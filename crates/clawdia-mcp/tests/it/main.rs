@@ -332,3 +332,35 @@ async fn a_server_that_cannot_start_backs_off_with_a_one_line_error() {
     let listed = source.tools().await.err().unwrap_or_default();
     assert!(listed.contains("starts again in"), "{listed}");
 }
+
+#[tokio::test]
+async fn concurrent_calls_share_one_start_and_one_hang_is_one_failure() {
+    let Some(script) = fake_server() else { return };
+    let home = Home::new();
+    let audit = Arc::new(Audit::default());
+    let mut config = home.config("fake", &script, &[]);
+    config.timeout = Duration::from_secs(2);
+    let server = home.server(config, &audit);
+    // Ten first calls at once: one start, ten answers.
+    let calls = (0..10).map(|i| {
+        let server = server.clone();
+        async move { server.call("echo", args(serde_json::json!({"text": i.to_string()}))).await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer.unwrap(), format!("fake: {i}"));
+    }
+    assert_eq!(server.status().await.starts, 1, "concurrent first calls start the server once");
+    // Three hung calls: all fail, the server is killed and counted once.
+    let hangs = (0..3).map(|_| {
+        let server = server.clone();
+        async move { server.call("hang", serde_json::Map::new()).await }
+    });
+    let failed = futures_util::future::join_all(hangs).await;
+    assert!(failed.iter().all(Result::is_err), "{failed:?}");
+    let kinds = audit.kinds();
+    let failures = kinds.iter().filter(|k| *k == "mcp_timeout" || *k == "mcp_crashed").count();
+    assert_eq!(failures, 1, "{kinds:?}");
+    assert_eq!(server.status().await.failures, 1);
+    assert_eq!(server.call("echo", args(serde_json::json!({"text": "ok"}))).await.unwrap(), "fake: ok");
+}
