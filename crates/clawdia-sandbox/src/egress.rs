@@ -15,8 +15,9 @@
 //! The proxy (`proxy.rs`) understands `CONNECT host:port` (HTTPS and any other TCP protocol
 //! tunnelled through it) and absolute-form plain HTTP requests (`GET http://host/path`, sent
 //! on with `Connection: close`). It resolves names itself and connects only to the address it
-//! checked (no second lookup to rebind). It refuses with a `403` and a one-line reason, and the
-//! run's output ends with a note listing what was refused.
+//! checked (no second lookup to rebind). It refuses with a `403` and a one-line reason, logs the
+//! refusal (`tracing`, target `clawdia::egress`), and the run's output ends with a note listing
+//! what was refused.
 //!
 //! ## Allowlist syntax
 //!

@@ -269,6 +269,7 @@ async fn read_head(client: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), HeadErr
 /// One connection from the sandbox.
 async fn handle(mut client: TcpStream, allowlist: Arc<Allowlist>, log: Arc<Mutex<Log>>) {
     let refuse = |what: &str, refusal: &Refusal| {
+        tracing::info!(target: "clawdia::egress", status = refusal.status, "refused {what}: {}", refusal.message);
         let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         log.refuse(format!("{what}: {}", refusal.message));
     };
@@ -298,6 +299,7 @@ async fn handle(mut client: TcpStream, allowlist: Arc<Allowlist>, log: Arc<Mutex
             return answer(&mut client, refusal).await;
         }
     };
+    tracing::debug!(target: "clawdia::egress", "allowed {what}");
     log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).allowed_total += 1;
     let mut upstream = upstream;
     let first = match &request.path {
