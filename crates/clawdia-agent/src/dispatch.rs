@@ -56,9 +56,14 @@ async fn run(
         Some(tool) => tool.clone(),
         None => {
             from_source = true;
+            let mut unavailable = Vec::new();
             let found = match scope.extra.get(&call.name) {
                 Some(tool) => Some(tool.clone()),
-                None => source_tools(agents, agent, session_id, tools_allow).await.remove(&call.name),
+                None => {
+                    let (mut tools, failed) = source_tools(agents, agent, session_id, tools_allow).await;
+                    unavailable = failed;
+                    tools.remove(&call.name)
+                }
             };
             let Some(tool) = found else {
                 agents.audit.record(
@@ -70,8 +75,14 @@ async fn run(
                     .agent(name)
                     .session(session_id),
                 );
+                // A granted server that cannot start right now is worth telling the model.
+                let note = if unavailable.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (unavailable right now: {})", unavailable.join("; "))
+                };
                 return Err(ToolError::NotFound(format!(
-                    "there is no tool named `{}` for agent `{name}`",
+                    "there is no tool named `{}` for agent `{name}`{note}",
                     call.name
                 )));
             };
@@ -127,8 +138,9 @@ async fn run(
     outcome
 }
 
-/// The run-time tools of `agent`'s sources, by name: every source asked at once; one that fails
-/// is audited and skipped (the turn goes on without its tools). Names that clash with a built-in
+/// The run-time tools of `agent`'s sources, by name, and `name: reason` of each source that
+/// failed: every source asked at once; one that fails is audited and skipped (the turn goes on
+/// without its tools). Names that clash with a built-in
 /// tool are left out; denied ones stay (the model is not offered them, and a call is refused
 /// and audited like any denied tool). With `tools_allow` (a narrowed
 /// turn), sources are asked only when the list names something that is not built in.
@@ -137,16 +149,17 @@ pub(crate) async fn source_tools(
     agent: &Agent,
     session_id: &str,
     tools_allow: Option<&[String]>,
-) -> HashMap<String, Arc<dyn Tool>> {
+) -> (HashMap<String, Arc<dyn Tool>>, Vec<String>) {
     let mut found = HashMap::new();
+    let mut failed = Vec::new();
     if agent.sources.is_empty() {
-        return found;
+        return (found, failed);
     }
     if let Some(list) = tools_allow {
         let built_in =
             |entry: &String| agent.tools.values().any(|t| t.spec().name == *entry || t.group() == entry);
         if list.iter().all(built_in) {
-            return found;
+            return (found, failed);
         }
     }
     let name = agent.spec.name.as_str();
@@ -162,16 +175,19 @@ pub(crate) async fn source_tools(
                     found.insert(tool_name, tool);
                 }
             }
-            Err(error) => agents.audit.record(
-                AuditEvent::new(
-                    "tool_source_failed",
-                    Severity::WARNING,
-                    format!("`{}` offers no tools this turn: {error}", source.name()),
-                )
-                .agent(name)
-                .session(session_id),
-            ),
+            Err(error) => {
+                agents.audit.record(
+                    AuditEvent::new(
+                        "tool_source_failed",
+                        Severity::WARNING,
+                        format!("`{}` offers no tools this turn: {error}", source.name()),
+                    )
+                    .agent(name)
+                    .session(session_id),
+                );
+                failed.push(format!("{}: {error}", source.name()));
+            }
         }
     }
-    found
+    (found, failed)
 }

@@ -822,10 +822,19 @@ async fn an_agent_without_the_grant_cannot_call_source_tools_even_with_star() {
 async fn a_failing_source_is_audited_and_the_turn_goes_on() {
     let mut h = harness();
     h.agents.add_tool_source("main", fake_source(Some("cannot start: boom")));
+    h.models.push(tool_reply(vec![call("c1", "fake__echo", "{}")]));
     h.models.push(Ok(clawdia_core::Message::assistant("fine")));
     let outcome = h.agents.run_turn(request(Some("s1"), "go"), &Collect::default()).await.unwrap();
     assert_eq!(outcome.text, "fine");
     assert_eq!(offered(&h, 0), ["echo"]);
+    // A call to one of its tools tells the model why it is missing.
+    let sessions = h.store.sessions.lock().unwrap();
+    let told = sessions["s1"].1.iter().any(|m| {
+        matches!(m, clawdia_core::Message::ToolResult { is_error: true, content, .. }
+            if content.contains("unavailable right now: mcp:fake: cannot start: boom"))
+    });
+    assert!(told, "{:?}", sessions["s1"].1);
+    drop(sessions);
     let events = h.audit.0.lock().unwrap();
     let failed = events.iter().find(|e| e.kind == "tool_source_failed").expect("audited");
     assert!(failed.detail.contains("`mcp:fake`") && failed.detail.contains("boom"), "{}", failed.detail);

@@ -135,7 +135,7 @@ pub(crate) async fn run(
     }
     // Run-time tools (MCP servers granted to the agent), listed now: a server starts on the
     // first turn that can use it.
-    let extra = dispatch::source_tools(agents, agent, session_id, tools_allow.as_deref()).await;
+    let (extra, _) = dispatch::source_tools(agents, agent, session_id, tools_allow.as_deref()).await;
     let mut offered: Vec<clawdia_core::ToolSpec> = agent
         .allowed_specs
         .iter()
