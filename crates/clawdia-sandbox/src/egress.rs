@@ -9,7 +9,8 @@
 //! a filtering proxy, opening the outbound connection itself from the host. No forwarder
 //! process and no socket file exist inside the sandbox; the command never holds the listener
 //! or the socket pair. The command gets `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` (and the
-//! lower-case forms) set to `http://127.0.0.1:3128` and `NO_PROXY=localhost,127.0.0.1,::1`.
+//! lower-case forms) set to `http://127.0.0.1:3128`, `NO_PROXY=localhost,127.0.0.1,::1`, and
+//! `NODE_USE_ENV_PROXY=1` (without which Node ignores them).
 //! Anything that ignores the proxy has no route out: the surface stays closed.
 //!
 //! The proxy (`proxy.rs`) understands `CONNECT host:port` (HTTPS and any other TCP protocol
@@ -322,6 +323,8 @@ pub(crate) fn environment() -> Vec<(String, String)> {
     for key in ["NO_PROXY", "no_proxy"] {
         env.push((key.to_string(), "localhost,127.0.0.1,::1".to_string()));
     }
+    // Node's own HTTP stack and fetch honour the variables only when asked (Node 22.21+, 24+).
+    env.push(("NODE_USE_ENV_PROXY".to_string(), "1".to_string()));
     env
 }
 

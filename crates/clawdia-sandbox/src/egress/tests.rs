@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use super::proxy::{MAX_HEAD, parse_head, response};
-use super::{Allowlist, EgressRule, Host, HostPattern, is_public};
+use super::{Allowlist, EgressRule, Host, HostPattern, environment, is_public};
 
 fn rule(entry: &str) -> EgressRule {
     EgressRule::parse(entry).unwrap_or_else(|e| panic!("{entry}: {e}"))
@@ -216,6 +216,18 @@ fn hostile_request_heads_are_refused() {
     assert!(head(&many).unwrap_err().contains("more than 100"));
     let huge = format!("GET http://example.com/{} HTTP/1.1", "a".repeat(MAX_HEAD));
     assert!(head(&huge).unwrap_err().contains("over"));
+}
+
+#[test]
+fn the_command_is_pointed_at_the_proxy_and_loopback_stays_direct() {
+    let env = environment();
+    let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    for key in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        assert_eq!(get(key), Some("http://127.0.0.1:3128"), "{key}");
+    }
+    assert_eq!(get("NO_PROXY"), Some("localhost,127.0.0.1,::1"));
+    assert_eq!(get("no_proxy"), Some("localhost,127.0.0.1,::1"));
+    assert_eq!(get("NODE_USE_ENV_PROXY"), Some("1"));
 }
 
 #[test]
