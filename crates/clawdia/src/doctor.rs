@@ -68,8 +68,8 @@ pub async fn run(home: PathBuf) -> Outcome {
     Ok(())
 }
 
-/// Which sandbox `exec` uses, and a failed check for anything that leaves commands unsandboxed:
-/// no working mechanism, or an agent configured with `sandbox = "off"`.
+/// Which sandbox `exec` and MCP servers use, and a failed check for anything that leaves
+/// commands unsandboxed: no working mechanism, or an agent or MCP server with `sandbox = "off"`.
 async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report: &mut Report) {
     use clawdia_runtime::config::Sandbox;
     use clawdia_runtime::sandbox::{Choice, FIX_HINT};
@@ -109,6 +109,29 @@ async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report:
                 report.ok(&format!("agent `{name}`: exec runs in the {} sandbox", mechanism.name()))
             }
             Err(error) => report.fail(&format!("agent `{name}`: exec is unavailable: {error}"), FIX_HINT),
+        }
+    }
+    // MCP servers run in the same sandbox; `off` runs a third-party program with the gateway's rights.
+    for server in config.mcp.servers.values() {
+        let name = &server.name;
+        let choice = match server.sandbox {
+            Sandbox::Off => {
+                report.fail(
+                    &format!("MCP server `{name}`: sandbox = \"off\": it runs on this machine with the gateway's rights"),
+                    "remove `sandbox = \"off\"` from [mcp.servers.NAME] (the default \"auto\" sandboxes it)",
+                );
+                continue;
+            }
+            Sandbox::Auto => Choice::Auto,
+            Sandbox::Bwrap => Choice::Bubblewrap,
+            Sandbox::Builtin => Choice::Builtin,
+        };
+        match probe.select(choice) {
+            Ok(mechanism) => report.ok(&format!(
+                "MCP server `{name}`: runs in the {} sandbox when first used (`clawdia mcp probe {name}` tries it)",
+                mechanism.name()
+            )),
+            Err(error) => report.fail(&format!("MCP server `{name}` cannot start: {error}"), FIX_HINT),
         }
     }
 }

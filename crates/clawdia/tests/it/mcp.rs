@@ -239,4 +239,49 @@ fn mcp_list_and_probe() {
     assert!(error.starts_with("clawdia: error: MCP server `broken` cannot start:"), "{error}");
     assert_eq!(error.trim().lines().count(), 1, "{error}");
     assert!(!error.contains("panicked"), "{error}");
+    let doctor = stdout(&home.run(&["doctor"]));
+    assert!(doctor.contains("MCP server `fake`: runs in the"), "{doctor}");
+}
+
+/// Host pids whose working directory is `dir` (a sandboxed server's is its own folder).
+fn processes_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
+        .collect()
+}
+
+#[test]
+fn the_gateway_starts_a_server_on_first_use_and_stops_it_on_exit() {
+    if !node() {
+        return;
+    }
+    let table =
+        format!("\n[mcp.servers.fake]\ncommand = \"node\"\nargs = [{FAKE_SERVER:?}]\nagents = [\"main\"]\n");
+    let home = home_with(&table);
+    let gateway = home.up();
+    let folder = home.path().canonicalize().unwrap().join("mcp/fake");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!folder.exists(), "nothing starts with the gateway");
+    home.mock.push(Reply::tool_calls(vec![("fake__echo", r#"{"text":"via the gateway"}"#)]));
+    home.mock.push(Reply::text("done"));
+    let out = home.run(&["chat", "-m", "echo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(results(&home, 1).contains("fake: via the gateway"), "{}", results(&home, 1));
+    assert!(!processes_in(&folder).is_empty(), "the server keeps running in the gateway");
+    // Warm: the next turn reuses it.
+    home.mock.push(Reply::tool_calls(vec![("fake__echo", r#"{"text":"again"}"#)]));
+    home.mock.push(Reply::text("done"));
+    assert!(home.run(&["chat", "-m", "echo"]).status.success());
+    assert!(results(&home, 3).contains("fake: again"));
+    let cached = std::fs::read_to_string(home.path().join("state/mcp/fake.json")).unwrap();
+    assert!(cached.contains("\"echo\""), "{cached}");
+    assert!(gateway.terminate().success());
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || processes_in(&folder).is_empty()),
+        "the server's tree ends with the gateway: {:?}",
+        processes_in(&folder)
+    );
 }
