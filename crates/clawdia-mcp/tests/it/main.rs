@@ -364,3 +364,27 @@ async fn concurrent_calls_share_one_start_and_one_hang_is_one_failure() {
     assert_eq!(server.status().await.failures, 1);
     assert_eq!(server.call("echo", args(serde_json::json!({"text": "ok"}))).await.unwrap(), "fake: ok");
 }
+
+#[tokio::test]
+async fn a_server_killed_during_a_call_is_an_error_at_once_not_after_the_timeout() {
+    let Some(script) = fake_server() else { return };
+    let home = Home::new();
+    let audit = Arc::new(Audit::default());
+    let mut config = home.config("fake", &script, &[]);
+    config.timeout = Duration::from_secs(60);
+    let server = home.server(config, &audit);
+    server.call("echo", args(serde_json::json!({"text": "up"}))).await.unwrap();
+    let pgid = server.status().await.pgid.unwrap();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        nix_kill(pgid);
+    });
+    let started = Instant::now();
+    let error = server.call("hang", serde_json::Map::new()).await.unwrap_err();
+    killer.await.unwrap();
+    assert!(matches!(error, McpError::Crashed { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(audit.kinds().contains(&"mcp_crashed".to_string()), "{:?}", audit.kinds());
+    assert_eq!(server.call("echo", args(serde_json::json!({"text": "back"}))).await.unwrap(), "fake: back");
+    assert_eq!(server.status().await.starts, 2);
+}
