@@ -9,7 +9,9 @@
 //! rlimits; only the environment the policy gives; its own process group; a timeout that kills
 //! the whole tree; capped output. If the sandbox cannot be set up the command does not run:
 //! `run` returns a one-line `SandboxError`, never a silent unsandboxed run. Running without a
-//! sandbox exists only as the explicit `Mechanism::Unsandboxed`.
+//! sandbox exists only as the explicit `Mechanism::Unsandboxed`. `spawn_stdio` starts a
+//! long-lived program in the same sandbox instead, its stdin and stdout piped to the caller, who
+//! owns its life (MCP servers; `stdio`).
 //!
 //! The helper is the calling binary itself: its `main` must call `init_main_if_requested`
 //! first, before any thread starts (the built-in path needs a single-threaded process).
