@@ -8,6 +8,7 @@
 //! provider client, server or tool; those crates receive the validated types.
 
 mod cron;
+mod dream;
 mod egress;
 mod error;
 mod mcp;
@@ -25,6 +26,7 @@ use clawdia_core::{ModelRef, Usage};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use dream::DreamConfig;
 pub use error::ConfigError;
 pub use mcp::{McpConfig, McpEnv, McpServerConfig};
 pub use reference::{default_config_toml, example_toml, json_schema, reference_markdown};
@@ -167,6 +169,8 @@ pub struct BrainConfig {
     /// Slug prefixes never returned.
     pub exclude: Vec<String>,
     pub embedder: EmbedderConfig,
+    /// `[brain.dream]`: the dream cycle.
+    pub dream: DreamConfig,
 }
 
 /// Where brain embeddings come from.

@@ -302,6 +302,9 @@ pub(crate) struct RawBrain {
     /// The embedding model used for vector search.
     #[serde(default)]
     pub embedder: RawEmbedder,
+    /// The dream cycle: new chat transcripts distilled into pages, facts and takes.
+    #[serde(default)]
+    pub dream: crate::dream::RawDream,
 }
 
 /// The embedding model. Changing it re-embeds the brain instead of mixing vector spaces.

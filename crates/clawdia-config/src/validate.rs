@@ -120,14 +120,19 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
         let price = price(&context, &key, price_raw, &providers)?;
         prices.insert(key, price);
     }
-    let brain = brain(&context, raw.brain)?;
+    let brain = brain(&context, raw.brain, &agents, &providers)?;
     let cron = crate::cron::validate(&context, raw.cron, &agents)?;
     let mcp = crate::mcp::validate(&context, raw.mcp, &agents)?;
     let secret_rotation = context.rotation.take();
     Ok(Config { home: home.clone(), gateway, providers, agents, prices, brain, cron, mcp, secret_rotation })
 }
 
-fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigError> {
+fn brain(
+    context: &Context,
+    raw: raw::RawBrain,
+    agents: &BTreeMap<String, AgentConfig>,
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> Result<BrainConfig, ConfigError> {
     let rrf_k = match raw.rrf_k {
         None => defaults::RRF_K,
         Some(k) if k.get_ref().is_finite() && *k.get_ref() >= 1.0 => k.into_inner(),
@@ -219,6 +224,7 @@ fn brain(context: &Context, raw: raw::RawBrain) -> Result<BrainConfig, ConfigErr
         boosts,
         exclude: raw.exclude.unwrap_or_default(),
         embedder,
+        dream: crate::dream::validate(context, raw.dream, agents, providers)?,
     })
 }
 
@@ -608,7 +614,7 @@ fn price(
 }
 
 /// `provider/model` whose provider is configured.
-fn model_ref(
+pub(crate) fn model_ref(
     context: &Context,
     text: &Spanned<String>,
     key: &[&str],

@@ -1,6 +1,7 @@
 //! Creating a home (`clawdia init`): the folder layout, a commented config, a gateway token in
-//! `secrets/` (mode 0600), and the `main` agent's workspace with short starter files (every
-//! byte of them is sent with every model call, so they stay small).
+//! `secrets/` (mode 0600), the `main` agent's workspace with short starter files (every byte of
+//! them is sent with every model call, so they stay small), and the dream cycle's prompts in
+//! `prompts/`.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -86,6 +87,9 @@ pub fn init(home: &Path, force: bool) -> Result<InitReport, String> {
     for (name, text) in STARTER_FILES {
         write_file(&workspace.join(name), text.as_bytes(), 0o600, force, &mut report)?;
     }
+    // The dream cycle's prompts, which the owner edits (an existing one is never replaced).
+    let prompts = clawdia_brain::dream::prompts::write_defaults(&home.join("prompts"))?;
+    report.created.extend(prompts);
     Ok(report)
 }
 

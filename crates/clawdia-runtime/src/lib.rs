@@ -3,6 +3,7 @@
 //! SQLite store, agents with their tools); `serve` puts the HTTP API on a socket; `home`
 //! creates a home; `remote` talks to a gateway that is already running.
 
+pub mod dream;
 pub mod home;
 pub mod knowledge;
 pub mod local_fallback;
@@ -65,6 +66,10 @@ pub struct Runtime {
     pub brain: Arc<clawdia_brain::Brain>,
     /// `state/cron.db`, its config jobs in sync with the config.
     pub cron: Arc<clawdia_sched::CronDb>,
+    /// The providers with fallback, as the agents use them (the dream cycle's scorer too).
+    pub models: Arc<dyn clawdia_core::Models>,
+    /// Prices model calls from `[prices]`.
+    pub pricer: Pricer,
 }
 
 /// The state folder of a home.
@@ -97,7 +102,8 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         .filter(|provider| provider.kind == ProviderKind::Local)
         .map(|provider| provider.name.clone())
         .collect();
-    let models = local_fallback::LocalFallbackNote::new(router, local_providers);
+    let models: Arc<dyn clawdia_core::Models> =
+        Arc::new(local_fallback::LocalFallbackNote::new(router, local_providers));
     let prices = config.prices.clone();
     let pricer: Pricer = Arc::new(move |model: &ModelRef, usage: &Usage| {
         prices.get(&model.to_string()).map(|p| p.cost(usage)).unwrap_or(0.0)
@@ -105,11 +111,12 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     let audit: Arc<dyn AuditSink> = store.clone();
     let brain = open_brain(&config)?;
     let cron = sched::open_cron(&config)?;
-    let mut agents = Agents::new(Arc::new(models), store.clone(), audit, pricer);
+    let mut agents = Agents::new(models.clone(), store.clone(), audit, pricer.clone());
     for agent in config.agents.values() {
         let mut tools = agent_tools(agent);
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
         tools.extend(exec_tool(&config, agent));
+        tools.extend(host_exec_tool(agent, store.clone()));
         tools.extend(host_exec_tool(agent, store.clone()));
         tools.extend(sched::cron_tool(agent, &cron, store.clone()));
         tools.extend(agents.subagent_tools());
@@ -117,7 +124,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     }
     mcp::attach(&config, &mut agents, store.clone());
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
-    Ok(Runtime { config, store, agents: agents.shared(), brain, cron })
+    Ok(Runtime { config, store, agents: agents.shared(), brain, cron, models, pricer })
 }
 
 fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {

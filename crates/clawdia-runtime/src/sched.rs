@@ -1,6 +1,7 @@
 //! The scheduler in the composition root: opens `state/cron.db` (syncing the config's jobs),
 //! gives agents whose policy allows it the `cron` tool, supplies maintenance with the other
-//! databases and the brain (`Housekeeping`), and runs the scheduler loop beside the HTTP server.
+//! databases, the brain and the dream cycle (`Housekeeping`), and runs the scheduler loop beside
+//! the HTTP server.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clawdia_config::Config;
 use clawdia_core::{AuditSink, Gateway, Severity, Tool};
-use clawdia_sched::{Context, CronDb, Holder, Housekeeping, Settings};
+use clawdia_sched::{Context, CronDb, Holder, Housekeeping, Settings, TaskDone};
 use clawdia_store::Store;
 
 use crate::{Runtime, RuntimeError};
@@ -32,10 +33,12 @@ pub fn cron_tool(
         .then(|| Arc::new(clawdia_sched::CronTool::new(cron.clone(), audit)) as Arc<dyn Tool>)
 }
 
-/// The audit log, the session databases and the brain, for the maintenance templates.
+/// The audit log, the session databases and the brain, for the maintenance templates; the
+/// dream cycle (or why it cannot run) for the `brain.dream` job.
 struct Housekeeper {
     store: Arc<Store>,
     brain: Arc<clawdia_brain::Brain>,
+    dream: Result<Arc<clawdia_brain::dream::Dream>, String>,
 }
 
 #[async_trait]
@@ -82,6 +85,18 @@ impl Housekeeping for Housekeeper {
         });
         Ok(report)
     }
+
+    async fn dream(&self) -> Result<TaskDone, TaskDone> {
+        let dream = self.dream.as_ref().map_err(|why| TaskDone::from(why.clone()))?;
+        match dream.run(false).await {
+            Ok(report) => {
+                let done =
+                    TaskDone { report: report.render(), tokens: report.tokens, cost_usd: report.cost_usd };
+                if report.failed() > 0 { Err(done) } else { Ok(done) }
+            }
+            Err(error) => Err(TaskDone::from(format!("dream: {error}"))),
+        }
+    }
 }
 
 /// What runs need, from a built runtime: its agents, audit log and databases.
@@ -94,6 +109,7 @@ pub fn context(runtime: &Runtime) -> Arc<Context> {
         housekeeping: Some(Arc::new(Housekeeper {
             store: runtime.store.clone(),
             brain: runtime.brain.clone(),
+            dream: crate::dream::dream(runtime).map(Arc::new),
         })),
         settings: Settings::from_config(&runtime.config, helper),
         holder: Holder::me(),

@@ -50,6 +50,8 @@ pub enum Task {
     /// VACUUM / ANALYZE / integrity check of the state databases, brain optimize, and the
     /// secrets due for rotation.
     MonthlyOptimize,
+    /// The dream cycle (`[brain.dream]`): new transcripts distilled into the brain.
+    Dream,
 }
 
 impl Task {
@@ -58,6 +60,7 @@ impl Task {
             Task::DailyDigest => "daily-digest",
             Task::WeeklyPrune => "weekly-prune",
             Task::MonthlyOptimize => "monthly-optimize",
+            Task::Dream => "dream",
         }
     }
 }

@@ -35,7 +35,7 @@ use clawdia_core::{AuditSink, Gateway};
 pub use db::{CronDb, Run, Status, StoredJob};
 pub use job::{Action, CatchUp, Heartbeat, Job, Source, Task};
 pub use lock::Holder;
-pub use maintenance::Housekeeping;
+pub use maintenance::{Housekeeping, TaskDone};
 pub use runner::{Report, Trigger, run_job};
 pub use schedule::Schedule;
 pub use tool::CronTool;
@@ -114,8 +114,8 @@ pub fn now_ms() -> i64 {
     clawdia_core::time::now_ms()
 }
 
-/// Every job the config defines: `[cron.jobs.*]`, the enabled heartbeats (`heartbeat.AGENT`)
-/// and the enabled maintenance templates (`maintenance.*`). Schedule errors name the key.
+/// Every job the config defines: `[cron.jobs.*]`, the enabled heartbeats (`heartbeat.AGENT`),
+/// the enabled maintenance templates (`maintenance.*`) and the dream cycle (`brain.dream`). Schedule errors name the key.
 pub fn config_jobs(config: &Config) -> Result<Vec<Job>, SchedError> {
     let cron = &config.cron;
     let mut jobs = Vec::new();
@@ -178,6 +178,11 @@ pub fn config_jobs(config: &Config) -> Result<Vec<Job>, SchedError> {
     for job in maintenance::template_jobs(&cron.maintenance) {
         job.schedule.compile(0).map_err(|e| SchedError::Invalid(format!("cron.maintenance: {e}")))?;
         jobs.push(job);
+    }
+    if let Some(job) = maintenance::dream_job(&config.brain.dream) {
+        let key = |e: SchedError| SchedError::Invalid(format!("brain.dream.schedule: {e}"));
+        let schedule = Schedule::cron(&config.brain.dream.schedule, Some(&config.brain.dream.tz)).map_err(key)?;
+        jobs.push(Job { schedule, ..job });
     }
     Ok(jobs)
 }

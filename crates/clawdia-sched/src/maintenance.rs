@@ -6,7 +6,8 @@
 //!   scratch folders in the system temp folder, and run history older than `history_days`;
 //! - monthly: `VACUUM`, `ANALYZE` and `PRAGMA integrity_check` of cron.db and (through
 //!   `Housekeeping`, which the runtime supplies) the other state databases and the brain, plus
-//!   the secrets whose rotation is due.
+//!   the secrets whose rotation is due;
+//! - the dream cycle (`[brain.dream]`, job `brain.dream`), run through `Housekeeping::dream`.
 //!
 //! The scheduler knows no other database: the audit log, sessions and the brain are reached
 //! through the `Housekeeping` trait the composition root implements.
@@ -30,6 +31,22 @@ pub trait Housekeeping: Send + Sync {
     fn high_severity_events(&self, since_ms: i64) -> Result<Vec<String>, String>;
     /// Optimizes the other state databases and the brain; one report line per database.
     async fn optimize_databases(&self) -> Result<Vec<String>, String>;
+    /// Runs the dream cycle once. `Err` carries the report when any part failed.
+    async fn dream(&self) -> Result<TaskDone, TaskDone>;
+}
+
+/// A maintenance task's report and what it spent on models.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskDone {
+    pub report: String,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl From<String> for TaskDone {
+    fn from(report: String) -> TaskDone {
+        TaskDone { report, tokens: 0, cost_usd: 0.0 }
+    }
 }
 
 /// The maintenance jobs the config enables (`Source::Config` jobs named `maintenance.*`).
@@ -58,13 +75,31 @@ pub fn template_jobs(config: &clawdia_config::MaintenanceConfig) -> Vec<Job> {
     jobs
 }
 
-/// Runs a maintenance task; its report, or why it failed.
-pub async fn run_task(context: &Arc<Context>, task: Task) -> Result<String, String> {
+/// Runs a maintenance task; its report (and spend), or why it failed.
+pub async fn run_task(context: &Arc<Context>, task: Task) -> Result<TaskDone, TaskDone> {
     match task {
-        Task::DailyDigest => daily_digest(context),
-        Task::WeeklyPrune => weekly_prune(context),
-        Task::MonthlyOptimize => monthly_optimize(context).await,
+        Task::DailyDigest => daily_digest(context).map(TaskDone::from).map_err(TaskDone::from),
+        Task::WeeklyPrune => weekly_prune(context).map(TaskDone::from).map_err(TaskDone::from),
+        Task::MonthlyOptimize => monthly_optimize(context).await.map(TaskDone::from).map_err(TaskDone::from),
+        Task::Dream => match &context.housekeeping {
+            Some(housekeeping) => housekeeping.dream().await,
+            None => Err(TaskDone::from("the dream cycle is not available here".to_string())),
+        },
     }
+}
+
+/// The nightly dream job (`brain.dream`), when `[brain.dream] enabled`.
+pub fn dream_job(config: &clawdia_config::DreamConfig) -> Option<Job> {
+    config.enabled.then(|| Job {
+        name: "brain.dream".to_string(),
+        schedule: Schedule::Cron { expr: config.schedule.clone(), tz: config.tz.clone() },
+        action: Action::Maintenance { task: Task::Dream },
+        timeout_seconds: config.timeout.as_secs().max(1),
+        tools_allow: None,
+        failure_alert: Some(1),
+        enabled: true,
+        catch_up: CatchUp::Once,
+    })
 }
 
 fn daily_digest(context: &Context) -> Result<String, String> {

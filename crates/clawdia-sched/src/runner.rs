@@ -156,15 +156,19 @@ async fn execute(context: &Arc<Context>, job: &Job, run_id: i64) -> RunEnd {
         }
         Action::Maintenance { task } => {
             match tokio::time::timeout(timeout, maintenance::run_task(context, *task)).await {
-                Ok(Ok(report)) => RunEnd {
+                Ok(Ok(done)) => RunEnd {
                     status: Status::Ok,
                     exit_code: None,
-                    output_tail: process::tail_of(&report, OUTPUT_TAIL_BYTES),
-                    cost_usd: 0.0,
-                    tokens: 0,
+                    output_tail: process::tail_of(&done.report, OUTPUT_TAIL_BYTES),
+                    cost_usd: done.cost_usd,
+                    tokens: done.tokens,
                     session: None,
                 },
-                Ok(Err(message)) => failed(message),
+                Ok(Err(done)) => RunEnd {
+                    cost_usd: done.cost_usd,
+                    tokens: done.tokens,
+                    ..failed(process::tail_of(&done.report, OUTPUT_TAIL_BYTES))
+                },
                 Err(_) => RunEnd {
                     status: Status::Timeout,
                     ..failed(format!("timed out after {}s", timeout.as_secs()))

@@ -1,5 +1,6 @@
-//! `clawdia brain import|query|get|stats|mcp`: the knowledge brain from the command line. The
-//! CLI opens `state/brain.db` directly (WAL lets it run beside a live gateway).
+//! `clawdia brain import|query|get|stats|mcp|dream`: the knowledge brain from the command line.
+//! The CLI opens `state/brain.db` directly (WAL lets it run beside a live gateway); `dream` builds
+//! the gateway in-process to run the dream cycle's scorer and distiller turns.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +19,22 @@ pub async fn run(home: PathBuf, command: BrainCommand) -> Outcome {
         BrainCommand::Get { slug } => get(&brain, slug).await,
         BrainCommand::Stats => stats(&brain).await,
         BrainCommand::Mcp => clawdia_runtime::brain::mcp::serve_stdio(brain).await.map_err(Failure::from),
+        // The brain above is opened lazily: `dream` uses the one of the gateway it builds.
+        BrainCommand::Dream { dry_run } => dream(config, dry_run).await,
+    }
+}
+
+/// `brain dream [--dry-run]`: one run of the dream cycle, its report on stdout.
+async fn dream(config: clawdia_runtime::config::Config, dry_run: bool) -> Outcome {
+    let runtime = clawdia_runtime::build(config).map_err(Failure::config)?;
+    let dream = clawdia_runtime::dream::dream(&runtime).map_err(Failure::config)?;
+    let report = dream.run(dry_run).await.map_err(|e| Failure::from(e.to_string()))?;
+    print!("{}", report.render());
+    match report.failed() {
+        0 => Ok(()),
+        failed => Err(Failure::from(format!(
+            "{failed} transcript slice(s) failed; they are retried on the next run"
+        ))),
     }
 }
 

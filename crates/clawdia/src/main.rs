@@ -242,6 +242,13 @@ enum BrainCommand {
     Stats,
     /// Serve the brain as an MCP server over stdio.
     Mcp,
+    /// Run the dream cycle now: distil what is new in the chat transcripts into pages, dated
+    /// facts and takes (`[brain.dream]` configures it).
+    Dream {
+        /// Score and show what would be distilled; write nothing and move no watermark.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
