@@ -117,7 +117,6 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
         tools.extend(exec_tool(&config, agent));
         tools.extend(host_exec_tool(agent, store.clone()));
-        tools.extend(host_exec_tool(agent, store.clone()));
         tools.extend(sched::cron_tool(agent, &cron, store.clone()));
         tools.extend(agents.subagent_tools());
         agents.add(agent_spec(agent), tools);
