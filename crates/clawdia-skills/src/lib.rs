@@ -11,7 +11,7 @@ pub mod registry;
 pub mod skill;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clawdia_core::{RoutedSkills, SkillRouter};
@@ -28,7 +28,7 @@ const RELOAD_AFTER: Duration = Duration::from_secs(5);
 /// so edits and installs show up without a restart.
 pub struct Skills {
     user: Option<PathBuf>,
-    cache: Mutex<Vec<(PathBuf, Instant, Catalog)>>,
+    cache: Mutex<Vec<(PathBuf, Instant, Arc<Catalog>)>>,
 }
 
 impl std::fmt::Debug for Skills {
@@ -50,14 +50,14 @@ impl Skills {
         Catalog::load(&locations, &Host::current())
     }
 
-    fn cached(&self, workspace: &Path) -> Catalog {
+    fn cached(&self, workspace: &Path) -> Arc<Catalog> {
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((_, loaded, catalog)) = cache.iter().find(|(dir, _, _)| dir == workspace)
             && loaded.elapsed() < RELOAD_AFTER
         {
             return catalog.clone();
         }
-        let catalog = self.catalog(workspace);
+        let catalog = Arc::new(self.catalog(workspace));
         for problem in &catalog.problems {
             tracing::warn!(%problem, "skill not loaded");
         }
