@@ -198,12 +198,6 @@ fn exec_tool(config: &Config, agent: &clawdia_config::AgentConfig) -> Option<Arc
     }))
 }
 
-/// The binary that serves as the sandbox helper: the running `clawdia`.
-pub fn sandbox_helper() -> PathBuf {
-    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
-}
-
-/// Which sandbox mechanisms work on this machine (probed afresh), for `clawdia doctor`.
 /// The agent's allow list; listing host commands in `[agents.NAME.elevated]` grants the
 /// `elevated` group (`host_exec`), which `tools.deny` can still take away.
 fn allow_list(agent: &clawdia_config::AgentConfig) -> Vec<String> {
@@ -254,6 +248,12 @@ fn host_exec_tool(agent: &clawdia_config::AgentConfig, audit: Arc<dyn AuditSink>
     Some(Arc::new(clawdia_tools::HostExec::new(settings, audit)))
 }
 
+/// The binary that serves as the sandbox helper: the running `clawdia`.
+pub fn sandbox_helper() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+}
+
+/// Which sandbox mechanisms work on this machine (probed afresh), for `clawdia doctor`.
 pub async fn sandbox_probe() -> clawdia_sandbox::Probe {
     clawdia_sandbox::detect(&sandbox_helper()).await
 }
