@@ -216,8 +216,26 @@ impl Engine {
 
     /// The prompt's token ids: the rendered template, dropping the oldest messages (never the
     /// last) while fewer than `MIN_REPLY_ROOM` tokens (or `max_tokens`, if smaller) would be
-    /// left for the reply.
+    /// left for the reply. When even the last message does not fit beside the tool
+    /// definitions, the tools are left out (a small context cannot hold many schemas; the model
+    /// then answers in text).
     pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<u32>, LocalError> {
+        match self.fit(request) {
+            Err(LocalError::TooLong { tokens, .. }) if !request.tools.is_empty() => {
+                let bare = ChatRequest { tools: Vec::new(), ..request.clone() };
+                let ids = self.fit(&bare)?;
+                tracing::info!(
+                    with_tools = tokens,
+                    without = ids.len(),
+                    "local model: tool definitions left out to fit the context"
+                );
+                Ok(ids)
+            }
+            other => other,
+        }
+    }
+
+    fn fit(&self, request: &ChatRequest) -> Result<Vec<u32>, LocalError> {
         let room = (request.max_tokens.max(1) as usize).min(MIN_REPLY_ROOM);
         let total = request.messages.len();
         let mut keep = total;

@@ -115,6 +115,26 @@ async fn a_request_with_tools_ends_in_text_or_a_real_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_definitions_too_big_for_the_context_are_left_out_and_the_model_answers() {
+    let Some(client) = client(Duration::ZERO) else { return };
+    let mut wide = request("What is the capital of France?", 16);
+    // About 3,000 tokens of schemas: more than the 2,048-token context holds with any message.
+    wide.tools = (0..30)
+        .map(|n| ToolSpec {
+            name: format!("tool_{n}"),
+            description: format!("Tool number {n}: ").repeat(25),
+            parameters: serde_json::json!({"type": "object", "properties": {"x": {"type": "string"}}}),
+        })
+        .collect();
+    let response = client.complete(&wide, &clawdia_core::NoDeltas).await.unwrap();
+    assert!(!text_of(&response.message).trim().is_empty());
+    // A single message too long by itself is still refused, with or without tools.
+    let long = request("word ".repeat(4000).as_str(), 16);
+    let error = client.complete(&long, &clawdia_core::NoDeltas).await.unwrap_err();
+    assert!(error.to_string().contains("the local model's context holds 2048"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_requests_load_the_model_once() {
     let Some(client) = client(Duration::ZERO) else { return };
     let requests = [request("Say hi.", 4), request("Say hello.", 4), request("Say hey.", 4)];
