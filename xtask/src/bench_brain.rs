@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clawdia_brain::db::{Db, SearchMode, SearchQuery};
+use clawdia_brain::db::{Db, Fusion, SearchMode, SearchQuery};
 use clawdia_brain::parse::{ParseOptions, sha256_hex};
 use clawdia_brain::{Brain, BrainSettings, ChunkInput, PageInput, import};
 use clawdia_core::Embedder;
@@ -87,7 +87,7 @@ fn modes(fulltext_only: bool) -> Vec<(&'static str, SearchMode)> {
     vec![
         ("full text (BM25)", SearchMode::FullText),
         ("vector", SearchMode::Vector),
-        ("hybrid (RRF)", SearchMode::Hybrid),
+        ("hybrid", SearchMode::Hybrid),
     ]
 }
 
@@ -122,8 +122,8 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     };
     let settings = BrainSettings::default();
     println!(
-        "fusion: rrf_k {} fts_weight {} vector_weight {} (BrainSettings::default)",
-        settings.rrf_k, settings.fts_weight, settings.vector_weight
+        "fusion: {:?} (rrf_k {}) fts_weight {} vector_weight {} (BrainSettings::default)",
+        settings.fusion, settings.rrf_k, settings.fts_weight, settings.vector_weight
     );
     if !options.locomo_only {
         let scifact = scifact(&work, embedder.clone(), &options).await?;
@@ -178,6 +178,7 @@ fn query(
         k,
         mode,
         vector,
+        fusion: settings.fusion,
         rrf_k: settings.rrf_k,
         fts_weight: settings.fts_weight,
         vector_weight: settings.vector_weight,
@@ -355,7 +356,8 @@ fn read_qrels(path: &Path) -> anyhow::Result<HashMap<String, HashSet<String>>> {
 }
 
 /// Tunes the fusion on SciFact's *train* queries (never the test ones): mean nDCG@10 over a grid
-/// of `rrf_k` x `vector_weight` (full-text weight 1), best first.
+/// of RRF (`rrf_k` x `vector_weight`) and convex fusion (`vector_weight`), full-text weight 1,
+/// best first.
 async fn sweep(
     brain: &Brain,
     embedder: &MaybeEmbedder,
@@ -367,24 +369,36 @@ async fn sweep(
     let texts: Vec<String> = ids.iter().map(|id| queries[*id].clone()).collect();
     let vectors = embed_all(embedder, &texts).await?;
     let mut grid = Vec::new();
-    for rrf_k in [5.0, 10.0, 20.0, 40.0, 60.0, 100.0] {
-        for vector_weight in [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0] {
-            let mut total = 0.0;
-            for (i, id) in ids.iter().enumerate() {
-                let mut q = query(&texts[i], 10, SearchMode::Hybrid, Some(vectors[i].clone()), Vec::new(), 1);
-                q.rrf_k = rrf_k;
-                q.vector_weight = vector_weight;
-                let ranked: Vec<String> = brain.db()?.search(&q)?.hits.into_iter().map(|h| h.slug).collect();
-                total += ndcg10(&ranked, &qrels[*id]);
-            }
-            grid.push((total / ids.len() as f64, rrf_k, vector_weight));
+    let mut settings: Vec<(Fusion, f64, f64)> = Vec::new();
+    for rrf_k in [5.0, 10.0, 20.0, 60.0] {
+        for vector_weight in [0.5, 1.0, 1.5] {
+            settings.push((Fusion::Rrf, rrf_k, vector_weight));
         }
+    }
+    for vector_weight in [0.5, 0.75, 1.0, 1.25, 1.5] {
+        settings.push((Fusion::Convex, 0.0, vector_weight));
+    }
+    for (fusion, rrf_k, vector_weight) in settings {
+        let mut total = 0.0;
+        for (i, id) in ids.iter().enumerate() {
+            let mut q = query(&texts[i], 10, SearchMode::Hybrid, Some(vectors[i].clone()), Vec::new(), 1);
+            q.fusion = fusion;
+            q.rrf_k = rrf_k;
+            q.vector_weight = vector_weight;
+            let ranked: Vec<String> = brain.db()?.search(&q)?.hits.into_iter().map(|h| h.slug).collect();
+            total += ndcg10(&ranked, &qrels[*id]);
+        }
+        grid.push((total / ids.len() as f64, fusion, rrf_k, vector_weight));
     }
     grid.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut lines =
         vec![format!("  fusion sweep on {} SciFact train queries (nDCG@10, best first):", ids.len())];
-    for (score, rrf_k, vector_weight) in grid.iter().take(12) {
-        lines.push(format!("    rrf_k {rrf_k:>5}  vector_weight {vector_weight:<5} nDCG@10 {score:.4}"));
+    for (score, fusion, rrf_k, vector_weight) in grid.iter().take(16) {
+        let fusion = match fusion {
+            Fusion::Rrf => format!("rrf k {rrf_k:<4}"),
+            Fusion::Convex => "convex    ".to_string(),
+        };
+        lines.push(format!("    {fusion} vector_weight {vector_weight:<5} nDCG@10 {score:.4}"));
     }
     Ok(lines.join("\n"))
 }
@@ -522,19 +536,23 @@ async fn locomo(work: &Path, embedder: MaybeEmbedder, fulltext_only: bool) -> an
                     said.push_str(&format!(" [shares a photo: {caption}]"));
                 }
                 let body = format!("{speaker}: {said}");
+                let context = if neighbours.is_empty() {
+                    date.to_string()
+                } else {
+                    format!("{date} | {}", neighbours.join(" | "))
+                };
+                // The hash covers the context too, so a kept brain re-imports (and re-embeds)
+                // turns whose representation changed.
+                let hash = sha256_hex(format!("{body}\n{context}").as_bytes());
                 let input = PageInput {
                     slug: format!("locomo/{sample}/{}", dia.replace(':', "-").to_lowercase()),
                     title: format!("{speaker}, {date}"),
                     kind: "turn".into(),
                     source: format!("locomo-{sample}"),
-                    content_hash: sha256_hex(body.as_bytes()),
+                    content_hash: hash,
                     chunks: vec![ChunkInput {
                         text: body.clone(),
-                        context: Some(if neighbours.is_empty() {
-                            date.to_string()
-                        } else {
-                            format!("{date} | {}", neighbours.join(" | "))
-                        }),
+                        context: Some(context),
                         start_line: None,
                         end_line: None,
                     }],

@@ -28,6 +28,7 @@ use serde::Deserialize;
 
 pub use dream::DreamConfig;
 pub use error::ConfigError;
+pub use raw::BrainFusion;
 pub use mcp::{McpConfig, McpEnv, McpServerConfig};
 pub use reference::{default_config_toml, example_toml, json_schema, reference_markdown};
 pub use secret::{Secret, SecretRef};
@@ -160,6 +161,7 @@ pub struct MaintenanceConfig {
 /// The knowledge brain's search settings and embedder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrainConfig {
+    pub fusion: BrainFusion,
     pub rrf_k: f64,
     pub fts_weight: f64,
     pub vector_weight: f64,

@@ -278,6 +278,11 @@ pub(crate) struct RawMaintenance {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Brain")]
 pub(crate) struct RawBrain {
+    /// How the full-text and vector result lists are combined: `convex` (each list's scores
+    /// normalized min-max per query, times the list's weight, summed) or `rrf` (reciprocal rank
+    /// fusion, `weight / (rrf_k + rank)`).
+    #[schemars(with = "Option<BrainFusion>", extend("default" = "convex"))]
+    pub fusion: Option<Spanned<BrainFusion>>,
     /// The `k` of reciprocal rank fusion: each result list adds `1 / (rrf_k + rank)`. Larger values
     /// flatten the difference between top and lower ranks.
     #[schemars(with = "Option<f64>", extend("default" = defaults::RRF_K))]
@@ -496,6 +501,16 @@ pub(crate) struct RawHostCommand {
     pub timeout_seconds: Option<Spanned<u64>>,
     /// What the command is for, shown to the model.
     pub description: Option<String>,
+}
+
+/// How the brain combines its two result lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BrainFusion {
+    /// Reciprocal rank fusion.
+    Rrf,
+    /// A convex combination of per-query normalized scores.
+    Convex,
 }
 
 /// Which sandbox runs the agent's commands.

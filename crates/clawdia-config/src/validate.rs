@@ -217,6 +217,7 @@ fn brain(
         }
     };
     Ok(BrainConfig {
+        fusion: raw.fusion.map_or(crate::BrainFusion::Convex, Spanned::into_inner),
         rrf_k,
         fts_weight,
         vector_weight,

@@ -32,6 +32,10 @@ pub fn embedder(config: &Config) -> Result<Arc<dyn Embedder>, String> {
 /// Opens the brain of `config`'s home.
 pub fn open_brain(config: &Config) -> Result<Arc<Brain>, RuntimeError> {
     let settings = BrainSettings {
+        fusion: match config.brain.fusion {
+            clawdia_config::BrainFusion::Rrf => clawdia_brain::db::Fusion::Rrf,
+            clawdia_config::BrainFusion::Convex => clawdia_brain::db::Fusion::Convex,
+        },
         rrf_k: config.brain.rrf_k,
         fts_weight: config.brain.fts_weight,
         vector_weight: config.brain.vector_weight,

@@ -51,7 +51,7 @@ pub use facts::{
     Fact, FactInput, FactOutcome, FactQuery, Take, TakeInput, TimelineEntry, TimelineInput, TimelineQuery,
 };
 pub use pages::{Backlink, LinkView, PageSummary, PageView, PutOutcome, SourceCount, Stats};
-pub use search::{Expert, Hit, SearchMode, SearchQuery, SearchResult};
+pub use search::{Expert, Fusion, Hit, SearchMode, SearchQuery, SearchResult};
 
 use error::db_error;
 

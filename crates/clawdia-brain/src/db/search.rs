@@ -8,8 +8,9 @@
 //! 2. Vector arm: the in-memory int8 index, rescored exactly (see `vectors`).
 //! 3. Both arms apply the include/exclude slug prefixes *before* ranking (in SQL for full text,
 //!    in the scan for vectors), so an excluded page never takes a slot.
-//! 4. Weighted reciprocal rank fusion: score = Σ weight_arm/(rrf_k + rank_arm) over the arms a
-//!    result appears in, times the boost of the longest matching boost prefix. With one chunk
+//! 4. Fusion, over the arms a result appears in, times the boost of the longest matching boost
+//!    prefix: convex (each arm's scores min-max normalized per query, score = Σ weight_arm ×
+//!    normalized) or weighted reciprocal rank (score = Σ weight_arm/(rrf_k + rank_arm)). With one chunk
 //!    per page (the default) the fusion is over *pages*: a page's rank in an arm is the position
 //!    of its best chunk among the distinct pages of that arm, so a page whose best full-text
 //!    chunk and best vector chunk differ still gets credit from both, and the chunk shown is
@@ -68,6 +69,8 @@ pub struct SearchQuery {
     pub mode: SearchMode,
     /// The query's embedding, from the caller; `None` skips the vector arm.
     pub vector: Option<Vec<f32>>,
+    /// How the arms are combined.
+    pub fusion: Fusion,
     /// The RRF constant (60 is the usual choice).
     pub rrf_k: f64,
     /// Weight of the full-text arm in the fusion.
@@ -98,6 +101,7 @@ impl SearchQuery {
             k,
             mode: SearchMode::Hybrid,
             vector: None,
+            fusion: Fusion::Rrf,
             rrf_k: 60.0,
             fts_weight: 1.0,
             vector_weight: 1.0,
@@ -116,6 +120,18 @@ impl Default for SearchQuery {
     fn default() -> Self {
         SearchQuery::new("", 10)
     }
+}
+
+/// How the two arms' results are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// Weighted reciprocal rank fusion: Σ weight / (rrf_k + rank).
+    #[default]
+    Rrf,
+    /// A convex combination of scores normalized per query and list (min-max: the list's best
+    /// is 1, its lowest 0): Σ weight × normalized score over the lists a result is in.
+    Convex,
 }
 
 /// Hits, best first, plus what the caller should know.
@@ -375,18 +391,27 @@ fn fts_arm(
     depth: usize,
     want: usize,
     pages: &mut Pages,
-) -> Result<Vec<(i64, i64)>, BrainError> {
+) -> Result<Vec<TextHit>, BrainError> {
     let mut hits = ranked_matches(connection, &plan.primary, filter, depth, pages)?;
     if hits.len() < want.min(depth)
         && let Some(fill) = &plan.fill
     {
-        let seen: HashSet<i64> = hits.iter().map(|(chunk_id, _)| *chunk_id).collect();
+        let seen: HashSet<i64> = hits.iter().map(|(chunk_id, _, _)| *chunk_id).collect();
+        // The fill ranks below everything the primary query found, whatever its own bm25.
+        let floor = hits.iter().map(|(_, _, score)| *score).fold(f64::INFINITY, f64::min);
         let more = ranked_matches(connection, fill, filter, depth, pages)?;
-        hits.extend(more.into_iter().filter(|(chunk_id, _)| !seen.contains(chunk_id)));
+        hits.extend(
+            more.into_iter()
+                .filter(|(chunk_id, _, _)| !seen.contains(chunk_id))
+                .map(|(chunk_id, page_id, score)| (chunk_id, page_id, score.min(floor))),
+        );
         hits.truncate(depth);
     }
     Ok(hits)
 }
+
+/// A full-text hit: chunk id, page id, and its bm25 relevance (higher is better, at least 0).
+type TextHit = (i64, i64, f64);
 
 /// Chunks matching the FTS5 `query` among allowed pages, by bm25.
 fn ranked_matches(
@@ -395,19 +420,22 @@ fn ranked_matches(
     filter: &SlugFilter,
     depth: usize,
     pages: &mut Pages,
-) -> Result<Vec<(i64, i64)>, BrainError> {
+) -> Result<Vec<TextHit>, BrainError> {
     let context = "full-text search";
     let limit = i64::try_from(depth).unwrap_or(i64::MAX);
     if filter.is_empty() {
         // Without a filter, ranking the full-text table alone (no join per matching row) is
         // about a quarter faster; the chunks' pages are looked up for the survivors only.
-        let sql =
-            format!("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY {BM25}, rowid LIMIT ?2");
+        let sql = format!(
+            "SELECT rowid, {BM25} AS rank FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY rank, rowid LIMIT ?2"
+        );
         let chunk_ids = connection
             .prepare_cached(&sql)
             .and_then(|mut statement| {
                 statement
-                    .query_map(params![query, limit], |row| row.get::<_, i64>(0))
+                    .query_map(params![query, limit], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?))
+                    })
                     .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
             })
             .map_err(db_error(context))?;
@@ -418,7 +446,7 @@ fn ranked_matches(
             )
             .map_err(db_error(context))?;
         let mut hits = Vec::with_capacity(chunk_ids.len());
-        for chunk_id in chunk_ids {
+        for (chunk_id, rank) in chunk_ids {
             let row = statement
                 .query_row([chunk_id], |row| {
                     Ok((
@@ -435,7 +463,7 @@ fn ranked_matches(
                 .map_err(db_error(context))?;
             if let Some((page_id, info)) = row {
                 pages.known.entry(page_id).or_insert(info);
-                hits.push((chunk_id, page_id));
+                hits.push((chunk_id, page_id, -rank));
             }
         }
         return Ok(hits);
@@ -443,10 +471,10 @@ fn ranked_matches(
     let mut values = vec![Value::Text(query.to_string()), Value::Integer(limit)];
     let conditions = filter.sql("p.slug", &mut values);
     let sql = format!(
-        "SELECT c.id, p.id, p.slug, p.title, p.source, p.kind
+        "SELECT c.id, p.id, p.slug, p.title, p.source, p.kind, {BM25} AS rank
          FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN pages p ON p.id = c.page_id
          WHERE chunks_fts MATCH ?1{conditions}
-         ORDER BY {BM25}, c.id LIMIT ?2"
+         ORDER BY rank, c.id LIMIT ?2"
     );
     let mut statement = connection.prepare_cached(&sql).map_err(db_error(context))?;
     let rows = statement
@@ -455,15 +483,16 @@ fn ranked_matches(
                 row.get::<_, i64>(0)?,
                 row.get::<_, i64>(1)?,
                 PageInfo { slug: row.get(2)?, title: row.get(3)?, source: row.get(4)?, kind: row.get(5)? },
+                row.get::<_, f64>(6)?,
             ))
         })
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         .map_err(db_error(context))?;
     Ok(rows
         .into_iter()
-        .map(|(chunk_id, page_id, info)| {
+        .map(|(chunk_id, page_id, info, rank)| {
             pages.known.entry(page_id).or_insert(info);
-            (chunk_id, page_id)
+            (chunk_id, page_id, -rank)
         })
         .collect())
 }
@@ -477,11 +506,12 @@ struct Candidate {
     score: f64,
 }
 
-/// Fuses the arms by weighted reciprocal rank, applies boosts, sorts best first (see the
-/// module doc: page-level fusion when one chunk per page is shown).
+/// Fuses the arms (weighted reciprocal rank, or a convex combination of normalized scores),
+/// applies boosts, sorts best first (see the module doc: page-level fusion when one chunk per
+/// page is shown).
 fn fuse(
     connection: &Connection,
-    text_hits: &[(i64, i64)],
+    text_hits: &[TextHit],
     vector_hits: &[VectorHit],
     query: &SearchQuery,
     pages: &mut Pages,
@@ -490,9 +520,8 @@ fn fuse(
     // Key: the page when fusing pages, else the chunk. Rank: 1-based among distinct keys.
     let mut candidates: HashMap<i64, Candidate> = HashMap::new();
     let mut best_chunk: HashMap<i64, f64> = HashMap::new();
-    let mut add = |chunk_id: i64, page_id: i64, rank: usize, weight: f64, is_text: bool| {
+    let mut add = |chunk_id: i64, page_id: i64, rank: usize, contribution: f64, is_text: bool| {
         let key = if by_page { page_id } else { chunk_id };
-        let contribution = weight / (query.rrf_k + rank as f64);
         let candidate = candidates.entry(key).or_insert_with(|| Candidate {
             chunk_id,
             page_id,
@@ -512,17 +541,41 @@ fn fuse(
             candidate.chunk_id = chunk_id;
         }
     };
-    let mut rank_of = |hits: &mut dyn Iterator<Item = (i64, i64)>, weight: f64, is_text: bool| {
-        let mut seen: HashSet<i64> = HashSet::new();
-        for (chunk_id, page_id) in hits {
-            let key = if by_page { page_id } else { chunk_id };
-            if seen.insert(key) {
-                add(chunk_id, page_id, seen.len(), weight, is_text);
+    // Each arm's hits come best first, with a raw score (bm25 relevance or cosine similarity).
+    let mut arm =
+        |hits: &mut dyn Iterator<Item = (i64, i64, f64)>, weight: f64, floor: f64, is_text: bool| {
+            let mut seen: HashSet<i64> = HashSet::new();
+            let mut top: Option<f64> = None;
+            for (chunk_id, page_id, raw) in hits {
+                let key = if by_page { page_id } else { chunk_id };
+                if !seen.insert(key) {
+                    continue;
+                }
+                let rank = seen.len();
+                let contribution = match query.fusion {
+                    Fusion::Rrf => weight / (query.rrf_k + rank as f64),
+                    Fusion::Convex => {
+                        // (raw - lowest) / (best - lowest); a list whose scores are all equal
+                        // gives each its full weight.
+                        let top = *top.get_or_insert(raw);
+                        let span = top - floor;
+                        if span > 0.0 { weight * ((raw - floor) / span).clamp(0.0, 1.0) } else { weight }
+                    }
+                };
+                add(chunk_id, page_id, rank, contribution, is_text);
             }
-        }
-    };
-    rank_of(&mut text_hits.iter().copied(), query.fts_weight, true);
-    rank_of(&mut vector_hits.iter().map(|hit| (hit.chunk_id, hit.page_id)), query.vector_weight, false);
+        };
+    // Convex fusion normalizes each list min-max: its best score is 1, its lowest 0.
+    let lowest = |scores: &mut dyn Iterator<Item = f64>| scores.fold(f64::INFINITY, f64::min);
+    let text_floor = lowest(&mut text_hits.iter().map(|hit| hit.2));
+    arm(&mut text_hits.iter().copied(), query.fts_weight, text_floor, true);
+    let vector_floor = lowest(&mut vector_hits.iter().map(|hit| f64::from(hit.similarity)));
+    arm(
+        &mut vector_hits.iter().map(|hit| (hit.chunk_id, hit.page_id, f64::from(hit.similarity))),
+        query.vector_weight,
+        vector_floor,
+        false,
+    );
     let mut fused = Vec::with_capacity(candidates.len());
     for mut candidate in candidates.into_values() {
         let Some(info) = pages.get(connection, candidate.page_id)? else { continue };
@@ -721,7 +774,7 @@ impl Db {
             let mut pages = Pages::default();
             let hits = fts_arm(tx, &plan, &SlugFilter::default(), 200, k, &mut pages)?;
             let mut matching: Vec<i64> = Vec::new();
-            for (_, page_id) in hits {
+            for (_, page_id, _) in hits {
                 if !matching.contains(&page_id) {
                     matching.push(page_id);
                 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clawdia_brain::db::{
-    BrainError, Db, FactInput, FactQuery, SearchMode, SearchQuery, TakeInput, TimelineInput, TimelineQuery,
+    BrainError, Db, FactInput, FactQuery, Fusion, SearchMode, SearchQuery, TakeInput, TimelineInput,
+    TimelineQuery,
 };
 use clawdia_brain::{ChunkInput, LinkInput, PageInput};
 use proptest::prelude::*;
@@ -433,6 +434,44 @@ fn fusion_weights_shift_the_balance_between_the_arms() {
     q.vector_weight = 1.0;
     q.fts_weight = f64::NAN;
     assert!(f.db.search(&q).is_err(), "a NaN weight is refused");
+}
+
+#[test]
+fn convex_fusion_adds_min_max_normalized_scores_where_rrf_adds_ranks() {
+    let f = fixture();
+    put(&f.db, &page("notes/a", "Alpha", &["zebra zebra zebra"]));
+    put(&f.db, &page("notes/b", "Beta", &["grassland animals at dusk"]));
+    put(&f.db, &page("notes/c", "Gamma", &["zebra zebra near the grassland edge"]));
+    put(
+        &f.db,
+        &page("notes/d", "Delta", &[&format!("zebra {}", "and many other unrelated words ".repeat(30))]),
+    );
+    embed_all(&f.db, |text| {
+        if text.contains("edge") {
+            vec![0.8, 0.6, 0.0, 0.0]
+        } else if text.contains("grassland") {
+            vec![1.0, 0.0, 0.0, 0.0]
+        } else {
+            vec![0.0, 1.0, 0.0, 0.0]
+        }
+    });
+    let mut q = vector_query("zebra", [1.0, 0.0, 0.0, 0.0], 4, SearchMode::Hybrid);
+    q.fusion = Fusion::Rrf;
+    q.rrf_k = 60.0;
+    // RRF: a (text 1st, vector 3rd) edges out c (2nd in both).
+    assert_eq!(slugs(&f.db, &q)[..2], ["notes/a", "notes/c"]);
+    q.fusion = Fusion::Convex;
+    // Convex: each list min-max normalized. a = 1 (best bm25) + 0 (lowest cosine); b = 1 (best
+    // cosine), absent from full text; c = its share of the bm25 range + 0.8; d = 0 + 0.
+    let hits = f.db.search(&q).expect("search").hits;
+    let order: Vec<&str> = hits.iter().map(|hit| hit.slug.as_str()).collect();
+    assert_eq!(order, ["notes/c", "notes/a", "notes/b", "notes/d"], "{hits:?}");
+    assert!(hits[0].score > 1.0 && hits[0].score < 1.8, "c {}", hits[0].score);
+    assert!((hits[1].score - 1.0).abs() < 1e-6, "a {}", hits[1].score);
+    assert!((hits[2].score - 1.0).abs() < 1e-6, "b {}", hits[2].score);
+    assert!(hits[3].score.abs() < 1e-6, "d {}", hits[3].score);
+    q.vector_weight = 0.0;
+    assert_eq!(slugs(&f.db, &q)[..2], ["notes/a", "notes/c"]);
 }
 
 #[test]

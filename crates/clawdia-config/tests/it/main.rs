@@ -431,8 +431,11 @@ proptest! {
 #[test]
 fn brain_section_defaults_and_errors() {
     let config = parse("", &home()).unwrap();
+    assert_eq!(config.brain.fusion, clawdia_config::BrainFusion::Convex);
     assert_eq!(config.brain.rrf_k, 10.0);
     assert_eq!(config.brain.max_chunks_per_page, 1);
+    let rrf = parse("[brain]\nfusion = \"rrf\"\n", &home()).unwrap();
+    assert_eq!(rrf.brain.fusion, clawdia_config::BrainFusion::Rrf);
     match &config.brain.embedder {
         clawdia_config::EmbedderConfig::Local { model, dir, threads } => {
             assert_eq!(model, "all-MiniLM-L6-v2");
@@ -449,6 +452,10 @@ fn brain_section_defaults_and_errors() {
     );
     for (text, expected) in [
         ("[brain]\nrrf_k = 0\n", "clawdia.toml:2: brain.rrf_k: must be a number of at least 1"),
+        (
+            "[brain]\nfusion = \"max\"\n",
+            "clawdia.toml:2: brain.fusion: unknown variant `max`, expected `rrf` or `convex`",
+        ),
         (
             "[brain]\nboosts = { \"a/\" = -1.0 }\n",
             "clawdia.toml:2: brain.boosts.\"a/\": must be a positive number",
