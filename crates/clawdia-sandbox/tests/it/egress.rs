@@ -177,7 +177,10 @@ async fn egress_reaches_an_ipv6_literal_entry_in_both_request_forms() {
         return;
     }
     let Ok(listener) = TcpListener::bind("[::1]:0").await else {
-        return skip_or_fail("the IPv6 egress test", "this machine has no IPv6 loopback");
+        // Not something a setup step can install (a container may have IPv6 off): a skip even
+        // under CI.
+        println!("skipped the IPv6 egress test: this machine has no IPv6 loopback");
+        return;
     };
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
