@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::process::apply_rlimits;
-use crate::{Outcome, Policy, SandboxError, Supervised, supervise};
+use crate::{Outcome, Policy, SandboxError, supervise};
 
 /// Runs `program` with `args` on the host in `policy.workspace`, with `policy.environment()`
 /// only, and calls `on_output` with output as it arrives (stdout and stderr merged, capped).
@@ -54,18 +54,7 @@ pub async fn run_host(
         });
     }
     let what = program.display().to_string();
-    let Supervised { status, output, timed_out, duration } =
-        supervise(command, policy, &what, on_output).await?;
-    use std::os::unix::process::ExitStatusExt as _;
-    Ok(Outcome {
-        exit_code: status.code(),
-        signal: status.signal(),
-        timed_out,
-        output_bytes: output.total(),
-        truncated: output.truncated(),
-        output: output.finish(),
-        duration,
-    })
+    Ok(supervise(command, policy, &what, on_output).await?.outcome())
 }
 
 #[cfg(test)]

@@ -185,6 +185,50 @@ pub async fn run(
 ) -> Result<Outcome, SandboxError> {
     // With an egress allowlist: the filtering proxy, served until the run ends (`egress.rs`).
     let egress = egress::Egress::start(&policy.network, !matches!(mechanism, Mechanism::Unsandboxed))?;
+    if matches!(mechanism, Mechanism::Unsandboxed) && !policy.workspace_writable {
+        return Err(SandboxError::Unsupported(
+            "a read-only workspace needs a sandbox (this agent's sandbox is off)".into(),
+        ));
+    }
+    let extra_env = if egress.is_some() { egress::environment() } else { Vec::new() };
+    let egress_fd = egress.as_ref().map(egress::Egress::child_fd);
+    let Prepared { command, cgroup, status_read, status_write, sandboxed } =
+        prepare(mechanism, policy, command.to_string(), extra_env, egress_fd)?;
+    let run = supervise(command, policy, mechanism.name(), on_output).await?;
+    drop(status_write);
+    drop(cgroup);
+    if sandboxed {
+        check_started(status_read, run.status.code(), run.timed_out, &run.output).await?;
+    }
+    let mut outcome = run.outcome();
+    if let Some(egress) = egress {
+        egress.finish(&mut outcome);
+    }
+    Ok(outcome)
+}
+
+/// A sandbox about to start: the command (stdio not yet set), the pids cgroup it joins (keep it
+/// alive while the tree runs) and the status pipe of the last stage (drop the write end once
+/// spawned).
+pub(crate) struct Prepared {
+    pub command: tokio::process::Command,
+    pub cgroup: Option<PidsCgroup>,
+    pub status_read: std::io::PipeReader,
+    pub status_write: std::io::PipeWriter,
+    pub sandboxed: bool,
+}
+
+/// Builds the command that runs `/bin/sh -c shell` under `mechanism` and `policy`: the checked
+/// workspace and hidden paths, the policy's environment plus `extra_env`, the helper's spec,
+/// and, between fork and exec, the rlimits, the cgroup, the inherited status (and egress)
+/// descriptors and the parent-death signal. Shared by `run` and `spawn_stdio`.
+pub(crate) fn prepare(
+    mechanism: &Mechanism,
+    policy: &Policy,
+    shell: String,
+    extra_env: Vec<(String, String)>,
+    egress_fd: Option<i32>,
+) -> Result<Prepared, SandboxError> {
     let workspace = policy
         .workspace
         .canonicalize()
@@ -209,29 +253,22 @@ pub async fn run(
             *value = workspace.to_string_lossy().into_owned();
         }
     }
-    if egress.is_some() {
-        for (key, value) in egress::environment() {
-            env.retain(|(k, _)| *k != key);
-            env.push((key, value));
-        }
+    for (key, value) in extra_env {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
     }
     let sandboxed = !matches!(mechanism, Mechanism::Unsandboxed);
-    if !sandboxed && !policy.workspace_writable {
-        return Err(SandboxError::Unsupported(
-            "a read-only workspace needs a sandbox (this agent's sandbox is off)".into(),
-        ));
-    }
     let (status_read, status_write) =
         std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
     let spec = Spec {
-        command: command.to_string(),
+        command: shell,
         workspace: workspace.clone(),
         workspace_writable: policy.workspace_writable,
         hidden,
         env,
         processes: policy.limits.processes,
         status_fd: sandboxed.then(|| status_write.as_raw_fd()),
-        egress_fd: egress.as_ref().map(egress::Egress::child_fd),
+        egress_fd,
     };
     let spec_json = serde_json::to_string(&spec).map_err(|e| SandboxError::Spawn(e.to_string()))?;
     let mut command = match mechanism {
@@ -261,26 +298,20 @@ pub async fn run(
     });
     let limits = policy.limits;
     let status_fd = spec.status_fd;
-    let egress_fd = spec.egress_fd;
     let join = cgroup.as_ref().map(|c| c as *const PidsCgroup as usize);
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls
-    // (setrlimit, open/write/close, fcntl, prctl); `join` points at a cgroup that outlives the
-    // spawn call.
+    // (setrlimit, open/write/close, fcntl, prctl); `join` points at the cgroup returned in
+    // `Prepared`, which the caller keeps until the tree has been spawned and has ended.
     unsafe {
         command.pre_exec(move || {
             apply_rlimits(&limits, !sandboxed)?;
             if let Some(cgroup) = join {
                 (*(cgroup as *const PidsCgroup)).join()?;
             }
-            if let Some(fd) = status_fd
-                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(fd) = egress_fd
-                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
-            {
-                return Err(std::io::Error::last_os_error());
+            for fd in [status_fd, egress_fd].into_iter().flatten() {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -288,26 +319,7 @@ pub async fn run(
             Ok(())
         });
     }
-    let run = supervise(command, policy, mechanism.name(), on_output).await?;
-    drop(status_write);
-    drop(cgroup);
-    let Supervised { status, output, timed_out, duration } = run;
-    if sandboxed {
-        check_started(status_read, status.code(), timed_out, &output).await?;
-    }
-    let mut outcome = Outcome {
-        exit_code: status.code(),
-        signal: status.signal(),
-        timed_out,
-        output_bytes: output.total(),
-        truncated: output.truncated(),
-        output: output.finish(),
-        duration,
-    };
-    if let Some(egress) = egress {
-        egress.finish(&mut outcome);
-    }
-    Ok(outcome)
+    Ok(Prepared { command, cgroup, status_read, status_write, sandboxed })
 }
 
 /// How a supervised process tree ended.
@@ -316,6 +328,20 @@ pub(crate) struct Supervised {
     pub output: CappedOutput,
     pub timed_out: bool,
     pub duration: Duration,
+}
+
+impl Supervised {
+    pub(crate) fn outcome(self) -> Outcome {
+        Outcome {
+            exit_code: self.status.code(),
+            signal: self.status.signal(),
+            timed_out: self.timed_out,
+            output_bytes: self.output.total(),
+            truncated: self.output.truncated(),
+            output: self.output.finish(),
+            duration: self.duration,
+        }
+    }
 }
 
 /// Spawns `command` (whose stdout and stderr must already be set) as a process-group leader,

@@ -8,10 +8,7 @@
 //!
 //! There is no timeout here: the caller times each request and kills the child when one hangs.
 
-use std::ffi::OsString;
-use std::os::fd::{AsRawFd as _, OwnedFd};
-use std::os::unix::ffi::OsStringExt as _;
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,8 +16,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 use tokio::process::{ChildStdin, ChildStdout};
 
-use crate::process::{PidsCgroup, apply_rlimits};
-use crate::{INIT_ARG, Mechanism, Network, Policy, ProcessTree, STARTED, SandboxError, Spec, bwrap};
+use crate::process::PidsCgroup;
+use crate::{Mechanism, Network, Policy, Prepared, ProcessTree, STARTED, SandboxError, prepare};
 
 /// How much of the child's stderr is kept (the most recent bytes).
 pub const STDERR_TAIL_BYTES: usize = 8 * 1024;
@@ -116,91 +113,9 @@ pub async fn spawn_stdio(
     if program.trim().is_empty() {
         return Err(SandboxError::InvalidPolicy("the program is empty".into()));
     }
-    let workspace = policy
-        .workspace
-        .canonicalize()
-        .map_err(|e| SandboxError::InvalidPolicy(format!("folder {}: {e}", policy.workspace.display())))?;
-    if !workspace.is_dir() {
-        return Err(SandboxError::InvalidPolicy(format!("{} is not a folder", workspace.display())));
-    }
-    let hidden: Vec<PathBuf> = policy.hidden.iter().filter_map(|path| path.canonicalize().ok()).collect();
-    if let Some(cover) = hidden.iter().find(|h| workspace.starts_with(h)) {
-        return Err(SandboxError::InvalidPolicy(format!(
-            "folder {} is inside the hidden path {}",
-            workspace.display(),
-            cover.display()
-        )));
-    }
-    let mut env = policy.environment();
-    for (key, value) in &mut env {
-        if key == "HOME" && Path::new(value.as_str()) == policy.workspace {
-            *value = workspace.to_string_lossy().into_owned();
-        }
-    }
-    let sandboxed = !matches!(mechanism, Mechanism::Unsandboxed);
-    let (status_read, status_write) =
-        std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
-    let spec = Spec {
-        command: exec_command(program, args),
-        workspace: workspace.clone(),
-        workspace_writable: policy.workspace_writable,
-        hidden,
-        env,
-        processes: policy.limits.processes,
-        status_fd: sandboxed.then(|| status_write.as_raw_fd()),
-        egress_fd: None,
-    };
-    let spec_json = serde_json::to_string(&spec).map_err(|e| SandboxError::Spawn(e.to_string()))?;
-    let mut command = match mechanism {
-        Mechanism::Bubblewrap { bwrap, helper } => {
-            let mut command = tokio::process::Command::new(bwrap);
-            command.args(bwrap::arguments(&spec, helper, &spec_json));
-            command
-        }
-        Mechanism::Builtin { helper } => {
-            let mut command = tokio::process::Command::new(helper);
-            command.args([OsString::from(INIT_ARG), OsString::from_vec(spec_json.into_bytes())]);
-            command
-        }
-        Mechanism::Unsandboxed => {
-            let mut command = tokio::process::Command::new(program);
-            command.args(args).current_dir(&workspace);
-            command
-        }
-    };
-    command.env_clear();
-    if !sandboxed {
-        command.envs(spec.env.iter().cloned());
-    }
+    let Prepared { mut command, cgroup, status_read, status_write, sandboxed } =
+        prepare(mechanism, policy, exec_command(program, args), Vec::new(), None)?;
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let cgroup = policy
-        .limits
-        .processes
-        .filter(|_| nix::unistd::geteuid().is_root())
-        .and_then(|max| PidsCgroup::create(max + 8));
-    let limits = policy.limits;
-    let status_fd = spec.status_fd;
-    let join = cgroup.as_ref().map(|c| c as *const PidsCgroup as usize);
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls
-    // (setrlimit, open/write/close, fcntl, prctl); `join` points at a cgroup that outlives the
-    // spawn call (it is moved into the returned child afterwards, not dropped).
-    unsafe {
-        command.pre_exec(move || {
-            apply_rlimits(&limits, !sandboxed)?;
-            if let Some(cgroup) = join {
-                (*(cgroup as *const PidsCgroup)).join()?;
-            }
-            if let Some(fd) = status_fd
-                && libc::fcntl(fd, libc::F_SETFD, 0) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let mut tree = ProcessTree::spawn(&mut command)
         .map_err(|e| SandboxError::Spawn(format!("{}: {e}", mechanism.name())))?;
     drop(command);

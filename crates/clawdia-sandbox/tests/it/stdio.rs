@@ -82,18 +82,20 @@ async fn killing_a_stdio_program_ends_its_grandchildren() {
         let running = host_processes(&["sleep", &seconds]);
         assert_eq!(running.len(), 2, "{name}: both sleeps run");
         child.kill(Duration::from_millis(500)).await;
+        // Gone, or a zombie waiting for whoever inherited it (not running any more). A process
+        // that is still exiting has already lost its command line, so wait on the state itself.
+        let stat_of = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ended = |stat: &str| {
+            stat.is_empty()
+                || stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) == Some('Z')
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !host_processes(&["sleep", &seconds]).is_empty() && std::time::Instant::now() < deadline {
+        while !running.iter().all(|pid| ended(&stat_of(*pid))) && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         for pid in running {
-            // Gone, or a zombie waiting for whoever inherited it (not running any more).
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
-            assert!(
-                stat.is_empty() || state == Some(Some('Z')),
-                "{name}: pid {pid} survived the kill: {stat}"
-            );
+            let stat = stat_of(pid);
+            assert!(ended(&stat), "{name}: pid {pid} survived the kill: {stat}");
         }
     }
 }
