@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt as _;
 
+pub use egress::is_public;
 pub use host::run_host;
 pub use policy::{DEFAULT_PATH, Limits, Network, Policy};
 pub use process::{ProcessTree, become_child_subreaper, group_alive, kill_tree, spawn_orphan_reaper};

@@ -2,7 +2,7 @@
 //! the agent's policy allows it — no loopback, private or link-local targets (checked on every
 //! hop after DNS resolution, and the connection is pinned to the checked address).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -59,37 +59,10 @@ impl Tool for WebFetch {
     }
 }
 
-/// Whether an address is fine to reach from an agent without `allow_private`.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-                || (o[0] == 198 && (o[1] & 0xfe) == 18)
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || s[0] == 0x2001 && s[1] == 0x0db8)
-        }
-    }
-}
+/// Whether an address is fine to reach from an agent without `allow_private`: the same
+/// judgement as the sandbox's egress proxy (loopback, private, link-local, CGNAT, documentation,
+/// reserved and IPv4 embedded in IPv6 are not).
+pub use clawdia_sandbox::is_public;
 
 async fn fetch(start: &str, limits: &WebFetchLimits) -> Result<String, ToolError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
