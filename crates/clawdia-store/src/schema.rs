@@ -97,8 +97,24 @@ pub(crate) fn open_database(path: &Path, migrations: &[&str]) -> Result<Connecti
     let context = format!("opening {}", path.display());
     let mut connection = Connection::open(path).map_err(db_error(&context))?;
     restrict_permissions(path);
-    configure(&connection).map_err(db_error(&context))?;
-    migrate(&mut connection, migrations).map_err(|error| match error {
+    // Several processes opening a fresh file at once: switching it to WAL (and reading the
+    // schema version during WAL recovery) can fail with SQLITE_BUSY without SQLite ever calling
+    // the busy handler, so those steps are retried here until the busy timeout.
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    let outcome = loop {
+        let outcome = configure(&connection)
+            .map_err(MigrateError::Sqlite)
+            .and_then(|()| migrate(&mut connection, migrations));
+        match outcome {
+            Err(MigrateError::Sqlite(error)) if is_busy(&error) && started.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => break other,
+        }
+    };
+    outcome.map_err(|error| match error {
         MigrateError::Sqlite(error) => db_error(&context)(error),
         MigrateError::TooNew { found, known } => StoreError::Database(format!(
             "{}: schema version {found} is newer than this build knows ({known}); \
@@ -107,6 +123,13 @@ pub(crate) fn open_database(path: &Path, migrations: &[&str]) -> Result<Connecti
         )),
     })?;
     Ok(connection)
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
