@@ -294,7 +294,9 @@ pub(crate) struct RawBrain {
     /// `vector_weight / (rrf_k + rank)`. 0 turns the vector arm off.
     #[schemars(with = "Option<f64>", extend("default" = defaults::VECTOR_WEIGHT))]
     pub vector_weight: Option<Spanned<f64>>,
-    /// Most results from one page (the rest of its chunks make room for other pages).
+    /// Most results from one page (the rest of its chunks make room for other pages). With 1, full
+    /// text ranks whole pages and each result shows the page's best-matching chunk; otherwise
+    /// it ranks chunks.
     #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_CHUNKS_PER_PAGE))]
     pub max_chunks_per_page: Option<Spanned<usize>>,
     /// Score multipliers by slug prefix, so curated pages outrank bulk imports, e.g.

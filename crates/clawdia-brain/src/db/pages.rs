@@ -274,7 +274,9 @@ impl Db {
     /// tombstones and checkpoints (truncating) the write-ahead log.
     pub fn optimize(&self) -> Result<(), BrainError> {
         self.write("optimizing", |tx| {
-            tx.execute_batch("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize'); ANALYZE;")
+            tx.execute_batch("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize');
+                 INSERT INTO pages_fts (pages_fts) VALUES ('optimize');
+                 ANALYZE;")
                 .map_err(db_error("optimizing"))?;
             prune_tombstones(tx)
         })?;
@@ -421,8 +423,29 @@ fn put_page_in(
             vectors_reused += 1;
         }
     }
+    if !page.chunks.is_empty() {
+        let (contexts, texts) = page_text(page);
+        tx.prepare_cached("INSERT INTO pages_fts (rowid, title, context, text) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut statement| statement.execute(params![page_id, page.title, contexts, texts]))
+            .map_err(db_error("storing a page"))?;
+    }
     insert_links(tx, page_id, page)?;
     Ok(PutOutcome { page_id, changed: true, created, undeleted, chunks: page.chunks.len(), vectors_reused })
+}
+
+/// What `pages_fts` indexes for a page besides its title: its chunks' distinct non-empty
+/// contexts (one per line, first use first) and its chunk texts (blank-line separated).
+fn page_text(page: &PageInput) -> (String, String) {
+    let mut contexts: Vec<&str> = Vec::new();
+    for chunk in &page.chunks {
+        if let Some(context) = chunk.context.as_deref().filter(|context| !context.is_empty())
+            && !contexts.contains(&context)
+        {
+            contexts.push(context);
+        }
+    }
+    let texts: Vec<&str> = page.chunks.iter().map(|chunk| chunk.text.as_str()).collect();
+    (contexts.join("\n"), texts.join("\n\n"))
 }
 
 /// Embedded text → stored vector for the page's current chunks (computed with its old title).
@@ -447,10 +470,11 @@ fn reusable_vectors(
     .map_err(db_error("storing a page"))
 }
 
-/// Removes a page's chunks with their full-text rows and vectors.
+/// Removes a page's chunks with their full-text rows (the page's and the chunks') and vectors.
 fn remove_chunks(tx: &Connection, page_id: i64) -> Result<(), BrainError> {
     let context = "removing chunks";
     for sql in [
+        "DELETE FROM pages_fts WHERE rowid = ?1",
         "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE page_id = ?1)",
         "DELETE FROM chunk_vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE page_id = ?1)",
         "DELETE FROM chunks WHERE page_id = ?1",

@@ -35,7 +35,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// - Version 2, the dream cycle: `dream_watermarks` holds, per session, the last transcript
 ///   `seq` whose distillation finished (`own = 1` marks the dream's own distiller sessions, never
 ///   dreamed about); `dream_runs` records every run (dry runs too) with its counts and cost.
-const MIGRATIONS: &[&str] = &[
+/// - Version 3, page-level full text: `pages_fts` holds one row per live page that has chunks
+///   (rowid = page id): its title, its chunks' distinct contexts and all its chunk texts, so
+///   bm25 can rank whole pages (term frequencies and length over the page, not one passage;
+///   SciFact nDCG@10 0.692 against 0.676 for a page's best chunk). Contentless: the text is in
+///   `chunks` already; `contentless_delete` lets a changed or deleted page's row go.
+pub(crate) const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE pages (
         id           INTEGER PRIMARY KEY,
@@ -179,6 +184,22 @@ const MIGRATIONS: &[&str] = &[
         report     TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX dream_runs_by_start ON dream_runs (started_at);
+",
+    "
+    CREATE VIRTUAL TABLE pages_fts USING fts5 (
+        title, context, text,
+        content = '', contentless_delete = 1,
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    INSERT INTO pages_fts (rowid, title, context, text)
+    SELECT p.id, p.title,
+           COALESCE((SELECT group_concat(context, char(10)) FROM (
+                SELECT context FROM chunks WHERE page_id = p.id AND COALESCE(context, '') <> ''
+                GROUP BY context ORDER BY min(ord))), ''),
+           (SELECT group_concat(text, char(10) || char(10)) FROM (
+                SELECT text FROM chunks WHERE page_id = p.id ORDER BY ord))
+    FROM pages p
+    WHERE p.deleted_at IS NULL AND EXISTS (SELECT 1 FROM chunks WHERE page_id = p.id);
 ",
 ];
 

@@ -130,3 +130,51 @@ fn a_newer_schema_is_refused_with_a_clear_error() {
     let error = Db::open(&path).expect_err("newer schema");
     assert!(error.to_string().contains("newer than this build"), "{error}");
 }
+
+#[test]
+fn opening_a_version_2_brain_indexes_its_existing_pages_for_page_level_search() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("brain.db");
+    {
+        // A brain written by a build that knew the first two migrations only.
+        let connection = rusqlite::Connection::open(&path).expect("open");
+        for sql in &super::schema::MIGRATIONS[..2] {
+            connection.execute_batch(sql).expect("old migration");
+        }
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 2;
+                 INSERT INTO pages (id, slug, key, stem, title, kind, source, body, frontmatter, content_hash,
+                                    created_at, updated_at)
+                 VALUES (1, 'notes/harbour', 'harbour', 'harbour', 'Harbour', 'note', 'notes',
+                         'lighthouse cape\n\nstorm damage', '{}', 'h', 0, 0),
+                        (2, 'notes/gone', 'gone', 'gone', 'Gone', 'note', 'notes', 'storm', '{}', 'g', 0, 0);
+                 UPDATE pages SET deleted_at = 5 WHERE id = 2;
+                 INSERT INTO chunks (id, page_id, ord, text, context) VALUES
+                     (1, 1, 0, 'lighthouse cape', 'Coast'), (2, 1, 1, 'storm damage', 'Coast');
+                 INSERT INTO chunks_fts (rowid, title, context, text) VALUES
+                     (1, 'Harbour', 'Coast', 'lighthouse cape'), (2, 'Harbour', 'Coast', 'storm damage');",
+            )
+            .expect("old rows");
+    }
+    let db = Db::open(&path).expect("migrate");
+    let result = db.search(&super::SearchQuery::new("lighthouse storm coast", 5)).expect("search");
+    assert_eq!(result.hits.len(), 1, "{:?}", result.hits);
+    assert_eq!((result.hits[0].slug.as_str(), result.hits[0].fts_rank), ("notes/harbour", Some(1)));
+    assert!([1, 2].contains(&result.hits[0].chunk_id), "{:?}", result.hits[0]);
+    // The migrated row is the one a write would make: replacing the page replaces it.
+    let input = crate::PageInput {
+        slug: "notes/harbour".into(),
+        title: "Harbour".into(),
+        kind: "note".into(),
+        source: "notes".into(),
+        body: "calm quay".into(),
+        frontmatter: serde_json::json!({}),
+        content_hash: "h2".into(),
+        chunks: vec![crate::ChunkInput { text: "calm quay".into(), context: None, start_line: None, end_line: None }],
+        links: Vec::new(),
+    };
+    db.put_page(&input).expect("put");
+    assert!(db.search(&super::SearchQuery::new("lighthouse", 5)).expect("search").hits.is_empty());
+    assert_eq!(db.search(&super::SearchQuery::new("quay", 5)).expect("search").hits.len(), 1);
+}

@@ -518,6 +518,46 @@ fn with_one_chunk_per_page_both_arms_credit_the_page_even_through_different_chun
 }
 
 #[test]
+fn full_text_ranks_whole_pages_and_shows_the_best_matching_chunk() {
+    let f = fixture();
+    // notes/spread holds every query word, but no chunk of it holds more than two; notes/pair
+    // holds two of them in one shorter chunk.
+    put(
+        &f.db,
+        &page(
+            "notes/spread",
+            "Spread",
+            &["keeper logbook", "lighthouse cape", "storm harbour damage"],
+        ),
+    );
+    put(&f.db, &page("notes/pair", "Pair", &["storm harbour"]));
+    for n in 0..4 {
+        let text = format!("filler number {n} about tea biscuits and rain");
+        put(&f.db, &page(&format!("notes/filler-{n}"), "Filler", &[&text]));
+    }
+    let mut q = SearchQuery::new("lighthouse storm harbour", 5);
+    q.mode = SearchMode::FullText;
+    let hits = f.db.search(&q).expect("search").hits;
+    assert_eq!(hits.iter().map(|hit| hit.slug.as_str()).collect::<Vec<_>>(), ["notes/spread", "notes/pair"]);
+    assert_eq!(hits[0].fts_rank, Some(1));
+    // The chunk shown is one that matches (not the page's first), with a snippet from it.
+    let view = f.db.get_page("notes/spread").expect("get").expect("page");
+    assert!(!hits[0].snippet.contains("logbook"), "{:?}", hits[0]);
+    assert!(hits[0].snippet.contains("storm") || hits[0].snippet.contains("lighthouse"), "{:?}", hits[0]);
+    assert!(view.body.contains(&hits[0].snippet.replace('…', "").trim().to_string()), "{:?}", hits[0]);
+
+    // Ranking chunks instead (several per page allowed), the shorter pair comes first.
+    q.max_chunks_per_page = 0;
+    let hits = f.db.search(&q).expect("search").hits;
+    assert_eq!(hits[0].slug, "notes/pair", "{hits:?}");
+
+    // A changed page is ranked by its new text only.
+    put(&f.db, &page("notes/spread", "Spread", &["calm seas and a quiet quay"]));
+    assert_eq!(text_search(&f.db, "lighthouse storm harbour", 5), ["notes/pair"]);
+    assert_eq!(text_search(&f.db, "quay", 5), ["notes/spread"]);
+}
+
+#[test]
 fn hybrid_without_vectors_degrades_to_full_text_and_says_so() {
     let f = fixture();
     put(&f.db, &page("notes/a", "A", &["hello world"]));
