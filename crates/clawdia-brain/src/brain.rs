@@ -21,6 +21,8 @@ pub struct BrainSettings {
     pub fts_weight: f64,
     /// Fusion weight of the vector arm.
     pub vector_weight: f64,
+    /// With several chunks per page: fusion weight of the page's whole-page full-text match.
+    pub page_weight: f64,
     pub max_chunks_per_page: usize,
     pub boosts: Vec<(String, f64)>,
     pub exclude: Vec<String>,
@@ -36,6 +38,7 @@ impl Default for BrainSettings {
             rrf_k: 10.0,
             fts_weight: 1.0,
             vector_weight: 1.0,
+            page_weight: 1.0,
             max_chunks_per_page: 1,
             boosts: Vec::new(),
             exclude: Vec::new(),
@@ -186,6 +189,7 @@ impl Brain {
             rrf_k: self.settings.rrf_k,
             fts_weight: self.settings.fts_weight,
             vector_weight: self.settings.vector_weight,
+            page_weight: self.settings.page_weight,
             boosts: self.settings.boosts.clone(),
             exclude,
             include: query.include.clone(),

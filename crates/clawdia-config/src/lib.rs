@@ -165,6 +165,8 @@ pub struct BrainConfig {
     pub rrf_k: f64,
     pub fts_weight: f64,
     pub vector_weight: f64,
+    /// With several chunks per page: weight of the page's own full-text match in its chunks' scores.
+    pub page_weight: f64,
     pub max_chunks_per_page: usize,
     /// Slug prefix → score multiplier.
     pub boosts: Vec<(String, f64)>,

@@ -46,6 +46,7 @@ pub(crate) mod defaults {
     pub const RRF_K: f64 = 10.0;
     pub const FTS_WEIGHT: f64 = 1.0;
     pub const VECTOR_WEIGHT: f64 = 1.0;
+    pub const PAGE_WEIGHT: f64 = 1.0;
     pub const MAX_CHUNKS_PER_PAGE: usize = 1;
     pub const EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2";
     pub const MODELS_DIR: &str = "models";
@@ -294,6 +295,11 @@ pub(crate) struct RawBrain {
     /// `vector_weight / (rrf_k + rank)`. 0 turns the vector arm off.
     #[schemars(with = "Option<f64>", extend("default" = defaults::VECTOR_WEIGHT))]
     pub vector_weight: Option<Spanned<f64>>,
+    /// When several chunks per page may be shown (`max_chunks_per_page` other than 1): weight of
+    /// the whole page's full-text match, added to each of its chunks (a passage of a page that
+    /// matches as a whole ranks higher). 0 ranks chunks on their own.
+    #[schemars(with = "Option<f64>", extend("default" = defaults::PAGE_WEIGHT))]
+    pub page_weight: Option<Spanned<f64>>,
     /// Most results from one page (the rest of its chunks make room for other pages). With 1, full
     /// text ranks whole pages and each result shows the page's best-matching chunk; otherwise
     /// it ranks chunks.

@@ -147,6 +147,7 @@ fn brain(
     };
     let fts_weight = weight(raw.fts_weight, "fts_weight", defaults::FTS_WEIGHT)?;
     let vector_weight = weight(raw.vector_weight, "vector_weight", defaults::VECTOR_WEIGHT)?;
+    let page_weight = weight(raw.page_weight, "page_weight", defaults::PAGE_WEIGHT)?;
     let max_chunks_per_page = context.positive(
         raw.max_chunks_per_page,
         &["brain", "max_chunks_per_page"],
@@ -221,6 +222,7 @@ fn brain(
         rrf_k,
         fts_weight,
         vector_weight,
+        page_weight,
         max_chunks_per_page,
         boosts,
         exclude: raw.exclude.unwrap_or_default(),

@@ -39,6 +39,7 @@ pub fn open_brain(config: &Config) -> Result<Arc<Brain>, RuntimeError> {
         rrf_k: config.brain.rrf_k,
         fts_weight: config.brain.fts_weight,
         vector_weight: config.brain.vector_weight,
+        page_weight: config.brain.page_weight,
         max_chunks_per_page: config.brain.max_chunks_per_page,
         boosts: config.brain.boosts.clone(),
         exclude: config.brain.exclude.clone(),

@@ -16,7 +16,9 @@
 //!    per page (the default) the fusion is over *pages*: a page's rank in an arm is the position
 //!    of its best chunk among the distinct pages of that arm, so a page whose best full-text
 //!    chunk and best vector chunk differ still gets credit from both, and the chunk shown is
-//!    the one that contributed most. Otherwise chunks are fused individually.
+//!    the one that contributed most. Otherwise chunks are fused individually, and each gets
+//!    `page_weight` times its page's (normalized) whole-page full-text score on top, so a passage
+//!    of a page that matches as a whole outranks a lone passage.
 //! 5. At most `max_chunks_per_page` chunks per page (0 = no cap), the best `k` kept; if capping
 //!    left fewer than `k` and an arm was cut off, both arms are re-run deeper.
 //! 6. Graph expansion: up to `expand_graph` live pages linked to or from the hits, scored below
@@ -79,6 +81,10 @@ pub struct SearchQuery {
     pub fts_weight: f64,
     /// Weight of the vector arm in the fusion.
     pub vector_weight: f64,
+    /// When chunks are fused individually (`max_chunks_per_page` other than 1): weight of the
+    /// page-level full-text arm, whose score for a page is added to each of its chunks already
+    /// found by the other arms.
+    pub page_weight: f64,
     /// Slug prefix → score multiplier (the longest matching prefix applies).
     pub boosts: Vec<(String, f64)>,
     /// Slug prefixes never returned (removed before ranking).
@@ -107,6 +113,7 @@ impl SearchQuery {
             rrf_k: 60.0,
             fts_weight: 1.0,
             vector_weight: 1.0,
+            page_weight: 1.0,
             boosts: Vec::new(),
             exclude: Vec::new(),
             include: Vec::new(),
@@ -161,6 +168,9 @@ pub struct Hit {
     pub vector_rank: Option<usize>,
     /// Added by graph expansion, not matched.
     pub expanded: bool,
+    /// The chunk's first and last line in its source file, when the parser knew them.
+    pub start_line: Option<u32>,
+    pub end_line: Option<u32>,
 }
 
 /// A page linked with pages about a topic.
@@ -607,6 +617,7 @@ fn fuse(
     connection: &Connection,
     text_hits: &[TextHit],
     vector_hits: &[VectorHit],
+    page_hits: &[TextHit],
     query: &SearchQuery,
     pages: &mut Pages,
 ) -> Result<Vec<Candidate>, BrainError> {
@@ -670,9 +681,29 @@ fn fuse(
         vector_floor,
         false,
     );
+    // The page-level arm (chunks fused individually): each page's contribution, added to every
+    // candidate chunk of the page.
+    let mut page_bonus: HashMap<i64, f64> = HashMap::new();
+    let page_floor = lowest(&mut page_hits.iter().map(|hit| hit.2));
+    let page_top = page_hits.first().map_or(0.0, |hit| hit.2);
+    for (rank, (_, page_id, raw)) in page_hits.iter().enumerate() {
+        let contribution = match query.fusion {
+            Fusion::Rrf => query.page_weight / (query.rrf_k + rank as f64 + 1.0),
+            Fusion::Convex => {
+                let span = page_top - page_floor;
+                if span > 0.0 {
+                    query.page_weight * ((raw - page_floor) / span).clamp(0.0, 1.0)
+                } else {
+                    query.page_weight
+                }
+            }
+        };
+        page_bonus.entry(*page_id).or_insert(contribution);
+    }
     let mut fused = Vec::with_capacity(candidates.len());
     for mut candidate in candidates.into_values() {
         let Some(info) = pages.get(connection, candidate.page_id)? else { continue };
+        candidate.score += page_bonus.get(&candidate.page_id).copied().unwrap_or(0.0);
         candidate.score *= boost(&query.boosts, &info.slug);
         fused.push(candidate);
     }
@@ -730,7 +761,11 @@ impl Db {
                 query.rrf_k
             )));
         }
-        for (arm, weight) in [("fts_weight", query.fts_weight), ("vector_weight", query.vector_weight)] {
+        for (arm, weight) in [
+            ("fts_weight", query.fts_weight),
+            ("vector_weight", query.vector_weight),
+            ("page_weight", query.page_weight),
+        ] {
             if !weight.is_finite() || weight < 0.0 {
                 return Err(BrainError::Invalid(format!(
                     "{arm} must be a non-negative number, not {weight}"
@@ -804,6 +839,11 @@ impl Db {
                 }
             }
         };
+        // Chunks fused individually still learn how well their whole page matches.
+        let page_plan = match (&text_plan, level) {
+            (Some(_), Level::Chunks) if query.page_weight > 0.0 => plan_fts(tx, &query.text, Level::Pages)?,
+            _ => None,
+        };
         let mut pages = Pages::default();
         let mut depth = match query.candidates {
             0 => query.k.saturating_mul(4).max(50),
@@ -822,8 +862,12 @@ impl Db {
                 (Some((index, vector)), Some(candidates)) => index.rescore(tx, candidates, vector, depth)?,
                 _ => Vec::new(),
             };
+            let page_hits = match &page_plan {
+                Some(plan) => fts_arm(tx, plan, Level::Pages, filter, depth, 0, &mut pages)?,
+                None => Vec::new(),
+            };
             let cut_off = text_hits.len() >= depth || vector_hits.len() >= depth;
-            let fused = fuse(tx, &text_hits, &vector_hits, query, &mut pages)?;
+            let fused = fuse(tx, &text_hits, &vector_hits, &page_hits, query, &mut pages)?;
             let chosen = cap_per_page(fused, query.max_chunks_per_page, query.k);
             if chosen.len() >= query.k || !cut_off || depth >= MAX_DEPTH {
                 break chosen;
@@ -845,6 +889,13 @@ impl Db {
         for candidate in chosen {
             let Some(info) = pages.get(tx, candidate.page_id)?.cloned() else { continue };
             let snippet = snippet(tx, &candidate, text_plan.as_ref().map(|plan| plan.all.as_str()))?;
+            let (start_line, end_line) = tx
+                .prepare_cached("SELECT start_line, end_line FROM chunks WHERE id = ?1")
+                .and_then(|mut statement| {
+                    statement.query_row([candidate.chunk_id], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+                })
+                .map_err(db_error("reading a hit's lines"))?
+                .unwrap_or((None, None));
             hits.push(Hit {
                 slug: info.slug,
                 title: info.title,
@@ -855,6 +906,8 @@ impl Db {
                 fts_rank: candidate.fts_rank,
                 vector_rank: candidate.vector_rank,
                 expanded: candidate.fts_rank.is_none() && candidate.vector_rank.is_none(),
+                start_line,
+                end_line,
             });
         }
         let facts = match query.as_of {

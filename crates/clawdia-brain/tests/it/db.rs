@@ -558,6 +558,40 @@ fn full_text_ranks_whole_pages_and_shows_the_best_matching_chunk() {
 }
 
 #[test]
+fn chunks_ranked_on_their_own_get_credit_for_how_well_their_page_matches() {
+    let f = fixture();
+    // Monday's session is about the noon ferry's timetable, over two short turns; Tuesday's
+    // long session has one turn that holds every query word and is otherwise about other things.
+    let mut monday = page("chat/monday", "Monday", &["ferry noon", "timetable"]);
+    for (number, chunk) in monday.chunks.iter_mut().enumerate() {
+        let number = u32::try_from(number + 1).expect("small");
+        (chunk.start_line, chunk.end_line) = (Some(number), Some(number));
+    }
+    put(&f.db, &monday);
+    let mut tuesday = vec!["ferry noon timetable"];
+    for _ in 0..4 {
+        tuesday.extend(["lunch with Ana at the market", "a long walk by the river", "books and films"]);
+    }
+    put(&f.db, &page("chat/tuesday", "Tuesday", &tuesday));
+    let mut q = SearchQuery::new("ferry noon timetable", 2);
+    q.mode = SearchMode::FullText;
+    q.fusion = Fusion::Convex;
+    q.max_chunks_per_page = 0;
+    q.page_weight = 0.0;
+    let alone = f.db.search(&q).expect("search").hits;
+    assert_eq!(alone[0].slug, "chat/tuesday", "the turn with every word wins on its own: {alone:?}");
+    q.page_weight = 1.0;
+    let hits = f.db.search(&q).expect("search").hits;
+    assert_eq!(hits.iter().map(|hit| hit.slug.as_str()).collect::<Vec<_>>(), ["chat/monday", "chat/tuesday"]);
+    // Hits say which lines of the page they are.
+    assert_eq!((hits[0].start_line, hits[0].end_line), (Some(1), Some(1)), "{hits:?}");
+    assert_eq!(hits[1].start_line, None);
+    q.page_weight = -1.0;
+    let error = f.db.search(&q).expect_err("a negative weight is refused");
+    assert!(error.to_string().contains("page_weight"), "{error}");
+}
+
+#[test]
 fn hybrid_without_vectors_degrades_to_full_text_and_says_so() {
     let f = fixture();
     put(&f.db, &page("notes/a", "A", &["hello world"]));

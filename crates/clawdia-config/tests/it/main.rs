@@ -434,6 +434,8 @@ fn brain_section_defaults_and_errors() {
     assert_eq!(config.brain.fusion, clawdia_config::BrainFusion::Convex);
     assert_eq!(config.brain.rrf_k, 10.0);
     assert_eq!(config.brain.max_chunks_per_page, 1);
+    assert_eq!(config.brain.page_weight, 1.0);
+    assert_eq!(parse("[brain]\npage_weight = 0\n", &home()).unwrap().brain.page_weight, 0.0);
     let rrf = parse("[brain]\nfusion = \"rrf\"\n", &home()).unwrap();
     assert_eq!(rrf.brain.fusion, clawdia_config::BrainFusion::Rrf);
     match &config.brain.embedder {
@@ -452,6 +454,7 @@ fn brain_section_defaults_and_errors() {
     );
     for (text, expected) in [
         ("[brain]\nrrf_k = 0\n", "clawdia.toml:2: brain.rrf_k: must be a number of at least 1"),
+        ("[brain]\npage_weight = -0.5\n", "clawdia.toml:2: brain.page_weight: must be a non-negative number"),
         (
             "[brain]\nfusion = \"max\"\n",
             "clawdia.toml:2: brain.fusion: unknown variant `max`, expected `rrf` or `convex`",
