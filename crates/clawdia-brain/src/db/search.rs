@@ -476,10 +476,12 @@ fn ranked_matches(
 ) -> Result<Vec<TextHit>, BrainError> {
     let context = "full-text search";
     let limit = i64::try_from(depth).unwrap_or(i64::MAX);
-    if level == Level::Pages && filter.is_empty() {
-        // Deleted pages have no `pages_fts` row; `Pages::get` checks anyway.
+    let table = level.table();
+    if filter.is_empty() {
+        // Without a filter, ranking the full-text table alone (no join per matching row) is
+        // about a quarter faster; the pages are looked up for the survivors only.
         let sql = format!(
-            "SELECT rowid, bm25(pages_fts, {BM25_WEIGHTS}) AS rank FROM pages_fts WHERE pages_fts MATCH ?1
+            "SELECT rowid, bm25({table}, {BM25_WEIGHTS}) AS rank FROM {table} WHERE {table} MATCH ?1
              ORDER BY rank, rowid LIMIT ?2"
         );
         let ranked = connection
@@ -490,95 +492,57 @@ fn ranked_matches(
                     .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
             })
             .map_err(db_error(context))?;
-        let mut hits = Vec::with_capacity(ranked.len());
-        for (page_id, rank) in ranked {
-            if pages.get(connection, page_id)?.is_some() {
-                hits.push((UNRESOLVED, page_id, -rank));
-            }
-        }
-        return Ok(hits);
-    }
-    if level == Level::Pages {
-        let mut values = vec![Value::Text(query.to_string()), Value::Integer(limit)];
-        let conditions = filter.sql("p.slug", &mut values);
-        let sql = format!(
-            "SELECT p.id, p.slug, p.title, p.source, p.kind, bm25(pages_fts, {BM25_WEIGHTS}) AS rank
-             FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid
-             WHERE pages_fts MATCH ?1 AND p.deleted_at IS NULL{conditions}
-             ORDER BY rank, p.id LIMIT ?2"
-        );
-        let mut statement = connection.prepare_cached(&sql).map_err(db_error(context))?;
-        let rows = statement
-            .query_map(rusqlite::params_from_iter(values), |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    PageInfo { slug: row.get(1)?, title: row.get(2)?, source: row.get(3)?, kind: row.get(4)? },
-                    row.get::<_, f64>(5)?,
-                ))
-            })
-            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
-            .map_err(db_error(context))?;
-        return Ok(rows
-            .into_iter()
-            .map(|(page_id, info, rank)| {
-                pages.known.entry(page_id).or_insert(info);
-                (UNRESOLVED, page_id, -rank)
-            })
-            .collect());
-    }
-    if filter.is_empty() {
-        // Without a filter, ranking the full-text table alone (no join per matching row) is
-        // about a quarter faster; the chunks' pages are looked up for the survivors only.
-        let sql = format!(
-            "SELECT rowid, bm25(chunks_fts, {BM25_WEIGHTS}) AS rank FROM chunks_fts WHERE chunks_fts MATCH ?1
-             ORDER BY rank, rowid LIMIT ?2"
-        );
-        let chunk_ids = connection
-            .prepare_cached(&sql)
-            .and_then(|mut statement| {
-                statement
-                    .query_map(params![query, limit], |row| {
-                        Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?))
-                    })
-                    .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
-            })
-            .map_err(db_error(context))?;
-        let mut statement = connection
+        let mut owner = connection
             .prepare_cached(
                 "SELECT p.id, p.slug, p.title, p.source, p.kind FROM chunks c JOIN pages p ON p.id = c.page_id
-                 WHERE c.id = ?1",
+                 WHERE c.id = ?1 AND p.deleted_at IS NULL",
             )
             .map_err(db_error(context))?;
-        let mut hits = Vec::with_capacity(chunk_ids.len());
-        for (chunk_id, rank) in chunk_ids {
-            let row = statement
-                .query_row([chunk_id], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        PageInfo {
-                            slug: row.get(1)?,
-                            title: row.get(2)?,
-                            source: row.get(3)?,
-                            kind: row.get(4)?,
-                        },
-                    ))
-                })
-                .optional()
-                .map_err(db_error(context))?;
-            if let Some((page_id, info)) = row {
-                pages.known.entry(page_id).or_insert(info);
-                hits.push((chunk_id, page_id, -rank));
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (rowid, rank) in ranked {
+            match level {
+                // Deleted pages have no `pages_fts` row; `Pages::get` checks anyway.
+                Level::Pages => {
+                    if pages.get(connection, rowid)?.is_some() {
+                        hits.push((UNRESOLVED, rowid, -rank));
+                    }
+                }
+                Level::Chunks => {
+                    let row = owner
+                        .query_row([rowid], |row| {
+                            let info = PageInfo {
+                                slug: row.get(1)?,
+                                title: row.get(2)?,
+                                source: row.get(3)?,
+                                kind: row.get(4)?,
+                            };
+                            Ok((row.get::<_, i64>(0)?, info))
+                        })
+                        .optional()
+                        .map_err(db_error(context))?;
+                    if let Some((page_id, info)) = row {
+                        pages.known.entry(page_id).or_insert(info);
+                        hits.push((rowid, page_id, -rank));
+                    }
+                }
             }
         }
         return Ok(hits);
     }
     let mut values = vec![Value::Text(query.to_string()), Value::Integer(limit)];
     let conditions = filter.sql("p.slug", &mut values);
+    let (chunk_column, from) = match level {
+        Level::Pages => (UNRESOLVED.to_string(), "pages_fts JOIN pages p ON p.id = pages_fts.rowid"),
+        Level::Chunks => (
+            "c.id".to_string(),
+            "chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN pages p ON p.id = c.page_id",
+        ),
+    };
     let sql = format!(
-        "SELECT c.id, p.id, p.slug, p.title, p.source, p.kind, bm25(chunks_fts, {BM25_WEIGHTS}) AS rank
-         FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN pages p ON p.id = c.page_id
-         WHERE chunks_fts MATCH ?1{conditions}
-         ORDER BY rank, c.id LIMIT ?2"
+        "SELECT {chunk_column}, p.id, p.slug, p.title, p.source, p.kind, bm25({table}, {BM25_WEIGHTS}) AS rank
+         FROM {from}
+         WHERE {table} MATCH ?1 AND p.deleted_at IS NULL{conditions}
+         ORDER BY rank, {table}.rowid LIMIT ?2"
     );
     let mut statement = connection.prepare_cached(&sql).map_err(db_error(context))?;
     let rows = statement
