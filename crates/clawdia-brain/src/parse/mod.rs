@@ -1,14 +1,15 @@
 //! Parsers that turn files into `PageInput`s: markdown notes (frontmatter, wikilinks, heading
-//! sections), code (tree-sitter items) and plain text. Also the file-level plumbing an importer
-//! needs around them: which files to look at (`walk`, `kind_for`), what a file's page is called
-//! (`slug_for`), and reading one file safely (`parse_file`: size cap before reading, binary and
-//! UTF-8 checks, content hash).
+//! sections), code (tree-sitter items) and plain text (chat transcripts one chunk per turn).
+//! Also the file-level plumbing an importer needs around them: which files to look at (`walk`,
+//! `kind_for`), what a file's page is called (`slug_for`), and reading one file safely
+//! (`parse_file`: size cap before reading, binary and UTF-8 checks, content hash).
 //!
 //! Invariants: nothing read from a file panics these functions (bad input is a `FileError`);
 //! the same input gives the same `PageInput`; a page's chunks, in order, hold every
 //! non-whitespace character of its body (chunking only drops whitespace).
 
 mod code;
+mod conversation;
 mod markdown;
 mod text;
 
@@ -102,6 +103,9 @@ const TEXT_EXTENSIONS: &str = "
 /// Prose text extensions: dropped from the slug like `.md` (`notes/todo.txt` → `notes/todo`).
 /// Every other text extension is kept as a suffix so `main.c` and `main.h` stay distinct.
 const PROSE_EXTENSIONS: &[&str] = &["txt", "text", "rst", "org", "adoc", "asciidoc"];
+
+/// Text extensions whose files may be chat transcripts (chat exports are `.txt`).
+const TRANSCRIPT_EXTENSIONS: &[&str] = &["txt", "text"];
 
 /// Extension-less files that are text by name (lower case).
 const TEXT_FILE_NAMES: &str = "
@@ -258,7 +262,10 @@ pub fn parse_file(root: &Path, path: &Path, options: &ParseOptions) -> Result<Pa
     let stem = path.file_stem().map(|stem| deslug(&stem.to_string_lossy())).unwrap_or_default();
     let mut page = match kind {
         FileKind::Markdown => markdown::parse(&slug, &stem, text, options)?,
-        FileKind::Text => text::parse(&slug, &stem, text, options),
+        FileKind::Text => {
+            let prose = extension_of(path).is_some_and(|e| TRANSCRIPT_EXTENSIONS.contains(&e.as_str()));
+            text::parse(&slug, &stem, text, options, prose)
+        }
         FileKind::Code(language) => {
             let mut page = code::parse(&slug, text, language, options);
             page.title = display_relative(root, path);

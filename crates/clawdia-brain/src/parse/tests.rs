@@ -399,3 +399,117 @@ fn segments_cover_the_text_within_the_limit_and_prefer_blank_lines() {
             .all(|r| paragraphs[..r.end].ends_with("\n\n") || r.end == paragraphs.len())
     );
 }
+
+fn contexts(page: &PageInput) -> Vec<&str> {
+    page.chunks.iter().map(|chunk| chunk.context.as_deref().unwrap_or("")).collect()
+}
+
+#[test]
+fn a_chat_transcript_is_one_chunk_per_turn_with_its_neighbours_as_context() {
+    let text = "1:56 pm on 8 May, 2023\n\
+        Caroline: I went to a support group yesterday.\n\
+        Melanie: Wow, what happened there?\n\
+        \n\
+        Caroline: The stories were inspiring.\n\
+        It made me want to help others.\n\
+        Melanie: Where did you hear about it?\n\
+        Caroline: A friend told me.\n";
+    let page = parse_text("chats/may", text, &options()).unwrap();
+    assert_eq!(page.kind, "conversation");
+    assert_eq!(page.title, "1:56 pm on 8 May, 2023", "the heading line titles the page");
+    assert_eq!(page.frontmatter, json!({ "speakers": ["Caroline", "Melanie"] }));
+    let texts: Vec<&str> = page.chunks.iter().map(|chunk| chunk.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "1:56 pm on 8 May, 2023\nCaroline: I went to a support group yesterday.",
+            "Melanie: Wow, what happened there?",
+            "Caroline: The stories were inspiring.\nIt made me want to help others.",
+            "Melanie: Where did you hear about it?",
+            "Caroline: A friend told me.",
+        ],
+        "the heading travels with the first turn, a continuation line with its turn"
+    );
+    let lines: Vec<(Option<u32>, Option<u32>)> = page.chunks.iter().map(|c| (c.start_line, c.end_line)).collect();
+    assert_eq!(
+        lines,
+        [(Some(1), Some(2)), (Some(3), Some(3)), (Some(5), Some(6)), (Some(7), Some(7)), (Some(8), Some(8))]
+    );
+    assert_eq!(
+        contexts(&page),
+        [
+            "Caroline | Wow, what happened there?",
+            "Melanie | I went to a support group yesterday. | The stories were inspiring. It made me want to help others.",
+            "Caroline | Wow, what happened there? | Where did you hear about it?",
+            "Melanie | The stories were inspiring. It made me want to help others. | A friend told me.",
+            "Caroline | Where did you hear about it?",
+        ],
+        "the speaker, then the neighbouring messages without their speakers' names"
+    );
+}
+
+#[test]
+fn chat_exports_with_time_stamps_and_irc_logs_are_transcripts() {
+    let ios = "[21/03/2023, 14:02:11] Bob: hi\n[21/03/2023, 14:02:30] Ann Lee: hey Bob\n\
+        [21/03/2023, 14:03:01] Bob: lunch?\n[21/03/2023, 14:03:12] Ann Lee: sure\n";
+    let page = parse_text("chats/whatsapp-chat-with-ann-lee", ios, &options()).unwrap();
+    assert_eq!(page.kind, "conversation");
+    assert_eq!(page.title, "whatsapp chat with ann lee", "no heading line: the file's name");
+    assert_eq!(contexts(&page)[1], "Ann Lee, 21/03/2023, 14:02:30 | hi | lunch?");
+
+    let android = "21/03/2023, 14:01 - Messages and calls are end-to-end encrypted.\n\
+        3/21/23, 2:02\u{202f}PM - Bob: hi\n3/21/23, 2:02\u{202f}PM - +49 170 1234567: who is this?\n\
+        3/21/23, 2:03\u{202f}PM - Bob: it's Bob\n3/21/23, 2:04\u{202f}PM - +49 170 1234567: ah, hi!\n";
+    let page = parse_text("chats/bob", android, &options()).unwrap();
+    assert_eq!(page.kind, "conversation");
+    assert_eq!(page.title, "bob", "a stamped system line is no title");
+    assert_eq!(page.frontmatter, json!({ "speakers": ["Bob", "+49 170 1234567"] }));
+    assert!(page.chunks[0].text.starts_with("21/03/2023, 14:01 - Messages"));
+
+    let irc = "[14:02] <ann> anyone around?\n[14:03] <bob> yes\n[14:03] <ann> the build broke\n[14:04] <bob> on it\n";
+    let page = parse_text("logs/irc", irc, &options()).unwrap();
+    assert_eq!(page.kind, "conversation");
+    assert_eq!(contexts(&page)[2], "ann, 14:03 | yes | on it");
+}
+
+#[test]
+fn field_lists_labels_and_prose_are_not_transcripts() {
+    let cases = [
+        "Date: 2023-05-08\nLocation: Berlin\nAttendees: Ann, Bob\nTopic: budget\n\nWe agreed on the plan.\n",
+        "NOTE: back up first\nTODO: rotate keys\nNOTE: check logs\nTODO: renew cert\n",
+        "Ann: hi\nBob: hey\nAnn: ok\n",
+        "See https://example.com: it has it.\nAnd http://x.y: too.\nmore: prose\nmore: prose\n",
+        "One paragraph of prose.\nTwo: lines of it, with a colon.\nThree lines.\nFour lines.\nFive.\nSix.\n\
+         Ann: hi\nBob: hey\nAnn: ok\nBob: fine\n",
+        "Ann: hi\nBob: hey\nAnn: ok\nBob: fine\nand a long\nstory\nthat goes\non and on\nfor many\nlines\n",
+    ];
+    for text in cases {
+        let page = parse_text("notes/a", text, &options()).unwrap();
+        assert_eq!(page.kind, "text", "{text:?}");
+    }
+}
+
+#[test]
+fn a_turn_longer_than_a_chunk_is_split_and_every_piece_keeps_the_turn_context() {
+    let long = "word ".repeat(400);
+    let text = format!("Ann: short\nBob: {long}\nAnn: ok\nBob: bye\n");
+    let page = parse_text("chats/a", &text, &options()).unwrap();
+    assert_eq!(page.kind, "conversation");
+    let bob: Vec<&ChunkInput> =
+        page.chunks.iter().filter(|c| c.context.as_deref().is_some_and(|c| c.starts_with("Bob | short"))).collect();
+    assert!(bob.len() >= 2, "{:?}", page.chunks);
+    assert!(page.chunks.iter().all(|chunk| chunk.text.chars().count() < 1200));
+}
+
+#[test]
+fn only_txt_files_are_read_as_transcripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = "Ann: hi\nBob: hey\nAnn: lunch?\nBob: sure\n";
+    for name in ["chat.txt", "chat.log", "chat.yaml"] {
+        std::fs::write(dir.path().join(name), chat).unwrap();
+    }
+    let kind = |name: &str| parse_file(dir.path(), &dir.path().join(name), &options()).unwrap().kind;
+    assert_eq!(kind("chat.txt"), "conversation");
+    assert_eq!(kind("chat.log"), "text");
+    assert_eq!(kind("chat.yaml"), "text");
+}

@@ -1,10 +1,11 @@
 //! Plain text files: titled by their first non-empty line, chunked by text-splitter's
-//! `TextSplitter` (paragraphs, then lines, sentences, words) to the configured size.
+//! `TextSplitter` (paragraphs, then lines, sentences, words) to the configured size. Chat
+//! transcripts (`conversation`) become one chunk per turn instead.
 
 use text_splitter::{ChunkConfig, TextSplitter};
 
 use super::{
-    LineIndex, ParseOptions, chunk_capacity, collapse_whitespace, segment_limit, segments, sha256_hex,
+    LineIndex, conversation, ParseOptions, chunk_capacity, collapse_whitespace, segment_limit, segments, sha256_hex,
     truncate_chars,
 };
 use crate::types::{ChunkInput, PageInput};
@@ -13,19 +14,44 @@ use crate::types::{ChunkInput, PageInput};
 const MAX_TITLE_CHARS: usize = 120;
 
 /// A text page: title = first non-empty line (trimmed, at most 120 characters), else the slug's
-/// last segment; kind `text`; no links; `content_hash` = sha256 of `text`. Never fails.
+/// last segment; kind `text`; no links; `content_hash` = sha256 of `text`. A chat transcript
+/// (see `conversation`) is a page of kind `conversation` with one chunk per turn, titled by its
+/// heading line (else the slug's last segment), its speakers in the frontmatter's `speakers`.
+/// Never fails.
 pub fn parse_text(slug: &str, text: &str, options: &ParseOptions) -> Result<PageInput, super::FileError> {
-    Ok(parse(slug, &super::stem_of_slug(slug), text, options))
+    Ok(parse(slug, &super::stem_of_slug(slug), text, options, true))
 }
 
-pub(super) fn parse(slug: &str, stem: &str, text: &str, options: &ParseOptions) -> PageInput {
+/// `transcripts`: whether a chat transcript gets turn chunks (only prose files: a `.log` or
+/// `.yaml` of `name: value` lines is not a chat).
+pub(super) fn parse(slug: &str, stem: &str, text: &str, options: &ParseOptions, transcripts: bool) -> PageInput {
+    let fallback = || if stem.is_empty() { "untitled".to_string() } else { stem.to_string() };
+    if let Some(transcript) = transcripts.then(|| conversation::transcript(text)).flatten() {
+        let title = transcript
+            .heading
+            .as_deref()
+            .map(|line| collapse_whitespace(truncate_chars(line, MAX_TITLE_CHARS)))
+            .filter(|line| !line.is_empty())
+            .unwrap_or_else(fallback);
+        return PageInput {
+            slug: slug.to_string(),
+            title,
+            kind: "conversation".to_string(),
+            source: options.source.clone(),
+            body: text.to_string(),
+            frontmatter: serde_json::json!({ "speakers": transcript.speakers() }),
+            content_hash: sha256_hex(text.as_bytes()),
+            chunks: conversation::chunks(text, &transcript, options),
+            links: Vec::new(),
+        };
+    }
     let title = text
         .lines()
         .map(str::trim)
         .find(|line| !line.is_empty())
         .map(|line| collapse_whitespace(truncate_chars(line, MAX_TITLE_CHARS)))
         .filter(|line| !line.is_empty())
-        .unwrap_or_else(|| if stem.is_empty() { "untitled".to_string() } else { stem.to_string() });
+        .unwrap_or_else(fallback);
     PageInput {
         slug: slug.to_string(),
         title,

@@ -592,6 +592,32 @@ fn chunks_ranked_on_their_own_get_credit_for_how_well_their_page_matches() {
 }
 
 #[test]
+fn in_an_imported_chat_the_answer_is_found_by_the_question_it_answers() {
+    let f = fixture();
+    let chat = "8 May 2023\n\
+        Audrey: We adopted another puppy, she is so cute!\n\
+        Andrew: Congrats! Where did you get Pixie?\n\
+        Audrey: A breeder nearby had the dogs I wanted.\n\
+        Andrew: Nice. We went hiking at the lake on Sunday.\n\
+        Audrey: Sounds lovely, the dogs would enjoy that.\n";
+    let page = clawdia_brain::parse::parse_text("chats/may", chat, &clawdia_brain::parse::ParseOptions::new("chats"))
+        .expect("parse");
+    put(&f.db, &page);
+    let mut q = SearchQuery::new("Where did Audrey get Pixie?", 3);
+    q.mode = SearchMode::FullText;
+    q.max_chunks_per_page = 0;
+    let hits = f.db.search(&q).expect("search").hits;
+    let lines: Vec<(Option<u32>, Option<u32>)> = hits.iter().map(|hit| (hit.start_line, hit.end_line)).collect();
+    // The answer (line 4) has neither "get" nor "Pixie", but the question next to it does; the
+    // turn before the question shares that credit. Andrew's question itself comes after both:
+    // it is not found by the name of who spoke next to it.
+    assert!(lines[..2].contains(&(Some(4), Some(4))), "{hits:?}");
+    assert!(lines[..2].contains(&(Some(1), Some(2))), "{hits:?}");
+    assert_eq!(lines[2], (Some(3), Some(3)), "{hits:?}");
+    assert!(hits.iter().any(|hit| hit.snippet.contains("breeder")), "{hits:?}");
+}
+
+#[test]
 fn hybrid_without_vectors_degrades_to_full_text_and_says_so() {
     let f = fixture();
     put(&f.db, &page("notes/a", "A", &["hello world"]));

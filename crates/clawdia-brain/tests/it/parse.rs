@@ -413,6 +413,35 @@ const MARKDOWN: &[&str] = &[
     "🦀",
 ];
 
+const CHAT: &[&str] = &[
+    "Ann: ",
+    "Bob Lee: ",
+    "\nAnn: ",
+    "\nBob Lee: ",
+    "\n",
+    "\r\n",
+    "\n\n",
+    "[21/03/2023, 14:02:11] ",
+    "3/21/23, 2:02\u{202f}PM - ",
+    "<ann> ",
+    "[14:02] ",
+    "hi there",
+    "NOTE: ",
+    ": ",
+    "http://x",
+    "é",
+    "🦀",
+];
+
+/// Texts shaped like chat transcripts: turn lines (some stamped) with stray continuation lines.
+fn transcripts() -> impl Strategy<Value = String> {
+    let stamp = proptest::sample::select(&["", "", "[21/03/2023, 14:02:11] ", "3/21/23, 2:02\u{202f}PM - "][..]);
+    let speaker = proptest::sample::select(&["Ann: ", "Bob Lee: ", "<ann> ", "", "+49 170: "][..]);
+    let line = (stamp, speaker, fragments(CHAT)).prop_map(|(stamp, speaker, rest)| format!("{stamp}{speaker}{rest}"));
+    (proptest::collection::vec(line, 0..30), any::<bool>())
+        .prop_map(|(lines, crlf)| lines.join(if crlf { "\r\n" } else { "\n" }))
+}
+
 const CODE: &[&str] = &[
     "fn ",
     "impl ",
@@ -486,13 +515,17 @@ proptest! {
 
     #[test]
     fn text_never_panics_and_its_chunks_cover_the_body(
-        text in prop_oneof![fragments(MARKDOWN), any::<String>()],
+        text in prop_oneof![fragments(MARKDOWN), transcripts(), any::<String>()],
         sizes in small_sizes(),
     ) {
         let options = ParseOptions { chunk_chars: sizes, ..ParseOptions::new("notes") };
         let page = parse_text("notes/a", &text, &options).unwrap();
         assert_covers(&page.body, &page.chunks);
         assert_chunks_on_their_lines(&text, &page.chunks);
+        let max = options.chunk_chars.end.saturating_sub(1).max(options.chunk_chars.start).max(1);
+        for chunk in &page.chunks {
+            prop_assert!(chunk.text.chars().count() <= max);
+        }
         prop_assert!(page.title.chars().count() <= 120 && !page.title.is_empty());
         prop_assert_eq!(parse_text("notes/a", &text, &options).unwrap(), page);
     }
