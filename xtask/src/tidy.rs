@@ -55,7 +55,7 @@ fn clawdia_deps(manifest: &Path) -> (Vec<String>, Vec<String>) {
 fn crate_dependency_rules_hold() {
     let root = workspace_root();
     // Foundation crates: anyone may use them. Capability crates: only the runtime combines them.
-    let foundation = ["clawdia-core", "clawdia-config", "clawdia-sandbox"];
+    let foundation = ["clawdia-core", "clawdia-config", "clawdia-sandbox", "clawdia-sqlite"];
     let capability = [
         "clawdia-llm",
         "clawdia-store",
@@ -82,6 +82,9 @@ fn crate_dependency_rules_hold() {
         }
         if name == "clawdia-sandbox" {
             assert!(deps.iter().all(|d| d == "clawdia-core"), "clawdia-sandbox depends on {deps:?}");
+        }
+        if name == "clawdia-sqlite" {
+            assert!(deps.is_empty(), "clawdia-sqlite depends on {deps:?}");
         }
         if capability.contains(&name.as_str()) || name == "clawdia-config" {
             seen += 1;

@@ -16,6 +16,14 @@ use crate::job::{Job, Source};
 
 pub const FILE_NAME: &str = "cron.db";
 
+/// How cron.db is opened: one connection, short statements, a small cache.
+const SETTINGS: clawdia_sqlite::Settings = clawdia_sqlite::Settings {
+    name: FILE_NAME,
+    busy_timeout: Duration::from_secs(10),
+    cache_kib: 512,
+    statement_cache: 16,
+};
+
 /// Forward-only migrations, tracked by `PRAGMA user_version`; append, never edit.
 const MIGRATIONS: &[&str] = &["
     CREATE TABLE jobs (
@@ -168,27 +176,13 @@ fn db_error(error: rusqlite::Error) -> SchedError {
 }
 
 impl CronDb {
-    /// Opens (creating and migrating) `state_dir/cron.db`.
+    /// Opens (creating and migrating) `state_dir/cron.db`, owner-only: run output tails can hold
+    /// whatever a job printed.
     pub fn open(state_dir: &Path) -> Result<CronDb, SchedError> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| SchedError::Db(format!("cannot create {}: {e}", state_dir.display())))?;
+        let open_error = |error: clawdia_sqlite::OpenError| SchedError::Db(error.to_string());
+        clawdia_sqlite::create_private_dir(state_dir).map_err(open_error)?;
         let path = state_dir.join(FILE_NAME);
-        let mut connection = Connection::open(&path).map_err(db_error)?;
-        connection.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;",
-            )
-            .map_err(db_error)?;
-        let transaction =
-            connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-        let version: i64 =
-            transaction.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(db_error)?;
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
-            transaction.execute_batch(migration).map_err(db_error)?;
-            transaction.execute_batch(&format!("PRAGMA user_version = {}", index + 1)).map_err(db_error)?;
-        }
-        transaction.commit().map_err(db_error)?;
+        let connection = clawdia_sqlite::open(&path, &SETTINGS, MIGRATIONS).map_err(open_error)?;
         Ok(CronDb { connection: Mutex::new(connection), path })
     }
 

@@ -413,21 +413,6 @@ fn a_newer_schema_is_refused() {
     assert!(error.to_string().contains("schema version 99 is newer"), "{error}");
 }
 
-#[test]
-fn a_migration_runs_only_the_missing_steps() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("test.db");
-    let steps = ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER);"];
-    let mut connection = schema::open_database(&path, &steps[..1]).unwrap();
-    connection.execute("INSERT INTO a VALUES (1)", []).unwrap();
-    drop(connection);
-    connection = schema::open_database(&path, &steps).unwrap();
-    let version: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    let kept: i64 = connection.query_row("SELECT x FROM a", [], |r| r.get(0)).unwrap();
-    assert_eq!((version, kept), (2, 1));
-    connection.execute("INSERT INTO b VALUES (2)", []).unwrap();
-}
-
 // ---- a process killed inside an append transaction ----
 
 const MID_TRANSACTION_CHILD: &str = "CLAWDIA_STORE_MID_TRANSACTION_CHILD";

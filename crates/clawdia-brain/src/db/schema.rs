@@ -1,18 +1,15 @@
-//! Opening `brain.db`: sqlite-vec registration (once per process), connection settings (WAL,
-//! `synchronous = NORMAL`, 5 s busy timeout, foreign keys, 4 MB page cache) and the forward-only
-//! migrations tracked by `PRAGMA user_version`.
-//!
-//! A migration is appended to `MIGRATIONS`, never edited: version N of a database means the first
-//! N entries have run. Migrations run in one `BEGIN IMMEDIATE` transaction that re-reads the
-//! version, so two processes opening a fresh file at once migrate it exactly once.
+//! Opening `brain.db`: sqlite-vec registration (once per process), its settings (5 s busy
+//! timeout, 4 MB page cache) and its forward-only migrations (appended to `MIGRATIONS`, never
+//! edited), opened through `clawdia_sqlite` (owner-only, WAL, migrations raced safely).
 
 use std::path::Path;
 use std::sync::Once;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use clawdia_sqlite::Settings;
+use rusqlite::Connection;
 
-use super::error::{BrainError, db_error};
+use super::error::BrainError;
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -227,95 +224,25 @@ pub(crate) fn register_sqlite_vec() {
     });
 }
 
+/// How brain.db is opened.
+const SETTINGS: Settings =
+    Settings { name: "brain.db", busy_timeout: BUSY_TIMEOUT, cache_kib: 4000, statement_cache: 64 };
+
 /// Creates `dir` (and missing parents) with mode 0700; an existing dir is left as is.
 pub(crate) fn create_dir(dir: &Path) -> Result<(), BrainError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|error| BrainError::Database(format!("cannot create {}: {error}", dir.display())))
+    clawdia_sqlite::create_private_dir(dir).map_err(open_error)
 }
 
-/// The write connection: configured and migrated.
+/// The write connection: owner-only, configured and migrated.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, BrainError> {
-    let context = format!("opening {}", path.display());
-    let mut connection = Connection::open(path).map_err(db_error(&context))?;
-    restrict_permissions(path);
-    configure(&connection).map_err(db_error(&context))?;
-    migrate(&mut connection, path)?;
-    Ok(connection)
+    clawdia_sqlite::open(path, &SETTINGS, MIGRATIONS).map_err(open_error)
 }
 
 /// A read connection (`query_only`): used after the writer has migrated the file.
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, BrainError> {
-    let context = format!("opening {} for reading", path.display());
-    let connection = Connection::open(path).map_err(db_error(&context))?;
-    configure(&connection).map_err(db_error(&context))?;
-    connection.execute_batch("PRAGMA query_only = ON;").map_err(db_error(&context))?;
-    Ok(connection)
+    clawdia_sqlite::open_reader(path, &SETTINGS).map_err(open_error)
 }
 
-/// The brain holds private notes: the file is made owner-only (SQLite gives its `-wal` and
-/// `-shm` files the same mode). Failure is logged, not fatal.
-fn restrict_permissions(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let Ok(metadata) = std::fs::metadata(path) else {
-            return;
-        };
-        if metadata.permissions().mode() & 0o077 != 0 {
-            let owner_only = std::fs::Permissions::from_mode(0o600);
-            if let Err(error) = std::fs::set_permissions(path, owner_only) {
-                tracing::warn!(path = %path.display(), %error, "cannot make brain.db owner-only");
-            }
-        }
-    }
-}
-
-fn configure(connection: &Connection) -> rusqlite::Result<()> {
-    connection.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(%mode, "SQLite refused WAL mode for brain.db; readers will block writers");
-    }
-    connection.execute_batch(
-        "PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA cache_size = -4000;",
-    )?;
-    connection.set_prepared_statement_cache_capacity(64);
-    Ok(())
-}
-
-fn migrate(connection: &mut Connection, path: &Path) -> Result<(), BrainError> {
-    let context = format!("migrating {}", path.display());
-    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    let version = user_version(connection).map_err(db_error(&context))?;
-    if version == known {
-        return Ok(());
-    }
-    let transaction =
-        connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error(&context))?;
-    let version = user_version(&transaction).map_err(db_error(&context))?;
-    if version > known {
-        return Err(BrainError::Database(format!(
-            "{}: schema version {version} is newer than this build knows ({known}); upgrade clawdia",
-            path.display()
-        )));
-    }
-    let start = usize::try_from(version).unwrap_or(0);
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(start) {
-        transaction.execute_batch(sql).map_err(db_error(&context))?;
-        transaction
-            .pragma_update(None, "user_version", i64::try_from(index + 1).unwrap_or(i64::MAX))
-            .map_err(db_error(&context))?;
-    }
-    transaction.commit().map_err(db_error(&context))
-}
-
-fn user_version(connection: &Connection) -> rusqlite::Result<i64> {
-    connection.query_row("PRAGMA user_version", [], |row| row.get(0))
+fn open_error(error: clawdia_sqlite::OpenError) -> BrainError {
+    BrainError::Database(error.to_string())
 }
