@@ -248,9 +248,25 @@ async fn a_sleeping_grandchild_is_gone_after_the_timeout() {
         assert_eq!(seen_running.len(), 2, "{}: both sleeps ran before the timeout", mechanism.name());
         let left = host_processes(&["sleep", &seconds]);
         assert!(left.is_empty(), "{}: {left:?} survived the timeout", mechanism.name());
-        for pid in seen_running {
-            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "{}: pid {pid} survived", mechanism.name());
-        }
+        assert_ended(&seen_running, mechanism.name()).await;
+    }
+}
+
+/// Asserts each pid is gone, or a zombie waiting for whoever inherited it (not running any
+/// more), within 5 s. A process still exiting has already lost its command line (so it is no
+/// longer found by it) but exists until its exit completes: its state is what is waited on.
+async fn assert_ended(pids: &[u32], name: &str) {
+    let stat_of = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let ended = |stat: &str| {
+        stat.is_empty() || stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) == Some('Z')
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|pid| ended(&stat_of(*pid))) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for pid in pids {
+        let stat = stat_of(*pid);
+        assert!(ended(&stat), "{name}: pid {pid} survived: {stat}");
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clawdia_sandbox::{Mechanism, Policy, StdioChild, spawn_stdio};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
-use super::{FAKE_KEY, Home, host_processes, mechanisms, skip_or_fail};
+use super::{FAKE_KEY, Home, assert_ended, host_processes, mechanisms, skip_or_fail};
 
 async fn start(mechanism: &Mechanism, policy: &Policy, script: &str) -> StdioChild {
     let args = vec!["-c".to_string(), script.to_string()];
@@ -82,21 +82,7 @@ async fn killing_a_stdio_program_ends_its_grandchildren() {
         let running = host_processes(&["sleep", &seconds]);
         assert_eq!(running.len(), 2, "{name}: both sleeps run");
         child.kill(Duration::from_millis(500)).await;
-        // Gone, or a zombie waiting for whoever inherited it (not running any more). A process
-        // that is still exiting has already lost its command line, so wait on the state itself.
-        let stat_of = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ended = |stat: &str| {
-            stat.is_empty()
-                || stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) == Some('Z')
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !running.iter().all(|pid| ended(&stat_of(*pid))) && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        for pid in running {
-            let stat = stat_of(pid);
-            assert!(ended(&stat), "{name}: pid {pid} survived the kill: {stat}");
-        }
+        assert_ended(&running, name).await;
     }
 }
 
