@@ -6,9 +6,10 @@
 //!   and hybrid search.
 //! - LoCoMo (`../shared/data/locomo`): every session is parsed as a chat transcript (the
 //!   `.txt` chat import: one chunk per turn, the speaker and the neighbouring messages as its
-//!   context) into a page of its conversation's source, titled with its date; each QA item searches its own conversation for turns (several chunks
-//!   per page, so the whole session's full-text match counts too: `page_weight`); prints
-//!   evidence recall@5 and @10 (turn level), overall and per category.
+//!   context) into a page of its conversation's source, titled with its date; each QA item
+//!   searches its own conversation for turns (several chunks per page, so the whole session's
+//!   full-text match counts too: `page_weight`); prints evidence recall@5 and @10 (turn
+//!   level), overall and per category.
 //! - Speed: import throughput (chunks/s with embedding) and hybrid query latency p50/p99 at the
 //!   SciFact size and after padding the brain to 50,000 chunks with synthetic pages.
 //!

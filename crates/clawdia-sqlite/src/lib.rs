@@ -77,11 +77,13 @@ pub fn open(path: &Path, settings: &Settings, migrations: &[&str]) -> Result<Con
 
 /// A read-only (`query_only`) connection to a file `open` has already migrated.
 pub fn open_reader(path: &Path, settings: &Settings) -> Result<Connection, OpenError> {
-    let error = sqlite_error("opening for reading", path);
-    let connection = Connection::open(path).map_err(sqlite_error("opening for reading", path))?;
-    configure(&connection, settings)
-        .and_then(|()| connection.execute_batch("PRAGMA query_only = ON;"))
-        .map_err(error)?;
+    let connection = Connection::open(path)
+        .and_then(|connection| {
+            configure(&connection, settings)?;
+            connection.execute_batch("PRAGMA query_only = ON;")?;
+            Ok(connection)
+        })
+        .map_err(sqlite_error("opening for reading", path))?;
     Ok(connection)
 }
 

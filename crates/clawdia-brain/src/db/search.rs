@@ -3,10 +3,10 @@
 //! A search runs in one read snapshot:
 //! 1. Full-text arm: the user's words, each quoted (so no text can inject FTS5 syntax), joined
 //!    with OR, English stopwords dropped when other words remain, very common words set aside
-//!    when rarer ones exist (`FtsPlan`); bm25 with the title column weighted 3, the
-//!    context (heading path, symbol, a chat turn's neighbours) 0.5, the text 1. With one chunk per page (the default) it ranks
-//!    whole pages (`pages_fts`), and a page that wins through this arm shows its best-matching
-//!    chunk; otherwise it ranks chunks.
+//!    when rarer ones exist (`FtsPlan`); bm25 with the title column weighted 3, the context
+//!    (heading path, symbol, a chat turn's neighbours) 0.5, the text 1. With one chunk per page
+//!    (the default) it ranks whole pages (`pages_fts`), and a page that wins through this arm
+//!    shows its best-matching chunk; otherwise it ranks chunks.
 //! 2. Vector arm: the in-memory int8 index, rescored exactly (see `vectors`).
 //! 3. Both arms apply the include/exclude slug prefixes *before* ranking (in SQL for full text,
 //!    in the scan for vectors), so an excluded page never takes a slot.
@@ -578,6 +578,20 @@ struct Candidate {
     score: f64,
 }
 
+/// One arm's share of a result's score: `weight / (rrf_k + rank)` for RRF (rank 1-based), or
+/// for convex fusion the raw score min-max normalized over the arm's list
+/// (`(raw - floor) / (top - floor)`; a list whose scores are all equal gives each its full
+/// weight).
+fn contribution(query: &SearchQuery, weight: f64, rank: usize, raw: f64, top: f64, floor: f64) -> f64 {
+    match query.fusion {
+        Fusion::Rrf => weight / (query.rrf_k + rank as f64),
+        Fusion::Convex => {
+            let span = top - floor;
+            if span > 0.0 { weight * ((raw - floor) / span).clamp(0.0, 1.0) } else { weight }
+        }
+    }
+}
+
 /// Fuses the arms (weighted reciprocal rank, or a convex combination of normalized scores),
 /// applies boosts, sorts best first (see the module doc: page-level fusion when one chunk per
 /// page is shown).
@@ -625,17 +639,8 @@ fn fuse(
                     continue;
                 }
                 let rank = seen.len();
-                let contribution = match query.fusion {
-                    Fusion::Rrf => weight / (query.rrf_k + rank as f64),
-                    Fusion::Convex => {
-                        // (raw - lowest) / (best - lowest); a list whose scores are all equal
-                        // gives each its full weight.
-                        let top = *top.get_or_insert(raw);
-                        let span = top - floor;
-                        if span > 0.0 { weight * ((raw - floor) / span).clamp(0.0, 1.0) } else { weight }
-                    }
-                };
-                add(chunk_id, page_id, rank, contribution, is_text);
+                let top = *top.get_or_insert(raw);
+                add(chunk_id, page_id, rank, contribution(query, weight, rank, raw, top, floor), is_text);
             }
         };
     // Convex fusion normalizes each list min-max: its best score is 1, its lowest 0.
@@ -654,19 +659,9 @@ fn fuse(
     let mut page_bonus: HashMap<i64, f64> = HashMap::new();
     let page_floor = lowest(&mut page_hits.iter().map(|hit| hit.2));
     let page_top = page_hits.first().map_or(0.0, |hit| hit.2);
-    for (rank, (_, page_id, raw)) in page_hits.iter().enumerate() {
-        let contribution = match query.fusion {
-            Fusion::Rrf => query.page_weight / (query.rrf_k + rank as f64 + 1.0),
-            Fusion::Convex => {
-                let span = page_top - page_floor;
-                if span > 0.0 {
-                    query.page_weight * ((raw - page_floor) / span).clamp(0.0, 1.0)
-                } else {
-                    query.page_weight
-                }
-            }
-        };
-        page_bonus.entry(*page_id).or_insert(contribution);
+    for (index, (_, page_id, raw)) in page_hits.iter().enumerate() {
+        let bonus = contribution(query, query.page_weight, index + 1, *raw, page_top, page_floor);
+        page_bonus.entry(*page_id).or_insert(bonus);
     }
     let mut fused = Vec::with_capacity(candidates.len());
     for mut candidate in candidates.into_values() {
