@@ -50,20 +50,31 @@ impl Skills {
         Catalog::load(&locations, &Host::current())
     }
 
+    /// The agent's catalog, read again once it is older than [`RELOAD_AFTER`]. The folders
+    /// are read without the cache's lock held, so a turn never waits behind another turn's
+    /// reload; two turns that both find the catalog stale may both read it, and the later one
+    /// is kept.
     fn cached(&self, workspace: &Path) -> Arc<Catalog> {
-        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, loaded, catalog)) = cache.iter().find(|(dir, _, _)| dir == workspace)
-            && loaded.elapsed() < RELOAD_AFTER
-        {
-            return catalog.clone();
+        let fresh = self
+            .lock()
+            .iter()
+            .find(|(dir, loaded, _)| dir == workspace && loaded.elapsed() < RELOAD_AFTER)
+            .map(|(_, _, catalog)| catalog.clone());
+        if let Some(catalog) = fresh {
+            return catalog;
         }
         let catalog = Arc::new(self.catalog(workspace));
         for problem in &catalog.problems {
             tracing::warn!(%problem, "skill not loaded");
         }
+        let mut cache = self.lock();
         cache.retain(|(dir, _, _)| dir != workspace);
         cache.push((workspace.to_path_buf(), Instant::now(), catalog.clone()));
         catalog
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, Instant, Arc<Catalog>)>> {
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
