@@ -238,7 +238,7 @@ pub fn random_hex(bytes: usize) -> String {
             *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8);
         }
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    clawdia_core::hex(&buf)
 }
 
 /// A new session id: `s-` and 16 hex characters.

@@ -30,3 +30,14 @@ pub use turn::{
 
 /// Milliseconds since the Unix epoch; the one timestamp representation used across crates.
 pub type UnixMillis = i64;
+
+/// Lower-case hex of `bytes`: digests, random ids.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
+}

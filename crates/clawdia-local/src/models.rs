@@ -194,11 +194,7 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelsError> {
         }
         hasher.update(&buffer[..read]);
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    Ok(clawdia_core::hex(&hasher.finalize()))
 }
 
 /// Deletes the model folder `name`.

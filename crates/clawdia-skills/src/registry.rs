@@ -207,7 +207,7 @@ pub async fn install(registry: &Registry, name: &str, dir: &Path) -> Result<Inst
         }
     }
     let bytes = registry.fetch(name, &archive).await?;
-    let actual = hex(&Sha256::digest(&bytes));
+    let actual = clawdia_core::hex(&Sha256::digest(&bytes));
     if actual != expected {
         return Err(RegistryError::Invalid(format!(
             "{name}/{archive}: sha256 {actual} does not match _meta.json ({expected}); not installed"
@@ -323,7 +323,3 @@ fn unpack(bytes: &[u8], staging: &Path) -> Result<PathBuf, RegistryError> {
     }
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}

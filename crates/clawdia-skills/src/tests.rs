@@ -150,7 +150,7 @@ fn publish(registry: &Path, name: &str, version: &str, archive: &[u8]) -> String
     let dir = registry.join(name);
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join(format!("{name}-{version}.zip")), archive).expect("write archive");
-    let sha = registry::hex(&Sha256::digest(archive));
+    let sha = clawdia_core::hex(&Sha256::digest(archive));
     let meta = serde_json::json!({"name": name, "version": version, "sha256": sha});
     std::fs::write(dir.join("_meta.json"), meta.to_string()).expect("write meta");
     sha

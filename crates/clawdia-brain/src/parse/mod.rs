@@ -278,16 +278,8 @@ pub fn parse_file(root: &Path, path: &Path, options: &ParseOptions) -> Result<Pa
 
 /// Lower-case hex sha256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for byte in digest.iter() {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    out
+    clawdia_core::hex(&Sha256::digest(bytes))
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// `path` relative to `root` with `/` separators (the file name when `root` is the file).
 fn display_relative(root: &Path, path: &Path) -> String {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{CatalogueModel, ModelsError, Staging, catalogue, hex, io_error};
+use super::{CatalogueModel, ModelsError, Staging, catalogue, io_error};
 
 /// The default hub.
 pub const DEFAULT_HUB: &str = "https://huggingface.co";
@@ -150,7 +150,7 @@ async fn download(
         progress(Progress { done, total, ..report });
     }
     out.flush().map_err(|error| Failure::Other(io_error(target, error).to_string()))?;
-    Ok(hex(&hasher.finalize()))
+    Ok(clawdia_core::hex(&hasher.finalize()))
 }
 
 /// reqwest's error with its causes, on one line.
