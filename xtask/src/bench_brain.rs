@@ -541,11 +541,16 @@ async fn locomo(work: &Path, embedder: MaybeEmbedder, fulltext_only: bool) -> an
             let slug = format!("locomo/{sample}/d{session}");
             let mut input = parse_text(&slug, &transcript, &ParseOptions::new(source.clone()))?;
             if input.kind != "conversation" || input.chunks.len() < lines.len() {
-                bail!("{slug}: not parsed as a transcript of {} turns: {} chunks", lines.len(), input.chunks.len());
+                bail!(
+                    "{slug}: not parsed as a transcript of {} turns: {} chunks",
+                    lines.len(),
+                    input.chunks.len()
+                );
             }
             // The hash covers the contexts too, so a kept brain re-imports (and re-embeds)
             // sessions whose representation changed.
-            let contexts: Vec<&str> = input.chunks.iter().filter_map(|chunk| chunk.context.as_deref()).collect();
+            let contexts: Vec<&str> =
+                input.chunks.iter().filter_map(|chunk| chunk.context.as_deref()).collect();
             input.content_hash = sha256_hex(format!("{transcript}\n{}", contexts.join("\n")).as_bytes());
             turns += lines.len();
             brain.db()?.put_page(&input)?;

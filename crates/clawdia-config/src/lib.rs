@@ -28,8 +28,8 @@ use serde::Deserialize;
 
 pub use dream::DreamConfig;
 pub use error::ConfigError;
-pub use raw::BrainFusion;
 pub use mcp::{McpConfig, McpEnv, McpServerConfig};
+pub use raw::BrainFusion;
 pub use reference::{default_config_toml, example_toml, json_schema, reference_markdown};
 pub use secret::{Secret, SecretRef};
 

@@ -10,6 +10,7 @@ pub mod message;
 pub mod model;
 pub mod session;
 pub mod skills;
+pub mod text;
 pub mod time;
 pub mod tool;
 pub mod turn;
@@ -23,6 +24,7 @@ pub use model::{
 };
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
+pub use text::{frontmatter_fence, hex};
 pub use tool::{Tool, ToolContext, ToolError, ToolProgress, ToolSource};
 pub use turn::{
     AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, sender_id,
@@ -30,14 +32,3 @@ pub use turn::{
 
 /// Milliseconds since the Unix epoch; the one timestamp representation used across crates.
 pub type UnixMillis = i64;
-
-/// Lower-case hex of `bytes`: digests, random ids.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
-}

@@ -181,7 +181,8 @@ pub fn config_jobs(config: &Config) -> Result<Vec<Job>, SchedError> {
     }
     if let Some(job) = maintenance::dream_job(&config.brain.dream) {
         let key = |e: SchedError| SchedError::Invalid(format!("brain.dream.schedule: {e}"));
-        let schedule = Schedule::cron(&config.brain.dream.schedule, Some(&config.brain.dream.tz)).map_err(key)?;
+        let schedule =
+            Schedule::cron(&config.brain.dream.schedule, Some(&config.brain.dream.tz)).map_err(key)?;
         jobs.push(Job { schedule, ..job });
     }
     Ok(jobs)

@@ -322,4 +322,3 @@ fn unpack(bytes: &[u8], staging: &Path) -> Result<PathBuf, RegistryError> {
         _ => Ok(staging.to_path_buf()),
     }
 }
-

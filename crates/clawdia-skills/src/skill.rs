@@ -110,9 +110,10 @@ impl StringOrList {
 pub fn parse(text: &str, dir: &Path, origin: Origin) -> Result<Skill, SkillError> {
     let path = dir.join("SKILL.md");
     let fail = |message: String| SkillError { path: path.display().to_string(), message };
-    let (yaml, body) = split_frontmatter(text).ok_or_else(|| {
-        fail("no frontmatter: the file must start with a `---` line and close it with another".into())
-    })?;
+    let (yaml, body) =
+        clawdia_core::frontmatter_fence(text).map(|(yaml, body)| (&text[yaml], &text[body..])).ok_or_else(
+            || fail("no frontmatter: the file must start with a `---` line and close it with another".into()),
+        )?;
     let raw: RawFrontmatter = if yaml.trim().is_empty() {
         RawFrontmatter::default()
     } else {
@@ -193,25 +194,6 @@ fn openclaw_metadata(metadata: Option<&Value>) -> Result<(Requirements, bool), S
         Some(_) => return Err("metadata.openclaw.always must be true or false".to_string()),
     };
     Ok((requirements, always))
-}
-
-/// (frontmatter YAML, body) when the text opens with a `---` fence that is closed later.
-fn split_frontmatter(text: &str) -> Option<(&str, &str)> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let first_end = text.find('\n')?;
-    if text[..first_end].trim_end() != "---" {
-        return None;
-    }
-    let yaml_start = first_end + 1;
-    let mut position = yaml_start;
-    for line in text[yaml_start..].split_inclusive('\n') {
-        let content = line.trim_end();
-        if content == "---" || content == "..." {
-            return Some((&text[yaml_start..position], &text[position + line.len()..]));
-        }
-        position += line.len();
-    }
-    None
 }
 
 fn first_line(error: &dyn std::error::Error) -> String {

@@ -45,9 +45,10 @@ pub fn create_private_dir(dir: &Path) -> Result<(), OpenError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|error| OpenError::Dir { path: dir.display().to_string(), message: one_line(&error.to_string()) })
+    builder.create(dir).map_err(|error| OpenError::Dir {
+        path: dir.display().to_string(),
+        message: one_line(&error.to_string()),
+    })
 }
 
 /// Opens (creating) `path` with `settings`, makes it owner-only and migrates it to

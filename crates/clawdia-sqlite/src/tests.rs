@@ -33,7 +33,10 @@ fn a_file_from_a_newer_build_is_refused_on_one_line() {
     drop(open(&path, &SETTINGS, &["CREATE TABLE a (x);", "CREATE TABLE b (y);"]).unwrap());
     let error = open(&path, &SETTINGS, &["CREATE TABLE a (x);"]).unwrap_err();
     let message = error.to_string();
-    assert!(message.ends_with("test.db: schema version 2 is newer than this build knows (1); upgrade clawdia"), "{message}");
+    assert!(
+        message.ends_with("test.db: schema version 2 is newer than this build knows (1); upgrade clawdia"),
+        "{message}"
+    );
     assert!(!message.contains('\n'));
 }
 
@@ -42,11 +45,13 @@ fn a_failing_migration_leaves_the_file_at_its_old_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("test.db");
     drop(open(&path, &SETTINGS, &["CREATE TABLE a (x);"]).unwrap());
-    let error = open(&path, &SETTINGS, &["CREATE TABLE a (x);", "CREATE TABLE b (y);", "NOT SQL"]).unwrap_err();
+    let error =
+        open(&path, &SETTINGS, &["CREATE TABLE a (x);", "CREATE TABLE b (y);", "NOT SQL"]).unwrap_err();
     assert!(error.to_string().starts_with("migrating "), "{error}");
     let connection = open(&path, &SETTINGS, &["CREATE TABLE a (x);"]).unwrap();
-    let tables: i64 =
-        connection.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'b'", [], |r| r.get(0)).unwrap();
+    let tables: i64 = connection
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'b'", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(tables, 0, "the whole upgrade rolled back");
 }
 

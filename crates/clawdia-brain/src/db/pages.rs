@@ -274,10 +274,12 @@ impl Db {
     /// tombstones and checkpoints (truncating) the write-ahead log.
     pub fn optimize(&self) -> Result<(), BrainError> {
         self.write("optimizing", |tx| {
-            tx.execute_batch("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize');
+            tx.execute_batch(
+                "INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize');
                  INSERT INTO pages_fts (pages_fts) VALUES ('optimize');
-                 ANALYZE;")
-                .map_err(db_error("optimizing"))?;
+                 ANALYZE;",
+            )
+            .map_err(db_error("optimizing"))?;
             prune_tombstones(tx)
         })?;
         let connection = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -289,7 +289,11 @@ impl Level {
     }
 }
 
-pub(crate) fn plan_fts(connection: &Connection, text: &str, level: Level) -> Result<Option<FtsPlan>, BrainError> {
+pub(crate) fn plan_fts(
+    connection: &Connection,
+    text: &str,
+    level: Level,
+) -> Result<Option<FtsPlan>, BrainError> {
     let words = search_words(text);
     if words.len() <= 1 {
         return Ok(words.first().map(|_| {
@@ -305,7 +309,9 @@ pub(crate) fn plan_fts(connection: &Connection, text: &str, level: Level) -> Res
     let threshold = (rows / 50).max(level.common_min());
     let table = level.table();
     let mut probe = connection
-        .prepare_cached(&format!("SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ?1 LIMIT ?2)"))
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ?1 LIMIT ?2)"
+        ))
         .map_err(db_error(context))?;
     let (mut rare, mut common) = (Vec::new(), Vec::new());
     for word in words {
@@ -449,7 +455,8 @@ fn fts_arm(
     if hits.len() < want.min(depth)
         && let Some(fill) = &plan.fill
     {
-        let seen: HashSet<(i64, i64)> = hits.iter().map(|(chunk_id, page_id, _)| (*chunk_id, *page_id)).collect();
+        let seen: HashSet<(i64, i64)> =
+            hits.iter().map(|(chunk_id, page_id, _)| (*chunk_id, *page_id)).collect();
         // The fill ranks below everything the primary query found, whatever its own bm25.
         let floor = hits.iter().map(|(_, _, score)| *score).fold(f64::INFINITY, f64::min);
         let more = ranked_matches(connection, fill, level, filter, depth, pages)?;
@@ -492,7 +499,9 @@ fn ranked_matches(
             .prepare_cached(&sql)
             .and_then(|mut statement| {
                 statement
-                    .query_map(params![query, limit], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?)))
+                    .query_map(params![query, limit], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?))
+                    })
                     .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
             })
             .map_err(db_error(context))?;

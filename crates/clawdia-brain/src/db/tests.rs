@@ -171,7 +171,12 @@ fn opening_a_version_2_brain_indexes_its_existing_pages_for_page_level_search() 
         body: "calm quay".into(),
         frontmatter: serde_json::json!({}),
         content_hash: "h2".into(),
-        chunks: vec![crate::ChunkInput { text: "calm quay".into(), context: None, start_line: None, end_line: None }],
+        chunks: vec![crate::ChunkInput {
+            text: "calm quay".into(),
+            context: None,
+            start_line: None,
+            end_line: None,
+        }],
         links: Vec::new(),
     };
     db.put_page(&input).expect("put");

@@ -110,7 +110,10 @@ pub(super) fn transcript(text: &str) -> Option<Transcript> {
         }
     }
     let transcript = Transcript {
-        heading: preamble.first().filter(|line| split_stamp(line).0.is_none()).map(|line| collapse_whitespace(line)),
+        heading: preamble
+            .first()
+            .filter(|line| split_stamp(line).0.is_none())
+            .map(|line| collapse_whitespace(line)),
         turns,
     };
     let speakers = transcript.speakers().len();
@@ -129,8 +132,11 @@ fn turn_start(line: &str) -> Option<TurnStart<'_>> {
         // IRC: `<nick> message`.
         let close = after.find('>')?;
         let (speaker, message) = (&after[..close], after[close + 1..].trim());
-        return (is_name(speaker) && !speaker.contains(' ') && !message.is_empty())
-            .then_some(TurnStart { stamp, speaker, message });
+        return (is_name(speaker) && !speaker.contains(' ') && !message.is_empty()).then_some(TurnStart {
+            stamp,
+            speaker,
+            message,
+        });
     }
     let colon = rest.find(':')?;
     let (speaker, after) = (&rest[..colon], &rest[colon + 1..]);
@@ -156,9 +162,9 @@ fn split_stamp(line: &str) -> (Option<&str>, &str) {
     if line.starts_with(|c: char| c.is_ascii_digit())
         && let Some(dash) = line.find(" - ")
         && dash <= MAX_STAMP_BYTES
-        && line[..dash].chars().all(|c| {
-            c.is_ascii_digit() || "/.,:- aApPmM".contains(c) || c == '\u{202f}' || c == '\u{a0}'
-        })
+        && line[..dash]
+            .chars()
+            .all(|c| c.is_ascii_digit() || "/.,:- aApPmM".contains(c) || c == '\u{202f}' || c == '\u{a0}')
     {
         return (Some(line[..dash].trim()), line[dash + 3..].trim_start());
     }
@@ -208,7 +214,12 @@ pub(super) fn chunks(text: &str, transcript: &Transcript, options: &ParseOptions
                 continue;
             }
             let (start_line, end_line) = index.lines_of(start + offset..start + offset + piece.len());
-            out.push(ChunkInput { text: piece.to_string(), context: Some(context.clone()), start_line, end_line });
+            out.push(ChunkInput {
+                text: piece.to_string(),
+                context: Some(context.clone()),
+                start_line,
+                end_line,
+            });
         }
     }
     out

@@ -92,25 +92,9 @@ fn dedup_in_order(links: &mut Vec<LinkInput>) {
 /// Returns the mapping (empty when there is no block) and the byte offset where the body starts.
 /// A block without a closing line is not frontmatter (the `---` is a thematic break).
 fn split_frontmatter(text: &str) -> Result<(Map<String, Value>, usize), FileError> {
-    let bom = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
-    let rest = &text[bom..];
-    let Some(first_end) = rest.find('\n') else { return Ok((Map::new(), 0)) };
-    if rest[..first_end].trim_end() != "---" {
-        return Ok((Map::new(), 0));
-    }
-    let yaml_start = bom + first_end + 1;
-    let mut position = yaml_start;
-    let mut closing = None;
-    for line in text[yaml_start..].split_inclusive('\n') {
-        let content = line.trim_end();
-        if content == "---" || content == "..." {
-            closing = Some((position, position + line.len()));
-            break;
-        }
-        position += line.len();
-    }
-    let Some((yaml_end, body_start)) = closing else { return Ok((Map::new(), 0)) };
-    let yaml = &text[yaml_start..yaml_end];
+    let Some((yaml, body_start)) = clawdia_core::frontmatter_fence(text) else { return Ok((Map::new(), 0)) };
+    let yaml_start = yaml.start;
+    let yaml = &text[yaml];
     // The file line of the YAML's first line (after the opening `---`).
     let first_line = text[..yaml_start].matches('\n').count() + 1;
     if yaml.trim().is_empty() {

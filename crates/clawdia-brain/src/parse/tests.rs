@@ -430,7 +430,8 @@ fn a_chat_transcript_is_one_chunk_per_turn_with_its_neighbours_as_context() {
         ],
         "the heading travels with the first turn, a continuation line with its turn"
     );
-    let lines: Vec<(Option<u32>, Option<u32>)> = page.chunks.iter().map(|c| (c.start_line, c.end_line)).collect();
+    let lines: Vec<(Option<u32>, Option<u32>)> =
+        page.chunks.iter().map(|c| (c.start_line, c.end_line)).collect();
     assert_eq!(
         lines,
         [(Some(1), Some(2)), (Some(3), Some(3)), (Some(5), Some(6)), (Some(7), Some(7)), (Some(8), Some(8))]
@@ -495,8 +496,11 @@ fn a_turn_longer_than_a_chunk_is_split_and_every_piece_keeps_the_turn_context() 
     let text = format!("Ann: short\nBob: {long}\nAnn: ok\nBob: bye\n");
     let page = parse_text("chats/a", &text, &options()).unwrap();
     assert_eq!(page.kind, "conversation");
-    let bob: Vec<&ChunkInput> =
-        page.chunks.iter().filter(|c| c.context.as_deref().is_some_and(|c| c.starts_with("Bob | short"))).collect();
+    let bob: Vec<&ChunkInput> = page
+        .chunks
+        .iter()
+        .filter(|c| c.context.as_deref().is_some_and(|c| c.starts_with("Bob | short")))
+        .collect();
     assert!(bob.len() >= 2, "{:?}", page.chunks);
     assert!(page.chunks.iter().all(|chunk| chunk.text.chars().count() < 1200));
 }

@@ -5,8 +5,8 @@
 use text_splitter::{ChunkConfig, TextSplitter};
 
 use super::{
-    LineIndex, conversation, ParseOptions, chunk_capacity, collapse_whitespace, segment_limit, segments, sha256_hex,
-    truncate_chars,
+    LineIndex, ParseOptions, chunk_capacity, collapse_whitespace, conversation, segment_limit, segments,
+    sha256_hex, truncate_chars,
 };
 use crate::types::{ChunkInput, PageInput};
 
@@ -24,7 +24,13 @@ pub fn parse_text(slug: &str, text: &str, options: &ParseOptions) -> Result<Page
 
 /// `transcripts`: whether a chat transcript gets turn chunks (only prose files: a `.log` or
 /// `.yaml` of `name: value` lines is not a chat).
-pub(super) fn parse(slug: &str, stem: &str, text: &str, options: &ParseOptions, transcripts: bool) -> PageInput {
+pub(super) fn parse(
+    slug: &str,
+    stem: &str,
+    text: &str,
+    options: &ParseOptions,
+    transcripts: bool,
+) -> PageInput {
     let fallback = || if stem.is_empty() { "untitled".to_string() } else { stem.to_string() };
     if let Some(transcript) = transcripts.then(|| conversation::transcript(text)).flatten() {
         let title = transcript

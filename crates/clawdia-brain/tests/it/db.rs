@@ -524,11 +524,7 @@ fn full_text_ranks_whole_pages_and_shows_the_best_matching_chunk() {
     // holds two of them in one shorter chunk.
     put(
         &f.db,
-        &page(
-            "notes/spread",
-            "Spread",
-            &["keeper logbook", "lighthouse cape", "storm harbour damage"],
-        ),
+        &page("notes/spread", "Spread", &["keeper logbook", "lighthouse cape", "storm harbour damage"]),
     );
     put(&f.db, &page("notes/pair", "Pair", &["storm harbour"]));
     for n in 0..4 {
@@ -600,14 +596,19 @@ fn in_an_imported_chat_the_answer_is_found_by_the_question_it_answers() {
         Audrey: A breeder nearby had the dogs I wanted.\n\
         Andrew: Nice. We went hiking at the lake on Sunday.\n\
         Audrey: Sounds lovely, the dogs would enjoy that.\n";
-    let page = clawdia_brain::parse::parse_text("chats/may", chat, &clawdia_brain::parse::ParseOptions::new("chats"))
-        .expect("parse");
+    let page = clawdia_brain::parse::parse_text(
+        "chats/may",
+        chat,
+        &clawdia_brain::parse::ParseOptions::new("chats"),
+    )
+    .expect("parse");
     put(&f.db, &page);
     let mut q = SearchQuery::new("Where did Audrey get Pixie?", 3);
     q.mode = SearchMode::FullText;
     q.max_chunks_per_page = 0;
     let hits = f.db.search(&q).expect("search").hits;
-    let lines: Vec<(Option<u32>, Option<u32>)> = hits.iter().map(|hit| (hit.start_line, hit.end_line)).collect();
+    let lines: Vec<(Option<u32>, Option<u32>)> =
+        hits.iter().map(|hit| (hit.start_line, hit.end_line)).collect();
     // The answer (line 4) has neither "get" nor "Pixie", but the question next to it does; the
     // turn before the question shares that credit. Andrew's question itself comes after both:
     // it is not found by the name of who spoke next to it.

@@ -435,9 +435,11 @@ const CHAT: &[&str] = &[
 
 /// Texts shaped like chat transcripts: turn lines (some stamped) with stray continuation lines.
 fn transcripts() -> impl Strategy<Value = String> {
-    let stamp = proptest::sample::select(&["", "", "[21/03/2023, 14:02:11] ", "3/21/23, 2:02\u{202f}PM - "][..]);
+    let stamp =
+        proptest::sample::select(&["", "", "[21/03/2023, 14:02:11] ", "3/21/23, 2:02\u{202f}PM - "][..]);
     let speaker = proptest::sample::select(&["Ann: ", "Bob Lee: ", "<ann> ", "", "+49 170: "][..]);
-    let line = (stamp, speaker, fragments(CHAT)).prop_map(|(stamp, speaker, rest)| format!("{stamp}{speaker}{rest}"));
+    let line = (stamp, speaker, fragments(CHAT))
+        .prop_map(|(stamp, speaker, rest)| format!("{stamp}{speaker}{rest}"));
     (proptest::collection::vec(line, 0..30), any::<bool>())
         .prop_map(|(lines, crlf)| lines.join(if crlf { "\r\n" } else { "\n" }))
 }

@@ -539,7 +539,10 @@ fn exec_egress_allowlists_parse_and_a_malformed_entry_names_its_line() {
         "{minimal}[agents.main.exec]\negress = [\"api.github.com:443\", \"*.pypi.org\", \"127.0.0.1:8080\", \"[::1]\"]\n"
     );
     let config = parse(&text, &home()).unwrap();
-    assert_eq!(config.agents["main"].exec.egress, ["api.github.com:443", "*.pypi.org", "127.0.0.1:8080", "[::1]"]);
+    assert_eq!(
+        config.agents["main"].exec.egress,
+        ["api.github.com:443", "*.pypi.org", "127.0.0.1:8080", "[::1]"]
+    );
     for (entry, expected) in [
         ("example.com:0", "`0` is not a port"),
         ("example.com:99999", "is not a port"),

@@ -258,7 +258,8 @@ async fn a_sleeping_grandchild_is_gone_after_the_timeout() {
 async fn assert_ended(pids: &[u32], name: &str) {
     let stat_of = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let ended = |stat: &str| {
-        stat.is_empty() || stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) == Some('Z')
+        stat.is_empty()
+            || stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) == Some('Z')
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !pids.iter().all(|pid| ended(&stat_of(*pid))) && std::time::Instant::now() < deadline {
