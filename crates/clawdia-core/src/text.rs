@@ -37,6 +37,48 @@ pub fn frontmatter_fence(text: &str) -> Option<(Range<usize>, usize)> {
     None
 }
 
+/// An error with its whole `source()` chain on one line (HTTP clients' own messages are terse:
+/// "error sending request" says nothing without "connection refused" under it).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    one_line(&text)
+}
+
+/// The human message of an HTTP error body, on one line: `error.message` (OpenAI, Anthropic),
+/// else `message`, `error` or `detail` when they are strings, else the raw text; cut to
+/// `max_chars` characters plus `...`. `None` when the body is empty or blank.
+pub fn error_body_message(body: &[u8], max_chars: usize) -> Option<String> {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => ["/error/message", "/message", "/error", "/detail"]
+            .iter()
+            .find_map(|pointer| value.pointer(pointer).and_then(|found| found.as_str()))
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string()),
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    let line = one_line(&text);
+    if line.is_empty() {
+        return None;
+    }
+    Some(match line.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    })
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +103,52 @@ mod tests {
         assert_eq!(split("# title\n---\na\n---\n"), None);
         assert_eq!(split("---"), None);
         assert_eq!(split(""), None);
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|layer| layer as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn error_chains_name_every_distinct_cause_on_one_line() {
+        let inner = Layer("connection refused\n(os error 111)", None);
+        let middle = Layer("tcp connect error", Some(Box::new(inner)));
+        let outer = Layer("error sending request: tcp connect error", Some(Box::new(middle)));
+        assert_eq!(
+            error_chain(&outer),
+            "error sending request: tcp connect error: connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn error_bodies_give_the_provider_message_on_one_line() {
+        let anthropic =
+            br#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens:\ntoo big"}}"#;
+        assert_eq!(error_body_message(anthropic, 300).as_deref(), Some("max_tokens: too big"));
+        assert_eq!(error_body_message(br#"{"message":"nope"}"#, 300).as_deref(), Some("nope"));
+        assert_eq!(error_body_message(br#"{"error":"bad key"}"#, 300).as_deref(), Some("bad key"));
+        assert_eq!(error_body_message(br#"{"detail":"gone"}"#, 300).as_deref(), Some("gone"));
+        assert_eq!(error_body_message(br#"{"code":7}"#, 300).as_deref(), Some(r#"{"code":7}"#));
+        assert_eq!(
+            error_body_message(b"  <html>\n<b>502</b></html> ", 300).as_deref(),
+            Some("<html> <b>502</b></html>")
+        );
+        assert_eq!(error_body_message(b"", 300), None);
+        assert_eq!(error_body_message(b" \n ", 300), None);
+        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "\u{e9}".repeat(500));
+        let message = error_body_message(long.as_bytes(), 300).unwrap_or_default();
+        assert_eq!(message.chars().count(), 303);
+        assert!(message.ends_with("..."));
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use clawdia_core::{EmbedError, Embedder};
+use clawdia_core::{EmbedError, Embedder, error_chain};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +80,7 @@ impl OpenAiEmbedder {
             .user_agent(concat!("clawdia/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| {
-                EmbedError::Unavailable(format!("cannot build HTTP client: {}", describe(&error)))
+                EmbedError::Unavailable(format!("cannot build HTTP client: {}", error_chain(&error)))
             })?;
         let known = dimensions.or_else(|| known_dimensions(model)).unwrap_or(0);
         Ok(OpenAiEmbedder {
@@ -176,9 +176,9 @@ impl OpenAiEmbedder {
 
     fn transport(&self, error: &reqwest::Error) -> EmbedError {
         if error.is_timeout() {
-            EmbedError::Failed(format!("{} timed out: {}", self.url, describe(error)))
+            EmbedError::Failed(format!("{} timed out: {}", self.url, error_chain(error)))
         } else {
-            EmbedError::Failed(format!("cannot reach {}: {}", self.url, describe(error)))
+            EmbedError::Failed(format!("cannot reach {}: {}", self.url, error_chain(error)))
         }
     }
 }
@@ -277,40 +277,9 @@ fn known_dimensions(model: &str) -> Option<usize> {
     }
 }
 
-/// The human message of an error body on one line: `error.message`, else `message`, `error`
-/// or `detail` when a string, else the raw text; at most 200 characters.
+/// The human message of an error body, or that the body was empty.
 pub(crate) fn error_message(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => ["/error/message", "/message", "/error", "/detail"]
-            .iter()
-            .find_map(|pointer| value.pointer(pointer).and_then(|found| found.as_str()))
-            .map(str::to_string)
-            .unwrap_or_else(|| value.to_string()),
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
-    };
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.is_empty() {
-        return "empty body".to_string();
-    }
-    match line.char_indices().nth(ERROR_MESSAGE_CHARS) {
-        Some((cut, _)) => format!("{}...", &line[..cut]),
-        None => line,
-    }
-}
-
-/// An error with its `source()` chain on one line, since reqwest's own message is terse.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    clawdia_core::error_body_message(body, ERROR_MESSAGE_CHARS).unwrap_or_else(|| "empty body".to_string())
 }
 
 #[cfg(test)]

@@ -3,10 +3,9 @@
 //! `ModelError`, bounded body reads with a per-read silence limit, an SSE event reader on top of
 //! [`crate::sse`], and `Retry-After` parsing (seconds, HTTP-date, or `retry-after-ms`).
 
-use std::error::Error as StdError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clawdia_core::ModelError;
+use clawdia_core::{ModelError, error_chain};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
@@ -78,7 +77,7 @@ impl Endpoint {
             .map_err(|error| {
                 ModelError::Other(format!(
                     "provider `{name}`: cannot build HTTP client: {}",
-                    describe(&error)
+                    error_chain(&error)
                 ))
             })?;
         Ok(Endpoint {
@@ -116,7 +115,7 @@ impl Endpoint {
     }
 
     fn send_error(&self, error: &reqwest::Error) -> ModelError {
-        let detail = format!("{}: {}", self.name, describe(error));
+        let detail = format!("{}: {}", self.name, error_chain(error));
         if error.is_timeout() {
             ModelError::Timeout(detail)
         } else {
@@ -164,12 +163,12 @@ impl Endpoint {
                 self.read_timeout.as_millis()
             ))),
             Ok(Err(error)) if error.is_timeout() => {
-                Err(ModelError::Timeout(format!("{}: {}", self.name, describe(&error))))
+                Err(ModelError::Timeout(format!("{}: {}", self.name, error_chain(&error))))
             }
             Ok(Err(error)) => Err(ModelError::Truncated(format!(
                 "{}: connection broke mid-reply: {}",
                 self.name,
-                describe(&error)
+                error_chain(&error)
             ))),
             Ok(Ok(chunk)) => Ok(chunk),
         }
@@ -288,21 +287,10 @@ async fn read_prefix(response: &mut reqwest::Response, read_timeout: Duration, l
     body
 }
 
-/// The human message of an error body: `error.message` (both providers), else `message`,
-/// `error` or `detail` when they are strings, else the raw text; at most 300 characters.
+/// The human message of an error body, or that the body was empty.
 pub(crate) fn error_message(body: &[u8], status: u16) -> String {
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => ["/error/message", "/message", "/error", "/detail"]
-            .iter()
-            .find_map(|pointer| value.pointer(pointer).and_then(|found| found.as_str()))
-            .map(str::to_string)
-            .unwrap_or_else(|| value.to_string()),
-        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
-    };
-    if text.is_empty() {
-        return format!("HTTP {status} with an empty body");
-    }
-    truncate_chars(text, ERROR_MESSAGE_CHARS)
+    clawdia_core::error_body_message(body, ERROR_MESSAGE_CHARS)
+        .unwrap_or_else(|| format!("HTTP {status} with an empty body"))
 }
 
 fn truncate_chars(mut text: String, max_chars: usize) -> String {
@@ -315,21 +303,6 @@ fn truncate_chars(mut text: String, max_chars: usize) -> String {
 /// A short excerpt of event data for error messages.
 fn clip(text: &str) -> String {
     truncate_chars(text.to_string(), 120)
-}
-
-/// An error with its whole `source()` chain, since reqwest's own message is terse.
-pub(crate) fn describe(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// How long the provider asks us to wait: `retry-after-ms` (OpenAI) wins, else `Retry-After`

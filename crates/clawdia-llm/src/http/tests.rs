@@ -80,5 +80,5 @@ fn error_message_prefers_the_provider_message() {
 fn error_message_is_cut_to_300_characters() {
     let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(500));
     let message = error_message(long.as_bytes(), 400);
-    assert_eq!(message.chars().count(), 300);
+    assert_eq!(message.chars().count(), 303);
 }
