@@ -30,11 +30,19 @@ pub struct DreamRun {
     pub id: i64,
     pub agent: String,
     pub dry_run: bool,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    /// How far it got (`running` and zero counts until it ends).
+    #[serde(flatten)]
+    pub totals: DreamTotals,
+}
+
+/// How a run ended, for `finish_dream_run`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DreamTotals {
     /// `running`, `ok`, `partial` (some transcripts failed or a limit stopped it), `failed`,
     /// `abandoned` (the process died mid-run).
     pub status: String,
-    pub started_at: i64,
-    pub ended_at: Option<i64>,
     /// Transcript slices scored.
     pub scored: u64,
     /// Slices at or above the minimum score.
@@ -46,19 +54,6 @@ pub struct DreamRun {
     pub tokens: u64,
     pub cost_usd: f64,
     /// The human-readable report, one line per slice.
-    pub report: String,
-}
-
-/// How a run ended, for `finish_dream_run`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DreamTotals {
-    pub status: String,
-    pub scored: u64,
-    pub worthy: u64,
-    pub distilled: u64,
-    pub failed: u64,
-    pub tokens: u64,
-    pub cost_usd: f64,
     pub report: String,
 }
 
@@ -200,16 +195,18 @@ fn select_runs(
                 id: row.get(0)?,
                 agent: row.get(1)?,
                 dry_run: row.get(2)?,
-                status: row.get(3)?,
                 started_at: row.get(4)?,
                 ended_at: row.get(5)?,
-                scored: count(row.get(6)?),
-                worthy: count(row.get(7)?),
-                distilled: count(row.get(8)?),
-                failed: count(row.get(9)?),
-                tokens: count(row.get(10)?),
-                cost_usd: row.get(11)?,
-                report: row.get(12)?,
+                totals: DreamTotals {
+                    status: row.get(3)?,
+                    scored: count(row.get(6)?),
+                    worthy: count(row.get(7)?),
+                    distilled: count(row.get(8)?),
+                    failed: count(row.get(9)?),
+                    tokens: count(row.get(10)?),
+                    cost_usd: row.get(11)?,
+                    report: row.get(12)?,
+                },
             })
         })
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)

@@ -179,9 +179,10 @@ async fn dream_distils_a_session_and_a_second_run_adds_nothing() {
     assert!((report.cost_usd - expected).abs() < 1e-9, "{} vs {expected}", report.cost_usd);
     assert_eq!(report.tokens, 220 + 2330);
     let run = &f.db().dream_runs(1).expect("runs")[0];
-    assert_eq!((run.status.as_str(), run.scored, run.distilled, run.dry_run), ("ok", 1, 1, false));
-    assert!((run.cost_usd - expected).abs() < 1e-9 && run.tokens == 2550);
-    assert!(run.report.contains("distilled (score 9)"), "{}", run.report);
+    let totals = &run.totals;
+    assert_eq!((totals.status.as_str(), totals.scored, totals.distilled, run.dry_run), ("ok", 1, 1, false));
+    assert!((totals.cost_usd - expected).abs() < 1e-9 && totals.tokens == 2550);
+    assert!(totals.report.contains("distilled (score 9)"), "{}", totals.report);
 
     // Nothing new: no model call, nothing written; the distiller's own session is not dreamed.
     let before = f.mock.requests().len();
@@ -255,7 +256,7 @@ async fn dream_dry_run_scores_but_writes_nothing() {
         "a dry run writes no file"
     );
     let run = &f.db().dream_runs(1).expect("runs")[0];
-    assert!(run.dry_run && run.scored == 1 && run.distilled == 0 && run.cost_usd > 0.0);
+    assert!(run.dry_run && run.totals.scored == 1 && run.totals.distilled == 0 && run.totals.cost_usd > 0.0);
 
     // The real run still finds the transcript new, and writes the default prompts.
     f.mock.push(score(9, "a new job"));
