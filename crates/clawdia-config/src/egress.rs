@@ -1,8 +1,9 @@
-//! `[agents.NAME.exec] egress`: the hosts an agent's sandboxed commands may reach through the
-//! gateway's filtering proxy. Each entry is `HOST:PORT` or `HOST` (ports 443 and 80), where
-//! HOST is a DNS name (`api.github.com`), `*.` and a suffix of at least two labels (`*.pypi.org`:
-//! any name below it), or an address (`203.0.113.7`, `[2001:db8::1]`; the only way to reach a
-//! loopback or private destination). PORT is 1 to 65535.
+//! `[agents.NAME.exec] egress` and `[mcp.servers.NAME] egress`: the hosts an agent's sandboxed
+//! commands, or an MCP server, may reach through the gateway's filtering proxy. Each entry is
+//! `HOST:PORT` or `HOST` (ports 443 and 80), where HOST is a DNS name (`api.github.com`), `*.`
+//! and a suffix of at least two labels (`*.pypi.org`: any name below it), or an address
+//! (`203.0.113.7`, `[2001:db8::1]`; the only way to reach a loopback or private destination).
+//! PORT is 1 to 65535.
 //!
 //! The sandbox parses the same syntax again when it runs a command
 //! (`clawdia_sandbox::egress::EgressRule::parse`); this check exists so that a malformed entry

@@ -49,7 +49,8 @@ pub(crate) struct RawMcp {
 
 /// One MCP server over stdio, run in the sandbox (as `exec` commands are) with its own
 /// writable folder; nothing else of the host is writable, the home's `secrets/` and `state/`
-/// are hidden, there is no network, and the gateway's environment is not inherited.
+/// are hidden, there is no network beyond the `egress` allowlist, and the gateway's
+/// environment is not inherited.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "McpServer")]
@@ -78,6 +79,12 @@ pub(crate) struct RawMcpServer {
     /// runs it on the host with the gateway's rights).
     #[schemars(with = "Option<SandboxKind>", extend("default" = "auto"))]
     pub sandbox: Option<Spanned<SandboxKind>>,
+    /// `HOST:PORT` or `HOST` (ports 443 and 80) entries the server may reach through the
+    /// sandbox's filtering proxy (`HTTPS_PROXY` is set for it; node needs no flag), e.g.
+    /// `["api.github.com"]`; `*.example.com` matches names below example.com. Empty (the
+    /// default): no network at all. Not applied with `sandbox = "off"`.
+    #[schemars(with = "Option<Vec<String>>", extend("default" = []))]
+    pub egress: Option<Vec<Spanned<String>>>,
     /// The server's writable folder (its working directory and `HOME`), relative to the home.
     /// Default: `mcp/NAME`.
     #[schemars(with = "Option<String>")]
@@ -133,6 +140,8 @@ pub struct McpServerConfig {
     pub agents: Vec<String>,
     pub timeout: Duration,
     pub sandbox: Sandbox,
+    /// `host:port` entries the server may reach through the egress proxy; empty: no network.
+    pub egress: Vec<String>,
     /// Absolute: the server's writable folder.
     pub dir: PathBuf,
     pub memory_bytes: u64,
@@ -275,6 +284,7 @@ fn validate_server(
             Some(SandboxKind::Builtin) => Sandbox::Builtin,
             Some(SandboxKind::Off) => Sandbox::Off,
         },
+        egress: crate::egress::entries(context, raw.egress, &["mcp", "servers", name, "egress"])?,
         dir,
         memory_bytes: positive(raw.memory_mb, "memory_mb", defaults::MEMORY_MB)? * mib,
         cpu_seconds: positive(raw.cpu_seconds, "cpu_seconds", defaults::CPU_SECONDS)?,

@@ -45,6 +45,7 @@ fn config(name: &str, args: Vec<String>, dir: PathBuf) -> McpServerConfig {
         agents: vec!["main".into()],
         timeout: Duration::from_secs(30),
         sandbox: Sandbox::Auto,
+        egress: Vec::new(),
         dir,
         memory_bytes: 32 << 30,
         cpu_seconds: 3600,

@@ -1,11 +1,12 @@
 //! The MCP client. Each `[mcp.servers.NAME]` becomes an `McpServer`: a program started on first
 //! use (the first turn of an agent granted it, or the first call), never at gateway start, over
 //! stdio (rmcp) inside the same sandbox as `exec` (`clawdia_sandbox::spawn_stdio`: namespaces,
-//! read-only root, the home's `secrets/` and `state/` hidden, no network, rlimits, clean
-//! environment, its own writable folder). Its tools are listed once per start and cached; they
-//! reach agents as `NAME__tool` (policy group `mcp:NAME`) through `McpSource`, a
-//! `clawdia_core::ToolSource` registered only with the agents the server is granted to, so the
-//! agent loop's single dispatch point checks policy, times and audits every call.
+//! read-only root, the home's `secrets/` and `state/` hidden, no network beyond the server's
+//! `egress` allowlist, rlimits, clean environment, its own writable folder). Its tools are
+//! listed once per start and cached; they reach agents as `NAME__tool` (policy group
+//! `mcp:NAME`) through `McpSource`, a `clawdia_core::ToolSource` registered only with the agents
+//! the server is granted to, so the agent loop's single dispatch point checks policy, times and
+//! audits every call.
 //!
 //! Isolation: every call has the server's `timeout_seconds`; a call that times out, or a server
 //! that crashes, gets its whole process tree killed, and the caller an error result. The next

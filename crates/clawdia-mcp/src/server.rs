@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clawdia_config::{McpEnv, McpServerConfig};
 use clawdia_core::{AuditEvent, AuditSink, Severity};
-use clawdia_sandbox::{Limits, Policy, StderrTail, StdioChild, spawn_stdio};
+use clawdia_sandbox::{Limits, Network, Policy, StderrTail, StdioChild, spawn_stdio};
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{Peer, RoleClient, RunningService, ServiceError};
@@ -304,6 +304,9 @@ impl McpServer {
         let mut policy = Policy::new(&config.dir);
         policy.hidden = self.launch.hidden.clone();
         policy.env = env;
+        if !config.egress.is_empty() {
+            policy.network = Network::Allow(config.egress.clone());
+        }
         policy.limits = Limits {
             address_space: Some(config.memory_bytes),
             cpu_seconds: Some(config.cpu_seconds),

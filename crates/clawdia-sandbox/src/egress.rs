@@ -351,6 +351,7 @@ impl Log {
 /// The gateway's side of one run's egress: the socket pair the sandbox hands its listener
 /// through, and the proxy task serving it. Dropping it stops the proxy and closes every
 /// connection through it.
+#[derive(Debug)]
 pub(crate) struct Egress {
     /// The sandbox's end of the pair (close-on-exec; `run` clears the flag in the child only).
     child: OwnedFd,
@@ -386,20 +387,26 @@ impl Egress {
     /// the outcome's output.
     pub(crate) fn finish(self, outcome: &mut Outcome) {
         self.task.abort();
-        let log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if log.refused_total == 0 {
-            return;
-        }
+        let Some(refusals) = self.refusals() else { return };
         if !outcome.output.is_empty() && !outcome.output.ends_with('\n') {
             outcome.output.push('\n');
         }
+        outcome.output.push_str(&format!("[{refusals}]\n"));
+    }
+
+    /// `egress proxy refused N request(s): ...`, or `None` while nothing was refused.
+    pub(crate) fn refusals(&self) -> Option<String> {
+        let log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if log.refused_total == 0 {
+            return None;
+        }
         let more = log.refused_total - log.refused.len();
         let more = if more > 0 { format!("; and {more} more") } else { String::new() };
-        outcome.output.push_str(&format!(
-            "[egress proxy refused {} request(s): {}{more}]\n",
+        Some(format!(
+            "egress proxy refused {} request(s): {}{more}",
             log.refused_total,
             log.refused.join("; ")
-        ));
+        ))
     }
 }
 

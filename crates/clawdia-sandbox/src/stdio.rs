@@ -6,6 +6,10 @@
 //! (or dropping it) ends the whole tree, and in the sandboxed mechanisms the pid namespace dies
 //! with it, grandchildren included.
 //!
+//! With an egress allowlist (`Network::Allow`) the program gets the same filtering proxy as a
+//! `run` command (`egress.rs`), served for as long as the child lives; refusals are logged
+//! (target `clawdia::egress`) and counted in [`StdioChild::egress_refusals`].
+//!
 //! There is no timeout here: the caller times each request and kills the child when one hangs.
 
 use std::os::fd::OwnedFd;
@@ -16,8 +20,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 use tokio::process::{ChildStdin, ChildStdout};
 
+use crate::egress::{self, Egress};
 use crate::process::PidsCgroup;
-use crate::{Mechanism, Network, Policy, Prepared, ProcessTree, STARTED, SandboxError, prepare};
+use crate::{Mechanism, Policy, Prepared, ProcessTree, STARTED, SandboxError, prepare};
 
 /// How much of the child's stderr is kept (the most recent bytes).
 pub const STDERR_TAIL_BYTES: usize = 8 * 1024;
@@ -33,6 +38,8 @@ pub struct StdioChild {
     stdout: Option<ChildStdout>,
     stderr: Arc<Mutex<Vec<u8>>>,
     _cgroup: Option<PidsCgroup>,
+    /// The egress proxy, served until the child is dropped.
+    egress: Option<Egress>,
 }
 
 impl StdioChild {
@@ -59,6 +66,12 @@ impl StdioChild {
     /// Whether the top process has exited (without waiting).
     pub fn exited(&mut self) -> bool {
         self.tree.try_exited()
+    }
+
+    /// What the egress proxy has refused so far, on one line (`None` without an allowlist or
+    /// before the first refusal).
+    pub fn egress_refusals(&self) -> Option<String> {
+        self.egress.as_ref().and_then(Egress::refusals)
     }
 
     /// Ends the whole tree: `SIGTERM`, up to `grace`, then `SIGKILL`.
@@ -104,17 +117,14 @@ pub async fn spawn_stdio(
     program: &str,
     args: &[String],
 ) -> Result<StdioChild, SandboxError> {
-    if let Network::Allow(hosts) = &policy.network {
-        return Err(SandboxError::Unsupported(format!(
-            "egress allowlists are not supported for stdio programs (asked for {})",
-            hosts.join(", ")
-        )));
-    }
     if program.trim().is_empty() {
         return Err(SandboxError::InvalidPolicy("the program is empty".into()));
     }
+    let egress = Egress::start(&policy.network, !matches!(mechanism, Mechanism::Unsandboxed))?;
+    let extra_env = if egress.is_some() { egress::environment() } else { Vec::new() };
+    let egress_fd = egress.as_ref().map(Egress::child_fd);
     let Prepared { mut command, cgroup, status_read, status_write, sandboxed } =
-        prepare(mechanism, policy, exec_command(program, args), Vec::new(), None)?;
+        prepare(mechanism, policy, exec_command(program, args), extra_env, egress_fd)?;
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut tree = ProcessTree::spawn(&mut command)
         .map_err(|e| SandboxError::Spawn(format!("{}: {e}", mechanism.name())))?;
@@ -138,7 +148,7 @@ pub async fn spawn_stdio(
             }
         });
     }
-    let mut child = StdioChild { tree, stdin, stdout, stderr, _cgroup: cgroup };
+    let mut child = StdioChild { tree, stdin, stdout, stderr, _cgroup: cgroup, egress };
     if sandboxed && let Err(error) = wait_started(&mut child, status_read).await {
         child.kill(Duration::from_millis(200)).await;
         return Err(error);

@@ -29,6 +29,7 @@ fn a_minimal_server_gets_every_default() {
     assert_eq!(server.sandbox, Sandbox::Auto);
     assert_eq!(server.dir, PathBuf::from("/home/claw/mcp/everything"));
     assert_eq!(server.memory_bytes, 32 << 30);
+    assert!(server.egress.is_empty(), "no network unless listed");
     assert_eq!((server.cpu_seconds, server.processes, server.open_files), (3600, 256, 1024));
     assert_eq!(config.mcp.granted("main").count(), 1);
     assert_eq!(config.mcp.granted("docs").count(), 0);
@@ -45,6 +46,7 @@ env = {{ LEVEL = "warn", TOKEN = {{ env = "FILES_TOKEN" }}, KEY = {{ file = "sec
 agents = ["main", "docs"]
 timeout_seconds = 5
 sandbox = "off"
+egress = ["api.github.com", "*.example.com:8443"]
 dir = "elsewhere/files"
 memory_mb = 1024
 cpu_seconds = 10
@@ -67,6 +69,7 @@ file_size_mb = 1
     assert_eq!(server.agents, ["main", "docs"]);
     assert_eq!(server.timeout, Duration::from_secs(5));
     assert_eq!(server.sandbox, Sandbox::Off);
+    assert_eq!(server.egress, ["api.github.com", "*.example.com:8443"]);
     assert_eq!(server.dir, PathBuf::from("/home/claw/elsewhere/files"));
     assert_eq!((server.memory_bytes, server.file_size_bytes), (1 << 30, 1 << 20));
     assert_eq!((server.cpu_seconds, server.processes, server.open_files), (10, 8, 64));
@@ -110,9 +113,15 @@ fn bad_servers_name_line_and_key() {
         "clawdia.toml:8: mcp.servers.files.dir: must not contain or be inside the home's secrets/ or state/",
     );
     check_error(
+        &server(
+            "command = \"node\"\nagents = [\"main\"]\negress = [\"api.github.com\", \"https://x.org\"]\n",
+        ),
+        "clawdia.toml:11: mcp.servers.files.egress[1]: `https://x.org` is a URL, not a host (write \"host:port\", \"host\" for 443 and 80, or \"*.example.com\")",
+    );
+    check_error(
         &server("command = \"node\"\nagents = [\"main\"]\nport = 3\n"),
         "clawdia.toml:11: mcp.servers.files.port: unknown key `port`, expected one of `command`, `args`, \
-         `env`, `agents`, `timeout_seconds`, `sandbox`, `dir`, `memory_mb`, `cpu_seconds`, `processes`, \
+         `env`, `agents`, `timeout_seconds`, `sandbox`, `egress`, `dir`, `memory_mb`, `cpu_seconds`, `processes`, \
          `open_files`, `file_size_mb`",
     );
     check_error(

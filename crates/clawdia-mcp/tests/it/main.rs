@@ -106,6 +106,7 @@ impl Home {
             agents: vec!["main".into()],
             timeout: Duration::from_secs(20),
             sandbox: Sandbox::Auto,
+            egress: Vec::new(),
             dir: self.root.join("mcp").join(name),
             memory_bytes: 32 << 30,
             cpu_seconds: 3600,
@@ -278,6 +279,57 @@ async fn a_crash_is_an_error_result_with_the_servers_last_words_then_a_restart()
     let failed = server.call("fail", args(serde_json::json!({}))).await.unwrap_err();
     assert_eq!(failed, McpError::ToolFailed { message: "it went wrong".into() });
     assert!(server.status().await.running);
+}
+
+/// A server on the host's loopback answering every request with `body`; returns its port.
+async fn upstream(body: &'static str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_server_reaches_its_egress_allowlist_and_nothing_else() {
+    let Some(script) = fake_server() else { return };
+    let home = Home::new();
+    let audit = Arc::new(Audit::default());
+    let allowed = upstream("hello from the host").await;
+    let other = upstream("this must not arrive").await;
+    let fetch = |port: u16| args(serde_json::json!({"url": format!("http://127.0.0.1:{port}/data")}));
+    let mut config = home.config("fake", &script, &[]);
+    config.egress = vec![format!("127.0.0.1:{allowed}")];
+    let server = home.server(config, &audit);
+    assert_eq!(server.call("fetch", fetch(allowed)).await.unwrap(), "200 hello from the host");
+    let refused = server.call("fetch", fetch(other)).await.unwrap();
+    assert!(
+        refused.starts_with("403 ")
+            && refused.contains(&format!("127.0.0.1:{other} is not on this sandbox's egress allowlist")),
+        "{refused}"
+    );
+    // Still served on later calls: the proxy lives as long as the server.
+    assert_eq!(server.call("fetch", fetch(allowed)).await.unwrap(), "200 hello from the host");
+    server.stop().await;
+    // Without an allowlist there is no network at all: not even the host's loopback.
+    let closed = home.server(home.config("closed", &script, &[]), &audit);
+    assert_eq!(closed.call("fetch", fetch(allowed)).await.unwrap(), "error ECONNREFUSED");
+    closed.stop().await;
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! refusal is reported in the run's output; a name that resolves to a private address is
 //! refused unless the address itself is listed; without the proxy there is still no route;
 //! the command holds no socket of the proxy's; and the proxy with every connection through it
-//! is gone when the run ends. IPv6 literals work in both request forms.
+//! is gone when the run ends. IPv6 literals work in both request forms. A long-lived stdio
+//! program (an MCP server) gets the same proxy for as long as it lives, and not a moment longer.
 //!
 //! The host servers listen on 127.0.0.1, so the commands clear `NO_PROXY` (which names the
 //! sandbox's own loopback) to send those requests through the proxy.
@@ -13,8 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clawdia_sandbox::{Mechanism, Network, Outcome, Policy, SandboxError, run};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use clawdia_sandbox::{Mechanism, Network, Outcome, Policy, SandboxError, run, spawn_stdio};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpListener;
 
 use super::{HELPER, Home, mechanisms, skip_or_fail};
@@ -271,6 +272,55 @@ async fn egress_the_proxy_and_its_tunnels_are_gone_after_the_timeout() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         serving.abort();
+    }
+}
+
+#[tokio::test]
+async fn egress_serves_a_stdio_program_while_it_lives() {
+    if curl_missing() {
+        return;
+    }
+    for mechanism in mechanisms().await {
+        let name = mechanism.name();
+        let (port, seen) = upstream().await;
+        let refused_port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let home = Home::new();
+        let policy = allowing(&home, &[format!("127.0.0.1:{port}")]);
+        // Each line read is a port to fetch from; the answer is the body (or curl's error) on one line.
+        let script = "export NO_PROXY= no_proxy=; while read -r port; do \
+                      echo \"$(curl -sS --max-time 5 http://127.0.0.1:$port/stdio 2>&1 | head -c 300 | tr '\\n' ' ')\"; done";
+        let args = vec!["-c".to_string(), script.to_string()];
+        let mut child = spawn_stdio(&mechanism, &policy, "/bin/sh", &args)
+            .await
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        let (mut stdin, stdout) = child.take_pipes().unwrap();
+        let mut stdout = BufReader::new(stdout);
+        let mut fetch = async |port: u16| {
+            stdin.write_all(format!("{port}\n").as_bytes()).await.unwrap();
+            let mut line = String::new();
+            tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap();
+            line.trim_end().to_string()
+        };
+        assert_eq!(fetch(port).await, BODY, "{name}");
+        // Still served on a later request: the proxy lives as long as the program.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(fetch(port).await, BODY, "{name}");
+        let refused = fetch(refused_port).await;
+        assert!(
+            refused.contains(&format!("127.0.0.1:{refused_port} is not on this sandbox's egress allowlist")),
+            "{name}: a port not on the list is refused: {refused}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2, "{name}: only the allowlisted requests arrived");
+        let refusals = child.egress_refusals().unwrap_or_default();
+        assert!(
+            refusals.starts_with("egress proxy refused 1 request(s): ")
+                && refusals.contains(&format!("127.0.0.1:{refused_port}")),
+            "{name}: {refusals}"
+        );
+        child.kill(Duration::from_millis(500)).await;
     }
 }
 
