@@ -128,7 +128,16 @@ fn job(
             if command.get_ref().trim().is_empty() {
                 return Err(error(command.span(), "exec", "must not be empty"));
             }
-            CronAction::Exec { command: command.into_inner(), host: raw.host.unwrap_or(false) }
+            let host = raw.host.unwrap_or(false);
+            if host && raw.egress.as_ref().is_some_and(|entries| !entries.is_empty()) {
+                return Err(error(
+                    span,
+                    "egress",
+                    "`egress` applies to sandboxed jobs; a `host` job is not confined",
+                ));
+            }
+            let egress = crate::egress::entries(context, raw.egress, &["cron", "jobs", name, "egress"])?;
+            CronAction::Exec { command: command.into_inner(), host, egress }
         }
         (None, Some(agent), Some(prompt)) => {
             if !agents.contains_key(agent.get_ref()) {
@@ -141,6 +150,11 @@ fn job(
             }
             if raw.host.is_some() {
                 return Err(error(span, "host", "`host` applies to `exec` jobs"));
+            }
+            if raw.egress.is_some() {
+                let message = "`egress` applies to `exec` jobs (an agent's commands use its own \
+                               [agents.NAME.exec] egress)";
+                return Err(error(span, "egress", message));
             }
             CronAction::AgentTurn {
                 agent: agent.into_inner(),

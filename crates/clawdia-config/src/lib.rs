@@ -126,8 +126,17 @@ pub enum CronSchedule {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CronAction {
-    Exec { command: String, host: bool },
-    AgentTurn { agent: String, prompt: String, session: Option<String> },
+    Exec {
+        command: String,
+        host: bool,
+        /// `host:port` entries the sandboxed command may reach through the egress proxy.
+        egress: Vec<String>,
+    },
+    AgentTurn {
+        agent: String,
+        prompt: String,
+        session: Option<String>,
+    },
 }
 
 /// `[cron.heartbeat.AGENT]` with `enabled = true`.

@@ -177,6 +177,11 @@ pub(crate) struct RawJob {
     /// Run `exec` on the host, outside the sandbox (needs `allow_host_jobs = true`).
     #[schemars(extend("default" = false))]
     pub host: Option<bool>,
+    /// Hosts a sandboxed `exec` job may reach through the filtering proxy, with the syntax of
+    /// `[agents.NAME.exec] egress` (`"host:port"`, `"host"` for 443 and 80, `"*.example.com"`).
+    /// Default: no network. Jobs added by an agent's `cron` tool never get any.
+    #[schemars(with = "Option<Vec<String>>", extend("default" = []))]
+    pub egress: Option<Vec<Spanned<String>>>,
     /// The agent that gets `prompt`.
     #[schemars(with = "Option<String>")]
     pub agent: Option<Spanned<String>>,

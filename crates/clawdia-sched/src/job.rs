@@ -87,6 +87,10 @@ pub enum Action {
         command: String,
         #[serde(default)]
         host: bool,
+        /// `host:port` entries the sandboxed command may reach through the egress proxy
+        /// (`clawdia_sandbox::egress`); empty: no network.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        egress: Vec<String>,
     },
     /// A prompt to an agent; a new session each run unless `session` names one.
     AgentTurn {
@@ -154,6 +158,15 @@ impl Job {
         match &self.action {
             Action::Exec { command, .. } if command.trim().is_empty() => {
                 Err(SchedError::Invalid("the command is empty".into()))
+            }
+            Action::Exec { host: true, egress, .. } if !egress.is_empty() => Err(SchedError::Invalid(
+                "an egress allowlist applies to sandboxed commands; a host command is not confined".into(),
+            )),
+            Action::Exec { egress, .. } => {
+                for entry in egress {
+                    clawdia_sandbox::egress::EgressRule::parse(entry).map_err(SchedError::Invalid)?;
+                }
+                Ok(())
             }
             Action::AgentTurn { prompt, agent, .. } if prompt.trim().is_empty() || agent.is_empty() => {
                 Err(SchedError::Invalid("an agent job needs an agent and a prompt".into()))

@@ -128,7 +128,9 @@ pub fn config_jobs(config: &Config) -> Result<Vec<Job>, SchedError> {
         }
         .map_err(key)?;
         let action = match &job.action {
-            CronAction::Exec { command, host } => Action::Exec { command: command.clone(), host: *host },
+            CronAction::Exec { command, host, egress } => {
+                Action::Exec { command: command.clone(), host: *host, egress: egress.clone() }
+            }
             CronAction::AgentTurn { agent, prompt, session } => Action::AgentTurn {
                 agent: agent.clone(),
                 prompt: prompt.clone(),
@@ -199,7 +201,12 @@ pub fn open(config: &Config) -> Result<Arc<CronDb>, SchedError> {
 pub fn list_line(stored: &StoredJob) -> String {
     let job = &stored.job;
     let what = match &job.action {
-        Action::Exec { command, host } => format!("exec{} {command:?}", if *host { " (host)" } else { "" }),
+        Action::Exec { command, host, egress } => {
+            let place = if *host { " (host)" } else { "" };
+            let network =
+                if egress.is_empty() { String::new() } else { format!(" (egress {})", egress.join(", ")) };
+            format!("exec{place}{network} {command:?}")
+        }
         Action::AgentTurn { agent, prompt, heartbeat, .. } => {
             let kind = if heartbeat.is_some() { "heartbeat" } else { "agent" };
             format!("{kind} {agent}: {:?}", prompt.chars().take(60).collect::<String>())

@@ -141,7 +141,7 @@ fn failed(message: String) -> RunEnd {
 async fn execute(context: &Arc<Context>, job: &Job, run_id: i64) -> RunEnd {
     let timeout = Duration::from_secs(job.timeout_seconds);
     match &job.action {
-        Action::Exec { command, host: true } => {
+        Action::Exec { command, host: true, .. } => {
             if !context.settings.allow_host_jobs {
                 return failed(
                     "host jobs are not allowed: set `allow_host_jobs = true` in [cron] (or drop `host`)"
@@ -150,7 +150,9 @@ async fn execute(context: &Arc<Context>, job: &Job, run_id: i64) -> RunEnd {
             }
             exec_host(context, command, timeout, run_id).await
         }
-        Action::Exec { command, host: false } => exec_sandboxed(context, command, timeout).await,
+        Action::Exec { command, host: false, egress } => {
+            exec_sandboxed(context, command, egress, timeout).await
+        }
         Action::AgentTurn { agent, prompt, session, heartbeat } => {
             agent_turn(context, job, agent, prompt, session.clone(), heartbeat.as_ref(), timeout).await
         }
@@ -224,7 +226,12 @@ async fn exec_host(context: &Arc<Context>, command: &str, timeout: Duration, run
     }
 }
 
-async fn exec_sandboxed(context: &Arc<Context>, command: &str, timeout: Duration) -> RunEnd {
+async fn exec_sandboxed(
+    context: &Arc<Context>,
+    command: &str,
+    egress: &[String],
+    timeout: Duration,
+) -> RunEnd {
     let settings = &context.settings;
     let mechanism = match settings.sandbox {
         clawdia_sandbox::Choice::Off => Ok(Mechanism::Unsandboxed),
@@ -239,7 +246,7 @@ async fn exec_sandboxed(context: &Arc<Context>, command: &str, timeout: Duration
     }
     let mut policy = Policy::new(settings.workspace.clone());
     policy.hidden = settings.hidden.clone();
-    policy.network = Network::None;
+    policy.network = if egress.is_empty() { Network::None } else { Network::Allow(egress.to_vec()) };
     policy.limits = Limits::default();
     policy.timeout = timeout;
     policy.kill_grace = settings.kill_grace;

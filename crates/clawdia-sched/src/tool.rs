@@ -98,7 +98,9 @@ impl Tool for CronTool {
                     }
                     .map_err(invalid)?;
                 let action = match (text(&arguments, "exec"), text(&arguments, "prompt")) {
-                    (Some(command), None) => Action::Exec { command: command.to_string(), host: false },
+                    (Some(command), None) => {
+                        Action::Exec { command: command.to_string(), host: false, egress: Vec::new() }
+                    }
                     (None, Some(prompt)) => Action::AgentTurn {
                         agent: tool.agent.clone(),
                         prompt: prompt.to_string(),

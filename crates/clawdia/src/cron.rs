@@ -115,7 +115,7 @@ fn job_from(add: crate::CronAdd, config: &clawdia_runtime::config::Config) -> Re
         return Err(Failure::config("--tz applies to --cron and --at"));
     }
     let action = match (add.exec, add.agent, add.prompt) {
-        (Some(command), None, None) => Action::Exec { command, host: add.host },
+        (Some(command), None, None) => Action::Exec { command, host: add.host, egress: add.egress },
         (None, Some(agent), Some(prompt)) => {
             if !config.agents.contains_key(&agent) {
                 let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
@@ -126,6 +126,9 @@ fn job_from(add: crate::CronAdd, config: &clawdia_runtime::config::Config) -> Re
             }
             if add.host {
                 return Err(Failure::config("--host applies to --exec jobs"));
+            }
+            if !add.egress.is_empty() {
+                return Err(Failure::config("--egress applies to --exec jobs"));
             }
             Action::AgentTurn { agent, prompt, session: add.session, heartbeat: None }
         }

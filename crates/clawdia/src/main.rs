@@ -174,6 +174,10 @@ pub struct CronAdd {
     /// Run --exec on the host, outside the sandbox ([cron] allow_host_jobs must be true).
     #[arg(long)]
     pub host: bool,
+    /// A host the sandboxed --exec may reach through the filtering proxy (`host:port`, `host`
+    /// for 443 and 80, `*.example.com`); repeat for more. Default: no network.
+    #[arg(long, value_name = "HOST")]
+    pub egress: Vec<String>,
     /// The agent that gets --prompt on each run.
     #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,

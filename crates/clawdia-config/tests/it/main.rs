@@ -625,7 +625,7 @@ fn cron_section_defaults_jobs_heartbeats_and_errors() {
     assert_eq!(cron.workspace, home().join("workspaces/cron"));
     assert!(!cron.maintenance.daily && cron.maintenance.time == (3, 30));
     let text = format!(
-        "{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[cron.jobs.backup]\ncron = \"30 2 * * *\"\ntz = \"Europe/Berlin\"\nexec = \"tar c .\"\nfailure_alert = 2\n[cron.jobs.brief]\nevery = \"1d\"\nagent = \"main\"\nprompt = \"brief me\"\ntools_allow = [\"fs\"]\ncatch_up = \"skip\"\n[cron.heartbeat.main]\nenabled = true\nactive_hours = \"22:00-06:30\"\n"
+        "{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[cron.jobs.backup]\ncron = \"30 2 * * *\"\ntz = \"Europe/Berlin\"\nexec = \"tar c .\"\negress = [\"backup.example.com:22\"]\nfailure_alert = 2\n[cron.jobs.brief]\nevery = \"1d\"\nagent = \"main\"\nprompt = \"brief me\"\ntools_allow = [\"fs\"]\ncatch_up = \"skip\"\n[cron.heartbeat.main]\nenabled = true\nactive_hours = \"22:00-06:30\"\n"
     );
     let config = parse(&text, &home()).unwrap();
     let jobs = &config.cron.jobs;
@@ -635,6 +635,14 @@ fn cron_section_defaults_jobs_heartbeats_and_errors() {
         clawdia_config::CronSchedule::Cron { expr: "30 2 * * *".into(), tz: Some("Europe/Berlin".into()) }
     );
     assert_eq!((jobs[0].failure_alert, jobs[0].timeout_seconds), (Some(2), 600));
+    assert_eq!(
+        jobs[0].action,
+        clawdia_config::CronAction::Exec {
+            command: "tar c .".into(),
+            host: false,
+            egress: vec!["backup.example.com:22".into()]
+        }
+    );
     assert_eq!(
         jobs[1].action,
         clawdia_config::CronAction::AgentTurn {
@@ -677,6 +685,14 @@ fn cron_section_defaults_jobs_heartbeats_and_errors() {
         (
             "[cron.jobs.Bad]\nevery = \"1m\"\nexec = \"true\"\n",
             "clawdia.toml:1: cron.jobs.Bad: job names are",
+        ),
+        (
+            "[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\negress = [\"*.com\"]\n",
+            "clawdia.toml:4: cron.jobs.x.egress[0]: ",
+        ),
+        (
+            "[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\nhost = true\negress = [\"x.org\"]\n",
+            "clawdia.toml:1: cron.jobs.x.egress: `egress` applies to sandboxed jobs; a `host` job is not confined",
         ),
         (
             "[cron.jobs.x]\nevery = \"1m\"\nexec = \"true\"\nretries = 3\n",

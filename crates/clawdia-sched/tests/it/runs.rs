@@ -24,7 +24,7 @@ fn job(name: &str, action: Action) -> Job {
 }
 
 fn host(command: &str) -> Action {
-    Action::Exec { command: command.into(), host: true }
+    Action::Exec { command: command.into(), host: true, egress: Vec::new() }
 }
 
 fn agent(prompt: &str) -> Action {

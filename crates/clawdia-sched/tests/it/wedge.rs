@@ -22,7 +22,7 @@ fn host_job(name: &str, command: &str, timeout_seconds: u64) -> Job {
     Job {
         name: name.into(),
         schedule: Schedule::every("1h").unwrap(),
-        action: Action::Exec { command: command.into(), host: true },
+        action: Action::Exec { command: command.into(), host: true, egress: Vec::new() },
         timeout_seconds,
         tools_allow: None,
         failure_alert: None,

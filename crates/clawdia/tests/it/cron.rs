@@ -1,6 +1,7 @@
 //! The scheduler end to end through the real binary: `cron add|list|run|history|rm|unlock` on a
 //! temporary home, exec jobs on the host and in the sandbox, an agent job against the mock LLM
-//! (with its tools narrowed), and jobs firing inside `clawdia up`.
+//! (with its tools narrowed), sandboxed jobs with and without an egress allowlist, and jobs
+//! firing inside `clawdia up`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -201,6 +202,53 @@ fn a_sandboxed_exec_job_runs_in_the_cron_workspace_and_cannot_read_secrets() {
     assert!(!text.contains(&token), "the token leaked: {text}");
     assert_eq!(std::fs::read_to_string(home.path().join("workspaces/cron/made.txt")).unwrap(), "made\n");
     assert!(!home.path().join("escaped").exists());
+}
+
+#[test]
+fn a_sandboxed_exec_job_reaches_its_egress_allowlist_and_nothing_else() {
+    let allowed = http_upstream("from the host\n");
+    let other = http_upstream("must not arrive\n");
+    let home = Home::with_agent_extra_in("", Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let fetch = format!(
+        "export NO_PROXY= no_proxy=; curl -sS http://127.0.0.1:{allowed}/job; \
+         curl -sS -o /dev/null -w 'other %{{http_code}}\\n' http://127.0.0.1:{other}/job"
+    );
+    let entry = format!("127.0.0.1:{allowed}");
+    ok(&home, &["cron", "add", "net", "--every", "1h", "--egress", &entry, "--exec", &fetch]);
+    ok(&home, &["cron", "add", "closed", "--every", "1h", "--exec", &fetch]);
+    let listed = ok(&home, &["cron", "list"]);
+    assert!(listed.contains(&format!("(egress {entry})")), "{listed}");
+    let text = stdout(&home.run(&["cron", "run", "net"]));
+    assert!(text.contains("from the host\n") && text.contains("other 403\n"), "{text}");
+    assert!(
+        text.contains(&format!("[egress proxy refused 1 request(s): GET http://127.0.0.1:{other}/job")),
+        "{text}"
+    );
+    // Without an allowlist the job has no network at all.
+    let text = stdout(&home.run(&["cron", "run", "closed"]));
+    assert!(!text.contains("from the host") && !text.contains("egress proxy"), "{text}");
+    assert!(text.contains("other 000"), "curl could not connect: {text}");
+    // The allowlist is for sandboxed commands only, and its entries are checked.
+    for (args, expected) in [
+        (
+            vec!["cron", "add", "x", "--every", "1m", "--egress", "https://x.org", "--exec", "true"],
+            "clawdia: error: egress entry `https://x.org`: write HOST or HOST:PORT, not a URL\n",
+        ),
+        (
+            vec![
+                "cron", "add", "x", "--every", "1m", "--egress", "x.org", "--agent", "main", "--prompt", "hi",
+            ],
+            "clawdia: error: --egress applies to --exec jobs\n",
+        ),
+        (
+            vec!["cron", "add", "x", "--every", "1m", "--host", "--egress", "x.org", "--exec", "true"],
+            "clawdia: error: an egress allowlist applies to sandboxed commands; a host command is not confined\n",
+        ),
+    ] {
+        let out = home.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with(expected), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[test]

@@ -57,24 +57,8 @@ fn the_model_runs_a_command_in_the_sandbox_and_reads_the_result() {
 
 #[test]
 fn exec_reaches_an_allowlisted_host_through_the_egress_proxy_and_nothing_else() {
-    use std::io::{Read as _, Write as _};
     // A server on the host's loopback: reachable only because the entry names its address.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let (mut head, mut byte) = (Vec::new(), [0u8; 1]);
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let body = "from the host\n";
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
+    let port = http_upstream("from the host\n");
     for extra in ["", "sandbox = \"builtin\"\n"] {
         let home = sandbox_home(&format!("{extra}[agents.main.exec]\negress = [\"127.0.0.1:{port}\"]\n"));
         let command = format!(

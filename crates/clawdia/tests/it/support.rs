@@ -220,3 +220,25 @@ pub fn export(home: &Home, session: &str) -> Vec<serde_json::Value> {
     assert!(out.status.success(), "export failed: {}", stderr(&out));
     stdout(&out).lines().map(|l| serde_json::from_str(l).expect("jsonl line")).collect()
 }
+
+/// A plain HTTP server on the host's loopback answering every request with `body`, for the
+/// egress tests; returns its port.
+pub fn http_upstream(body: &'static str) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let (mut head, mut byte) = (Vec::new(), [0u8; 1]);
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
