@@ -216,7 +216,7 @@ fn mcp_list_and_probe() {
     let probe = home.run(&["mcp", "probe", "fake"]);
     assert!(probe.status.success(), "{}", stderr(&probe));
     let text = stdout(&probe);
-    assert!(text.contains("fake: started in") && text.contains("4 tools"), "{text}");
+    assert!(text.contains("fake: started in") && text.contains("5 tools"), "{text}");
     assert!(text.contains("fake__echo  Echoes `text`."), "{text}");
     let json = home.run(&["mcp", "probe", "fake", "--json"]);
     let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("probe --json is JSON");
@@ -225,7 +225,7 @@ fn mcp_list_and_probe() {
     let list = home.run(&["mcp", "list", "--json"]);
     let parsed: serde_json::Value = serde_json::from_slice(&list.stdout).expect("list --json is JSON");
     let fake = parsed.as_array().unwrap().iter().find(|s| s["name"] == "fake").unwrap().clone();
-    assert_eq!(fake["tools"].as_array().unwrap().len(), 4, "the probe's listing is cached: {fake}");
+    assert_eq!(fake["tools"].as_array().unwrap().len(), 5, "the probe's listing is cached: {fake}");
     // Errors: one line, exit 2 for a name not in the config, 1 for a server that cannot start.
     let missing = home.run(&["mcp", "probe", "nope"]);
     assert_eq!(missing.status.code(), Some(2));
