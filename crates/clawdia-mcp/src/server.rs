@@ -169,6 +169,7 @@ impl McpServer {
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = Some(arguments);
         let server = self.config.name.clone();
+        let refused_before = running.child.lock().await.egress_refused();
         match tokio::time::timeout(self.config.timeout, running.peer.call_tool(params)).await {
             Err(_) => {
                 let seconds = self.config.timeout.as_secs();
@@ -188,7 +189,16 @@ impl McpServer {
             }
             Ok(Ok(result)) => {
                 self.state.lock().await.failures = 0;
-                let (text, is_error) = tool::result_text(&result);
+                let (mut text, is_error) = tool::result_text(&result);
+                // Say so when the sandbox refused the server's network requests meanwhile, so
+                // the model (and the owner) can tell a policy refusal from a broken site.
+                let child = running.child.lock().await;
+                if child.egress_refused() > refused_before
+                    && let Some(refusals) = child.egress_refusals()
+                {
+                    text.push_str(&format!("\n[{refusals}; allowed: {}]", self.config.egress.join(", ")));
+                }
+                drop(child);
                 if is_error { Err(McpError::ToolFailed { message: text }) } else { Ok(text) }
             }
         }

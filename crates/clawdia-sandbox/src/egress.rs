@@ -394,6 +394,11 @@ impl Egress {
         outcome.output.push_str(&format!("[{refusals}]\n"));
     }
 
+    /// How many requests the proxy has refused so far.
+    pub(crate) fn refused_total(&self) -> usize {
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).refused_total
+    }
+
     /// `egress proxy refused N request(s): ...`, or `None` while nothing was refused.
     pub(crate) fn refusals(&self) -> Option<String> {
         let log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -74,6 +74,11 @@ impl StdioChild {
         self.egress.as_ref().and_then(Egress::refusals)
     }
 
+    /// How many requests the egress proxy has refused so far (0 without an allowlist).
+    pub fn egress_refused(&self) -> usize {
+        self.egress.as_ref().map_or(0, Egress::refused_total)
+    }
+
     /// Ends the whole tree: `SIGTERM`, up to `grace`, then `SIGKILL`.
     pub async fn kill(&mut self, grace: Duration) {
         let _ = self.tree.terminate(grace).await;

@@ -323,7 +323,14 @@ async fn a_server_reaches_its_egress_allowlist_and_nothing_else() {
             && refused.contains(&format!("127.0.0.1:{other} is not on this sandbox's egress allowlist")),
         "{refused}"
     );
-    // Still served on later calls: the proxy lives as long as the server.
+    // The result also says the sandbox refused it, and what is allowed.
+    assert!(
+        refused
+            .contains(&format!("\n[egress proxy refused 1 request(s): GET http://127.0.0.1:{other}/data: "))
+            && refused.ends_with(&format!("; allowed: 127.0.0.1:{allowed}]")),
+        "{refused}"
+    );
+    // Still served on later calls, which carry no stale note: the proxy lives as long as the server.
     assert_eq!(server.call("fetch", fetch(allowed)).await.unwrap(), "200 hello from the host");
     server.stop().await;
     // Without an allowlist there is no network at all: not even the host's loopback.
