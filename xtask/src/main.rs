@@ -30,10 +30,10 @@ fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
+    let result = match args.as_slice() {
         ["bench", "gateway", rest @ ..] => bench_gateway::run(rest),
         ["bench", "brain", rest @ ..] => bench_brain::run(rest),
         ["bench", "local", rest @ ..] => bench_local::run(rest),
@@ -46,5 +46,10 @@ fn main() -> anyhow::Result<()> {
             );
             std::process::exit(2);
         }
+    };
+    // The error and its causes on one line, without the backtrace `RUST_BACKTRACE` would add.
+    if let Err(error) = result {
+        eprintln!("xtask: {error:#}");
+        std::process::exit(1);
     }
 }
