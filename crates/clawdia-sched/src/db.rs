@@ -22,6 +22,7 @@ const SETTINGS: clawdia_sqlite::Settings = clawdia_sqlite::Settings {
     busy_timeout: Duration::from_secs(10),
     cache_kib: 512,
     statement_cache: 16,
+    mmap_mib: 0,
 };
 
 /// Forward-only migrations, tracked by `PRAGMA user_version`; append, never edit.

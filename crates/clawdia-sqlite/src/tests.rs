@@ -3,10 +3,17 @@
 
 use std::sync::Barrier;
 
+use rusqlite::OptionalExtension;
+
 use super::*;
 
-const SETTINGS: Settings =
-    Settings { name: "test.db", busy_timeout: Duration::from_secs(5), cache_kib: 512, statement_cache: 8 };
+const SETTINGS: Settings = Settings {
+    name: "test.db",
+    busy_timeout: Duration::from_secs(5),
+    cache_kib: 512,
+    statement_cache: 8,
+    mmap_mib: 0,
+};
 
 #[test]
 fn a_migration_runs_only_the_missing_steps() {
@@ -100,4 +107,45 @@ fn a_reader_cannot_write() {
     assert!(error.to_string().contains("readonly"), "{error}");
     let rows: i64 = reader.query_row("SELECT count(*) FROM a", [], |r| r.get(0)).unwrap();
     assert_eq!(rows, 0);
+}
+
+/// FTS5 looks up each segment with `segid = ?`; SQLite would re-prepare such a statement each
+/// time the bound value moves to or from 0/1, unless the planner stability guarantee is on.
+#[test]
+fn rebinding_a_small_integer_does_not_re_prepare_the_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
+    let schema = "CREATE TABLE idx (segid, term, pgno, PRIMARY KEY (segid, term)) WITHOUT ROWID;
+                  INSERT INTO idx VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 30);";
+    let lookup = "SELECT pgno FROM idx WHERE segid = ?1 AND term <= ?2 ORDER BY term DESC LIMIT 1";
+    let reprepares = |connection: &Connection| {
+        let mut statement = connection.prepare(lookup).unwrap();
+        let mut found = Vec::new();
+        for (segid, term) in [(1, "z"), (2, "z"), (1, "z"), (3, "z"), (0, "z"), (2, "z")] {
+            let page: Option<i64> =
+                statement.query_row(rusqlite::params![segid, term], |r| r.get(0)).optional().unwrap();
+            found.push(page);
+        }
+        assert_eq!(found, [Some(10), Some(20), Some(10), Some(30), None, Some(20)]);
+        statement.get_status(rusqlite::StatementStatus::RePrepare)
+    };
+    drop(open(&path, &SETTINGS, &[schema]).unwrap());
+    // The hazard is real: a connection opened without these settings re-prepares.
+    assert!(reprepares(&Connection::open(&path).unwrap()) > 0);
+    assert_eq!(reprepares(&open(&path, &SETTINGS, &[schema]).unwrap()), 0);
+    assert_eq!(reprepares(&open_reader(&path, &SETTINGS).unwrap()), 0);
+}
+
+#[test]
+fn the_memory_map_is_the_configured_size_for_writers_and_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
+    let mapped = Settings { mmap_mib: 3, ..SETTINGS };
+    let size = |connection: &Connection| -> i64 {
+        connection.query_row("PRAGMA mmap_size", [], |r| r.get(0)).unwrap()
+    };
+    let writer = open(&path, &mapped, &["CREATE TABLE a (x INTEGER);"]).unwrap();
+    assert_eq!(size(&writer), 3 << 20);
+    assert_eq!(size(&open_reader(&path, &mapped).unwrap()), 3 << 20);
+    assert_eq!(size(&open_reader(&path, &SETTINGS).unwrap()), 0);
 }

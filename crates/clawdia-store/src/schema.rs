@@ -84,6 +84,7 @@ pub(crate) fn create_state_dir(dir: &Path) -> Result<(), StoreError> {
 /// Opens one database file with the store's settings and migrates it to `migrations.len()`.
 pub(crate) fn open_database(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
     let name = if path.ends_with(AUDIT_FILE) { AUDIT_FILE } else { SESSIONS_FILE };
-    let settings = Settings { name, busy_timeout: BUSY_TIMEOUT, cache_kib: 2000, statement_cache: 32 };
+    let settings =
+        Settings { name, busy_timeout: BUSY_TIMEOUT, cache_kib: 2000, statement_cache: 32, mmap_mib: 0 };
     clawdia_sqlite::open(path, &settings, migrations).map_err(|error| StoreError::Database(error.to_string()))
 }

