@@ -15,7 +15,11 @@
 //! 0.2 s) that it scans in Rust (about 2 ms) to pick candidates, which are then rescored exactly
 //! in `f32` from SQLite (the vector arm totals about 3 ms). With the full-text arm (p50 2 ms;
 //! see `search::FtsPlan` for why very common words do not make it slow) a hybrid query takes
-//! about 6 ms p50 at 50k × 384 (the `db::bench_prints_latencies` test prints these figures). The copy follows the table
+//! about 6 ms p50 at 50k × 384 (the `db::bench_prints_latencies` test prints these figures;
+//! `cargo xtask bench brain` measured 6.2 ms with SciFact's queries). Two connection settings
+//! matter here (see `schema::SETTINGS` and `clawdia_sqlite`): the file is read through a
+//! memory map, and the planner stability guarantee keeps FTS5 from re-preparing its segment
+//! lookups; without them the same search took 8.8 ms. The copy follows the table
 //! incrementally: additions by the table's AUTOINCREMENT `seq`, removals through a trigger-fed
 //! tombstone log, a full reload when the model changes (`vector_state.epoch`); another process's
 //! writes are picked up at this handle's next search. sqlite-vec is still registered on every
