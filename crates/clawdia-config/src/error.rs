@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::Path;
 
+use clawdia_core::one_line;
+
 /// Why the configuration could not be loaded, or a secret could not be resolved.
 ///
 /// `Display` is always one line: `clawdia.toml:LINE: KEY.PATH: message` when line and key are
@@ -156,8 +158,4 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
 /// Serde's wording, in the file's vocabulary ("key", not "field"), on one line.
 fn tidy(message: &str) -> String {
     one_line(&message.replace("unknown field", "unknown key").replace("missing field", "missing key"))
-}
-
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }

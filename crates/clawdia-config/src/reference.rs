@@ -3,6 +3,7 @@
 //! description), and the two shipped TOML files, the commented example and the file
 //! `clawdia init` writes. Tests parse both files and check the example mentions every key.
 
+use clawdia_core::one_line;
 use serde_json::{Map, Value};
 
 use crate::raw::RawConfig;
@@ -214,8 +215,4 @@ fn toml_value(value: &Value) -> String {
         }
         other => other.to_string(),
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

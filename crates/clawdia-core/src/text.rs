@@ -75,8 +75,11 @@ pub fn error_body_message(body: &[u8], max_chars: usize) -> Option<String> {
     })
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// `text` on one line, for error messages and table cells: control characters (newlines
+/// included) become spaces, runs of whitespace collapse to one space, the ends are trimmed.
+pub fn one_line(text: &str) -> String {
+    let spaced: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -118,6 +121,12 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             self.1.as_deref().map(|layer| layer as &(dyn std::error::Error + 'static))
         }
+    }
+
+    #[test]
+    fn one_line_turns_control_characters_and_runs_into_single_spaces() {
+        assert_eq!(one_line("  bad\r\n  key\tat\u{7}line 3 \n"), "bad key at line 3");
+        assert_eq!(one_line("\n\t "), "");
     }
 
     #[test]

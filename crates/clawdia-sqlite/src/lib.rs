@@ -187,7 +187,8 @@ fn restrict_permissions(path: &Path, name: &str) {
     }
 }
 
-/// Control characters (newlines included) become spaces.
+/// Control characters (newlines included) become spaces. (`clawdia_core::one_line` does this
+/// and more, but this crate depends on nothing of Clawdia's, so every store can use it.)
 fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }

@@ -1,6 +1,8 @@
 //! `BrainError`: what a brain call can fail with, one variant per thing a caller acts on. Every
 //! message is one line (SQLite's are flattened), so it can go straight into a tool result.
 
+use clawdia_core::one_line;
+
 /// A failed brain operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrainError {
@@ -21,9 +23,4 @@ pub enum BrainError {
 /// Maps a rusqlite error to `BrainError::Database` with what was being done.
 pub(crate) fn db_error(context: &str) -> impl FnOnce(rusqlite::Error) -> BrainError + '_ {
     move |error| BrainError::Database(one_line(&format!("{context}: {error}")))
-}
-
-/// Control characters (newlines included) become spaces.
-pub(crate) fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }

@@ -5,13 +5,14 @@
 //! The page body is the markdown after the frontmatter block; chunk texts are slices of it (the
 //! source, not rendered), and chunk line numbers count from the top of the file.
 
+use clawdia_core::one_line;
 use pulldown_cmark::{Event, LinkType, Options, Parser, Tag, TagEnd};
 use serde_json::{Map, Value};
 use text_splitter::{ChunkConfig, MarkdownSplitter};
 
 use super::{
-    FileError, LineIndex, ParseOptions, chunk_capacity, collapse_whitespace, one_line, segment_limit,
-    segments, sha256_hex,
+    FileError, LineIndex, ParseOptions, chunk_capacity, collapse_whitespace, segment_limit, segments,
+    sha256_hex,
 };
 use crate::types::{ChunkInput, LinkInput, PageInput};
 

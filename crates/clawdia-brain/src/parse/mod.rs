@@ -20,6 +20,7 @@ use std::io::Read as _;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
+use clawdia_core::one_line;
 use sha2::{Digest as _, Sha256};
 use text_splitter::ChunkCapacity;
 
@@ -311,12 +312,6 @@ fn stem_of_slug(slug: &str) -> String {
 /// Runs of whitespace become one space; trimmed.
 fn collapse_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// A message on one line: control characters (newlines included) become spaces, runs collapse.
-fn one_line(message: &str) -> String {
-    let spaced: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    collapse_whitespace(&spaced)
 }
 
 /// The first `limit` characters of `text`.
