@@ -314,9 +314,7 @@ impl McpServer {
         let mut policy = Policy::new(&config.dir);
         policy.hidden = self.launch.hidden.clone();
         policy.env = env;
-        if !config.egress.is_empty() {
-            policy.network = Network::Allow(config.egress.clone());
-        }
+        policy.network = Network::allowing(&config.egress);
         policy.limits = Limits {
             address_space: Some(config.memory_bytes),
             cpu_seconds: Some(config.cpu_seconds),

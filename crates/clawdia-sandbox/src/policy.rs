@@ -25,6 +25,13 @@ pub enum Network {
     Allow(Vec<String>),
 }
 
+impl Network {
+    /// The network a configured allowlist gives: `None` when it is empty, else `Allow`.
+    pub fn allowing(entries: &[String]) -> Network {
+        if entries.is_empty() { Network::None } else { Network::Allow(entries.to_vec()) }
+    }
+}
+
 /// Kernel resource limits (rlimits), applied to every process of the sandbox. `None` leaves the
 /// gateway's own limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

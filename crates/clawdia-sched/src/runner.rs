@@ -246,7 +246,7 @@ async fn exec_sandboxed(
     }
     let mut policy = Policy::new(settings.workspace.clone());
     policy.hidden = settings.hidden.clone();
-    policy.network = if egress.is_empty() { Network::None } else { Network::Allow(egress.to_vec()) };
+    policy.network = Network::allowing(egress);
     policy.limits = Limits::default();
     policy.timeout = timeout;
     policy.kill_grace = settings.kill_grace;

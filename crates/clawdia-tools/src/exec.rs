@@ -138,11 +138,7 @@ impl Tool for Exec {
             workspace: context.workspace.clone(),
             workspace_writable: !self.settings.read_only_workspace,
             hidden: self.settings.hidden.clone(),
-            network: if self.settings.egress.is_empty() {
-                Network::None
-            } else {
-                Network::Allow(self.settings.egress.clone())
-            },
+            network: Network::allowing(&self.settings.egress),
             limits: self.settings.limits,
             env: Vec::new(),
             timeout,
