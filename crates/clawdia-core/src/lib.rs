@@ -24,7 +24,7 @@ pub use model::{
 };
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
-pub use text::{error_body_message, error_chain, frontmatter_fence, hex, one_line};
+pub use text::{error_body_message, error_chain, first_line, frontmatter_fence, hex, one_line};
 pub use tool::{Tool, ToolContext, ToolError, ToolProgress, ToolSource};
 pub use turn::{
     AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, sender_id,

@@ -75,6 +75,12 @@ pub fn error_body_message(body: &[u8], max_chars: usize) -> Option<String> {
     })
 }
 
+/// The first line of an error's message, trimmed: candle and serde-yaml append a backtrace or
+/// the offending context below it, which a one-line report does not want.
+pub fn first_line(error: &dyn std::error::Error) -> String {
+    error.to_string().lines().next().unwrap_or_default().trim().to_string()
+}
+
 /// `text` on one line, for error messages and table cells: control characters (newlines
 /// included) become spaces, runs of whitespace collapse to one space, the ends are trimmed.
 pub fn one_line(text: &str) -> String {
@@ -121,6 +127,12 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             self.1.as_deref().map(|layer| layer as &(dyn std::error::Error + 'static))
         }
+    }
+
+    #[test]
+    fn first_line_keeps_an_errors_first_line_only() {
+        let error = std::io::Error::other("  bad weights\nStack backtrace:\n  0: candle::...");
+        assert_eq!(first_line(&error), "bad weights");
     }
 
     #[test]

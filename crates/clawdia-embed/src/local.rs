@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
-use clawdia_core::{EmbedError, Embedder};
+use clawdia_core::{EmbedError, Embedder, first_line};
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 use tokio::sync::Semaphore;
 
@@ -83,7 +83,7 @@ impl LocalEmbedder {
         let bert = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .and_then(|weights| BertModel::load(weights, &config))
             .map_err(|error| {
-                unavailable(&files.weights, &format!("not usable BERT weights ({})", one_line(&error)))
+                unavailable(&files.weights, &format!("not usable BERT weights ({})", first_line(&error)))
             })?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.unwrap_or(0))
@@ -171,14 +171,14 @@ impl Model {
             let encodings = self
                 .tokenizer
                 .encode_batch_fast(inputs, true)
-                .map_err(|error| EmbedError::Failed(format!("tokenizer: {}", one_line(&*error))))?;
+                .map_err(|error| EmbedError::Failed(format!("tokenizer: {}", first_line(&*error))))?;
             let lengths: Vec<usize> = encodings.iter().map(|encoding| encoding.get_ids().len()).collect();
             let mut vectors = vec![Vec::new(); texts.len()];
             for batch in batches_by_length(&lengths, FORWARD_BATCH, FORWARD_TOKENS) {
                 let members: Vec<&Encoding> = batch.iter().map(|&index| &encodings[index]).collect();
                 let embedded = self
                     .forward(&members)
-                    .map_err(|error| EmbedError::Failed(format!("local model: {}", one_line(&error))))?;
+                    .map_err(|error| EmbedError::Failed(format!("local model: {}", first_line(&error))))?;
                 for (index, vector) in batch.into_iter().zip(embedded) {
                     vectors[index] = vector;
                 }
@@ -291,7 +291,7 @@ pub(crate) fn read_config(path: &Path) -> Result<BertConfig, EmbedError> {
 /// happens per forward batch); `tokenizer.json` ships with fixed 128-token padding.
 fn read_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, EmbedError> {
     let mut tokenizer = Tokenizer::from_file(path)
-        .map_err(|error| unavailable(path, &format!("not a tokenizer ({})", one_line(&*error))))?;
+        .map_err(|error| unavailable(path, &format!("not a tokenizer ({})", first_line(&*error))))?;
     tokenizer.with_padding(None);
     tokenizer
         .with_truncation(Some(TruncationParams { max_length: max_tokens, ..TruncationParams::default() }))
@@ -330,12 +330,6 @@ pub(crate) fn model_id_for(dir: &Path) -> String {
 
 fn unavailable(path: &Path, problem: &str) -> EmbedError {
     EmbedError::Unavailable(format!("{}: {problem}; {FETCH_HINT}", path.display()))
-}
-
-/// The first line of an error's message (candle may append a backtrace).
-fn one_line(error: &dyn std::error::Error) -> String {
-    let text = error.to_string();
-    text.lines().next().unwrap_or_default().trim().to_string()
 }
 
 #[cfg(test)]

@@ -22,11 +22,11 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{quantized_llama, quantized_qwen2};
-use clawdia_core::{ChatRequest, StopReason};
+use clawdia_core::{ChatRequest, StopReason, first_line};
 use tokenizers::Tokenizer;
 
 use crate::LocalError;
-use crate::gguf::{GgufInfo, one_line};
+use crate::gguf::GgufInfo;
 use crate::template::ChatTemplate;
 
 /// Prompt tokens per forward pass while reading the prompt: bounds the attention temporaries.
@@ -132,13 +132,13 @@ impl Engine {
         let mut file = std::fs::File::open(&path)
             .map_err(|error| LocalError::Model(format!("cannot open {}: {error}", path.display())))?;
         let content = Content::read(&mut file).map_err(|error| {
-            LocalError::Model(format!("{} is not a GGUF file ({})", path.display(), one_line(&error)))
+            LocalError::Model(format!("{} is not a GGUF file ({})", path.display(), first_line(&error)))
         })?;
         let info = GgufInfo::from_content(&content)
             .map_err(|message| LocalError::Model(format!("{}: {message}", path.display())))?;
         let device = Device::Cpu;
         let model_error = |error: candle_core::Error| {
-            LocalError::Model(format!("{}: {}", path.display(), one_line(&error)))
+            LocalError::Model(format!("{}: {}", path.display(), first_line(&error)))
         };
         let (weights, model_limit) = match info.architecture.as_str() {
             "llama" => (
@@ -241,9 +241,10 @@ impl Engine {
         let mut keep = total;
         loop {
             let prompt = self.template.render(request, Some(keep))?;
-            let encoding = self.tokenizer.encode(prompt, false).map_err(|error| {
-                LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string())))
-            })?;
+            let encoding = self
+                .tokenizer
+                .encode(prompt, false)
+                .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?;
             let ids = encoding.get_ids().to_vec();
             if ids.len() + room <= self.context_length {
                 if keep < total {
@@ -283,7 +284,7 @@ impl Engine {
         let prompt = self.prompt_tokens(request)?;
         let budget = (request.max_tokens.max(1) as usize).min(self.context_length - prompt.len());
         let model_error =
-            |error: candle_core::Error| LocalError::Model(format!("local model: {}", one_line(&error)));
+            |error: candle_core::Error| LocalError::Model(format!("local model: {}", first_line(&error)));
         self.weights.clear();
         let mut position = 0;
         let mut logits = None;
@@ -319,9 +320,10 @@ impl Engine {
                 break;
             }
             generated.push(next);
-            let text = self.tokenizer.decode(&generated, true).map_err(|error| {
-                LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string())))
-            })?;
+            let text = self
+                .tokenizer
+                .decode(&generated, true)
+                .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?;
             // A character split across tokens decodes as U+FFFD until its last byte arrives.
             if !text.ends_with('\u{FFFD}') && !on_output(&text) {
                 return Err(LocalError::Cancelled);
@@ -337,7 +339,7 @@ impl Engine {
         let output = self
             .tokenizer
             .decode(&generated, true)
-            .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&error.to_string()))))?;
+            .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?;
         let first = first_token.unwrap_or_else(Instant::now);
         Ok(Generation {
             output,
@@ -371,8 +373,4 @@ fn template_from_config(dir: &Path) -> Option<String> {
     let text = std::fs::read(dir.join("tokenizer_config.json")).ok()?;
     let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
     value.get("chat_template")?.as_str().map(str::to_string)
-}
-
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().trim().to_string()
 }

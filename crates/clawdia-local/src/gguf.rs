@@ -40,7 +40,11 @@ impl GgufInfo {
         let mut file = std::fs::File::open(path)
             .map_err(|error| LocalError::Model(format!("cannot open {}: {error}", path.display())))?;
         let content = Content::read(&mut file).map_err(|error| {
-            LocalError::Model(format!("{} is not a GGUF file ({})", path.display(), one_line(&error)))
+            LocalError::Model(format!(
+                "{} is not a GGUF file ({})",
+                path.display(),
+                clawdia_core::first_line(&error)
+            ))
         })?;
         GgufInfo::from_content(&content)
             .map_err(|message| LocalError::Model(format!("{}: {message}", path.display())))
@@ -112,10 +116,4 @@ fn as_u64(value: &Value) -> Option<u64> {
         Value::I64(v) => u64::try_from(*v).ok(),
         _ => None,
     }
-}
-
-/// The first line of an error's message (candle may append a backtrace).
-pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
-    let text = error.to_string();
-    text.lines().next().unwrap_or_default().trim().to_string()
 }

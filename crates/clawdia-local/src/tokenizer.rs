@@ -38,7 +38,7 @@ pub fn load_or_rebuild(dir: &Path, info: &GgufInfo) -> Result<Tokenizer, LocalEr
             LocalError::Model(format!(
                 "{}: not a tokenizer ({})",
                 path.display(),
-                first_line(&error.to_string())
+                clawdia_core::first_line(&*error)
             ))
         });
     }
@@ -114,10 +114,6 @@ fn pre_tokenizer(flavour: Option<&str>) -> Result<PreTokenizerWrapper, LocalErro
             PreTokenizerWrapper::ByteLevel(byte_level(true))
         }
     })
-}
-
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().trim().to_string()
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub fn parse(text: &str, dir: &Path, origin: Origin) -> Result<Skill, SkillError
         RawFrontmatter::default()
     } else {
         serde_saphyr::from_str(yaml)
-            .map_err(|error| fail(format!("bad frontmatter: {}", first_line(&error))))?
+            .map_err(|error| fail(format!("bad frontmatter: {}", clawdia_core::first_line(&error))))?
     };
     let folder = dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     let name = raw.name.map(|name| name.trim().to_string()).filter(|name| !name.is_empty()).unwrap_or(folder);
@@ -194,10 +194,6 @@ fn openclaw_metadata(metadata: Option<&Value>) -> Result<(Requirements, bool), S
         Some(_) => return Err("metadata.openclaw.always must be true or false".to_string()),
     };
     Ok((requirements, always))
-}
-
-fn first_line(error: &dyn std::error::Error) -> String {
-    error.to_string().lines().next().unwrap_or_default().trim().to_string()
 }
 
 #[cfg(test)]
