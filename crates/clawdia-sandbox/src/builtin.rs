@@ -250,6 +250,11 @@ fn filesystem(spec: &Spec) -> Result<(), String> {
         .iter()
         .map(|name| Ok((*name, open_path(&Path::new("/dev").join(name))?)))
         .collect::<Result<Vec<_>, String>>()?;
+    let visible = spec
+        .visible
+        .iter()
+        .map(|path| Ok((path, open_path(path)?, path.is_dir())))
+        .collect::<Result<Vec<_>, String>>()?;
     let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     tmpfs(Path::new("/tmp"), nosuid_nodev, "mode=1777")?;
     tmpfs(Path::new("/dev"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, "mode=755")?;
@@ -270,6 +275,18 @@ fn filesystem(spec: &Spec) -> Result<(), String> {
     }
     std::fs::create_dir("/dev/shm").map_err(step("cannot create /dev/shm"))?;
     tmpfs(Path::new("/dev/shm"), nosuid_nodev, "mode=1777")?;
+    // Paths under the private mounts that must stay readable: bound back in (read-only below).
+    for (path, fd, is_dir) in &visible {
+        let made = if *is_dir {
+            std::fs::create_dir_all(path)
+        } else {
+            path.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::File::create(path).map(drop))
+        };
+        made.map_err(|e| format!("cannot create the mount point {}: {e}", path.display()))?;
+        bind(fd, path)?;
+    }
     std::fs::create_dir_all(&spec.workspace).map_err(step("cannot create the workspace mount point"))?;
     bind(&workspace, &spec.workspace)?;
     let null = devices.iter().find(|(name, _)| *name == "null").map(|(_, fd)| fd);

@@ -32,10 +32,11 @@ pub(crate) fn arguments(spec: &Spec, helper: &Path, spec_json: &str) -> Vec<OsSt
         "/tmp".as_ref(),
         "--tmpfs".as_ref(),
         "/dev/shm".as_ref(),
-        if spec.workspace_writable { "--bind" } else { "--ro-bind" }.as_ref(),
-        workspace,
-        workspace,
     ]);
+    for path in &spec.visible {
+        push(&["--ro-bind".as_ref(), path.as_os_str(), path.as_os_str()]);
+    }
+    push(&[if spec.workspace_writable { "--bind" } else { "--ro-bind" }.as_ref(), workspace, workspace]);
     for hidden in &spec.hidden {
         let path = hidden.as_os_str();
         if hidden.is_dir() {

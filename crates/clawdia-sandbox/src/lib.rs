@@ -43,7 +43,9 @@ use tokio::io::AsyncReadExt as _;
 pub use egress::is_public;
 pub use host::run_host;
 pub use policy::{DEFAULT_PATH, Limits, Network, Policy};
-pub use process::{ProcessTree, become_child_subreaper, group_alive, kill_tree, spawn_orphan_reaper};
+pub use process::{
+    ProcessTree, become_child_subreaper, group_alive, kill_tree, pids_cgroup_hierarchy, spawn_orphan_reaper,
+};
 pub use stdio::{STDERR_TAIL_BYTES, StderrTail, StdioChild, exec_command, spawn_stdio};
 
 use output::CappedOutput;
@@ -54,7 +56,11 @@ pub const INIT_ARG: &str = "__sandbox-init";
 /// The hidden first argument for the last stage inside bubblewrap.
 pub const EXEC_ARG: &str = "__sandbox-exec";
 
-/// The hint shown whenever no sandbox works.
+/// How to enable the user namespaces both mechanisms need.
+const USERNS_HINT: &str = "enable unprivileged user namespaces (sysctl user.max_user_namespaces=15000, and \
+     kernel.unprivileged_userns_clone=1 where it exists; in a container, allow it to create them)";
+
+/// The hint shown when no sandbox works and bubblewrap is not installed.
 pub const FIX_HINT: &str = "install bubblewrap (apt install bubblewrap) or enable unprivileged user namespaces \
      (sysctl user.max_user_namespaces=15000, and kernel.unprivileged_userns_clone=1 where it exists)";
 
@@ -123,6 +129,9 @@ pub(crate) struct Spec {
     #[serde(default = "writable")]
     pub workspace_writable: bool,
     pub hidden: Vec<PathBuf>,
+    /// Paths under the private `/tmp` or `/dev/shm` bound back in read-only (canonical).
+    #[serde(default)]
+    pub visible: Vec<PathBuf>,
     pub env: Vec<(String, String)>,
     pub processes: Option<u64>,
     /// Where setup errors go (and `exec` just before the command starts); close-on-exec.
@@ -248,6 +257,19 @@ pub(crate) fn prepare(
             cover.display()
         )));
     }
+    // What must stay readable under the private mounts: the policy's paths, and for bubblewrap
+    // the helper it runs inside (a binary built or installed under `/tmp`).
+    let helper = match mechanism {
+        Mechanism::Bubblewrap { helper, .. } => Some(helper),
+        _ => None,
+    };
+    let mut visible: Vec<PathBuf> = Vec::new();
+    for path in policy.visible.iter().chain(helper) {
+        let Ok(path) = path.canonicalize() else { continue };
+        if policy::under_private_mount(&path) && !visible.contains(&path) {
+            visible.push(path);
+        }
+    }
     let mut env = policy.environment();
     for (key, value) in &mut env {
         if key == "HOME" && Path::new(value.as_str()) == policy.workspace {
@@ -266,6 +288,7 @@ pub(crate) fn prepare(
         workspace: workspace.clone(),
         workspace_writable: policy.workspace_writable,
         hidden,
+        visible,
         env,
         processes: policy.limits.processes,
         status_fd: sandboxed.then(|| status_write.as_raw_fd()),
@@ -299,15 +322,18 @@ pub(crate) fn prepare(
     });
     let limits = policy.limits;
     let status_fd = spec.status_fd;
-    let join = cgroup.as_ref().map(|c| c as *const PidsCgroup as usize);
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls
-    // (setrlimit, open/write/close, fcntl, prctl); `join` points at the cgroup returned in
-    // `Prepared`, which the caller keeps until the tree has been spawned and has ended.
+    // Everything the child uses between fork and exec is owned by the closure (plain numbers,
+    // `Copy` limits, and `join`, which holds its own reference to the open `cgroup.procs`):
+    // nothing in it borrows from or points into `prepare`'s locals or `Prepared`, which move.
+    let join = cgroup.as_ref().map(PidsCgroup::joiner);
+    // SAFETY: the closure runs in the child between fork and exec and only makes
+    // async-signal-safe syscalls (setrlimit, write, fcntl, prctl) on values it owns; it
+    // allocates nothing and takes no lock.
     unsafe {
         command.pre_exec(move || {
             apply_rlimits(&limits, !sandboxed)?;
-            if let Some(cgroup) = join {
-                (*(cgroup as *const PidsCgroup)).join()?;
+            if let Some(join) = &join {
+                join.join()?;
             }
             for fd in [status_fd, egress_fd].into_iter().flatten() {
                 if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
@@ -445,6 +471,8 @@ pub struct Probe {
     pub builtin: Result<Mechanism, String>,
     /// Weaker guarantees worth telling the owner about.
     pub warnings: Vec<String>,
+    /// Whether `bwrap` was found on `PATH` (whether or not it works).
+    pub bubblewrap_installed: bool,
 }
 
 impl Probe {
@@ -452,9 +480,30 @@ impl Probe {
     pub fn best(&self) -> Result<Mechanism, SandboxError> {
         match (&self.bubblewrap, &self.builtin) {
             (Ok(mechanism), _) | (_, Ok(mechanism)) => Ok(mechanism.clone()),
-            (Err(bwrap), Err(builtin)) => Err(SandboxError::Unavailable(format!(
-                "bubblewrap: {bwrap}; built-in: {builtin}; fix: {FIX_HINT}"
+            (Err(_), Err(_)) => Err(SandboxError::Unavailable(format!(
+                "no sandbox works here: {}; fix: {}",
+                self.problem(),
+                self.fix_hint()
             ))),
+        }
+    }
+
+    /// Why neither mechanism works (both reasons), without the fix.
+    pub fn problem(&self) -> String {
+        let why = |result: &Result<Mechanism, String>| match result {
+            Ok(mechanism) => format!("{} works", mechanism.name()),
+            Err(why) => why.clone(),
+        };
+        format!("bubblewrap: {}; built-in: {}", why(&self.bubblewrap), why(&self.builtin))
+    }
+
+    /// How to get a working sandbox on this machine: installing bubblewrap is suggested only
+    /// when it is not installed.
+    pub fn fix_hint(&self) -> String {
+        if self.bubblewrap_installed {
+            format!("bubblewrap is installed but does not start here; {USERNS_HINT}")
+        } else {
+            FIX_HINT.to_string()
         }
     }
 }
@@ -474,24 +523,41 @@ pub enum Choice {
 impl Probe {
     /// The mechanism for `choice` on this machine, or why there is none and how to fix it.
     pub fn select(&self, choice: Choice) -> Result<Mechanism, SandboxError> {
-        let unavailable = |what: &str, why: &str, fix: &str| {
-            Err(SandboxError::Unavailable(format!("{what} does not work here: {why}; fix: {fix}")))
-        };
+        match self.unavailable(choice) {
+            None => match choice {
+                Choice::Off => Ok(Mechanism::Unsandboxed),
+                Choice::Bubblewrap => self.bubblewrap.clone().map_err(SandboxError::Unavailable),
+                Choice::Builtin => self.builtin.clone().map_err(SandboxError::Unavailable),
+                Choice::Auto => self.best(),
+            },
+            Some((problem, fix)) => Err(SandboxError::Unavailable(format!("{problem}; fix: {fix}"))),
+        }
+    }
+
+    /// Why `choice` does not work here and how to fix it (one line each), or `None` when it
+    /// works.
+    pub fn unavailable(&self, choice: Choice) -> Option<(String, String)> {
         match choice {
-            Choice::Auto => self.best(),
-            Choice::Off => Ok(Mechanism::Unsandboxed),
-            Choice::Bubblewrap => match &self.bubblewrap {
-                Ok(mechanism) => Ok(mechanism.clone()),
-                Err(why) => unavailable("bubblewrap", why, "apt install bubblewrap, or sandbox = \"auto\""),
+            Choice::Off => None,
+            Choice::Auto => match (&self.bubblewrap, &self.builtin) {
+                (Err(_), Err(_)) => Some((self.problem(), self.fix_hint())),
+                _ => None,
             },
-            Choice::Builtin => match &self.builtin {
-                Ok(mechanism) => Ok(mechanism.clone()),
-                Err(why) => unavailable(
-                    "the built-in sandbox",
-                    why,
-                    "enable unprivileged user namespaces, or sandbox = \"auto\" with bubblewrap installed",
-                ),
-            },
+            Choice::Bubblewrap => self.bubblewrap.as_ref().err().map(|why| {
+                let fix = if self.bubblewrap_installed {
+                    USERNS_HINT
+                } else {
+                    "apt install bubblewrap, or sandbox = \"auto\""
+                };
+                (format!("bubblewrap does not work here: {why}"), fix.to_string())
+            }),
+            Choice::Builtin => self.builtin.as_ref().err().map(|why| {
+                (
+                    format!("the built-in sandbox does not work here: {why}"),
+                    "enable unprivileged user namespaces, or sandbox = \"auto\" with bubblewrap installed"
+                        .to_string(),
+                )
+            }),
         }
     }
 }
@@ -527,7 +593,9 @@ pub fn find_bwrap() -> Option<PathBuf> {
 /// Checks bubblewrap (if on `PATH`) and the built-in path by running `true` in each, with
 /// `helper` as the binary that calls `init_main_if_requested`.
 pub async fn detect(helper: &Path) -> Probe {
-    let bubblewrap = match find_bwrap() {
+    let found = find_bwrap();
+    let bubblewrap_installed = found.is_some();
+    let bubblewrap = match found {
         None => Err("`bwrap` is not on PATH".to_string()),
         Some(bwrap) => check(Mechanism::Bubblewrap { bwrap, helper: helper.to_path_buf() }).await,
     };
@@ -540,7 +608,7 @@ pub async fn detect(helper: &Path) -> Probe {
                 .to_string(),
         );
     }
-    Probe { bubblewrap, builtin, warnings }
+    Probe { bubblewrap, builtin, warnings, bubblewrap_installed }
 }
 
 /// Runs `true` under `mechanism` in a scratch workspace.

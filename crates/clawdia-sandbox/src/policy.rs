@@ -2,7 +2,7 @@
 //! network, its resource limits, its environment and its time. A `Policy` is plain data; both
 //! mechanisms (bubblewrap and the built-in path) enforce the same one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,11 @@ pub struct Policy {
     /// Paths that must be unreadable inside (an empty tmpfs is mounted over folders, `/dev/null`
     /// over files), e.g. the home's `secrets/` and `state/`.
     pub hidden: Vec<PathBuf>,
+    /// Host paths under the sandbox's private `/tmp` or `/dev/shm` that must stay readable
+    /// inside (bound read-only over the private mount): a program's own files, such as an MCP
+    /// server kept under `/tmp`. Paths elsewhere are visible (read-only) anyway; hidden paths
+    /// stay hidden even inside these.
+    pub visible: Vec<PathBuf>,
     pub network: Network,
     pub limits: Limits,
     /// Extra environment variables, on top of the safe defaults (`PATH`, `HOME`, `LANG`, ...).
@@ -85,6 +90,15 @@ pub struct Policy {
     pub output_cap: usize,
 }
 
+/// The folders each sandbox replaces with a private, empty one.
+pub(crate) const PRIVATE_MOUNTS: [&str; 2] = ["/tmp", "/dev/shm"];
+
+/// Whether `path` (canonical) lies under a folder the sandbox makes private, so it is invisible
+/// inside unless bound back in.
+pub(crate) fn under_private_mount(path: &Path) -> bool {
+    PRIVATE_MOUNTS.iter().any(|mount| path.starts_with(mount) && path != Path::new(mount))
+}
+
 impl Policy {
     /// A closed policy for `workspace`: no network, default limits, 60 s, 64 KiB of output.
     pub fn new(workspace: impl Into<PathBuf>) -> Policy {
@@ -92,6 +106,7 @@ impl Policy {
             workspace: workspace.into(),
             workspace_writable: true,
             hidden: Vec::new(),
+            visible: Vec::new(),
             network: Network::None,
             limits: Limits::default(),
             env: Vec::new(),

@@ -8,11 +8,11 @@
 //! Also here: the resource limits applied in the child between fork and exec, and the pids
 //! cgroup that enforces the process limit for root (which `RLIMIT_NPROC` does not bind).
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt as _;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -180,13 +180,30 @@ pub(crate) fn apply_rlimits(limits: &Limits, with_processes: bool) -> io::Result
 /// A per-run cgroup (v1 `pids` controller) capping the number of tasks. Root is exempt from
 /// `RLIMIT_NPROC`, so this is what contains a fork bomb when the gateway runs as root. Removed
 /// when dropped (once empty).
+///
+/// Its `cgroup.procs` is opened here, in the parent, and shared with the child through a
+/// [`CgroupJoin`] that the pre-exec closure owns: the child only writes to a descriptor the
+/// closure itself keeps open, so nothing it uses between fork and exec is borrowed from, or
+/// points into, a value that can move or be dropped in the meantime.
 #[derive(Debug)]
 pub(crate) struct PidsCgroup {
     dir: PathBuf,
-    procs: CString,
+    procs: Arc<OwnedFd>,
 }
 
+/// What the child needs to join a [`PidsCgroup`] between fork and exec: an owned reference to
+/// the open `cgroup.procs`. Owned by the pre-exec closure (which lives on the heap inside the
+/// command), so the descriptor stays open for as long as the command can be spawned.
+#[derive(Debug)]
+pub(crate) struct CgroupJoin(Arc<OwnedFd>);
+
 static CGROUP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The folder of this process's cgroup in the v1 `pids` hierarchy, if one is mounted: where the
+/// per-run cgroups of a gateway running as root are created.
+pub fn pids_cgroup_hierarchy() -> Option<PathBuf> {
+    PidsCgroup::hierarchy()
+}
 
 impl PidsCgroup {
     /// The folder of this process's cgroup in the v1 `pids` hierarchy, if one is mounted.
@@ -220,26 +237,35 @@ impl PidsCgroup {
         let n = CGROUP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = parent.join(format!("clawdia-sandbox-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir).ok()?;
-        let cgroup =
-            PidsCgroup { procs: CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?, dir };
+        // From here on, dropping `cgroup` removes the folder again.
+        let procs = std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"));
+        let cgroup = match procs {
+            Ok(procs) => PidsCgroup { procs: Arc::new(OwnedFd::from(procs)), dir },
+            Err(_) => {
+                let _ = std::fs::remove_dir(&dir);
+                return None;
+            }
+        };
         std::fs::write(cgroup.dir.join("pids.max"), max.to_string()).ok()?;
         Some(cgroup)
     }
 
-    /// Moves the calling process into the cgroup. Only raw syscalls: safe between fork and exec.
+    /// The handle a child uses to join this cgroup (see [`CgroupJoin::join`]).
+    pub(crate) fn joiner(&self) -> CgroupJoin {
+        CgroupJoin(Arc::clone(&self.procs))
+    }
+}
+
+impl CgroupJoin {
+    /// Moves the calling process into the cgroup by writing `0` to its open `cgroup.procs`.
+    /// One `write` on a descriptor this value keeps open: safe between fork and exec.
     pub(crate) fn join(&self) -> io::Result<()> {
-        // SAFETY: `procs` is a valid NUL-terminated path; open/write/close are async-signal-safe
-        // and touch no memory but the given buffers.
-        unsafe {
-            let fd = libc::open(self.procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-            libc::close(fd);
-            if written != 1 {
-                return Err(io::Error::last_os_error());
-            }
+        // SAFETY: `self.0` is an open descriptor owned by this value (the `Arc` keeps it open,
+        // and the caller owns `self`); the buffer is a static byte string. write(2) is
+        // async-signal-safe and touches no memory but that buffer.
+        let written = unsafe { libc::write(self.0.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+        if written != 1 {
+            return Err(io::Error::last_os_error());
         }
         Ok(())
     }

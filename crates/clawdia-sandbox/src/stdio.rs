@@ -13,6 +13,7 @@
 //! There is no timeout here: the caller times each request and kills the child when one hangs.
 
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -112,6 +113,42 @@ pub fn exec_command(program: &str, args: &[String]) -> String {
     command
 }
 
+/// The program's own files that the sandbox's private `/tmp` (or `/dev/shm`) would hide: the
+/// program (by path, or found on the sandbox's `PATH`) and every argument naming an existing
+/// absolute path (a server script). Each becomes visible read-only as the whole top folder
+/// below the private mount that holds it (`/tmp/servers/x/dist/index.js` -> `/tmp/servers`), so
+/// a script's modules and packages beside or above it resolve too; a file right in `/tmp` is
+/// bound alone.
+pub(crate) fn own_files(program: &str, args: &[String], policy: &Policy) -> Vec<PathBuf> {
+    let search_path = policy
+        .environment()
+        .into_iter()
+        .find(|(key, _)| key == "PATH")
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    let program = if program.contains('/') {
+        Some(PathBuf::from(program))
+    } else {
+        std::env::split_paths(&search_path).map(|dir| dir.join(program)).find(|p| p.is_file())
+    };
+    let named = args.iter().filter(|arg| arg.starts_with('/')).map(PathBuf::from);
+    let mut visible: Vec<PathBuf> = Vec::new();
+    for path in program.into_iter().chain(named) {
+        let Ok(path) = path.canonicalize() else { continue };
+        let Some(top) = crate::policy::PRIVATE_MOUNTS.iter().find_map(|mount| {
+            let rest = path.strip_prefix(mount).ok()?;
+            let first = rest.components().next()?;
+            Some(Path::new(mount).join(first))
+        }) else {
+            continue;
+        };
+        if !visible.contains(&top) {
+            visible.push(top);
+        }
+    }
+    visible
+}
+
 /// Starts `program args...` under `mechanism` and `policy` with stdin and stdout piped. The
 /// policy's `timeout`, `output_cap` and `kill_grace` do not apply (the caller owns the life of
 /// the child); everything else does. Returns once the program was exec'd inside the sandbox,
@@ -128,8 +165,10 @@ pub async fn spawn_stdio(
     let egress = Egress::start(&policy.network, !matches!(mechanism, Mechanism::Unsandboxed))?;
     let extra_env = if egress.is_some() { egress::environment() } else { Vec::new() };
     let egress_fd = egress.as_ref().map(Egress::child_fd);
+    let mut policy = policy.clone();
+    policy.visible.extend(own_files(program, args, &policy));
     let Prepared { mut command, cgroup, status_read, status_write, sandboxed } =
-        prepare(mechanism, policy, exec_command(program, args), extra_env, egress_fd)?;
+        prepare(mechanism, &policy, exec_command(program, args), extra_env, egress_fd)?;
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut tree = ProcessTree::spawn(&mut command)
         .map_err(|e| SandboxError::Spawn(format!("{}: {e}", mechanism.name())))?;

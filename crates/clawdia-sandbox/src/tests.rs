@@ -54,6 +54,7 @@ fn bubblewrap_binds_the_workspace_read_write_after_a_private_tmp_and_masks_hidde
         workspace: PathBuf::from("/work/ws"),
         workspace_writable: true,
         hidden: vec![hidden.path().to_path_buf(), PathBuf::from("/does/not/exist")],
+        visible: vec![PathBuf::from("/tmp/servers")],
         env: Vec::new(),
         processes: Some(10),
         status_fd: Some(3),
@@ -68,7 +69,8 @@ fn bubblewrap_binds_the_workspace_read_write_after_a_private_tmp_and_masks_hidde
         joined.starts_with("--unshare-all --unshare-user --disable-userns --die-with-parent --new-session")
     );
     assert!(joined.contains(
-        "--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /dev/shm --bind /work/ws /work/ws"
+        "--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /dev/shm --ro-bind /tmp/servers /tmp/servers \
+         --bind /work/ws /work/ws"
     ));
     assert!(joined.contains(&format!("--tmpfs {}", hidden.path().display())));
     assert!(!joined.contains("/does/not/exist"), "missing hidden paths are skipped");
@@ -80,4 +82,20 @@ fn seccomp_filters_compile_for_this_architecture() {
     let (filter, clone3) = crate::confine::seccomp_filters().unwrap();
     assert!(filter.len() > 40);
     assert!(!clone3.is_empty());
+}
+
+#[test]
+fn a_programs_own_files_under_tmp_are_its_top_folder_there_and_nothing_elsewhere() {
+    let kept = tempfile::Builder::new().prefix("clawdia-own-files-").tempdir_in("/tmp").unwrap();
+    let top = kept.path().canonicalize().unwrap();
+    std::fs::create_dir_all(top.join("node_modules/server/dist")).unwrap();
+    let script = top.join("node_modules/server/dist/index.js");
+    std::fs::write(&script, "").unwrap();
+    let policy = Policy::new("/w");
+    let args =
+        vec![script.display().to_string(), "--flag".into(), "/usr/share".into(), "/tmp/missing/x".into()];
+    assert_eq!(crate::stdio::own_files("/bin/sh", &args, &policy), vec![top.clone()]);
+    // The program itself, found on the sandbox's PATH or given by path.
+    assert!(crate::stdio::own_files("sh", &[], &policy).is_empty(), "/bin/sh is visible anyway");
+    assert_eq!(crate::stdio::own_files(&script.display().to_string(), &[], &policy), vec![top]);
 }

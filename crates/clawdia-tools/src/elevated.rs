@@ -154,6 +154,7 @@ impl Tool for HostExec {
             workspace: context.workspace.clone(),
             workspace_writable: true,
             hidden: Vec::new(),
+            visible: Vec::new(),
             network: Network::None,
             limits: Limits {
                 address_space: None,

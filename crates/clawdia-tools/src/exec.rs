@@ -138,6 +138,7 @@ impl Tool for Exec {
             workspace: context.workspace.clone(),
             workspace_writable: !self.settings.read_only_workspace,
             hidden: self.settings.hidden.clone(),
+            visible: Vec::new(),
             network: Network::allowing(&self.settings.egress),
             limits: self.settings.limits,
             env: Vec::new(),

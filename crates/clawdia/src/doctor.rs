@@ -22,6 +22,11 @@ impl Report {
         self.failed += 1;
         println!("FAIL  {what}\n      fix: {hint}");
     }
+    /// A failure whose fix was already printed for an earlier check.
+    fn fail_as_above(&mut self, what: &str) {
+        self.failed += 1;
+        println!("FAIL  {what} (fix above)");
+    }
 }
 
 pub async fn run(home: PathBuf) -> Outcome {
@@ -72,11 +77,23 @@ pub async fn run(home: PathBuf) -> Outcome {
 /// commands unsandboxed: no working mechanism, or an agent or MCP server with `sandbox = "off"`.
 async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report: &mut Report) {
     use clawdia_runtime::config::Sandbox;
-    use clawdia_runtime::sandbox::{Choice, FIX_HINT};
+    use clawdia_runtime::sandbox::Choice;
     let probe = clawdia_runtime::sandbox_probe().await;
+    // Each fix is printed once, with the first check that needs it; later ones refer to it.
+    let mut fixes_shown: Vec<String> = Vec::new();
+    let mut fail = |report: &mut Report, what: String, hint: String| {
+        if fixes_shown.contains(&hint) {
+            report.fail_as_above(&what);
+        } else {
+            report.fail(&what, &hint);
+            fixes_shown.push(hint);
+        }
+    };
     match probe.best() {
         Ok(mechanism) => report.ok(&format!("sandbox: {} works", mechanism.name())),
-        Err(error) => report.fail(&format!("sandbox: {error}"), FIX_HINT),
+        Err(_) => {
+            fail(report, format!("sandbox: no sandbox works here: {}", probe.problem()), probe.fix_hint())
+        }
     }
     if let Err(why) = &probe.bubblewrap
         && probe.builtin.is_ok()
@@ -104,11 +121,16 @@ async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report:
             Sandbox::Bwrap => Choice::Bubblewrap,
             Sandbox::Builtin => Choice::Builtin,
         };
-        match probe.select(choice) {
-            Ok(mechanism) => {
+        match (probe.select(choice), probe.unavailable(choice)) {
+            (Ok(mechanism), _) => {
                 report.ok(&format!("agent `{name}`: exec runs in the {} sandbox", mechanism.name()))
             }
-            Err(error) => report.fail(&format!("agent `{name}`: exec is unavailable: {error}"), FIX_HINT),
+            (Err(_), Some((problem, fix))) => {
+                fail(report, format!("agent `{name}`: exec is unavailable: {problem}"), fix)
+            }
+            (Err(error), None) => {
+                fail(report, format!("agent `{name}`: exec is unavailable: {error}"), probe.fix_hint())
+            }
         }
     }
     // MCP servers run in the same sandbox; `off` runs a third-party program with the gateway's rights.
@@ -126,12 +148,13 @@ async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report:
             Sandbox::Bwrap => Choice::Bubblewrap,
             Sandbox::Builtin => Choice::Builtin,
         };
-        match probe.select(choice) {
-            Ok(mechanism) => report.ok(&format!(
+        match (probe.select(choice), probe.unavailable(choice)) {
+            (Ok(mechanism), _) => report.ok(&format!(
                 "MCP server `{name}`: runs in the {} sandbox when first used (`clawdia mcp probe {name}` tries it)",
                 mechanism.name()
             )),
-            Err(error) => report.fail(&format!("MCP server `{name}` cannot start: {error}"), FIX_HINT),
+            (Err(_), Some((problem, fix))) => fail(report, format!("MCP server `{name}` cannot start: {problem}"), fix),
+            (Err(error), None) => fail(report, format!("MCP server `{name}` cannot start: {error}"), probe.fix_hint()),
         }
     }
 }

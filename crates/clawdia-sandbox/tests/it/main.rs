@@ -209,9 +209,75 @@ async fn the_process_limit_contains_a_fork_bomb() {
         // A real fork bomb: it must neither take the machine down nor outlive the timeout.
         policy.timeout = Duration::from_secs(2);
         let started = std::time::Instant::now();
-        let bomb = run(&mechanism, &policy, "b() { b | b & }; b; sleep 5", |_| {}).await.unwrap();
+        // `exec`: the shell needs no fork to outlive the timeout once the bomb fills the limit.
+        let bomb = run(&mechanism, &policy, "b() { b | b & }; b; exec sleep 5", |_| {}).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(10), "{name}: {:?}", started.elapsed());
         assert!(bomb.timed_out, "{name}: {bomb:?}");
+    }
+}
+
+/// When the gateway runs as root, `RLIMIT_NPROC` does not bind and the process limit is a
+/// per-run cgroup in the v1 `pids` hierarchy. Where this machine offers that path, a command
+/// with a process limit must start inside such a cgroup (seen from the host while it runs),
+/// finish normally, and leave no cgroup behind. (A bug once left every such command unable to
+/// start in optimized builds while the boundary tests stayed green: here the command must run.)
+#[tokio::test]
+async fn as_root_a_limited_command_runs_inside_its_own_pids_cgroup() {
+    setup();
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped the pids cgroup test: not running as root (the cgroup is root's process limit)");
+        return;
+    }
+    let Some(hierarchy) = clawdia_sandbox::pids_cgroup_hierarchy() else {
+        println!("skipped the pids cgroup test: this machine mounts no cgroup v1 pids hierarchy");
+        return;
+    };
+    let probe = hierarchy.join(format!("clawdia-test-probe-{}", std::process::id()));
+    if std::fs::create_dir(&probe).is_err() {
+        println!("skipped the pids cgroup test: {} is not writable here", hierarchy.display());
+        return;
+    }
+    std::fs::remove_dir(&probe).unwrap();
+    let prefix = format!("clawdia-sandbox-{}-", std::process::id());
+    let ours = || -> Vec<PathBuf> {
+        std::fs::read_dir(&hierarchy)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    };
+    for mechanism in mechanisms().await {
+        let home = Home::new();
+        let mut policy = home.policy();
+        policy.limits.processes = Some(40);
+        let marker = home.workspace().join("running");
+        let command = "touch running; while [ -e running ]; do sleep 0.05; done; echo ran";
+        let watch = async {
+            // Wait for the command to start, then look at its cgroup from the host.
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while !marker.exists() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let seen: Vec<(String, usize)> = ours()
+                .iter()
+                .map(|dir| {
+                    let max = std::fs::read_to_string(dir.join("pids.max")).unwrap_or_default();
+                    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                    (max.trim().to_string(), procs.lines().count())
+                })
+                .collect();
+            let _ = std::fs::remove_file(&marker);
+            seen
+        };
+        let (outcome, seen) = tokio::join!(run(&mechanism, &policy, command, |_| {}), watch);
+        let name = mechanism.name();
+        let outcome = outcome.unwrap_or_else(|e| panic!("{name}: the limited command must start: {e}"));
+        assert_eq!((outcome.exit_code, outcome.output.as_str()), (Some(0), "ran\n"), "{name}: {outcome:?}");
+        assert_eq!(seen.len(), 1, "{name}: one cgroup for the run: {seen:?}");
+        assert_eq!(seen[0].0, "48", "{name}: the limit plus the sandbox's monitor processes");
+        assert!(seen[0].1 >= 1, "{name}: the sandbox's processes are in the cgroup: {seen:?}");
+        assert!(ours().is_empty(), "{name}: the cgroup is removed after the run");
     }
 }
 
@@ -355,6 +421,14 @@ async fn a_sandbox_that_cannot_start_refuses_instead_of_running_the_command() {
     let error = run(&broken, &home.policy(), &command, |_| {}).await.unwrap_err();
     assert!(matches!(error, SandboxError::Setup(_)), "{error}");
     assert!(!marker.exists());
+    // Control: the same command in a working sandbox does run, so the refusal above is the
+    // broken helper's doing and the marker test can fail.
+    for mechanism in mechanisms().await {
+        let outcome = sh(&mechanism, &home.policy(), &command).await;
+        assert_eq!(outcome.exit_code, Some(0), "{}: {}", mechanism.name(), outcome.output);
+        assert!(marker.exists(), "{}: the command did not run", mechanism.name());
+        std::fs::remove_file(&marker).unwrap();
+    }
     if let Some(bwrap) = find_bwrap() {
         let mut policy = home.policy();
         policy.workspace = home.root.join("workspaces/missing");

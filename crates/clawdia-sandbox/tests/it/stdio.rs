@@ -131,3 +131,57 @@ async fn node_runs_under_landlock_seccomp_and_the_mcp_memory_limit() {
         child.kill(Duration::from_millis(500)).await;
     }
 }
+
+/// An MCP server kept under `/tmp` (a checkout, an npm prefix): the sandbox's private `/tmp`
+/// would hide it, so the folder holding the program's script is bound back in, read-only.
+/// Other files in the host's `/tmp` stay invisible, and a hidden path inside that folder stays
+/// hidden.
+#[tokio::test]
+async fn a_program_kept_under_tmp_runs_read_only_and_the_rest_of_tmp_stays_private() {
+    for mechanism in mechanisms().await {
+        let name = mechanism.name();
+        let home = Home::new();
+        let kept = tempfile::Builder::new().prefix("clawdia-kept-server-").tempdir_in("/tmp").unwrap();
+        let kept_dir = kept.path().canonicalize().unwrap();
+        let other = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+        std::fs::write(other.path(), "host-tmp-content").unwrap();
+        std::fs::create_dir_all(kept_dir.join("lib")).unwrap();
+        std::fs::write(kept_dir.join("lib/helper.sh"), "echo helper-loaded\n").unwrap();
+        std::fs::create_dir_all(kept_dir.join("secrets")).unwrap();
+        std::fs::write(kept_dir.join("secrets/key"), "the-kept-secret").unwrap();
+        let script = kept_dir.join("server.sh");
+        std::fs::write(
+            &script,
+            format!(
+                ". {dir}/lib/helper.sh\n\
+                 while read -r line; do case \"$line\" in \
+                 other) cat {other} 2>/dev/null || echo private;; \
+                 secret) cat {dir}/secrets/key 2>/dev/null || echo hidden;; \
+                 write) echo x > {dir}/written 2>/dev/null && echo wrote || echo read-only;; \
+                 *) echo \"echo:$line\";; esac; done\n",
+                dir = kept_dir.display(),
+                other = other.path().display(),
+            ),
+        )
+        .unwrap();
+        let mut policy = home.policy();
+        policy.hidden.push(kept_dir.join("secrets"));
+        let args = vec![script.display().to_string()];
+        let mut child = match spawn_stdio(&mechanism, &policy, "/bin/sh", &args).await {
+            Ok(child) => child,
+            Err(error) => panic!("{name}: a program kept under /tmp must start: {error}"),
+        };
+        let (mut stdin, stdout) = child.take_pipes().unwrap();
+        let mut stdout = BufReader::new(stdout);
+        let mut first = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut first)).await.unwrap().unwrap();
+        assert_eq!(first.trim_end(), "helper-loaded", "{name}: the script's own folder is visible");
+        assert_eq!(ask(&mut stdin, &mut stdout, "hello").await, "echo:hello", "{name}");
+        assert_eq!(ask(&mut stdin, &mut stdout, "other").await, "private", "{name}");
+        assert_eq!(ask(&mut stdin, &mut stdout, "secret").await, "hidden", "{name}");
+        assert_eq!(ask(&mut stdin, &mut stdout, "write").await, "read-only", "{name}");
+        assert!(!kept_dir.join("written").exists(), "{name}");
+        drop(stdin);
+        child.kill(Duration::from_millis(500)).await;
+    }
+}

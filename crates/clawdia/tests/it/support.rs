@@ -9,8 +9,17 @@ use std::time::{Duration, Instant};
 
 pub use clawdia_test_support::{MockLlm, Reply};
 
+/// The binary under test: this build's, or the one `CLAWDIA_TEST_BINARY` names (the test script
+/// runs the sandbox, exec, MCP and cron tests again against the optimized release binary).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_clawdia")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| match std::env::var("CLAWDIA_TEST_BINARY") {
+        Ok(path) if !path.is_empty() => {
+            assert!(Path::new(&path).is_file(), "CLAWDIA_TEST_BINARY={path} is not a file");
+            path
+        }
+        _ => env!("CARGO_BIN_EXE_clawdia").to_string(),
+    })
 }
 
 /// A home whose config points two providers at one mock: `mock` speaks Anthropic and `alt`
