@@ -328,7 +328,14 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
-        eprintln!("clawdia: internal error: {message} (this is a bug; please report it)");
+        if is_closed_pipe(&message) {
+            end_on_closed_pipe();
+        }
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "clawdia: internal error: {message} (this is a bug; please report it)"
+        );
     }));
     let cli = Cli::parse();
     let home = clawdia_runtime::home::resolve_home(cli.home);
@@ -365,10 +372,29 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("clawdia: error: {}", failure.message);
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "clawdia: error: {}", failure.message);
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Whether a panic is `print!`'s failure to write to a reader that went away (`clawdia doctor
+/// | head -1`): not a bug, but the end of the output.
+fn is_closed_pipe(message: &str) -> bool {
+    message.starts_with("failed printing to std") && message.contains("os error 32")
+}
+
+/// Ends the process the way other Unix tools end when their reader goes away: by `SIGPIPE`,
+/// which Rust programs ignore by default (so the write failed instead), with nothing printed.
+fn end_on_closed_pipe() -> ! {
+    // SAFETY: restores the default disposition of SIGPIPE and raises it in this process; no
+    // memory is involved, and nothing after this point runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(141)
 }
 
 /// Sizes candle's kernel pool for a configured `local` provider (one thread, see

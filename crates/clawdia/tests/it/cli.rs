@@ -289,3 +289,36 @@ fn repl_keeps_one_session() {
     let requests = home.mock.requests();
     assert_eq!(requests[1].body["messages"].as_array().unwrap().len(), 3);
 }
+
+/// `clawdia doctor | head -1`: when the reader goes away, the command ends quietly, as other
+/// Unix tools do (by SIGPIPE), without a panic message or an abort, whether stderr is still
+/// open or went away with stdout (`2>&1 | head -1`).
+#[test]
+fn a_closed_pipe_ends_printing_commands_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::process::Stdio;
+    const SIGPIPE: i32 = 13;
+    let home = Home::new();
+    for args in [&["doctor"][..], &["sessions", "list"], &["status"], &["config", "reference"]] {
+        // Control: with a reader, the command prints.
+        let out = home.run(args);
+        assert!(!out.stdout.is_empty(), "{args:?} prints: {}", stderr(&out));
+        for close_stderr in [false, true] {
+            let mut child = home.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            drop(child.stdout.take()); // the reader is gone before anything is printed
+            let mut stderr_pipe = child.stderr.take().unwrap();
+            let mut said = String::new();
+            if close_stderr {
+                drop(stderr_pipe);
+            } else {
+                std::io::Read::read_to_string(&mut stderr_pipe, &mut said).unwrap();
+            }
+            let status = child.wait().unwrap();
+            assert!(
+                status.signal() == Some(SIGPIPE) || status.code() == Some(0),
+                "{args:?} (stderr closed: {close_stderr}) ended with {status:?}: {said}"
+            );
+            assert!(!said.contains("bug") && !said.contains("panicked"), "{args:?}: {said}");
+        }
+    }
+}
