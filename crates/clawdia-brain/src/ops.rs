@@ -74,7 +74,9 @@ pub fn schema(op: &str) -> Value {
         "add_fact" => (
             json!({
                 "subject": {"type": "string"}, "predicate": {"type": "string"}, "object": {"type": "string"},
-                "valid_from": date, "valid_until": date, "source": {"type": "string", "description": "slug of the page it came from"}
+                "since": {"type": "string", "description": "when it became true: YYYY-MM-DD, YYYY-MM or RFC 3339 (default now)"},
+                "valid_from": {"type": "string", "description": "the same as `since` (give one of them)"},
+                "valid_until": date, "source": {"type": "string", "description": "slug of the page it came from"}
             }),
             &["subject", "predicate", "object"],
         ),
@@ -97,6 +99,83 @@ pub fn schema(op: &str) -> Value {
         _ => (json!({}), &[]),
     };
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+}
+
+/// Checks `args` against an operation's schema (as `schema` writes them): an object with only
+/// the listed properties, the required ones present, each of its type, integers and numbers
+/// within their bounds, strings among their `enum`. A `null` counts as not given. The error
+/// names the argument and what it must be.
+pub fn check_args(op: &str, schema: &Value, args: &Value) -> Result<(), String> {
+    let Some(args) = args.as_object() else {
+        return Err(format!("`{op}` takes an object of named arguments"));
+    };
+    let properties = schema["properties"].as_object().cloned().unwrap_or_default();
+    for (key, value) in args {
+        let Some(property) = properties.get(key) else {
+            let mut known: Vec<&str> = properties.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(format!("unknown argument `{key}` for `{op}` (it takes {})", known.join(", ")));
+        };
+        if !value.is_null() {
+            check_value(key, property, value)?;
+        }
+    }
+    for required in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if args.get(required).is_none_or(Value::is_null) {
+            return Err(format!("`{required}` is required for `{op}`"));
+        }
+    }
+    Ok(())
+}
+
+fn check_value(key: &str, property: &Value, value: &Value) -> Result<(), String> {
+    let bounds = |what: &str| match (property["minimum"].as_f64(), property["maximum"].as_f64()) {
+        (Some(min), Some(max)) => format!("{what} from {min} to {max}"),
+        (Some(min), None) => format!("{what} of at least {min}"),
+        (None, Some(max)) => format!("{what} of at most {max}"),
+        (None, None) => what.to_string(),
+    };
+    let in_bounds = |number: f64| {
+        property["minimum"].as_f64().is_none_or(|min| number >= min)
+            && property["maximum"].as_f64().is_none_or(|max| number <= max)
+    };
+    let ok = match property["type"].as_str() {
+        Some("string") => value.as_str().is_some_and(|text| {
+            property["enum"].as_array().is_none_or(|allowed| allowed.iter().any(|a| a.as_str() == Some(text)))
+        }),
+        Some("integer") => {
+            let integer = value.as_i64().map(|n| n as f64).or_else(|| value.as_u64().map(|n| n as f64));
+            integer.is_some_and(in_bounds)
+        }
+        Some("number") => value.as_f64().is_some_and(|n| n.is_finite() && in_bounds(n)),
+        Some("array") => value.as_array().is_some_and(|items| items.iter().all(Value::is_string)),
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match property["type"].as_str() {
+        Some("string") => match property["enum"].as_array() {
+            Some(allowed) => {
+                let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+                format!("one of {}", names.join(", "))
+            }
+            None => "a string".to_string(),
+        },
+        Some("integer") => bounds("an integer"),
+        Some("number") => bounds("a number"),
+        Some("array") => "an array of strings".to_string(),
+        _ => "valid".to_string(),
+    };
+    Err(format!("`{key}` must be {expected}, got {}", clip(&value.to_string(), 60)))
+}
+
+/// The first `limit` characters of `text`, with `...` when cut.
+fn clip(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((index, _)) => format!("{}...", &text[..index]),
+        None => text.to_string(),
+    }
 }
 
 fn string<'a>(args: &'a Value, key: &str) -> Result<&'a str, String> {
@@ -123,6 +202,17 @@ fn when(args: &Value, key: &str) -> Result<Option<i64>, String> {
     }
 }
 
+/// A fact's start: `since` (the contract's name) or `valid_from` (its older spelling); both
+/// may be given only when they agree.
+fn since(args: &Value) -> Result<Option<i64>, String> {
+    match (when(args, "since")?, when(args, "valid_from")?) {
+        (Some(a), Some(b)) if a != b => {
+            Err("`since` and `valid_from` name the same date; give one of them".to_string())
+        }
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
 fn strings(args: &Value, key: &str) -> Vec<String> {
     args.get(key)
         .and_then(Value::as_array)
@@ -134,8 +224,18 @@ fn date_text(ms: Option<i64>) -> Value {
     ms.map(|ms| Value::String(rfc3339_utc(ms))).unwrap_or(Value::Null)
 }
 
-/// Runs `op` with `args` on behalf of `writer` (the source recorded for pages it writes).
+/// Runs `op` with `args` on behalf of `writer` (the source recorded for pages it writes), after
+/// checking the arguments against the operation's schema (`check_args`).
 pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result<String, String> {
+    if !OPS.contains(&op) {
+        return Err(format!("unknown brain operation `{op}`"));
+    }
+    check_args(op, &schema(op), args)?;
+    run(brain, op, args, writer).await
+}
+
+/// Runs `op` with arguments already checked against the schema the caller offered.
+pub(crate) async fn run(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result<String, String> {
     let value = match op {
         "query" | "search" => {
             let mut query =
@@ -193,7 +293,7 @@ pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result
                 subject: string(args, "subject")?.to_string(),
                 predicate: string(args, "predicate")?.to_string(),
                 object: string(args, "object")?.to_string(),
-                valid_from: when(args, "valid_from")?,
+                valid_from: since(args)?,
                 valid_until: when(args, "valid_until")?,
                 source_slug: optional_string(args, "source").map(String::from),
             };

@@ -195,6 +195,28 @@ async def main():
             print("missing_is_error:" + str(is_error(r)))
             r = await session.call_tool("add_fact", {"subject": "x"})
             print("bad_args_is_error:" + str(is_error(r)))
+            r = await session.call_tool("add_fact", {"subject": "platform team", "predicate": "lead", "object": "Dana", "since": "2026-02-01"})
+            print("since_ok:" + str(not is_error(r)))
+            r = await session.call_tool("query", {"query": "kubernetes clusters", "as_of": "2026-03-15"})
+            print("lead_march:" + ",".join(f["object"] + "@" + f["valid_from"][:10] for f in json.loads(text(r))["facts"] if f["predicate"] == "lead"))
+            r = await session.call_tool("query", {"query": "kubernetes clusters", "as_of": "2026-01-15"})
+            print("lead_january:" + ",".join(f["object"] for f in json.loads(text(r))["facts"] if f["predicate"] == "lead"))
+            refused = [
+                ("query", {"query": "kubernetes", "k": -1}),
+                ("search", {"query": "kubernetes", "k": 0}),
+                ("search", {"query": "kubernetes", "k": 2.5}),
+                ("search", {"query": "kubernetes", "mode": "semantic"}),
+                ("put_page", {"slug": "x/y", "body": "# Y", "colour": "red"}),
+                ("add_take", {"claim": "c", "holder": "owner", "weight": 2}),
+                ("add_fact", {"subject": "a", "predicate": "b", "object": "c", "since": "2026-01-01", "valid_from": "2026-02-01"}),
+            ]
+            for name, args in refused:
+                r = await session.call_tool(name, args)
+                print("refused:" + name + ":" + str(is_error(r)) + ":" + text(r).replace("\n", " "))
+            r = await session.call_tool("search", {"query": "kubernetes", "k": 1})
+            print("k1:" + str(len(json.loads(text(r))["hits"])))
+            r = await session.call_tool("get_page", {"slug": "x/y"})
+            print("unknown_arg_wrote_nothing:" + str(is_error(r)))
 
 asyncio.run(main())
 "##;
@@ -233,6 +255,18 @@ fn mcp_server_works_with_the_official_python_sdk() {
         "timeline:1\n",
         "missing_is_error:True\n",
         "bad_args_is_error:True\n",
+        "since_ok:True\n",
+        "lead_march:Dana@2026-02-01\n",
+        "lead_january:\n",
+        "refused:query:True:`k` must be an integer from 1 to 50, got -1\n",
+        "refused:search:True:`k` must be an integer from 1 to 100, got 0\n",
+        "refused:search:True:`k` must be an integer from 1 to 100, got 2.5\n",
+        "refused:search:True:`mode` must be one of hybrid, fulltext, vector, got \"semantic\"\n",
+        "refused:put_page:True:unknown argument `colour` for `put_page` (it takes body, slug, title)\n",
+        "refused:add_take:True:`weight` must be a number from 0 to 1, got 2\n",
+        "refused:add_fact:True:`since` and `valid_from` name the same date; give one of them\n",
+        "k1:1\n",
+        "unknown_arg_wrote_nothing:True\n",
     ] {
         assert!(text.contains(expected), "expected {expected:?} in:\n{text}\n{}", stderr(&out));
     }
