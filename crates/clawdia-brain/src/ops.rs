@@ -266,11 +266,8 @@ pub(crate) async fn run(brain: &Brain, op: &str, args: &Value, writer: &str) -> 
         }
         "get_page" => {
             let slug = string(args, "slug")?.to_string();
-            let page = brain.blocking(move |db| db.get_page(&slug)).await.map_err(|e| e.to_string())?;
-            match page {
-                None => return Err(format!("no page `{}`", string(args, "slug")?)),
-                Some(view) => serde_json::to_value(&view).map_err(|e| e.to_string())?,
-            }
+            let page = brain.blocking(move |db| page_or_hint(db, &slug)).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(&page?).map_err(|e| e.to_string())?
         }
         "find_experts" => {
             let topic = string(args, "topic")?.to_string();
@@ -339,6 +336,26 @@ pub(crate) async fn run(brain: &Brain, op: &str, args: &Value, writer: &str) -> 
         other => return Err(format!("unknown brain operation `{other}`")),
     };
     serde_json::to_string_pretty(&value).map_err(|e| e.to_string())
+}
+
+/// The page `slug`, or the one-line error for a slug that names none, with a "did you mean"
+/// when some page is close (`Db::similar_slugs`): `no page `rust-borrowing`; did you mean
+/// `notes/rust-borrowing`?`.
+pub fn page_or_hint(
+    db: &crate::db::Db,
+    slug: &str,
+) -> Result<Result<crate::db::PageView, String>, crate::db::BrainError> {
+    if let Some(page) = db.get_page(slug)? {
+        return Ok(Ok(page));
+    }
+    let similar = db.similar_slugs(slug, 5)?;
+    let quoted: Vec<String> = similar.iter().map(|slug| format!("`{slug}`")).collect();
+    let hint = match quoted.as_slice() {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        many => format!("; did you mean one of {}?", many.join(", ")),
+    };
+    Ok(Err(format!("no page `{slug}`{hint}")))
 }
 
 fn fact_json(fact: &crate::db::Fact) -> Value {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clawdia_runtime::brain::db::SearchMode;
-use clawdia_runtime::brain::{Brain, Query, import, parse::ParseOptions};
+use clawdia_runtime::brain::{Brain, Query, import, ops, parse::ParseOptions};
 
 use crate::{BrainCommand, Failure, Outcome, load_config};
 
@@ -172,11 +172,7 @@ async fn query(
 }
 
 async fn get(brain: &Brain, slug: String) -> Outcome {
-    let wanted = slug.clone();
-    let page = brain.blocking(move |db| db.get_page(&wanted)).await?;
-    let Some(view) = page else {
-        return Err(format!("no page `{slug}`").into());
-    };
+    let view = brain.blocking(move |db| ops::page_or_hint(db, &slug)).await??;
     println!("{}", serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
     Ok(())
 }
