@@ -138,21 +138,50 @@ async fn query(
     if let Some(notice) = &result.notice {
         eprintln!("note: {notice}");
     }
+    // Fused scores only compare hits of one query (each arm is normalized per query), so
+    // they are shown as a share of the best hit's, with each hit's rank in each arm.
+    let best = result.hits.iter().filter(|h| !h.expanded).map(|h| h.score).fold(0.0_f64, f64::max);
+    let relevance = |score: f64| if best > 0.0 { (score / best * 100.0).clamp(0.0, 100.0) } else { 0.0 };
     if json {
         let hits: Vec<serde_json::Value> = result
             .hits
             .iter()
-            .map(|h| serde_json::json!({"slug": h.slug, "title": h.title, "score": h.score, "snippet": h.snippet, "source": h.source}))
+            .enumerate()
+            .map(|(index, h)| {
+                serde_json::json!({
+                    "rank": index + 1, "slug": h.slug, "title": h.title, "score": h.score,
+                    "relevance": (relevance(h.score) * 10.0).round() / 10.0,
+                    "fts_rank": h.fts_rank, "vector_rank": h.vector_rank, "expanded": h.expanded,
+                    "snippet": h.snippet, "source": h.source,
+                })
+            })
             .collect();
         println!("{}", serde_json::Value::Array(hits));
         return Ok(());
     }
     if result.hits.is_empty() {
         println!("no results");
+    } else {
+        let searched = match query.mode {
+            SearchMode::Hybrid => "hybrid search",
+            SearchMode::FullText => "full-text search",
+            SearchMode::Vector => "vector search",
+        };
+        println!(
+            "{} result(s), {searched}: % = score as a share of the best hit's; words #n / meaning #n = rank in the full-text / vector search",
+            result.hits.len()
+        );
     }
     for (rank, hit) in result.hits.iter().enumerate() {
-        let expanded = if hit.expanded { " (linked)" } else { "" };
-        println!("{}. {} — {} [{:.4}]{expanded}", rank + 1, hit.slug, hit.title, hit.score);
+        let why = if hit.expanded {
+            "linked from a hit".to_string()
+        } else {
+            let mut parts = vec![format!("{:.0}%", relevance(hit.score))];
+            parts.extend(hit.fts_rank.map(|rank| format!("words #{rank}")));
+            parts.extend(hit.vector_rank.map(|rank| format!("meaning #{rank}")));
+            parts.join(", ")
+        };
+        println!("{}. {} — {} [{why}]", rank + 1, hit.slug, hit.title);
         let snippet = hit.snippet.replace('\n', " ");
         println!("   {}", snippet.trim());
     }
