@@ -64,6 +64,7 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
     if !path.exists() {
         return Err(format!("{}: no such file or folder", path.display()).into());
     }
+    // Empty: the import chooses the source from the path (`import::resolve_source`).
     let source = match source {
         Some(source) => {
             let slug = clawdia_runtime::brain::slugify(&source);
@@ -72,9 +73,9 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
             }
             slug
         }
-        None => import::default_source(path),
+        None => String::new(),
     };
-    let options = ParseOptions { source: source.clone(), ..ParseOptions::default() };
+    let options = ParseOptions { source, ..ParseOptions::default() };
     let files = bar("{spinner} importing [{bar:30}] {pos}/{len} {msg}");
     let mut progress = Bar(files.clone());
     let path_owned = path.to_path_buf();
@@ -84,14 +85,29 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
     for (file, problem) in &report.problems {
         eprintln!("skipped {}: {problem}", file.display());
     }
+    if !report.unsupported.is_empty() {
+        eprintln!(
+            "skipped {} file(s) of types the brain does not read: {}",
+            report.unsupported.len(),
+            report.unsupported_summary()
+        );
+    }
+    if let Some(note) = &report.source_note {
+        eprintln!("note: {note}");
+    }
+    if path.is_file() && report.written + report.unchanged == 0 {
+        let why = report.problems.first().map_or_else(|| "skipped".to_string(), |(_, why)| why.clone());
+        return Err(format!("{}: not imported: {why}", path.display()).into());
+    }
     println!(
-        "imported {} files into source `{source}`: {} written ({} chunks), {} unchanged, {} deleted, {} skipped",
+        "imported {} files into source `{}`: {} written ({} chunks), {} unchanged, {} deleted, {} skipped",
         report.files,
+        report.source,
         report.written,
         report.chunks,
         report.unchanged,
         report.deleted.len(),
-        report.problems.len()
+        report.skipped()
     );
     match brain.embedder() {
         None => println!("embeddings: none configured or available; search is full text"),

@@ -152,9 +152,12 @@ impl Db {
         self.write("deleting a page", |tx| delete_page_in(tx, slug, now))
     }
 
-    /// Soft-deletes the live pages of `source` whose slug is not in `keep` (one transaction per
-    /// page); returns their slugs, sorted.
+    /// Soft-deletes the live pages of `source` under its slug prefix (`source/`) whose slug is
+    /// not in `keep` (one transaction per page); returns their slugs, sorted. Pages an agent or
+    /// MCP client wrote as a writer of the same name are never under that prefix, so an import
+    /// never deletes them.
     pub fn delete_missing(&self, source: &str, keep: &HashSet<String>) -> Result<Vec<String>, BrainError> {
+        let prefix = format!("{source}/");
         let live: Vec<String> = self.read("listing a source", |tx| {
             tx.prepare_cached("SELECT slug FROM pages WHERE source = ?1 AND deleted_at IS NULL ORDER BY slug")
                 .and_then(|mut statement| {
@@ -165,7 +168,7 @@ impl Db {
                 .map_err(db_error("listing a source"))
         })?;
         let mut deleted = Vec::new();
-        for slug in live.into_iter().filter(|slug| !keep.contains(slug)) {
+        for slug in live.into_iter().filter(|slug| slug.starts_with(&prefix) && !keep.contains(slug)) {
             if self.delete_page(&slug)? {
                 deleted.push(slug);
             }
