@@ -74,7 +74,9 @@ pub fn schema(op: &str) -> Value {
         "add_fact" => (
             json!({
                 "subject": {"type": "string"}, "predicate": {"type": "string"}, "object": {"type": "string"},
-                "valid_from": date, "valid_until": date, "source": {"type": "string", "description": "slug of the page it came from"}
+                "since": {"type": "string", "description": "when it became true: YYYY-MM-DD, YYYY-MM or RFC 3339 (default now)"},
+                "valid_from": {"type": "string", "description": "the same as `since` (give one of them)"},
+                "valid_until": date, "source": {"type": "string", "description": "slug of the page it came from"}
             }),
             &["subject", "predicate", "object"],
         ),
@@ -97,6 +99,83 @@ pub fn schema(op: &str) -> Value {
         _ => (json!({}), &[]),
     };
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+}
+
+/// Checks `args` against an operation's schema (as `schema` writes them): an object with only
+/// the listed properties, the required ones present, each of its type, integers and numbers
+/// within their bounds, strings among their `enum`. A `null` counts as not given. The error
+/// names the argument and what it must be.
+pub fn check_args(op: &str, schema: &Value, args: &Value) -> Result<(), String> {
+    let Some(args) = args.as_object() else {
+        return Err(format!("`{op}` takes an object of named arguments"));
+    };
+    let properties = schema["properties"].as_object().cloned().unwrap_or_default();
+    for (key, value) in args {
+        let Some(property) = properties.get(key) else {
+            let mut known: Vec<&str> = properties.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(format!("unknown argument `{key}` for `{op}` (it takes {})", known.join(", ")));
+        };
+        if !value.is_null() {
+            check_value(key, property, value)?;
+        }
+    }
+    for required in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if args.get(required).is_none_or(Value::is_null) {
+            return Err(format!("`{required}` is required for `{op}`"));
+        }
+    }
+    Ok(())
+}
+
+fn check_value(key: &str, property: &Value, value: &Value) -> Result<(), String> {
+    let bounds = |what: &str| match (property["minimum"].as_f64(), property["maximum"].as_f64()) {
+        (Some(min), Some(max)) => format!("{what} from {min} to {max}"),
+        (Some(min), None) => format!("{what} of at least {min}"),
+        (None, Some(max)) => format!("{what} of at most {max}"),
+        (None, None) => what.to_string(),
+    };
+    let in_bounds = |number: f64| {
+        property["minimum"].as_f64().is_none_or(|min| number >= min)
+            && property["maximum"].as_f64().is_none_or(|max| number <= max)
+    };
+    let ok = match property["type"].as_str() {
+        Some("string") => value.as_str().is_some_and(|text| {
+            property["enum"].as_array().is_none_or(|allowed| allowed.iter().any(|a| a.as_str() == Some(text)))
+        }),
+        Some("integer") => {
+            let integer = value.as_i64().map(|n| n as f64).or_else(|| value.as_u64().map(|n| n as f64));
+            integer.is_some_and(in_bounds)
+        }
+        Some("number") => value.as_f64().is_some_and(|n| n.is_finite() && in_bounds(n)),
+        Some("array") => value.as_array().is_some_and(|items| items.iter().all(Value::is_string)),
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match property["type"].as_str() {
+        Some("string") => match property["enum"].as_array() {
+            Some(allowed) => {
+                let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+                format!("one of {}", names.join(", "))
+            }
+            None => "a string".to_string(),
+        },
+        Some("integer") => bounds("an integer"),
+        Some("number") => bounds("a number"),
+        Some("array") => "an array of strings".to_string(),
+        _ => "valid".to_string(),
+    };
+    Err(format!("`{key}` must be {expected}, got {}", clip(&value.to_string(), 60)))
+}
+
+/// The first `limit` characters of `text`, with `...` when cut.
+fn clip(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((index, _)) => format!("{}...", &text[..index]),
+        None => text.to_string(),
+    }
 }
 
 fn string<'a>(args: &'a Value, key: &str) -> Result<&'a str, String> {
@@ -123,6 +202,17 @@ fn when(args: &Value, key: &str) -> Result<Option<i64>, String> {
     }
 }
 
+/// A fact's start: `since` (the contract's name) or `valid_from` (its older spelling); both
+/// may be given only when they agree.
+fn since(args: &Value) -> Result<Option<i64>, String> {
+    match (when(args, "since")?, when(args, "valid_from")?) {
+        (Some(a), Some(b)) if a != b => {
+            Err("`since` and `valid_from` name the same date; give one of them".to_string())
+        }
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
 fn strings(args: &Value, key: &str) -> Vec<String> {
     args.get(key)
         .and_then(Value::as_array)
@@ -134,8 +224,18 @@ fn date_text(ms: Option<i64>) -> Value {
     ms.map(|ms| Value::String(rfc3339_utc(ms))).unwrap_or(Value::Null)
 }
 
-/// Runs `op` with `args` on behalf of `writer` (the source recorded for pages it writes).
+/// Runs `op` with `args` on behalf of `writer` (the source recorded for pages it writes), after
+/// checking the arguments against the operation's schema (`check_args`).
 pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result<String, String> {
+    if !OPS.contains(&op) {
+        return Err(format!("unknown brain operation `{op}`"));
+    }
+    check_args(op, &schema(op), args)?;
+    run(brain, op, args, writer).await
+}
+
+/// Runs `op` with arguments already checked against the schema the caller offered.
+pub(crate) async fn run(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result<String, String> {
     let value = match op {
         "query" | "search" => {
             let mut query =
@@ -166,11 +266,8 @@ pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result
         }
         "get_page" => {
             let slug = string(args, "slug")?.to_string();
-            let page = brain.blocking(move |db| db.get_page(&slug)).await.map_err(|e| e.to_string())?;
-            match page {
-                None => return Err(format!("no page `{}`", string(args, "slug")?)),
-                Some(view) => serde_json::to_value(&view).map_err(|e| e.to_string())?,
-            }
+            let page = brain.blocking(move |db| page_or_hint(db, &slug)).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(&page?).map_err(|e| e.to_string())?
         }
         "find_experts" => {
             let topic = string(args, "topic")?.to_string();
@@ -193,7 +290,7 @@ pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result
                 subject: string(args, "subject")?.to_string(),
                 predicate: string(args, "predicate")?.to_string(),
                 object: string(args, "object")?.to_string(),
-                valid_from: when(args, "valid_from")?,
+                valid_from: since(args)?,
                 valid_until: when(args, "valid_until")?,
                 source_slug: optional_string(args, "source").map(String::from),
             };
@@ -239,6 +336,26 @@ pub async fn call(brain: &Brain, op: &str, args: &Value, writer: &str) -> Result
         other => return Err(format!("unknown brain operation `{other}`")),
     };
     serde_json::to_string_pretty(&value).map_err(|e| e.to_string())
+}
+
+/// The page `slug`, or the one-line error for a slug that names none, with a "did you mean"
+/// when some page is close (`Db::similar_slugs`): `no page `rust-borrowing`; did you mean
+/// `notes/rust-borrowing`?`.
+pub fn page_or_hint(
+    db: &crate::db::Db,
+    slug: &str,
+) -> Result<Result<crate::db::PageView, String>, crate::db::BrainError> {
+    if let Some(page) = db.get_page(slug)? {
+        return Ok(Ok(page));
+    }
+    let similar = db.similar_slugs(slug, 5)?;
+    let quoted: Vec<String> = similar.iter().map(|slug| format!("`{slug}`")).collect();
+    let hint = match quoted.as_slice() {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        many => format!("; did you mean one of {}?", many.join(", ")),
+    };
+    Ok(Err(format!("no page `{slug}`{hint}")))
 }
 
 fn fact_json(fact: &crate::db::Fact) -> Value {

@@ -72,7 +72,10 @@ impl Tool for BrainTool {
     async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
         let op =
             if self.op == "timeline" && arguments.get("text").is_some() { "add_timeline" } else { self.op };
+        // Checked against the schema this tool offers (`brain_timeline`'s lists and adds).
+        ops::check_args(&self.spec.name, &self.spec.parameters, &arguments)
+            .map_err(ToolError::InvalidArguments)?;
         let writer = format!("agent:{}", context.agent);
-        ops::call(&self.brain, op, &arguments, &writer).await.map_err(ToolError::Failed)
+        ops::run(&self.brain, op, &arguments, &writer).await.map_err(ToolError::Failed)
     }
 }

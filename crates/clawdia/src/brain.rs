@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clawdia_runtime::brain::db::SearchMode;
-use clawdia_runtime::brain::{Brain, Query, import, parse::ParseOptions};
+use clawdia_runtime::brain::{Brain, Query, import, ops, parse::ParseOptions};
 
 use crate::{BrainCommand, Failure, Outcome, load_config};
 
@@ -64,6 +64,7 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
     if !path.exists() {
         return Err(format!("{}: no such file or folder", path.display()).into());
     }
+    // Empty: the import chooses the source from the path (`import::resolve_source`).
     let source = match source {
         Some(source) => {
             let slug = clawdia_runtime::brain::slugify(&source);
@@ -72,9 +73,9 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
             }
             slug
         }
-        None => import::default_source(path),
+        None => String::new(),
     };
-    let options = ParseOptions { source: source.clone(), ..ParseOptions::default() };
+    let options = ParseOptions { source, ..ParseOptions::default() };
     let files = bar("{spinner} importing [{bar:30}] {pos}/{len} {msg}");
     let mut progress = Bar(files.clone());
     let path_owned = path.to_path_buf();
@@ -84,14 +85,29 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
     for (file, problem) in &report.problems {
         eprintln!("skipped {}: {problem}", file.display());
     }
+    if !report.unsupported.is_empty() {
+        eprintln!(
+            "skipped {} file(s) of types the brain does not read: {}",
+            report.unsupported.len(),
+            report.unsupported_summary()
+        );
+    }
+    if let Some(note) = &report.source_note {
+        eprintln!("note: {note}");
+    }
+    if path.is_file() && report.written + report.unchanged == 0 {
+        let why = report.problems.first().map_or_else(|| "skipped".to_string(), |(_, why)| why.clone());
+        return Err(format!("{}: not imported: {why}", path.display()).into());
+    }
     println!(
-        "imported {} files into source `{source}`: {} written ({} chunks), {} unchanged, {} deleted, {} skipped",
+        "imported {} files into source `{}`: {} written ({} chunks), {} unchanged, {} deleted, {} skipped",
         report.files,
+        report.source,
         report.written,
         report.chunks,
         report.unchanged,
         report.deleted.len(),
-        report.problems.len()
+        report.skipped()
     );
     match brain.embedder() {
         None => println!("embeddings: none configured or available; search is full text"),
@@ -138,21 +154,50 @@ async fn query(
     if let Some(notice) = &result.notice {
         eprintln!("note: {notice}");
     }
+    // Fused scores only compare hits of one query (each arm is normalized per query), so
+    // they are shown as a share of the best hit's, with each hit's rank in each arm.
+    let best = result.hits.iter().filter(|h| !h.expanded).map(|h| h.score).fold(0.0_f64, f64::max);
+    let relevance = |score: f64| if best > 0.0 { (score / best * 100.0).clamp(0.0, 100.0) } else { 0.0 };
     if json {
         let hits: Vec<serde_json::Value> = result
             .hits
             .iter()
-            .map(|h| serde_json::json!({"slug": h.slug, "title": h.title, "score": h.score, "snippet": h.snippet, "source": h.source}))
+            .enumerate()
+            .map(|(index, h)| {
+                serde_json::json!({
+                    "rank": index + 1, "slug": h.slug, "title": h.title, "score": h.score,
+                    "relevance": (relevance(h.score) * 10.0).round() / 10.0,
+                    "fts_rank": h.fts_rank, "vector_rank": h.vector_rank, "expanded": h.expanded,
+                    "snippet": h.snippet, "source": h.source,
+                })
+            })
             .collect();
         println!("{}", serde_json::Value::Array(hits));
         return Ok(());
     }
     if result.hits.is_empty() {
         println!("no results");
+    } else {
+        let searched = match query.mode {
+            SearchMode::Hybrid => "hybrid search",
+            SearchMode::FullText => "full-text search",
+            SearchMode::Vector => "vector search",
+        };
+        println!(
+            "{} result(s), {searched}: % = score as a share of the best hit's; words #n / meaning #n = rank in the full-text / vector search",
+            result.hits.len()
+        );
     }
     for (rank, hit) in result.hits.iter().enumerate() {
-        let expanded = if hit.expanded { " (linked)" } else { "" };
-        println!("{}. {} — {} [{:.4}]{expanded}", rank + 1, hit.slug, hit.title, hit.score);
+        let why = if hit.expanded {
+            "linked from a hit".to_string()
+        } else {
+            let mut parts = vec![format!("{:.0}%", relevance(hit.score))];
+            parts.extend(hit.fts_rank.map(|rank| format!("words #{rank}")));
+            parts.extend(hit.vector_rank.map(|rank| format!("meaning #{rank}")));
+            parts.join(", ")
+        };
+        println!("{}. {} — {} [{why}]", rank + 1, hit.slug, hit.title);
         let snippet = hit.snippet.replace('\n', " ");
         println!("   {}", snippet.trim());
     }
@@ -172,11 +217,7 @@ async fn query(
 }
 
 async fn get(brain: &Brain, slug: String) -> Outcome {
-    let wanted = slug.clone();
-    let page = brain.blocking(move |db| db.get_page(&wanted)).await?;
-    let Some(view) = page else {
-        return Err(format!("no page `{slug}`").into());
-    };
+    let view = brain.blocking(move |db| ops::page_or_hint(db, &slug)).await??;
     println!("{}", serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
     Ok(())
 }

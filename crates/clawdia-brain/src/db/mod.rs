@@ -39,6 +39,7 @@ mod links;
 mod pages;
 mod schema;
 mod search;
+mod sources;
 mod vectors;
 
 #[cfg(test)]
@@ -56,6 +57,7 @@ pub use facts::{
 };
 pub use pages::{Backlink, LinkView, PageSummary, PageView, PutOutcome, SourceCount, Stats};
 pub use search::{Expert, Fusion, Hit, SearchMode, SearchQuery, SearchResult};
+pub use sources::SourceUse;
 
 use error::db_error;
 

@@ -152,9 +152,12 @@ impl Db {
         self.write("deleting a page", |tx| delete_page_in(tx, slug, now))
     }
 
-    /// Soft-deletes the live pages of `source` whose slug is not in `keep` (one transaction per
-    /// page); returns their slugs, sorted.
+    /// Soft-deletes the live pages of `source` under its slug prefix (`source/`) whose slug is
+    /// not in `keep` (one transaction per page); returns their slugs, sorted. Pages an agent or
+    /// MCP client wrote as a writer of the same name are never under that prefix, so an import
+    /// never deletes them.
     pub fn delete_missing(&self, source: &str, keep: &HashSet<String>) -> Result<Vec<String>, BrainError> {
+        let prefix = format!("{source}/");
         let live: Vec<String> = self.read("listing a source", |tx| {
             tx.prepare_cached("SELECT slug FROM pages WHERE source = ?1 AND deleted_at IS NULL ORDER BY slug")
                 .and_then(|mut statement| {
@@ -165,7 +168,7 @@ impl Db {
                 .map_err(db_error("listing a source"))
         })?;
         let mut deleted = Vec::new();
-        for slug in live.into_iter().filter(|slug| !keep.contains(slug)) {
+        for slug in live.into_iter().filter(|slug| slug.starts_with(&prefix) && !keep.contains(slug)) {
             if self.delete_page(&slug)? {
                 deleted.push(slug);
             }
@@ -176,6 +179,16 @@ impl Db {
     /// The page `slug` (live or deleted) with its links, backlinks, facts, timeline and takes.
     pub fn get_page(&self, slug: &str) -> Result<Option<PageView>, BrainError> {
         self.read("reading a page", |tx| read_page(tx, slug))
+    }
+
+    /// Live pages `wanted` probably meant, for a "did you mean" when it names none, best first
+    /// (at most `limit`): slugs ending in `/wanted`, else the same with each segment slugified
+    /// (`Rust Borrowing` → `rust-borrowing`), else pages whose last segment is that stem, else
+    /// slugs or last segments within two edits of it.
+    pub fn similar_slugs(&self, wanted: &str, limit: usize) -> Result<Vec<String>, BrainError> {
+        self.read("finding similar pages", |tx| {
+            similar_slugs_in(tx, wanted, limit).map_err(db_error("finding similar pages"))
+        })
     }
 
     /// Pages whose slug starts with `prefix` (all when `None`), by slug.
@@ -294,6 +307,87 @@ impl Db {
         }
         Ok(())
     }
+}
+
+fn similar_slugs_in(tx: &Connection, wanted: &str, limit: usize) -> rusqlite::Result<Vec<String>> {
+    let normalized: Vec<String> =
+        wanted.split('/').map(slugify).filter(|segment| !segment.is_empty()).collect();
+    let normalized = normalized.join("/");
+    let stem = normalized.rsplit('/').next().unwrap_or_default().to_string();
+    let wanted = wanted.trim().trim_matches('/').to_string();
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let select = |sql: &str, value: &str| -> rusqlite::Result<Vec<String>> {
+        tx.prepare_cached(sql).and_then(|mut statement| {
+            statement
+                .query_map(params![value, limit_sql], |row| row.get(0))
+                .and_then(Iterator::collect::<rusqlite::Result<Vec<String>>>)
+        })
+    };
+    let ending = "SELECT slug FROM pages WHERE deleted_at IS NULL
+         AND length(slug) > length(?1) + 1
+         AND substr(slug, length(slug) - length(?1)) = '/' || ?1
+         ORDER BY length(slug), slug LIMIT ?2";
+    let live = |slug: &str| -> rusqlite::Result<bool> {
+        tx.prepare_cached("SELECT 1 FROM pages WHERE slug = ?1 AND deleted_at IS NULL")
+            .and_then(|mut statement| statement.exists([slug]))
+    };
+    for candidate in [&wanted, &normalized] {
+        if candidate.is_empty() {
+            continue;
+        }
+        let mut found = Vec::new();
+        if *candidate != wanted && live(candidate)? {
+            found.push(candidate.clone());
+        }
+        found.extend(select(ending, candidate)?);
+        if !found.is_empty() {
+            found.truncate(limit);
+            return Ok(found);
+        }
+    }
+    if stem.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = select(
+        "SELECT slug FROM pages WHERE stem = ?1 AND deleted_at IS NULL ORDER BY length(slug), slug LIMIT ?2",
+        &stem,
+    )?;
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    // A typo: the closest slugs or last segments, by edit distance.
+    let mut statement = tx.prepare_cached("SELECT slug FROM pages WHERE deleted_at IS NULL")?;
+    let mut rows = statement.query([])?;
+    let mut close: Vec<(usize, String)> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let slug: String = row.get(0)?;
+        let last = slug.rsplit('/').next().unwrap_or(&slug);
+        let distance = edit_distance(&normalized, &slug).min(edit_distance(&stem, last));
+        if distance <= 2 {
+            close.push((distance, slug));
+        }
+    }
+    close.sort();
+    Ok(close.into_iter().take(limit).map(|(_, slug)| slug).collect())
+}
+
+/// Levenshtein distance over characters, giving up (returning `usize::MAX`) once the lengths
+/// alone differ by more than 2, so a scan of every slug stays cheap.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 2 {
+        return usize::MAX;
+    }
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn validate_slug(slug: &str) -> Result<(), BrainError> {

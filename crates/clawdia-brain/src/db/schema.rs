@@ -37,6 +37,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 ///   bm25 can rank whole pages (term frequencies and length over the page, not one passage;
 ///   SciFact nDCG@10 0.692 against 0.676 for a page's best chunk). Contentless: the text is in
 ///   `chunks` already; `contentless_delete` lets a changed or deleted page's row go.
+/// - Version 4, import sources: `sources` records, per import source name, the canonical path
+///   it was last imported from (`root`), so two folders with the same name are two sources and
+///   an import deletes only what its own folder no longer has (`import`). Sources imported
+///   before version 4 have no row; the import rule for them is in `import::resolve_source`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE pages (
@@ -197,6 +201,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
                 SELECT text FROM chunks WHERE page_id = p.id ORDER BY ord))
     FROM pages p
     WHERE p.deleted_at IS NULL AND EXISTS (SELECT 1 FROM chunks WHERE page_id = p.id);
+",
+    "
+    CREATE TABLE sources (
+        name        TEXT PRIMARY KEY,
+        root        TEXT NOT NULL,
+        imported_at INTEGER NOT NULL
+    );
+    CREATE INDEX sources_by_root ON sources (root, imported_at);
 ",
 ];
 

@@ -10,7 +10,8 @@
 //!    `dream_watermarks` and never read.
 //! 3. Cuts the new part into slices of at most `max_slice_chars` and scores each with one call
 //!    to the scorer model (`prompts/dream-score.md`), which must answer
-//!    `{"score": 0-10, "reason": ...}`. A malformed answer is "not worthy" with the reason.
+//!    `{"score": 0-10, "reason": ...}`. A malformed answer is a failure of that slice: it is
+//!    reported, the run is `partial`, and the slice is scored again next run.
 //! 4. Hands each slice scoring at least `min_score` to a distiller: a turn through the `Gateway`
 //!    seam in a fresh session (`dream-<run>-<n>`) whose tools are narrowed to the brain tools
 //!    (`tools::TOOL_NAMES`), so the agent's dispatch point refuses anything else. The
@@ -105,13 +106,14 @@ pub enum DreamError {
 /// What happened to one slice.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Scored below `min_score`, or the scorer's answer was malformed (the reason says which).
+    /// Scored below `min_score`.
     Skipped,
     /// Worthy; a dry run stops here.
     WouldDistil,
     /// The distiller's turn finished; its final text.
     Distilled { session: String, summary: String },
-    /// The scorer or the distiller failed; the slice is retried next run.
+    /// The scorer failed or answered malformed, or the distiller failed; the slice is retried
+    /// next run.
     Failed(String),
 }
 
@@ -122,7 +124,7 @@ pub struct SliceReport {
     pub from_seq: u64,
     pub to_seq: u64,
     pub score: Option<u8>,
-    /// The scorer's reason, or why the answer was malformed.
+    /// The scorer's reason.
     pub reason: String,
     pub outcome: Outcome,
 }
@@ -387,9 +389,12 @@ impl Dream {
                         score >= settings.min_score
                     }
                     Verdict::Malformed(why) => {
-                        tracing::warn!(session = %meta.id, from_seq, to_seq, reason = %why, "dream: malformed scorer answer; not distilled");
-                        item.reason = format!("malformed scorer answer: {why}");
-                        false
+                        // Not judged: the slice is scored again next run, so the watermark
+                        // stays before it (and before the rest of this session).
+                        tracing::warn!(session = %meta.id, from_seq, to_seq, reason = %why, "dream: malformed scorer answer; retried next run");
+                        item.outcome = Outcome::Failed(format!("malformed scorer answer: {why}"));
+                        report.slices.push(item);
+                        continue 'sessions;
                     }
                 };
                 if dry_run {

@@ -155,12 +155,36 @@ pub fn kind_for(path: &Path) -> Option<FileKind> {
     Some(kind)
 }
 
+/// What the walker found at one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Walked {
+    /// A file to parse: one with a `kind_for`, or the root itself whatever its kind.
+    File(PathBuf),
+    /// A regular file of no supported type (an image, an archive, an unknown extension, a
+    /// generated file): skipped, and counted so the importer can say so.
+    Unsupported(PathBuf),
+    /// Not a regular file (a FIFO, a socket, a device) or a symbolic link, which is not
+    /// followed; the text says which.
+    Special(PathBuf, &'static str),
+}
+
 /// The files under `root` that have a `kind_for`, in sorted (deterministic) order, honouring
 /// `.gitignore` (even outside a git repository), `.ignore` and hidden-file rules; symlinks are
 /// not followed. A root that is a file yields itself whatever its kind (it was named explicitly,
 /// so `parse_file` reports it rather than the walker dropping it). Errors (unreadable
 /// directories, a missing root) are yielded in place and the walk goes on.
 pub fn walk(root: &Path) -> impl Iterator<Item = Result<PathBuf, FileError>> + use<> {
+    walk_entries(root).filter_map(|entry| match entry {
+        Ok(Walked::File(path)) => Some(Ok(path)),
+        Ok(_) => None,
+        Err(error) => Some(Err(error)),
+    })
+}
+
+/// Everything `walk` looks at, including what it skips: files of no supported type, and
+/// entries that are not regular files (each with what it is), so an importer can say what it
+/// skipped and why. Ignored and hidden paths are not yielded at all.
+pub fn walk_entries(root: &Path) -> impl Iterator<Item = Result<Walked, FileError>> + use<> {
     ignore::WalkBuilder::new(root)
         .standard_filters(true)
         .require_git(false)
@@ -173,14 +197,46 @@ pub fn walk(root: &Path) -> impl Iterator<Item = Result<PathBuf, FileError>> + u
                 if let Some(error) = entry.error() {
                     tracing::warn!(path = %entry.path().display(), %error, "ignore rules partly unreadable");
                 }
-                let is_file = entry.file_type().is_some_and(|t| t.is_file());
-                if !is_file {
+                let file_type = entry.file_type()?;
+                if file_type.is_dir() {
                     return None;
                 }
+                if !file_type.is_file() {
+                    let what = special_kind(&file_type);
+                    return Some(Ok(Walked::Special(entry.into_path(), what)));
+                }
                 let wanted = entry.depth() == 0 || kind_for(entry.path()).is_some();
-                wanted.then(|| Ok(entry.into_path()))
+                Some(Ok(if wanted {
+                    Walked::File(entry.into_path())
+                } else {
+                    Walked::Unsupported(entry.into_path())
+                }))
             }
         })
+}
+
+/// What a non-regular directory entry is, in words.
+pub fn special_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if file_type.is_symlink() {
+        "a symbolic link (not followed)"
+    } else if file_type.is_fifo() {
+        "a FIFO (named pipe), not a regular file"
+    } else if file_type.is_socket() {
+        "a socket, not a regular file"
+    } else if file_type.is_char_device() {
+        "a character device, not a regular file"
+    } else if file_type.is_block_device() {
+        "a block device, not a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Why a file of no supported type is skipped (`unsupported file: not a text file type (.png)`).
+pub fn unsupported(path: &Path) -> FileError {
+    let what = extension_of(path).map_or_else(|| "no extension".to_string(), |e| format!(".{e}"));
+    FileError::Unsupported(format!("not a text file type ({what})"))
 }
 
 /// The page slug of `path` imported from `root` under `source`: `source/` + the relative path,
@@ -231,10 +287,7 @@ fn source_prefix(source: &str) -> String {
 /// `content_hash`; dispatches by `kind_for`. Code pages are titled with the path relative to
 /// `root`; notes and text without a title of their own fall back to the file stem.
 pub fn parse_file(root: &Path, path: &Path, options: &ParseOptions) -> Result<PageInput, FileError> {
-    let kind = kind_for(path).ok_or_else(|| {
-        let what = extension_of(path).map_or_else(|| "no extension".to_string(), |e| format!(".{e}"));
-        FileError::Unsupported(format!("not a text file type ({what})"))
-    })?;
+    let kind = kind_for(path).ok_or_else(|| unsupported(path))?;
     let io_error = |error: std::io::Error| FileError::Io(one_line(&format!("{}: {error}", path.display())));
     let metadata = std::fs::metadata(path).map_err(io_error)?;
     if !metadata.is_file() {

@@ -3,4 +3,5 @@
 
 mod db;
 mod dream;
+mod import;
 mod parse;

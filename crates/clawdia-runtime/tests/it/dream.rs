@@ -269,7 +269,7 @@ async fn dream_dry_run_scores_but_writes_nothing() {
 }
 
 #[tokio::test]
-async fn dream_skips_low_scores_and_malformed_answers_with_a_reason() {
+async fn dream_skips_low_scores_and_fails_malformed_answers_without_moving_the_watermark() {
     let f = fixture("").await;
     f.say("s-chat", &[Message::user("hi"), Message::assistant("hello!")]);
     f.say("s-odd", &[Message::user("what's 2+2?"), Message::assistant("4")]);
@@ -277,17 +277,26 @@ async fn dream_skips_low_scores_and_malformed_answers_with_a_reason() {
     f.mock.push(Reply::text("Sure! I'd give this an 8/10."));
     let report = f.dream(false).await;
     assert_eq!(report.slices.len(), 2, "{}", report.render());
-    assert!(report.slices.iter().all(|slice| slice.outcome == Outcome::Skipped));
     let text = report.render();
     assert!(text.contains("skipped (score 2: small talk)"), "{text}");
-    assert!(text.contains("malformed scorer answer: no JSON object"), "{text}");
+    assert!(text.contains("failed (no score): malformed scorer answer: no JSON object"), "{text}");
+    assert_eq!((report.failed(), report.status.as_str()), (1, "partial"), "{text}");
+    assert!(text.contains("1 failed"), "{text}");
     assert!(f.distiller_requests().is_empty());
-    assert_eq!(report.distilled(), 0);
-    // Judged: not scored again.
-    assert_eq!((f.watermark("s-chat"), f.watermark("s-odd")), (Some(2), Some(2)));
-    let before = f.mock.requests().len();
-    assert!(f.dream(false).await.slices.is_empty());
-    assert_eq!(f.mock.requests().len(), before);
+    // The low score was a judgement: not scored again. The malformed answer was not.
+    assert_eq!((f.watermark("s-chat"), f.watermark("s-odd")), (Some(2), None));
+    let stored = f.db().dream_runs(1).expect("runs");
+    assert_eq!(stored[0].totals.status, "partial", "the recorded run says so too");
+
+    // The next run scores only the slice that was not judged, and a good answer moves it on.
+    let before = f.scorer_requests().len();
+    f.mock.push(score(1, "arithmetic"));
+    let report = f.dream(false).await;
+    assert_eq!(report.slices.len(), 1, "{}", report.render());
+    assert_eq!(report.slices[0].session, "s-odd");
+    assert_eq!((report.failed(), report.status.as_str()), (0, "ok"));
+    assert_eq!(f.scorer_requests().len(), before + 1);
+    assert_eq!(f.watermark("s-odd"), Some(2));
 }
 
 #[tokio::test]

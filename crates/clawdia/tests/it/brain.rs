@@ -195,6 +195,28 @@ async def main():
             print("missing_is_error:" + str(is_error(r)))
             r = await session.call_tool("add_fact", {"subject": "x"})
             print("bad_args_is_error:" + str(is_error(r)))
+            r = await session.call_tool("add_fact", {"subject": "platform team", "predicate": "lead", "object": "Dana", "since": "2026-02-01"})
+            print("since_ok:" + str(not is_error(r)))
+            r = await session.call_tool("query", {"query": "kubernetes clusters", "as_of": "2026-03-15"})
+            print("lead_march:" + ",".join(f["object"] + "@" + f["valid_from"][:10] for f in json.loads(text(r))["facts"] if f["predicate"] == "lead"))
+            r = await session.call_tool("query", {"query": "kubernetes clusters", "as_of": "2026-01-15"})
+            print("lead_january:" + ",".join(f["object"] for f in json.loads(text(r))["facts"] if f["predicate"] == "lead"))
+            refused = [
+                ("query", {"query": "kubernetes", "k": -1}),
+                ("search", {"query": "kubernetes", "k": 0}),
+                ("search", {"query": "kubernetes", "k": 2.5}),
+                ("search", {"query": "kubernetes", "mode": "semantic"}),
+                ("put_page", {"slug": "x/y", "body": "# Y", "colour": "red"}),
+                ("add_take", {"claim": "c", "holder": "owner", "weight": 2}),
+                ("add_fact", {"subject": "a", "predicate": "b", "object": "c", "since": "2026-01-01", "valid_from": "2026-02-01"}),
+            ]
+            for name, args in refused:
+                r = await session.call_tool(name, args)
+                print("refused:" + name + ":" + str(is_error(r)) + ":" + text(r).replace("\n", " "))
+            r = await session.call_tool("search", {"query": "kubernetes", "k": 1})
+            print("k1:" + str(len(json.loads(text(r))["hits"])))
+            r = await session.call_tool("get_page", {"slug": "x/y"})
+            print("unknown_arg_wrote_nothing:" + str(is_error(r)))
 
 asyncio.run(main())
 "##;
@@ -233,7 +255,158 @@ fn mcp_server_works_with_the_official_python_sdk() {
         "timeline:1\n",
         "missing_is_error:True\n",
         "bad_args_is_error:True\n",
+        "since_ok:True\n",
+        "lead_march:Dana@2026-02-01\n",
+        "lead_january:\n",
+        "refused:query:True:`k` must be an integer from 1 to 50, got -1\n",
+        "refused:search:True:`k` must be an integer from 1 to 100, got 0\n",
+        "refused:search:True:`k` must be an integer from 1 to 100, got 2.5\n",
+        "refused:search:True:`mode` must be one of hybrid, fulltext, vector, got \"semantic\"\n",
+        "refused:put_page:True:unknown argument `colour` for `put_page` (it takes body, slug, title)\n",
+        "refused:add_take:True:`weight` must be a number from 0 to 1, got 2\n",
+        "refused:add_fact:True:`since` and `valid_from` name the same date; give one of them\n",
+        "k1:1\n",
+        "unknown_arg_wrote_nothing:True\n",
     ] {
         assert!(text.contains(expected), "expected {expected:?} in:\n{text}\n{}", stderr(&out));
+    }
+}
+
+fn write_note(dir: &std::path::Path, name: &str, text: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn a_second_folder_with_the_same_name_is_imported_beside_the_first() {
+    let home = Home::new();
+    embedder_none(&home);
+    let (a, b) = (home.path().join("a/notes"), home.path().join("b/notes"));
+    write_note(&a, "shared.md", "# Shared\n\nthe lighthouse from folder a\n");
+    write_note(&a, "alpha.md", "# Alpha\n\nthe lighthouse keeper\n");
+    write_note(&b, "shared.md", "# Shared\n\nthe lighthouse from folder b\n");
+    write_note(&b, "beta.md", "# Beta\n\nthe lighthouse lamp\n");
+
+    let out = home.run(&["brain", "import", a.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("into source `notes`: 2 written"), "{}", stdout(&out));
+    let out = home.run(&["brain", "import", b.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("into source `notes-2`: 2 written") && text.contains("0 deleted"), "{text}");
+    assert!(stderr(&out).contains("note: source `notes` is already"), "{}", stderr(&out));
+
+    let mut slugs: Vec<String> =
+        query_json(&home, "lighthouse").iter().map(|hit| hit["slug"].as_str().unwrap().to_string()).collect();
+    slugs.sort();
+    assert_eq!(slugs, ["notes-2/beta", "notes-2/shared", "notes/alpha", "notes/shared"]);
+    let out = home.run(&["brain", "get", "notes/shared"]);
+    assert!(stdout(&out).contains("from folder a"), "the first folder's page is untouched: {}", stdout(&out));
+
+    // Re-importing the first folder finds its own source and deletes nothing.
+    let out = home.run(&["brain", "import", a.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(text.contains("into source `notes`: 0 written") && text.contains("2 unchanged"), "{text}");
+    assert!(text.contains("0 deleted"), "{text}");
+}
+
+#[test]
+fn importing_a_fifo_or_a_device_fails_and_skipped_files_are_named() {
+    let home = Home::new();
+    embedder_none(&home);
+    let out = home.run(&["brain", "import", "/dev/zero"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let error = stderr(&out);
+    assert!(error.contains("/dev/zero: a character device, not a regular file"), "{error}");
+    assert!(!error.contains("panicked") && stdout(&out).is_empty(), "{error}");
+
+    let dir = home.path().join("kb");
+    write_note(&dir, "kept.md", "# Kept\n\nthe harbour\n");
+    write_note(&dir, "photo.png", "not text");
+    write_note(&dir, "song.mp3", "not text");
+    let fifo = dir.join("pipe.md");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = home.run(&["brain", "import", fifo.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("a FIFO (named pipe), not a regular file"), "{}", stderr(&out));
+
+    let out = home.run(&["brain", "import", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 written") && stdout(&out).contains("3 skipped"), "{}", stdout(&out));
+    let error = stderr(&out);
+    assert!(error.contains("pipe.md: a FIFO (named pipe), not a regular file"), "{error}");
+    assert!(error.contains("skipped 2 file(s) of types the brain does not read: .mp3 1, .png 1"), "{error}");
+
+    let out = home.run(&["brain", "import", dir.join("photo.png").to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("photo.png: not imported: unsupported file: not a text file type (.png)"));
+}
+
+#[test]
+fn get_suggests_the_page_a_short_or_mistyped_slug_meant() {
+    let home = Home::new();
+    embedder_none(&home);
+    let dir = home.path().join("notes");
+    write_note(&dir, "rust-borrowing.md", "# Rust borrowing\n\nShared and mutable references.\n");
+    write_note(&dir.join("go"), "channels.md", "# Channels\n\nbuffered and unbuffered\n");
+    write_note(&dir.join("rust"), "channels.md", "# Channels\n\nmpsc\n");
+    let out = home.run(&["brain", "import", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = home.run(&["brain", "get", "notes/rust-borrowing"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (asked, expected) in [
+        ("rust-borrowing", "no page `rust-borrowing`; did you mean `notes/rust-borrowing`?"),
+        ("Rust Borrowing", "did you mean `notes/rust-borrowing`?"),
+        ("notes/rust-borowing", "did you mean `notes/rust-borrowing`?"),
+        ("channels", "did you mean one of `notes/go/channels`, `notes/rust/channels`?"),
+    ] {
+        let out = home.run(&["brain", "get", asked]);
+        assert!(!out.status.success(), "{asked}");
+        assert!(stderr(&out).contains(expected), "{asked}: {}", stderr(&out));
+    }
+    let out = home.run(&["brain", "get", "zebra"]);
+    assert_eq!(stderr(&out), "clawdia: error: no page `zebra`\n");
+}
+
+#[test]
+fn query_output_explains_its_scores() {
+    let home = Home::new();
+    embedder_none(&home);
+    let dir = notes(home.path());
+    let out = home.run(&["brain", "import", dir.to_str().unwrap(), "--source", "notes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.run(&["brain", "query", "Alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    assert!(header.contains("hybrid search: % = score as a share of the best hit's"), "{text}");
+    assert!(header.contains("words #n / meaning #n = rank in the full-text / vector search"), "{text}");
+    let first = lines.next().unwrap();
+    assert!(first.starts_with("1. ") && first.ends_with("[100%, words #1]"), "{text}");
+    assert!(!text.contains(".0000]"), "no bare fused scores: {text}");
+
+    let hits = query_json(&home, "Alice");
+    assert!(hits.len() >= 2, "{hits:?}");
+    assert_eq!((hits[0]["rank"].as_u64(), hits[0]["relevance"].as_f64()), (Some(1), Some(100.0)));
+    assert_eq!(hits[0]["fts_rank"], 1);
+    for hit in &hits {
+        for key in [
+            "slug",
+            "title",
+            "score",
+            "snippet",
+            "source",
+            "relevance",
+            "fts_rank",
+            "vector_rank",
+            "expanded",
+        ] {
+            assert!(hit.get(key).is_some(), "{key} missing in {hit}");
+        }
+        let share = hit["relevance"].as_f64().unwrap();
+        let expected = hit["score"].as_f64().unwrap() / hits[0]["score"].as_f64().unwrap() * 100.0;
+        assert!((share - expected).abs() < 0.06, "{hit}");
     }
 }

@@ -75,3 +75,29 @@ fn dream_cli_refuses_an_agent_without_brain_tools() {
     let error = stderr(&out);
     assert!(error.contains("may not use `brain_put_page`") && !error.contains("panicked"), "{error}");
 }
+
+#[test]
+fn dream_cli_reports_a_malformed_scorer_answer_as_a_failure_and_retries_it() {
+    let home = dream_home();
+    home.mock.push(Reply::text("Noted."));
+    let out = home.run(&["chat", "-m", "Dan moved to Porto in March."]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    home.mock.push(Reply::text("I'd say this is quite worthy, 8 out of 10!"));
+    let out = home.run(&["brain", "dream"]);
+    assert!(!out.status.success(), "a malformed answer is not an ok run: {}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("failed (no score): malformed scorer answer"), "{text}");
+    assert!(text.contains("partial") && text.contains("1 failed"), "{text}");
+    assert!(stderr(&out).contains("1 transcript slice(s) failed"), "{}", stderr(&out));
+
+    // Positive control: the same chat is scored again, and a well-formed answer settles it.
+    home.mock.push(Reply::text(r#"{"score": 1, "reason": "a move, but vague"}"#));
+    let out = home.run(&["brain", "dream"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("skipped (score 1: a move, but vague)"), "{}", stdout(&out));
+    let before = home.mock.requests().len();
+    let out = home.run(&["brain", "dream"]);
+    assert!(stdout(&out).contains("nothing new since the last dream"), "{}", stdout(&out));
+    assert_eq!(home.mock.requests().len(), before);
+}
