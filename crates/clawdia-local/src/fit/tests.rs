@@ -4,8 +4,6 @@
 //! beside the last message; old messages dropped before tools; a last message too long alone is
 //! refused. The same logic on SmolLM2's real tokenizer is in `tests/it/fit.rs`.
 
-use std::collections::HashMap;
-
 use clawdia_core::{ChatRequest, Message, ToolSpec};
 use serde_json::json;
 use tokenizers::Tokenizer;
@@ -15,7 +13,7 @@ use tokenizers::pre_tokenizers::whitespace::Whitespace;
 use super::*;
 
 fn prompter(context_length: usize) -> Prompter {
-    let vocab: HashMap<String, u32> = [("[UNK]".to_string(), 0)].into_iter().collect();
+    let vocab = [("[UNK]".to_string(), 0)].into_iter().collect();
     let model = WordLevel::builder().vocab(vocab).unk_token("[UNK]".into()).build().unwrap();
     let mut tokenizer = Tokenizer::new(model);
     tokenizer.with_pre_tokenizer(Some(Whitespace {}));
