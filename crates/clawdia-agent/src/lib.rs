@@ -155,6 +155,13 @@ impl Agents {
         Some(turn::build_system_prompt(agent, boundary, now_ms()))
     }
 
+    /// The built-in tools `agent` is offered (its policy applied), as sent to the model (for
+    /// `doctor`). Tools from a `ToolSource` (MCP servers) are listed at each turn's start and are
+    /// not included.
+    pub fn tool_specs(&self, agent: &str) -> Option<Vec<clawdia_core::ToolSpec>> {
+        Some(self.agents.get(agent)?.allowed_specs.clone())
+    }
+
     /// Locks session `id` for one turn; the map entry goes away with the last holder.
     fn session_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.session_locks.lock().unwrap_or_else(|e| e.into_inner());

@@ -2,6 +2,11 @@
 //! MEMORY.md — OpenClaw's files load unchanged) under a per-file and a total character cap,
 //! with a visible marker for a truncated or missing file.
 //!
+//! HTML comments (`<!-- ... -->`) are notes for the owner, hidden when the markdown is rendered,
+//! and never reach the model: `clawdia init` writes its guidance into the starter files as
+//! comments, so a file the owner has not filled in yet adds nothing to the prompt (a small model
+//! would otherwise quote the guidance back as its answer).
+//!
 //! The assembled file part is cached and revalidated by each file's length and mtime, so a turn
 //! costs five `stat` calls, not five reads. Every byte here is paid for on every model call:
 //! the fixed text is kept to two short lines.
@@ -57,7 +62,7 @@ pub fn assemble_files(paths: &[PathBuf], limits: PromptLimits) -> String {
     for path in paths {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let text = match std::fs::read(path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+            Ok(bytes) => without_comments(&String::from_utf8_lossy(&bytes)).trim().to_string(),
             Err(_) => {
                 out.push_str(&format!("[{name} missing]\n"));
                 continue;
@@ -86,6 +91,23 @@ pub fn assemble_files(paths: &[PathBuf], limits: PromptLimits) -> String {
             used += total_chars;
         }
     }
+    out
+}
+
+/// `text` without its HTML comments; an unclosed `<!--` hides the rest of the text, as it does
+/// when the markdown is rendered.
+pub fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<!--") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "<!--".len()..];
+        match after.find("-->") {
+            Some(end) => rest = &after[end + "-->".len()..],
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
     out
 }
 

@@ -2,8 +2,8 @@
 //! thread). `Engine::load` finds the `.gguf` in a model folder, reads its header, builds the
 //! quantized llama or qwen2 weights (candle, CPU), the tokenizer (the folder's `tokenizer.json`
 //! or one rebuilt from the GGUF metadata) and the chat template. `Engine::generate` renders the
-//! prompt (dropping the oldest messages when it does not fit the context), runs the prompt in
-//! chunks, then samples token by token: greedy when the temperature is unset or 0, else
+//! prompt (fitted to the context by `fit::Prompter`: the tools that fit, then the newest messages;
+//! tools left out are logged as a warning), runs the prompt in chunks, then samples token by token: greedy when the temperature is unset or 0, else
 //! temperature sampling; it stops at the end-of-turn tokens, at `max_tokens`, at the context
 //! limit, or when `cancel` is set (checked between chunks and tokens, so a dropped request stops
 //! within one forward pass).
@@ -26,8 +26,8 @@ use clawdia_core::{ChatRequest, StopReason, first_line};
 use tokenizers::Tokenizer;
 
 use crate::LocalError;
+use crate::fit::{Fitted, Prompter};
 use crate::gguf::GgufInfo;
-use crate::template::ChatTemplate;
 
 /// Prompt tokens per forward pass while reading the prompt: bounds the attention temporaries.
 const PREFILL_CHUNK: usize = 256;
@@ -35,8 +35,6 @@ const PREFILL_CHUNK: usize = 256;
 /// without it; 1.1 is llama.cpp's default.
 const REPEAT_PENALTY: f32 = 1.1;
 const REPEAT_WINDOW: usize = 64;
-/// Fewest new tokens a reply must have room for before older messages are dropped.
-const MIN_REPLY_ROOM: usize = 256;
 /// Tokens that end a turn in the common templates, besides the GGUF's EOS.
 const END_TOKENS: [&str; 5] = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"];
 
@@ -75,12 +73,13 @@ pub struct Engine {
     name: String,
     architecture: String,
     weights: Weights,
-    tokenizer: Tokenizer,
-    template: ChatTemplate,
+    prompter: Prompter,
     stop_ids: Vec<u32>,
-    context_length: usize,
     device: Device,
     pool: Arc<rayon::ThreadPool>,
+    /// The tools left out of the last request that lost any, so the warning is logged once
+    /// per change rather than on every model call of a turn.
+    warned_left_out: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,7 +87,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("name", &self.name)
             .field("architecture", &self.architecture)
-            .field("context_length", &self.context_length)
+            .field("context_length", &self.prompter.context_length())
             .finish_non_exhaustive()
     }
 }
@@ -140,20 +139,12 @@ impl Engine {
         let model_error = |error: candle_core::Error| {
             LocalError::Model(format!("{}: {}", path.display(), first_line(&error)))
         };
-        let (weights, model_limit) = match info.architecture.as_str() {
-            "llama" => (
-                Weights::Llama(
-                    quantized_llama::ModelWeights::from_gguf(content, &mut file, &device)
-                        .map_err(model_error)?,
-                ),
-                quantized_llama::MAX_SEQ_LEN,
+        let weights = match info.architecture.as_str() {
+            "llama" => Weights::Llama(
+                quantized_llama::ModelWeights::from_gguf(content, &mut file, &device).map_err(model_error)?,
             ),
-            "qwen2" => (
-                Weights::Qwen2(
-                    quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
-                        .map_err(model_error)?,
-                ),
-                usize::MAX,
+            "qwen2" => Weights::Qwen2(
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device).map_err(model_error)?,
             ),
             other => {
                 return Err(LocalError::Model(format!(
@@ -162,17 +153,12 @@ impl Engine {
                 )));
             }
         };
-        let tokenizer = crate::tokenizer::load_or_rebuild(dir, &info)?;
-        let template_source = info.chat_template.clone().or_else(|| template_from_config(dir));
-        let bos = info.token(info.bos_token_id).unwrap_or_default().to_string();
-        let eos = info.token(info.eos_token_id).unwrap_or_default().to_string();
-        let template = ChatTemplate::new(template_source.as_deref(), &bos, &eos)?;
+        let prompter = Prompter::from_info(dir, &info, options.context_length)?;
         let mut stop_ids: Vec<u32> = END_TOKENS.iter().filter_map(|token| info.token_id(token)).collect();
         stop_ids.extend(info.eos_token_id);
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        let context_length =
-            options.context_length.min(info.context_length.unwrap_or(usize::MAX)).min(model_limit).max(64);
+        let context_length = prompter.context_length();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(options.threads.unwrap_or(0))
             .thread_name(|index| format!("clawdia-local-{index}"))
@@ -192,12 +178,11 @@ impl Engine {
             name,
             architecture: info.architecture,
             weights,
-            tokenizer,
-            template,
+            prompter,
             stop_ids,
-            context_length,
             device,
             pool,
+            warned_left_out: Vec::new(),
         })
     }
 
@@ -207,58 +192,38 @@ impl Engine {
     }
 
     pub fn context_length(&self) -> usize {
-        self.context_length
+        self.prompter.context_length()
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+        self.prompter.tokenizer()
     }
 
-    /// The prompt's token ids: the rendered template, dropping the oldest messages (never the
-    /// last) while fewer than `MIN_REPLY_ROOM` tokens (or `max_tokens`, if smaller) would be
-    /// left for the reply. When even the last message does not fit beside the tool
-    /// definitions, the tools are left out (a small context cannot hold many schemas; the model
-    /// then answers in text).
-    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<u32>, LocalError> {
-        match self.fit(request) {
-            Err(LocalError::TooLong { tokens, .. }) if !request.tools.is_empty() => {
-                let bare = ChatRequest { tools: Vec::new(), ..request.clone() };
-                let ids = self.fit(&bare)?;
-                tracing::info!(
-                    with_tools = tokens,
-                    without = ids.len(),
-                    "local model: tool definitions left out to fit the context"
-                );
-                Ok(ids)
-            }
-            other => other,
+    /// The prompt for `request` fitted to the context (see `fit`): the tools that fit in the
+    /// request's order, then the newest messages.
+    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Fitted, LocalError> {
+        self.prompter.fit(request)
+    }
+
+    /// Logs what fitting left out: tools as a warning (once per change: the agent offers the
+    /// same tools on every call of a turn), dropped messages as info.
+    fn report_fit(&mut self, fitted: &Fitted) {
+        if fitted.tools_left_out.is_empty() {
+            self.warned_left_out.clear();
+        } else if fitted.tools_left_out != self.warned_left_out {
+            tracing::warn!(
+                model = %self.name,
+                context_length = self.context_length(),
+                kept = %fitted.tools_kept.join(","),
+                left_out = %fitted.tools_left_out.join(","),
+                "local model: {} of {} tool definitions left out to fit the context; narrow the agent's [agents.NAME.tools] allow list to the tools it needs",
+                fitted.tools_left_out.len(),
+                fitted.tools_kept.len() + fitted.tools_left_out.len(),
+            );
+            self.warned_left_out = fitted.tools_left_out.clone();
         }
-    }
-
-    fn fit(&self, request: &ChatRequest) -> Result<Vec<u32>, LocalError> {
-        let room = (request.max_tokens.max(1) as usize).min(MIN_REPLY_ROOM);
-        let total = request.messages.len();
-        let mut keep = total;
-        loop {
-            let prompt = self.template.render(request, Some(keep))?;
-            let encoding = self
-                .tokenizer
-                .encode(prompt, false)
-                .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?;
-            let ids = encoding.get_ids().to_vec();
-            if ids.len() + room <= self.context_length {
-                if keep < total {
-                    tracing::info!(
-                        dropped = total - keep,
-                        "local model: oldest messages dropped to fit the context"
-                    );
-                }
-                return Ok(ids);
-            }
-            if keep <= 1 {
-                return Err(LocalError::TooLong { tokens: ids.len(), context: self.context_length });
-            }
-            keep -= 1;
+        if fitted.messages_dropped > 0 {
+            tracing::info!(dropped = fitted.messages_dropped, "local model: oldest messages dropped to fit the context");
         }
     }
 
@@ -281,8 +246,10 @@ impl Engine {
         on_output: &mut (dyn FnMut(&str) -> bool + Send),
     ) -> Result<Generation, LocalError> {
         let started = Instant::now();
-        let prompt = self.prompt_tokens(request)?;
-        let budget = (request.max_tokens.max(1) as usize).min(self.context_length - prompt.len());
+        let fitted = self.prompt_tokens(request)?;
+        self.report_fit(&fitted);
+        let prompt = fitted.ids;
+        let budget = (request.max_tokens.max(1) as usize).min(self.context_length().saturating_sub(prompt.len()));
         let model_error =
             |error: candle_core::Error| LocalError::Model(format!("local model: {}", first_line(&error)));
         self.weights.clear();
@@ -321,7 +288,7 @@ impl Engine {
             }
             generated.push(next);
             let text = self
-                .tokenizer
+                .tokenizer()
                 .decode(&generated, true)
                 .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?;
             // A character split across tokens decodes as U+FFFD until its last byte arrives.
@@ -337,7 +304,7 @@ impl Engine {
             position += 1;
         }
         let output = self
-            .tokenizer
+            .tokenizer()
             .decode(&generated, true)
             .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?;
         let first = first_token.unwrap_or_else(Instant::now);
@@ -366,11 +333,4 @@ impl Engine {
         };
         sampler.sample(&logits)
     }
-}
-
-/// `chat_template` from `tokenizer_config.json`, for GGUF files without one.
-fn template_from_config(dir: &Path) -> Option<String> {
-    let text = std::fs::read(dir.join("tokenizer_config.json")).ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    value.get("chat_template")?.as_str().map(str::to_string)
 }

@@ -10,12 +10,13 @@
 //! builds a `LocalChat` from `[providers.NAME] kind = "local"`.
 //!
 //! Module map: `gguf` (metadata), `tokenizer` (tokenizer.json rebuilt from GGUF), `template`
-//! (chat template + tool prompt), `toolcall` (parsing `<tool_call>` output, stream filter),
+//! (chat template + tool prompt), `fit` (the tools and messages that fit the context), `toolcall` (parsing `<tool_call>` output, stream filter),
 //! `engine` (weights + generation loop, synchronous), `client` (lazy load, queueing, idle
 //! unload, cancellation), `models` (catalogue and the models folder).
 
 mod client;
 mod engine;
+pub mod fit;
 pub mod gguf;
 pub mod models;
 pub mod template;
@@ -24,6 +25,7 @@ pub mod toolcall;
 
 pub use client::{LocalChat, LocalSettings};
 pub use engine::{Engine, EngineOptions, Generation, find_gguf};
+pub use fit::{Fitted, Prompter};
 
 use clawdia_core::ModelError;
 

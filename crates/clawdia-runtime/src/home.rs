@@ -1,7 +1,8 @@
 //! Creating a home (`clawdia init`): the folder layout, a commented config, a gateway token in
 //! `secrets/` (mode 0600), the `main` agent's workspace with short starter files (every byte of
 //! them is sent with every model call, so they stay small), and the dream cycle's prompts in
-//! `prompts/`.
+//! `prompts/`. What the owner is asked to fill in (USER.md) is guidance inside an HTML comment,
+//! which prompt assembly leaves out: an unfilled file sends nothing, never a placeholder.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -14,7 +15,10 @@ pub const STARTER_FILES: [(&str, &str); 5] = [
         "Name: Clawdia\nRole: the owner's personal assistant, running on the owner's own machine.\n",
     ),
     ("SOUL.md", "Be direct and brief. Say when you are unsure. Never invent facts about the owner.\n"),
-    ("USER.md", "(The owner has not described themselves yet.)\n"),
+    (
+        "USER.md",
+        "<!-- About you, the owner: your name, what you do, how you like answers. Write it below\n     this comment; the agent reads this file on every turn. Comments like this one are not sent. -->\n",
+    ),
     (
         "AGENTS.md",
         "Use tools when they help; paths are relative to your workspace. Ask before anything irreversible.\n",

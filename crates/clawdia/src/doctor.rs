@@ -1,5 +1,6 @@
 //! `clawdia doctor`: checks the installation and prints one line per check, with a fix hint for
-//! each failure. Exits non-zero when any check fails.
+//! each failure. Exits non-zero when any check fails; a warning or a note (a provider no agent
+//! uses, whose key is unset or whose host is unreachable) does not fail it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,10 @@ impl Report {
     }
     fn warn(&self, what: &str, hint: &str) {
         println!("warn  {what}\n      fix: {hint}");
+    }
+    /// Something worth knowing that needs no fix now.
+    fn note(&self, what: &str, hint: &str) {
+        println!("note  {what}\n      {hint}");
     }
     fn fail(&mut self, what: &str, hint: &str) {
         self.failed += 1;
@@ -50,8 +55,16 @@ pub async fn run(home: PathBuf) -> Outcome {
             Ok(_) => report.ok("gateway token is readable"),
             Err(error) => report.fail(&error.to_string(), "run `clawdia init` (it keeps an existing config with a new token only if the file is missing)"),
         }
+        let used = used_providers(config);
         for provider in config.providers.values() {
-            check_provider(provider, &mut report).await;
+            if used.contains(provider.name.as_str()) {
+                check_provider(provider, &mut report).await;
+            } else {
+                report.note(
+                    &format!("provider `{}` is not used by any agent; not checked", provider.name),
+                    "name it in an agent's `model` or `fallbacks` to use it, or remove the section",
+                );
+            }
         }
         for agent in config.agents.values() {
             if agent.workspace.is_dir() {
@@ -63,6 +76,7 @@ pub async fn run(home: PathBuf) -> Outcome {
                 );
             }
         }
+        check_local_tools(config, &mut report);
     }
     check_sandbox(config.as_ref(), &mut report).await;
     check_databases(&home, &mut report);
@@ -71,6 +85,70 @@ pub async fn run(home: PathBuf) -> Outcome {
     }
     println!("all checks passed");
     Ok(())
+}
+
+/// For each agent with a local model in its chain: which of its tools that model has room for.
+/// Tools left out are a warning (the agent works, without them), with the allow list that fits.
+fn check_local_tools(config: &clawdia_runtime::config::Config, report: &mut Report) {
+    let uses_local = |agent: &clawdia_runtime::config::AgentConfig| {
+        std::iter::once(&agent.model).chain(&agent.fallbacks).any(|model| {
+            config.providers.get(&model.provider).is_some_and(|provider| provider.local.is_some())
+        })
+    };
+    if !config.agents.values().any(uses_local) {
+        return;
+    }
+    let runtime = match clawdia_runtime::build(config.clone()) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            report.fail(&format!("cannot build the agents: {error}"), "fix the problem named above");
+            return;
+        }
+    };
+    let lean: Vec<String> =
+        clawdia_runtime::offline::LOCAL_TOOLS.iter().map(|tool| format!("\"{tool}\"")).collect();
+    for agent in config.agents.values().filter(|&agent| uses_local(agent)) {
+        let name = &agent.name;
+        for fit in clawdia_runtime::offline::local_tool_fits(&runtime, agent) {
+            match fit {
+                Ok(fit) if fit.left_out.is_empty() => report.ok(&format!(
+                    "agent `{name}`: {} ({}-token context) is offered all {} tool(s): {}",
+                    fit.model,
+                    fit.context_length,
+                    fit.kept.len(),
+                    fit.kept.join(", ")
+                )),
+                Ok(fit) => report.warn(
+                    &format!(
+                        "agent `{name}`: {} ({}-token context) has room for {} of {} tools; left out: {}",
+                        fit.model,
+                        fit.context_length,
+                        fit.kept.len(),
+                        fit.kept.len() + fit.left_out.len(),
+                        fit.left_out.join(", ")
+                    ),
+                    &format!(
+                        "allow only the tools it needs in [agents.{name}.tools], e.g. allow = [{}] (what `clawdia init` writes for a local model)",
+                        lean.join(", ")
+                    ),
+                ),
+                Err(error) => report.fail(
+                    &format!("agent `{name}`: cannot measure the local model's prompt: {error}"),
+                    "reinstall the model (`clawdia models rm NAME`, then `clawdia models pull NAME`)",
+                ),
+            }
+        }
+    }
+}
+
+/// The providers some model call can reach: the agents' models and fallbacks, and the dream
+/// cycle's scorer.
+fn used_providers(config: &clawdia_runtime::config::Config) -> std::collections::BTreeSet<&str> {
+    let agents = config.agents.values().flat_map(|agent| std::iter::once(&agent.model).chain(&agent.fallbacks));
+    agents
+        .chain(config.brain.dream.scorer_model.as_ref())
+        .map(|model| model.provider.as_str())
+        .collect()
 }
 
 /// Which sandbox `exec` and MCP servers use, and a failed check for anything that leaves

