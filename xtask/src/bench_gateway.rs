@@ -1,8 +1,12 @@
 //! `cargo xtask bench gateway`: the release `clawdia` against an instant in-process mock LLM.
 //! Prints: launch to `/health` ready; idle RSS after 10 s; per-turn gateway overhead p50/p99
 //! through `/v1/chat/completions` (gateway latency minus the mock's own latency, both measured
-//! sequentially with the same client); turns/s with 10 and 100 concurrent clients; peak RSS;
-//! and the bytes of the model request for the user message "hi" with the default workspace.
+//! sequentially with the same client); the turn latency when the provider answers 429
+//! (Retry-After 0) twice before the 200, i.e. what the gateway's retries cost the user (target
+//! 50 ms or less); turns/s with 10 and 100 concurrent clients; peak RSS; and the bytes of the
+//! model request for the user message "hi" with the default workspace.
+//!
+//! `--retries-only` launches the gateway once and measures only the plain and the retried turn.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -106,16 +110,69 @@ async fn health(addr: SocketAddr) -> bool {
 }
 
 pub fn run(args: &[&str]) -> anyhow::Result<()> {
-    let seconds: u64 = match args {
-        ["--seconds", n] => n.parse().context("--seconds N")?,
-        [] => 20,
-        _ => bail!("usage: cargo xtask bench gateway [--seconds N]"),
+    let (seconds, retries_only): (u64, bool) = match args {
+        ["--seconds", n] => (n.parse().context("--seconds N")?, false),
+        ["--retries-only"] => (0, true),
+        [] => (20, false),
+        _ => bail!("usage: cargo xtask bench gateway [--seconds N | --retries-only]"),
     };
     let root = crate::workspace_root();
     println!("building the release binary...");
     let binary = build_release(&root)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    if retries_only {
+        return runtime.block_on(bench_retries(&binary));
+    }
     runtime.block_on(bench(&binary, Duration::from_secs(seconds)))
+}
+
+/// Turns through the gateway while the provider answers 429 with `Retry-After: 0` twice before
+/// the 200 (the default policy retries twice): each latency includes the three model requests.
+async fn retried_turns(
+    addr: SocketAddr,
+    token: &str,
+    mock: &MockLlm,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut client = loadgen::Client::connect(addr, "/v1/chat/completions", Some(token), CHAT_BODY).await?;
+    let mut latencies = Vec::with_capacity(count);
+    for _ in 0..count {
+        mock.push(Reply::status(429).retry_after("0"));
+        mock.push(Reply::status(429).retry_after("0"));
+        let start = Instant::now();
+        let status = client.send().await?;
+        if status != 200 {
+            bail!("status {status} for a turn whose provider answered 429, 429, 200");
+        }
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
+const RETRY_LINE: &str = "  429 twice (Retry-After 0) then 200:";
+
+async fn bench_retries(binary: &Path) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let home = dir.path();
+    let mock = MockLlm::start_with(MockOptions { record_requests: false, ..MockOptions::default() }).await?;
+    make_home(binary, home, &mock)?;
+    let (_gateway, addr, _) = launch(binary, home).await?;
+    let token = std::fs::read_to_string(home.join("secrets/gateway-token"))?.trim().to_string();
+    loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 200).await?;
+    let mut plain = loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 1000).await?;
+    plain.sort();
+    let retried = retried_turns(addr, &token, &mock, 1000).await?;
+    let p = |v: &[Duration], q| loadgen::percentile_ms(v, q);
+    println!();
+    println!("clawdia gateway retries (release build, instant mock LLM)");
+    println!("  plain turn:                         p50 {:.3} ms  p99 {:.3} ms  (1000 sequential)", p(&plain, 50.0), p(&plain, 99.0));
+    println!(
+        "{RETRY_LINE} p50 {:.3} ms  p99 {:.3} ms  (1000 sequential; target <= 50 ms)",
+        p(&retried, 50.0),
+        p(&retried, 99.0)
+    );
+    Ok(())
 }
 
 async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
@@ -165,6 +222,7 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
     .await?;
     through.sort();
     direct.sort();
+    let retried = retried_turns(addr, &token, &mock, 1000).await?;
     let p = |v: &[Duration], q| loadgen::percentile_ms(v, q);
     let after_sequential_rss = rss_kb(pid, "VmRSS:");
 
@@ -205,6 +263,11 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
         "  gateway overhead:         p50 {:.3} ms  p99 {:.3} ms",
         p(&through, 50.0) - p(&direct, 50.0),
         p(&through, 99.0) - p(&direct, 99.0)
+    );
+    println!(
+        "{RETRY_LINE} p50 {:.3} ms  p99 {:.3} ms  (1000 sequential; target <= 50 ms)",
+        p(&retried, 50.0),
+        p(&retried, 99.0)
     );
     println!("  RSS after sequential run: {:.1} MB", after_sequential_rss as f64 / 1024.0);
     for (clients, rate, failed) in rates {

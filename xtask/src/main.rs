@@ -1,8 +1,10 @@
 //! Developer tasks, run as `cargo xtask TASK`:
 //!
 //! - `bench gateway` — starts the release binary against an instant mock LLM and prints launch
-//!   time, idle RSS, per-turn overhead, throughput at 10 and 100 clients, peak RSS, and the
-//!   bytes sent to the model for "hi". Figures only; it never fails on a timing.
+//!   time, idle RSS, per-turn overhead, the turn latency when the provider answers 429 twice
+//!   before the 200 (`--retries-only`: just that and a plain turn), throughput at 10 and 100
+//!   clients, peak RSS, and the bytes sent to the model for "hi". Figures only; it never fails
+//!   on a timing.
 //! - `bench brain` — SciFact nDCG@10 / recall@100 (full text, vector, hybrid), LoCoMo evidence
 //!   recall@5/@10, import throughput and hybrid latency at the SciFact size and at 50k chunks.
 //! - `bench local` — the in-process chat model (SmolLM2-135M-Instruct Q4): load time, time to
@@ -42,7 +44,7 @@ fn main() {
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | gen [--check])"
             );
             std::process::exit(2);
         }

@@ -19,6 +19,8 @@ use super::*;
 #[derive(Default)]
 struct FakeModels {
     replies: Mutex<VecDeque<Result<clawdia_core::Message, ModelError>>>,
+    /// Whole chain runs, taken before `replies`: the text streamed, then the outcome.
+    chain_runs: Mutex<VecDeque<(&'static str, ChainOutcome)>>,
     requests: Mutex<Vec<ChatRequest>>,
     delay: Duration,
 }
@@ -26,6 +28,10 @@ struct FakeModels {
 impl FakeModels {
     fn push(&self, reply: Result<clawdia_core::Message, ModelError>) {
         self.replies.lock().unwrap().push_back(reply);
+    }
+
+    fn push_chain_run(&self, streamed: &'static str, outcome: ChainOutcome) {
+        self.chain_runs.lock().unwrap().push_back((streamed, outcome));
     }
 }
 
@@ -35,6 +41,13 @@ impl Models for FakeModels {
         self.requests.lock().unwrap().push(request);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
+        }
+        let run = self.chain_runs.lock().unwrap().pop_front();
+        if let Some((streamed, outcome)) = run {
+            if !streamed.is_empty() {
+                sink.delta(ModelDelta::Text(streamed.to_string()));
+            }
+            return outcome;
         }
         let reply = self
             .replies
@@ -47,7 +60,8 @@ impl Models for FakeModels {
                 if let clawdia_core::Message::Assistant { text, .. } = &message {
                     sink.delta(ModelDelta::Text(text.clone()));
                 }
-                let attempt = Attempt { model: chain[0].clone(), failure: None, detail: None, elapsed_ms: 0 };
+                let attempt =
+                    Attempt { model: chain[0].clone(), failure: None, detail: None, elapsed_ms: 0, retry: 0 };
                 ChainOutcome {
                     result: Ok((
                         chain[0].clone(),
@@ -58,6 +72,7 @@ impl Models for FakeModels {
                         },
                     )),
                     attempts: vec![attempt],
+                    retry_after: None,
                 }
             }
             Err(error) => ChainOutcome {
@@ -66,8 +81,10 @@ impl Models for FakeModels {
                     failure: Some(error.reason().into()),
                     detail: Some(error.to_string()),
                     elapsed_ms: 0,
+                    retry: 0,
                 }],
                 result: Err(error),
+                retry_after: None,
             },
         }
     }
@@ -386,7 +403,9 @@ async fn failed_chain_is_an_error_with_attempts_and_audit() {
     h.models.push(Err(ModelError::Server { status: 503, message: "down".into() }));
     let error = h.agents.run_turn(request(Some("s1"), "hi"), &Collect::default()).await.unwrap_err();
     assert!(matches!(&error, TurnError::ModelsFailed { attempts, .. } if attempts.len() == 1));
-    assert!(h.audit.kinds().contains(&"provider_fallback".to_string()));
+    assert_eq!(error.to_string(), "every model failed: server error 503: down");
+    assert!(h.audit.kinds().contains(&"provider_failed".to_string()));
+    assert!(!h.audit.kinds().contains(&"provider_fallback".to_string()), "no fallback happened");
     // Nothing was stored for the failed turn.
     assert!(h.store.sessions.lock().unwrap()["s1"].1.is_empty());
 }
@@ -661,6 +680,7 @@ impl Models for TaskModels {
                 ChatResponse { message: reply, usage: Usage::default(), stop_reason: StopReason::EndTurn },
             )),
             attempts: Vec::new(),
+            retry_after: None,
         }
     }
 }
@@ -875,4 +895,113 @@ async fn a_narrowed_turn_asks_sources_only_for_names_it_could_use() {
     by_group.tools_allow = Some(vec!["mcp:fake".into()]);
     h.agents.run_turn(by_group, &Collect::default()).await.unwrap();
     assert_eq!(offered(&h, 1), ["fake__drop", "fake__echo"]);
+}
+
+fn attempt(model: &str, failure: Option<ModelError>, retry: u32) -> Attempt {
+    Attempt {
+        model: ModelRef::parse(model).unwrap(),
+        failure: failure.as_ref().map(|error| error.reason().to_string()),
+        detail: failure.as_ref().map(ToString::to_string),
+        elapsed_ms: 1,
+        retry,
+    }
+}
+
+fn answered(model: &str, attempts: Vec<Attempt>) -> ChainOutcome {
+    let response = ChatResponse {
+        message: clawdia_core::Message::assistant("answer"),
+        usage: Usage::default(),
+        stop_reason: StopReason::EndTurn,
+    };
+    ChainOutcome { result: Ok((ModelRef::parse(model).unwrap(), response)), attempts, retry_after: None }
+}
+
+#[tokio::test]
+async fn a_reply_cut_off_with_no_model_left_says_so_and_claims_no_fallback() {
+    let h = harness();
+    let cut = ModelError::Truncated("stream ended without message_stop".into());
+    h.models.push_chain_run(
+        "The first half of",
+        ChainOutcome {
+            result: Err(cut.clone()),
+            attempts: vec![
+                attempt("p/m", Some(ModelError::Server { status: 500, message: "x".into() }), 0),
+                attempt("q/n", Some(cut), 0),
+            ],
+            retry_after: None,
+        },
+    );
+    let events = Collect::default();
+    let error = h.agents.run_turn(request(Some("s1"), "hi"), &events).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the reply from q/n was cut off mid-stream (stream ended before the reply was complete: stream ended \
+         without message_stop) and no fallback model was left to try"
+    );
+    let events = events.0.lock().unwrap();
+    let fallbacks: Vec<_> = events.iter().filter(|e| matches!(e, TurnEvent::Fallback { .. })).collect();
+    assert_eq!(
+        fallbacks,
+        vec![&TurnEvent::Fallback { from: "p/m".into(), to: "q/n".into(), reason: "server_error".into() }],
+        "only the fallback that happened"
+    );
+    assert!(!events.iter().any(|e| matches!(e, TurnEvent::Discard { .. })));
+    let audit = h.audit.0.lock().unwrap();
+    let details: Vec<(&str, &str)> = audit.iter().map(|e| (e.kind.as_str(), e.detail.as_str())).collect();
+    assert_eq!(
+        details,
+        vec![
+            ("provider_fallback", "p/m failed (server_error): server error 500: x; falling back to q/n"),
+            (
+                "provider_failed",
+                "q/n failed (truncated): stream ended before the reply was complete: stream ended without \
+                 message_stop; no fallback model left"
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failure_before_any_text_is_not_called_a_cut_off_and_a_rate_limit_carries_its_wait() {
+    let h = harness();
+    let limited = ModelError::RateLimited { retry_after: Some(Duration::from_secs(2)) };
+    h.models.push_chain_run(
+        "",
+        ChainOutcome {
+            result: Err(limited.clone()),
+            attempts: vec![attempt("p/m", Some(limited.clone()), 0), attempt("p/m", Some(limited), 1)],
+            retry_after: Some(Duration::from_secs(2)),
+        },
+    );
+    let error = h.agents.run_turn(request(Some("s1"), "hi"), &Collect::default()).await.unwrap_err();
+    assert_eq!(error.to_string(), "every model failed: rate limited (429), retry after 2s");
+    assert!(
+        matches!(error, TurnError::ModelsFailed { retry_after: Some(wait), .. } if wait == Duration::from_secs(2))
+    );
+    assert_eq!(h.audit.kinds(), vec!["provider_retry", "provider_failed"]);
+}
+
+#[tokio::test]
+async fn retries_and_fallbacks_are_told_apart_in_events_and_audit() {
+    let h = harness();
+    let busy = || Some(ModelError::Server { status: 503, message: "busy".into() });
+    h.models.push_chain_run(
+        "",
+        answered("q/n", vec![attempt("p/m", busy(), 0), attempt("p/m", busy(), 1), attempt("q/n", None, 0)]),
+    );
+    let events = Collect::default();
+    let outcome = h.agents.run_turn(request(Some("s1"), "hi"), &events).await.unwrap();
+    assert!(outcome.used_fallback);
+    assert_eq!(outcome.attempts.len(), 3, "every attempt is kept");
+    let events = events.0.lock().unwrap();
+    let told: Vec<_> =
+        events.iter().filter(|e| matches!(e, TurnEvent::Fallback { .. } | TurnEvent::Retry { .. })).collect();
+    assert_eq!(
+        told,
+        vec![
+            &TurnEvent::Retry { model: "p/m".into(), reason: "server_error".into(), attempt: 1 },
+            &TurnEvent::Fallback { from: "p/m".into(), to: "q/n".into(), reason: "server_error".into() },
+        ]
+    );
+    assert_eq!(h.audit.kinds(), vec!["provider_retry", "provider_fallback"]);
 }

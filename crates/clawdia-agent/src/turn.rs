@@ -8,9 +8,11 @@
 
 use std::collections::HashMap;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use clawdia_core::{
-    AuditEvent, ChatRequest, DeltaSink, Message, ModelDelta, Severity, ToolCall, TurnError, TurnEvent,
-    TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, Usage,
+    Attempt, AuditEvent, ChatRequest, DeltaSink, Message, ModelDelta, ModelError, ModelRef, Severity,
+    ToolCall, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, Usage,
 };
 use futures_util::future::join_all;
 
@@ -23,21 +25,42 @@ const MAX_IDENTICAL_CALLS: u32 = 3;
 /// How many earlier user exchanges of the session a light turn (the heartbeat) shows the model.
 const LIGHT_EXCHANGES: usize = 3;
 
-/// Forwards model deltas to the turn's caller.
+/// Forwards model deltas to the turn's caller, remembering whether the caller holds text of
+/// an attempt that has not been discarded (so a failed call can say the reply was cut off).
 struct Forward<'a> {
     events: &'a dyn TurnEvents,
+    shown: AtomicBool,
 }
 
 impl DeltaSink for Forward<'_> {
     fn delta(&self, delta: ModelDelta) {
         if let ModelDelta::Text(text) = delta {
+            self.shown.store(true, Ordering::Relaxed);
             self.events.event(TurnEvent::TextDelta { text });
         }
     }
 
-    fn discard(&self) {
-        self.events
-            .event(TurnEvent::Discard { reason: "model attempt failed; trying the next model".into() });
+    fn discard(&self, failed: &ModelRef, next: &ModelRef) {
+        self.shown.store(false, Ordering::Relaxed);
+        self.events.event(TurnEvent::Discard {
+            reason: format!("{failed} failed mid-reply; trying the fallback model {next}"),
+        });
+    }
+}
+
+/// What the caller is told when the model chain gave no reply.
+fn chain_failure(error: &ModelError, attempts: &[Attempt], cut_off: bool) -> String {
+    // The last model actually asked (entries skipped while cooling down asked nobody).
+    let asked = attempts
+        .iter()
+        .rev()
+        .find(|attempt| !matches!(attempt.failure.as_deref(), Some("cooling_down" | "unknown_provider")));
+    match asked.filter(|_| cut_off) {
+        Some(last) => format!(
+            "the reply from {} was cut off mid-stream ({error}) and no fallback model was left to try",
+            last.model
+        ),
+        None => format!("every model failed: {error}"),
     }
 }
 
@@ -212,15 +235,19 @@ pub(crate) async fn run(
             temperature: agent.spec.temperature,
             stream: true,
         };
-        let outcome = agents.models.complete(&agent.spec.chain, chat, &Forward { events }).await;
+        let forward = Forward { events, shown: AtomicBool::new(false) };
+        let outcome = agents.models.complete(&agent.spec.chain, chat, &forward).await;
         record_attempts(agents, name, session_id, &outcome.attempts, events);
-        attempts.extend(outcome.attempts);
         let (model, response) = match outcome.result {
             Ok(ok) => ok,
             Err(error) => {
-                return Err(TurnError::ModelsFailed { message: error.to_string(), attempts });
+                let cut_off = forward.shown.load(Ordering::Relaxed);
+                let message = chain_failure(&error, &outcome.attempts, cut_off);
+                attempts.extend(outcome.attempts);
+                return Err(TurnError::ModelsFailed { message, attempts, retry_after: outcome.retry_after });
             }
         };
+        attempts.extend(outcome.attempts);
         if model != agent.spec.chain[0] {
             used_fallback = true;
         }
@@ -388,6 +415,9 @@ fn finish_with_note(
     Ok(())
 }
 
+/// Counts and audits every attempt of one chain run and tells the caller what followed each
+/// failure: a retry of the same model, a fallback to the next one, or nothing (the turn's error
+/// then says what happened, and no fallback is claimed).
 fn record_attempts(
     agents: &Agents,
     agent: &str,
@@ -396,20 +426,35 @@ fn record_attempts(
     events: &dyn TurnEvents,
 ) {
     Metrics::add(&agents.metrics.model_calls, attempts.len() as u64);
-    for attempt in attempts {
+    for (index, attempt) in attempts.iter().enumerate() {
         let Some(reason) = &attempt.failure else { continue };
         Metrics::add(&agents.metrics.model_failures, 1);
-        let detail = attempt.detail.clone().unwrap_or_default();
-        agents.audit.record(
-            AuditEvent::new(
-                "provider_fallback",
-                Severity::WARNING,
-                format!("{} failed ({reason}): {detail}", attempt.model),
-            )
-            .agent(agent)
-            .session(session_id),
-        );
-        events.event(TurnEvent::Fallback { from: attempt.model.to_string(), reason: reason.clone() });
+        let failed =
+            format!("{} failed ({reason}): {}", attempt.model, attempt.detail.as_deref().unwrap_or(""));
+        let (kind, severity, detail) = match attempts.get(index + 1) {
+            Some(next) if next.retry > 0 => {
+                events.event(TurnEvent::Retry {
+                    model: attempt.model.to_string(),
+                    reason: reason.clone(),
+                    attempt: next.retry,
+                });
+                (
+                    "provider_retry",
+                    Severity::NOTICE,
+                    format!("{failed}; retry {} of the same model", next.retry),
+                )
+            }
+            Some(next) => {
+                events.event(TurnEvent::Fallback {
+                    from: attempt.model.to_string(),
+                    to: next.model.to_string(),
+                    reason: reason.clone(),
+                });
+                ("provider_fallback", Severity::WARNING, format!("{failed}; falling back to {}", next.model))
+            }
+            None => ("provider_failed", Severity::WARNING, format!("{failed}; no fallback model left")),
+        };
+        agents.audit.record(AuditEvent::new(kind, severity, detail).agent(agent).session(session_id));
     }
 }
 

@@ -242,6 +242,10 @@ pub struct ProviderConfig {
     pub read_timeout: Duration,
     /// How long the provider is skipped after a failure.
     pub cooldown: Duration,
+    /// Tries of a model after a transient failure, before the chain moves on (0 to 10).
+    pub retries: u32,
+    /// The longest wait before one retry (1 s to 1 h).
+    pub retry_max_wait: Duration,
     pub headers: BTreeMap<String, String>,
     /// The in-process model settings; `Some` exactly when `kind` is `local`.
     pub local: Option<LocalProviderConfig>,

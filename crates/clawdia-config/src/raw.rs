@@ -23,6 +23,8 @@ pub(crate) mod defaults {
     pub const CONNECT_TIMEOUT_SECS: u64 = 10;
     pub const READ_TIMEOUT_SECS: u64 = 60;
     pub const COOLDOWN_SECS: u64 = 30;
+    pub const RETRIES: u32 = 2;
+    pub const RETRY_MAX_WAIT_SECS: u64 = 10;
     pub const WORKSPACES_DIR: &str = "workspaces";
     /// `exec` is in: its commands run in the sandbox (and it refuses when no sandbox works).
     pub const TOOLS_ALLOW: [&str; 4] = ["fs", "web", "brain", "exec"];
@@ -409,6 +411,19 @@ pub(crate) struct RawProvider {
     /// again; fallbacks are used meanwhile. `0` disables the cooldown.
     #[schemars(extend("default" = defaults::COOLDOWN_SECS))]
     pub cooldown_secs: Option<u64>,
+    /// How many times a model of this provider is tried again after a transient failure (429
+    /// rate limit; 500, 502, 503, 504 or 529 overloaded; a connection refused or reset; a
+    /// timeout) before the agent's fallbacks are tried: 200 ms, then 400 ms, ... apart, or as
+    /// long as the provider's `Retry-After` asks. Never after part of the reply was already
+    /// streamed, never for refusals such as 400, 401, 403 or 404. At most 10; `0` disables
+    /// retries.
+    #[schemars(with = "Option<u32>", extend("default" = defaults::RETRIES))]
+    pub retries: Option<Spanned<u32>>,
+    /// The longest wait before one retry, in seconds (1 to 3600). A provider whose `Retry-After`
+    /// asks for longer is not retried: the fallbacks are tried at once, and the provider cools
+    /// down for as long as it asked.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::RETRY_MAX_WAIT_SECS))]
+    pub retry_max_wait_secs: Option<Spanned<u64>>,
     /// Extra HTTP headers sent with every request (e.g. OpenRouter's `HTTP-Referer`).
     #[schemars(with = "Option<BTreeMap<String, String>>", extend("default" = {}))]
     pub headers: Option<BTreeMap<String, Spanned<String>>>,

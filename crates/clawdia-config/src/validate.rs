@@ -297,6 +297,21 @@ fn provider(
         context.positive(value, &["providers", name, key], default).map(Duration::from_secs)
     };
     let connect_timeout_secs = raw.connect_timeout_secs;
+    let retries = match raw.retries {
+        None => defaults::RETRIES,
+        Some(value) if *value.get_ref() <= 10 => value.into_inner(),
+        Some(value) => {
+            return Err(context.error(value.span(), &["providers", name, "retries"], "must be at most 10"));
+        }
+    };
+    let retry_max_wait_secs = match raw.retry_max_wait_secs {
+        None => defaults::RETRY_MAX_WAIT_SECS,
+        Some(value) if (1..=3600).contains(value.get_ref()) => value.into_inner(),
+        Some(value) => {
+            let key = ["providers", name, "retry_max_wait_secs"];
+            return Err(context.error(value.span(), &key, "must be between 1 and 3600 seconds"));
+        }
+    };
     Ok(ProviderConfig {
         name: name.to_string(),
         kind: raw.kind,
@@ -308,6 +323,8 @@ fn provider(
         connect_timeout: seconds(connect_timeout_secs, "connect_timeout_secs", CONNECT_SECS)?,
         read_timeout: seconds(raw.read_timeout_secs, "read_timeout_secs", READ_SECS)?,
         cooldown: Duration::from_secs(raw.cooldown_secs.unwrap_or(defaults::COOLDOWN_SECS)),
+        retries,
+        retry_max_wait: Duration::from_secs(retry_max_wait_secs),
         headers,
         local,
     })
@@ -340,6 +357,8 @@ fn local_provider(
     unused(whole(raw.headers.is_some()), "headers", remote)?;
     unused(raw.connect_timeout_secs.as_ref().map(Spanned::span), "connect_timeout_secs", remote)?;
     unused(raw.read_timeout_secs.as_ref().map(Spanned::span), "read_timeout_secs", remote)?;
+    unused(raw.retries.as_ref().map(Spanned::span), "retries", remote)?;
+    unused(raw.retry_max_wait_secs.as_ref().map(Spanned::span), "retry_max_wait_secs", remote)?;
     let threads = match &raw.threads {
         None => None,
         Some(threads) if *threads.get_ref() >= 1 => Some(*threads.get_ref()),

@@ -111,12 +111,14 @@ pub enum ModelDelta {
     },
 }
 
-/// Receives deltas while a reply streams. A delta may belong to an attempt that later fails;
-/// `discard` is then called before the next attempt starts.
+/// Receives deltas while a reply streams. A delta may belong to an attempt that later fails:
+/// when another model is tried after it, `discard` is called right before that attempt starts.
+/// When no attempt follows, nothing is discarded: the chain's error is the last word, and the
+/// caller says the reply was cut off.
 pub trait DeltaSink: Send + Sync {
     fn delta(&self, delta: ModelDelta);
-    /// The deltas sent so far belong to a failed attempt and must be forgotten.
-    fn discard(&self) {}
+    /// The deltas sent so far came from `failed`, whose reply broke off; `next` is tried now.
+    fn discard(&self, _failed: &ModelRef, _next: &ModelRef) {}
 }
 
 /// A sink that drops everything (non-streaming callers).
@@ -175,6 +177,22 @@ impl ModelError {
         }
     }
 
+    /// Whether trying the same model again soon may succeed: a rate limit, a server error that
+    /// means "busy" or "down for a moment" (500, 502, 503, 504, Anthropic's 529 overloaded), a
+    /// connection that failed or was reset, a timeout, or a reply that broke off. Never a request
+    /// the provider refused (400, 401, 403, 404, ...). Whoever retries must also know that no
+    /// part of the failed reply reached the user.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ModelError::RateLimited { .. }
+            | ModelError::Connect(_)
+            | ModelError::Timeout(_)
+            | ModelError::Truncated(_) => true,
+            ModelError::Server { status, .. } => matches!(status, 500 | 502 | 503 | 504 | 529),
+            _ => false,
+        }
+    }
+
     /// Whether the provider should be put on a cooldown after this error.
     pub fn cools_down_provider(&self) -> bool {
         matches!(
@@ -205,6 +223,10 @@ pub struct Attempt {
     /// The error's message on failure.
     pub detail: Option<String>,
     pub elapsed_ms: u64,
+    /// 0 for the first try of this chain entry, then 1, 2, ... for its retries after transient
+    /// failures (the same model again, before the chain moves on).
+    #[serde(default)]
+    pub retry: u32,
 }
 
 /// The result of running a model chain: the reply from the model that answered (or the last
@@ -213,6 +235,9 @@ pub struct Attempt {
 pub struct ChainOutcome {
     pub result: Result<(ModelRef, ChatResponse), ModelError>,
     pub attempts: Vec<Attempt>,
+    /// Set only when the chain failed on rate limits alone (every entry answered 429, or was
+    /// skipped while cooling down after one): how long until a provider expects requests again.
+    pub retry_after: Option<Duration>,
 }
 
 /// A set of providers that runs a request against an ordered chain of models, falling back on

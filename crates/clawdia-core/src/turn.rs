@@ -3,6 +3,8 @@
 //!
 //! Cancelling a turn is dropping its future: nothing partial is stored (see `session`).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -87,8 +89,10 @@ pub enum TurnEvent {
     TextDelta {
         text: String,
     },
-    /// The text streamed since the last model call began came from an attempt that failed; a
-    /// fallback model answers next.
+    /// The text streamed since the last model call began came from an attempt that broke off,
+    /// and a fallback model is tried next; `reason` says which failed and which comes next.
+    /// When no model is left, there is no `Discard`: the turn ends with an error saying the
+    /// reply was cut off.
     Discard {
         reason: String,
     },
@@ -109,9 +113,20 @@ pub enum TurnEvent {
         is_error: bool,
         summary: String,
     },
+    /// A model failed (or was skipped while cooling down) and the next model of the chain is
+    /// tried: `from` failed with `reason`, `to` comes next.
     Fallback {
         from: String,
+        #[serde(default)]
+        to: String,
         reason: String,
+    },
+    /// A model failed with a transient error (rate limit, overload, reset, timeout) before any
+    /// of its reply was shown, and the same model is tried again; `attempt` counts the retries.
+    Retry {
+        model: String,
+        reason: String,
+        attempt: u32,
     },
     Error {
         message: String,
@@ -155,8 +170,15 @@ pub enum TurnError {
     UnknownAgent(String),
     #[error("{0}")]
     BudgetExceeded(String),
-    #[error("every model failed: {message}")]
-    ModelsFailed { message: String, attempts: Vec<Attempt> },
+    /// The model chain gave no reply. `message` says what happened ("every model failed: ...",
+    /// or that a reply was cut off mid-stream with no model left to try).
+    #[error("{message}")]
+    ModelsFailed {
+        message: String,
+        attempts: Vec<Attempt>,
+        /// Set when only rate limits stood in the way: when to try again.
+        retry_after: Option<Duration>,
+    },
     #[error("session error: {0}")]
     Session(String),
     #[error("invalid request: {0}")]

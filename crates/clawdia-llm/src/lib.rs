@@ -1,6 +1,7 @@
 //! Clawdia's model providers: hand-rolled Anthropic Messages and OpenAI-compatible Chat
 //! Completions clients on reqwest (streaming over SSE and non-streaming), the SSE parser they
-//! share, and the [`Router`] that runs a fallback chain of models with per-provider cooldowns.
+//! share, and the [`Router`] that runs a fallback chain of models with per-provider retries of
+//! transient failures and cooldowns.
 //!
 //! Architecture invariant: this crate knows the provider wire formats and nothing about
 //! configuration files, sessions or tools; it meets the rest of Clawdia only through the
@@ -17,7 +18,7 @@ pub mod sse;
 pub use anthropic::AnthropicClient;
 pub use openai::OpenAiClient;
 pub use router::Router;
-pub use settings::ProviderSettings;
+pub use settings::{ProviderSettings, RetryPolicy};
 
 /// Installs rustls' `ring` crypto provider as the process default. reqwest is built without a
 /// provider of its own, so this must run before the first client is built; the constructors

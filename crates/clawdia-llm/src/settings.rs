@@ -1,5 +1,7 @@
 //! `ProviderSettings`: everything a provider client needs to reach one endpoint (base URL, key,
-//! timeouts, cooldown, extra headers). Its `Debug` never shows the key or header values.
+//! timeouts, cooldown, extra headers); its `Debug` never shows the key or header values. And
+//! `RetryPolicy`: how the router retries one model after a transient failure before the chain
+//! moves on.
 
 use std::fmt;
 use std::time::Duration;
@@ -51,5 +53,47 @@ impl fmt::Debug for ProviderSettings {
             .field("cooldown", &self.cooldown)
             .field("headers", &header_names)
             .finish()
+    }
+}
+
+/// How often and how long the router retries the same model after a transient failure (see
+/// `ModelError::is_transient`) before it moves down the fallback chain. A retry happens only
+/// when none of the failed reply reached the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries after the first one; 0 disables retries.
+    pub retries: u32,
+    /// The wait before the first retry when the provider did not say how long to wait; it
+    /// doubles for each further retry.
+    pub base_delay: Duration,
+    /// The longest wait before one retry. A `Retry-After` asking for more is honoured by not
+    /// retrying: the chain moves on, and the provider cools down for at least that long.
+    pub max_wait: Duration,
+}
+
+impl RetryPolicy {
+    /// No retries: the first failure moves the chain on.
+    pub const NONE: RetryPolicy =
+        RetryPolicy { retries: 0, base_delay: Duration::ZERO, max_wait: Duration::ZERO };
+
+    /// How long to wait before retry number `retry` (1-based) after a failure whose provider
+    /// asked for `asked` (its `Retry-After`), or `None` when the policy allows no such retry.
+    pub fn wait(&self, retry: u32, asked: Option<Duration>) -> Option<Duration> {
+        if retry == 0 || retry > self.retries {
+            return None;
+        }
+        let wait = match asked {
+            Some(asked) => asked,
+            None => self.base_delay.saturating_mul(1 << (retry - 1).min(16)).min(self.max_wait),
+        };
+        (wait <= self.max_wait).then_some(wait)
+    }
+}
+
+impl Default for RetryPolicy {
+    /// Two retries (three tries in all), 200 ms then 400 ms apart unless the provider says
+    /// otherwise, never waiting more than 10 s for one.
+    fn default() -> RetryPolicy {
+        RetryPolicy { retries: 2, base_delay: Duration::from_millis(200), max_wait: Duration::from_secs(10) }
     }
 }

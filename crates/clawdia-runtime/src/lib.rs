@@ -24,7 +24,7 @@ use clawdia_core::{
     AuditEvent, AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError, ModelRef, Severity,
     Tool, Usage,
 };
-use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, Router};
+use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, RetryPolicy, Router};
 use clawdia_store::Store;
 
 pub use clawdia_brain as brain;
@@ -94,7 +94,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     let mut router = Router::new();
     for provider in config.providers.values() {
         let (client, cooldown) = provider_client(provider)?;
-        router.add(&provider.name, client, cooldown);
+        router.add(&provider.name, client, cooldown, retry_policy(provider));
     }
     let local_providers = config
         .providers
@@ -256,6 +256,15 @@ pub fn sandbox_helper() -> PathBuf {
 /// Which sandbox mechanisms work on this machine (probed afresh), for `clawdia doctor`.
 pub async fn sandbox_probe() -> clawdia_sandbox::Probe {
     clawdia_sandbox::detect(&sandbox_helper()).await
+}
+
+/// `[providers.NAME] retries` and `retry_max_wait_secs`; a `local` model is never retried (its
+/// failures are not the network's).
+fn retry_policy(provider: &clawdia_config::ProviderConfig) -> RetryPolicy {
+    if provider.local.is_some() {
+        return RetryPolicy::NONE;
+    }
+    RetryPolicy { retries: provider.retries, max_wait: provider.retry_max_wait, ..RetryPolicy::default() }
 }
 
 fn provider_client(

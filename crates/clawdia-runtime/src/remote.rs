@@ -23,7 +23,9 @@ pub async fn find(home: &Path) -> Option<SocketAddr> {
 }
 
 /// Runs one turn on the gateway at `addr`, calling `on_event` for each event. Returns an
-/// error string for transport failures; turn failures arrive as `TurnEvent::Error`.
+/// error string for transport failures and for turns that failed before producing anything (the
+/// gateway answers those with an error status: the turn's own message, plus the wait a 429
+/// asks for); later turn failures arrive as `TurnEvent::Error`.
 pub async fn turn(
     addr: SocketAddr,
     token: &str,
@@ -51,12 +53,23 @@ pub async fn turn(
         .map_err(|e| format!("cannot reach the gateway at {addr}: {e}"))?;
     if !response.status().is_success() {
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
+        let turn_message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(String::from))
-            .unwrap_or(text);
-        return Err(format!("gateway answered {status}: {message}"));
+            .and_then(|v| v["error"]["message"].as_str().map(String::from));
+        return Err(match (turn_message, retry_after) {
+            (Some(message), _) if status == reqwest::StatusCode::UNAUTHORIZED => {
+                format!("gateway answered {status}: {message}")
+            }
+            (Some(message), Some(seconds)) => format!("{message} (try again in {seconds} s)"),
+            (Some(message), None) => message,
+            (None, _) => format!("gateway answered {status}: {text}"),
+        });
     }
     let mut parser = SseParser::new();
     let mut events = Vec::new();

@@ -1,7 +1,10 @@
 //! The one place failures become HTTP responses: an OpenAI-style JSON error body
-//! (`{"error":{"message","type","code"}}`) with a status chosen per kind.
+//! (`{"error":{"message","type","code"}}`) with a status chosen per kind. A turn that failed only
+//! on rate limits is a 429 with `Retry-After` (whole seconds, at least 1), like a provider's own.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clawdia_core::TurnError;
 use serde_json::json;
@@ -11,11 +14,19 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` (a 429).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, kind, message: message.into() }
+        ApiError { status, kind, message: message.into(), retry_after: None }
+    }
+
+    /// `Retry-After` in whole seconds, rounded up and at least 1: the gateway already retried,
+    /// so "now" would only ask for the same answer.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after.map(|wait| (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
@@ -42,6 +53,10 @@ impl From<TurnError> for ApiError {
             TurnError::BudgetExceeded(_) => {
                 ApiError::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message)
             }
+            TurnError::ModelsFailed { retry_after: Some(wait), .. } => ApiError {
+                retry_after: Some(wait),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
+            },
             TurnError::ModelsFailed { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
             }
@@ -54,6 +69,11 @@ impl From<TurnError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let retry_after = self.retry_after_secs();
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

@@ -168,7 +168,7 @@ async fn chat(
     let session_header = HeaderValue::from_str(&session).ok();
     let mut response = if parsed.stream {
         let include_usage = parsed.stream_options.as_ref().is_some_and(|o| o.include_usage);
-        stream(state, request, id, created, model, include_usage)
+        stream(state, request, id, created, model, include_usage).await
     } else {
         let outcome = state.gateway.run_turn(request, &|_event: TurnEvent| {}).await?;
         Json(json!({
@@ -187,7 +187,9 @@ async fn chat(
     Ok(response)
 }
 
-fn stream(
+/// The SSE reply. A turn that fails before its first text or tool is answered with a plain
+/// error status instead (429 with `Retry-After`, 502, ...), which clients handle best.
+async fn stream(
     state: ServerState,
     request: TurnRequest,
     id: String,
@@ -212,10 +214,11 @@ fn stream(
                 Some(render_chunk(json!({"role": "assistant", "content": ""}), None))
             }
             TurnEvent::TextDelta { text } => Some(render_chunk(json!({"content": text}), None)),
-            TurnEvent::Discard { .. } => Some(render_chunk(
-                json!({"content": "\n\n[that model failed mid-reply; a fallback model answers below]\n\n"}),
-                None,
-            )),
+            // "<model> failed mid-reply; trying the fallback model <next>": the text above it is
+            // void, and the client cannot take text back, so it is said in the text.
+            TurnEvent::Discard { reason } => {
+                Some(render_chunk(json!({"content": format!("\n\n[{reason}]\n\n")}), None))
+            }
             _ => None,
         }
     };
@@ -241,7 +244,12 @@ fn stream(
         frames.push(frame(None, "[DONE]"));
         frames
     };
-    stream_turn(state.gateway.clone(), request, render, finish)
+    let counters = state.counters.clone();
+    let on_error = move |error: TurnError| {
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+        ApiError::from(error).into_response()
+    };
+    stream_turn(state.gateway.clone(), request, render, finish, on_error).await
 }
 
 fn random_id() -> String {

@@ -1,15 +1,23 @@
 //! Server-sent events plumbing: a turn runs in its own task and sends frames over a channel;
 //! the response body streams them. Dropping the body (the client went away) aborts the task,
 //! which cancels the turn — and a cancelled turn stores nothing partial.
+//!
+//! The status is decided as late as it can be: the response head waits until the turn shows
+//! progress (text, a tool, a discard, its end). Until then the frames of events that only set
+//! the scene (`started`, and the retries and fallbacks reported after a model call) are held
+//! back, so a turn that fails before producing anything is answered with its real status (429
+//! with `Retry-After`, 502, ...) and a JSON error instead of a 200 stream carrying an error.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::header;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use clawdia_core::{Gateway, TurnError, TurnEvent, TurnEvents, TurnOutcome, TurnRequest};
 use tokio::sync::mpsc;
+
+use crate::ApiError;
 
 /// One SSE frame: optional `event:` line, then `data:` lines.
 pub fn frame(event: Option<&str>, data: &str) -> Bytes {
@@ -28,16 +36,31 @@ pub fn frame(event: Option<&str>, data: &str) -> Bytes {
     Bytes::from(out)
 }
 
+/// What the turn's task sends to the response.
+enum Message {
+    /// A rendered event; `progress` is false for events that may wait for the status decision.
+    Frame { bytes: Option<Bytes>, progress: bool },
+    /// The turn returned.
+    Done(Result<TurnOutcome, TurnError>),
+}
+
+/// Whether an event shows the turn is under way (after it the status is 200 whatever comes).
+fn shows_progress(event: &TurnEvent) -> bool {
+    !matches!(event, TurnEvent::Started { .. } | TurnEvent::Retry { .. } | TurnEvent::Fallback { .. })
+}
+
 /// Turns events into frames and sends them down the channel.
-pub struct ChannelEvents<F> {
-    pub tx: mpsc::UnboundedSender<Bytes>,
-    pub render: F,
+struct ChannelEvents<F> {
+    tx: mpsc::UnboundedSender<Message>,
+    render: F,
 }
 
 impl<F: Fn(&TurnEvent) -> Option<Bytes> + Send + Sync> TurnEvents for ChannelEvents<F> {
     fn event(&self, event: TurnEvent) {
-        if let Some(bytes) = (self.render)(&event) {
-            let _ = self.tx.send(bytes);
+        let bytes = (self.render)(&event);
+        let progress = shows_progress(&event);
+        if bytes.is_some() || progress {
+            let _ = self.tx.send(Message::Frame { bytes, progress });
         }
     }
 }
@@ -51,23 +74,69 @@ impl Drop for AbortOnDrop {
 }
 
 /// Runs `request` on `gateway` in a task; every event goes through `render`, and when the turn
-/// returns, `finish` writes the closing frames. Returns the streaming response.
-pub fn stream_turn<R, E>(gateway: Arc<dyn Gateway>, request: TurnRequest, render: R, finish: E) -> Response
+/// returns, `finish` writes the closing frames. A turn that fails before it shows progress is
+/// answered with `on_error`'s response (`ApiError`'s status and JSON body by default) instead
+/// of a stream.
+pub async fn stream_turn<R, E>(
+    gateway: Arc<dyn Gateway>,
+    request: TurnRequest,
+    render: R,
+    finish: E,
+    on_error: impl FnOnce(TurnError) -> Response,
+) -> Response
 where
     R: Fn(&TurnEvent) -> Option<Bytes> + Send + Sync + 'static,
     E: FnOnce(Result<TurnOutcome, TurnError>) -> Vec<Bytes> + Send + 'static,
 {
-    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let task = tokio::spawn(async move {
         let events = ChannelEvents { tx: tx.clone(), render };
         let result = gateway.run_turn(request, &events).await;
-        for bytes in finish(result) {
-            let _ = tx.send(bytes);
-        }
+        let _ = tx.send(Message::Done(result));
     });
+    // Dropping this (the client left while we wait) aborts the turn.
     let guard = AbortOnDrop(task);
-    let body = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        rx.recv().await.map(|bytes| (Ok::<Bytes, Infallible>(bytes), (rx, guard)))
+    let mut held = Vec::new();
+    let mut finish = Some(finish);
+    loop {
+        match rx.recv().await {
+            Some(Message::Frame { bytes, progress }) => {
+                held.extend(bytes);
+                if progress {
+                    break;
+                }
+            }
+            Some(Message::Done(Err(error))) => return on_error(error),
+            Some(Message::Done(Ok(outcome))) => {
+                if let Some(finish) = finish.take() {
+                    held.extend(finish(Ok(outcome)));
+                }
+                break;
+            }
+            // The task ended without a result: it panicked.
+            None => {
+                return ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the turn ended unexpectedly",
+                )
+                .into_response();
+            }
+        }
+    }
+    let state = (rx, guard, finish, held.into_iter());
+    let body = futures_util::stream::unfold(state, |(mut rx, guard, mut finish, mut ready)| async move {
+        loop {
+            if let Some(bytes) = ready.next() {
+                return Some((Ok::<Bytes, Infallible>(bytes), (rx, guard, finish, ready)));
+            }
+            match rx.recv().await? {
+                Message::Frame { bytes, .. } => ready = bytes.into_iter().collect::<Vec<_>>().into_iter(),
+                Message::Done(result) => {
+                    ready = finish.take().map(|finish| finish(result)).unwrap_or_default().into_iter();
+                }
+            }
+        }
     });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")

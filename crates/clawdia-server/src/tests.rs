@@ -38,6 +38,24 @@ impl Gateway for ScriptedGateway {
         }
         let session = request.session.clone().unwrap_or_else(|| "s-new".into());
         events.event(TurnEvent::Started { session: session.clone(), agent: "main".into() });
+        if request.message == "limited" {
+            events.event(TurnEvent::Retry { model: "p/m".into(), reason: "rate_limited".into(), attempt: 1 });
+            return Err(TurnError::ModelsFailed {
+                message: "every model failed: rate limited (429)".into(),
+                attempts: vec![],
+                retry_after: Some(std::time::Duration::from_millis(1500)),
+            });
+        }
+        if request.message == "cut" {
+            events.event(TurnEvent::TextDelta { text: "Hal".into() });
+            return Err(TurnError::ModelsFailed {
+                message:
+                    "the reply from p/m was cut off mid-stream (x) and no fallback model was left to try"
+                        .into(),
+                attempts: vec![],
+                retry_after: Some(std::time::Duration::from_secs(1)),
+            });
+        }
         events.event(TurnEvent::TextDelta { text: "Hel".into() });
         events.event(TurnEvent::TextDelta { text: "lo".into() });
         let usage = Usage { input_tokens: 7, output_tokens: 2, ..Usage::default() };
@@ -233,11 +251,75 @@ async fn native_turn_stream_has_typed_events() {
     let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(names, ["started", "text_delta", "text_delta", "end"]);
     assert!(text.contains(r#""cost_usd":0.5"#), "{text}");
-    let (_, _, text) =
+    // A turn that fails before any progress gets its real status, not a 200 stream.
+    let (status, _, text) =
         send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"message":"broke"}"#).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(json["error"]["message"].as_str().unwrap().contains("daily budget"), "{text}");
+}
+
+#[tokio::test]
+async fn a_turn_stopped_by_rate_limits_alone_is_a_429_with_retry_after_before_any_stream() {
+    let f = fixture();
+    let requests = [
+        ("/v1/chat/completions", r#"{"model":"main","messages":[{"role":"user","content":"limited"}]}"#),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"limited"}]}"#,
+        ),
+        ("/v1/turns", r#"{"message":"limited"}"#),
+    ];
+    for (path, body) in requests {
+        let (status, headers, text) = send(&f.router, "POST", path, Some("sekrit-token"), body).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{path} {body}: {text}");
+        assert_eq!(headers["retry-after"], "2", "1.5 s rounds up to whole seconds");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["error"]["type"], "rate_limit_error", "{text}");
+        assert_eq!(json["error"]["code"], 429);
+    }
+    // Positive control: a turn that answers is a 200 stream.
+    let (status, headers, _) = send(
+        &f.router,
+        "POST",
+        "/v1/chat/completions",
+        Some("sekrit-token"),
+        r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("retry-after").is_none());
+}
+
+#[tokio::test]
+async fn a_failure_after_text_was_streamed_ends_the_200_stream_with_the_error() {
+    let f = fixture();
+    let (status, _, text) = send(
+        &f.router,
+        "POST",
+        "/v1/chat/completions",
+        Some("sekrit-token"),
+        r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"cut"}]}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the head went out with the first text");
+    let chunks: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "Hal");
+    let error = &chunks.last().unwrap()["error"];
+    assert!(error["message"].as_str().unwrap().contains("was cut off mid-stream"), "{text}");
+    assert!(!text.contains("fallback model answers"), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"));
+
+    let (status, _, text) =
+        send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"message":"cut"}"#).await;
+    assert_eq!(status, StatusCode::OK);
     let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
-    assert_eq!(names, ["error"]);
-    assert!(text.contains("daily budget"));
+    assert_eq!(names, ["started", "text_delta", "error"]);
 }
 
 #[tokio::test]

@@ -1,13 +1,15 @@
 //! `POST /v1/turns`: the native streaming turn API. Body `{"agent","message","session"?}`;
 //! response is SSE, one frame per `TurnEvent` (`event:` = its `type`, `data:` = its JSON):
-//! `started`, `text_delta`, `discard`, `tool_start`, `tool_end`, `fallback`, then `end` (usage
-//! and cost) or `error`.
+//! `started`, `text_delta`, `discard`, `tool_start`, `tool_output`, `tool_end`, `retry`,
+//! `fallback`, then `end` (usage and cost) or `error`. A turn that fails before its first text or
+//! tool gets a plain error response instead of a stream (429 with `Retry-After` when only rate
+//! limits stood in the way, else 502, ...).
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
-use clawdia_core::{TurnEvent, TurnOrigin, TurnRequest};
+use clawdia_core::{TurnError, TurnEvent, TurnOrigin, TurnRequest};
 use serde::Deserialize;
 
 use crate::sse::{frame, stream_turn};
@@ -39,6 +41,7 @@ fn event_name(event: &TurnEvent) -> &'static str {
         TurnEvent::ToolOutput { .. } => "tool_output",
         TurnEvent::ToolEnd { .. } => "tool_end",
         TurnEvent::Fallback { .. } => "fallback",
+        TurnEvent::Retry { .. } => "retry",
         TurnEvent::Error { .. } => "error",
         TurnEvent::End { .. } => "end",
     }
@@ -72,11 +75,17 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         light: false,
     };
     let counters = state.counters.clone();
-    stream_turn(state.gateway.clone(), request, render, move |result| match result {
+    let finish = move |result: Result<_, TurnError>| match result {
         Ok(_) => Vec::new(),
         Err(error) => {
             counters.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             render(&TurnEvent::Error { message: error.to_string() }).into_iter().collect()
         }
-    })
+    };
+    let counters = state.counters.clone();
+    let on_error = move |error: TurnError| {
+        counters.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ApiError::from(error).into_response()
+    };
+    stream_turn(state.gateway.clone(), request, render, finish, on_error).await
 }

@@ -6,6 +6,7 @@
 //! requests per second through it.
 
 mod reply;
+mod reset;
 mod wire;
 
 use std::collections::VecDeque;
@@ -16,16 +17,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::watch;
 
 pub use reply::{Reply, ReplyKind};
+use reset::{ResetHandle, ResettableListener};
 use wire::{Asked, Ids, Wire};
 
 /// One request the mock received.
@@ -215,22 +216,32 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(256 << 20))
         .with_state(shared);
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    let _ = axum::serve(listener, app)
+    let listener = ResettableListener(listener);
+    let _ = axum::serve(listener, app.into_make_service_with_connect_info::<ResetHandle>())
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await;
 }
 
-async fn anthropic(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    answer(Wire::Anthropic, &shared, uri.path(), &headers, &body).await
+async fn anthropic(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<ResetHandle>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(Wire::Anthropic, &shared, &connection, uri.path(), &headers, &body).await
 }
 
-async fn openai(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    answer(Wire::OpenAi, &shared, uri.path(), &headers, &body).await
+async fn openai(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<ResetHandle>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(Wire::OpenAi, &shared, &connection, uri.path(), &headers, &body).await
 }
 
 async fn not_found(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -257,10 +268,20 @@ fn record(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value, body_b
     });
 }
 
-async fn answer(wire: Wire, shared: &Shared, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn answer(
+    wire: Wire,
+    shared: &Shared,
+    connection: &ResetHandle,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     record(shared, path, headers, &parsed, body.len());
     let reply = shared.next_reply();
+    if let ReplyKind::Reset = reply.kind {
+        return reset_response(connection);
+    }
     if let ReplyKind::Hang = reply.kind {
         let mut shutdown = shared.shutdown.clone();
         let _ = shutdown.wait_for(|stop| *stop).await;
@@ -377,4 +398,10 @@ fn cut_short_response(full: Vec<u8>) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     response
+}
+
+/// Resets the connection instead of answering: what the client receives is a TCP reset.
+fn reset_response(connection: &ResetHandle) -> Response {
+    connection.reset();
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }

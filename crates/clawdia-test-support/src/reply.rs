@@ -23,6 +23,8 @@ pub enum ReplyKind {
     Malformed,
     /// Accepts the request and never answers (until the mock shuts down).
     Hang,
+    /// Reads the request, then resets the connection without a byte of response.
+    Reset,
 }
 
 /// One scripted reply.
@@ -77,6 +79,11 @@ impl Reply {
 
     pub fn hang() -> Reply {
         Reply::new(ReplyKind::Hang)
+    }
+
+    /// A TCP reset instead of a response.
+    pub fn reset() -> Reply {
+        Reply::new(ReplyKind::Reset)
     }
 
     /// Sets the `Retry-After` header of a `Status` reply (ignored for other kinds).

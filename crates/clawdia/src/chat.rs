@@ -131,14 +131,17 @@ async fn turn(
                 }
                 s.text.push_str(&text);
             }
-            TurnEvent::Discard { .. } => {
+            // "<model> failed mid-reply; trying the fallback model <next>"; when no model is
+            // left there is no discard and the turn's error says the reply was cut off.
+            TurnEvent::Discard { reason } => {
                 if print && !s.text.is_empty() {
                     println!();
-                    eprintln!("[the model failed mid-reply; a fallback model answers below]");
+                    eprintln!("[{reason}]");
                 }
                 s.text.clear();
             }
-            TurnEvent::Fallback { from, reason } => s.fallback_from.push(format!("{from} ({reason})")),
+            TurnEvent::Fallback { from, reason, .. } => s.fallback_from.push(format!("{from} ({reason})")),
+            TurnEvent::Retry { .. } => {}
             TurnEvent::ToolStart { name, .. } => {
                 if print {
                     eprintln!("[tool {name}]");

@@ -84,6 +84,7 @@ fn minimal_file_parses_with_resolved_values() {
     assert_eq!(anthropic.connect_timeout, Duration::from_secs(10));
     assert_eq!(anthropic.read_timeout, Duration::from_secs(60));
     assert_eq!(anthropic.cooldown, Duration::from_secs(30));
+    assert_eq!((anthropic.retries, anthropic.retry_max_wait), (2, Duration::from_secs(10)));
     assert!(anthropic.headers.is_empty());
     let zai = &config.providers["zai"];
     assert_eq!(zai.kind, ProviderKind::OpenAi);
@@ -130,12 +131,12 @@ fn overrides_are_applied() {
     // An unknown key inside a provider is reported even after valid overrides.
     check_error(
         &text,
-        "clawdia.toml:10: providers.zai.base_url_is_not_repeated: unknown key `base_url_is_not_repeated`, expected one of `kind`, `base_url`, `api_key`, `connect_timeout_secs`, `read_timeout_secs`, `cooldown_secs`, `headers`, `threads`, `idle_unload_secs`, `context_length`",
+        "clawdia.toml:10: providers.zai.base_url_is_not_repeated: unknown key `base_url_is_not_repeated`, expected one of `kind`, `base_url`, `api_key`, `connect_timeout_secs`, `read_timeout_secs`, `cooldown_secs`, `retries`, `retry_max_wait_secs`, `headers`, `threads`, `idle_unload_secs`, `context_length`",
     );
 
     let text = format!(
         "[gateway]\nbind = \"::\"\nport = 0\ntoken = {{ env = \"GW_TOKEN\" }}\n{PROVIDERS}\
-         base_url = \"http://127.0.0.1:11434/v1/\"\ncooldown_secs = 0\nheaders = {{ X-Title = \"Clawdia\" }}\n"
+         base_url = \"http://127.0.0.1:11434/v1/\"\ncooldown_secs = 0\nretries = 0\nretry_max_wait_secs = 2\nheaders = {{ X-Title = \"Clawdia\" }}\n"
     )
     .replace("base_url = \"https://api.z.ai/api/paas/v4\"\n", "");
     let text = format!(
@@ -150,6 +151,7 @@ fn overrides_are_applied() {
     let zai = &config.providers["zai"];
     assert_eq!(zai.base_url, "http://127.0.0.1:11434/v1");
     assert_eq!(zai.cooldown, Duration::ZERO);
+    assert_eq!((zai.retries, zai.retry_max_wait), (0, Duration::from_secs(2)));
     assert_eq!(zai.headers.get("X-Title").map(String::as_str), Some("Clawdia"));
     let agent = config.agent("a-1_b").expect("agent");
     assert_eq!(agent.model, model("zai/org/model:7b"));
@@ -206,6 +208,12 @@ fn bad_configs_name_line_and_key() {
          "clawdia.toml:1: providers.x: missing key `base_url`"),
         ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\nread_timeout_secs = 0\n".into(),
          "clawdia.toml:4: providers.x.read_timeout_secs: must be at least 1"),
+        ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\nretries = 11\n".into(),
+         "clawdia.toml:4: providers.x.retries: must be at most 10"),
+        ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\nretry_max_wait_secs = 0\n".into(),
+         "clawdia.toml:4: providers.x.retry_max_wait_secs: must be between 1 and 3600 seconds"),
+        ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\nretries = -1\n".into(),
+         "clawdia.toml:4: providers.x.retries: invalid value: integer `-1`, expected u32"),
         ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\napi_key = { env = \"A\", file = \"b\" }\n".into(),
          "clawdia.toml:4: providers.x.api_key: give exactly one of `env` or `file`"),
         ("[providers.x]\nkind = \"openai\"\nbase_url = \"https://x\"\napi_key = { vault = \"a\" }\n".into(),
@@ -513,6 +521,10 @@ fn local_provider_defaults_and_errors() {
     check_error(
         "[providers.x]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nthreads = 2\n",
         "clawdia.toml:4: providers.x.threads: `threads` is only used by `local` providers",
+    );
+    check_error(
+        "[providers.local]\nkind = \"local\"\nretries = 1\n",
+        "clawdia.toml:3: providers.local.retries: `retries` is only used by `anthropic` and `openai` providers",
     );
     check_error("[providers.x]\nkind = \"openai\"\n", "clawdia.toml:1: providers.x: missing key `base_url`");
     check_error(

@@ -24,3 +24,34 @@ fn rate_limit_message_names_retry_after() {
     assert!(error.cools_down_provider());
     assert!(!ModelError::Cancelled.cools_down_provider());
 }
+
+#[test]
+fn only_busy_or_broken_transport_errors_are_transient() {
+    let server = |status| ModelError::Server { status, message: String::new() };
+    let rejected = |status| ModelError::Rejected { status, message: String::new() };
+    for transient in [
+        ModelError::RateLimited { retry_after: None },
+        server(500),
+        server(502),
+        server(503),
+        server(504),
+        server(529),
+        ModelError::Connect("reset".into()),
+        ModelError::Timeout("slow".into()),
+        ModelError::Truncated("cut".into()),
+    ] {
+        assert!(transient.is_transient(), "{transient:?}");
+    }
+    for permanent in [
+        rejected(400),
+        rejected(404),
+        ModelError::Unauthorized("bad key".into()),
+        server(501),
+        ModelError::Malformed("junk".into()),
+        ModelError::CoolingDown { remaining_secs: 3 },
+        ModelError::UnknownProvider("x".into()),
+        ModelError::Cancelled,
+    ] {
+        assert!(!permanent.is_transient(), "{permanent:?}");
+    }
+}

@@ -10,7 +10,7 @@ mod shape;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clawdia_core::{ChatRequest, DeltaSink, Message, ModelClient, ModelDelta};
+use clawdia_core::{ChatRequest, DeltaSink, Message, ModelClient, ModelDelta, ModelRef};
 use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings};
 use clawdia_test_support::MockLlm;
 
@@ -93,7 +93,7 @@ impl DeltaSink for Recorder {
         self.deltas.lock().expect("lock").push(delta);
     }
 
-    fn discard(&self) {
+    fn discard(&self, _failed: &ModelRef, _next: &ModelRef) {
         *self.discards.lock().expect("lock") += 1;
         self.deltas.lock().expect("lock").clear();
     }

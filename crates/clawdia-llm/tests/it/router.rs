@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clawdia_core::{Message, ModelDelta, ModelError, ModelRef, Models, NoDeltas};
-use clawdia_llm::Router;
+use clawdia_llm::{RetryPolicy, Router};
 use clawdia_test_support::{MockLlm, Reply};
 
 use crate::{Recorder, Wire, client, request};
@@ -22,8 +22,8 @@ async fn two_providers() -> (MockLlm, MockLlm, Router) {
     let primary = MockLlm::start().await;
     let backup = MockLlm::start().await;
     let mut router = Router::new();
-    router.add("primary", client(&primary, Wire::Anthropic), Duration::from_secs(1));
-    router.add("backup", client(&backup, Wire::OpenAi), Duration::from_secs(1));
+    router.add("primary", client(&primary, Wire::Anthropic), Duration::from_secs(1), RetryPolicy::NONE);
+    router.add("backup", client(&backup, Wire::OpenAi), Duration::from_secs(1), RetryPolicy::NONE);
     (primary, backup, router)
 }
 
@@ -99,4 +99,79 @@ async fn when_all_are_cooling_the_earliest_is_tried_anyway() {
     assert_eq!(failures(&outcome.attempts), vec![None]);
     assert_eq!(primary.requests().len(), 2);
     assert_eq!(backup.requests().len(), 1);
+}
+
+/// One provider on its own mock with the default retry policy (two retries).
+async fn retrying_provider(wire: Wire) -> (MockLlm, Router) {
+    let mock = MockLlm::start().await;
+    let mut settings = crate::settings(&mock, wire);
+    settings.read_timeout = Duration::from_millis(300);
+    let mut router = Router::new();
+    router.add(
+        "primary",
+        crate::client_with(settings, wire),
+        Duration::from_secs(30),
+        RetryPolicy::default(),
+    );
+    (mock, router)
+}
+
+fn only_primary() -> Vec<ModelRef> {
+    vec![ModelRef::parse("primary/claude-mock").expect("ref")]
+}
+
+#[tokio::test]
+async fn transient_failures_over_http_are_retried_on_the_same_model_until_it_answers() {
+    for (wire, stream) in crate::combos() {
+        let (mock, router) = retrying_provider(wire).await;
+        // 429 twice (Retry-After 0) then 200.
+        mock.push(Reply::status(429).retry_after("0"));
+        mock.push(Reply::status(429).retry_after("0"));
+        mock.push(Reply::text("third time lucky"));
+        let outcome = router.complete(&only_primary(), request(stream), &NoDeltas).await;
+        assert_eq!(
+            outcome.result.expect("answered").1.message,
+            Message::assistant("third time lucky"),
+            "{wire:?} stream={stream}"
+        );
+        assert_eq!(failures(&outcome.attempts), vec![Some("rate_limited"), Some("rate_limited"), None]);
+        assert_eq!(mock.requests().len(), 3);
+        assert_eq!(router.cooldown_remaining("primary"), None);
+
+        // 500 once, 503 once, a reset before any byte, a 529 overload: each retried.
+        for (failure, reason) in [
+            (Reply::status(500), "server_error"),
+            (Reply::status(503), "server_error"),
+            (Reply::status(529), "server_error"),
+            (Reply::reset(), "connect"),
+            (Reply::hang(), "timeout"),
+        ] {
+            mock.push(failure);
+            mock.push(Reply::text("recovered"));
+            let outcome = router.complete(&only_primary(), request(stream), &NoDeltas).await;
+            assert!(outcome.result.is_ok(), "{wire:?} stream={stream} {reason}: {:?}", outcome.result);
+            assert_eq!(failures(&outcome.attempts), vec![Some(reason), None], "{wire:?} stream={stream}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn refusals_over_http_are_not_retried_and_a_rate_limit_everywhere_reports_its_wait() {
+    let (mock, router) = retrying_provider(Wire::OpenAi).await;
+    mock.push(Reply::status(400));
+    mock.push(Reply::text("never asked"));
+    let outcome = router.complete(&only_primary(), request(true), &NoDeltas).await;
+    assert_eq!(failures(&outcome.attempts), vec![Some("rejected")]);
+    assert_eq!(mock.requests().len(), 1);
+
+    let (mock, router) = retrying_provider(Wire::Anthropic).await;
+    for _ in 0..3 {
+        mock.push(Reply::status(429).retry_after("1"));
+    }
+    let started = std::time::Instant::now();
+    let outcome = router.complete(&only_primary(), request(true), &NoDeltas).await;
+    assert!(started.elapsed() >= Duration::from_secs(2), "Retry-After 1 was honoured twice");
+    assert_eq!(failures(&outcome.attempts), vec![Some("rate_limited"); 3]);
+    assert_eq!(outcome.retry_after, Some(Duration::from_secs(1)));
+    assert!(router.cooldown_remaining("primary").is_some());
 }

@@ -341,7 +341,10 @@ async fn dream_failed_distillation_is_retried_without_duplicates() {
     f.say("s-alice", &alice_chat());
     f.mock.push(score(9, "a new job"));
     f.mock.push(alice_writes());
-    f.mock.push(Reply::status(500));
+    // A 500 is retried twice on the same model before the call fails.
+    for _ in 0..3 {
+        f.mock.push(Reply::status(500));
+    }
     let report = f.dream(false).await;
     assert_eq!((report.distilled(), report.failed()), (0, 1), "{}", report.render());
     assert_eq!(report.status, "partial");

@@ -174,6 +174,42 @@ async fn status_reply_has_retry_after_and_provider_error_body() {
     assert_eq!((down.status, down.body.as_str()), (503, "plain words"));
 }
 
+/// Sends a request and reads until the connection ends: the bytes received and how it ended.
+fn post_raw(addr: SocketAddr, path: &str, body: &Value) -> (Vec<u8>, Option<std::io::ErrorKind>) {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut received = Vec::new();
+    let ended = stream.read_to_end(&mut received).err().map(|error| error.kind());
+    (received, ended)
+}
+
+#[tokio::test]
+async fn a_reset_reply_drops_the_connection_before_any_byte_and_the_next_request_is_answered() {
+    let mock = MockLlm::start().await;
+    mock.push(Reply::reset());
+    mock.push(Reply::text("after the reset"));
+    let addr = mock.addr();
+    let (reset, next) = tokio::task::spawn_blocking(move || {
+        (
+            post_raw(addr, "/v1/chat/completions", &openai_request(false)),
+            post(addr, "/v1/messages", &anthropic_request(false)),
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(reset, (Vec::new(), Some(std::io::ErrorKind::ConnectionReset)), "a TCP reset, no response");
+    assert_eq!(next.status, 200);
+    assert_eq!(next.json()["content"][0]["text"], "after the reset");
+    assert_eq!(mock.requests().len(), 2, "the reset request was received and recorded");
+}
+
 #[tokio::test]
 async fn unknown_paths_are_recorded_and_answered_404() {
     let mock = MockLlm::start().await;

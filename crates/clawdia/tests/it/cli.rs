@@ -128,8 +128,11 @@ fn rate_limit_falls_back_and_is_audited() {
     assert_eq!(json["model"], "alt/backup");
     let paths: Vec<String> = home.mock.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, ["/v1/messages", "/v1/chat/completions"]);
-    // The human-readable form says a fallback answered.
-    home.mock.push(Reply::status(503));
+    // The human-readable form says a fallback answered. A 503 is retried twice on the same
+    // model first.
+    for _ in 0..3 {
+        home.mock.push(Reply::status(503));
+    }
     home.mock.push(Reply::text("backup again"));
     let out = home.run(&["chat", "-m", "hi"]);
     assert!(stderr(&out).contains("answered by fallback model alt/backup"), "{}", stderr(&out));

@@ -141,7 +141,10 @@ fn remote_failures_fall_back_to_the_local_model_and_the_reply_says_so() {
         home.mock.openai_base_url()
     );
     std::fs::write(home.path().join("clawdia.toml"), config).unwrap();
-    home.mock.push(Reply::status(503));
+    // A 503 is retried twice on the same model; a 429 asking for 60 s is not retried.
+    for _ in 0..3 {
+        home.mock.push(Reply::status(503));
+    }
     home.mock.push(Reply::status(429).retry_after("60"));
     let out = home.command(&["chat", "-m", "Say hello.", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -152,7 +155,7 @@ fn remote_failures_fall_back_to_the_local_model_and_the_reply_says_so() {
         text.ends_with("(Answered by the local fallback model local/SmolLM2-135M-Instruct: the remote models were unavailable.)"),
         "{text}"
     );
-    assert_eq!(home.mock.requests().len(), 2, "both remote providers were tried first");
+    assert_eq!(home.mock.requests().len(), 4, "both remote providers were tried first");
     // The note is part of the stored reply too.
     let session = reply["session"].as_str().unwrap();
     let out = home.run(&["sessions", "show", session]);
