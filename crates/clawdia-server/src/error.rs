@@ -48,7 +48,17 @@ impl From<TurnError> for ApiError {
             TurnError::Session(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "session_error", message)
             }
+            TurnError::Random(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+            }
         }
+    }
+}
+
+/// No random bytes, no id: the request fails closed with a 500 that says why.
+impl From<clawdia_core::random::RandomError> for ApiError {
+    fn from(error: clawdia_core::random::RandomError) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", error.to_string())
     }
 }
 
