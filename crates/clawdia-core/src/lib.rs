@@ -11,6 +11,7 @@ pub mod embed;
 pub mod message;
 pub mod model;
 pub mod random;
+pub mod redact;
 pub mod session;
 pub mod skills;
 pub mod text;

@@ -1,5 +1,6 @@
 //! The one place failures become HTTP responses: an OpenAI-style JSON error body
-//! (`{"error":{"message","type","code"}}`) with a status chosen per kind.
+//! (`{"error":{"message","type","code"}}`) with a status chosen per kind, its message with every
+//! registered secret masked (`clawdia_core::redact`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -27,9 +28,11 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token")
     }
 
-    /// The JSON body, also used as an SSE `error` payload.
+    /// The JSON body, also used as an SSE `error` payload. Secret values are masked here, the
+    /// one place every error message passes on its way to a client.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"message": self.message, "type": self.kind, "code": self.status.as_u16()}})
+        let message = clawdia_core::redact::redact(&self.message);
+        json!({"error": {"message": message, "type": self.kind, "code": self.status.as_u16()}})
     }
 }
 

@@ -7,6 +7,7 @@ mod chat;
 mod cron;
 mod doctor;
 mod inspect;
+mod logging;
 mod mcp;
 mod models;
 mod skills;
@@ -328,6 +329,7 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
+        let message = clawdia_core::redact::redact(&message);
         eprintln!("clawdia: internal error: {message} (this is a bug; please report it)");
     }));
     let cli = Cli::parse();
@@ -336,7 +338,7 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Up { .. } | Command::Chat { .. }) {
         pin_local_threads(&home);
     }
-    init_logging(is_up);
+    logging::init(is_up);
     let result = match cli.command {
         Command::Init { force } => init(&home, force),
         Command::Up { bind, port } => with_runtime(up(home, bind, port)),
@@ -365,7 +367,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("clawdia: error: {}", failure.message);
+            eprintln!("clawdia: error: {}", clawdia_core::redact::redact(&failure.message));
             ExitCode::from(failure.code)
         }
     }
@@ -380,20 +382,6 @@ fn pin_local_threads(home: &std::path::Path) {
         // SAFETY: called from `main` before the async runtime or any other thread exists.
         unsafe { clawdia_runtime::local::pin_kernel_threads(clawdia_runtime::local::DEFAULT_KERNEL_THREADS) };
     }
-}
-
-/// Logs go to stderr; `CLAWDIA_LOG` sets the filter (default `info` for `up`; other commands
-/// report through their own output, so only errors are logged).
-fn init_logging(is_up: bool) {
-    use std::io::IsTerminal;
-    let default = if is_up { "info" } else { "error" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWDIA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Runs an async command on a small multi-threaded runtime.
