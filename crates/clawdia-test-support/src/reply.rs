@@ -23,6 +23,11 @@ pub enum ReplyKind {
     Malformed,
     /// Accepts the request and never answers (until the mock shuts down).
     Hang,
+    /// An error status whose body echoes the request's credentials (the key, the whole
+    /// `Authorization` header, the key in a proxy's `Basic` credentials); see `echo.rs`.
+    EchoCredentials {
+        code: u16,
+    },
 }
 
 /// One scripted reply.
@@ -77,6 +82,12 @@ impl Reply {
 
     pub fn hang() -> Reply {
         Reply::new(ReplyKind::Hang)
+    }
+
+    /// An error status (401 for a rejected key) whose body echoes the API key and its bearer
+    /// header back, as a misbehaving provider or proxy does.
+    pub fn echo_credentials(code: u16) -> Reply {
+        Reply::new(ReplyKind::EchoCredentials { code })
     }
 
     /// Sets the `Retry-After` header of a `Status` reply (ignored for other kinds).
