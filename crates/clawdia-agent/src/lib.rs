@@ -209,7 +209,7 @@ impl Gateway for Agents {
                 validate_session_id(id)?;
                 id.clone()
             }
-            None => new_session_id(),
+            None => clawdia_core::random::session_id()?,
         };
         Metrics::add(&self.metrics.turns, 1);
         let lock = self.session_lock(&session_id);
@@ -232,25 +232,6 @@ fn validate_session_id(id: &str) -> Result<(), TurnError> {
         return Err(TurnError::Invalid("a session id must be 1 to 128 printable characters".into()));
     }
     Ok(())
-}
-
-/// Random lower-case hex from the OS.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if getrandom::fill(&mut buf).is_err() {
-        // The OS RNG failing is not recoverable in a meaningful way; fall back to time + pid
-        // so ids stay unique, and never panic.
-        let seed = (now_ms() as u64) ^ (u64::from(std::process::id()) << 32);
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8);
-        }
-    }
-    clawdia_core::hex(&buf)
-}
-
-/// A new session id: `s-` and 16 hex characters.
-pub fn new_session_id() -> String {
-    format!("s-{}", random_hex(8))
 }
 
 pub(crate) use clawdia_core::time::now_ms;

@@ -19,7 +19,7 @@ use clawdia_core::{
 };
 use tokio::sync::{Semaphore, watch};
 
-use crate::{Agents, random_hex, trust};
+use crate::{Agents, trust};
 
 /// Children of one agent running at once; the rest wait for a slot.
 pub const MAX_CONCURRENT: usize = 2;
@@ -131,7 +131,8 @@ impl Hub {
             .into_iter()
             .filter(|name| name != SPAWN && name != MANAGE)
             .collect();
-        let id = format!("sub-{}", random_hex(4));
+        let id =
+            format!("sub-{}", clawdia_core::random::hex(4).map_err(|e| ToolError::Failed(e.to_string()))?);
         let session = format!("{}~{id}", context.session_id);
         let (sender, receiver) = watch::channel(State::Queued);
         let collected = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -255,8 +256,10 @@ async fn announce(
     {
         let _guard = lock.lock().await;
         if !collected.load(std::sync::atomic::Ordering::SeqCst) {
-            let boundary =
-                agents.store.open(agent, parent, &random_hex(8)).ok().map(|stored| stored.meta.boundary);
+            let boundary = clawdia_core::random::hex(8)
+                .ok()
+                .and_then(|fresh| agents.store.open(agent, parent, &fresh).ok())
+                .map(|stored| stored.meta.boundary);
             let body = format!("task: {task}\n{}", state.describe());
             let text = match boundary {
                 Some(boundary) => trust::wrap(&boundary, &format!("subagent:{id}"), &body),

@@ -17,7 +17,7 @@ use clawdia_core::{
 use futures_util::future::join_all;
 
 use crate::metrics::Metrics;
-use crate::{Agent, Agents, dispatch, now_ms, prompt, random_hex, trust};
+use crate::{Agent, Agents, dispatch, now_ms, prompt, trust};
 
 /// An identical tool call (same name and arguments) this many times in one turn ends the turn.
 const MAX_IDENTICAL_CALLS: u32 = 3;
@@ -98,7 +98,7 @@ pub(crate) async fn run(
     events: &dyn TurnEvents,
 ) -> Result<TurnOutcome, TurnError> {
     let name = agent.spec.name.as_str();
-    let stored = agents.store.open(name, session_id, &random_hex(8)).map_err(store_error)?;
+    let stored = agents.store.open(name, session_id, &clawdia_core::random::hex(8)?).map_err(store_error)?;
     if stored.repaired > 0 {
         agents.audit.record(
             AuditEvent::new(

@@ -1,7 +1,9 @@
 //! Secrets by reference. The config never holds a secret value: it holds a `SecretRef` (an
 //! environment variable name or a file path), resolved on demand into a `Secret`, whose `Debug`
 //! and `Display` print `<redacted>` and whose bytes are zeroed on drop. Resolution errors name the
-//! reference, never the value.
+//! reference, never the value. Every value resolved or wrapped here is registered with
+//! `clawdia_core::redact`, so the sinks that mask secrets (HTTP errors, SSE, logs, audit and
+//! message rows, CLI errors) know it without being told.
 
 use std::fmt;
 use std::io::Read;
@@ -48,6 +50,7 @@ impl SecretRef {
             // Truncate in place so no untrimmed copy is left behind unzeroed.
             value.0.truncate(trimmed_len);
         }
+        clawdia_core::redact::register(&value.0);
         Ok(value)
     }
 
@@ -89,8 +92,10 @@ impl fmt::Display for SecretRef {
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value obtained elsewhere (e.g. a freshly generated gateway token).
+    /// Wraps a value obtained elsewhere (e.g. a freshly generated gateway token); like a
+    /// resolved value, it is registered for masking.
     pub fn new(value: String) -> Secret {
+        clawdia_core::redact::register(&value);
         Secret(value)
     }
 

@@ -2,12 +2,16 @@
 //! traits (models, tools, sessions, audit, gateway) through which the capability crates meet.
 //!
 //! Architecture invariant: this crate does no IO and knows no wire format. It names no concrete
-//! provider, database or HTTP type; the composition root (`clawdia-runtime`) plugs those in.
+//! provider, database or HTTP type; the composition root (`clawdia-runtime`) plugs those in. Its
+//! only requests to the operating system are system calls that touch no file, socket or
+//! database: the clock (`time`) and the random number generator (`random`).
 
 pub mod audit;
 pub mod embed;
 pub mod message;
 pub mod model;
+pub mod random;
+pub mod redact;
 pub mod session;
 pub mod skills;
 pub mod text;

@@ -55,7 +55,8 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// The human message of an HTTP error body, on one line: `error.message` (OpenAI, Anthropic),
 /// else `message`, `error` or `detail` when they are strings, else the raw text; cut to
-/// `max_chars` characters plus `...`. `None` when the body is empty or blank.
+/// `max_chars` characters plus `...`. `None` when the body is empty or blank. Registered secrets
+/// are masked (`crate::redact`) before the cut, so an echoed key is never left half-visible.
 pub fn error_body_message(body: &[u8], max_chars: usize) -> Option<String> {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(value) => ["/error/message", "/message", "/error", "/detail"]
@@ -65,7 +66,7 @@ pub fn error_body_message(body: &[u8], max_chars: usize) -> Option<String> {
             .unwrap_or_else(|| value.to_string()),
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
-    let line = one_line(&text);
+    let line = crate::redact::redact_string(one_line(&text));
     if line.is_empty() {
         return None;
     }

@@ -183,6 +183,9 @@ pub enum TurnError {
     Session(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// No session id or marker boundary could be drawn; the turn did not start.
+    #[error(transparent)]
+    Random(#[from] crate::random::RandomError),
 }
 
 /// An agent as listed to clients.

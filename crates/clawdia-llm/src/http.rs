@@ -108,21 +108,29 @@ impl Endpoint {
                     limit.as_millis()
                 )));
             }
-            Ok(Err(error)) => return Err(self.send_error(&error)),
+            Ok(Err(error)) => return Err(self.send_error(error)),
             Ok(Ok(response)) => response,
         };
         if response.status().is_success() { Ok(response) } else { Err(self.status_error(response).await) }
     }
 
-    fn send_error(&self, error: &reqwest::Error) -> ModelError {
-        let detail = format!("{}: {}", self.name, error_chain(error));
-        if error.is_timeout() {
+    fn send_error(&self, error: reqwest::Error) -> ModelError {
+        let timeout = error.is_timeout();
+        let detail = self.transport_detail(error);
+        if timeout {
             ModelError::Timeout(detail)
         } else {
             // Refused, reset, DNS, TLS, or the peer closed before answering: all mean the
             // request never got a reply from this endpoint.
             ModelError::Connect(detail)
         }
+    }
+
+    /// A transport failure as `provider: cause`, without the URL reqwest puts in its message:
+    /// the provider's name says which endpoint failed, and the internal address (a proxy, a
+    /// host on the private network) is nobody's business but the owner's config.
+    fn transport_detail(&self, error: reqwest::Error) -> String {
+        format!("{}: {}", self.name, error_chain(&error.without_url()))
     }
 
     async fn status_error(&self, mut response: reqwest::Response) -> ModelError {
@@ -162,13 +170,11 @@ impl Endpoint {
                 self.name,
                 self.read_timeout.as_millis()
             ))),
-            Ok(Err(error)) if error.is_timeout() => {
-                Err(ModelError::Timeout(format!("{}: {}", self.name, error_chain(&error))))
-            }
+            Ok(Err(error)) if error.is_timeout() => Err(ModelError::Timeout(self.transport_detail(error))),
             Ok(Err(error)) => Err(ModelError::Truncated(format!(
                 "{}: connection broke mid-reply: {}",
                 self.name,
-                error_chain(&error)
+                error_chain(&error.without_url())
             ))),
             Ok(Ok(chunk)) => Ok(chunk),
         }

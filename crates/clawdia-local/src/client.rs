@@ -206,7 +206,7 @@ fn run(
     };
     let generation = engine.generate(request, cancel, &mut on_output)?;
     let parsed = if tools_offered {
-        toolcall::parse(&generation.output)
+        toolcall::parse(&generation.output).map_err(|error| LocalError::Model(error.to_string()))?
     } else {
         toolcall::Parsed { text: generation.output.trim_end().to_string(), tool_calls: Vec::new() }
     };

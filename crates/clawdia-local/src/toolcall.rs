@@ -6,9 +6,8 @@
 //! generated: everything before a `<tool_call>` tag, never a partial tag or trailing
 //! whitespace, so the streamed text is always exactly the final reply's text.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use clawdia_core::ToolCall;
+use clawdia_core::random::RandomError;
 
 pub const OPEN: &str = "<tool_call>";
 pub const CLOSE: &str = "</tool_call>";
@@ -21,9 +20,11 @@ pub struct Parsed {
 }
 
 /// Splits `output` into text and tool calls. Without well-formed calls the whole output
-/// (trimmed at the end) is the text and there are no calls.
-pub fn parse(output: &str) -> Parsed {
-    let plain = || Parsed { text: output.trim_end().to_string(), tool_calls: Vec::new() };
+/// (trimmed at the end) is the text and there are no calls. Each call gets a fresh id
+/// (`call_` + 16 hex digits from `clawdia_core::random`); without the OS random source that is
+/// an error.
+pub fn parse(output: &str) -> Result<Parsed, RandomError> {
+    let plain = || Ok(Parsed { text: output.trim_end().to_string(), tool_calls: Vec::new() });
     let Some(start) = output.find(OPEN) else { return plain() };
     let mut rest = &output[start..];
     let mut calls = Vec::new();
@@ -46,10 +47,13 @@ pub fn parse(output: &str) -> Parsed {
     if calls.is_empty() {
         return plain();
     }
-    Parsed { text: output[..start].trim_end().to_string(), tool_calls: calls }
+    for call in &mut calls {
+        call.id = format!("call_{}", clawdia_core::random::hex(8)?);
+    }
+    Ok(Parsed { text: output[..start].trim_end().to_string(), tool_calls: calls })
 }
 
-/// `{"name": "...", "arguments": {...} | "json text"}` → a call with a fresh id.
+/// `{"name": "...", "arguments": {...} | "json text"}` → a call (its id is drawn by `parse`).
 fn call_from_json(body: &str) -> Option<ToolCall> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
     let object = value.as_object()?;
@@ -66,19 +70,7 @@ fn call_from_json(body: &str) -> Option<ToolCall> {
         },
         Some(_) => return None,
     };
-    Some(ToolCall { id: fresh_id(), name: name.to_string(), arguments })
-}
-
-/// `call_` + 16 hex digits, unique within the process and unlikely to repeat across runs.
-fn fresh_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos() as u64)
-        .unwrap_or(0);
-    let mixed = (nanos ^ count.rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    format!("call_{mixed:016x}")
+    Some(ToolCall { id: String::new(), name: name.to_string(), arguments })
 }
 
 /// Tracks how much of the growing output has been streamed as text.

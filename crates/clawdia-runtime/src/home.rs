@@ -68,12 +68,16 @@ fn write_file(
 }
 
 /// Creates the home. Without `force` an existing config is an error and nothing is touched;
-/// with it the config and starter files are rewritten. The token is never replaced.
+/// with it the config and starter files are rewritten. The token is never replaced. The token
+/// comes from the OS random number generator; if that fails, init fails before creating
+/// anything (there is no weaker fallback).
 pub fn init(home: &Path, force: bool) -> Result<InitReport, String> {
     let config_path = home.join(clawdia_config::FILE_NAME);
     if config_path.exists() && !force {
         return Err(format!("{} already exists; use --force to overwrite it", config_path.display()));
     }
+    let token_value = clawdia_core::random::hex(32)
+        .map_err(|error| format!("cannot make a gateway token, so nothing was created: {error}"))?;
     let mut report = InitReport::default();
     make_dir(home, 0o700)?;
     for sub in ["state", "secrets", "models", "logs"] {
@@ -82,7 +86,7 @@ pub fn init(home: &Path, force: bool) -> Result<InitReport, String> {
     let config = crate::offline::init_config(home);
     write_file(&config_path, config.as_bytes(), 0o600, force, &mut report)?;
     let token = home.join("secrets/gateway-token");
-    let value = format!("{}\n", clawdia_agent::random_hex(32));
+    let value = format!("{token_value}\n");
     write_file(&token, value.as_bytes(), 0o600, false, &mut report)?;
     let workspace = home.join("workspaces/main");
     for sub in ["memory", "skills", "docs"] {

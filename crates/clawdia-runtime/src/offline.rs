@@ -27,7 +27,8 @@ const DEFAULT_KEY_ENV: &str = "ANTHROPIC_API_KEY";
 pub const LOCAL_TOOLS: [&str; 3] = ["read", "list", "brain_query"];
 
 /// The commented tools section of the shipped default, replaced for an agent on the local model.
-const DEFAULT_TOOLS: &str = "# [agents.main.tools]\n# allow = [\"fs\", \"web\", \"brain\", \"exec\"]            # the default\n";
+const DEFAULT_TOOLS: &str =
+    "# [agents.main.tools]\n# allow = [\"fs\", \"web\", \"brain\", \"exec\"]            # the default\n";
 
 const LOCAL_PROVIDER: &str = "[providers.local]                            # a model from models/, run in process\nkind = \"local\"\n# idle_unload_secs = 300                     # unload after this long without a request\n\n";
 

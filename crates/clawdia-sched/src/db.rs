@@ -390,7 +390,8 @@ impl CronDb {
                     ended_ms,
                     end.status.as_str(),
                     end.exit_code,
-                    end.output_tail,
+                    // A secret a command printed (or an error echoed) is not kept in the history.
+                    clawdia_core::redact::redact(&end.output_tail),
                     end.cost_usd,
                     i64::try_from(end.tokens).unwrap_or(i64::MAX),
                     end.session

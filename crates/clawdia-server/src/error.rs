@@ -1,6 +1,7 @@
 //! The one place failures become HTTP responses: an OpenAI-style JSON error body
-//! (`{"error":{"message","type","code"}}`) with a status chosen per kind. A turn that failed only
-//! on rate limits is a 429 with `Retry-After` (whole seconds, at least 1), like a provider's own.
+//! (`{"error":{"message","type","code"}}`) with a status chosen per kind, its message with every
+//! registered secret masked (`clawdia_core::redact`). A turn that failed only on rate limits is a
+//! 429 with `Retry-After` (whole seconds, at least 1), like a provider's own.
 
 use std::time::Duration;
 
@@ -38,9 +39,11 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token")
     }
 
-    /// The JSON body, also used as an SSE `error` payload.
+    /// The JSON body, also used as an SSE `error` payload. Secret values are masked here, the
+    /// one place every error message passes on its way to a client.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"message": self.message, "type": self.kind, "code": self.status.as_u16()}})
+        let message = clawdia_core::redact::redact(&self.message);
+        json!({"error": {"message": message, "type": self.kind, "code": self.status.as_u16()}})
     }
 }
 
@@ -63,7 +66,17 @@ impl From<TurnError> for ApiError {
             TurnError::Session(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "session_error", message)
             }
+            TurnError::Random(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+            }
         }
+    }
+}
+
+/// No random bytes, no id: the request fails closed with a 500 that says why.
+impl From<clawdia_core::random::RandomError> for ApiError {
+    fn from(error: clawdia_core::random::RandomError) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", error.to_string())
     }
 }
 

@@ -145,7 +145,10 @@ async fn chat(
         .map(String::from)
         .or(parsed.user.clone())
         .filter(|s| !s.is_empty());
-    let session = session.unwrap_or_else(|| format!("s-{}", random_id()));
+    let session = match session {
+        Some(session) => session,
+        None => clawdia_core::random::session_id()?,
+    };
     let request = TurnRequest {
         agent: parsed.model.clone(),
         session: Some(session.clone()),
@@ -162,7 +165,7 @@ async fn chat(
     if parsed.stream && !state.gateway.agents().iter().any(|a| a.name == parsed.model) {
         return Err(TurnError::UnknownAgent(parsed.model.clone()).into());
     }
-    let id = format!("chatcmpl-{}", random_id());
+    let id = format!("chatcmpl-{}", clawdia_core::random::hex(8)?);
     let created = now_secs();
     let model = parsed.model.clone();
     let session_header = HeaderValue::from_str(&session).ok();
@@ -250,14 +253,4 @@ async fn stream(
         ApiError::from(error).into_response()
     };
     stream_turn(state.gateway.clone(), request, render, finish, on_error).await
-}
-
-fn random_id() -> String {
-    // Unique enough for response ids; session ids from the agent crate use the OS RNG.
-    use std::sync::atomic::AtomicU64;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let mixed = (nanos ^ (u64::from(std::process::id()) << 40)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n;
-    format!("{mixed:016x}")
 }

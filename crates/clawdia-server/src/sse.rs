@@ -19,8 +19,11 @@ use tokio::sync::mpsc;
 
 use crate::ApiError;
 
-/// One SSE frame: optional `event:` line, then `data:` lines.
+/// One SSE frame: optional `event:` line, then `data:` lines. Every frame (error events, fallback
+/// reasons, tool output, text) passes here, so secret values are masked here
+/// (`clawdia_core::redact`); the mask has no JSON-special character, so JSON data stays JSON.
 pub fn frame(event: Option<&str>, data: &str) -> Bytes {
+    let data = clawdia_core::redact::redact(data);
     let mut out = String::with_capacity(data.len() + 32);
     if let Some(event) = event {
         out.push_str("event: ");

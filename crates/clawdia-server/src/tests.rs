@@ -339,3 +339,20 @@ fn token_comparison() {
     assert!(!auth::token_matches(b"ab", b"abc"));
     assert!(!auth::token_matches(b"", b""));
 }
+
+#[test]
+fn error_bodies_and_sse_frames_mask_registered_secrets() {
+    let key = "sk-server-unit-3e8a1c9d70";
+    clawdia_core::redact::register(key);
+    let error = ApiError::from(TurnError::ModelsFailed {
+        message: format!("p/m: unauthorized: invalid key {key}"),
+        attempts: Vec::new(),
+    });
+    let body = error.body().to_string();
+    assert!(!body.contains(key), "{body}");
+    // The positive control: the rest of the error is intact.
+    assert!(body.contains("every model failed: p/m: unauthorized: invalid key [redacted]"), "{body}");
+    assert_eq!(error.status, StatusCode::BAD_GATEWAY);
+    let frame = crate::sse::frame(Some("error"), &format!(r#"{{"message":"bad {key}"}}"#));
+    assert_eq!(frame, "event: error\ndata: {\"message\":\"bad [redacted]\"}\n\n");
+}

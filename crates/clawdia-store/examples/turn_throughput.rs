@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1).map(|arg| arg.parse::<usize>());
     let sessions = args.next().transpose()?.unwrap_or(200);
     let turns = args.next().transpose()?.unwrap_or(25);
-    let dir = std::env::temp_dir().join(format!("clawdia-store-bench-{}", clawdia_store::random_hex(6)));
+    let dir = std::env::temp_dir().join(format!("clawdia-store-bench-{}", clawdia_core::random::hex(6)?));
     let store = Store::open(&dir)?;
     let model = ModelRef { provider: "anthropic".into(), model: "claude-sonnet-4-5".into() };
     let usage = Usage { input_tokens: 1200, output_tokens: 300, cache_read_tokens: 0, cache_write_tokens: 0 };

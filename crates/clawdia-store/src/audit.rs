@@ -2,15 +2,19 @@
 //!
 //! Recording never fails the caller: a database error is logged and the event is still emitted
 //! as a tracing event (warn from severity 7, info below), so it reaches the logs either way.
+//! Secret values are masked (`clawdia_core::redact`) before the event goes to either.
 
 use clawdia_core::{AuditEvent, AuditSink, Severity, StoreError};
 use rusqlite::params;
 
 use crate::{AuditRecord, Store, db_error};
+use clawdia_core::redact::redact_string;
 use clawdia_core::time::now_ms;
 
 impl AuditSink for Store {
-    fn record(&self, event: AuditEvent) {
+    fn record(&self, mut event: AuditEvent) {
+        event.detail = redact_string(event.detail);
+        event.session = event.session.map(redact_string);
         if event.severity >= Severity::WARNING {
             tracing::warn!(
                 kind = %event.kind,

@@ -14,7 +14,6 @@
 
 mod audit;
 mod export;
-mod ids;
 mod integrity;
 mod openclaw;
 mod repair;
@@ -31,7 +30,6 @@ use clawdia_core::{AuditEvent, Message, StoreError};
 use rusqlite::Connection;
 use serde::Serialize;
 
-pub use ids::{new_session_id, random_hex};
 pub use repair::SYNTHETIC_RESULT_TEXT;
 
 /// The SQLite store. `Send + Sync`: each database is one connection behind a mutex, with its

@@ -15,7 +15,7 @@ use std::path::Path;
 use clawdia_core::{Message, StoreError, ToolCall};
 use serde_json::{Map, Value};
 
-use crate::{ImportReport, Store, StoredMessage, ids, repair};
+use crate::{ImportReport, Store, StoredMessage, repair};
 use clawdia_core::time::{now_ms, parse_rfc3339};
 
 impl Store {
@@ -61,7 +61,8 @@ impl Store {
                     row
                 })
                 .collect();
-        let session_id = ids::new_session_id();
+        let session_id =
+            clawdia_core::random::session_id().map_err(|error| StoreError::Database(error.to_string()))?;
         self.create_with_messages(&session_id, agent, boundary, &rows)?;
         Ok(ImportReport { session_id, imported, repaired, skipped_lines: parsed.skipped })
     }

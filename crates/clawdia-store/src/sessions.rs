@@ -393,6 +393,9 @@ fn insert_message(
 ) -> Result<(), StoreError> {
     let body = serde_json::to_string(message)
         .map_err(|error| StoreError::Database(format!("encoding a message: {error}")))?;
+    // A secret echoed into a reply or a tool result (an error body, a command's output) is not
+    // kept: the mask has no JSON-special character, so the body stays the same JSON shape.
+    let body = clawdia_core::redact::redact_string(body);
     connection
         .prepare_cached("INSERT INTO messages (session_id, seq, at, role, body) VALUES (?1, ?2, ?3, ?4, ?5)")
         .and_then(|mut statement| {

@@ -145,19 +145,6 @@ proptest! {
     }
 }
 
-// ---- ids ----
-
-#[test]
-fn ids_are_random_lowercase_hex() {
-    let id = new_session_id();
-    assert_eq!(id.len(), 18);
-    assert!(id.starts_with("s-"));
-    assert!(id[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-    assert_ne!(new_session_id(), new_session_id());
-    assert_eq!(random_hex(0), "");
-    assert_eq!(random_hex(32).len(), 64);
-}
-
 // ---- export ----
 
 #[test]

@@ -5,6 +5,7 @@
 //! reply path does no logging and little allocation, because a benchmark drives thousands of
 //! requests per second through it.
 
+mod echo;
 mod reply;
 mod reset;
 mod wire;
@@ -302,6 +303,7 @@ async fn answer(
         ReplyKind::Status { code, retry_after, body } => {
             status_response(wire, *code, retry_after.as_deref(), body)
         }
+        ReplyKind::EchoCredentials { code } => echo::response(wire, *code, headers),
         _ if stream => {
             let events = match wire {
                 Wire::Anthropic => wire::anthropic_events(&reply, &asked, shared),

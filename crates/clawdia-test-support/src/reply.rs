@@ -25,6 +25,11 @@ pub enum ReplyKind {
     Hang,
     /// Reads the request, then resets the connection without a byte of response.
     Reset,
+    /// An error status whose body echoes the request's credentials (the key, the whole
+    /// `Authorization` header, the key in a proxy's `Basic` credentials); see `echo.rs`.
+    EchoCredentials {
+        code: u16,
+    },
 }
 
 /// One scripted reply.
@@ -84,6 +89,12 @@ impl Reply {
     /// A TCP reset instead of a response.
     pub fn reset() -> Reply {
         Reply::new(ReplyKind::Reset)
+    }
+
+    /// An error status (401 for a rejected key) whose body echoes the API key and its bearer
+    /// header back, as a misbehaving provider or proxy does.
+    pub fn echo_credentials(code: u16) -> Reply {
+        Reply::new(ReplyKind::EchoCredentials { code })
     }
 
     /// Sets the `Retry-After` header of a `Status` reply (ignored for other kinds).

@@ -186,7 +186,12 @@ async fn turn(
             }
         }
     }
-    let summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+    // What this command prints of a failure (the error line, `--json`, the fallback note) has
+    // every secret this process knows masked; a remote gateway masked its own already.
+    summary.error = summary.error.map(clawdia_core::redact::redact_string);
+    summary.fallback_from =
+        summary.fallback_from.into_iter().map(clawdia_core::redact::redact_string).collect();
     if print {
         if !summary.text.is_empty() {
             println!();

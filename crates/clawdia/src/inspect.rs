@@ -161,8 +161,7 @@ pub fn sessions(home: &Path, command: SessionsCommand) -> Outcome {
             if !config.agents.contains_key(&agent) {
                 return Err(crate::Failure::config(format!("no agent named `{agent}`")));
             }
-            let report =
-                store.import_openclaw_jsonl(&agent, &path, &clawdia_runtime::store::random_hex(8))?;
+            let report = store.import_openclaw_jsonl(&agent, &path, &clawdia_core::random::hex(8)?)?;
             println!("imported {} messages into session {}", report.imported, report.session_id);
             if report.repaired > 0 {
                 println!("added {} synthetic results for tool calls without one", report.repaired);

@@ -7,6 +7,7 @@ mod chat;
 mod cron;
 mod doctor;
 mod inspect;
+mod logging;
 mod mcp;
 mod models;
 mod skills;
@@ -331,6 +332,7 @@ fn main() -> ExitCode {
         if is_closed_pipe(&message) {
             end_on_closed_pipe();
         }
+        let message = clawdia_core::redact::redact(&message);
         use std::io::Write as _;
         let _ = writeln!(
             std::io::stderr(),
@@ -343,7 +345,7 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Up { .. } | Command::Chat { .. }) {
         pin_local_threads(&home);
     }
-    init_logging(is_up);
+    logging::init(is_up);
     let result = match cli.command {
         Command::Init { force } => init(&home, force),
         Command::Up { bind, port } => with_runtime(up(home, bind, port)),
@@ -373,7 +375,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "clawdia: error: {}", failure.message);
+            let _ = writeln!(
+                std::io::stderr(),
+                "clawdia: error: {}",
+                clawdia_core::redact::redact(&failure.message)
+            );
             ExitCode::from(failure.code)
         }
     }
@@ -406,20 +412,6 @@ fn pin_local_threads(home: &std::path::Path) {
         // SAFETY: called from `main` before the async runtime or any other thread exists.
         unsafe { clawdia_runtime::local::pin_kernel_threads(clawdia_runtime::local::DEFAULT_KERNEL_THREADS) };
     }
-}
-
-/// Logs go to stderr; `CLAWDIA_LOG` sets the filter (default `info` for `up`; other commands
-/// report through their own output, so only errors are logged).
-fn init_logging(is_up: bool) {
-    use std::io::IsTerminal;
-    let default = if is_up { "info" } else { "error" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWDIA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Runs an async command on a small multi-threaded runtime.

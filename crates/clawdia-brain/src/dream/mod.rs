@@ -362,9 +362,6 @@ impl Dream {
                     break 'sessions;
                 }
                 let (from_seq, to_seq) = (slice[0].seq, slice[slice.len() - 1].seq);
-                let nonce = random_nonce();
-                let block =
-                    transcript::render_block(&meta.id, &nonce, context, slice, settings.max_slice_chars);
                 let mut item = SliceReport {
                     session: meta.id.clone(),
                     from_seq,
@@ -373,6 +370,18 @@ impl Dream {
                     reason: String::new(),
                     outcome: Outcome::Skipped,
                 };
+                // The marker nonce is what keeps the transcript from closing its own markers:
+                // without the OS random source the slice is not shown to a model at all.
+                let nonce = match clawdia_core::random::hex(8) {
+                    Ok(nonce) => nonce,
+                    Err(error) => {
+                        item.outcome = Outcome::Failed(format!("marker nonce: {error}"));
+                        report.slices.push(item);
+                        continue 'sessions;
+                    }
+                };
+                let block =
+                    transcript::render_block(&meta.id, &nonce, context, slice, settings.max_slice_chars);
                 let verdict = match self.score(run_id, &prompts.score, &block, &mut spend).await {
                     Ok(verdict) => verdict,
                     Err(error) => {
@@ -539,21 +548,4 @@ impl Dream {
             }
         }
     }
-}
-
-/// A random marker nonce (16 hex characters) from the OS, else from the clock.
-fn random_nonce() -> String {
-    let mut bytes = [0u8; 8];
-    let seed = if getrandom_fill(&mut bytes) {
-        u64::from_le_bytes(bytes)
-    } else {
-        (now_ms() as u64).rotate_left(17) ^ u64::from(std::process::id())
-    };
-    format!("{seed:016x}")
-}
-
-/// Fills `bytes` from `/dev/urandom`; false when that is not possible.
-fn getrandom_fill(bytes: &mut [u8]) -> bool {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(bytes)).is_ok()
 }

@@ -159,6 +159,8 @@ async fn unauthorized_and_rejected() {
 async fn truncated_reply_is_an_error_not_a_partial_response() {
     for (combo, result, sink) in each_combo(Reply::truncated()).await {
         assert!(matches!(result, Err(ModelError::Truncated(_))), "{combo:?}: {result:?}");
+        let message = result.unwrap_err().to_string();
+        assert!(!message.contains("127.0.0.1"), "{combo:?}: the URL leaked: {message}");
         if combo.1 {
             assert_eq!(sink.text(), "This reply breaks off", "{combo:?}: deltas before the break were sent");
         }
@@ -239,7 +241,31 @@ async fn closed_port_is_a_connect_error() {
         let mut settings = clawdia_llm::ProviderSettings::new("closed", base_url);
         settings.connect_timeout = Duration::from_secs(2);
         let result = client_with(settings, wire).complete(&request(stream), &NoDeltas).await;
-        assert!(matches!(result, Err(ModelError::Connect(_))), "{wire:?}/{stream}: {result:?}");
+        let Err(ModelError::Connect(message)) = result else {
+            panic!("{wire:?}/{stream}: not a connect error: {result:?}");
+        };
+        // The provider's name says which endpoint failed; its address stays in the config.
+        assert!(message.starts_with("closed: "), "{wire:?}/{stream}: {message}");
+        assert!(message.contains("refused"), "{wire:?}/{stream}: the cause is kept: {message}");
+        assert!(!message.contains(&port.to_string()), "{wire:?}/{stream}: the URL leaked: {message}");
+    }
+}
+
+#[tokio::test]
+async fn an_error_body_that_echoes_the_key_reaches_the_caller_with_the_key_masked() {
+    let key = "sk-llm-echo-5b7d0c2e9a41f3";
+    clawdia_core::redact::register(key);
+    let mock = MockLlm::start().await;
+    for (wire, stream) in combos() {
+        let mut settings = settings(&mock, wire);
+        settings.api_key = Some(key.to_string());
+        mock.push(Reply::echo_credentials(401));
+        let result = client_with(settings, wire).complete(&request(stream), &NoDeltas).await;
+        let Err(ModelError::Unauthorized(message)) = result else {
+            panic!("{wire:?}/{stream}: not unauthorized: {result:?}");
+        };
+        assert!(message.contains("invalid API key `[redacted]`"), "{wire:?}/{stream}: {message}");
+        assert!(!message.contains(key), "{wire:?}/{stream}: {message}");
     }
 }
 

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::*;
 
 fn check(output: &str, text: &str, calls: &[(&str, &str)]) {
-    let parsed = parse(output);
+    let parsed = parse(output).unwrap();
     assert_eq!(parsed.text, text, "text of {output:?}");
     let got: Vec<(&str, &str)> =
         parsed.tool_calls.iter().map(|call| (call.name.as_str(), call.arguments.as_str())).collect();
@@ -69,10 +69,12 @@ fn malformed_calls_are_text() {
 
 #[test]
 fn ids_are_unique() {
-    let first = parse("<tool_call>{\"name\": \"a\"}</tool_call>");
-    let second = parse("<tool_call>{\"name\": \"a\"}</tool_call>");
+    let first = parse("<tool_call>{\"name\": \"a\"}</tool_call>").unwrap();
+    let second = parse("<tool_call>{\"name\": \"a\"}</tool_call>").unwrap();
     assert_ne!(first.tool_calls[0].id, second.tool_calls[0].id);
-    assert!(first.tool_calls[0].id.starts_with("call_"));
+    let id = &first.tool_calls[0].id;
+    let digits = id.strip_prefix("call_").expect("call_ prefix");
+    assert!(digits.len() == 16 && digits.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
 }
 
 #[test]
@@ -105,7 +107,7 @@ fn output_strategy() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn parsing_never_panics_and_keeps_text_a_prefix(output in output_strategy()) {
-        let parsed = parse(&output);
+        let parsed = parse(&output).unwrap();
         prop_assert!(output.starts_with(&parsed.text));
         if parsed.tool_calls.is_empty() {
             prop_assert_eq!(parsed.text.as_str(), output.trim_end());
@@ -125,7 +127,7 @@ proptest! {
         for end in boundaries.into_iter().chain([output.len()]) {
             streamed.push_str(filter.next(&output[..end]));
         }
-        let parsed = parse(&output);
+        let parsed = parse(&output).unwrap();
         streamed.push_str(filter.finish(&parsed.text));
         prop_assert_eq!(streamed, parsed.text);
     }

@@ -125,3 +125,29 @@ fn a_failing_audit_write_is_logged_and_the_caller_carries_on() {
     // The sessions database is unaffected.
     assert!(clawdia_core::SessionStore::open(&store, "main", "s-1", "b").is_ok());
 }
+
+#[test]
+fn secret_values_are_masked_in_audit_rows_and_stored_messages() {
+    use clawdia_core::{Message, SessionStore};
+    let key = "sk-store-mask-71c0e4b2a9";
+    clawdia_core::redact::register(key);
+    let (dir, store) = fresh();
+    store.record(AuditEvent::new(
+        "provider_fallback",
+        Severity::WARNING,
+        format!("p/m failed: bad key {key}"),
+    ));
+    let detail = &store.recent_audit(Severity(0), 1).unwrap()[0].event.detail;
+    assert_eq!(detail, "p/m failed: bad key [redacted]");
+
+    store.open("main", "s-mask", "b").unwrap();
+    let reply = format!("the proxy said: invalid key \"{key}\"");
+    store.append("s-mask", &[Message::user("hi"), Message::assistant(reply)]).unwrap();
+    let stored = store.messages("s-mask").unwrap();
+    assert_eq!(stored[0].message, Message::user("hi"), "text without a secret is stored as is");
+    assert_eq!(stored[1].message, Message::assistant("the proxy said: invalid key \"[redacted]\""));
+    for name in ["sessions.db", "sessions.db-wal", "audit.db", "audit.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&bytes).contains(key), "{name} holds the key");
+    }
+}

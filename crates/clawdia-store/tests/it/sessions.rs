@@ -330,9 +330,3 @@ fn store_is_send_and_sync() {
     let shared: &dyn SessionStore = &store;
     assert!(shared.list(None, 1).unwrap().is_empty());
 }
-
-#[test]
-fn new_session_ids_are_unique() {
-    let ids: std::collections::HashSet<String> = (0..1000).map(|_| clawdia_store::new_session_id()).collect();
-    assert_eq!(ids.len(), 1000);
-}

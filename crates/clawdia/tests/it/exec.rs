@@ -49,6 +49,8 @@ fn the_model_runs_a_command_in_the_sandbox_and_reads_the_result() {
         assert!(result.contains("key=unset"), "{extra}: the gateway's environment leaked: {result}");
         assert!(!result.contains(&token), "{extra}: the gateway token leaked: {result}");
         assert!(!result.contains("test-key"));
+        // The stored result masks registered secrets, so a leak would show as the mask.
+        assert!(!result.contains("[redacted]"), "{extra}: a secret reached the sandbox: {result}");
         let made = std::fs::read_to_string(home.workspace().join("made-by-exec.txt")).unwrap();
         assert_eq!(made, "made\n", "{extra}");
         assert!(!home.path().join("escaped").exists(), "{extra}: wrote outside the workspace");

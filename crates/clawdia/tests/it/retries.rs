@@ -133,7 +133,8 @@ fn rate_limits_everywhere_reach_the_client_as_429_with_retry_after() {
     for _ in 0..6 {
         home.mock.push(Reply::status(429).retry_after("0"));
     }
-    let (status, head, body) = request(gateway.addr, "/v1/chat/completions", &token, &chat_body("main", false));
+    let (status, head, body) =
+        request(gateway.addr, "/v1/chat/completions", &token, &chat_body("main", false));
     assert_eq!(status, 429, "{body}");
     assert!(head.contains("\r\nretry-after: 1"), "{head}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -235,7 +236,8 @@ fn with_a_fallback_configured_the_fallback_is_announced_by_name() {
     let gateway = home.up();
     home.mock.push(Reply::truncated());
     home.mock.push(Reply::text("clean again"));
-    let (_, _, body) = request(gateway.addr, "/v1/turns", &home.token(), r#"{"agent":"main","message":"hi"}"#);
+    let (_, _, body) =
+        request(gateway.addr, "/v1/turns", &home.token(), r#"{"agent":"main","message":"hi"}"#);
     let names = event_names(&body);
     assert!(names.contains(&"discard") && names.contains(&"fallback"), "{names:?}");
     assert!(body.contains(r#""from":"mock/primary","to":"alt/backup","reason":"truncated""#), "{body}");
