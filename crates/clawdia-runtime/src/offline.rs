@@ -139,7 +139,7 @@ pub fn local_tool_fits(runtime: &Runtime, agent: &AgentConfig) -> Vec<Result<Loc
         let fit = || -> Result<LocalToolFit, String> {
             let prompter = clawdia_local::Prompter::load(&dir, local.context_length)
                 .map_err(|error| format!("{model}: {error}"))?;
-            let boundary = clawdia_agent::random_hex(8);
+            let boundary = clawdia_core::random::hex(8).map_err(|error| error.to_string())?;
             let request = ChatRequest {
                 model: model.model.clone(),
                 system: runtime.agents.system_prompt(&agent.name, &boundary).unwrap_or_default(),

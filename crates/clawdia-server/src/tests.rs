@@ -347,6 +347,7 @@ fn error_bodies_and_sse_frames_mask_registered_secrets() {
     let error = ApiError::from(TurnError::ModelsFailed {
         message: format!("p/m: unauthorized: invalid key {key}"),
         attempts: Vec::new(),
+        retry_after: None,
     });
     let body = error.body().to_string();
     assert!(!body.contains(key), "{body}");
