@@ -352,7 +352,7 @@ fn error_bodies_and_sse_frames_mask_registered_secrets() {
     let body = error.body().to_string();
     assert!(!body.contains(key), "{body}");
     // The positive control: the rest of the error is intact.
-    assert!(body.contains("every model failed: p/m: unauthorized: invalid key [redacted]"), "{body}");
+    assert!(body.contains("p/m: unauthorized: invalid key [redacted]"), "{body}");
     assert_eq!(error.status, StatusCode::BAD_GATEWAY);
     let frame = crate::sse::frame(Some("error"), &format!(r#"{{"message":"bad {key}"}}"#));
     assert_eq!(frame, "event: error\ndata: {\"message\":\"bad [redacted]\"}\n\n");
