@@ -97,6 +97,9 @@ pub struct PageSummary {
 pub struct SourceCount {
     pub source: String,
     pub pages: u64,
+    /// The folder or file it was last imported from (none for agents' and MCP clients' pages
+    /// and for sources imported before paths were recorded).
+    pub root: Option<String>,
 }
 
 /// What the brain holds.
@@ -253,12 +256,17 @@ impl Db {
                 .map_err(db_error(context))?;
             let sources = tx
                 .prepare_cached(
-                    "SELECT source, COUNT(*) FROM pages WHERE deleted_at IS NULL GROUP BY source ORDER BY source",
+                    "SELECT p.source, COUNT(*), s.root FROM pages p LEFT JOIN sources s ON s.name = p.source
+                     WHERE p.deleted_at IS NULL GROUP BY p.source ORDER BY p.source",
                 )
                 .and_then(|mut statement| {
                     statement
                         .query_map([], |row| {
-                            Ok(SourceCount { source: row.get(0)?, pages: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0) })
+                            Ok(SourceCount {
+                                source: row.get(0)?,
+                                pages: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                                root: row.get(2)?,
+                            })
                         })
                         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
                 })
