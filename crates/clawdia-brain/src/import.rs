@@ -144,7 +144,8 @@ pub fn import_path(
         }
     }
     if is_dir {
-        report.deleted = db.delete_missing(&options.source, &seen)?;
+        let prefix = format!("{}/", parse::source_prefix(&options.source));
+        report.deleted = db.delete_missing_under(&options.source, &prefix, &seen)?;
     }
     Ok(report)
 }

@@ -97,6 +97,9 @@ pub struct PageSummary {
 pub struct SourceCount {
     pub source: String,
     pub pages: u64,
+    /// The folder or file it was last imported from (none for agents' and MCP clients' pages
+    /// and for sources imported before paths were recorded).
+    pub root: Option<String>,
 }
 
 /// What the brain holds.
@@ -152,12 +155,21 @@ impl Db {
         self.write("deleting a page", |tx| delete_page_in(tx, slug, now))
     }
 
-    /// Soft-deletes the live pages of `source` under its slug prefix (`source/`) whose slug is
-    /// not in `keep` (one transaction per page); returns their slugs, sorted. Pages an agent or
-    /// MCP client wrote as a writer of the same name are never under that prefix, so an import
-    /// never deletes them.
+    /// Soft-deletes the live pages of `source` whose slug is not in `keep` (one transaction per
+    /// page); returns their slugs, sorted.
     pub fn delete_missing(&self, source: &str, keep: &HashSet<String>) -> Result<Vec<String>, BrainError> {
-        let prefix = format!("{source}/");
+        self.delete_missing_under(source, "", keep)
+    }
+
+    /// `delete_missing` limited to slugs starting with `prefix`. An import passes its source's
+    /// slug prefix (`notes/`): pages an agent or MCP client wrote under a writer name equal to
+    /// the source's are never under it, so the import never deletes them.
+    pub fn delete_missing_under(
+        &self,
+        source: &str,
+        prefix: &str,
+        keep: &HashSet<String>,
+    ) -> Result<Vec<String>, BrainError> {
         let live: Vec<String> = self.read("listing a source", |tx| {
             tx.prepare_cached("SELECT slug FROM pages WHERE source = ?1 AND deleted_at IS NULL ORDER BY slug")
                 .and_then(|mut statement| {
@@ -168,7 +180,7 @@ impl Db {
                 .map_err(db_error("listing a source"))
         })?;
         let mut deleted = Vec::new();
-        for slug in live.into_iter().filter(|slug| slug.starts_with(&prefix) && !keep.contains(slug)) {
+        for slug in live.into_iter().filter(|slug| slug.starts_with(prefix) && !keep.contains(slug)) {
             if self.delete_page(&slug)? {
                 deleted.push(slug);
             }
@@ -244,12 +256,17 @@ impl Db {
                 .map_err(db_error(context))?;
             let sources = tx
                 .prepare_cached(
-                    "SELECT source, COUNT(*) FROM pages WHERE deleted_at IS NULL GROUP BY source ORDER BY source",
+                    "SELECT p.source, COUNT(*), s.root FROM pages p LEFT JOIN sources s ON s.name = p.source
+                     WHERE p.deleted_at IS NULL GROUP BY p.source ORDER BY p.source",
                 )
                 .and_then(|mut statement| {
                     statement
                         .query_map([], |row| {
-                            Ok(SourceCount { source: row.get(0)?, pages: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0) })
+                            Ok(SourceCount {
+                                source: row.get(0)?,
+                                pages: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                                root: row.get(2)?,
+                            })
                         })
                         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
                 })

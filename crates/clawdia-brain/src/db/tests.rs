@@ -183,3 +183,31 @@ fn opening_a_version_2_brain_indexes_its_existing_pages_for_page_level_search() 
     assert!(db.search(&super::SearchQuery::new("lighthouse", 5)).expect("search").hits.is_empty());
     assert_eq!(db.search(&super::SearchQuery::new("quay", 5)).expect("search").hits.len(), 1);
 }
+
+#[test]
+fn opening_a_version_3_brain_adds_sources_and_keeps_its_pages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("brain.db");
+    {
+        // A brain written by a build that knew the first three migrations only.
+        let connection = rusqlite::Connection::open(&path).expect("open");
+        for sql in &super::schema::MIGRATIONS[..3] {
+            connection.execute_batch(sql).expect("old migration");
+        }
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 3;
+                 INSERT INTO pages (id, slug, key, stem, title, kind, source, body, frontmatter, content_hash,
+                                    created_at, updated_at)
+                 VALUES (1, 'notes/harbour', 'harbour', 'harbour', 'Harbour', 'note', 'notes', 'quay', '{}', 'h', 0, 0);",
+            )
+            .expect("old rows");
+    }
+    let db = Db::open(&path).expect("migrate");
+    let stats = db.stats().expect("stats");
+    let sources: Vec<(String, u64, Option<String>)> =
+        stats.sources.into_iter().map(|s| (s.source, s.pages, s.root)).collect();
+    assert_eq!(sources, [("notes".to_string(), 1, None)], "an unrecorded source, its page kept");
+    assert_eq!(db.record_source("notes", "/home/me/notes", 1).expect("record"), None);
+    assert_eq!(db.source_for_root("/home/me/notes").expect("lookup").as_deref(), Some("notes"));
+}

@@ -277,7 +277,7 @@ pub fn slug_for(source: &str, root: &Path, path: &Path) -> String {
 }
 
 /// The slug prefix of a source name: each `/`-separated part slugified, empty parts dropped.
-fn source_prefix(source: &str) -> String {
+pub(crate) fn source_prefix(source: &str) -> String {
     let parts: Vec<String> = source.split('/').map(slugify).filter(|part| !part.is_empty()).collect();
     parts.join("/")
 }

@@ -303,6 +303,18 @@ fn a_second_folder_with_the_same_name_is_imported_beside_the_first() {
     let out = home.run(&["brain", "get", "notes/shared"]);
     assert!(stdout(&out).contains("from folder a"), "the first folder's page is untouched: {}", stdout(&out));
 
+    let out = home.run(&["brain", "stats"]);
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let roots: Vec<(String, String)> = stats["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["source"].as_str().unwrap().to_string(), s["root"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(roots.len(), 2, "{stats}");
+    assert!(roots[0].0 == "notes" && roots[0].1.ends_with("/a/notes"), "{stats}");
+    assert!(roots[1].0 == "notes-2" && roots[1].1.ends_with("/b/notes"), "{stats}");
+
     // Re-importing the first folder finds its own source and deletes nothing.
     let out = home.run(&["brain", "import", a.to_str().unwrap()]);
     let text = stdout(&out);
