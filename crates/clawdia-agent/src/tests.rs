@@ -489,9 +489,13 @@ fn html_comments_in_workspace_files_never_reach_the_prompt() {
     let limits = PromptLimits { file_max_chars: 100, total_max_chars: 1000 };
     let text = prompt::assemble_files(&paths, limits);
     // A file holding only a comment adds nothing, not even its heading.
-    assert_eq!(text, "## IDENTITY.md\nName: Claw\n[SOUL.md missing]\n## AGENTS.md\nBefore  after.\n[MEMORY.md missing]\n");
+    assert_eq!(
+        text,
+        "## IDENTITY.md\nName: Claw\n[SOUL.md missing]\n## AGENTS.md\nBefore  after.\n[MEMORY.md missing]\n"
+    );
     // Once the owner writes below the comment, that text (and only that) is sent.
-    std::fs::write(dir.path().join("USER.md"), "<!-- About you: write below. -->\nAna, a luthier.\n").unwrap();
+    std::fs::write(dir.path().join("USER.md"), "<!-- About you: write below. -->\nAna, a luthier.\n")
+        .unwrap();
     let text = prompt::assemble_files(&paths, limits);
     assert!(text.contains("## USER.md\nAna, a luthier.\n"), "{text}");
     assert!(!text.contains("About you"), "{text}");

@@ -223,7 +223,10 @@ impl Engine {
             self.warned_left_out = fitted.tools_left_out.clone();
         }
         if fitted.messages_dropped > 0 {
-            tracing::info!(dropped = fitted.messages_dropped, "local model: oldest messages dropped to fit the context");
+            tracing::info!(
+                dropped = fitted.messages_dropped,
+                "local model: oldest messages dropped to fit the context"
+            );
         }
     }
 
@@ -249,7 +252,8 @@ impl Engine {
         let fitted = self.prompt_tokens(request)?;
         self.report_fit(&fitted);
         let prompt = fitted.ids;
-        let budget = (request.max_tokens.max(1) as usize).min(self.context_length().saturating_sub(prompt.len()));
+        let budget =
+            (request.max_tokens.max(1) as usize).min(self.context_length().saturating_sub(prompt.len()));
         let model_error =
             |error: candle_core::Error| LocalError::Model(format!("local model: {}", first_line(&error)));
         self.weights.clear();

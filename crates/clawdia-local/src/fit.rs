@@ -70,7 +70,11 @@ impl Prompter {
     }
 
     /// As `load`, from metadata already read.
-    pub(crate) fn from_info(dir: &Path, info: &GgufInfo, context_length: usize) -> Result<Prompter, LocalError> {
+    pub(crate) fn from_info(
+        dir: &Path,
+        info: &GgufInfo,
+        context_length: usize,
+    ) -> Result<Prompter, LocalError> {
         let tokenizer = crate::tokenizer::load_or_rebuild(dir, info)?;
         let source = info.chat_template.clone().or_else(|| template_from_config(dir));
         let bos = info.token(info.bos_token_id).unwrap_or_default();

@@ -139,11 +139,9 @@ fn check_local_tools(config: &clawdia_runtime::config::Config, report: &mut Repo
 /// The providers some model call can reach: the agents' models and fallbacks, and the dream
 /// cycle's scorer.
 fn used_providers(config: &clawdia_runtime::config::Config) -> std::collections::BTreeSet<&str> {
-    let agents = config.agents.values().flat_map(|agent| std::iter::once(&agent.model).chain(&agent.fallbacks));
-    agents
-        .chain(config.brain.dream.scorer_model.as_ref())
-        .map(|model| model.provider.as_str())
-        .collect()
+    let agents =
+        config.agents.values().flat_map(|agent| std::iter::once(&agent.model).chain(&agent.fallbacks));
+    agents.chain(config.brain.dream.scorer_model.as_ref()).map(|model| model.provider.as_str()).collect()
 }
 
 /// Which sandbox `exec` and MCP servers use, and a failed check for anything that leaves

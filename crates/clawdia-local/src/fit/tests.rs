@@ -92,8 +92,8 @@ fn no_tool_is_offered_when_none_fits_beside_the_last_message() {
 #[test]
 fn old_messages_are_dropped_before_tools() {
     let history = vec![
-        Message::user(&"old ".repeat(200)),
-        Message::assistant(&"older reply ".repeat(100)),
+        Message::user("old ".repeat(200)),
+        Message::assistant("older reply ".repeat(100)),
         Message::user("What now?"),
     ];
     let tools = vec![tool("read", 5)];
@@ -106,7 +106,7 @@ fn old_messages_are_dropped_before_tools() {
 
 #[test]
 fn a_last_message_too_long_alone_is_refused() {
-    let long = request(vec![Message::user(&"word ".repeat(500))], vec![tool("read", 5)]);
+    let long = request(vec![Message::user("word ".repeat(500))], vec![tool("read", 5)]);
     let error = prompter(300).fit(&long).unwrap_err();
     assert!(matches!(error, LocalError::TooLong { context: 300, .. }), "{error:?}");
     assert!(error.to_string().contains("the local model's context holds 300"), "{error}");

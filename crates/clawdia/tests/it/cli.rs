@@ -285,7 +285,8 @@ fn doctor_notes_a_provider_no_agent_uses_and_passes() {
     assert!(!text.contains("FAIL"), "{text}");
     assert!(text.contains("provider `mock`: API key is set"), "the used providers are still checked: {text}");
     // Positive control: once an agent falls back to it, its missing key fails the check.
-    let used = config.replace("fallbacks = [\"alt/backup\"]", "fallbacks = [\"alt/backup\", \"spare/model\"]");
+    let used =
+        config.replace("fallbacks = [\"alt/backup\"]", "fallbacks = [\"alt/backup\", \"spare/model\"]");
     assert_ne!(used, config);
     std::fs::write(&config_path, format!("{used}{spare}")).unwrap();
     let out = home.run(&["doctor"]);

@@ -90,7 +90,12 @@ fn an_offline_home_passes_doctor_and_its_local_agent_gets_tools_that_fit() {
     assert!(out.status.success(), "{}", stderr(&out));
     let config_path = home.path().join("clawdia.toml");
     let config = std::fs::read_to_string(&config_path).unwrap();
-    assert!(config.contains("[agents.main.tools]") && config.contains("allow = [\"read\", \"list\", \"brain_query\"]"), "{config}");
+    assert!(config.contains("\nmax_tokens = 256 "), "{config}");
+    assert!(
+        config.contains("[agents.main.tools]")
+            && config.contains("allow = [\"read\", \"list\", \"brain_query\"]"),
+        "{config}"
+    );
     // The shipped Anthropic provider stays in the file, unused: a note, not a failure.
     let out = offline(home.path(), &["doctor"]);
     let text = stdout(&out);
@@ -109,7 +114,10 @@ fn an_offline_home_passes_doctor_and_its_local_agent_gets_tools_that_fit() {
     assert!(out.status.success(), "a warning does not fail doctor: {text}");
     let line = text.lines().find(|line| line.contains("agent `main`: local/")).unwrap_or_default();
     assert!(line.starts_with("warn  ") && line.contains(" of 13 tools; left out: "), "{text}");
-    assert!(text.contains("allow = [\"read\", \"list\", \"brain_query\"]"), "the fix names the lean set: {text}");
+    assert!(
+        text.contains("allow = [\"read\", \"list\", \"brain_query\"]"),
+        "the fix names the lean set: {text}"
+    );
 }
 
 #[test]
