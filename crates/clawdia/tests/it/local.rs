@@ -90,6 +90,7 @@ fn an_offline_home_passes_doctor_and_its_local_agent_gets_tools_that_fit() {
     assert!(out.status.success(), "{}", stderr(&out));
     let config_path = home.path().join("clawdia.toml");
     let config = std::fs::read_to_string(&config_path).unwrap();
+    assert!(config.contains("\nmax_tokens = 256 "), "{config}");
     assert!(
         config.contains("[agents.main.tools]")
             && config.contains("allow = [\"read\", \"list\", \"brain_query\"]"),
