@@ -166,7 +166,11 @@ async fn bench_retries(binary: &Path) -> anyhow::Result<()> {
     let p = |v: &[Duration], q| loadgen::percentile_ms(v, q);
     println!();
     println!("clawdia gateway retries (release build, instant mock LLM)");
-    println!("  plain turn:                         p50 {:.3} ms  p99 {:.3} ms  (1000 sequential)", p(&plain, 50.0), p(&plain, 99.0));
+    println!(
+        "  plain turn:                         p50 {:.3} ms  p99 {:.3} ms  (1000 sequential)",
+        p(&plain, 50.0),
+        p(&plain, 99.0)
+    );
     println!(
         "{RETRY_LINE} p50 {:.3} ms  p99 {:.3} ms  (1000 sequential; target <= 50 ms)",
         p(&retried, 50.0),
