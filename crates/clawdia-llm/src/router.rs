@@ -152,23 +152,29 @@ fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// What one chain run collected so far: every attempt, the last error, and whether only rate
-/// limits stood in the way (with the wait each rate-limited entry suggested).
+/// What one chain run collected so far: every attempt, the error to report, and whether only
+/// rate limits stood in the way (with the wait each rate-limited entry suggested).
 struct Run {
     attempts: Vec<Attempt>,
+    /// The last error of a model that was asked; before any was, the last skip's.
     last_error: ModelError,
+    asked_any: bool,
     rate_limit_waits: Vec<Duration>,
     other_failure: bool,
 }
 
 impl Run {
-    /// The final failure of one chain entry (after its retries).
-    fn entry_failed(&mut self, error: ModelError, rate_limit_wait: Option<Duration>) {
+    /// The final failure of one chain entry (after its retries); `asked` is false for an entry
+    /// skipped without a request (cooling down, unknown provider), whose error says less.
+    fn entry_failed(&mut self, error: ModelError, rate_limit_wait: Option<Duration>, asked: bool) {
         match rate_limit_wait {
             Some(wait) => self.rate_limit_waits.push(wait),
             None => self.other_failure = true,
         }
-        self.last_error = error;
+        if asked || !self.asked_any {
+            self.last_error = error;
+        }
+        self.asked_any |= asked;
     }
 
     fn failed(self) -> ChainOutcome {
@@ -188,6 +194,7 @@ impl Models for Router {
         let mut run = Run {
             attempts: Vec::with_capacity(chain.len()),
             last_error: ModelError::Other("the model chain is empty".to_string()),
+            asked_any: false,
             rate_limit_waits: Vec::new(),
             other_failure: false,
         };
@@ -200,7 +207,7 @@ impl Models for Router {
                 Standing::Unknown => {
                     let error = ModelError::UnknownProvider(model.provider.clone());
                     run.attempts.push(failed(model, &error, 0, 0));
-                    run.entry_failed(error, None);
+                    run.entry_failed(error, None, false);
                     continue;
                 }
                 Standing::Cooling(cooling) if forced != Some(index) => {
@@ -209,7 +216,7 @@ impl Models for Router {
                         remaining_secs: remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0),
                     };
                     run.attempts.push(failed(model, &error, 0, 0));
-                    run.entry_failed(error, cooling.rate_limited.then_some(remaining));
+                    run.entry_failed(error, cooling.rate_limited.then_some(remaining), false);
                     continue;
                 }
                 Standing::Cooling(_) | Standing::Ready => match self.providers.get(&model.provider) {
@@ -270,7 +277,7 @@ impl Models for Router {
                 }
                 let rate_limit_wait =
                     matches!(error, ModelError::RateLimited { .. }).then(|| asked.unwrap_or(RATE_LIMIT_HINT));
-                run.entry_failed(error, rate_limit_wait);
+                run.entry_failed(error, rate_limit_wait, true);
                 break;
             }
         }

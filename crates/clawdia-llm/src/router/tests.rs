@@ -435,6 +435,19 @@ async fn rate_limits_alone_give_a_retry_after_and_any_other_failure_none() {
     router.complete(&chain(&["a/m", "b/m"]), request(), &NoSink).await;
     let outcome = router.complete(&chain(&["a/m", "b/m"]), request(), &NoSink).await;
     assert_eq!(failures(&outcome), vec![None], "a's cooldown ends first: it is tried anyway");
+
+    // The error reported is the asked model's, not the skip that came after it.
+    let mut router = Router::new();
+    router.add("a", Scripted::new(vec![rate_limited(3), rate_limited(4)]), MINUTE, RetryPolicy::NONE);
+    router.add("b", Scripted::new(vec![rate_limited(5)]), MINUTE, RetryPolicy::NONE);
+    router.complete(&chain(&["a/m", "b/m"]), request(), &NoSink).await;
+    let outcome = router.complete(&chain(&["a/m", "b/m"]), request(), &NoSink).await;
+    assert_eq!(failures(&outcome), vec![Some("rate_limited"), Some("cooling_down")]);
+    assert_eq!(
+        outcome.result.err(),
+        Some(ModelError::RateLimited { retry_after: Some(Duration::from_secs(4)) })
+    );
+    assert_eq!(outcome.retry_after, Some(Duration::from_secs(4)));
 }
 
 #[tokio::test]
