@@ -13,5 +13,6 @@ mod gateway;
 mod local;
 mod mcp;
 mod openai_sdk;
+mod secrets;
 mod skills;
 mod support;
