@@ -14,5 +14,6 @@ mod local;
 mod mcp;
 mod openai_sdk;
 mod retries;
+mod secrets;
 mod skills;
 mod support;
