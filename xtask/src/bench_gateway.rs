@@ -110,15 +110,29 @@ async fn health(addr: SocketAddr) -> bool {
 }
 
 pub fn run(args: &[&str]) -> anyhow::Result<()> {
-    let (seconds, retries_only): (u64, bool) = match args {
+    // `--binary PATH` benchmarks a given build (say, the previous release) instead of building
+    // this tree's, so before/after figures come from one run of the same harness.
+    let (args, given): (Vec<&str>, Option<PathBuf>) = match args.iter().position(|a| *a == "--binary") {
+        Some(at) => {
+            let path = args.get(at + 1).context("--binary PATH")?;
+            let rest = args.iter().enumerate().filter(|(i, _)| *i != at && *i != at + 1).map(|(_, a)| *a);
+            (rest.collect(), Some(PathBuf::from(path)))
+        }
+        None => (args.to_vec(), None),
+    };
+    let (seconds, retries_only): (u64, bool) = match args.as_slice() {
         ["--seconds", n] => (n.parse().context("--seconds N")?, false),
         ["--retries-only"] => (0, true),
         [] => (20, false),
-        _ => bail!("usage: cargo xtask bench gateway [--seconds N | --retries-only]"),
+        _ => bail!("usage: cargo xtask bench gateway [--seconds N | --retries-only] [--binary PATH]"),
     };
-    let root = crate::workspace_root();
-    println!("building the release binary...");
-    let binary = build_release(&root)?;
+    let binary = match given {
+        Some(binary) => binary,
+        None => {
+            println!("building the release binary...");
+            build_release(&crate::workspace_root())?
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     if retries_only {
         return runtime.block_on(bench_retries(&binary));
