@@ -1,13 +1,13 @@
 //! `POST /v1/turns`: the native streaming turn API. Body `{"agent","message","session"?}`;
 //! response is SSE, one frame per `TurnEvent` (`event:` = its `type`, `data:` = its JSON):
 //! `started`, `text_delta`, `discard`, `tool_start`, `tool_end`, `fallback`, then `end` (usage
-//! and cost) or `error`.
+//! and cost) or `error`. An unknown agent is a 404 before the stream starts.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
-use clawdia_core::{TurnEvent, TurnOrigin, TurnRequest};
+use clawdia_core::{TurnError, TurnEvent, TurnOrigin, TurnRequest};
 use serde::Deserialize;
 
 use crate::sse::{frame, stream_turn};
@@ -61,6 +61,10 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         Ok(parsed) => parsed,
         Err(error) => return ApiError::bad_request(format!("invalid turn request: {error}")).into_response(),
     };
+    // The stream answers 200 before the turn starts: an unknown agent is refused first.
+    if !state.gateway.agents().iter().any(|agent| agent.name == parsed.agent) {
+        return ApiError::from(TurnError::UnknownAgent(parsed.agent)).into_response();
+    }
     let request = TurnRequest {
         agent: parsed.agent,
         session: parsed.session,
@@ -70,6 +74,7 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         history: Vec::new(),
         tools_allow: None,
         light: false,
+        options: Default::default(),
     };
     let counters = state.counters.clone();
     stream_turn(state.gateway.clone(), request, render, move |result| match result {

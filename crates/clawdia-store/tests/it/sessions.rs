@@ -336,3 +336,17 @@ fn new_session_ids_are_unique() {
     let ids: std::collections::HashSet<String> = (0..1000).map(|_| clawdia_store::new_session_id()).collect();
     assert_eq!(ids.len(), 1000);
 }
+
+#[test]
+fn only_an_empty_session_is_discarded() {
+    let (_dir, store) = fresh();
+    store.open("main", "empty", "b1").unwrap();
+    store.open("main", "used", "b2").unwrap();
+    store.append("used", &[Message::user("hi"), Message::assistant("hello")]).unwrap();
+    assert!(store.discard_if_empty("empty").unwrap());
+    assert!(!store.discard_if_empty("used").unwrap());
+    assert!(!store.discard_if_empty("never-was").unwrap());
+    let ids: Vec<String> = store.list(None, 10).unwrap().into_iter().map(|meta| meta.id).collect();
+    assert_eq!(ids, ["used"]);
+    assert_eq!(store.open("main", "used", "b2").unwrap().messages.len(), 2);
+}
