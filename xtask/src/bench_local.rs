@@ -82,6 +82,7 @@ async fn measure(model_dir: PathBuf, threads: usize, tokens: u32) -> anyhow::Res
         tools: Vec::new(),
         max_tokens: tokens,
         temperature: None,
+        stop: Vec::new(),
         stream: true,
     };
     // One short warm-up (first-use allocations, kernel pool start-up), then the measured reply.

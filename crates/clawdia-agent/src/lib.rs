@@ -215,13 +215,35 @@ impl Gateway for Agents {
         let lock = self.session_lock(&session_id);
         let result = {
             let _guard = lock.lock().await;
-            turn::run(self, agent, &session_id, request, events).await
+            let mut forget = ForgetIfEmpty { store: &*self.store, session: &session_id, armed: true };
+            let result = turn::run(self, agent, &session_id, request, events).await;
+            forget.armed = result.is_err();
+            result
         };
         self.release_session_lock(&session_id, lock);
         if result.is_err() {
             Metrics::add(&self.metrics.turn_errors, 1);
         }
         result
+    }
+}
+
+/// Deletes the turn's session when the turn failed (or was cancelled) before anything was
+/// stored in it, so a failed first turn leaves no empty session behind. Runs under the
+/// session's lock.
+struct ForgetIfEmpty<'a> {
+    store: &'a dyn SessionStore,
+    session: &'a str,
+    armed: bool,
+}
+
+impl Drop for ForgetIfEmpty<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Err(error) = self.store.discard_if_empty(self.session)
+        {
+            tracing::warn!(session = self.session, "could not discard an empty session: {error}");
+        }
     }
 }
 

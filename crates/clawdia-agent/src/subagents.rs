@@ -148,6 +148,7 @@ impl Hub {
             history: Vec::new(),
             tools_allow: Some(tools),
             light: false,
+            options: Default::default(),
         };
         let parent = context.session_id.clone();
         let agent_name = context.agent.clone();

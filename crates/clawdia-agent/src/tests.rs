@@ -139,6 +139,14 @@ impl SessionStore for MemoryStore {
     fn list(&self, _agent: Option<&str>, _limit: usize) -> Result<Vec<SessionMeta>, StoreError> {
         Ok(self.sessions.lock().unwrap().values().map(|(m, _)| m.clone()).collect())
     }
+    fn discard_if_empty(&self, id: &str) -> Result<bool, StoreError> {
+        let mut sessions = self.sessions.lock().unwrap();
+        let empty = sessions.get(id).is_some_and(|(_, messages)| messages.is_empty());
+        if empty {
+            sessions.remove(id);
+        }
+        Ok(empty)
+    }
 }
 
 #[derive(Default)]
@@ -238,6 +246,7 @@ fn request(session: Option<&str>, text: &str) -> TurnRequest {
         history: Vec::new(),
         tools_allow: None,
         light: false,
+        options: Default::default(),
     }
 }
 
@@ -406,8 +415,8 @@ async fn failed_chain_is_an_error_with_attempts_and_audit() {
     assert_eq!(error.to_string(), "every model failed: server error 503: down");
     assert!(h.audit.kinds().contains(&"provider_failed".to_string()));
     assert!(!h.audit.kinds().contains(&"provider_fallback".to_string()), "no fallback happened");
-    // Nothing was stored for the failed turn.
-    assert!(h.store.sessions.lock().unwrap()["s1"].1.is_empty());
+    // Nothing was stored for the failed turn, not even an empty session.
+    assert!(!h.store.sessions.lock().unwrap().contains_key("s1"));
 }
 
 #[tokio::test]
@@ -1008,4 +1017,53 @@ async fn retries_and_fallbacks_are_told_apart_in_events_and_audit() {
         ]
     );
     assert_eq!(h.audit.kinds(), vec!["provider_retry", "provider_fallback"]);
+}
+
+#[tokio::test]
+async fn a_callers_settings_apply_to_every_model_call_of_the_turn() {
+    let h = harness();
+    h.models.push(tool_reply(vec![call("c1", "echo", "{}")]));
+    h.models.push(Ok(clawdia_core::Message::assistant("done")));
+    let options = clawdia_core::TurnOptions {
+        temperature: Some(0.7),
+        max_tokens: Some(33),
+        stop: vec!["END".into()],
+        system: Some("Answer in French.".into()),
+    };
+    let with = TurnRequest { options, ..request(Some("s1"), "go") };
+    h.agents.run_turn(with, &Collect::default()).await.unwrap();
+    h.agents.run_turn(request(Some("s2"), "plain"), &Collect::default()).await.unwrap();
+    let requests = h.models.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    for chat in &requests[..2] {
+        assert_eq!(chat.temperature, Some(0.7));
+        assert_eq!(chat.max_tokens, 33);
+        assert_eq!(chat.stop, ["END"]);
+        let (own, client) = (chat.system.find("I am Main."), chat.system.find("Answer in French."));
+        assert!(own.is_some() && own < client, "the agent's prompt comes first: {}", chat.system);
+        assert!(chat.system.ends_with("Answer in French."), "{}", chat.system);
+    }
+    // Without settings the agent's own apply.
+    assert_eq!(requests[2].temperature, None);
+    assert_eq!(requests[2].max_tokens, 512);
+    assert!(requests[2].stop.is_empty());
+    assert!(!requests[2].system.contains("Answer in French."));
+    // The instructions are not stored in the transcript.
+    let stored = &h.store.sessions.lock().unwrap()["s1"].1;
+    assert!(stored.iter().all(|m| !format!("{m:?}").contains("Answer in French.")));
+}
+
+#[tokio::test]
+async fn a_failed_first_turn_leaves_no_session_but_a_failed_later_turn_keeps_it() {
+    let h = harness();
+    h.models.push(Err(ModelError::Unauthorized("no key".into())));
+    let result = h.agents.run_turn(request(Some("s1"), "hi"), &Collect::default()).await;
+    assert!(result.is_err());
+    assert!(!h.store.sessions.lock().unwrap().contains_key("s1"), "an empty session was left behind");
+    // Positive control: a session with a stored exchange survives a later failure.
+    h.models.push(Ok(clawdia_core::Message::assistant("hello")));
+    h.agents.run_turn(request(Some("s1"), "hi"), &Collect::default()).await.unwrap();
+    h.models.push(Err(ModelError::Unauthorized("no key".into())));
+    assert!(h.agents.run_turn(request(Some("s1"), "again"), &Collect::default()).await.is_err());
+    assert_eq!(h.store.sessions.lock().unwrap()["s1"].1.len(), 2);
 }

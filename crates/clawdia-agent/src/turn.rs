@@ -124,6 +124,12 @@ pub(crate) async fn run(
     };
     let mut tools_allow = request.tools_allow.clone();
     let mut system = system;
+    let options = request.options.clone();
+    if let Some(extra) = options.system.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+        // The caller holds the owner's token: its instructions are the owner's, unwrapped.
+        system.push_str("\n\n## Instructions for this conversation\n\n");
+        system.push_str(extra);
+    }
     if let Some(router) = agents.skills.as_ref().filter(|_| !request.light) {
         let routed = router.route(name, &agent.spec.workspace, &request.message);
         if !routed.prompt.is_empty() {
@@ -231,8 +237,9 @@ pub(crate) async fn run(
             system: system.clone(),
             messages: transcript.clone(),
             tools: offered.clone(),
-            max_tokens: agent.spec.max_tokens,
-            temperature: agent.spec.temperature,
+            max_tokens: options.max_tokens.unwrap_or(agent.spec.max_tokens),
+            temperature: options.temperature.or(agent.spec.temperature),
+            stop: options.stop.clone(),
             stream: true,
         };
         let forward = Forward { events, shown: AtomicBool::new(false) };

@@ -214,6 +214,12 @@ pub struct GatewayConfig {
     pub port: u16,
     pub token: SecretRef,
     pub max_request_bytes: usize,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_concurrent_turns: usize,
+    pub turn_queue: Duration,
 }
 
 /// The wire format a provider speaks. TOML: `"anthropic"`, `"openai"` or `"local"`.

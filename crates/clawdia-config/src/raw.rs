@@ -20,6 +20,14 @@ pub(crate) mod defaults {
     pub const PORT: u16 = 18789;
     pub const TOKEN_FILE: &str = "secrets/gateway-token";
     pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+    /// Above the 2,000 idle connections a hostile client was seen to open; the gateway raises its
+    /// open-file limit to fit (and lowers this to fit a hard limit that is smaller).
+    pub const MAX_CONNECTIONS: usize = 4096;
+    pub const HEADER_TIMEOUT_SECS: u64 = 10;
+    pub const BODY_TIMEOUT_SECS: u64 = 30;
+    pub const WRITE_TIMEOUT_SECS: u64 = 60;
+    pub const MAX_CONCURRENT_TURNS: usize = 16;
+    pub const TURN_QUEUE_SECS: u64 = 30;
     pub const CONNECT_TIMEOUT_SECS: u64 = 10;
     pub const READ_TIMEOUT_SECS: u64 = 60;
     pub const COOLDOWN_SECS: u64 = 30;
@@ -380,9 +388,35 @@ pub(crate) struct RawGateway {
     /// random token to the default file with mode 0600.
     #[schemars(extend("default" = { "file": defaults::TOKEN_FILE }))]
     pub token: Option<RawSecret>,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes; a larger one gets 413.
     #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_REQUEST_BYTES))]
     pub max_request_bytes: Option<Spanned<usize>>,
+    /// Most client connections open at once. When all are taken, the connection that has waited
+    /// longest without a request in progress is closed to make room; only when every one is busy
+    /// does a new connection get `503` with `Retry-After`. Lowered at start-up (with a warning)
+    /// when the open-file limit cannot hold it.
+    #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_CONNECTIONS))]
+    pub max_connections: Option<Spanned<usize>>,
+    /// Seconds a connection may take to send a complete request head, counted from when it
+    /// opens or finished its previous request (keep-alive): idle and half-sent connections are
+    /// closed after this.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::HEADER_TIMEOUT_SECS))]
+    pub header_timeout_secs: Option<Spanned<u64>>,
+    /// Seconds a request body may take to arrive in full; a slower one gets `408`.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::BODY_TIMEOUT_SECS))]
+    pub body_timeout_secs: Option<Spanned<u64>>,
+    /// Seconds a response may wait for a client that stopped reading it before the connection
+    /// is closed.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::WRITE_TIMEOUT_SECS))]
+    pub write_timeout_secs: Option<Spanned<u64>>,
+    /// Turns (`/v1/chat/completions`, `/v1/turns`) running at once over HTTP. One more waits
+    /// for a free slot (its body unread) for up to `turn_queue_secs`.
+    #[schemars(with = "Option<usize>", extend("default" = defaults::MAX_CONCURRENT_TURNS))]
+    pub max_concurrent_turns: Option<Spanned<usize>>,
+    /// Seconds a turn waits for a free slot before it gets `503` with `Retry-After`; `0`
+    /// refuses at once.
+    #[schemars(extend("default" = defaults::TURN_QUEUE_SECS))]
+    pub turn_queue_secs: Option<u64>,
 }
 
 /// One model provider endpoint.

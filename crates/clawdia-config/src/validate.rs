@@ -251,7 +251,33 @@ fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, Con
         &["gateway", "max_request_bytes"],
         defaults::MAX_REQUEST_BYTES,
     )?;
-    Ok(GatewayConfig { bind, port: raw.port.unwrap_or(defaults::PORT), token, max_request_bytes })
+    let seconds = |value, key, default| {
+        context.positive(value, &["gateway", key], default).map(std::time::Duration::from_secs)
+    };
+    Ok(GatewayConfig {
+        bind,
+        port: raw.port.unwrap_or(defaults::PORT),
+        token,
+        max_request_bytes,
+        max_connections: context.positive(
+            raw.max_connections,
+            &["gateway", "max_connections"],
+            defaults::MAX_CONNECTIONS,
+        )?,
+        header_timeout: seconds(
+            raw.header_timeout_secs,
+            "header_timeout_secs",
+            defaults::HEADER_TIMEOUT_SECS,
+        )?,
+        body_timeout: seconds(raw.body_timeout_secs, "body_timeout_secs", defaults::BODY_TIMEOUT_SECS)?,
+        write_timeout: seconds(raw.write_timeout_secs, "write_timeout_secs", defaults::WRITE_TIMEOUT_SECS)?,
+        max_concurrent_turns: context.positive(
+            raw.max_concurrent_turns,
+            &["gateway", "max_concurrent_turns"],
+            defaults::MAX_CONCURRENT_TURNS,
+        )?,
+        turn_queue: std::time::Duration::from_secs(raw.turn_queue_secs.unwrap_or(defaults::TURN_QUEUE_SECS)),
+    })
 }
 
 fn provider(

@@ -52,6 +52,9 @@ pub struct ChatRequest {
     pub tools: Vec<ToolSpec>,
     pub max_tokens: u32,
     pub temperature: Option<f32>,
+    /// Stop sequences: generation ends before any of them would be written (and the reply
+    /// does not contain it). Empty: none.
+    pub stop: Vec<String>,
     /// Stream the reply (SSE) when true; otherwise one JSON response.
     pub stream: bool,
 }

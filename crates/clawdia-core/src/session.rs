@@ -60,4 +60,7 @@ pub trait SessionStore: Send + Sync {
     fn usage_since(&self, agent: &str, since: UnixMillis) -> Result<(u64, f64), StoreError>;
     /// Sessions, newest first.
     fn list(&self, agent: Option<&str>, limit: usize) -> Result<Vec<SessionMeta>, StoreError>;
+    /// Deletes session `id` if it holds no message (a turn failed before its first reply);
+    /// whether it did. A session with messages is left alone.
+    fn discard_if_empty(&self, id: &str) -> Result<bool, StoreError>;
 }

@@ -75,6 +75,24 @@ pub struct TurnRequest {
     /// A light context: no workspace files in the system prompt and only the last few messages
     /// of the session (the heartbeat).
     pub light: bool,
+    /// What the caller asked of this turn's model calls beyond the agent's own settings.
+    pub options: TurnOptions,
+}
+
+/// A caller's settings for one turn's model calls (the OpenAI endpoint's `temperature`,
+/// `max_tokens`, `stop` and `system` messages). The default changes nothing: the agent's own
+/// settings apply. Never stored: they hold for this turn only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TurnOptions {
+    /// Replaces the agent's `temperature`.
+    pub temperature: Option<f32>,
+    /// Replaces the agent's `max_tokens` for every model call of the turn.
+    pub max_tokens: Option<u32>,
+    /// Stop sequences: the model stops before writing any of them.
+    pub stop: Vec<String>,
+    /// Instructions from the caller (who holds the owner's token), appended to the agent's
+    /// system prompt.
+    pub system: Option<String>,
 }
 
 /// What a running turn reports, in order. A turn that succeeds ends with `End`; a turn that

@@ -67,6 +67,8 @@ struct WireRequest<'a> {
     tools: Vec<WireTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
     stream: bool,
 }
 
@@ -129,6 +131,7 @@ fn wire_request(request: &ChatRequest) -> WireRequest<'_> {
             })
             .collect(),
         temperature: request.temperature,
+        stop_sequences: &request.stop,
         stream: request.stream,
     }
 }

@@ -70,6 +70,8 @@ struct WireRequest<'a> {
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
@@ -155,6 +157,7 @@ fn wire_request(request: &ChatRequest) -> WireRequest<'_> {
             .collect(),
         max_tokens: request.max_tokens,
         temperature: request.temperature,
+        stop: &request.stop,
         stream: request.stream,
         stream_options: request.stream.then_some(StreamOptions { include_usage: true }),
     }

@@ -280,6 +280,7 @@ impl Engine {
         let mut generated: Vec<u32> = Vec::with_capacity(budget);
         let mut first_token = None;
         let mut stop = StopReason::MaxTokens;
+        let mut stopped: Option<String> = None;
         while generated.len() < budget {
             if cancel.load(Ordering::Relaxed) {
                 return Err(LocalError::Cancelled);
@@ -295,8 +296,15 @@ impl Engine {
                 .tokenizer()
                 .decode(&generated, true)
                 .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?;
-            // A character split across tokens decodes as U+FFFD until its last byte arrives.
-            if !text.ends_with('\u{FFFD}') && !on_output(&text) {
+            if let Some(cut) = stop_cut(&text, &request.stop) {
+                stopped = Some(text[..cut].to_string());
+                stop = StopReason::EndTurn;
+                break;
+            }
+            // A character split across tokens decodes as U+FFFD until its last byte arrives; the
+            // start of a stop sequence is held back until it is clear it is not one.
+            let shown = &text[..text.len() - held_back(&text, &request.stop)];
+            if !text.ends_with('\u{FFFD}') && !on_output(shown) {
                 return Err(LocalError::Cancelled);
             }
             if generated.len() >= budget {
@@ -307,10 +315,13 @@ impl Engine {
             logits = self.weights.forward(&input, position).map_err(model_error)?;
             position += 1;
         }
-        let output = self
-            .tokenizer()
-            .decode(&generated, true)
-            .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?;
+        let output = match stopped {
+            Some(output) => output,
+            None => self
+                .tokenizer()
+                .decode(&generated, true)
+                .map_err(|error| LocalError::Model(format!("tokenizer: {}", first_line(&*error))))?,
+        };
         let first = first_token.unwrap_or_else(Instant::now);
         Ok(Generation {
             output,
@@ -336,5 +347,53 @@ impl Engine {
             candle_transformers::utils::apply_repeat_penalty(&logits, REPEAT_PENALTY, recent)?
         };
         sampler.sample(&logits)
+    }
+}
+
+/// Where the output ends when it contains a stop sequence: the start of the earliest one.
+fn stop_cut(text: &str, stops: &[String]) -> Option<usize> {
+    stops.iter().filter(|stop| !stop.is_empty()).filter_map(|stop| text.find(stop.as_str())).min()
+}
+
+/// How many bytes at the end of `text` could be the start of a stop sequence (and so must not
+/// be shown yet).
+fn held_back(text: &str, stops: &[String]) -> usize {
+    stops
+        .iter()
+        .flat_map(|stop| {
+            stop.char_indices().skip(1).map(|(end, _)| &stop[..end]).filter(|prefix| text.ends_with(prefix))
+        })
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{held_back, stop_cut};
+
+    fn stops(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn output_ends_before_the_earliest_stop_sequence() {
+        assert_eq!(stop_cut("one two END three", &stops(&["END"])), Some(8));
+        assert_eq!(stop_cut("a STOP b END", &stops(&["END", "STOP"])), Some(2));
+        assert_eq!(stop_cut("nothing here", &stops(&["END"])), None);
+        assert_eq!(stop_cut("text", &stops(&[""])), None);
+        assert_eq!(stop_cut("text", &[]), None);
+    }
+
+    #[test]
+    fn a_possible_start_of_a_stop_sequence_is_held_back() {
+        assert_eq!(held_back("one two EN", &stops(&["END"])), 2);
+        assert_eq!(held_back("one two E", &stops(&["END", "Elsewhere"])), 1);
+        assert_eq!(held_back("one two", &stops(&["END"])), 0);
+        // A whole stop sequence is cut, not held back.
+        assert_eq!(held_back("x END", &stops(&["END"])), 0);
+        assert_eq!(held_back("naïx", &stops(&["ïve"])), 0);
+        assert_eq!(held_back("naïv", &stops(&["ïve"])), "ïv".len());
+        assert_eq!(held_back("naï", &stops(&["ïve"])), "ï".len());
     }
 }

@@ -383,7 +383,7 @@ pub async fn serve(
         runtime.store.clone(),
         token,
         Arc::new(move || metrics.render()),
-        runtime.config.gateway.max_request_bytes,
+        server_limits(&runtime.config.gateway, open_files_limit()),
     );
     let file = gateway_file(&runtime.config.home);
     let announce = GatewayFile { pid: std::process::id(), addr, version: env!("CARGO_PKG_VERSION").into() };
@@ -394,7 +394,7 @@ pub async fn serve(
     let embedder = runtime.brain.spawn_embedder();
     let scheduler = sched::spawn_scheduler(runtime);
     tracing::info!(%addr, "clawdia gateway listening");
-    let result = clawdia_server::serve(listener, clawdia_server::router(state), shutdown).await;
+    let result = clawdia_server::serve(listener, state, shutdown).await;
     if let Some(scheduler) = scheduler {
         scheduler.stop().await;
     }
@@ -408,6 +408,67 @@ pub async fn serve(
         format!("stopped listening on {addr}"),
     ));
     result.map_err(|e| RuntimeError::Io(format!("server error: {e}")))
+}
+
+/// File descriptors the gateway keeps for itself beyond client connections (databases, logs,
+/// model files, sandboxes, MCP servers, outgoing HTTP).
+const RESERVED_FILES: u64 = 256;
+
+/// The server's limits from `[gateway]`, with `max_connections` lowered (and a warning logged)
+/// when the open-file limit `open_files` cannot hold it.
+pub fn server_limits(
+    gateway: &clawdia_config::GatewayConfig,
+    open_files: Option<u64>,
+) -> clawdia_server::Limits {
+    let mut max_connections = gateway.max_connections;
+    if let Some(open_files) = open_files {
+        let room = usize::try_from(open_files.saturating_sub(RESERVED_FILES).max(16)).unwrap_or(usize::MAX);
+        if room < max_connections {
+            tracing::warn!(
+                configured = max_connections,
+                open_files,
+                "gateway.max_connections lowered to {room} to fit the open-file limit (raise `ulimit -Hn` for more)"
+            );
+            max_connections = room;
+        }
+    }
+    clawdia_server::Limits {
+        max_request_bytes: gateway.max_request_bytes,
+        max_connections,
+        header_timeout: gateway.header_timeout,
+        body_timeout: gateway.body_timeout,
+        write_timeout: gateway.write_timeout,
+        max_concurrent_turns: gateway.max_concurrent_turns,
+        turn_queue: gateway.turn_queue,
+    }
+}
+
+/// The process's soft open-file limit, if it can be read.
+pub fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    let status = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (status == 0).then_some(limit.rlim_cur)
+}
+
+/// Raises the soft open-file limit to the hard one (the default soft limit, 1024, is far below
+/// what a gateway holding many client connections needs). Returns the limit now in force.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit reads the struct we own; raising the soft limit up to the hard one
+        // needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        limit = raised;
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// Reduces allocator arenas: the gateway's threads otherwise each grow their own glibc arena,

@@ -154,6 +154,7 @@ pub fn local_tool_fits(runtime: &Runtime, agent: &AgentConfig) -> Vec<Result<Loc
                 max_tokens: agent.max_tokens,
                 temperature: agent.temperature,
                 stream: true,
+                stop: Vec::new(),
             };
             let fitted = prompter.fit(&request).map_err(|error| format!("{model}: {error}"))?;
             Ok(LocalToolFit {

@@ -294,6 +294,7 @@ async fn agent_turn(
         history: Vec::new(),
         tools_allow: job.tools_allow.clone(),
         light: heartbeat.is_some(),
+        options: Default::default(),
     };
     let session_seen = std::sync::Mutex::new(None::<String>);
     let events = |event: clawdia_core::TurnEvent| {

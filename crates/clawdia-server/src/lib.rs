@@ -2,29 +2,37 @@
 //! `GET /v1/models` and `POST /v1/chat/completions` (JSON and SSE), the native turn stream
 //! `POST /v1/turns` (SSE of `TurnEvent`s), and `GET /metrics` (Prometheus text).
 //!
+//! No client can lock the others out: connections are capped and time out when idle, half-sent
+//! or not reading (`conn`), and turns and request bodies are bounded (`limits`).
+//!
 //! Architecture invariants: the server knows agents only through the `Gateway` trait; JSON wire
 //! types for these endpoints live only here; every failure becomes a JSON error response in one
 //! place (`error::ApiError`), and no request can take the process down.
 
 mod auth;
+mod conn;
 mod error;
+mod limits;
 mod openai;
 mod sse;
 mod turns;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use clawdia_core::{AuditSink, Gateway};
+use tokio::sync::Semaphore;
 
 pub use error::ApiError;
+pub use limits::Limits;
+pub(crate) use limits::guarded;
 
 /// Renders extra Prometheus text (the agents' counters) for `/metrics`.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
@@ -37,8 +45,11 @@ pub struct ServerState {
     /// The bearer token every route but `/health` requires.
     pub token: Arc<str>,
     pub metrics: MetricsSource,
-    pub max_request_bytes: usize,
+    pub limits: Limits,
     pub counters: Arc<HttpCounters>,
+    /// One permit per turn that may run at once.
+    turns: Arc<Semaphore>,
+    connections: Arc<conn::Connections>,
 }
 
 /// HTTP-level counters.
@@ -55,14 +66,16 @@ impl ServerState {
         audit: Arc<dyn AuditSink>,
         token: &str,
         metrics: MetricsSource,
-        max_request_bytes: usize,
+        limits: Limits,
     ) -> ServerState {
         ServerState {
             gateway,
             audit,
             token: Arc::from(token),
             metrics,
-            max_request_bytes,
+            turns: Arc::new(Semaphore::new(limits.max_concurrent_turns.max(1))),
+            connections: Arc::new(conn::Connections::new(limits.max_connections)),
+            limits,
             counters: Arc::new(HttpCounters::default()),
         }
     }
@@ -70,29 +83,36 @@ impl ServerState {
 
 /// The whole API as a `Router`; tests call it without a socket.
 pub fn router(state: ServerState) -> Router {
-    let authed = Router::new()
-        .route("/v1/models", get(openai::models))
+    // Layers run outside in: the token first, then a turn slot, then the body is read.
+    let turns = Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/turns", post(turns::turn))
+        .route_layer(from_fn_with_state(state.clone(), limits::read_body))
+        .route_layer(from_fn_with_state(state.clone(), limits::turn_slot));
+    let authed = Router::new()
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{id}", get(openai::model))
         .route("/metrics", get(metrics))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .merge(turns)
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/health", get(health))
         .merge(authed)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(state.max_request_bytes))
+        .layer(DefaultBodyLimit::max(state.limits.max_request_bytes))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains open requests.
+/// Serves the API for `state` on `listener` until `shutdown` completes, then lets open requests
+/// finish. Connections are capped and timed out as `state.limits` says.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: Router,
+    state: ServerState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.limits.clone();
+    let connections = state.connections.clone();
+    conn::serve(listener, router(state), limits, connections, shutdown).await
 }
 
 async fn health() -> impl IntoResponse {
@@ -112,6 +132,12 @@ async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
         counters.requests.load(Ordering::Relaxed),
         counters.auth_failures.load(Ordering::Relaxed),
         counters.errors.load(Ordering::Relaxed),
+    ));
+    text.push_str(&format!(
+        "# HELP clawdia_http_open_connections Client connections open now.\n# TYPE clawdia_http_open_connections gauge\nclawdia_http_open_connections {}\n\
+         # HELP clawdia_http_turns_running Turns running over HTTP now.\n# TYPE clawdia_http_turns_running gauge\nclawdia_http_turns_running {}\n",
+        state.connections.open(),
+        state.limits.max_concurrent_turns.saturating_sub(state.turns.available_permits()),
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -3,17 +3,23 @@
 //! unchanged. `model` names the agent. The session comes from the `X-Clawdia-Session` header or
 //! the `user` field; with neither, a new session starts, seeded with the request's earlier
 //! messages. Every response carries the session id in `X-Clawdia-Session`.
+//!
+//! The model behind the endpoint is an agent with its own tools, so a request that brings
+//! client-side tools (`tools`, `functions`, `tool` messages) is refused with a 400 that says so,
+//! rather than having those tools silently dropped. `temperature`, `max_tokens` (or
+//! `max_completion_tokens`) and `stop` apply to every model call of the turn; `system` and
+//! `developer` messages are added to the agent's system prompt for this turn.
 
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use clawdia_core::{Message, TurnError, TurnEvent, TurnOrigin, TurnRequest, Usage};
+use clawdia_core::{AgentInfo, Message, TurnError, TurnEvent, TurnOptions, TurnOrigin, TurnRequest, Usage};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -22,14 +28,21 @@ use crate::{ApiError, ServerState};
 
 pub const SESSION_HEADER: &str = "x-clawdia-session";
 
+fn model_json(agent: &AgentInfo) -> serde_json::Value {
+    json!({"id": agent.name, "object": "model", "created": 0, "owned_by": "clawdia"})
+}
+
 pub async fn models(State(state): State<ServerState>) -> Json<serde_json::Value> {
-    let data: Vec<serde_json::Value> = state
-        .gateway
-        .agents()
-        .into_iter()
-        .map(|agent| json!({"id": agent.name, "object": "model", "created": 0, "owned_by": "clawdia"}))
-        .collect();
+    let data: Vec<serde_json::Value> = state.gateway.agents().iter().map(model_json).collect();
     Json(json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{id}`: one agent as a model, or 404.
+pub async fn model(State(state): State<ServerState>, Path(id): Path<String>) -> Response {
+    match state.gateway.agents().iter().find(|agent| agent.name == id) {
+        Some(agent) => Json(model_json(agent)).into_response(),
+        None => ApiError::from(TurnError::UnknownAgent(id)).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -42,6 +55,89 @@ struct ChatBody {
     stream_options: Option<StreamOptions>,
     #[serde(default)]
     user: Option<String>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    stop: Option<Stop>,
+    #[serde(default)]
+    n: Option<u32>,
+    /// Client-side tools: refused (see the module docs).
+    #[serde(default)]
+    tools: Option<serde_json::Value>,
+    #[serde(default)]
+    functions: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// OpenAI accepts at most this many stop sequences.
+const MAX_STOP_SEQUENCES: usize = 4;
+
+/// Why client-side tools are refused.
+const NO_CLIENT_TOOLS: &str = "this endpoint runs a Clawdia agent, which calls its own tools (files, web, exec) \
+     on the gateway; client-side tools (`tools`, `functions`, `tool` messages) are not supported: \
+     leave them out, or give the agent the tool instead";
+
+/// A JSON value that asks for something: not null, not an empty list.
+fn requested(value: &Option<serde_json::Value>) -> bool {
+    match value {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Array(items)) => !items.is_empty(),
+        Some(_) => true,
+    }
+}
+
+impl ChatBody {
+    /// The client's settings for this turn, checked.
+    fn options(&self) -> Result<TurnOptions, ApiError> {
+        if requested(&self.tools) || requested(&self.functions) {
+            return Err(ApiError::bad_request(NO_CLIENT_TOOLS));
+        }
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(ApiError::bad_request("only one choice per request is supported (`n` must be 1)"));
+        }
+        if let Some(temperature) = self.temperature
+            && !(0.0..=2.0).contains(&temperature)
+        {
+            return Err(ApiError::bad_request("`temperature` must be between 0 and 2"));
+        }
+        let max_tokens = self.max_completion_tokens.or(self.max_tokens);
+        if max_tokens == Some(0) {
+            return Err(ApiError::bad_request("`max_tokens` must be at least 1"));
+        }
+        let stop = match &self.stop {
+            None => Vec::new(),
+            Some(Stop::One(one)) => vec![one.clone()],
+            Some(Stop::Many(many)) => many.clone(),
+        };
+        if stop.len() > MAX_STOP_SEQUENCES || stop.iter().any(String::is_empty) {
+            return Err(ApiError::bad_request(format!(
+                "`stop` takes 1 to {MAX_STOP_SEQUENCES} non-empty sequences"
+            )));
+        }
+        let system: Vec<String> = self
+            .messages
+            .iter()
+            .filter(|m| m.role == "system" || m.role == "developer")
+            .filter_map(|m| m.content.as_ref().map(Content::text))
+            .filter(|text| !text.trim().is_empty())
+            .collect();
+        Ok(TurnOptions {
+            temperature: self.temperature,
+            max_tokens,
+            stop,
+            system: (!system.is_empty()).then(|| system.join("\n\n")),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -97,6 +193,9 @@ fn usage_json(usage: &Usage) -> serde_json::Value {
 
 /// Splits the request into (history, the new user message).
 fn split_messages(messages: &[InMessage]) -> Result<(Vec<Message>, String), ApiError> {
+    if messages.iter().any(|m| m.role == "tool" || m.role == "function") {
+        return Err(ApiError::bad_request(NO_CLIENT_TOOLS));
+    }
     let last_user = messages
         .iter()
         .rposition(|m| m.role == "user")
@@ -109,7 +208,7 @@ fn split_messages(messages: &[InMessage]) -> Result<(Vec<Message>, String), ApiE
             match m.role.as_str() {
                 "user" => Some(Message::user(text)),
                 "assistant" if !text.is_empty() => Some(Message::assistant(text)),
-                _ => None, // system prompts come from the agent's workspace; tool turns are the agent's own
+                _ => None, // system and developer messages travel in `TurnOptions::system`
             }
         })
         .collect();
@@ -138,6 +237,7 @@ async fn chat(
     let body = body.map_err(|r| ApiError::new(r.status(), "invalid_request_error", r.body_text()))?;
     let parsed: ChatBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid chat completion request: {e}")))?;
+    let options = parsed.options()?;
     let (history, message) = split_messages(&parsed.messages)?;
     let session = headers
         .get(SESSION_HEADER)
@@ -159,6 +259,7 @@ async fn chat(
         history,
         tools_allow: None,
         light: false,
+        options,
     };
     // A non-streaming turn reports an unknown agent itself (TurnError::UnknownAgent → 404); a
     // stream has already answered 200 by then, so only streams check up front.

@@ -2,6 +2,7 @@
 //! against a scripted in-memory gateway.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -10,10 +11,14 @@ use clawdia_core::{AgentInfo, AuditEvent, ModelRef, TurnError, TurnEvents, TurnO
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+use std::net::SocketAddr;
+
 use super::*;
 
 struct ScriptedGateway {
     requests: Mutex<Vec<TurnRequest>>,
+    /// A turn whose message is "wait" blocks until this is notified.
+    release: tokio::sync::Notify,
 }
 
 use clawdia_core::{TurnEvent, TurnRequest};
@@ -56,6 +61,15 @@ impl Gateway for ScriptedGateway {
                 retry_after: Some(std::time::Duration::from_secs(1)),
             });
         }
+        if request.message == "wait" {
+            self.release.notified().await;
+        }
+        if request.message == "flood" {
+            // Far more than a socket buffers: a client that does not read stalls the writes.
+            for _ in 0..2048 {
+                events.event(TurnEvent::TextDelta { text: "x".repeat(16 * 1024) });
+            }
+        }
         events.event(TurnEvent::TextDelta { text: "Hel".into() });
         events.event(TurnEvent::TextDelta { text: "lo".into() });
         let usage = Usage { input_tokens: 7, output_tokens: 2, ..Usage::default() };
@@ -87,17 +101,39 @@ struct Fixture {
     audit: Arc<Audit>,
 }
 
-fn fixture() -> Fixture {
-    let gateway = Arc::new(ScriptedGateway { requests: Mutex::new(vec![]) });
+fn limits() -> Limits {
+    Limits {
+        max_request_bytes: 4096,
+        max_connections: 64,
+        header_timeout: Duration::from_secs(5),
+        body_timeout: Duration::from_secs(5),
+        write_timeout: Duration::from_secs(5),
+        max_concurrent_turns: 4,
+        turn_queue: Duration::from_secs(5),
+    }
+}
+
+fn state_with(limits: Limits) -> (ServerState, Arc<ScriptedGateway>, Arc<Audit>) {
+    let gateway =
+        Arc::new(ScriptedGateway { requests: Mutex::new(vec![]), release: tokio::sync::Notify::new() });
     let audit = Arc::new(Audit::default());
     let state = ServerState::new(
         gateway.clone(),
         audit.clone(),
         "sekrit-token",
         Arc::new(|| "agent_metric 1\n".to_string()),
-        4096,
+        limits,
     );
+    (state, gateway, audit)
+}
+
+fn fixture_with(limits: Limits) -> Fixture {
+    let (state, gateway, audit) = state_with(limits);
     Fixture { router: router(state), gateway, audit }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(limits())
 }
 
 async fn send(
@@ -356,4 +392,380 @@ fn error_bodies_and_sse_frames_mask_registered_secrets() {
     assert_eq!(error.status, StatusCode::BAD_GATEWAY);
     let frame = crate::sse::frame(Some("error"), &format!(r#"{{"message":"bad {key}"}}"#));
     assert_eq!(frame, "event: error\ndata: {\"message\":\"bad [redacted]\"}\n\n");
+}
+
+#[tokio::test]
+async fn one_model_by_id() {
+    let f = fixture();
+    let (status, _, body) = send(&f.router, "GET", "/v1/models/main", Some("sekrit-token"), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["id"], "main");
+    assert_eq!(json["object"], "model");
+    let (status, _, body) = send(&f.router, "GET", "/v1/models/nobody", Some("sekrit-token"), "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["error"]["type"], "model_not_found");
+    let (status, _, _) = send(&f.router, "GET", "/v1/models/main", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn client_side_tools_are_refused_with_the_reason() {
+    let f = fixture();
+    let tool = r#"{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}"#;
+    let refused = [
+        format!(r#"{{"model":"main","tools":[{tool}],"messages":[{{"role":"user","content":"hi"}}]}}"#),
+        r#"{"model":"main","functions":[{"name":"f"}],"messages":[{"role":"user","content":"hi"}]}"#.into(),
+        r#"{"model":"main","messages":[{"role":"user","content":"hi"},{"role":"tool","tool_call_id":"c1","content":"42"},{"role":"user","content":"and?"}]}"#.into(),
+    ];
+    for body in &refused {
+        let (status, _, text) =
+            send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("runs a Clawdia agent") && message.contains("client-side tools"),
+            "{message}"
+        );
+    }
+    assert!(f.gateway.requests.lock().unwrap().is_empty(), "a refused request reached the agent");
+    // An empty tool list asks for nothing and is fine.
+    let body =
+        r#"{"model":"main","tools":[],"tool_choice":"none","messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, text) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}
+
+#[tokio::test]
+async fn client_sampling_settings_and_system_messages_reach_the_turn() {
+    let f = fixture();
+    let body = r#"{"model":"main","temperature":0.2,"max_tokens":50,"max_completion_tokens":77,"stop":"END",
+        "messages":[{"role":"system","content":"Answer in French."},{"role":"developer","content":[{"type":"text","text":"Be terse."}]},{"role":"user","content":"hi"}]}"#;
+    let (status, _, text) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body =
+        r#"{"model":"main","max_tokens":12,"stop":["a","b"],"messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, text) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body = r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#;
+    send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+    let requests = f.gateway.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests[0].options,
+        clawdia_core::TurnOptions {
+            temperature: Some(0.2),
+            max_tokens: Some(77),
+            stop: vec!["END".into()],
+            system: Some("Answer in French.\n\nBe terse.".into()),
+        }
+    );
+    assert!(requests[0].history.is_empty(), "system messages are not history: {:?}", requests[0].history);
+    assert_eq!(requests[1].options.max_tokens, Some(12));
+    assert_eq!(requests[1].options.stop, ["a", "b"]);
+    assert_eq!(requests[1].options.system, None);
+    assert_eq!(requests[2].options, clawdia_core::TurnOptions::default());
+}
+
+#[tokio::test]
+async fn bad_client_settings_are_400() {
+    let f = fixture();
+    let cases = [
+        (r#""temperature":3"#, "temperature"),
+        (r#""max_tokens":0"#, "max_tokens"),
+        (r#""stop":["a","b","c","d","e"]"#, "stop"),
+        (r#""stop":[""]"#, "stop"),
+        (r#""n":2"#, "`n`"),
+    ];
+    for (field, named) in cases {
+        let body = format!(r#"{{"model":"main",{field},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+        let (status, _, text) =
+            send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+        assert!(text.contains(named), "{body}: {text}");
+    }
+    assert!(f.gateway.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn native_turn_for_an_unknown_agent_is_404() {
+    let f = fixture();
+    let (status, headers, text) =
+        send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"agent":"nobody","message":"hi"}"#)
+            .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert_eq!(headers["content-type"], "application/json");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["error"]["type"], "model_not_found");
+    assert!(f.gateway.requests.lock().unwrap().is_empty());
+}
+
+fn chat_request(body: &str) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header("authorization", "Bearer sekrit-token")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn turns_beyond_the_cap_wait_then_get_503_with_retry_after_until_one_ends() {
+    let f =
+        fixture_with(Limits { max_concurrent_turns: 1, turn_queue: Duration::from_millis(200), ..limits() });
+    let waiting = r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"wait"}]}"#;
+    let first = f.router.clone().oneshot(chat_request(waiting)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let mut first = first.into_body();
+    // The turn has started (and holds the one slot) once its first frame arrives.
+    let frame = first.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&frame).contains("assistant"), "{frame:?}");
+
+    let hi = r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, headers, text) =
+        send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), hi).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert_eq!(headers["retry-after"], "1");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["error"]["type"], "server_busy");
+    assert!(json["error"]["message"].as_str().unwrap().contains("max_concurrent_turns"), "{text}");
+    let (status, _, _) =
+        send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"message":"hi"}"#).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // Requests that are not turns are not held up.
+    let (status, _, _) = send(&f.router, "GET", "/v1/models", Some("sekrit-token"), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(f.gateway.requests.lock().unwrap().len(), 1, "a refused turn reached the agent");
+
+    f.gateway.release.notify_one();
+    let rest = first.collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&rest).contains("[DONE]"));
+    let (status, _, text) = send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), hi).await;
+    assert_eq!(status, StatusCode::OK, "the slot came back when the stream ended: {text}");
+}
+
+#[tokio::test]
+async fn a_turn_beyond_the_cap_waits_for_a_free_slot() {
+    let f = fixture_with(Limits { max_concurrent_turns: 1, ..limits() });
+    let waiting = r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"wait"}]}"#;
+    let mut first = f.router.clone().oneshot(chat_request(waiting)).await.unwrap().into_body();
+    first.frame().await.unwrap().unwrap();
+    let router = f.router.clone();
+    let queued = tokio::spawn(async move {
+        let hi = r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#;
+        send(&router, "POST", "/v1/chat/completions", Some("sekrit-token"), hi).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!queued.is_finished(), "the second turn did not wait");
+    assert_eq!(f.gateway.requests.lock().unwrap().len(), 1, "the second turn ran beside the first");
+    f.gateway.release.notify_one();
+    first.collect().await.unwrap();
+    let (status, _, text) = tokio::time::timeout(Duration::from_secs(3), queued).await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(f.gateway.requests.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408() {
+    let f = fixture_with(Limits { body_timeout: Duration::from_millis(200), ..limits() });
+    let stalled = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"model\""))]),
+        futures_util::stream::pending(),
+    );
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header("authorization", "Bearer sekrit-token")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(5), f.router.clone().oneshot(request))
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&text).contains("body_timeout_secs"), "{text:?}");
+    assert!(f.gateway.requests.lock().unwrap().is_empty());
+}
+
+// ---- over a real socket -------------------------------------------------------------------
+
+struct Served {
+    addr: SocketAddr,
+    gateway: Arc<ScriptedGateway>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    async fn start(limits: Limits) -> Served {
+        let (state, gateway, _) = state_with(limits);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Served { addr, gateway, stop: Some(stop), task }
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .expect("the server stopped")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`); the raw response.
+async fn raw(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer sekrit-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .expect("a response in time")
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `within`.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_and_half_sent_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let served = Served::start(Limits { header_timeout: Duration::from_millis(300), ..limits() }).await;
+    let mut idle = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n").await.unwrap();
+    // A client that sends its request in time is served.
+    let response = raw(served.addr, "GET", "/health", "").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(closed_by_server(&mut idle, Duration::from_secs(3)).await, "an idle connection stayed open");
+    assert!(closed_by_server(&mut half, Duration::from_secs(3)).await, "a half-sent request stayed open");
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
+    let served = Served::start(Limits { max_connections: 3, ..limits() }).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(served.addr).await.unwrap());
+    }
+    // Let the server accept all three.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let response = raw(served.addr, "GET", "/health", "").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        closed_by_server(&mut idle[0], Duration::from_secs(3)).await,
+        "the oldest idle connection was kept"
+    );
+    assert!(!closed_by_server(&mut idle[2], Duration::from_millis(200)).await, "a newer idle one was closed");
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_with_every_connection_busy_a_new_one_gets_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let served = Served::start(Limits { max_connections: 2, ..limits() }).await;
+    let waiting = r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"wait"}]}"#;
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+        let request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer sekrit-token\r\nContent-Length: {}\r\n\r\n{waiting}",
+            waiting.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        busy.push(stream);
+    }
+    let response = raw(served.addr, "GET", "/health", "").await;
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("retry-after: 1"), "{response}");
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(json["error"]["type"], "server_busy");
+    assert!(json["error"]["message"].as_str().unwrap().contains("max_connections"));
+    // Once the turns end and their connections close, new connections are served again.
+    served.gateway.release.notify_one();
+    served.gateway.release.notify_one();
+    for stream in &mut busy {
+        stream.shutdown().await.unwrap();
+        assert!(closed_by_server(stream, Duration::from_secs(3)).await);
+    }
+    drop(busy);
+    let mut served_again = false;
+    for _ in 0..50 {
+        if raw(served.addr, "GET", "/health", "").await.starts_with("HTTP/1.1 200") {
+            served_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served_again);
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let served = Served::start(Limits { write_timeout: Duration::from_secs(1), ..limits() }).await;
+    let open_connections = || async {
+        let metrics = raw(served.addr, "GET", "/metrics", "").await;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("clawdia_http_open_connections "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap()
+    };
+    // Positive control: only the metrics request's own connection is open.
+    assert_eq!(open_connections().await, 1);
+    let flood = r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"flood"}]}"#;
+    let mut stalled = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer sekrit-token\r\nContent-Length: {}\r\n\r\n{flood}",
+        flood.len()
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 16];
+    stalled.read_exact(&mut buf).await.unwrap();
+    assert_eq!(open_connections().await, 2, "the stalled stream is open while the server can still write");
+    let mut dropped = false;
+    for _ in 0..100 {
+        if open_connections().await == 1 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dropped, "a client that stopped reading kept its connection");
+    served.shutdown().await;
 }

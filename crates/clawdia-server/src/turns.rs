@@ -3,7 +3,7 @@
 //! `started`, `text_delta`, `discard`, `tool_start`, `tool_output`, `tool_end`, `retry`,
 //! `fallback`, then `end` (usage and cost) or `error`. A turn that fails before its first text or
 //! tool gets a plain error response instead of a stream (429 with `Retry-After` when only rate
-//! limits stood in the way, else 502, ...).
+//! limits stood in the way, else 502, ...); an unknown agent is a 404 before the stream starts.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -64,6 +64,10 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         Ok(parsed) => parsed,
         Err(error) => return ApiError::bad_request(format!("invalid turn request: {error}")).into_response(),
     };
+    // The stream answers 200 before the turn starts: an unknown agent is refused first.
+    if !state.gateway.agents().iter().any(|agent| agent.name == parsed.agent) {
+        return ApiError::from(TurnError::UnknownAgent(parsed.agent)).into_response();
+    }
     let request = TurnRequest {
         agent: parsed.agent,
         session: parsed.session,
@@ -73,6 +77,7 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         history: Vec::new(),
         tools_allow: None,
         light: false,
+        options: Default::default(),
     };
     let counters = state.counters.clone();
     let finish = move |result: Result<_, TurnError>| match result {

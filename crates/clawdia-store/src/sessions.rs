@@ -145,6 +145,18 @@ impl SessionStore for Store {
         };
         rows.map_err(context)
     }
+
+    fn discard_if_empty(&self, id: &str) -> Result<bool, StoreError> {
+        let connection = self.sessions_db();
+        let deleted = connection
+            .prepare_cached(
+                "DELETE FROM sessions WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM messages WHERE session_id = ?1)",
+            )
+            .and_then(|mut statement| statement.execute(params![id]))
+            .map_err(db_error("discarding an empty session"))?;
+        Ok(deleted > 0)
+    }
 }
 
 impl Store {

@@ -180,6 +180,7 @@ async fn turn(
                 history: Vec::new(),
                 tools_allow: None,
                 light: false,
+                options: Default::default(),
             };
             if let Err(error) = runtime.agents.run_turn(request, &on_event).await {
                 summary.lock().unwrap_or_else(|e| e.into_inner()).error = Some(error.to_string());

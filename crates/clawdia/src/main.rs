@@ -472,6 +472,12 @@ fn config_check(home: &std::path::Path) -> Outcome {
 
 async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
     let config = load_config(&home)?;
+    // Every client connection is a file descriptor: the soft limit (often 1024) goes up to the
+    // hard one, and the server fits `max_connections` to what is left.
+    match clawdia_runtime::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!("could not raise the open-file limit: {error}"),
+    }
     // Orphaned grandchildren of tools come to the gateway (and are reaped), not to PID 1.
     match clawdia_runtime::sandbox::become_child_subreaper() {
         Ok(()) => drop(clawdia_runtime::sandbox::spawn_orphan_reaper(std::time::Duration::from_secs(10))),

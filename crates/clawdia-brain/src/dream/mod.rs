@@ -489,6 +489,7 @@ impl Dream {
             tools: Vec::new(),
             max_tokens: 300,
             temperature: Some(0.0),
+            stop: Vec::new(),
             stream: false,
         };
         let outcome = self.models.complete(std::slice::from_ref(&scorer), request, &NoDeltas).await;
@@ -532,6 +533,7 @@ impl Dream {
             history: Vec::new(),
             tools_allow: Some(tools.to_vec()),
             light: true,
+            options: Default::default(),
         };
         // A failed turn reports no usage to its caller, so the run's total counts finished
         // turns only; the agent's usage ledger has every call either way.

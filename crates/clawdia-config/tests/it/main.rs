@@ -120,6 +120,39 @@ fn empty_file_gets_every_gateway_default() {
     assert_eq!(config.gateway.bind, IpAddr::from([127, 0, 0, 1]));
     assert_eq!(config.gateway.token, SecretRef::File(home().join("secrets/gateway-token")));
     assert!(config.providers.is_empty() && config.agents.is_empty());
+    let gateway = &config.gateway;
+    assert_eq!(gateway.max_connections, 4096);
+    assert_eq!(gateway.header_timeout, Duration::from_secs(10));
+    assert_eq!(gateway.body_timeout, Duration::from_secs(30));
+    assert_eq!(gateway.write_timeout, Duration::from_secs(60));
+    assert_eq!(gateway.max_concurrent_turns, 16);
+    assert_eq!(gateway.turn_queue, Duration::from_secs(30));
+}
+
+#[test]
+fn gateway_limits_can_be_set_and_must_be_positive() {
+    let text = "[gateway]\nmax_connections = 100\nheader_timeout_secs = 3\nbody_timeout_secs = 4\n\
+                write_timeout_secs = 5\nmax_concurrent_turns = 2\nmax_request_bytes = 1000\nturn_queue_secs = 0\n";
+    let gateway = parse(text, &home()).expect("limits parse").gateway;
+    assert_eq!(gateway.max_connections, 100);
+    assert_eq!(gateway.header_timeout, Duration::from_secs(3));
+    assert_eq!(gateway.body_timeout, Duration::from_secs(4));
+    assert_eq!(gateway.write_timeout, Duration::from_secs(5));
+    assert_eq!(gateway.max_concurrent_turns, 2);
+    assert_eq!(gateway.max_request_bytes, 1000);
+    assert_eq!(gateway.turn_queue, Duration::ZERO);
+    for key in [
+        "max_connections",
+        "header_timeout_secs",
+        "body_timeout_secs",
+        "write_timeout_secs",
+        "max_concurrent_turns",
+    ] {
+        check_error(
+            &format!("[gateway]\n{key} = 0\n"),
+            &format!("clawdia.toml:2: gateway.{key}: must be at least 1"),
+        );
+    }
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn request_body_maps_system_tools_and_transcript() {
         }],
         max_tokens: 512,
         temperature: Some(0.5),
+        stop: Vec::new(),
         stream: true,
     };
     let body = serde_json::to_value(wire_request(&request)).expect("serializes");
@@ -86,6 +87,7 @@ fn empty_system_and_tools_are_omitted() {
         tools: Vec::new(),
         max_tokens: 1,
         temperature: None,
+        stop: Vec::new(),
         stream: false,
     };
     let body = serde_json::to_value(wire_request(&request)).expect("serializes");

@@ -47,6 +47,7 @@ fn request_body_maps_system_tools_and_transcript() {
         }],
         max_tokens: 256,
         temperature: None,
+        stop: Vec::new(),
         stream: true,
     };
     let body = serde_json::to_value(wire_request(&request)).expect("serializes");
@@ -80,6 +81,7 @@ fn non_streaming_request_has_no_stream_options() {
         tools: Vec::new(),
         max_tokens: 10,
         temperature: Some(0.25),
+        stop: Vec::new(),
         stream: false,
     };
     let body = serde_json::to_value(wire_request(&request)).expect("serializes");

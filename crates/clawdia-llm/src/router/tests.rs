@@ -70,6 +70,7 @@ fn request() -> ChatRequest {
         tools: Vec::new(),
         max_tokens: 100,
         temperature: None,
+        stop: Vec::new(),
         stream: true,
     }
 }

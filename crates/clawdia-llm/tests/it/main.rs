@@ -57,6 +57,7 @@ pub fn request(stream: bool) -> ChatRequest {
         tools: Vec::new(),
         max_tokens: 256,
         temperature: None,
+        stop: Vec::new(),
         stream,
     }
 }

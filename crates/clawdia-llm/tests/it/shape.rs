@@ -41,6 +41,7 @@ fn transcript_request(stream: bool) -> ChatRequest {
         }],
         max_tokens: 1000,
         temperature: Some(0.5),
+        stop: Vec::new(),
         stream,
     }
 }

@@ -38,6 +38,7 @@ fn request(messages: Vec<Message>, tools: Vec<ToolSpec>) -> ChatRequest {
         max_tokens: 50,
         temperature: None,
         stream: true,
+        stop: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@ fn request(system: &str, messages: Vec<Message>, tools: Vec<ToolSpec>) -> ChatRe
         tools,
         max_tokens: 64,
         temperature: None,
+        stop: Vec::new(),
         stream: true,
     }
 }

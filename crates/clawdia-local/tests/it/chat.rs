@@ -48,6 +48,7 @@ fn request(text: &str, max_tokens: u32) -> ChatRequest {
         tools: Vec::new(),
         max_tokens,
         temperature: None,
+        stop: Vec::new(),
         stream: true,
     }
 }

@@ -26,6 +26,7 @@ fn request(tools: Vec<ToolSpec>) -> ChatRequest {
         max_tokens: 256,
         temperature: None,
         stream: true,
+        stop: Vec::new(),
     }
 }
 

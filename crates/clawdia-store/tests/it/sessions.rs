@@ -330,3 +330,17 @@ fn store_is_send_and_sync() {
     let shared: &dyn SessionStore = &store;
     assert!(shared.list(None, 1).unwrap().is_empty());
 }
+
+#[test]
+fn only_an_empty_session_is_discarded() {
+    let (_dir, store) = fresh();
+    store.open("main", "empty", "b1").unwrap();
+    store.open("main", "used", "b2").unwrap();
+    store.append("used", &[Message::user("hi"), Message::assistant("hello")]).unwrap();
+    assert!(store.discard_if_empty("empty").unwrap());
+    assert!(!store.discard_if_empty("used").unwrap());
+    assert!(!store.discard_if_empty("never-was").unwrap());
+    let ids: Vec<String> = store.list(None, 10).unwrap().into_iter().map(|meta| meta.id).collect();
+    assert_eq!(ids, ["used"]);
+    assert_eq!(store.open("main", "used", "b2").unwrap().messages.len(), 2);
+}

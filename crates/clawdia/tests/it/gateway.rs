@@ -178,3 +178,115 @@ fn a_client_that_goes_away_cancels_its_turn() {
         export(&home, "c1").iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
     assert_eq!(texts, ["hello again", "next turn"], "nothing of the cancelled turn was stored");
 }
+
+/// Raises this test process's soft open-file limit to the hard one (it holds thousands of
+/// sockets); returns the limit.
+fn raise_own_open_files() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
+fn open_connections(addr: std::net::SocketAddr, token: &str) -> usize {
+    let (status, metrics) = http(addr, "GET", "/metrics", Some(token), "");
+    assert_eq!(status, 200, "{metrics}");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("clawdia_http_open_connections "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no open-connections gauge in {metrics}"))
+}
+
+#[test]
+fn two_thousand_idle_and_half_sent_connections_do_not_lock_clients_out() {
+    use std::io::Write;
+    use std::time::Instant;
+    let home = Home::new();
+    // Started before this process raises its own limit, so the gateway inherits the usual soft
+    // limit (1024 here) and has to raise its own to hold the flood.
+    let gateway = home.up();
+    assert!(raise_own_open_files() >= 4500, "the test needs a hard open-file limit of at least 4500");
+    // The gateway raised its soft open-file limit to the hard one.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", gateway.child.id())).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .map(|line| line.split_whitespace().skip(3).take(2).collect())
+        .unwrap_or_default();
+    assert!(open_files.len() == 2 && open_files[0] == open_files[1], "{limits}");
+    let token = home.token();
+    // Positive control: connections are accepted and served normally.
+    let (status, _) = http(gateway.addr, "GET", "/health", None, "");
+    assert_eq!(status, 200);
+    assert_eq!(open_connections(gateway.addr, &token), 1);
+
+    let mut flood = Vec::with_capacity(2000);
+    for i in 0..2000 {
+        let mut stream = std::net::TcpStream::connect(gateway.addr).expect("connect");
+        if i % 2 == 1 {
+            // Half-sent: a request head that never ends.
+            stream.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n").unwrap();
+        }
+        flood.push(stream);
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || open_connections(gateway.addr, &token) > 2000),
+        "the gateway did not hold the 2,000 connections open (it has {})",
+        open_connections(gateway.addr, &token)
+    );
+
+    let started = Instant::now();
+    let (status, body) = http(gateway.addr, "GET", "/health", None, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2), "/health took {:?}", started.elapsed());
+
+    home.mock.push(Reply::text("still answering"));
+    let started = Instant::now();
+    let (status, body) = http(
+        gateway.addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(&token),
+        r#"{"model":"main","messages":[{"role":"user","content":"are you there?"}]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("still answering"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the chat took {:?}", started.elapsed());
+    drop(flood);
+}
+
+#[test]
+fn a_failed_first_turn_leaves_no_empty_session() {
+    let home = Home::new();
+    let gateway = home.up();
+    let token = home.token();
+    // Both models of the chain refuse: the turn fails before any reply.
+    home.mock.push(Reply::status(401));
+    home.mock.push(Reply::status(401));
+    let (status, body) = http(
+        gateway.addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(&token),
+        r#"{"model":"main","user":"doomed-session","messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    assert_eq!(status, 502, "{body}");
+    home.mock.push(Reply::text("hello"));
+    let (status, body) = http(
+        gateway.addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(&token),
+        r#"{"model":"main","user":"kept-session","messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = home.run(&["sessions", "list"]);
+    let listed = stdout(&out);
+    assert!(listed.contains("kept-session"), "{listed}");
+    assert!(!listed.contains("doomed-session"), "a failed turn left a session: {listed}");
+}
