@@ -20,7 +20,7 @@ use crate::loadgen;
 
 const CHAT_BODY: &str = r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#;
 
-struct Gateway(Child);
+pub(crate) struct Gateway(pub(crate) Child);
 
 impl Drop for Gateway {
     fn drop(&mut self) {
@@ -29,7 +29,7 @@ impl Drop for Gateway {
     }
 }
 
-fn rss_kb(pid: u32, field: &str) -> u64 {
+pub(crate) fn rss_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -39,7 +39,7 @@ fn rss_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet", "-p", "clawdia"])
         .current_dir(root)
@@ -54,12 +54,22 @@ fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn make_home(binary: &Path, home: &Path, mock: &MockLlm) -> anyhow::Result<()> {
+    make_home_with(binary, home, mock, "")
+}
+
+/// As `make_home`, with `gateway_extra` added to the `[gateway]` table.
+pub(crate) fn make_home_with(
+    binary: &Path,
+    home: &Path,
+    mock: &MockLlm,
+    gateway_extra: &str,
+) -> anyhow::Result<()> {
     let out = Command::new(binary).arg("--home").arg(home).args(["init", "--force"]).output()?;
     if !out.status.success() {
         bail!("clawdia init failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let config = format!(
-        "[gateway]\nport = 0\n\n[providers.mock]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[agents.main]\nmodel = \"mock/bench\"\n",
+        "[gateway]\nport = 0\n{gateway_extra}\n[providers.mock]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[agents.main]\nmodel = \"mock/bench\"\n",
         mock.openai_base_url()
     );
     std::fs::write(home.join("clawdia.toml"), config)?;
@@ -68,7 +78,7 @@ fn make_home(binary: &Path, home: &Path, mock: &MockLlm) -> anyhow::Result<()> {
 
 /// Spawns `clawdia up` and polls `/health` (1 ms steps) until it answers; returns the process,
 /// its address and the launch-to-ready time.
-async fn launch(binary: &Path, home: &Path) -> anyhow::Result<(Gateway, SocketAddr, Duration)> {
+pub(crate) async fn launch(binary: &Path, home: &Path) -> anyhow::Result<(Gateway, SocketAddr, Duration)> {
     let _ = std::fs::remove_file(home.join("state/gateway.json"));
     let start = Instant::now();
     let child = Command::new(binary)

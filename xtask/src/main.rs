@@ -5,6 +5,8 @@
 //!   before the 200 (`--retries-only`: just that and a plain turn), throughput at 10 and 100
 //!   clients, peak RSS, and the bytes sent to the model for "hi". Figures only; it never fails
 //!   on a timing.
+//! - `bench big-chats` — gateway RSS idle, at its peak and after 100 concurrent 1 MB chat
+//!   completions, with the default limits and without the turn cap.
 //! - `bench brain` — SciFact nDCG@10 / recall@100 (full text, vector, hybrid), LoCoMo evidence
 //!   recall@5/@10, import throughput and hybrid latency at the SciFact size and at 50k chunks.
 //! - `bench local` — the in-process chat model (SmolLM2-135M-Instruct Q4): load time, time to
@@ -17,6 +19,7 @@
 //! The tidy checks (`//!` on every file, crate dependency rules) are tests in `tidy.rs`.
 #![allow(clippy::disallowed_methods)] // xtask runs cargo and the release binary
 
+mod bench_big_chats;
 mod bench_brain;
 mod bench_gateway;
 mod bench_local;
@@ -37,6 +40,7 @@ fn main() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["bench", "gateway", rest @ ..] => bench_gateway::run(rest),
+        ["bench", "big-chats", rest @ ..] => bench_big_chats::run(rest),
         ["bench", "brain", rest @ ..] => bench_brain::run(rest),
         ["bench", "local", rest @ ..] => bench_local::run(rest),
         ["bench", "sched", rest @ ..] => bench_sched::run(rest),
@@ -44,7 +48,7 @@ fn main() {
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | gen [--check])"
             );
             std::process::exit(2);
         }
