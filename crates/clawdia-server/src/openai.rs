@@ -155,7 +155,7 @@ async fn chat(
         sender: parsed.user.clone().filter(|user| !user.is_empty()),
         history,
         tools_allow: None,
-        light: false,
+        context: clawdia_core::TurnContext::Full,
     };
     // A non-streaming turn reports an unknown agent itself (TurnError::UnknownAgent → 404); a
     // stream has already answered 200 by then, so only streams check up front.

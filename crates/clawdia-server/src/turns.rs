@@ -69,7 +69,7 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         sender: parsed.sender,
         history: Vec::new(),
         tools_allow: None,
-        light: false,
+        context: clawdia_core::TurnContext::Full,
     };
     let counters = state.counters.clone();
     stream_turn(state.gateway.clone(), request, render, move |result| match result {

@@ -517,7 +517,7 @@ impl Dream {
             sender: Some("dream".into()),
             history: Vec::new(),
             tools_allow: Some(tools.to_vec()),
-            light: true,
+            context: clawdia_core::TurnContext::Light,
         };
         // A failed turn reports no usage to its caller, so the run's total counts finished
         // turns only; the agent's usage ledger has every call either way.
