@@ -17,7 +17,7 @@ use super::*;
 
 struct ScriptedGateway {
     requests: Mutex<Vec<TurnRequest>>,
-    /// A turn whose message is "wait" blocks until this is notified.
+    /// A turn whose message is "wait" sends some text, then blocks until this is notified.
     release: tokio::sync::Notify,
 }
 
@@ -62,6 +62,9 @@ impl Gateway for ScriptedGateway {
             });
         }
         if request.message == "wait" {
+            // Text first: a stream's headers go out with its first text (a turn that fails
+            // before any gets a plain error status instead).
+            events.event(TurnEvent::TextDelta { text: "waiting ".into() });
             self.release.notified().await;
         }
         if request.message == "flood" {
