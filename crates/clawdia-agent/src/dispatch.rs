@@ -90,7 +90,8 @@ async fn run(
         }
     };
     let narrowed_out = tools_allow
-        .is_some_and(|list| !list.iter().any(|entry| *entry == call.name || entry == tool.group()));
+        .is_some_and(|list| !list.iter().any(|entry| *entry == call.name || entry == tool.group()))
+        || (scope.write_globs.is_some() && tool.group() == crate::subagents::GROUP);
     let refused = if from_source {
         agent.spec.policy.denies(&call.name, tool.group())
     } else {
@@ -121,6 +122,7 @@ async fn run(
     let mut context = ToolContext::new(name, session_id, agent.spec.workspace.clone(), scope.origin);
     context.sender = scope.sender.map(str::to_string);
     context.progress = progress;
+    context.write_globs = scope.write_globs.cloned();
     let outcome = match tokio::time::timeout(TOOL_TIMEOUT, tool.call(&context, arguments)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(ToolError::Timeout(TOOL_TIMEOUT.as_secs())),

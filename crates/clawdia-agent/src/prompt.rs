@@ -1,6 +1,8 @@
 //! System prompt assembly from the workspace files (IDENTITY.md, SOUL.md, USER.md, AGENTS.md,
-//! MEMORY.md — OpenClaw's files load unchanged) under a per-file and a total character cap,
-//! with a visible marker for a truncated or missing file.
+//! MEMORY.md — OpenClaw's files load unchanged — then OpenClaw's daily notes, yesterday's and
+//! today's `memory/YYYY-MM-DD.md` (UTC dates) when they exist) under a per-file and a total
+//! character cap, with a visible marker for a truncated or missing file. A heartbeat turn (a light
+//! turn) gets `HEARTBEAT.md` alone, under the same caps.
 //!
 //! HTML comments (`<!-- ... -->`) are notes for the owner, hidden when the markdown is rendered,
 //! and never reach the model: `clawdia init` writes its guidance into the starter files as
@@ -8,7 +10,7 @@
 //! would otherwise quote the guidance back as its answer).
 //!
 //! The assembled file part is cached and revalidated by each file's length and mtime, so a turn
-//! costs five `stat` calls, not five reads. Every byte here is paid for on every model call:
+//! costs a few `stat` calls, not a few reads. Every byte here is paid for on every model call:
 //! the fixed text is kept to two short lines.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +19,42 @@ use std::time::SystemTime;
 
 /// The workspace files, in prompt order.
 pub const PROMPT_FILES: [&str; 5] = ["IDENTITY.md", "SOUL.md", "USER.md", "AGENTS.md", "MEMORY.md"];
+
+/// The checklist a heartbeat turn reads (the default heartbeat prompt names it).
+pub const HEARTBEAT_FILE: &str = "HEARTBEAT.md";
+
+/// The folder of OpenClaw's daily notes, `YYYY-MM-DD.md` each.
+pub const DAILY_NOTES_DIR: &str = "memory";
+
+/// One file of the prompt: the name it is shown under (relative to the workspace) and whether
+/// its absence goes unmentioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub optional: bool,
+}
+
+/// The files of an ordinary turn at `now_ms`: the five workspace files, then yesterday's and
+/// today's daily notes (optional).
+pub fn turn_files(workspace: &Path, now_ms: i64) -> Vec<PromptFile> {
+    let required = PROMPT_FILES.iter().map(|name| PromptFile {
+        name: name.to_string(),
+        path: workspace.join(name),
+        optional: false,
+    });
+    let day_ms = 86_400_000;
+    let daily = [now_ms - day_ms, now_ms].into_iter().map(|at| {
+        let name = format!("{DAILY_NOTES_DIR}/{}.md", clawdia_core::time::utc_date(at));
+        PromptFile { path: workspace.join(&name), name, optional: true }
+    });
+    required.chain(daily).collect()
+}
+
+/// The files of a heartbeat turn: `HEARTBEAT.md` (optional).
+pub fn heartbeat_files(workspace: &Path) -> Vec<PromptFile> {
+    vec![PromptFile { name: HEARTBEAT_FILE.into(), path: workspace.join(HEARTBEAT_FILE), optional: true }]
+}
 
 /// Character caps for the prompt files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +65,12 @@ pub struct PromptLimits {
 
 type Stamp = Option<(u64, SystemTime)>;
 
+/// The files a prompt was built from, their size and mtime then, and the prompt text.
+type CachedPrompt = (Vec<PromptFile>, Vec<Stamp>, String);
+
 #[derive(Debug, Default)]
 pub struct PromptCache {
-    entry: Mutex<Option<(Vec<Stamp>, String)>>,
+    entry: Mutex<Option<CachedPrompt>>,
 }
 
 fn stamp(path: &Path) -> Stamp {
@@ -38,31 +79,43 @@ fn stamp(path: &Path) -> Stamp {
 }
 
 impl PromptCache {
-    /// The files part of the prompt for `workspace`, rebuilt when any file changed.
-    pub fn files_section(&self, workspace: &Path, limits: PromptLimits) -> String {
-        let paths: Vec<PathBuf> = PROMPT_FILES.iter().map(|f| workspace.join(f)).collect();
-        let stamps: Vec<Stamp> = paths.iter().map(|p| stamp(p)).collect();
+    /// The files part of the prompt for an ordinary turn in `workspace` at `now_ms`.
+    pub fn files_section(&self, workspace: &Path, limits: PromptLimits, now_ms: i64) -> String {
+        self.section(turn_files(workspace, now_ms), limits)
+    }
+
+    /// The files part of a heartbeat turn's prompt: `HEARTBEAT.md`, or nothing.
+    pub fn heartbeat_section(&self, workspace: &Path, limits: PromptLimits) -> String {
+        self.section(heartbeat_files(workspace), limits)
+    }
+
+    /// `files` assembled, rebuilt when the list or any file changed.
+    fn section(&self, files: Vec<PromptFile>, limits: PromptLimits) -> String {
+        let stamps: Vec<Stamp> = files.iter().map(|file| stamp(&file.path)).collect();
         let mut entry = self.entry.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((cached_stamps, text)) = entry.as_ref()
+        if let Some((cached_files, cached_stamps, text)) = entry.as_ref()
+            && *cached_files == files
             && *cached_stamps == stamps
         {
             return text.clone();
         }
-        let text = assemble_files(&paths, limits);
-        *entry = Some((stamps, text.clone()));
+        let text = assemble_files(&files, limits);
+        *entry = Some((files, stamps, text.clone()));
         text
     }
 }
 
 /// Reads and caps the prompt files. Each file becomes `## NAME` + its text; a missing file is
-/// one `[NAME missing]` line; a cut file ends with a `[NAME truncated: N of M chars]` line.
-pub fn assemble_files(paths: &[PathBuf], limits: PromptLimits) -> String {
+/// one `[NAME missing]` line unless it is optional; a cut file ends with a
+/// `[NAME truncated: N of M chars]` line.
+pub fn assemble_files(files: &[PromptFile], limits: PromptLimits) -> String {
     let mut out = String::new();
     let mut used = 0usize;
-    for path in paths {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let text = match std::fs::read(path) {
+    for file in files {
+        let name = &file.name;
+        let text = match std::fs::read(&file.path) {
             Ok(bytes) => without_comments(&String::from_utf8_lossy(&bytes)).trim().to_string(),
+            Err(_) if file.optional => continue,
             Err(_) => {
                 out.push_str(&format!("[{name} missing]\n"));
                 continue;

@@ -31,6 +31,8 @@ const MAX_WAIT: Duration = Duration::from_secs(100);
 pub const GROUP: &str = "subagents";
 const SPAWN: &str = "spawn_subagent";
 const MANAGE: &str = "subagents";
+/// The sub-agent tools' names.
+pub const TOOL_NAMES: [&str; 2] = [SPAWN, MANAGE];
 
 #[derive(Debug, Clone, PartialEq)]
 enum State {
@@ -147,7 +149,7 @@ impl Hub {
             sender: Some(context.sender_id()),
             history: Vec::new(),
             tools_allow: Some(tools),
-            light: false,
+            context: clawdia_core::TurnContext::Full,
             options: Default::default(),
         };
         let parent = context.session_id.clone();

@@ -3,6 +3,8 @@
 //!
 //! The content cannot forge a marker: any `<<<` in it is defanged, so neither the opening nor
 //! the closing marker (nor the boundary in marker position) can appear inside the wrapped text.
+//! The markers and the boundary are for the model only: `unwrap` takes them off again for the
+//! summaries API clients see.
 
 /// The opening marker for `boundary`.
 pub fn open_marker(boundary: &str, source: &str) -> String {
@@ -20,6 +22,16 @@ pub fn wrap(boundary: &str, source: &str, content: &str) -> String {
         source.chars().filter(|c| c.is_ascii_alphanumeric() || "_:-.".contains(*c)).collect();
     let defanged = defang(content, boundary);
     format!("{}\n{}\n{}", open_marker(boundary, &safe_source), defanged, close_marker(boundary))
+}
+
+/// The content of a `wrap`ped text without its markers, for people and API clients (a tool's
+/// result summary in the turn's events); text not wrapped with `boundary` comes back unchanged.
+/// What the model receives keeps its markers.
+pub fn unwrap<'a>(boundary: &str, wrapped: &'a str) -> &'a str {
+    let open = format!("<<<untrusted {boundary} source=");
+    let Some(rest) = wrapped.strip_prefix(open.as_str()) else { return wrapped };
+    let Some((_, body)) = rest.split_once(">>>\n") else { return wrapped };
+    body.strip_suffix(&format!("\n{}", close_marker(boundary))).unwrap_or(body)
 }
 
 /// Makes `content` unable to contain a marker: `<<<` becomes `‹‹‹`, and the boundary itself

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clawdia_core::{
     Attempt, AuditEvent, ChatRequest, DeltaSink, Message, ModelDelta, ModelError, ModelRef, Severity,
-    ToolCall, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, Usage,
+    ToolCall, TurnContext, TurnError, TurnEvent, TurnEvents, TurnOrigin, TurnOutcome, TurnRequest, Usage,
 };
 use futures_util::future::join_all;
 
@@ -65,7 +65,7 @@ fn chain_failure(error: &ModelError, attempts: &[Attempt], cut_off: bool) -> Str
 }
 
 pub(crate) fn build_system_prompt(agent: &Agent, boundary: &str, now: i64) -> String {
-    let files = agent.prompt.files_section(&agent.spec.workspace, agent.spec.prompt_limits);
+    let files = agent.prompt.files_section(&agent.spec.workspace, agent.spec.prompt_limits, now);
     prompt::system_prompt(
         &agent.spec.name,
         &clawdia_core::time::utc_date(now),
@@ -112,17 +112,24 @@ pub(crate) async fn run(
     }
     events.event(TurnEvent::Started { session: session_id.to_string(), agent: name.to_string() });
     let boundary = stored.meta.boundary.clone();
-    let system = if request.light {
+    let system = if request.context.is_light() {
+        // The heartbeat gets its checklist; no other workspace file reaches a light turn.
         prompt::system_prompt(
             name,
             &clawdia_core::time::utc_date(now_ms()),
             &trust::prompt_rule(&boundary),
-            "",
+            &match request.context {
+                TurnContext::Heartbeat => {
+                    agent.prompt.heartbeat_section(&agent.spec.workspace, agent.spec.prompt_limits)
+                }
+                _ => String::new(),
+            },
         )
     } else {
         build_system_prompt(agent, &boundary, now_ms())
     };
     let mut tools_allow = request.tools_allow.clone();
+    let mut write_globs: Option<std::sync::Arc<[String]>> = None;
     let mut system = system;
     let options = request.options.clone();
     if let Some(extra) = options.system.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
@@ -130,15 +137,32 @@ pub(crate) async fn run(
         system.push_str("\n\n## Instructions for this conversation\n\n");
         system.push_str(extra);
     }
-    if let Some(router) = agents.skills.as_ref().filter(|_| !request.light) {
+    if let Some(router) = agents.skills.as_ref().filter(|_| !request.context.is_light()) {
         let routed = router.route(name, &agent.spec.workspace, &request.message);
         if !routed.prompt.is_empty() {
             system.push_str("\n\n");
             system.push_str(&routed.prompt);
         }
-        if routed.read_only {
-            // An untrusted skill is in play: only tools that change nothing, and only those the
-            // turn could use anyway.
+        if let Some(globs) = &routed.write_globs {
+            // The triggered skills declared where they write: file writes go there only.
+            write_globs = Some(globs.clone().into());
+            let allowed = if globs.is_empty() { "nowhere".to_string() } else { globs.join(", ") };
+            agents.audit.record(
+                AuditEvent::new(
+                    "skill_writes",
+                    Severity::INFO,
+                    format!(
+                        "skill(s) {} declare their writes: workspace writes confined to {allowed} this turn",
+                        routed.names.join(", ")
+                    ),
+                )
+                .agent(name)
+                .session(session_id),
+            );
+        }
+        if routed.read_only || routed.declared_read_only {
+            // An untrusted skill is in play, or the triggered skills all declare they change
+            // nothing: only tools that change nothing, and only those the turn could use anyway.
             let narrowed: Vec<String> = clawdia_core::READ_ONLY_TOOLS
                 .iter()
                 .filter(|tool| {
@@ -147,14 +171,16 @@ pub(crate) async fn run(
                 })
                 .map(|tool| tool.to_string())
                 .collect();
+            let (kind, why) = if routed.read_only {
+                ("untrusted_skill", "untrusted skill(s)")
+            } else {
+                ("read_only_skill", "skill(s) declaring `mutating: false`")
+            };
             agents.audit.record(
                 AuditEvent::new(
-                    "untrusted_skill",
+                    kind,
                     Severity::NOTICE,
-                    format!(
-                        "untrusted skill(s) {} routed in: read-only tools this turn",
-                        routed.names.join(", ")
-                    ),
+                    format!("{why} {} routed in: read-only tools this turn", routed.names.join(", ")),
                 )
                 .agent(name)
                 .session(session_id),
@@ -174,6 +200,8 @@ pub(crate) async fn run(
                 .filter(|tool| !agent.spec.policy.denies(&tool.spec().name, tool.group()))
                 .map(|tool| tool.spec()),
         )
+        // A child would not inherit the turn's write confinement, so a confined turn has none.
+        .filter(|spec| write_globs.is_none() || !crate::subagents::TOOL_NAMES.contains(&spec.name.as_str()))
         .filter(|spec| match &tools_allow {
             None => true,
             Some(list) => {
@@ -193,7 +221,7 @@ pub(crate) async fn run(
     let _offered_guard = OfferedGuard { hub: &agents.hub, session: session_id };
     let mut transcript = stored.messages;
     // A light turn shows the model only the last few exchanges of the session.
-    if request.light {
+    if request.context.is_light() {
         let users: Vec<usize> = transcript
             .iter()
             .enumerate()
@@ -295,6 +323,7 @@ pub(crate) async fn run(
                 session_id,
                 boundary: &boundary,
                 tools_allow: tools_allow.as_deref(),
+                write_globs: write_globs.as_ref(),
                 origin: request.origin,
                 sender: request.sender.as_deref(),
                 extra: &extra,
@@ -344,6 +373,8 @@ pub(crate) struct Scope<'a> {
     pub session_id: &'a str,
     pub boundary: &'a str,
     pub tools_allow: Option<&'a [String]>,
+    /// Where the skills routed into the turn declared they write (see `RoutedSkills`).
+    pub write_globs: Option<&'a std::sync::Arc<[String]>>,
     pub origin: TurnOrigin,
     pub sender: Option<&'a str>,
     /// The turn's run-time tools (from the agent's tool sources), by name.
@@ -396,7 +427,8 @@ async fn run_one(
         result
     };
     if let Message::ToolResult { content, is_error, .. } = &result {
-        let summary: String = content.chars().take(200).collect();
+        // API clients see the result without the trust markers (the boundary is the model's).
+        let summary: String = trust::unwrap(scope.boundary, content).chars().take(200).collect();
         events.event(TurnEvent::ToolEnd {
             id: call.id.clone(),
             name: call.name.clone(),

@@ -205,6 +205,38 @@ impl Config {
     pub fn price(&self, model: &ModelRef) -> Option<&Price> {
         self.prices.get(&model.to_string())
     }
+
+    /// Every secret the config reads from a file (`{ file = "..." }`): the gateway token,
+    /// provider and embedder keys, MCP server and host-command environment values. Absolute,
+    /// sorted, without duplicates.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        let mut references: Vec<&SecretRef> = vec![&self.gateway.token];
+        references.extend(self.providers.values().filter_map(|provider| provider.api_key.as_ref()));
+        if let EmbedderConfig::OpenAi { api_key: Some(key), .. } = &self.brain.embedder {
+            references.push(key);
+        }
+        for server in self.mcp.servers.values() {
+            references.extend(server.env.iter().filter_map(|(_, value)| match value {
+                McpEnv::Secret(secret) => Some(secret),
+                McpEnv::Plain(_) => None,
+            }));
+        }
+        for agent in self.agents.values() {
+            for command in &agent.elevated.commands {
+                references.extend(command.env.iter().map(|(_, secret)| secret));
+            }
+        }
+        let mut files: Vec<PathBuf> = references
+            .into_iter()
+            .filter_map(|reference| match reference {
+                SecretRef::File(path) => Some(path.clone()),
+                SecretRef::Env(_) => None,
+            })
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -68,9 +68,10 @@ pub(crate) struct RawMcpServer {
     pub env: Option<BTreeMap<String, Spanned<RawMcpEnv>>>,
     /// The agents that may see and call this server's tools. Nobody else may: `*` in an
     /// agent's `tools.allow` does not grant MCP tools, and the agent's `tools.deny` still
-    /// applies (a tool name, or the group `mcp:NAME`).
-    #[schemars(with = "Vec<String>")]
-    pub agents: Vec<Spanned<String>>,
+    /// applies (a tool name, or the group `mcp:NAME`). Left out or empty, the server is
+    /// granted to no agent (`clawdia mcp list` says so; `clawdia mcp probe` still tries it).
+    #[schemars(with = "Option<Vec<String>>", extend("default" = []))]
+    pub agents: Option<Vec<Spanned<String>>>,
     /// Seconds one tool call may take; then the server (its whole process tree) is killed, the
     /// call returns an error, and the next call starts it again.
     #[schemars(with = "Option<u64>", extend("default" = defaults::TIMEOUT_SECS))]
@@ -205,15 +206,8 @@ fn validate_server(
         let message = format!("`{command}` must be an absolute path or a program name on PATH");
         return Err(at("command", raw.command.span(), message));
     }
-    if raw.agents.is_empty() {
-        return Err(at(
-            "agents",
-            span,
-            "grant the server to at least one agent, e.g. agents = [\"main\"]".into(),
-        ));
-    }
     let mut granted = Vec::new();
-    for (index, agent) in raw.agents.iter().enumerate() {
+    for (index, agent) in raw.agents.iter().flatten().enumerate() {
         if !agents.contains_key(agent.get_ref()) {
             let configured = agents.keys().cloned().collect::<Vec<_>>().join(", ");
             let key = key("agents");

@@ -496,7 +496,8 @@ pub(crate) struct RawAgent {
     /// Daily spending limits; unset means unlimited.
     #[serde(default)]
     pub budget: RawBudget,
-    /// Limits on the workspace files (AGENTS.md, SOUL.md, ...) injected into the system prompt.
+    /// Limits on the workspace files (AGENTS.md, SOUL.md, ..., yesterday's and today's
+    /// memory/YYYY-MM-DD.md; HEARTBEAT.md in heartbeat turns) injected into the system prompt.
     #[serde(default)]
     pub prompt: RawPrompt,
     /// Most model calls in one turn before the agent must answer (tool-use loop limit).

@@ -31,8 +31,8 @@ pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
 pub use text::{error_body_message, error_chain, first_line, frontmatter_fence, hex, one_line};
 pub use tool::{Tool, ToolContext, ToolError, ToolProgress, ToolSource};
 pub use turn::{
-    AgentInfo, Gateway, TurnError, TurnEvent, TurnEvents, TurnOptions, TurnOrigin, TurnOutcome, TurnRequest,
-    sender_id,
+    AgentInfo, Gateway, TurnContext, TurnError, TurnEvent, TurnEvents, TurnOptions, TurnOrigin, TurnOutcome,
+    TurnRequest, sender_id,
 };
 
 /// Milliseconds since the Unix epoch; the one timestamp representation used across crates.

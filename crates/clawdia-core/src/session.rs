@@ -38,6 +38,9 @@ pub enum StoreError {
     WrongAgent { id: String, agent: String },
     #[error("database error: {0}")]
     Database(String),
+    /// Input that cannot become a session (a file to import with no message in it).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Transcripts and usage, shared by the gateway and the CLI.

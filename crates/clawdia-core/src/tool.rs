@@ -27,6 +27,10 @@ pub struct ToolContext {
     pub sender: Option<String>,
     /// Where partial output goes while the tool runs; `None` when nobody watches.
     pub progress: Option<ToolProgress>,
+    /// The turn's own confinement of file writes (the `writes` globs of the skills it was
+    /// routed), on top of the agent's: `write`/`edit` refuse other workspace paths and `exec`
+    /// sees the workspace read-only. `None`: no such confinement.
+    pub write_globs: Option<std::sync::Arc<[String]>>,
 }
 
 impl ToolContext {
@@ -44,6 +48,7 @@ impl ToolContext {
             origin,
             sender: None,
             progress: None,
+            write_globs: None,
         }
     }
 
@@ -70,6 +75,7 @@ impl std::fmt::Debug for ToolContext {
             .field("origin", &self.origin)
             .field("sender", &self.sender)
             .field("progress", &self.progress.is_some())
+            .field("write_globs", &self.write_globs)
             .finish()
     }
 }

@@ -72,9 +72,9 @@ pub struct TurnRequest {
     /// Narrows the agent's tools to these names or groups for this turn (within the agent's own
     /// policy, never beyond it). `None`: the agent's policy alone.
     pub tools_allow: Option<Vec<String>>,
-    /// A light context: no workspace files in the system prompt and only the last few messages
-    /// of the session (the heartbeat).
-    pub light: bool,
+    /// How much context the model gets: everything, or a light one (the heartbeat, the dream's
+    /// distillers).
+    pub context: TurnContext,
     /// What the caller asked of this turn's model calls beyond the agent's own settings.
     pub options: TurnOptions,
 }
@@ -93,6 +93,25 @@ pub struct TurnOptions {
     /// Instructions from the caller (who holds the owner's token), appended to the agent's
     /// system prompt.
     pub system: Option<String>,
+}
+
+/// The context a turn's model calls carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TurnContext {
+    /// The workspace files (and daily notes) in the system prompt, the whole session.
+    #[default]
+    Full,
+    /// No workspace files and only the last few messages of the session.
+    Light,
+    /// As `Light`, with the workspace's `HEARTBEAT.md` (the heartbeat's checklist) as the one file.
+    Heartbeat,
+}
+
+impl TurnContext {
+    /// `Light` or `Heartbeat`.
+    pub fn is_light(self) -> bool {
+        self != TurnContext::Full
+    }
 }
 
 /// What a running turn reports, in order. A turn that succeeds ends with `End`; a turn that

@@ -67,17 +67,33 @@ fn write_file(
     Ok(())
 }
 
-/// Creates the home. Without `force` an existing config is an error and nothing is touched;
-/// with it the config and starter files are rewritten. The token is never replaced. The token
-/// comes from the OS random number generator; if that fails, init fails before creating
-/// anything (there is no weaker fallback).
-pub fn init(home: &Path, force: bool) -> Result<InitReport, String> {
+/// What `init` may replace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitOptions {
+    /// Rewrite the config and the starter files.
+    pub force: bool,
+    /// Write a new gateway token over the existing one (an existing config is then kept unless
+    /// `force` is set too): the way out of an empty, damaged or leaked token file.
+    pub force_token: bool,
+}
+
+/// Creates the home. Without `force` or `force_token` an existing config is an error and
+/// nothing is touched; with `force` the config and starter files are rewritten. The token is
+/// replaced only with `force_token`, in the file the existing config names (default
+/// `secrets/gateway-token`). The token comes from the OS random number generator; if that
+/// fails, init fails before creating anything (there is no weaker fallback).
+pub fn init(home: &Path, options: InitOptions) -> Result<InitReport, String> {
+    let InitOptions { force, force_token } = options;
     let config_path = home.join(clawdia_config::FILE_NAME);
-    if config_path.exists() && !force {
-        return Err(format!("{} already exists; use --force to overwrite it", config_path.display()));
+    if config_path.exists() && !force && !force_token {
+        return Err(format!(
+            "{} already exists; use --force to overwrite it (or --force-token to write only a new gateway token)",
+            config_path.display()
+        ));
     }
     let token_value = clawdia_core::random::hex(32)
         .map_err(|error| format!("cannot make a gateway token, so nothing was created: {error}"))?;
+    let token = token_path(home, force_token)?;
     let mut report = InitReport::default();
     make_dir(home, 0o700)?;
     for sub in ["state", "secrets", "models", "logs"] {
@@ -85,9 +101,11 @@ pub fn init(home: &Path, force: bool) -> Result<InitReport, String> {
     }
     let config = crate::offline::init_config(home);
     write_file(&config_path, config.as_bytes(), 0o600, force, &mut report)?;
-    let token = home.join("secrets/gateway-token");
     let value = format!("{token_value}\n");
-    write_file(&token, value.as_bytes(), 0o600, false, &mut report)?;
+    if let Some(parent) = token.parent() {
+        make_dir(parent, 0o700)?;
+    }
+    write_file(&token, value.as_bytes(), 0o600, force_token, &mut report)?;
     let workspace = home.join("workspaces/main");
     for sub in ["memory", "skills", "docs"] {
         make_dir(&workspace.join(sub), 0o700)?;
@@ -99,6 +117,25 @@ pub fn init(home: &Path, force: bool) -> Result<InitReport, String> {
     let prompts = clawdia_brain::dream::prompts::write_defaults(&home.join("prompts"))?;
     report.created.extend(prompts);
     Ok(report)
+}
+
+/// Where `init` writes the gateway token: `secrets/gateway-token`, or with `force_token` the
+/// file an existing, valid config names. A token configured as an environment variable cannot
+/// be written, so that is an error.
+fn token_path(home: &Path, force_token: bool) -> Result<PathBuf, String> {
+    let default = home.join("secrets/gateway-token");
+    if !force_token || !home.join(clawdia_config::FILE_NAME).exists() {
+        return Ok(default);
+    }
+    let config = clawdia_config::load(home).map_err(|error| {
+        format!("{error} (fix the config first: --force-token writes the token file it names)")
+    })?;
+    match &config.gateway.token {
+        clawdia_config::SecretRef::File(path) => Ok(path.clone()),
+        clawdia_config::SecretRef::Env(name) => Err(format!(
+            "the gateway token comes from the environment variable {name}; set it there (--force-token writes only a token file)"
+        )),
+    }
 }
 
 /// Creates the workspace folder of an agent that has none yet (an agent added to the config by

@@ -43,8 +43,8 @@ pub enum RuntimeError {
     Config(#[from] clawdia_config::ConfigError),
     #[error("cannot open the state databases in {dir}: {message}")]
     Store { dir: PathBuf, message: String },
-    #[error("gateway token: {0} (run `clawdia init` to create one)")]
-    Token(String),
+    #[error("gateway token: {message} ({hint})")]
+    Token { message: String, hint: &'static str },
     #[error("refusing to bind {0}: a non-loopback address needs a gateway token of at least 16 characters")]
     InsecureBind(IpAddr),
     #[error("cannot listen on {addr}: {message}")]
@@ -345,7 +345,15 @@ pub fn gateway_file(home: &Path) -> PathBuf {
 
 /// Resolves the gateway token and checks the bind address against it.
 pub fn gateway_token(config: &Config, bind: IpAddr) -> Result<String, RuntimeError> {
-    let token = config.gateway.token.resolve().map_err(|e| RuntimeError::Token(e.to_string()))?;
+    let token = config.gateway.token.resolve().map_err(|error| RuntimeError::Token {
+        message: error.to_string(),
+        hint: match config.gateway.token {
+            clawdia_config::SecretRef::File(_) => {
+                "run `clawdia init --force-token` to write a new token there"
+            }
+            clawdia_config::SecretRef::Env(_) => "set that environment variable to the token",
+        },
+    })?;
     let token = token.expose().to_string();
     if !bind.is_loopback() && token.len() < 16 {
         return Err(RuntimeError::InsecureBind(bind));

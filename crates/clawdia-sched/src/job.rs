@@ -176,6 +176,43 @@ impl Job {
     }
 }
 
+impl Job {
+    /// Checks a job being added now for what would make every run of it fail or never happen,
+    /// so the owner hears it at once instead of from the run history: a host command while
+    /// `[cron] allow_host_jobs` is off, a sandboxed command when the configured sandbox does
+    /// not work on this machine (probed once per process), a one-off time already past. Each
+    /// error is one line naming the problem and the fix.
+    pub async fn check_runnable(&self, settings: &crate::Settings, now_ms: i64) -> Result<(), SchedError> {
+        if let Schedule::At { at_ms } = self.schedule
+            && at_ms <= now_ms
+        {
+            return Err(SchedError::Invalid(format!(
+                "the one-off time {} is already past (now {}): give a future time",
+                clawdia_core::time::rfc3339_utc(at_ms),
+                clawdia_core::time::rfc3339_utc(now_ms)
+            )));
+        }
+        match &self.action {
+            Action::Exec { host: true, .. } if !settings.allow_host_jobs => Err(SchedError::Invalid(
+                "host jobs are not allowed: set `allow_host_jobs = true` in [cron] of clawdia.toml, or drop --host \
+                 to run the command in the sandbox"
+                    .into(),
+            )),
+            Action::Exec { host: false, .. } if settings.sandbox != clawdia_sandbox::Choice::Off => {
+                let probe = clawdia_sandbox::detect_cached(&settings.helper).await;
+                match probe.select(settings.sandbox) {
+                    Ok(_) => Ok(()),
+                    Err(error) => Err(SchedError::Invalid(format!(
+                        "the command cannot run in the sandbox: {}",
+                        clawdia_core::text::one_line(&error.to_string())
+                    ))),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Job names: `[a-z0-9][a-z0-9_.-]{0,63}`.
 pub fn check_name(name: &str) -> Result<(), SchedError> {
     let mut bytes = name.bytes();

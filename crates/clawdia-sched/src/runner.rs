@@ -293,7 +293,10 @@ async fn agent_turn(
         sender: None,
         history: Vec::new(),
         tools_allow: job.tools_allow.clone(),
-        light: heartbeat.is_some(),
+        context: match heartbeat {
+            Some(_) => clawdia_core::TurnContext::Heartbeat,
+            None => clawdia_core::TurnContext::Full,
+        },
         options: Default::default(),
     };
     let session_seen = std::sync::Mutex::new(None::<String>);

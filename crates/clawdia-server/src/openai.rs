@@ -258,7 +258,7 @@ async fn chat(
         sender: parsed.user.clone().filter(|user| !user.is_empty()),
         history,
         tools_allow: None,
-        light: false,
+        context: clawdia_core::TurnContext::Full,
         options,
     };
     // A non-streaming turn reports an unknown agent itself (TurnError::UnknownAgent → 404); a

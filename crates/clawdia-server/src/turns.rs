@@ -76,7 +76,7 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         sender: parsed.sender,
         history: Vec::new(),
         tools_allow: None,
-        light: false,
+        context: clawdia_core::TurnContext::Full,
         options: Default::default(),
     };
     let counters = state.counters.clone();

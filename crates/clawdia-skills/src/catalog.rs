@@ -138,10 +138,18 @@ impl Catalog {
 
     /// The eligible skills for `message`: every `always` skill, and every skill with a trigger
     /// the message contains (case-insensitive), in name order.
+    ///
+    /// What the triggered skills declare narrows the turn to what they need together: when
+    /// every one declares `mutating: false` the turn is read-only; when every one declares
+    /// `writes` (a skill with `mutating: false` writes nothing) file writes are confined to the
+    /// union of their globs. One triggered skill that does not declare (OpenClaw's skills do
+    /// not) leaves the turn as the agent's policy has it. `always` skills never narrow: they are
+    /// in every turn, and narrowing every turn is the agent's `tools` policy's job.
     pub fn route(&self, message: &str) -> RoutedSkills {
         let lowered = message.to_lowercase();
         let mut routed = RoutedSkills::default();
         let mut sections = Vec::new();
+        let mut triggered_skills: Vec<&Skill> = Vec::new();
         for entry in &self.entries {
             if entry.eligible.is_err() {
                 continue;
@@ -154,6 +162,9 @@ impl Catalog {
             if !(skill.always || triggered) {
                 continue;
             }
+            if triggered && !skill.always {
+                triggered_skills.push(skill);
+            }
             routed.names.push(skill.name.clone());
             routed.read_only |= !entry.trusted;
             let standing = if entry.trusted { "" } else { " (untrusted: read-only tools this turn)" };
@@ -162,8 +173,28 @@ impl Catalog {
         if !sections.is_empty() {
             routed.prompt = format!("# Skills for this request\n\n{}", sections.join("\n\n"));
         }
+        if !triggered_skills.is_empty() {
+            routed.declared_read_only = triggered_skills.iter().all(|skill| skill.mutating == Some(false));
+            routed.write_globs = declared_writes(&triggered_skills);
+        }
         routed
     }
+}
+
+/// The union of the `writes` globs of `skills` when every one declares where it writes (a
+/// skill declaring `mutating: false` writes nowhere), else `None`.
+fn declared_writes(skills: &[&Skill]) -> Option<Vec<String>> {
+    let mut globs: Vec<String> = Vec::new();
+    for skill in skills {
+        match (&skill.writes, skill.mutating) {
+            (Some(writes), Some(true) | None) => globs.extend(writes.iter().cloned()),
+            (_, Some(false)) => {}
+            (None, _) => return None,
+        }
+    }
+    globs.sort();
+    globs.dedup();
+    Some(globs)
 }
 
 /// Whether `skill` can run on `host`, else the first missing requirement.

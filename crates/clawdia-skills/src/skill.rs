@@ -1,7 +1,8 @@
 //! One skill: a folder holding `SKILL.md`, YAML frontmatter plus a markdown body.
 //!
 //! Clawdia's keys are `name`, `description`, `triggers` (phrases), `mutating`, `writes` (path
-//! globs) and `always`. OpenClaw's `SKILL.md` loads unchanged: its `metadata.openclaw` object
+//! globs) and `always`; `mutating` and `writes` are kept as declared or not (`None`), since
+//! only a declaration narrows a turn (`Catalog::route`). OpenClaw's `SKILL.md` loads unchanged: its `metadata.openclaw` object
 //! (`requires.bins`, `requires.anyBins`, `requires.env`, `os`, `always`; often written as
 //! one-line JSON inside the YAML) is read, and every other key (`homepage`, `emoji`,
 //! `user-invocable`, ...) is accepted and ignored.
@@ -53,10 +54,14 @@ pub struct Skill {
     pub description: String,
     /// Phrases whose (case-insensitive) presence in a user message routes the skill in.
     pub triggers: Vec<String>,
-    /// Whether following the skill changes things (writes files, sends messages, ...).
-    pub mutating: bool,
-    /// Path globs the skill may write to.
-    pub writes: Vec<String>,
+    /// Whether following the skill changes things (writes files, sends messages, ...), as
+    /// declared; `None` when the frontmatter does not say (OpenClaw's skills never do). A turn
+    /// whose triggered skills all declare `false` gets read-only tools.
+    pub mutating: Option<bool>,
+    /// Workspace path globs the skill writes to, as declared (`[]`: none); `None` when the
+    /// frontmatter does not say. A turn whose triggered skills all declare them may write only
+    /// there.
+    pub writes: Option<Vec<String>>,
     /// In every turn, whatever the message says.
     pub always: bool,
     pub requires: Requirements,
@@ -132,8 +137,8 @@ pub fn parse(text: &str, dir: &Path, origin: Origin) -> Result<Skill, SkillError
         name,
         description: raw.description.unwrap_or_default().trim().to_string(),
         triggers: raw.triggers.map(StringOrList::into_vec).unwrap_or_default(),
-        mutating: raw.mutating.unwrap_or(false),
-        writes: raw.writes.map(StringOrList::into_vec).unwrap_or_default(),
+        mutating: raw.mutating,
+        writes: raw.writes.map(StringOrList::into_vec),
         always: raw.always.unwrap_or(false) || meta_always,
         requires,
         body: body.trim().to_string(),
@@ -211,8 +216,8 @@ mod tests {
         assert_eq!(skill.name, "deploy");
         assert_eq!(skill.description, "Ship it");
         assert_eq!(skill.triggers, ["Deploy the", "release"]);
-        assert!(skill.mutating);
-        assert_eq!(skill.writes, ["infra/**"]);
+        assert_eq!(skill.mutating, Some(true));
+        assert_eq!(skill.writes, Some(vec!["infra/**".to_string()]));
         assert!(!skill.always);
         assert_eq!(skill.body, "# Deploy\n\nRun the script.");
     }

@@ -129,6 +129,39 @@ fn routing_matches_triggers_case_insensitively_and_always_skills_are_always_in()
     assert_eq!(quiet.names, ["tone"]);
 }
 
+#[test]
+fn triggered_skills_narrow_the_turn_to_what_they_declare_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_skill(dir.path(), "forecast", "---\ntriggers: [weather]\nmutating: false\n---\nLOOK");
+    write_skill(
+        dir.path(),
+        "journal",
+        "---\ntriggers: [journal]\nmutating: true\nwrites: [\"journal/**\"]\n---\nJ",
+    );
+    write_skill(dir.path(), "todo", "---\ntriggers: [todo]\nwrites: todo.md\n---\nT");
+    write_skill(dir.path(), "gh", "---\ntriggers: [github]\n---\nOpenClaw style: declares nothing");
+    write_skill(dir.path(), "tone", "---\nalways: true\nmutating: false\n---\nBe brief.");
+    let locations = Locations { workspace: Some(dir.path().to_path_buf()), user: None, bundled: false };
+    let (_bins, host) = host_with(&[], &[]);
+    let catalog = Catalog::load(&locations, &host);
+    let check = |message: &str, read_only: bool, globs: Option<&[&str]>| {
+        let routed = catalog.route(message);
+        assert!(!routed.read_only, "all trusted");
+        assert_eq!(routed.declared_read_only, read_only, "{message}");
+        let expected = globs.map(|globs| globs.iter().map(|g| g.to_string()).collect::<Vec<_>>());
+        assert_eq!(routed.write_globs, expected, "{message}");
+    };
+    // Only the always-on skill (which declares `mutating: false`): no narrowing.
+    check("hello", false, None);
+    check("the weather?", true, Some(&[]));
+    check("journal entry", false, Some(&["journal/**"]));
+    check("weather in my journal", false, Some(&["journal/**"]));
+    check("journal and todo", false, Some(&["journal/**", "todo.md"]));
+    // One triggered skill that declares nothing (as OpenClaw's do) leaves the turn alone.
+    check("weather on github", false, None);
+    check("journal and github", false, None);
+}
+
 /// A zip holding `files` (path, content).
 fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut buffer = std::io::Cursor::new(Vec::new());

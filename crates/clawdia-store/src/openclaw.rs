@@ -6,8 +6,9 @@
 //!
 //! Entries of other types (session header, `model_change`, `custom`, …) are skipped silently.
 //! Malformed lines, and parts that cannot be imported (a result for a call never made, a call
-//! without an id, an empty message), are skipped and reported with their line number. Lines are
-//! imported in file order; OpenClaw's `parentId` links are not followed.
+//! without an id, an empty message), are skipped and reported with their line number. A file
+//! that yields no message at all (random bytes, an empty file, only headers) is refused and
+//! creates nothing. Lines are imported in file order; OpenClaw's `parentId` links are not followed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -31,6 +32,9 @@ impl Store {
         let bytes = std::fs::read(path)
             .map_err(|error| StoreError::Database(format!("cannot read {}: {error}", path.display())))?;
         let parsed = parse(&bytes);
+        if parsed.messages.is_empty() {
+            return Err(StoreError::Invalid(nothing_to_import(path, &parsed.skipped)));
+        }
         let imported = parsed.messages.len();
         let now = now_ms();
         let mut previous_at = None;
@@ -66,6 +70,21 @@ impl Store {
         self.create_with_messages(&session_id, agent, boundary, &rows)?;
         Ok(ImportReport { session_id, imported, repaired, skipped_lines: parsed.skipped })
     }
+}
+
+/// Why a file yielded no message, in one line: the first reason a line was skipped, if any.
+fn nothing_to_import(path: &Path, skipped: &[(usize, String)]) -> String {
+    let why = match skipped.first() {
+        None => "it has no message lines".to_string(),
+        Some((line, reason)) if skipped.len() == 1 => format!("line {line}: {reason}"),
+        Some((line, reason)) => {
+            format!("{} lines unreadable, the first (line {line}): {reason}", skipped.len())
+        }
+    };
+    format!(
+        "{}: nothing to import ({why}); expected an OpenClaw session transcript (JSON lines with messages); no session was created",
+        path.display()
+    )
 }
 
 /// What the parser took from a file.

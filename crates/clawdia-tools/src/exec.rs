@@ -136,7 +136,7 @@ impl Tool for Exec {
             .map_err(|e| ToolError::Failed(format!("cannot create the workspace: {e}")))?;
         let policy = Policy {
             workspace: context.workspace.clone(),
-            workspace_writable: !self.settings.read_only_workspace,
+            workspace_writable: !self.settings.read_only_workspace && context.write_globs.is_none(),
             hidden: self.settings.hidden.clone(),
             visible: Vec::new(),
             network: Network::allowing(&self.settings.egress),

@@ -119,6 +119,19 @@ fn check_writable(
     )))
 }
 
+/// Refuses a write outside the globs the turn's skills declared (`writes`).
+fn check_turn_writable(context: &ToolContext, path: &Path, shown: &str) -> Result<(), ToolError> {
+    let Some(globs) = context.write_globs.as_deref() else { return Ok(()) };
+    let relative = display(&context.workspace, path);
+    if globs.iter().any(|glob| crate::globs::matches(glob, &relative)) {
+        return Ok(());
+    }
+    let allowed = if globs.is_empty() { "no paths".to_string() } else { globs.join(", ") };
+    Err(ToolError::Refused(format!(
+        "`{shown}` is outside what the skills of this turn declare they write ({allowed})"
+    )))
+}
+
 impl FsTool {
     pub fn new(op: FsOp) -> FsTool {
         let spec = match op {
@@ -204,6 +217,7 @@ async fn write(
     let content = string_arg(arguments, "content")?;
     let path = resolve(&context.workspace, shown)?;
     check_writable(globs, &context.workspace, &path, shown)?;
+    check_turn_writable(context, &path, shown)?;
     if path.is_dir() {
         return Err(ToolError::InvalidArguments(format!("{shown} is a directory")));
     }
@@ -224,6 +238,7 @@ async fn edit(
     }
     let path = resolve(&context.workspace, shown)?;
     check_writable(globs, &context.workspace, &path, shown)?;
+    check_turn_writable(context, &path, shown)?;
     let text = read_text(&path, shown)?;
     match text.matches(old).count() {
         0 => Err(ToolError::Failed(format!("`old` does not occur in {shown}"))),

@@ -37,6 +37,10 @@ pub async fn run(
     json: bool,
 ) -> Outcome {
     let config = load_config(&home)?;
+    crate::warn_about(&config, false);
+    if config.agents.is_empty() {
+        return Err(Failure::config(format!("no agents are configured: {}", crate::ADD_AGENT_HINT)));
+    }
     if !config.agents.contains_key(&agent) {
         let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
         return Err(Failure::config(format!("no agent named `{agent}` (configured: {})", known.join(", "))));
@@ -179,7 +183,7 @@ async fn turn(
                 sender: None,
                 history: Vec::new(),
                 tools_allow: None,
-                light: false,
+                context: clawdia_core::TurnContext::Full,
                 options: Default::default(),
             };
             if let Err(error) = runtime.agents.run_turn(request, &on_event).await {

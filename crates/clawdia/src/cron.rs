@@ -27,7 +27,11 @@ pub async fn run(home: PathBuf, command: CronCommand) -> Outcome {
         CronCommand::Add(add) => {
             let db = clawdia_runtime::sched::open_cron(&config).map_err(Failure::config)?;
             let job = job_from(*add, &config)?;
-            db.add_job(&job, clawdia_runtime::cron::now_ms())?;
+            let settings =
+                clawdia_runtime::cron::Settings::from_config(&config, clawdia_runtime::sandbox_helper());
+            let now = clawdia_runtime::cron::now_ms();
+            job.check_runnable(&settings, now).await.map_err(Failure::config)?;
+            db.add_job(&job, now)?;
             println!("added job `{}`: {}", job.name, job.schedule.describe());
             Ok(())
         }

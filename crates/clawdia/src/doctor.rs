@@ -53,7 +53,10 @@ pub async fn run(home: PathBuf) -> Outcome {
     if let Some(config) = &config {
         match clawdia_runtime::gateway_token(config, config.gateway.bind) {
             Ok(_) => report.ok("gateway token is readable"),
-            Err(error) => report.fail(&error.to_string(), "run `clawdia init` (it keeps an existing config with a new token only if the file is missing)"),
+            Err(error) => report.fail(
+                &error.to_string(),
+                "run `clawdia init --force-token` (it keeps the config and writes a new token to the file it names)",
+            ),
         }
         let used = used_providers(config);
         for provider in config.providers.values() {

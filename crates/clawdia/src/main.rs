@@ -36,6 +36,10 @@ enum Command {
         /// Overwrite an existing config and starter files (the token is kept).
         #[arg(long)]
         force: bool,
+        /// Write a new gateway token (into the file the config names), keeping the config:
+        /// for an empty, damaged or leaked token.
+        #[arg(long)]
+        force_token: bool,
     },
     /// Run the gateway in the foreground until SIGINT/SIGTERM.
     Up {
@@ -347,7 +351,7 @@ fn main() -> ExitCode {
     }
     logging::init(is_up);
     let result = match cli.command {
-        Command::Init { force } => init(&home, force),
+        Command::Init { force, force_token } => init(&home, force, force_token),
         Command::Up { bind, port } => with_runtime(up(home, bind, port)),
         Command::Chat { agent, session, message, json } => {
             with_runtime(chat::run(home, agent, session, message, json))
@@ -437,8 +441,17 @@ pub fn load_config(home: &std::path::Path) -> Result<Config, Failure> {
     })
 }
 
-fn init(home: &std::path::Path, force: bool) -> Outcome {
-    let report = clawdia_runtime::home::init(home, force)?;
+fn init(home: &std::path::Path, force: bool, force_token: bool) -> Outcome {
+    let existed = home.join(config::FILE_NAME).exists();
+    let options = clawdia_runtime::home::InitOptions { force, force_token };
+    let report = clawdia_runtime::home::init(home, options)?;
+    if existed && force_token && !force {
+        for path in &report.created {
+            println!("  wrote {}", path.display());
+        }
+        println!("Wrote a new gateway token (a running gateway keeps the old one until it restarts).");
+        return Ok(());
+    }
     println!("Created a Clawdia home at {}", home.display());
     for path in &report.created {
         println!("  wrote {}", path.display());
@@ -470,6 +483,43 @@ fn config_check(home: &std::path::Path) -> Outcome {
     Ok(())
 }
 
+/// A hint naming how to add an agent, for a config that defines none.
+pub const ADD_AGENT_HINT: &str = "add one to clawdia.toml, e.g. [agents.main] with model = \"PROVIDER/MODEL\" \
+                                  (`clawdia config reference` lists the keys)";
+
+/// Warnings about a config that runs but probably not as meant, one stderr line each: secret
+/// files other users can read (`doctor` fails on them) and, for the gateway, no agents at all.
+pub fn warn_about(config: &Config, gateway: bool) {
+    for path in loose_secret_files(config) {
+        eprintln!(
+            "clawdia: warning: {} can be read by other users (fix: chmod 600 {})",
+            path.display(),
+            path.display()
+        );
+    }
+    if gateway && config.agents.is_empty() {
+        eprintln!(
+            "clawdia: warning: no agents are configured, so the API serves no model and chat has nobody to talk to: {ADD_AGENT_HINT}"
+        );
+    }
+}
+
+/// The config's secret files and the files in the home's `secrets/` whose mode lets users
+/// other than the owner in (group or other bits set).
+fn loose_secret_files(config: &Config) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = config.secret_files();
+    if let Ok(entries) = std::fs::read_dir(config.home.join("secrets")) {
+        files.extend(entries.flatten().map(|entry| entry.path()));
+    }
+    files.sort();
+    files.dedup();
+    files.retain(|path| {
+        std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0)
+    });
+    files
+}
+
 async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
     let config = load_config(&home)?;
     // Every client connection is a file descriptor: the soft limit (often 1024) goes up to the
@@ -478,6 +528,7 @@ async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
         Ok(limit) => tracing::debug!(limit, "open-file limit"),
         Err(error) => tracing::warn!("could not raise the open-file limit: {error}"),
     }
+    warn_about(&config, true);
     // Orphaned grandchildren of tools come to the gateway (and are reaped), not to PID 1.
     match clawdia_runtime::sandbox::become_child_subreaper() {
         Ok(()) => drop(clawdia_runtime::sandbox::spawn_orphan_reaper(std::time::Duration::from_secs(10))),

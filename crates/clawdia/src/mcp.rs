@@ -34,6 +34,17 @@ fn command_line(server: &McpServerConfig) -> String {
         .join(" ")
 }
 
+/// The agents a server is granted to, or what to write when there are none.
+fn granted_to(server: &McpServerConfig) -> String {
+    if server.agents.is_empty() {
+        return format!(
+            "none: no agent sees its tools (add agents = [\"main\"] to [mcp.servers.{}])",
+            server.name
+        );
+    }
+    server.agents.join(", ")
+}
+
 fn list(config: &Config, json: bool) -> Outcome {
     let cache = clawdia_runtime::mcp::cache_dir(config);
     if json {
@@ -70,7 +81,7 @@ fn list(config: &Config, json: bool) -> Outcome {
     for server in config.mcp.servers.values() {
         println!("{}", server.name);
         println!("  command  {}", command_line(server));
-        println!("  agents   {}", server.agents.join(", "));
+        println!("  agents   {}", granted_to(server));
         println!(
             "  sandbox  {}, {}s per call, folder {}",
             sandbox_name(server.sandbox),
@@ -138,7 +149,7 @@ async fn probe(config: &Config, name: &str, json: bool) -> Outcome {
         elapsed.as_millis(),
         sandbox_name(server_config.sandbox),
         tools.len(),
-        server_config.agents.join(", ")
+        granted_to(server_config)
     );
     for tool in tools.iter() {
         let shown = tool_name(name, &tool.name)

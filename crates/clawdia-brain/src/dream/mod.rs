@@ -532,7 +532,7 @@ impl Dream {
             sender: Some("dream".into()),
             history: Vec::new(),
             tools_allow: Some(tools.to_vec()),
-            light: true,
+            context: clawdia_core::TurnContext::Light,
             options: Default::default(),
         };
         // A failed turn reports no usage to its caller, so the run's total counts finished

@@ -810,3 +810,27 @@ fn elevated_commands_parse_with_defaults_and_secret_references() {
     assert_eq!(git.env, [("GH_TOKEN".to_string(), SecretRef::Env("OPS_GH_TOKEN".into()))]);
     assert_eq!(git.timeout, Duration::from_secs(30));
 }
+
+#[test]
+fn secret_files_lists_every_file_reference_once() {
+    let text = String::from(
+        "[gateway]\ntoken = { file = \"secrets/token\" }\n\
+         [providers.anthropic]\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com\"\n\
+         api_key = { file = \"secrets/anthropic\" }\n\
+         [providers.zai]\nkind = \"openai\"\nbase_url = \"https://api.z.ai/api/paas/v4\"\napi_key = { env = \"ZAI\" }\n\
+         [agents.main]\nmodel = \"zai/glm-5\"\n\
+         [[agents.main.elevated.commands]]\npath = \"/usr/bin/git\"\nenv = { GH = { file = \"/etc/gh-token\" } }\n\
+         [mcp.servers.files]\ncommand = \"node\"\nenv = { A = { file = \"secrets/anthropic\" }, B = \"plain\" }\n",
+    );
+    let config = parse(&text, &home()).unwrap();
+    assert_eq!(
+        config.secret_files(),
+        [
+            PathBuf::from("/etc/gh-token"),
+            PathBuf::from("/home/claw/secrets/anthropic"),
+            PathBuf::from("/home/claw/secrets/token"),
+        ]
+    );
+    let defaults = parse(PROVIDERS, &home()).unwrap();
+    assert_eq!(defaults.secret_files(), [PathBuf::from("/home/claw/secrets/gateway-token")]);
+}

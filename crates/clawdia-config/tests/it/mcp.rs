@@ -1,5 +1,5 @@
 //! `[mcp.servers.NAME]`: defaults, plain and secret environment values, grants that must name
-//! agents, and the one-line errors for bad servers.
+//! configured agents (or none), and the one-line errors for bad servers.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +34,20 @@ fn a_minimal_server_gets_every_default() {
     assert_eq!(config.mcp.granted("main").count(), 1);
     assert_eq!(config.mcp.granted("docs").count(), 0);
     assert!(parse(AGENTS, &home()).unwrap().mcp.servers.is_empty());
+}
+
+#[test]
+fn a_server_written_as_the_interface_shows_it_is_granted_to_no_agent() {
+    // `command`, `args`, `env` only, as INTERFACES.md writes a server: accepted, granted to nobody.
+    let text = format!(
+        "{AGENTS}[mcp.servers.files]\ncommand = \"npx\"\nargs = [\"-y\", \"server-files\"]\nenv = {{ LEVEL = \"warn\" }}\n"
+    );
+    let config = parse(&text, &home()).unwrap();
+    let server = &config.mcp.servers["files"];
+    assert!(server.agents.is_empty(), "{:?}", server.agents);
+    assert_eq!((config.mcp.granted("main").count(), config.mcp.granted("docs").count()), (0, 0));
+    let empty = format!("{AGENTS}[mcp.servers.files]\ncommand = \"node\"\nagents = []\n");
+    assert!(parse(&empty, &home()).unwrap().mcp.servers["files"].agents.is_empty());
 }
 
 #[test]
@@ -82,10 +96,6 @@ fn bad_servers_name_line_and_key() {
     check_error(
         &server("command = \"node\"\nagents = [\"main\", \"ghost\"]\n"),
         "clawdia.toml:10: mcp.servers.files.agents[1]: unknown agent `ghost` (configured: docs, main)",
-    );
-    check_error(
-        &server("command = \"node\"\nagents = []\n"),
-        "clawdia.toml:8: mcp.servers.files.agents: grant the server to at least one agent, e.g. agents = [\"main\"]",
     );
     check_error(&server("agents = [\"main\"]\n"), "clawdia.toml:8: mcp.servers.files: missing key `command`");
     check_error(

@@ -112,7 +112,7 @@ async fn agent_turns_go_through_the_gateway_with_narrowed_tools_and_record_cost(
     let request = gateway.requests.lock().unwrap()[0].clone();
     assert_eq!(request.tools_allow, Some(vec!["read".to_string(), "web".to_string()]));
     assert_eq!(
-        (request.origin, request.light, request.message.as_str()),
+        (request.origin, request.context.is_light(), request.message.as_str()),
         (TurnOrigin::Scheduler, false, "Summarize my inbox")
     );
     let run = &context.db.history("digest", 1).unwrap()[0];
@@ -162,7 +162,9 @@ async fn the_heartbeat_stays_silent_on_its_token_and_speaks_otherwise() {
     assert_eq!(report.status, Status::Ok);
     assert!(!audit.kinds().contains(&"heartbeat_message".to_string()), "HEARTBEAT_OK is not delivered");
     let request = quiet.requests.lock().unwrap()[0].clone();
-    assert!(request.light && request.session.as_deref() == Some("main"));
+    assert!(
+        request.context == clawdia_core::TurnContext::Heartbeat && request.session.as_deref() == Some("main")
+    );
 
     let home = tempfile::tempdir().unwrap();
     let audit = Arc::new(Audit::default());

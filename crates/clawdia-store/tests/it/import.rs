@@ -1,10 +1,10 @@
 //! OpenClaw import: both fixtures (OpenClaw's own entries, and plain Anthropic-style lines), each
-//! with a malformed line that is reported, and a property test that arbitrary lines never make
-//! the importer panic or leave an unanswered tool call behind.
+//! with a malformed line that is reported, a file with no message refused, and a property test
+//! that arbitrary lines never make the importer panic or leave an unanswered tool call behind.
 
 use std::path::{Path, PathBuf};
 
-use clawdia_core::{Message, SessionStore, ToolCall};
+use clawdia_core::{Message, SessionStore, StoreError, ToolCall};
 use clawdia_store::{ImportReport, Store};
 use proptest::prelude::*;
 
@@ -121,6 +121,32 @@ fn imports_plain_anthropic_style_lines() {
 }
 
 #[test]
+fn a_file_without_any_message_is_refused_and_creates_no_session() {
+    let (dir, store) = fresh();
+    let noise = dir.path().join("noise.jsonl");
+    let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(&noise, &bytes).unwrap();
+    let headers = dir.path().join("headers.jsonl");
+    std::fs::write(&headers, "{\"type\":\"session\",\"id\":\"abc\"}\n").unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    for path in [&noise, &headers, &empty] {
+        let error = store.import_openclaw_jsonl("main", path, "b").unwrap_err();
+        let shown = error.to_string();
+        assert!(matches!(error, StoreError::Invalid(_)), "{shown}");
+        assert!(shown.starts_with(&format!("{}: nothing to import (", path.display())), "{shown}");
+        assert!(shown.ends_with("no session was created") && !shown.contains('\n'), "{shown}");
+    }
+    assert!(store.list(None, 10).unwrap().is_empty(), "nothing was created");
+    // Positive control: one readable message among the noise is imported.
+    let mut mixed = bytes.clone();
+    mixed.extend_from_slice(b"\n{\"role\":\"user\",\"content\":\"hi\"}\n");
+    std::fs::write(&noise, &mixed).unwrap();
+    assert_eq!(store.import_openclaw_jsonl("main", &noise, "b").unwrap().imported, 1);
+    assert_eq!(store.list(None, 10).unwrap().len(), 1);
+}
+
+#[test]
 fn each_import_is_a_new_session_and_a_missing_file_is_an_error() {
     let (dir, store) = fresh();
     let path = fixture("anthropic_calendar.jsonl");
@@ -156,10 +182,10 @@ fn transcript_lines() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec(line, 0..16)
 }
 
-fn import_text(store: &Store, dir: &Path, text: &str) -> ImportReport {
+fn import_text(store: &Store, dir: &Path, text: &str) -> Result<ImportReport, StoreError> {
     let path = dir.join("arbitrary.jsonl");
     std::fs::write(&path, text).unwrap();
-    store.import_openclaw_jsonl("main", &path, "b").unwrap()
+    store.import_openclaw_jsonl("main", &path, "b")
 }
 
 proptest! {
@@ -170,7 +196,16 @@ proptest! {
         let (dir, store) = fresh();
         let text = lines.join("\n");
         let line_count = text.split('\n').count();
-        let report = import_text(&store, dir.path(), &text);
+        let report = match import_text(&store, dir.path(), &text) {
+            Ok(report) => report,
+            Err(error) => {
+                // Only a file without a single message is refused, and it leaves nothing behind.
+                prop_assert!(matches!(error, StoreError::Invalid(_)), "{}", error);
+                prop_assert!(store.list(None, 10).unwrap().is_empty());
+                return Ok(());
+            }
+        };
+        prop_assert!(report.imported > 0);
         let session = store.open("main", &report.session_id, "b").unwrap();
         prop_assert_eq!(session.repaired, 0);
         prop_assert_eq!(session.messages.len(), report.imported + report.repaired);

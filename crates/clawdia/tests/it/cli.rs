@@ -49,6 +49,101 @@ fn init_creates_the_home_and_never_overwrites() {
 }
 
 #[test]
+fn an_empty_token_file_names_the_file_and_init_force_token_replaces_it() {
+    let home = Home::new();
+    let token_file = home.path().join("secrets/gateway-token");
+    let config = std::fs::read_to_string(home.path().join("clawdia.toml")).unwrap();
+    std::fs::write(&token_file, "\n").unwrap();
+    let out = home.run(&["up"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let error = stderr(&out);
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+    assert!(error.contains(&token_file.display().to_string()) && error.contains("empty"), "{error}");
+    assert!(error.contains("run `clawdia init --force-token`"), "{error}");
+    // Plain `init` refuses (the config exists) but points at the flag; the flag works.
+    let out = home.run(&["init"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--force-token"), "{}", stderr(&out));
+    let out = home.run(&["init", "--force-token"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("new gateway token"), "{}", stdout(&out));
+    assert_eq!(std::fs::read_to_string(home.path().join("clawdia.toml")).unwrap(), config, "config kept");
+    assert_eq!(home.token().len(), 64);
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let first = home.token();
+    assert!(home.run(&["init", "--force-token"]).status.success());
+    assert_ne!(home.token(), first, "each run writes a new token");
+    // The gateway starts with it and accepts it.
+    let gateway = home.up();
+    let (status, _) = http(gateway.addr, "GET", "/v1/models", Some(&home.token()), "");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn up_and_chat_warn_about_secret_files_other_users_can_read() {
+    let home = Home::new();
+    let token_file = home.path().join("secrets/gateway-token");
+    let key_file = home.path().join("secrets/alt-key");
+    std::fs::write(&key_file, "sk-test\n").unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = std::fs::read_to_string(home.path().join("clawdia.toml")).unwrap();
+    let config = config
+        .replace("read_timeout_secs = 5", "read_timeout_secs = 5\napi_key = { file = \"secrets/alt-key\" }");
+    std::fs::write(home.path().join("clawdia.toml"), config).unwrap();
+    // Positive control: owner-only files, no warning.
+    home.mock.push(Reply::text("quiet"));
+    let out = home.run(&["chat", "-m", "hi"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let (gateway, early) = home.up_with_early_stderr();
+    assert!(!early.iter().any(|line| line.contains("warning")), "{early:?}");
+    gateway.terminate();
+    for file in [&token_file, &key_file] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let expected = |path: &std::path::Path| {
+        format!(
+            "clawdia: warning: {} can be read by other users (fix: chmod 600 {})",
+            path.display(),
+            path.display()
+        )
+    };
+    home.mock.push(Reply::text("still answers"));
+    let out = home.run(&["chat", "-m", "hi"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "still answers\n", "warnings stay off stdout");
+    let lines: Vec<String> = stderr(&out).lines().map(str::to_string).collect();
+    assert!(lines.contains(&expected(&token_file)) && lines.contains(&expected(&key_file)), "{lines:?}");
+    let (gateway, early) = home.up_with_early_stderr();
+    assert!(early.contains(&expected(&token_file)) && early.contains(&expected(&key_file)), "{early:?}");
+    drop(gateway);
+}
+
+#[test]
+fn a_config_without_agents_warns_at_up_and_chat_says_how_to_add_one() {
+    let home = Home::new();
+    // Positive control: the usual config has an agent and no such warning.
+    let (gateway, early) = home.up_with_early_stderr();
+    assert!(!early.iter().any(|line| line.contains("no agents")), "{early:?}");
+    gateway.terminate();
+    // Nothing but an ephemeral port (the default 18789 may be taken on a test machine).
+    std::fs::write(home.path().join("clawdia.toml"), "[gateway]\nport = 0\n").unwrap();
+    let (gateway, early) = home.up_with_early_stderr();
+    let warning = early.iter().find(|line| line.contains("no agents are configured")).cloned();
+    let warning = warning.unwrap_or_else(|| panic!("no warning in {early:?}"));
+    assert!(warning.starts_with("clawdia: warning:") && warning.contains("[agents.main]"), "{warning}");
+    drop(gateway);
+    let out = home.run(&["chat", "-m", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    let error = stderr(&out);
+    assert!(
+        error.starts_with("clawdia: error: no agents are configured: add one to clawdia.toml"),
+        "{error}"
+    );
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+}
+
+#[test]
 fn config_errors_are_one_line_with_key_and_line() {
     let home = Home::new();
     let cases = [
@@ -247,6 +342,27 @@ fn sessions_export_and_openclaw_import() {
     let out = home.run(&["sessions", "export", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no session `nope`"));
+}
+
+#[test]
+fn sessions_import_of_random_bytes_is_refused_and_creates_nothing() {
+    let home = Home::new();
+    let file = home.path().join("noise.bin");
+    let bytes: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let before = stdout(&home.run(&["sessions", "list"]));
+    assert_eq!(before, "no sessions\n");
+    let out = home.run(&["sessions", "import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let error = stderr(&out);
+    assert!(
+        error.starts_with(&format!("clawdia: error: {}: nothing to import (", file.display())),
+        "{error}"
+    );
+    assert!(error.contains("no session was created"), "{error}");
+    assert_eq!(error.lines().count(), 1, "one line, not one per skipped line: {error}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert_eq!(stdout(&home.run(&["sessions", "list"])), before, "no session was created");
 }
 
 #[test]

@@ -129,14 +129,79 @@ fn bad_cron_input_is_a_one_line_usage_error() {
     ok(&home, &["cron", "add", "x", "--every", "1m", "--exec", "true"]);
     let dup = home.run(&["cron", "add", "x", "--every", "1m", "--exec", "true"]);
     assert_eq!(stderr(&dup), "clawdia: error: a job named `x` already exists\n");
-    // Host jobs need the owner's permission.
-    ok(&home, &["cron", "add", "h", "--every", "1m", "--host", "--exec", "echo never"]);
-    let out = home.run(&["cron", "run", "h"]);
+    // Host jobs need the owner's permission: without it `add` refuses and stores nothing.
+    let out = home.run(&["cron", "add", "h", "--every", "1m", "--host", "--exec", "echo never"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "clawdia: error: host jobs are not allowed: set `allow_host_jobs = true` in [cron] of clawdia.toml, \
+         or drop --host to run the command in the sandbox\n"
+    );
+    assert!(home.run(&["cron", "run", "h"]).status.code() != Some(0), "`h` was not added");
+    // A job added while they were allowed still refuses to run once they are not.
+    let allowed = Home::with_agent_extra(HOST_JOBS);
+    ok(&allowed, &["cron", "add", "h", "--every", "1m", "--host", "--exec", "echo never"]);
+    let config = std::fs::read_to_string(allowed.path().join("clawdia.toml")).unwrap();
+    std::fs::write(allowed.path().join("clawdia.toml"), config.replace("allow_host_jobs = true", ""))
+        .unwrap();
+    let out = allowed.run(&["cron", "run", "h"]);
     assert!(
         stdout(&out).contains("allow_host_jobs") && !stdout(&out).contains("never\n"),
         "{}",
         stdout(&out)
     );
+}
+
+#[test]
+fn cron_add_refuses_a_past_time_and_a_command_no_sandbox_can_run() {
+    let home = Home::new();
+    // A one-off time: the future is accepted, the past refused with nothing stored.
+    ok(&home, &["cron", "add", "later", "--at", "2999-01-01T09:00:00Z", "--exec", "true"]);
+    let out = home.run(&["cron", "add", "gone", "--at", "2001-02-03T04:05:06Z", "--exec", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let error = stderr(&out);
+    assert!(
+        error.starts_with("clawdia: error: the one-off time 2001-02-03T04:05:06")
+            && error.contains("give a future time"),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
+    let listed = ok(&home, &["cron", "list"]);
+    assert!(listed.contains("later") && !listed.contains("gone"), "{listed}");
+    // A sandboxed command when the configured sandbox cannot work here (bubblewrap asked for,
+    // `bwrap` not on PATH): refused at once, naming the fix. The same job with bubblewrap found is
+    // accepted.
+    let bwrap = Home::with_agent_extra("[cron]\nsandbox = \"bwrap\"\n");
+    let out = bwrap
+        .command(&["cron", "add", "boxed", "--every", "1h", "--exec", "true"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let error = stderr(&out);
+    assert!(
+        error.starts_with(
+            "clawdia: error: the command cannot run in the sandbox: bubblewrap does not work here:"
+        ) && error.contains("fix:"),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
+    if bwrap_on_path() {
+        ok(&bwrap, &["cron", "add", "boxed", "--every", "1h", "--exec", "true"]);
+    }
+    // Host jobs and agent jobs need no sandbox check.
+    let out = bwrap
+        .command(&["cron", "add", "turn", "--every", "1h", "--agent", "main", "--prompt", "hi"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Whether `bwrap` is installed where this machine's PATH finds it.
+fn bwrap_on_path() -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|dir| dir.join("bwrap").is_file())
 }
 
 #[test]

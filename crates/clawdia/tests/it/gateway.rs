@@ -40,6 +40,21 @@ fn health_auth_and_native_turns() {
         "{kinds:?}"
     );
     assert_eq!(kinds.last(), Some(&"end"));
+    // The model got the tool result inside trust markers; the API client gets it without them,
+    // and never sees the session's boundary.
+    let sent = home.mock.requests()[1].body["messages"].to_string();
+    let boundary = sent.split("<<<untrusted ").nth(1).and_then(|rest| rest.split(' ').next());
+    let boundary = boundary.unwrap_or_else(|| panic!("the model saw no marker: {sent}"));
+    assert!(boundary.len() >= 8, "{boundary}");
+    let tool_end = body
+        .lines()
+        .skip_while(|line| *line != "event: tool_end")
+        .find_map(|line| line.strip_prefix("data: "))
+        .unwrap();
+    let tool_end: serde_json::Value = serde_json::from_str(tool_end).unwrap();
+    let summary = tool_end["summary"].as_str().unwrap();
+    assert!(summary.contains("IDENTITY.md"), "the listing itself is there: {summary}");
+    assert!(!summary.contains("<<<") && !summary.contains(boundary), "{summary}");
     let end = body.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().unwrap();
     let end: serde_json::Value = serde_json::from_str(end).unwrap();
     assert_eq!(end["usage"]["input_tokens"], 20, "usage summed over both model calls: {end}");

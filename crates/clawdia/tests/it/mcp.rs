@@ -243,6 +243,31 @@ fn mcp_list_and_probe() {
     assert!(doctor.contains("MCP server `fake`: runs in the"), "{doctor}");
 }
 
+#[test]
+fn a_server_written_as_the_interface_shows_it_starts_granted_to_no_agent() {
+    // `command`, `args`, `env` only, as INTERFACES.md writes it: the config loads, `mcp list`
+    // says nobody is granted the server and how to grant it, and `config check` passes.
+    let table = "\n[mcp.servers.files]\ncommand = \"npx\"\nargs = [\"-y\", \"server-files\"]\nenv = { LEVEL = \"warn\" }\n\n\
+                 [mcp.servers.granted]\ncommand = \"node\"\nagents = [\"main\"]\n";
+    let home = home_with(table);
+    let check = home.run(&["config", "check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    let list = home.run(&["mcp", "list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    assert!(
+        text.contains(
+            "  agents   none: no agent sees its tools (add agents = [\"main\"] to [mcp.servers.files])"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("  agents   main\n"), "a granted server still lists its agents: {text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&home.run(&["mcp", "list", "--json"]).stdout).unwrap();
+    let files = json.as_array().unwrap().iter().find(|s| s["name"] == "files").unwrap().clone();
+    assert_eq!(files["agents"], serde_json::json!([]), "{files}");
+}
+
 /// Host pids whose working directory is `dir` (a sandboxed server's is its own folder).
 fn processes_in(dir: &Path) -> Vec<u32> {
     std::fs::read_dir("/proc")

@@ -51,7 +51,7 @@ fn an_installed_skill_is_routed_read_only_until_trusted() {
     let registry = tempfile::tempdir().unwrap();
     let release = zip_of(&[(
         "forecast/SKILL.md",
-        "---\nname: forecast\ntriggers: [Weather]\nmutating: false\n---\nFORECAST STEPS",
+        "---\nname: forecast\ntriggers: [Weather]\nmutating: true\n---\nFORECAST STEPS",
     )]);
     std::fs::create_dir_all(registry.path().join("forecast")).unwrap();
     std::fs::write(registry.path().join("forecast/forecast-1.2.0.zip"), &release).unwrap();
@@ -104,4 +104,50 @@ fn an_installed_skill_is_routed_read_only_until_trusted() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("changed forecast 1.2.0 in place"), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+#[test]
+fn a_triggered_skill_holds_the_turn_to_what_it_declares() {
+    // Under the target dir: the sandbox gives `exec` a private /tmp.
+    let home = Home::with_agent_extra_in("", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let skills = home.workspace().join("skills");
+    for (name, frontmatter) in [
+        ("lookup", "triggers: [look up]\nmutating: false"),
+        ("journal", "triggers: [journal]\nmutating: true\nwrites: [\"journal/**\"]"),
+    ] {
+        std::fs::create_dir_all(skills.join(name)).unwrap();
+        std::fs::write(skills.join(name).join("SKILL.md"), format!("---\n{frontmatter}\n---\nSTEPS"))
+            .unwrap();
+    }
+    // Positive control: a message that triggers no skill gets every allowed tool.
+    home.mock.push(Reply::text("Hi."));
+    assert!(home.run(&["chat", "-m", "hello"]).status.success());
+    let (_, tools) = last_request(&home);
+    assert!(["write", "edit", "exec"].iter().all(|t| tools.iter().any(|o| o == t)), "{tools:?}");
+    // `mutating: false`: read-only tools, as for an untrusted skill.
+    home.mock.push(Reply::text("Found it."));
+    assert!(home.run(&["chat", "-m", "look up the owner's address"]).status.success());
+    let (system, tools) = last_request(&home);
+    assert!(system.contains("## Skill: lookup"), "{system}");
+    assert!(tools.iter().any(|t| t == "read"), "{tools:?}");
+    assert!(!tools.iter().any(|t| ["write", "edit", "exec"].contains(&t.as_str())), "{tools:?}");
+    // `writes`: the turn writes there only; `exec` sees the workspace read-only.
+    let exec = serde_json::json!({"command": "echo x > by-exec.md"}).to_string();
+    home.mock.push(Reply::tool_calls(vec![
+        ("write", r#"{"path":"journal/today.md","content":"walked"}"#),
+        ("write", r#"{"path":"notes.md","content":"elsewhere"}"#),
+        ("exec", exec.as_str()),
+    ]));
+    home.mock.push(Reply::text("Noted."));
+    let out = home.run(&["chat", "-m", "journal: I walked today"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(home.workspace().join("journal/today.md")).unwrap(), "walked");
+    assert!(!home.workspace().join("notes.md").exists());
+    assert!(!home.workspace().join("by-exec.md").exists());
+    let sent = home.mock.requests().last().unwrap().body["messages"].to_string();
+    assert!(
+        sent.contains("`notes.md` is outside what the skills of this turn declare they write (journal/**)"),
+        "{sent}"
+    );
+    assert!(sent.contains("Read-only file system"), "exec could write: {sent}");
 }

@@ -106,6 +106,11 @@ fallbacks = ["alt/backup"]
 
     /// Starts `clawdia up` and waits until it prints its address.
     pub fn up(&self) -> Gateway {
+        self.up_with_early_stderr().0
+    }
+
+    /// As `up`, also returning what the gateway printed on stderr before its address.
+    pub fn up_with_early_stderr(&self) -> (Gateway, Vec<String>) {
         let mut child = self
             .command(&["up"])
             .stdout(Stdio::null())
@@ -115,16 +120,23 @@ fallbacks = ["alt/backup"]
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut early = Vec::new();
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && let Some(addr) = line.strip_prefix("clawdia gateway listening on http://") {
-                    let _ = tx.send(addr.trim().to_string());
-                    sent = true;
+                if sent {
+                    continue;
+                }
+                match line.strip_prefix("clawdia gateway listening on http://") {
+                    Some(addr) => {
+                        let _ = tx.send((addr.trim().to_string(), std::mem::take(&mut early)));
+                        sent = true;
+                    }
+                    None => early.push(line),
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("gateway printed its address");
-        Gateway { child, addr: addr.parse().expect("address") }
+        let (addr, early) = rx.recv_timeout(Duration::from_secs(20)).expect("gateway printed its address");
+        (Gateway { child, addr: addr.parse().expect("address") }, early)
     }
 }
 
