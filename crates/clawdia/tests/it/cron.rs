@@ -181,7 +181,7 @@ fn cron_add_refuses_a_past_time_and_a_command_no_sandbox_can_run() {
     let error = stderr(&out);
     assert!(
         error.starts_with(
-            "clawdia: error: the command cannot run in the sandbox: bubblewrap does not work here:"
+            "clawdia: error: the command cannot run in the sandbox: no sandbox is available: bubblewrap does not work here:"
         ) && error.contains("fix:"),
         "{error}"
     );
