@@ -53,4 +53,4 @@ cargo nextest run --locked --workspace --no-fail-fast
 # broke every sandboxed command in the release build only, while the debug suite passed.
 cargo build --release --locked -p clawdia
 CLAWDIA_TEST_BINARY="$CARGO_TARGET_DIR/release/clawdia" \
-  cargo nextest run --locked -p clawdia --no-fail-fast -E 'test(/^(exec|mcp|cron)::/)'
+  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron)::/)'
