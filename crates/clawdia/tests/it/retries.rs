@@ -33,19 +33,6 @@ fn request(addr: SocketAddr, path: &str, token: &str, body: &str) -> (u16, Strin
     (status, head, body)
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 fn chat_body(agent: &str, stream: bool) -> String {
     format!(r#"{{"model":"{agent}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#)
 }

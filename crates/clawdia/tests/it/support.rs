@@ -210,7 +210,8 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, bod
     (status, body)
 }
 
-fn dechunk(mut body: &str) -> String {
+/// The body of a `Transfer-Encoding: chunked` response, joined.
+pub fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
         let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
