@@ -54,9 +54,14 @@ async fn a_stdio_program_answers_inside_the_same_boundaries() {
         let env = ask(&mut stdin, &mut stdout, "env").await;
         assert!(!env.contains(FAKE_KEY), "{name}: {env}");
         assert_eq!(env, format!("key=absent home={}", home.workspace().display()), "{name}");
-        assert_eq!(ask(&mut stdin, &mut stdout, "write").await, "contained", "{name}");
+        let wrote = ask(&mut stdin, &mut stdout, "write").await;
+        if !home.root.starts_with("/tmp") {
+            assert_eq!(wrote, "contained", "{name}");
+        }
+        // What counts is the host: with the home under /tmp (a checkout or target dir there), the
+        // write lands in the sandbox's private /tmp instead of failing, and never reaches it.
         assert!(home.workspace().join("own.txt").exists(), "{name}");
-        assert!(!home.root.join("outside.txt").exists(), "{name}");
+        assert!(!home.root.join("outside.txt").exists(), "{name}: {wrote}");
         assert!(child.stderr_tail().contains("started"), "{name}: {:?}", child.stderr_tail());
         assert!(!child.exited(), "{name}");
         drop(stdin);
