@@ -176,6 +176,18 @@ async fn retried_turns(
 
 const RETRY_LINE: &str = "  429 twice (Retry-After 0) then 200:";
 
+/// The retried-turns line: its percentiles, or why the turns were not answered.
+fn print_retried(retried: &anyhow::Result<Vec<Duration>>) {
+    match retried {
+        Ok(retried) => println!(
+            "{RETRY_LINE} p50 {:.3} ms  p99 {:.3} ms  (1000 sequential; target <= 50 ms)",
+            loadgen::percentile_ms(retried, 50.0),
+            loadgen::percentile_ms(retried, 99.0)
+        ),
+        Err(error) => println!("{RETRY_LINE} not answered: {error}"),
+    }
+}
+
 async fn bench_retries(binary: &Path) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let home = dir.path();
@@ -197,14 +209,7 @@ async fn bench_retries(binary: &Path) -> anyhow::Result<()> {
         p(&plain, 50.0),
         p(&plain, 99.0)
     );
-    match &retried {
-        Ok(retried) => println!(
-            "{RETRY_LINE} p50 {:.3} ms  p99 {:.3} ms  (1000 sequential; target <= 50 ms)",
-            p(retried, 50.0),
-            p(retried, 99.0)
-        ),
-        Err(error) => println!("{RETRY_LINE} not answered: {error}"),
-    }
+    print_retried(&retried);
     Ok(())
 }
 
@@ -299,14 +304,7 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
         p(&through, 50.0) - p(&direct, 50.0),
         p(&through, 99.0) - p(&direct, 99.0)
     );
-    match &retried {
-        Ok(retried) => println!(
-            "{RETRY_LINE} p50 {:.3} ms  p99 {:.3} ms  (1000 sequential; target <= 50 ms)",
-            p(retried, 50.0),
-            p(retried, 99.0)
-        ),
-        Err(error) => println!("{RETRY_LINE} not answered: {error}"),
-    }
+    print_retried(&retried);
     println!("  RSS after sequential run: {:.1} MB", after_sequential_rss as f64 / 1024.0);
     for (clients, rate, failed) in rates {
         println!(
