@@ -478,14 +478,7 @@ pub struct Probe {
 impl Probe {
     /// The preferred working mechanism (bubblewrap first), or why none works and how to fix it.
     pub fn best(&self) -> Result<Mechanism, SandboxError> {
-        match (&self.bubblewrap, &self.builtin) {
-            (Ok(mechanism), _) | (_, Ok(mechanism)) => Ok(mechanism.clone()),
-            (Err(_), Err(_)) => Err(SandboxError::Unavailable(format!(
-                "no sandbox works here: {}; fix: {}",
-                self.problem(),
-                self.fix_hint()
-            ))),
-        }
+        self.select(Choice::Auto)
     }
 
     /// Why neither mechanism works (both reasons), without the fix.
@@ -523,15 +516,17 @@ pub enum Choice {
 impl Probe {
     /// The mechanism for `choice` on this machine, or why there is none and how to fix it.
     pub fn select(&self, choice: Choice) -> Result<Mechanism, SandboxError> {
-        match self.unavailable(choice) {
-            None => match choice {
-                Choice::Off => Ok(Mechanism::Unsandboxed),
-                Choice::Bubblewrap => self.bubblewrap.clone().map_err(SandboxError::Unavailable),
-                Choice::Builtin => self.builtin.clone().map_err(SandboxError::Unavailable),
-                Choice::Auto => self.best(),
-            },
-            Some((problem, fix)) => Err(SandboxError::Unavailable(format!("{problem}; fix: {fix}"))),
+        if let Some((problem, fix)) = self.unavailable(choice) {
+            return Err(SandboxError::Unavailable(format!("{problem}; fix: {fix}")));
         }
+        let probed = match choice {
+            Choice::Off => return Ok(Mechanism::Unsandboxed),
+            Choice::Bubblewrap => &self.bubblewrap,
+            Choice::Builtin => &self.builtin,
+            Choice::Auto if self.bubblewrap.is_ok() => &self.bubblewrap,
+            Choice::Auto => &self.builtin,
+        };
+        probed.clone().map_err(SandboxError::Unavailable)
     }
 
     /// Why `choice` does not work here and how to fix it (one line each), or `None` when it
