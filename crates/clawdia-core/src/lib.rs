@@ -10,6 +10,7 @@ pub mod audit;
 pub mod embed;
 pub mod message;
 pub mod model;
+pub mod notify;
 pub mod random;
 pub mod redact;
 pub mod session;
@@ -26,6 +27,7 @@ pub use model::{
     Attempt, ChainOutcome, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelDelta, ModelError,
     ModelRef, Models, NoDeltas, StopReason, ToolSpec, Usage,
 };
+pub use notify::{Alert, NoNotifier, Notifier};
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
 pub use text::{error_body_message, error_chain, first_line, frontmatter_fence, hex, one_line};
