@@ -1,6 +1,8 @@
 //! The single tool-dispatch point. Every tool call the model makes comes through `dispatch`,
-//! which checks the agent's policy before anything runs, parses the arguments, runs the tool
-//! under a time cap, audits security-relevant failures, and wraps the result in trust markers.
+//! which asks the turn's gate before anything runs (and audits the decision with its reason),
+//! files an approval request instead of running when the gate asks the owner, parses the
+//! arguments, runs the tool under a time cap, audits security-relevant failures, and wraps the
+//! result in trust markers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use clawdia_core::{AuditEvent, Message, Severity, Tool, ToolCall, ToolContext, ToolError, ToolProgress};
 use futures_util::future::join_all;
 
+use crate::gate::Decision;
 use crate::metrics::Metrics;
 use crate::turn::Scope;
 use crate::{Agent, Agents, trust};
@@ -16,27 +19,91 @@ use crate::{Agent, Agents, trust};
 /// The longest any single tool call may run before it is abandoned.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs one tool call and returns its result message (always one; failures are error results).
+/// What the dispatch point made of one call: its result message (always one; failures and
+/// refusals are error results), and the approval request filed when the gate asked the owner.
+pub(crate) struct Dispatched {
+    pub message: Message,
+    pub approval: Option<String>,
+}
+
+/// Runs one tool call and returns its result message.
 pub(crate) async fn dispatch(
     agents: &Agents,
     agent: &Agent,
     scope: Scope<'_>,
     call: &ToolCall,
     progress: Option<ToolProgress>,
-) -> Message {
+) -> Dispatched {
     Metrics::add(&agents.metrics.tool_calls, 1);
-    let result = run(agents, agent, scope, call, progress).await;
+    let (result, approval) = match run(agents, agent, scope, call, progress).await {
+        Ran::Done(result) => (result, None),
+        Ran::Asked { id, text } => (Ok(text), Some(id)),
+    };
     let (content, is_error) = match result {
         Ok(text) => (text, false),
         Err(error) => (format!("error: {error}"), true),
     };
     let source = format!("tool:{}", call.name);
-    Message::ToolResult {
+    let message = Message::ToolResult {
         call_id: call.id.clone(),
         name: call.name.clone(),
         content: trust::wrap(scope.boundary, &source, &content),
         is_error,
+    };
+    Dispatched { message, approval }
+}
+
+enum Ran {
+    Done(Result<String, ToolError>),
+    /// Not run: approval request `id` waits for the owner; `text` tells the model.
+    Asked {
+        id: String,
+        text: String,
+    },
+}
+
+/// The tool named by `call`: built-in tools first, then the turn's run-time tools, then the
+/// sources asked afresh (a server restarted since the turn began may list a tool the turn has
+/// not seen). `Err` is the refusal for an unknown tool, audited. The flag: from a source.
+async fn find_tool(
+    agents: &Agents,
+    agent: &Agent,
+    scope: Scope<'_>,
+    call: &ToolCall,
+) -> Result<(Arc<dyn Tool>, bool), ToolError> {
+    if let Some(tool) = agent.tools.get(&call.name) {
+        return Ok((tool.clone(), false));
     }
+    let name = agent.spec.name.as_str();
+    let mut unavailable = Vec::new();
+    let found = match scope.extra.get(&call.name) {
+        Some(tool) => Some(tool.clone()),
+        None => {
+            let narrowed = scope.gate.narrowing.tools_allow.as_deref();
+            let (mut tools, failed) = source_tools(agents, agent, scope.session_id, narrowed).await;
+            unavailable = failed;
+            tools.remove(&call.name)
+        }
+    };
+    if let Some(tool) = found {
+        return Ok((tool, true));
+    }
+    agents.audit.record(
+        AuditEvent::new(
+            "tool_unknown",
+            Severity::WARNING,
+            format!("agent `{name}` called `{}`, which is not one of its tools", call.name),
+        )
+        .agent(name)
+        .session(scope.session_id),
+    );
+    // A granted server that cannot start right now is worth telling the model.
+    let note = if unavailable.is_empty() {
+        String::new()
+    } else {
+        format!(" (unavailable right now: {})", unavailable.join("; "))
+    };
+    Err(ToolError::NotFound(format!("there is no tool named `{}` for agent `{name}`{note}", call.name)))
 }
 
 async fn run(
@@ -45,81 +112,59 @@ async fn run(
     scope: Scope<'_>,
     call: &ToolCall,
     progress: Option<ToolProgress>,
-) -> Result<String, ToolError> {
+) -> Ran {
     let name = agent.spec.name.as_str();
     let session_id = scope.session_id;
-    let tools_allow = scope.tools_allow;
-    // Built-in tools first, then the turn's run-time tools, then the sources asked afresh (a
-    // server restarted since the turn began may list a tool the turn has not seen).
-    let mut from_source = false;
-    let tool: Arc<dyn Tool> = match agent.tools.get(&call.name) {
-        Some(tool) => tool.clone(),
-        None => {
-            from_source = true;
-            let mut unavailable = Vec::new();
-            let found = match scope.extra.get(&call.name) {
-                Some(tool) => Some(tool.clone()),
-                None => {
-                    let (mut tools, failed) = source_tools(agents, agent, session_id, tools_allow).await;
-                    unavailable = failed;
-                    tools.remove(&call.name)
-                }
-            };
-            let Some(tool) = found else {
-                agents.audit.record(
-                    AuditEvent::new(
-                        "tool_unknown",
-                        Severity::WARNING,
-                        format!("agent `{name}` called `{}`, which is not one of its tools", call.name),
-                    )
-                    .agent(name)
-                    .session(session_id),
-                );
-                // A granted server that cannot start right now is worth telling the model.
-                let note = if unavailable.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (unavailable right now: {})", unavailable.join("; "))
-                };
-                return Err(ToolError::NotFound(format!(
-                    "there is no tool named `{}` for agent `{name}`{note}",
-                    call.name
-                )));
-            };
-            tool
+    let (tool, from_source) = match find_tool(agents, agent, scope, call).await {
+        Ok(found) => found,
+        Err(error) => return Ran::Done(Err(error)),
+    };
+    let audit = |kind: &str, severity: Severity, detail: String| {
+        agents.audit.record(AuditEvent::new(kind, severity, detail).agent(name).session(session_id));
+    };
+    match scope.gate.decide(&call.name, tool.group(), from_source) {
+        Decision::Deny(reason) => {
+            Metrics::add(&agents.metrics.tool_denials, 1);
+            audit("tool_denied", Severity::WARNING, format!("`{}` refused: {reason}", call.name));
+            return Ran::Done(Err(ToolError::Refused(format!(
+                "tool `{}` is not allowed for agent `{name}`: {reason}",
+                call.name
+            ))));
         }
-    };
-    let narrowed_out = tools_allow
-        .is_some_and(|list| !list.iter().any(|entry| *entry == call.name || entry == tool.group()))
-        || (scope.write_globs.is_some() && tool.group() == crate::subagents::GROUP);
-    let refused = if from_source {
-        agent.spec.policy.denies(&call.name, tool.group())
-    } else {
-        !agent.spec.policy.allows(&call.name, tool.group())
-    };
-    if narrowed_out || refused {
-        Metrics::add(&agents.metrics.tool_denials, 1);
-        agents.audit.record(
-            AuditEvent::new(
-                "tool_denied",
-                Severity::WARNING,
-                format!("agent `{name}` may not use tool `{}` (group `{}`)", call.name, tool.group()),
-            )
-            .agent(name)
-            .session(session_id),
-        );
-        return Err(ToolError::Refused(format!("tool `{}` is not allowed for agent `{name}`", call.name)));
+        Decision::Ask(reason) if scope.approved.is_none() => {
+            return match crate::approvals::file(agents, agent, scope, call, &reason) {
+                Ok((id, text)) => Ran::Asked { id, text },
+                Err(error) => Ran::Done(Err(error)),
+            };
+        }
+        Decision::Ask(reason) => {
+            let id = scope.approved.unwrap_or_default();
+            audit(
+                "tool_allowed",
+                Severity::NOTICE,
+                format!("`{}` runs: the owner approved request {id} ({reason})", call.name),
+            );
+        }
+        Decision::Allow(reason) => {
+            audit("tool_allowed", Severity::INFO, format!("`{}` runs: {reason}", call.name))
+        }
     }
     let arguments: serde_json::Value = if call.arguments.trim().is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
-        serde_json::from_str(&call.arguments)
-            .map_err(|e| ToolError::InvalidArguments(format!("arguments are not valid JSON: {e}")))?
+        match serde_json::from_str(&call.arguments) {
+            Ok(value) => value,
+            Err(e) => {
+                return Ran::Done(Err(ToolError::InvalidArguments(format!(
+                    "arguments are not valid JSON: {e}"
+                ))));
+            }
+        }
     };
     if !arguments.is_object() {
-        return Err(ToolError::InvalidArguments("arguments must be a JSON object".into()));
+        return Ran::Done(Err(ToolError::InvalidArguments("arguments must be a JSON object".into())));
     }
-    let mut context = ToolContext::new(name, session_id, agent.spec.workspace.clone(), scope.origin);
+    let mut context = ToolContext::new(name, session_id, agent.spec.workspace.clone(), scope.gate.origin);
     context.sender = scope.sender.map(str::to_string);
     context.progress = progress;
     context.write_globs = scope.write_globs.cloned();
@@ -131,13 +176,9 @@ async fn run(
         && error.is_security_event()
     {
         let kind = if matches!(error, ToolError::PathEscape(_)) { "path_escape" } else { "tool_refused" };
-        agents.audit.record(
-            AuditEvent::new(kind, Severity::WARNING, format!("tool `{}`: {error}", call.name))
-                .agent(name)
-                .session(session_id),
-        );
+        audit(kind, Severity::WARNING, format!("tool `{}`: {error}", call.name));
     }
-    outcome
+    Ran::Done(outcome)
 }
 
 /// The run-time tools of `agent`'s sources, by name, and `name: reason` of each source that

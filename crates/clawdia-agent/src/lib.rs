@@ -6,7 +6,9 @@
 //! Architecture invariant: this crate names no provider, database or HTTP type. Models, tools,
 //! the session store and the audit sink arrive as `clawdia-core` trait objects.
 
+mod approvals;
 mod dispatch;
+pub mod gate;
 pub mod metrics;
 pub mod policy;
 pub mod prompt;
@@ -20,8 +22,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use clawdia_core::{
-    AgentInfo, AuditSink, Gateway, ModelRef, Models, SessionStore, SkillRouter, Tool, ToolSource, TurnError,
-    TurnEvents, TurnOutcome, TurnRequest, Usage,
+    AgentInfo, ApprovalError, ApprovalStore, AuditSink, Decided, Decision, Gateway, ModelRef, Models,
+    Notifier, SessionStore, SkillRouter, Tool, ToolSource, TurnError, TurnEvents, TurnOutcome, TurnRequest,
+    Usage,
 };
 
 pub use metrics::Metrics;
@@ -77,6 +80,12 @@ pub struct Agents {
     skills: Option<Arc<dyn SkillRouter>>,
     /// Sub-agents: their slots, children and the tools each running turn was offered.
     hub: Arc<subagents::Hub>,
+    /// Where calls the gate asks the owner about wait; `None`: such calls are refused.
+    approvals: Option<Arc<dyn ApprovalStore>>,
+    /// How long a request waits for the owner.
+    approval_ttl: std::time::Duration,
+    /// The owner's outbox (approval requests go there).
+    notifier: Arc<dyn Notifier>,
 }
 
 impl Agents {
@@ -96,7 +105,27 @@ impl Agents {
             session_locks: Mutex::new(HashMap::new()),
             skills: None,
             hub: Arc::new(subagents::Hub::default()),
+            approvals: None,
+            approval_ttl: std::time::Duration::from_secs(86_400),
+            notifier: Arc::new(clawdia_core::NoNotifier),
         }
+    }
+
+    /// Keeps approval requests in `store`, each living `ttl` unless decided.
+    pub fn set_approvals(&mut self, store: Arc<dyn ApprovalStore>, ttl: std::time::Duration) {
+        self.approvals = Some(store);
+        self.approval_ttl = ttl;
+    }
+
+    /// Sends what the owner must know (approval requests) to `notifier`.
+    pub fn set_notifier(&mut self, notifier: Arc<dyn Notifier>) {
+        self.notifier = notifier;
+    }
+
+    /// Expires every pending approval request past its TTL and tells each session (the
+    /// continuation turns' events go to `events`); returns how many expired.
+    pub async fn expire_approvals(&self, events: &dyn TurnEvents) -> usize {
+        approvals::expire_due(self, events).await
     }
 
     /// The sub-agent tools (`spawn_subagent`, `subagents`; group `subagents`), to register with
@@ -225,6 +254,15 @@ impl Gateway for Agents {
             Metrics::add(&self.metrics.turn_errors, 1);
         }
         result
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        decision: Decision,
+        events: &dyn TurnEvents,
+    ) -> Result<Decided, ApprovalError> {
+        approvals::decide(self, id, decision, events).await
     }
 }
 

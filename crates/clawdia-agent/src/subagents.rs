@@ -141,6 +141,7 @@ impl Hub {
         let slot = self.slot(&context.agent);
         let queued = slot.available_permits() == 0;
         let request = TurnRequest {
+            from_owner: true,
             agent: context.agent.clone(),
             session: Some(session.clone()),
             message: task.clone(),

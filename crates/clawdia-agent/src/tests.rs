@@ -212,7 +212,11 @@ fn harness_with(models: FakeModels, budget: Budget, max_tool_iterations: u32) ->
             name: "main".into(),
             chain: vec![ModelRef::parse("p/m").unwrap(), ModelRef::parse("q/n").unwrap()],
             workspace: dir.path().to_path_buf(),
-            policy: ToolPolicy { allow: vec!["test".into()], deny: vec!["forbidden".into()] },
+            policy: ToolPolicy {
+                allow: vec!["test".into()],
+                deny: vec!["forbidden".into()],
+                ask: Vec::new(),
+            },
             budget,
             prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
             max_tool_iterations,
@@ -238,6 +242,7 @@ fn tool_reply(calls: Vec<ToolCall>) -> Result<clawdia_core::Message, ModelError>
 
 fn request(session: Option<&str>, text: &str) -> TurnRequest {
     TurnRequest {
+        from_owner: true,
         agent: "main".into(),
         session: session.map(String::from),
         message: text.into(),
@@ -486,10 +491,10 @@ fn unwrap_takes_the_markers_off_and_leaves_the_content_defanged() {
 
 #[test]
 fn policy_deny_wins_and_star_allows() {
-    let policy = ToolPolicy { allow: vec!["*".into()], deny: vec!["web".into()] };
+    let policy = ToolPolicy { allow: vec!["*".into()], deny: vec!["web".into()], ask: Vec::new() };
     assert!(policy.allows("read", "fs"));
     assert!(!policy.allows("web_fetch", "web"));
-    let policy = ToolPolicy { allow: vec!["read".into()], deny: vec![] };
+    let policy = ToolPolicy { allow: vec!["read".into()], deny: vec![], ask: Vec::new() };
     assert!(policy.allows("read", "fs"));
     assert!(!policy.allows("write", "fs"));
 }
@@ -644,7 +649,7 @@ async fn routed_skills_join_the_prompt_and_an_untrusted_one_leaves_only_read_onl
         name: "fs-agent".into(),
         chain: vec![ModelRef::parse("p/m").unwrap()],
         workspace: h.dir.path().to_path_buf(),
-        policy: ToolPolicy { allow: vec!["fs".into()], deny: Vec::new() },
+        policy: ToolPolicy { allow: vec!["fs".into()], deny: Vec::new(), ask: Vec::new() },
         budget: Budget::default(),
         prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
         max_tool_iterations: 4,
@@ -781,7 +786,11 @@ fn subagent_harness() -> (Arc<Agents>, Arc<TaskModels>, Arc<MemoryStore>, tempfi
             name: "main".into(),
             chain: vec![ModelRef::parse("p/m").unwrap()],
             workspace: dir.path().to_path_buf(),
-            policy: ToolPolicy { allow: vec!["fs".into(), "subagents".into()], deny: Vec::new() },
+            policy: ToolPolicy {
+                allow: vec!["fs".into(), "subagents".into()],
+                deny: Vec::new(),
+                ask: Vec::new(),
+            },
             budget: Budget::default(),
             prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
             max_tool_iterations: 6,

@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate reads only the config file and secret files. It knows no
 //! provider client, server or tool; those crates receive the validated types.
 
+mod broker;
 mod cron;
 mod dream;
 mod egress;
@@ -26,6 +27,7 @@ use clawdia_core::{ModelRef, Usage};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use broker::BrokerConfig;
 pub use dream::DreamConfig;
 pub use error::ConfigError;
 pub use mcp::{McpConfig, McpEnv, McpServerConfig};
@@ -68,6 +70,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Every secret reference that carries `rotated_at` and `rotate_every_days`.
     pub secret_rotation: Vec<SecretRotation>,
+    /// `[broker]`: requests awaiting the owner.
+    pub broker: BrokerConfig,
 }
 
 /// A secret with a rotation schedule.
@@ -373,6 +377,8 @@ pub struct ExecConfig {
 pub struct ToolPolicy {
     pub allow: Vec<String>,
     pub deny: Vec<String>,
+    /// Calls to these tool or group names wait for the owner's approval.
+    pub ask: Vec<String>,
     /// Workspace-relative globs the write tools are confined to; `None`: the whole workspace.
     pub write: Option<Vec<String>>,
 }

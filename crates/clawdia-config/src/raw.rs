@@ -110,6 +110,9 @@ pub(crate) struct RawConfig {
     /// MCP servers whose tools agents may use (started on first use, sandboxed).
     #[serde(default)]
     pub mcp: crate::mcp::RawMcp,
+    /// Requests awaiting the owner: the tool gate's approval requests.
+    #[serde(default)]
+    pub broker: crate::broker::RawBroker,
 }
 
 /// The scheduler (`state/cron.db`). Jobs defined here and jobs added with `clawdia cron add`
@@ -643,6 +646,12 @@ pub(crate) struct RawTools {
     /// Tool or group names refused even when allowed.
     #[schemars(extend("default" = []))]
     pub deny: Option<Vec<String>>,
+    /// Tool or group names (`exec`, `host_exec`, `write`, `mcp:github`) whose calls wait for the
+    /// owner's approval (`clawdia broker approve ID`): the call is stored with its arguments, the
+    /// owner is alerted, and the call runs, exactly as asked, only once approved. `ask` grants
+    /// nothing: the tool must also be allowed, and `deny` still wins.
+    #[schemars(extend("default" = []))]
+    pub ask: Option<Vec<String>>,
     /// Workspace-relative globs the write tools are confined to, e.g. `["docs/**", "*.md"]`
     /// (`*` within a folder, `**` across folders, `dir/` for everything under it). A write or
     /// edit elsewhere is refused and audited, and `exec` sees the workspace read-only. Unset:

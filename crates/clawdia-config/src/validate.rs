@@ -123,8 +123,20 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
     let brain = brain(&context, raw.brain, &agents, &providers)?;
     let cron = crate::cron::validate(&context, raw.cron, &agents)?;
     let mcp = crate::mcp::validate(&context, raw.mcp, &agents)?;
+    let broker = crate::broker::validate(&context, raw.broker)?;
     let secret_rotation = context.rotation.take();
-    Ok(Config { home: home.clone(), gateway, providers, agents, prices, brain, cron, mcp, secret_rotation })
+    Ok(Config {
+        home: home.clone(),
+        gateway,
+        providers,
+        agents,
+        prices,
+        brain,
+        cron,
+        mcp,
+        secret_rotation,
+        broker,
+    })
 }
 
 fn brain(
@@ -451,6 +463,7 @@ fn agent(
         tools: ToolPolicy {
             allow: tools.allow.unwrap_or_else(default_allow),
             deny: tools.deny.unwrap_or_default(),
+            ask: tools.ask.unwrap_or_default(),
             write: match tools.write {
                 None => None,
                 Some(globs) => Some(write_globs(context, globs, &key(&["tools", "write"]))?),

@@ -6,6 +6,7 @@
 //! only requests to the operating system are system calls that touch no file, socket or
 //! database: the clock (`time`) and the random number generator (`random`).
 
+pub mod approval;
 pub mod audit;
 pub mod embed;
 pub mod message;
@@ -20,6 +21,7 @@ pub mod time;
 pub mod tool;
 pub mod turn;
 
+pub use approval::{Approval, ApprovalError, ApprovalStatus, ApprovalStore, Decided, Decision, Transition};
 pub use audit::{AuditEvent, AuditSink, Severity};
 pub use embed::{EmbedError, Embedder};
 pub use message::{Message, ToolCall};

@@ -66,6 +66,10 @@ pub struct TurnRequest {
     /// The sender's identity within the origin, when the transport has one (the OpenAI `user`
     /// field, a chat id on a channel). Sub-agents inherit their parent turn's sender.
     pub sender: Option<String>,
+    /// Whether the message is the owner's own words (the CLI, a holder of the gateway token, a
+    /// job the owner configured). Anyone else's message reaches the model inside trust markers,
+    /// like a tool result: data, never instructions.
+    pub from_owner: bool,
     /// Earlier messages to seed a session that does not exist yet (an OpenAI client that sends
     /// the whole history without naming a session). Ignored for an existing session.
     pub history: Vec<Message>,
@@ -165,6 +169,13 @@ pub enum TurnEvent {
         reason: String,
         attempt: u32,
     },
+    /// A tool call was not run: it waits for the owner's decision on request `id`. The turn
+    /// ends after this round; the agent continues the session once the owner decides.
+    ApprovalRequested {
+        id: String,
+        tool: String,
+        reason: String,
+    },
     Error {
         message: String,
     },
@@ -240,6 +251,19 @@ pub trait Gateway: Send + Sync {
     fn agents(&self) -> Vec<AgentInfo>;
     async fn run_turn(&self, request: TurnRequest, events: &dyn TurnEvents)
     -> Result<TurnOutcome, TurnError>;
+
+    /// Applies the owner's decision on approval request `id`: an approved call runs with the
+    /// arguments that were stored, then the agent continues the session with the outcome (its
+    /// events go to `events`). A gateway without approvals refuses.
+    async fn decide(
+        &self,
+        id: &str,
+        decision: crate::approval::Decision,
+        events: &dyn TurnEvents,
+    ) -> Result<crate::approval::Decided, crate::approval::ApprovalError> {
+        let _ = (id, decision, events);
+        Err(crate::approval::ApprovalError::Unavailable)
+    }
 }
 
 #[cfg(test)]

@@ -133,7 +133,11 @@ fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
         name: agent.name.clone(),
         chain,
         workspace: agent.workspace.clone(),
-        policy: ToolPolicy { allow: allow_list(agent), deny: agent.tools.deny.clone() },
+        policy: ToolPolicy {
+            allow: allow_list(agent),
+            deny: agent.tools.deny.clone(),
+            ask: agent.tools.ask.clone(),
+        },
         budget: Budget { daily_tokens: agent.budget.daily_tokens, daily_usd: agent.budget.daily_usd },
         prompt_limits: PromptLimits {
             file_max_chars: agent.prompt.file_max_chars,
@@ -159,7 +163,11 @@ fn agent_tools(agent: &clawdia_config::AgentConfig) -> Vec<Arc<dyn Tool>> {
 /// home's `secrets/` and `state/` and the other agents' workspaces hidden. The sandbox helper
 /// is this very binary (its `main` calls `sandbox::init_main_if_requested` first).
 fn exec_tool(config: &Config, agent: &clawdia_config::AgentConfig) -> Option<Arc<dyn Tool>> {
-    let policy = ToolPolicy { allow: agent.tools.allow.clone(), deny: agent.tools.deny.clone() };
+    let policy = ToolPolicy {
+        allow: agent.tools.allow.clone(),
+        deny: agent.tools.deny.clone(),
+        ask: agent.tools.ask.clone(),
+    };
     if !policy.allows("exec", "exec") {
         return None;
     }

@@ -26,8 +26,11 @@ pub fn cron_tool(
     cron: &Arc<CronDb>,
     audit: Arc<dyn AuditSink>,
 ) -> Option<Arc<dyn Tool>> {
-    let policy =
-        clawdia_agent::ToolPolicy { allow: agent.tools.allow.clone(), deny: agent.tools.deny.clone() };
+    let policy = clawdia_agent::ToolPolicy {
+        allow: agent.tools.allow.clone(),
+        deny: agent.tools.deny.clone(),
+        ask: agent.tools.ask.clone(),
+    };
     policy
         .allows("cron", "cron")
         .then(|| Arc::new(clawdia_sched::CronTool::new(cron.clone(), audit)) as Arc<dyn Tool>)

@@ -286,6 +286,7 @@ async fn agent_turn(
         return failed("agent jobs need the gateway's agents, which are not available here".into());
     };
     let request = TurnRequest {
+        from_owner: true,
         agent: agent.to_string(),
         session,
         message: prompt.to_string(),

@@ -250,6 +250,7 @@ async fn chat(
         None => clawdia_core::random::session_id()?,
     };
     let request = TurnRequest {
+        from_owner: true,
         agent: parsed.model.clone(),
         session: Some(session.clone()),
         message,

@@ -42,6 +42,7 @@ fn event_name(event: &TurnEvent) -> &'static str {
         TurnEvent::ToolEnd { .. } => "tool_end",
         TurnEvent::Fallback { .. } => "fallback",
         TurnEvent::Retry { .. } => "retry",
+        TurnEvent::ApprovalRequested { .. } => "approval_requested",
         TurnEvent::Error { .. } => "error",
         TurnEvent::End { .. } => "end",
     }
@@ -69,6 +70,7 @@ pub async fn turn(State(state): State<ServerState>, body: Result<Bytes, BytesRej
         return ApiError::from(TurnError::UnknownAgent(parsed.agent)).into_response();
     }
     let request = TurnRequest {
+        from_owner: true,
         agent: parsed.agent,
         session: parsed.session,
         message: parsed.message,

@@ -13,6 +13,7 @@
 //! bad contents become `StoreError::Database` or a reported problem, never a panic.
 
 mod audit;
+mod broker;
 mod export;
 mod integrity;
 mod openclaw;
@@ -30,6 +31,7 @@ use clawdia_core::{AuditEvent, Message, StoreError};
 use rusqlite::Connection;
 use serde::Serialize;
 
+pub use broker::Broker;
 pub use repair::SYNTHETIC_RESULT_TEXT;
 
 /// The SQLite store. `Send + Sync`: each database is one connection behind a mutex, with its

@@ -10,6 +10,7 @@ use rusqlite::Connection;
 
 pub(crate) const SESSIONS_FILE: &str = "sessions.db";
 pub(crate) const AUDIT_FILE: &str = "audit.db";
+pub(crate) const BROKER_FILE: &str = "broker.db";
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,8 +83,34 @@ pub(crate) fn create_state_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Opens one database file with the store's settings and migrates it to `migrations.len()`.
+/// `broker.db`: requests awaiting the owner (the gate's approval requests). `call` is the
+/// approval's binding: agent, session, call id, tool and arguments exactly as stored.
+pub(crate) const BROKER_MIGRATIONS: &[&str] = &["
+    CREATE TABLE requests (
+        id         TEXT PRIMARY KEY NOT NULL,
+        kind       TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        agent      TEXT NOT NULL,
+        session    TEXT NOT NULL,
+        call_id    TEXT NOT NULL,
+        tool       TEXT NOT NULL,
+        arguments  TEXT NOT NULL,
+        origin     TEXT NOT NULL,
+        sender     TEXT,
+        reason     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        note       TEXT,
+        result     TEXT
+    );
+    CREATE INDEX requests_by_created ON requests (created_at);
+    CREATE INDEX requests_pending ON requests (status, expires_at);
+"];
+
 pub(crate) fn open_database(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
-    let name = if path.ends_with(AUDIT_FILE) { AUDIT_FILE } else { SESSIONS_FILE };
+    let name =
+        [AUDIT_FILE, BROKER_FILE].into_iter().find(|file| path.ends_with(file)).unwrap_or(SESSIONS_FILE);
     let settings =
         Settings { name, busy_timeout: BUSY_TIMEOUT, cache_kib: 2000, statement_cache: 32, mmap_mib: 0 };
     clawdia_sqlite::open(path, &settings, migrations).map_err(|error| StoreError::Database(error.to_string()))

@@ -157,6 +157,11 @@ async fn turn(
                 }
             }
             TurnEvent::ToolEnd { .. } => {}
+            TurnEvent::ApprovalRequested { id, tool, .. } => {
+                if print {
+                    eprintln!("[`{tool}` waits for the owner's approval: clawdia broker approve {id}]");
+                }
+            }
             TurnEvent::Error { message } => s.error = Some(message),
             TurnEvent::End { usage, cost_usd, model } => {
                 s.usage = usage;
@@ -176,6 +181,7 @@ async fn turn(
         }
         Backend::Local(runtime) => {
             let request = TurnRequest {
+                from_owner: true,
                 agent: agent.to_string(),
                 session,
                 message: message.to_string(),

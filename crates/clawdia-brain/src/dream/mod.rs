@@ -525,6 +525,7 @@ impl Dream {
             .await
             .map_err(|e| e.to_string())?;
         let request = TurnRequest {
+            from_owner: true,
             agent: self.settings.agent.clone(),
             session: Some(session.to_string()),
             message: format!("{}\n\n{block}", prompt.trim_end()),
