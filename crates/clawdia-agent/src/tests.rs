@@ -1146,3 +1146,5 @@ async fn a_failed_first_turn_leaves_no_session_but_a_failed_later_turn_keeps_it(
     assert!(h.agents.run_turn(request(Some("s1"), "again"), &Collect::default()).await.is_err());
     assert_eq!(h.store.sessions.lock().unwrap()["s1"].1.len(), 2);
 }
+
+mod approvals;
