@@ -264,6 +264,15 @@ impl Gateway for Agents {
     ) -> Result<Decided, ApprovalError> {
         approvals::decide(self, id, decision, events).await
     }
+
+    fn approvals(
+        &self,
+        pending_only: bool,
+        limit: usize,
+    ) -> Result<Vec<clawdia_core::Approval>, ApprovalError> {
+        let store = self.approvals.as_ref().ok_or(ApprovalError::Unavailable)?;
+        store.list(pending_only, limit).map_err(|e| ApprovalError::Store(e.to_string()))
+    }
 }
 
 /// Deletes the turn's session when the turn failed (or was cancelled) before anything was

@@ -264,6 +264,16 @@ pub trait Gateway: Send + Sync {
         let _ = (id, decision, events);
         Err(crate::approval::ApprovalError::Unavailable)
     }
+
+    /// Approval requests, newest first (`pending_only`: those still waiting).
+    fn approvals(
+        &self,
+        pending_only: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::approval::Approval>, crate::approval::ApprovalError> {
+        let _ = (pending_only, limit);
+        Err(crate::approval::ApprovalError::Unavailable)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! SQLite store, agents with their tools); `serve` puts the HTTP API on a socket; `home`
 //! creates a home; `remote` talks to a gateway that is already running.
 
+pub mod approvals;
 pub mod dream;
 pub mod home;
 pub mod knowledge;
@@ -121,6 +122,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         tools.extend(agents.subagent_tools());
         agents.add(agent_spec(agent), tools);
     }
+    agents.set_approvals(approvals::open(&config)?, config.broker.ttl);
     mcp::attach(&config, &mut agents, store.clone());
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
     Ok(Runtime { config, store, agents: agents.shared(), brain, cron, models, pricer })
@@ -409,6 +411,7 @@ pub async fn serve(
     runtime.store.record(AuditEvent::new("gateway_started", Severity::INFO, format!("listening on {addr}")));
     let embedder = runtime.brain.spawn_embedder();
     let scheduler = sched::spawn_scheduler(runtime);
+    let sweeper = approvals::spawn_sweeper(runtime);
     tracing::info!(%addr, "clawdia gateway listening");
     let result = clawdia_server::serve(listener, state, shutdown).await;
     if let Some(scheduler) = scheduler {
@@ -417,6 +420,7 @@ pub async fn serve(
     if let Some(embedder) = embedder {
         embedder.abort();
     }
+    sweeper.abort();
     let _ = std::fs::remove_file(&file);
     runtime.store.record(AuditEvent::new(
         "gateway_stopped",

@@ -90,3 +90,51 @@ pub async fn turn(
     }
     Ok(())
 }
+
+/// The owner's decision on approval request `id`, applied by the gateway at `addr`: the
+/// request as it now stands, and the agent's reply in the continuation turn or why that turn
+/// failed. A refusal (unknown request, already decided, expired) is the gateway's message.
+pub async fn decide(
+    addr: SocketAddr,
+    token: &str,
+    id: &str,
+    approve: bool,
+    note: Option<&str>,
+) -> Result<(clawdia_core::Approval, Option<String>, Option<String>), String> {
+    clawdia_llm::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|e| format!("http client: {e}"))?;
+    let verb = if approve { "approve" } else { "deny" };
+    let mut body = serde_json::json!({});
+    if let Some(note) = note {
+        body["note"] = serde_json::Value::String(note.to_string());
+    }
+    let id_in_path: String = id.chars().filter(char::is_ascii_alphanumeric).collect();
+    if id_in_path != id || id.is_empty() {
+        return Err(format!("no request `{id}` (ids are letters and digits; see `clawdia broker list`)"));
+    }
+    let response = client
+        .post(format!("http://{addr}/v1/approvals/{id_in_path}/{verb}"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {addr}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| format!("gateway answer broke off: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|_| format!("gateway answered {status}: {text}"))?;
+    if !status.is_success() {
+        return Err(value["error"]["message"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or(format!("gateway answered {status}")));
+    }
+    let approval: clawdia_core::Approval = serde_json::from_value(value["approval"].clone())
+        .map_err(|e| format!("gateway sent an unreadable request: {e}"))?;
+    let text_of = |key: &str| value[key].as_str().map(String::from);
+    Ok((approval, text_of("reply"), text_of("turn_error")))
+}

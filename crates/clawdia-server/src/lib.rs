@@ -1,6 +1,7 @@
 //! The gateway's HTTP API: `GET /health` (no auth); bearer-authenticated OpenAI-compatible
 //! `GET /v1/models` and `POST /v1/chat/completions` (JSON and SSE), the native turn stream
-//! `POST /v1/turns` (SSE of `TurnEvent`s), and `GET /metrics` (Prometheus text).
+//! `POST /v1/turns` (SSE of `TurnEvent`s), the owner's approval requests (`/v1/approvals`), and
+//! `GET /metrics` (Prometheus text).
 //!
 //! No client can lock the others out: connections are capped and time out when idle, half-sent
 //! or not reading (`conn`), and turns and request bodies are bounded (`limits`).
@@ -9,6 +10,7 @@
 //! types for these endpoints live only here; every failure becomes a JSON error response in one
 //! place (`error::ApiError`), and no request can take the process down.
 
+mod approvals;
 mod auth;
 mod conn;
 mod error;
@@ -87,11 +89,14 @@ pub fn router(state: ServerState) -> Router {
     let turns = Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/turns", post(turns::turn))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route_layer(from_fn_with_state(state.clone(), limits::read_body))
         .route_layer(from_fn_with_state(state.clone(), limits::turn_slot));
     let authed = Router::new()
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{id}", get(openai::model))
+        .route("/v1/approvals", get(approvals::list))
         .route("/metrics", get(metrics))
         .merge(turns)
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));

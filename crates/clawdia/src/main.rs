@@ -3,6 +3,7 @@
 //! usage, 1 otherwise). Each command's body lives in its own module below.
 
 mod brain;
+mod broker;
 mod chat;
 mod cron;
 mod doctor;
@@ -88,6 +89,40 @@ enum Command {
     /// MCP servers: the configured servers, their grants and tools; probe one.
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Requests awaiting the owner: tool calls waiting for approval (`tools.ask`).
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+}
+
+#[derive(Subcommand)]
+pub enum BrokerCommand {
+    /// Requests, newest first: id, status, agent, when, what.
+    List {
+        /// Print `[{"id", "kind", "status", "agent", "summary", "created_at", ...}]`.
+        #[arg(long)]
+        json: bool,
+        /// Only the requests still waiting.
+        #[arg(long)]
+        pending: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One request in full: the call and its arguments, why it was asked, its outcome.
+    Show { id: String },
+    /// Approve: the call runs with the stored arguments, and the agent continues its session.
+    Approve {
+        id: String,
+        /// A note for the agent.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Deny: the call never runs, and the agent is told.
+    Deny {
+        id: String,
+        /// A note for the agent (why).
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -374,6 +409,7 @@ fn main() -> ExitCode {
         Command::Cron(command) => with_runtime(cron::run(home, command)),
         Command::Skills(command) => with_runtime(skills::run(home, command)),
         Command::Mcp(command) => with_runtime(mcp::run(home, command)),
+        Command::Broker(command) => with_runtime(broker::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,145 @@
+//! The owner's decisions over HTTP: `GET /v1/approvals` (newest first; `?pending=true` for the
+//! waiting ones only) and `POST /v1/approvals/{id}/approve` or `/deny` with an optional
+//! `{"note": "..."}`. A decision runs the approved call and the agent's continuation turn
+//! before it answers, so it passes the same turn slot and body limits as a turn.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use clawdia_core::{Approval, ApprovalError, Decision};
+use serde::{Deserialize, Serialize};
+
+use crate::ServerState;
+use crate::error::ApiError;
+
+impl From<ApprovalError> for ApiError {
+    fn from(error: ApprovalError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            ApprovalError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            ApprovalError::AlreadyDecided { .. } | ApprovalError::Expired(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            ApprovalError::Unavailable => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            ApprovalError::Store(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+            }
+        }
+    }
+}
+
+/// One request as the API shows it: the stored record plus its one-line summary.
+#[derive(Serialize)]
+pub(crate) struct ApprovalJson {
+    #[serde(flatten)]
+    approval: Approval,
+    summary: String,
+}
+
+impl From<Approval> for ApprovalJson {
+    fn from(approval: Approval) -> ApprovalJson {
+        ApprovalJson { summary: approval.summary(), approval }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    pending: bool,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+pub(crate) async fn list(State(state): State<ServerState>, Query(query): Query<ListQuery>) -> Response {
+    match state.gateway.approvals(query.pending, query.limit.min(1000)) {
+        Ok(list) => Json(list.into_iter().map(ApprovalJson::from).collect::<Vec<_>>()).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// What a decision came to: the request as it now stands, and the agent's reply in the
+/// continuation turn (or why that turn failed).
+#[derive(Serialize)]
+struct DecidedJson {
+    approval: ApprovalJson,
+    reply: Option<String>,
+    turn_error: Option<String>,
+}
+
+pub(crate) async fn approve(
+    state: State<ServerState>,
+    id: Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    decide(state, id, body, true).await
+}
+
+pub(crate) async fn deny(
+    state: State<ServerState>,
+    id: Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    decide(state, id, body, false).await
+}
+
+async fn decide(
+    State(state): State<ServerState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+    approve: bool,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return ApiError::new(rejection.status(), "invalid_request_error", rejection.body_text())
+                .into_response();
+        }
+    };
+    let parsed: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DecisionBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(parsed) => parsed,
+            Err(error) => return ApiError::bad_request(format!("invalid decision: {error}")).into_response(),
+        }
+    };
+    let decision = Decision { approve, note: parsed.note };
+    let gateway = state.gateway.clone();
+    // The decision runs in its own task: a client that goes away does not cut the approved call
+    // or the agent's continuation in half.
+    let work = tokio::spawn(async move {
+        let ignore = |_event: clawdia_core::TurnEvent| {};
+        gateway.decide(&id, decision, &ignore).await
+    });
+    match work.await {
+        Ok(Ok(decided)) => {
+            let (reply, turn_error) = match decided.turn {
+                None => (None, None),
+                Some(Ok(outcome)) => (Some(outcome.text), None),
+                Some(Err(error)) => (None, Some(error.to_string())),
+            };
+            Json(DecidedJson { approval: decided.approval.into(), reply, turn_error }).into_response()
+        }
+        Ok(Err(error)) => ApiError::from(error).into_response(),
+        Err(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the decision task failed")
+                .into_response()
+        }
+    }
+}
