@@ -537,8 +537,9 @@ pub(crate) struct RawAgent {
 #[schemars(rename = "Elevated")]
 pub(crate) struct RawElevated {
     /// Whose turns may run host commands: `cli` (the owner at the terminal), `api` (an API client
-    /// that gave no `user`), `api:NAME` (one that did), `scheduler`, `subagent:...` (a sub-agent
-    /// acting for that sender); `ORIGIN:*` matches every identified sender of an origin.
+    /// that gave no `user`), `api:NAME` (one that did), `cron:JOB` (a scheduled job or heartbeat;
+    /// the old `scheduler` means `cron:*`), `subagent:...` (a sub-agent acting for that sender);
+    /// `ORIGIN:*` matches every identified sender of an origin.
     #[schemars(with = "Option<Vec<String>>", extend("default" = defaults::ELEVATED_SENDERS))]
     pub senders: Option<Vec<Spanned<String>>>,
     /// The host binaries and argument patterns allowed.

@@ -505,8 +505,9 @@ fn agent(
     })
 }
 
-/// The origins a sender pattern may name (channels add theirs when they exist).
-const SENDER_ORIGINS: [&str; 4] = ["cli", "api", "scheduler", "subagent"];
+/// The origins a sender pattern may name (channels add theirs when they exist). `scheduler`
+/// is the old spelling of `cron` and still accepted.
+const SENDER_ORIGINS: [&str; 5] = ["cli", "api", "cron", "subagent", "scheduler"];
 
 /// `[agents.NAME.elevated]`: known sender origins, absolute binaries, `**` only last.
 fn elevated(
@@ -532,11 +533,16 @@ fn elevated(
                 {
                     let message = format!(
                         "`{text}` is not a sender: use {} (optionally `:ID` or `:*`)",
-                        SENDER_ORIGINS.join(", ")
+                        SENDER_ORIGINS[..4].join(", ")
                     );
                     return Err(error(sender.span(), &["senders", &format!("[{index}]")], message));
                 }
-                Ok(text.to_string())
+                // Scheduled turns were `scheduler` before they carried their job (`cron:<job>`).
+                Ok(match text.strip_prefix("scheduler") {
+                    Some("") => "cron:*".to_string(),
+                    Some(rest) => format!("cron{rest}"),
+                    None => text.to_string(),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?,
     };

@@ -27,12 +27,12 @@ pub enum TurnOrigin {
 }
 
 impl TurnOrigin {
-    /// `cli`, `api`, `scheduler` or `subagent`.
+    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat) or `subagent`.
     pub fn as_str(self) -> &'static str {
         match self {
             TurnOrigin::Cli => "cli",
             TurnOrigin::Api => "api",
-            TurnOrigin::Scheduler => "scheduler",
+            TurnOrigin::Scheduler => "cron",
             TurnOrigin::Subagent => "subagent",
         }
     }
@@ -286,6 +286,7 @@ mod tests {
         assert_eq!(sender_id(TurnOrigin::Api, Some("")), "api");
         assert_eq!(sender_id(TurnOrigin::Api, Some("alice")), "api:alice");
         assert_eq!(sender_id(TurnOrigin::Subagent, Some("api:alice")), "subagent:api:alice");
+        assert_eq!(sender_id(TurnOrigin::Scheduler, Some("nightly-report")), "cron:nightly-report");
         // An API client cannot pass itself off as the owner's terminal.
         assert_eq!(sender_id(TurnOrigin::Api, Some("\ncli")), "api:_cli");
         assert_eq!(sender_id(TurnOrigin::Api, Some("a b*")), "api:a_b_");

@@ -291,7 +291,8 @@ async fn agent_turn(
         session,
         message: prompt.to_string(),
         origin: TurnOrigin::Scheduler,
-        sender: None,
+        // `cron:<job>` to policies that name senders.
+        sender: Some(job.name.clone()),
         history: Vec::new(),
         tools_allow: job.tools_allow.clone(),
         context: match heartbeat {

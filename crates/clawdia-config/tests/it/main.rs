@@ -264,7 +264,7 @@ fn bad_configs_name_line_and_key() {
         (format!("{PROVIDERS}[prices.glm-5]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"),
          "clawdia.toml:7: prices.glm-5: `glm-5` is not of the form `provider/model` (e.g. `anthropic/claude-sonnet-4-5`)"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.elevated]\nsenders = [\"cli\", \"telegram\"]\n"),
-         "clawdia.toml:10: agents.main.elevated.senders[1]: `telegram` is not a sender: use cli, api, scheduler, subagent (optionally `:ID` or `:*`)"),
+         "clawdia.toml:10: agents.main.elevated.senders[1]: `telegram` is not a sender: use cli, api, cron, subagent (optionally `:ID` or `:*`)"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[[agents.main.elevated.commands]]\npath = \"git\"\n"),
          "clawdia.toml:10: agents.main.elevated.commands[0].path: must be an absolute path to a binary, without `.` or `..` (e.g. \"/usr/bin/git\")"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[[agents.main.elevated.commands]]\npath = \"/usr/bin/git\"\nargs = [\"**\", \"push\"]\n"),
