@@ -4,7 +4,7 @@
 //! sequentially with the same client); the turn latency when the provider answers 429
 //! (Retry-After 0) twice before the 200, i.e. what the gateway's retries cost the user (target
 //! 50 ms or less); turns/s with 10 and 100 concurrent clients; peak RSS; and the bytes of the
-//! model request for the user message "hi" with the default workspace.
+//! model request for the user message "ping" with the default workspace.
 //!
 //! `--retries-only` launches the gateway once and measures only the plain and the retried turn.
 
@@ -18,7 +18,7 @@ use clawdia_test_support::{MockLlm, MockOptions, Reply};
 
 use crate::loadgen;
 
-const CHAT_BODY: &str = r#"{"model":"main","messages":[{"role":"user","content":"hi"}]}"#;
+const CHAT_BODY: &str = r#"{"model":"main","messages":[{"role":"user","content":"ping"}]}"#;
 
 pub(crate) struct Gateway(pub(crate) Child);
 
@@ -217,13 +217,14 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let home = dir.path();
 
-    // The "hi" request, recorded by a mock that keeps requests.
+    // The "ping" request, recorded by a mock that keeps requests.
     let recording = MockLlm::start().await;
     make_home(binary, home, &recording)?;
     let (gateway, addr, _) = launch(binary, home).await?;
     let token = std::fs::read_to_string(home.join("secrets/gateway-token"))?.trim().to_string();
     loadgen::sequential(addr, "/v1/chat/completions", Some(&token), CHAT_BODY, 1).await?;
-    let hi_bytes = recording.requests().first().map(|r| r.body_bytes).context("no model request recorded")?;
+    let ping_bytes =
+        recording.requests().first().map(|r| r.body_bytes).context("no model request recorded")?;
     drop(gateway);
 
     // Everything else against an instant, non-recording mock.
@@ -313,7 +314,7 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
         );
     }
     println!("  peak RSS (VmHWM):         {:.1} MB", peak_rss as f64 / 1024.0);
-    println!("  model request for \"hi\":   {hi_bytes} bytes");
+    println!("  model request for \"ping\": {ping_bytes} bytes");
     Ok(())
 }
 

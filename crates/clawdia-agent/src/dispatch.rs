@@ -14,7 +14,7 @@ use futures_util::future::join_all;
 use crate::gate::Decision;
 use crate::metrics::Metrics;
 use crate::turn::Scope;
-use crate::{Agent, Agents, trust};
+use crate::{Agent, Agents, ondemand, trust};
 
 /// The longest any single tool call may run before it is abandoned.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -115,6 +115,18 @@ async fn run(
 ) -> Ran {
     let name = agent.spec.name.as_str();
     let session_id = scope.session_id;
+    if call.name == ondemand::TOOL_SEARCH && !agent.tools.contains_key(&call.name) {
+        let candidates = ondemand::candidates(agent, scope.gate, scope.extra);
+        if !candidates.is_empty() {
+            // Reveals only what the gate offers: it grants nothing, so it needs no decision.
+            let query = serde_json::from_str::<serde_json::Value>(&call.arguments)
+                .ok()
+                .and_then(|value| value["query"].as_str().map(String::from))
+                .unwrap_or_default();
+            let found = ondemand::search(&candidates, &query);
+            return Ran::Done(Ok(ondemand::answer(&found, &candidates, &query)));
+        }
+    }
     let (tool, from_source) = match find_tool(agents, agent, scope, call).await {
         Ok(found) => found,
         Err(error) => return Ran::Done(Err(error)),

@@ -94,4 +94,10 @@ impl Gate<'_> {
     pub fn offers(&self, name: &str, group: &str, from_source: bool) -> bool {
         !matches!(self.decide(name, group, from_source), Decision::Deny(_))
     }
+
+    /// Whether the turn's `tools_allow` names this tool itself (not only its group): such a tool
+    /// is offered directly even when it is an on-demand one.
+    pub fn names_explicitly(&self, name: &str) -> bool {
+        self.narrowing.tools_allow.as_ref().is_some_and(|list| list.iter().any(|entry| entry == name))
+    }
 }

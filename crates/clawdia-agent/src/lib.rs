@@ -10,6 +10,7 @@ mod approvals;
 mod dispatch;
 pub mod gate;
 pub mod metrics;
+mod ondemand;
 pub mod policy;
 pub mod prompt;
 pub mod subagents;

@@ -1182,3 +1182,4 @@ async fn a_message_not_from_the_owner_reaches_the_model_inside_trust_markers() {
     assert!(!users[1].contains("<<<untrusted"), "{}", users[1]);
     assert!(users[1].contains("is it raining?"));
 }
+mod ondemand;

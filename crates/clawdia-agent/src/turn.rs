@@ -18,7 +18,7 @@ use futures_util::future::join_all;
 
 use crate::gate::{Gate, Narrowing};
 use crate::metrics::Metrics;
-use crate::{Agent, Agents, dispatch, now_ms, prompt, trust};
+use crate::{Agent, Agents, dispatch, now_ms, ondemand, prompt, trust};
 
 /// An identical tool call (same name and arguments) this many times in one turn ends the turn.
 const MAX_IDENTICAL_CALLS: u32 = 3;
@@ -107,8 +107,12 @@ pub(crate) async fn run(
     // first turn that can use it.
     let (extra, _) =
         dispatch::source_tools(agents, agent, session_id, narrowing.tools_allow.as_deref()).await;
+    let on_demand = ondemand::candidates(agent, &gate, &extra);
     let offered = offered_tools(agent, &gate, &extra);
-    agents.hub.turn_started(session_id, offered.iter().map(|spec| spec.name.clone()).collect());
+    let allowed = offered.iter().map(|spec| spec.name.clone());
+    agents
+        .hub
+        .turn_started(session_id, allowed.chain(on_demand.iter().map(|t| t.spec().name.clone())).collect());
     let _offered_guard = OfferedGuard { hub: &agents.hub, session: session_id };
     let (mut transcript, mut pending) = seed_transcript(stored.messages, &request, &boundary);
     let scope = Scope {
@@ -137,7 +141,7 @@ pub(crate) async fn run(
             model: String::new(),
             system: system.clone(),
             messages: transcript.clone(),
-            tools: offered.clone(),
+            tools: with_loaded(&offered, &on_demand, &transcript),
             max_tokens: request.options.max_tokens.unwrap_or(agent.spec.max_tokens),
             temperature: request.options.temperature.or(agent.spec.temperature),
             stop: request.options.stop.clone(),
@@ -297,8 +301,27 @@ fn plan(
     (system, narrowing, write_globs)
 }
 
-/// Step 3: the tools the model is offered — the built-in and run-time tools the gate does not
-/// deny, sorted by name.
+/// The tools of one model call: the turn's offered tools, the on-demand tools the session has
+/// loaded, and `tool_search` while some are left to load; sorted by name.
+fn with_loaded(
+    offered: &[clawdia_core::ToolSpec],
+    on_demand: &[&std::sync::Arc<dyn clawdia_core::Tool>],
+    transcript: &[Message],
+) -> Vec<clawdia_core::ToolSpec> {
+    let loaded = ondemand::loaded(transcript, on_demand);
+    let (now, waiting): (Vec<&std::sync::Arc<dyn clawdia_core::Tool>>, Vec<_>) =
+        on_demand.iter().copied().partition(|tool| loaded.contains(&tool.spec().name));
+    let mut tools: Vec<clawdia_core::ToolSpec> = offered.to_vec();
+    tools.extend(now.iter().map(|tool| tool.spec().clone()));
+    if !waiting.is_empty() {
+        tools.push(ondemand::spec(&waiting));
+    }
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    tools
+}
+
+/// Step 3: the tools the model is offered every call — the built-in and run-time tools the gate
+/// does not deny, but for on-demand ones (see `ondemand`) — sorted by name.
 fn offered_tools(
     agent: &Agent,
     gate: &Gate<'_>,
@@ -309,6 +332,7 @@ fn offered_tools(
         .values()
         .filter(|tool| gate.offers(&tool.spec().name, tool.group(), false))
         .chain(extra.values().filter(|tool| gate.offers(&tool.spec().name, tool.group(), true)))
+        .filter(|tool| !tool.on_demand() || gate.names_explicitly(&tool.spec().name))
         .map(|tool| tool.spec().clone())
         .collect();
     offered.sort_by(|a, b| a.name.cmp(&b.name));

@@ -69,6 +69,11 @@ impl Tool for BrainTool {
         "brain"
     }
 
+    /// Reading the brain is common; writing pages, facts, takes and the timeline is not.
+    fn on_demand(&self) -> bool {
+        !matches!(self.op, "query" | "get_page")
+    }
+
     async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError> {
         let op =
             if self.op == "timeline" && arguments.get("text").is_some() { "add_timeline" } else { self.op };

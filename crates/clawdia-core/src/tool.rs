@@ -110,6 +110,11 @@ pub trait Tool: Send + Sync {
     fn spec(&self) -> &ToolSpec;
     /// The policy group this tool belongs to (`fs`, `web`, `exec`, `brain`, `mcp:<server>`, ...).
     fn group(&self) -> &str;
+    /// A rarely used tool: instead of sending its schema with every model call, the agent loop
+    /// names it in `tool_search`, and offers it from the call after the model asks for it.
+    fn on_demand(&self) -> bool {
+        false
+    }
     /// Runs the tool. `arguments` is already-parsed JSON (an object for well-formed calls).
     async fn call(&self, context: &ToolContext, arguments: serde_json::Value) -> Result<String, ToolError>;
 }

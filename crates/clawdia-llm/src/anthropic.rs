@@ -49,7 +49,7 @@ impl ModelClient for AnthropicClient {
         } else {
             let body = self.endpoint.read_body(response).await?;
             let reply: WireResponse = self.endpoint.parse_body(&body)?;
-            Ok(reply.into_response())
+            Ok(crate::http::whole_reply_as_delta(request, reply.into_response(), sink))
         }
     }
 }

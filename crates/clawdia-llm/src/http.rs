@@ -270,6 +270,23 @@ impl<'a> SseReader<'a> {
 
 /// Whether the response is a JSON document rather than an event stream: some servers answer a
 /// streaming request with one plain JSON reply, which is then read as such.
+/// A server that answered a streaming request with one whole JSON reply (some OpenAI-compatible
+/// servers ignore `stream`): the caller still gets the text as it would from a stream, in one
+/// delta, so whoever shows the reply as it arrives shows it.
+pub(crate) fn whole_reply_as_delta(
+    request: &clawdia_core::ChatRequest,
+    response: clawdia_core::ChatResponse,
+    sink: &dyn clawdia_core::DeltaSink,
+) -> clawdia_core::ChatResponse {
+    if request.stream
+        && let clawdia_core::Message::Assistant { text, .. } = &response.message
+        && !text.is_empty()
+    {
+        sink.delta(clawdia_core::ModelDelta::Text(text.clone()));
+    }
+    response
+}
+
 pub(crate) fn is_json(response: &reqwest::Response) -> bool {
     response
         .headers()

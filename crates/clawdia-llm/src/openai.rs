@@ -51,9 +51,10 @@ impl ModelClient for OpenAiClient {
         } else {
             let body = self.endpoint.read_body(response).await?;
             let reply: WireResponse = self.endpoint.parse_body(&body)?;
-            reply
+            let response = reply
                 .into_response()
-                .map_err(|detail| ModelError::Malformed(format!("{}: {detail}", self.endpoint.name())))
+                .map_err(|detail| ModelError::Malformed(format!("{}: {detail}", self.endpoint.name())))?;
+            Ok(crate::http::whole_reply_as_delta(request, response, sink))
         }
     }
 }

@@ -72,6 +72,10 @@ impl Tool for CronTool {
         "cron"
     }
 
+    fn on_demand(&self) -> bool {
+        true
+    }
+
     async fn call(&self, tool: &ToolContext, arguments: Value) -> Result<String, ToolError> {
         let db = &self.db;
         match text(&arguments, "action") {

@@ -307,3 +307,30 @@ async fn a_json_answer_to_a_streaming_request_is_read_as_json() {
         assert_eq!((response.usage.input_tokens, response.usage.output_tokens), (2, 3), "{wire:?}");
     }
 }
+
+#[tokio::test]
+async fn a_whole_json_reply_to_a_stream_request_still_reaches_the_sink() {
+    // Some OpenAI-compatible servers ignore `stream` and answer with one JSON completion.
+    let mock = MockLlm::start().await;
+    let bodies = [
+        (
+            Wire::Anthropic,
+            r#"{"id":"m1","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"whole reply"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#,
+        ),
+        (
+            Wire::OpenAi,
+            r#"{"id":"c1","object":"chat.completion","created":0,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"whole reply"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#,
+        ),
+    ];
+    for (wire, body) in bodies {
+        for stream in [true, false] {
+            mock.push(Reply::status(200).body(body));
+            let sink = Recorder::default();
+            let response = client(&mock, wire).complete(&request(stream), &sink).await.unwrap();
+            assert_eq!(response.message, Message::assistant("whole reply"), "{wire:?}");
+            // Streaming callers see the text as one delta; non-streaming ones get none.
+            let expected = if stream { "whole reply" } else { "" };
+            assert_eq!(sink.text(), expected, "{wire:?} stream={stream}");
+        }
+    }
+}
