@@ -61,11 +61,26 @@ struct Agent {
     spec: AgentSpec,
     /// Every tool registered for the agent, allowed or not (dispatch tells the two apart).
     tools: HashMap<String, Arc<dyn Tool>>,
-    /// Specs of the allowed tools, as sent to the model, sorted by name.
-    allowed_specs: Vec<clawdia_core::ToolSpec>,
     /// Run-time tool sources granted to this agent (MCP servers), asked at each turn's start.
     sources: Vec<Arc<dyn ToolSource>>,
     prompt: prompt::PromptCache,
+}
+
+impl Agent {
+    /// The built-in tools the gate offers an ordinary turn of this agent (the owner at the
+    /// CLI, no narrowing), on-demand ones included, sorted by name.
+    fn offered_specs(&self) -> Vec<clawdia_core::ToolSpec> {
+        let narrowing = gate::Narrowing::default();
+        let gate = gate::Gate { agent: self, narrowing: &narrowing, origin: clawdia_core::TurnOrigin::Cli };
+        let mut specs: Vec<_> = self
+            .tools
+            .values()
+            .filter(|tool| gate.offers(&tool.spec().name, tool.group(), false))
+            .map(|tool| tool.spec().clone())
+            .collect();
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        specs
+    }
 }
 
 /// The agents of one gateway and the services they share.
@@ -149,16 +164,10 @@ impl Agents {
 
     /// Registers an agent with the tools it could use; its policy decides which it may.
     pub fn add(&mut self, spec: AgentSpec, tools: Vec<Arc<dyn Tool>>) {
-        let mut allowed_specs: Vec<_> = tools
-            .iter()
-            .filter(|t| spec.policy.allows(&t.spec().name, t.group()))
-            .map(|t| t.spec().clone())
-            .collect();
-        allowed_specs.sort_by(|a, b| a.name.cmp(&b.name));
         let tools = tools.into_iter().map(|t| (t.spec().name.clone(), t)).collect();
         self.agents.insert(
             spec.name.clone(),
-            Agent { spec, tools, allowed_specs, sources: Vec::new(), prompt: prompt::PromptCache::default() },
+            Agent { spec, tools, sources: Vec::new(), prompt: prompt::PromptCache::default() },
         );
     }
 
@@ -189,7 +198,7 @@ impl Agents {
     /// `doctor`). Tools from a `ToolSource` (MCP servers) are listed at each turn's start and are
     /// not included.
     pub fn tool_specs(&self, agent: &str) -> Option<Vec<clawdia_core::ToolSpec>> {
-        Some(self.agents.get(agent)?.allowed_specs.clone())
+        Some(self.agents.get(agent)?.offered_specs())
     }
 
     /// Locks session `id` for one turn; the map entry goes away with the last holder.
@@ -217,7 +226,7 @@ impl Gateway for Agents {
                 name: a.spec.name.clone(),
                 model: a.spec.chain[0].clone(),
                 fallbacks: a.spec.chain[1..].to_vec(),
-                tools: a.allowed_specs.iter().map(|s| s.name.clone()).collect(),
+                tools: a.offered_specs().into_iter().map(|s| s.name).collect(),
             })
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));

@@ -118,7 +118,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
         tools.extend(exec_tool(&config, agent));
         tools.extend(host_exec_tool(agent, store.clone()));
-        tools.extend(sched::cron_tool(agent, &cron, store.clone()));
+        tools.push(sched::cron_tool(&cron, store.clone()));
         tools.extend(agents.subagent_tools());
         agents.add(agent_spec(agent), tools);
     }
@@ -161,18 +161,10 @@ fn agent_tools(agent: &clawdia_config::AgentConfig) -> Vec<Arc<dyn Tool>> {
     tools
 }
 
-/// `exec` for an agent whose policy allows it: commands run in the agent's sandbox with the
-/// home's `secrets/` and `state/` and the other agents' workspaces hidden. The sandbox helper
-/// is this very binary (its `main` calls `sandbox::init_main_if_requested` first).
+/// `exec`: commands run in the agent's sandbox with the home's `secrets/` and `state/` and the
+/// other agents' workspaces hidden; the agent's gate decides whether it is offered. The sandbox
+/// helper is this very binary (its `main` calls `sandbox::init_main_if_requested` first).
 fn exec_tool(config: &Config, agent: &clawdia_config::AgentConfig) -> Option<Arc<dyn Tool>> {
-    let policy = ToolPolicy {
-        allow: agent.tools.allow.clone(),
-        deny: agent.tools.deny.clone(),
-        ask: agent.tools.ask.clone(),
-    };
-    if !policy.allows("exec", "exec") {
-        return None;
-    }
     let mut hidden = vec![config.home.join("secrets"), state_dir(&config.home)];
     hidden.extend(
         config

@@ -20,20 +20,10 @@ pub fn open_cron(config: &Config) -> Result<Arc<CronDb>, RuntimeError> {
     clawdia_sched::open(config).map_err(|e| RuntimeError::Cron(e.to_string()))
 }
 
-/// The `cron` tool, for an agent whose policy allows it (it is not allowed by default).
-pub fn cron_tool(
-    agent: &clawdia_config::AgentConfig,
-    cron: &Arc<CronDb>,
-    audit: Arc<dyn AuditSink>,
-) -> Option<Arc<dyn Tool>> {
-    let policy = clawdia_agent::ToolPolicy {
-        allow: agent.tools.allow.clone(),
-        deny: agent.tools.deny.clone(),
-        ask: agent.tools.ask.clone(),
-    };
-    policy
-        .allows("cron", "cron")
-        .then(|| Arc::new(clawdia_sched::CronTool::new(cron.clone(), audit)) as Arc<dyn Tool>)
+/// The `cron` tool; the agent's gate decides whether it is offered (it is not allowed by
+/// default).
+pub fn cron_tool(cron: &Arc<CronDb>, audit: Arc<dyn AuditSink>) -> Arc<dyn Tool> {
+    Arc::new(clawdia_sched::CronTool::new(cron.clone(), audit))
 }
 
 /// The audit log, the session databases and the brain, for the maintenance templates; the

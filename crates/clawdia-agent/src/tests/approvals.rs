@@ -217,13 +217,11 @@ async fn approval_runs_the_stored_call_once_and_the_agent_continues() {
     let turn = decided.turn.unwrap().unwrap();
     assert_eq!(turn.text, "The root holds bin and etc.");
     // The continuation told the model what ran, its result inside trust markers.
-    let requests = a.h.models.requests.lock().unwrap();
-    let told = last_user_text(&requests[1]);
+    let told = last_user_text(&a.h.models.requests.lock().unwrap()[1]);
     assert!(
         told.contains("approved your `run` call") && told.contains("ran {") && told.contains("<<<untrusted"),
         "{told}"
     );
-    drop(requests);
     // Decided once: neither a replay nor a late deny applies, and nothing runs again.
     for again in [decision, Decision { approve: false, note: None }] {
         let error = a.h.agents.decide(&id, again, &events).await.unwrap_err();
