@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate reads only the config file and secret files. It knows no
 //! provider client, server or tool; those crates receive the validated types.
 
+mod alerts;
 mod cron;
 mod dream;
 mod egress;
@@ -26,6 +27,7 @@ use clawdia_core::{ModelRef, Usage};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use alerts::{AlertRoute, AlertsConfig, HookConfig, OwnerConfig, WebhookConfig, WebhookFormat};
 pub use dream::DreamConfig;
 pub use error::ConfigError;
 pub use mcp::{McpConfig, McpEnv, McpServerConfig};
@@ -68,6 +70,10 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Every secret reference that carries `rotated_at` and `rotate_every_days`.
     pub secret_rotation: Vec<SecretRotation>,
+    /// `[owner]`: who approvals and alerts are for.
+    pub owner: OwnerConfig,
+    /// `[alerts]`: which events reach the owner, and the routes they take.
+    pub alerts: AlertsConfig,
 }
 
 /// A secret with a rotation schedule.

@@ -110,6 +110,13 @@ pub(crate) struct RawConfig {
     /// MCP servers whose tools agents may use (started on first use, sandboxed).
     #[serde(default)]
     pub mcp: crate::mcp::RawMcp,
+    /// The owner: who approvals and alerts are for, and how to reach them on each channel.
+    #[serde(default)]
+    pub owner: crate::alerts::RawOwner,
+    /// Alerts for the owner: which events, and the routes they take (`state/outbox.db` queues
+    /// them; delivery is retried until each route accepts).
+    #[serde(default)]
+    pub alerts: crate::alerts::RawAlerts,
 }
 
 /// The scheduler (`state/cron.db`). Jobs defined here and jobs added with `clawdia cron add`

@@ -123,8 +123,22 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
     let brain = brain(&context, raw.brain, &agents, &providers)?;
     let cron = crate::cron::validate(&context, raw.cron, &agents)?;
     let mcp = crate::mcp::validate(&context, raw.mcp, &agents)?;
+    let owner = crate::alerts::owner(&context, raw.owner)?;
+    let alerts = crate::alerts::alerts(&context, raw.alerts)?;
     let secret_rotation = context.rotation.take();
-    Ok(Config { home: home.clone(), gateway, providers, agents, prices, brain, cron, mcp, secret_rotation })
+    Ok(Config {
+        home: home.clone(),
+        gateway,
+        providers,
+        agents,
+        prices,
+        brain,
+        cron,
+        mcp,
+        secret_rotation,
+        owner,
+        alerts,
+    })
 }
 
 fn brain(

@@ -10,6 +10,7 @@ use clawdia_config::{ConfigError, ProviderKind, SecretRef, parse};
 use clawdia_core::{ModelRef, Usage};
 use proptest::prelude::*;
 
+mod alerts;
 mod mcp;
 
 /// The minimal file from INTERFACES.md, verbatim.
@@ -208,7 +209,7 @@ fn bad_configs_name_line_and_key() {
         ("[gateway]\nport = 70000\n".into(),
          "clawdia.toml:2: gateway.port: invalid value: integer `70000`, expected u16"),
         ("colour = \"blue\"\n".into(),
-         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`, `cron`, `mcp`"),
+         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`, `cron`, `mcp`, `owner`, `alerts`"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.tools]\nallow = [\"fs\"]\nalow = [\"web\"]\n"),
          "clawdia.toml:11: agents.main.tools.alow: unknown key `alow`, expected one of `allow`, `deny`, `write`"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\nbudget = {{ daily_usd = -1.0 }}\n"),
