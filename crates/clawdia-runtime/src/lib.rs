@@ -413,7 +413,7 @@ pub async fn serve(
     let metrics = runtime.agents.metrics();
     let state = clawdia_server::ServerState::new(
         runtime.agents.clone(),
-        runtime.store.clone(),
+        runtime.audit.clone(),
         token,
         Arc::new(move || metrics.render()),
         server_limits(&runtime.config.gateway, open_files_limit()),

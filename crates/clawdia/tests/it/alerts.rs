@@ -1,7 +1,8 @@
 //! Alerts for the owner end to end through the real binary: a cron job failing inside
 //! `clawdia up` with `failure_alert = 1` reaches the hook (the alert JSON on its stdin) and
 //! `logs/alerts.log`; an alert a CLI command raises while no gateway runs waits in the outbox
-//! and goes out when one starts; a route this build lacks is a one-line config error.
+//! and goes out when one starts; an audit event at or above `min_severity` (an HTTP auth failure)
+//! becomes an alert; a route this build lacks is a one-line config error.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -125,4 +126,29 @@ fn a_route_this_build_lacks_is_a_one_line_config_error() {
         .replace("\"log\", \"telegram\"", "\"log\"");
     std::fs::write(home.path().join("clawdia.toml"), fixed).unwrap();
     assert!(home.run(&["cron", "list"]).status.success());
+}
+
+#[test]
+fn audit_events_at_or_above_min_severity_reach_the_owner() {
+    // auth_failure is a WARNING (7): an alert only because min_severity is lowered to 7.
+    let home = Home::with_agent_extra("[alerts]\nmin_severity = 7\n");
+    let log = home.path().join("logs/alerts.log");
+    let gateway = home.up();
+    // Positive control: an authenticated request raises nothing.
+    let (status, _) = http(gateway.addr, "GET", "/v1/models", Some(&home.token()), "");
+    assert_eq!(status, 200);
+    let (status, _) = http(gateway.addr, "GET", "/v1/models", Some("not-the-token"), "");
+    assert_eq!(status, 401);
+    eventually("the auth failure alert", || !json_lines(&log).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(gateway.terminate().success());
+    let logged = json_lines(&log);
+    let kinds: Vec<&str> = logged.iter().filter_map(|line| line["kind"].as_str()).collect();
+    assert_eq!(kinds, ["auth_failure"], "{logged:?}");
+    assert_eq!(logged[0]["severity"], 7);
+    assert!(
+        logged[0]["title"].as_str().unwrap().starts_with("auth failure: wrong bearer token from 127.0.0.1"),
+        "{}",
+        logged[0]
+    );
 }
