@@ -367,3 +367,57 @@ async fn maintenance_reports_and_due_secrets_reach_the_owner_and_a_failed_task_a
     assert_eq!(alerts[3].kind, "job_failing");
     assert!(alerts[3].body.contains("not available here"), "{}", alerts[3].body);
 }
+
+/// Housekeeping whose dream cycle reports `report`, succeeding or not.
+struct Dreamer {
+    report: &'static str,
+    ok: bool,
+}
+
+#[async_trait::async_trait]
+impl clawdia_sched::Housekeeping for Dreamer {
+    fn high_severity_events(&self, _since_ms: i64) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+
+    async fn optimize_databases(&self) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+
+    async fn dream(&self) -> Result<clawdia_sched::TaskDone, clawdia_sched::TaskDone> {
+        let done = clawdia_sched::TaskDone { report: self.report.to_string(), tokens: 1200, cost_usd: 0.01 };
+        if self.ok { Ok(done) } else { Err(done) }
+    }
+}
+
+#[tokio::test]
+async fn a_dream_run_reports_to_the_owner_and_a_failed_one_alerts() {
+    use clawdia_sched::job::Task;
+    for (ok, expected) in [(true, "dream_report"), (false, "job_failing")] {
+        let home = tempfile::tempdir().unwrap();
+        let audit = Arc::new(Audit::default());
+        let plain = context(home.path(), None, audit.clone());
+        let context = Arc::new(clawdia_sched::Context {
+            db: plain.db.clone(),
+            audit: audit.clone(),
+            notifier: audit.clone(),
+            gateway: None,
+            housekeeping: Some(Arc::new(Dreamer { report: "Dream run 7: 3 slices scored, 1 distilled", ok })),
+            settings: plain.settings.clone(),
+            holder: clawdia_sched::Holder::me(),
+        });
+        let mut dream = job("brain.dream", Action::Maintenance { task: Task::Dream });
+        dream.failure_alert = Some(1);
+        run_job(&context, &dream, Trigger::Manual, None).await;
+        let alerts = audit.alerts();
+        let kinds: Vec<&str> = alerts.iter().map(|a| a.kind.as_str()).collect();
+        assert_eq!(kinds, [expected], "ok = {ok}");
+        assert!(alerts[0].body.contains("3 slices scored, 1 distilled"), "{}", alerts[0].body);
+        if ok {
+            assert_eq!(
+                (alerts[0].title.as_str(), alerts[0].severity),
+                ("Dream cycle report", Severity::INFO)
+            );
+        }
+    }
+}
