@@ -116,8 +116,9 @@ pub fn append_log(home: &Path, queued: &Queued) -> Result<(), String> {
     file.write_all(line.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// `hook`: runs the command on the host (no shell) in the home with the alert JSON on stdin;
-/// exit 0 within `timeout` is delivery.
+/// `hook`: runs the command on the host (no shell) in the home with the alert JSON on stdin and
+/// a clean environment (`PATH`, `HOME` = the home, `LANG`, `CLAWDIA_ALERT_ID`,
+/// `CLAWDIA_ALERT_KIND`); exit 0 within `timeout` is delivery.
 pub async fn run_hook(
     home: &Path,
     hook: &HookConfig,
@@ -128,7 +129,6 @@ pub async fn run_hook(
     policy.timeout = timeout;
     policy.kill_grace = Duration::from_secs(2);
     policy.output_cap = 4096;
-    policy.env.push(("HOME".into(), home.display().to_string()));
     policy.env.push(("CLAWDIA_ALERT_ID".into(), queued.id.clone()));
     policy.env.push(("CLAWDIA_ALERT_KIND".into(), queued.alert.kind.clone()));
     let mut input = json_line(queued);
