@@ -137,6 +137,10 @@ impl Outbox {
             .map(|hex| format!("alert-{hex}"))
             .map_err(|e| OutboxError::Setup(e.to_string()))?;
         let routes: Vec<&str> = self.settings.routes.iter().map(|route| route.name()).collect();
+        if routes.is_empty() {
+            // `routes = []`: alerts are off; nothing to keep.
+            return Ok(id);
+        }
         self.queue.push(&id, clawdia_core::time::now_ms(), alert, &routes)?;
         for waker in &self.wakers {
             waker.notify_one();
