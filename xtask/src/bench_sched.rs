@@ -135,6 +135,7 @@ async fn jitter(jobs: usize, seconds: u64) -> anyhow::Result<()> {
     let context = Arc::new(Context {
         db: db.clone(),
         audit: Arc::new(NoAudit),
+        notifier: Arc::new(clawdia_core::NoNotifier),
         gateway: Some(Arc::new(Instant0)),
         housekeeping: None,
         settings: settings(home.path()),

@@ -68,6 +68,7 @@ fn crate_dependency_rules_hold() {
         "clawdia-sched",
         "clawdia-skills",
         "clawdia-mcp",
+        "clawdia-outbox",
     ];
     let mut seen = 0;
     for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {

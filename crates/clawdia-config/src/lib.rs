@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate reads only the config file and secret files. It knows no
 //! provider client, server or tool; those crates receive the validated types.
 
+mod alerts;
 mod broker;
 mod cron;
 mod dream;
@@ -27,6 +28,7 @@ use clawdia_core::{ModelRef, Usage};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use alerts::{AlertRoute, AlertsConfig, HookConfig, OwnerConfig, WebhookConfig, WebhookFormat};
 pub use broker::BrokerConfig;
 pub use dream::DreamConfig;
 pub use error::ConfigError;
@@ -72,6 +74,10 @@ pub struct Config {
     pub secret_rotation: Vec<SecretRotation>,
     /// `[broker]`: requests awaiting the owner.
     pub broker: BrokerConfig,
+    /// `[owner]`: who approvals and alerts are for.
+    pub owner: OwnerConfig,
+    /// `[alerts]`: which events reach the owner, and the routes they take.
+    pub alerts: AlertsConfig,
 }
 
 /// A secret with a rotation schedule.

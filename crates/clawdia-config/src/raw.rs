@@ -113,6 +113,13 @@ pub(crate) struct RawConfig {
     /// Requests awaiting the owner: the tool gate's approval requests.
     #[serde(default)]
     pub broker: crate::broker::RawBroker,
+    /// The owner: who approvals and alerts are for, and how to reach them on each channel.
+    #[serde(default)]
+    pub owner: crate::alerts::RawOwner,
+    /// Alerts for the owner: which events, and the routes they take (`state/outbox.db` queues
+    /// them; delivery is retried until each route accepts).
+    #[serde(default)]
+    pub alerts: crate::alerts::RawAlerts,
 }
 
 /// The scheduler (`state/cron.db`). Jobs defined here and jobs added with `clawdia cron add`

@@ -124,6 +124,8 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
     let cron = crate::cron::validate(&context, raw.cron, &agents)?;
     let mcp = crate::mcp::validate(&context, raw.mcp, &agents)?;
     let broker = crate::broker::validate(&context, raw.broker)?;
+    let owner = crate::alerts::owner(&context, raw.owner)?;
+    let alerts = crate::alerts::alerts(&context, raw.alerts)?;
     let secret_rotation = context.rotation.take();
     Ok(Config {
         home: home.clone(),
@@ -136,6 +138,8 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
         mcp,
         secret_rotation,
         broker,
+        owner,
+        alerts,
     })
 }
 

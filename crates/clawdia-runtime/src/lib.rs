@@ -10,6 +10,7 @@ pub mod knowledge;
 pub mod local_fallback;
 pub mod mcp;
 pub mod offline;
+pub mod outbox;
 pub mod remote;
 pub mod sched;
 
@@ -22,8 +23,8 @@ use async_trait::async_trait;
 use clawdia_agent::{AgentSpec, Agents, Budget, Pricer, PromptLimits, ToolPolicy};
 use clawdia_config::{Config, ProviderKind};
 use clawdia_core::{
-    AuditEvent, AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError, ModelRef, Severity,
-    Tool, Usage,
+    AuditEvent, AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError, ModelRef, Notifier,
+    Severity, Tool, Usage,
 };
 use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, RetryPolicy, Router};
 use clawdia_store::Store;
@@ -71,6 +72,13 @@ pub struct Runtime {
     pub models: Arc<dyn clawdia_core::Models>,
     /// Prices model calls from `[prices]`.
     pub pricer: Pricer,
+    /// Alerts for the owner (`state/outbox.db`, delivered by the running gateway).
+    pub notifier: Arc<dyn Notifier>,
+    /// The audit log as every component records into it: events at or above
+    /// `alerts.min_severity` also reach the owner.
+    pub audit: Arc<dyn AuditSink>,
+    /// The outbox behind `notifier`, for the delivery task.
+    outbox: Arc<clawdia_outbox::Outbox>,
 }
 
 /// The state folder of a home.
@@ -109,23 +117,41 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     let pricer: Pricer = Arc::new(move |model: &ModelRef, usage: &Usage| {
         prices.get(&model.to_string()).map(|p| p.cost(usage)).unwrap_or(0.0)
     });
-    let audit: Arc<dyn AuditSink> = store.clone();
+    let outbox = outbox::open(&config, store.clone())?;
+    let notifier: Arc<dyn Notifier> = outbox.clone();
+    let audit: Arc<dyn AuditSink> = Arc::new(outbox::AlertingAudit {
+        inner: store.clone(),
+        notifier: notifier.clone(),
+        min: Severity(config.alerts.min_severity),
+    });
     let brain = open_brain(&config)?;
     let cron = sched::open_cron(&config)?;
-    let mut agents = Agents::new(models.clone(), store.clone(), audit, pricer.clone());
+    let mut agents = Agents::new(models.clone(), store.clone(), audit.clone(), pricer.clone());
     for agent in config.agents.values() {
         let mut tools = agent_tools(agent);
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
         tools.extend(exec_tool(&config, agent));
-        tools.extend(host_exec_tool(agent, store.clone()));
-        tools.push(sched::cron_tool(&cron, store.clone()));
+        tools.extend(host_exec_tool(agent, audit.clone()));
+        tools.push(sched::cron_tool(&cron, audit.clone()));
         tools.extend(agents.subagent_tools());
         agents.add(agent_spec(agent), tools);
     }
     agents.set_approvals(approvals::open(&config)?, config.broker.ttl);
-    mcp::attach(&config, &mut agents, store.clone());
+    agents.set_notifier(notifier.clone());
+    mcp::attach(&config, &mut agents, audit.clone());
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
-    Ok(Runtime { config, store, agents: agents.shared(), brain, cron, models, pricer })
+    Ok(Runtime {
+        config,
+        store,
+        agents: agents.shared(),
+        brain,
+        cron,
+        models,
+        pricer,
+        notifier,
+        audit,
+        outbox,
+    })
 }
 
 fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
@@ -390,7 +416,7 @@ pub async fn serve(
     let metrics = runtime.agents.metrics();
     let state = clawdia_server::ServerState::new(
         runtime.agents.clone(),
-        runtime.store.clone(),
+        runtime.audit.clone(),
         token,
         Arc::new(move || metrics.render()),
         server_limits(&runtime.config.gateway, open_files_limit()),
@@ -404,11 +430,13 @@ pub async fn serve(
     let embedder = runtime.brain.spawn_embedder();
     let scheduler = sched::spawn_scheduler(runtime);
     let sweeper = approvals::spawn_sweeper(runtime);
+    let outbox = outbox::spawn(runtime);
     tracing::info!(%addr, "clawdia gateway listening");
     let result = clawdia_server::serve(listener, state, shutdown).await;
     if let Some(scheduler) = scheduler {
         scheduler.stop().await;
     }
+    outbox.stop().await;
     if let Some(embedder) = embedder {
         embedder.abort();
     }

@@ -97,7 +97,8 @@ pub fn context(runtime: &Runtime) -> Arc<Context> {
     let helper = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("clawdia"));
     Arc::new(Context {
         db: runtime.cron.clone(),
-        audit: runtime.store.clone(),
+        audit: runtime.audit.clone(),
+        notifier: runtime.notifier.clone(),
         gateway: Some(runtime.agents.clone() as Arc<dyn Gateway>),
         housekeeping: Some(Arc::new(Housekeeper {
             store: runtime.store.clone(),

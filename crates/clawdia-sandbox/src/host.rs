@@ -12,10 +12,24 @@ use crate::{Outcome, Policy, SandboxError, supervise};
 /// Runs `program` with `args` on the host in `policy.workspace`, with `policy.environment()`
 /// only, and calls `on_output` with output as it arrives (stdout and stderr merged, capped).
 /// `policy.network`, `hidden` and `workspace_writable` do not apply: this is not a sandbox.
+/// Its stdin is empty (`/dev/null`).
 pub async fn run_host(
     program: &Path,
     args: &[String],
     policy: &Policy,
+    on_output: impl FnMut(&[u8]),
+) -> Result<Outcome, SandboxError> {
+    run_host_with_input(program, args, policy, None, on_output).await
+}
+
+/// [`run_host`], with `input` (when given) written to the program's stdin, which is then closed:
+/// a notification hook reads its alert there. A program that exits without reading it all is
+/// not an error of the run.
+pub async fn run_host_with_input(
+    program: &Path,
+    args: &[String],
+    policy: &Policy,
+    input: Option<&[u8]>,
     on_output: impl FnMut(&[u8]),
 ) -> Result<Outcome, SandboxError> {
     if !program.is_absolute() {
@@ -54,7 +68,7 @@ pub async fn run_host(
         });
     }
     let what = program.display().to_string();
-    Ok(supervise(command, policy, &what, on_output).await?.outcome())
+    Ok(supervise(command, policy, &what, input, on_output).await?.outcome())
 }
 
 #[cfg(test)]
@@ -119,6 +133,35 @@ mod tests {
             .filter(|cmdline| cmdline == b"sleep\x0031.4159\x00")
             .collect();
         assert!(survivors.is_empty(), "the backgrounded grandchild survived the timeout");
+    }
+
+    #[tokio::test]
+    async fn input_reaches_stdin_and_without_input_stdin_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = b"{\"kind\":\"job_failing\"}\nsecond line";
+        let outcome =
+            run_host_with_input(Path::new("/bin/cat"), &[], &policy(dir.path()), Some(input), |_| {})
+                .await
+                .unwrap();
+        assert_eq!(outcome.exit_code, Some(0));
+        assert_eq!(outcome.output.as_bytes(), input);
+        // Positive control of the boundary: the plain call still gives an empty stdin.
+        let empty = run_host(Path::new("/bin/cat"), &[], &policy(dir.path()), |_| {}).await.unwrap();
+        assert_eq!((empty.exit_code, empty.output.as_str()), (Some(0), ""));
+    }
+
+    #[tokio::test]
+    async fn a_program_that_ignores_a_large_input_still_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = vec![b'x'; 1 << 20];
+        let args = vec!["-c".to_string(), "echo ignored".to_string()];
+        let outcome =
+            run_host_with_input(Path::new("/bin/sh"), &args, &policy(dir.path()), Some(&input), |_| {})
+                .await
+                .unwrap();
+        assert_eq!(outcome.exit_code, Some(0));
+        assert!(!outcome.timed_out);
+        assert_eq!(outcome.output, "ignored\n");
     }
 
     #[tokio::test]

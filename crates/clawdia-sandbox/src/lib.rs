@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt as _;
 
 pub use egress::is_public;
-pub use host::run_host;
+pub use host::{run_host, run_host_with_input};
 pub use policy::{DEFAULT_PATH, Limits, Network, Policy};
 pub use process::{
     ProcessTree, become_child_subreaper, group_alive, kill_tree, pids_cgroup_hierarchy, spawn_orphan_reaper,
@@ -204,7 +204,7 @@ pub async fn run(
     let egress_fd = egress.as_ref().map(egress::Egress::child_fd);
     let Prepared { command, cgroup, status_read, status_write, sandboxed } =
         prepare(mechanism, policy, command.to_string(), extra_env, egress_fd)?;
-    let run = supervise(command, policy, mechanism.name(), on_output).await?;
+    let run = supervise(command, policy, mechanism.name(), None, on_output).await?;
     drop(status_write);
     drop(cgroup);
     if sandboxed {
@@ -379,17 +379,33 @@ pub(crate) async fn supervise(
     mut command: tokio::process::Command,
     policy: &Policy,
     what: &str,
+    input: Option<&[u8]>,
     mut on_output: impl FnMut(&[u8]),
 ) -> Result<Supervised, SandboxError> {
     let (output_read, output_write) =
         std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
     let stderr =
         output_write.try_clone().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
-    command.stdin(Stdio::null()).stdout(output_write).stderr(stderr);
+    let input_writer = match input {
+        None => {
+            command.stdin(Stdio::null());
+            None
+        }
+        Some(bytes) => {
+            let (read, write) =
+                std::io::pipe().map_err(|e| SandboxError::Spawn(format!("cannot create a pipe: {e}")))?;
+            command.stdin(read);
+            Some((write, bytes.to_vec()))
+        }
+    };
+    command.stdout(output_write).stderr(stderr);
     let started = Instant::now();
     let mut tree =
         ProcessTree::spawn(&mut command).map_err(|e| SandboxError::Spawn(format!("{what}: {e}")))?;
-    drop(command); // closes our copies of the pipes' write ends
+    drop(command); // closes our copies of the pipes' write ends (and stdin's read end)
+    // The input is written beside the supervision, then closed (end of file for the command); a
+    // command that exits or is killed without reading it ends the write (broken pipe).
+    let feeder = input_writer.map(|(write, bytes)| feed(write, bytes));
     let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(output_read))
         .map_err(|e| SandboxError::Spawn(format!("cannot read the output: {e}")))?;
     let mut output = CappedOutput::new(policy.output_cap);
@@ -434,7 +450,21 @@ pub(crate) async fn supervise(
     let _ = tokio::time::timeout(policy.kill_grace.max(Duration::from_millis(200)), drain).await;
     let duration = started.elapsed();
     drop(tree);
+    if let Some(feeder) = feeder {
+        feeder.abort();
+    }
     Ok(Supervised { status, output, timed_out, duration })
+}
+
+/// Writes `bytes` to a command's stdin pipe in a task of its own, then closes it.
+fn feed(write: std::io::PipeWriter, bytes: Vec<u8>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt as _;
+        let Ok(mut sender) = tokio::net::unix::pipe::Sender::from_owned_fd(OwnedFd::from(write)) else {
+            return;
+        };
+        let _ = sender.write_all(&bytes).await;
+    })
 }
 
 /// Turns the status pipe into an error when the command never started.

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clawdia_config::{Config, CronAction, CronSchedule, SecretRotation};
-use clawdia_core::{AuditSink, Gateway};
+use clawdia_core::{AuditSink, Gateway, Notifier};
 
 pub use db::{CronDb, Run, Status, StoredJob};
 pub use job::{Action, CatchUp, Heartbeat, Job, Source, Task};
@@ -98,10 +98,14 @@ impl Settings {
     }
 }
 
-/// What a run needs: the database, the audit log, the agents, and the settings.
+/// What a run needs: the database, the audit log, the owner's outbox, the agents, and the
+/// settings.
 pub struct Context {
     pub db: Arc<CronDb>,
     pub audit: Arc<dyn AuditSink>,
+    /// Where alerts for the owner go: failing jobs, heartbeat messages, maintenance and dream
+    /// reports, secrets due for rotation.
+    pub notifier: Arc<dyn Notifier>,
     /// Runs agent turns; `None` where no agents exist (agent jobs then fail with that reason).
     pub gateway: Option<Arc<dyn Gateway>>,
     pub housekeeping: Option<Arc<dyn Housekeeping>>,

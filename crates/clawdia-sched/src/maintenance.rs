@@ -189,6 +189,12 @@ async fn monthly_optimize(context: &Arc<Context>) -> Result<String, String> {
             clawdia_core::Severity::WARNING,
             format!("{} secret(s) due for rotation: {}", due.len(), due.join("; ")),
         ));
+        context.notifier.notify(clawdia_core::Alert::new(
+            "secret_rotation_due",
+            clawdia_core::Severity::WARNING,
+            format!("{} secret(s) due for rotation", due.len()),
+            due.join("\n"),
+        ));
     }
     if !healthy {
         return Err(report + "an integrity check failed");

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawdia_core::{AuditEvent, Severity, TurnOrigin, TurnRequest};
+use clawdia_core::{Alert, AuditEvent, Severity, TurnOrigin, TurnRequest};
 use clawdia_sandbox::{Limits, Mechanism, Network, Policy};
 
 use crate::db::{RunEnd, Status};
-use crate::job::{Action, Heartbeat, Job};
+use crate::job::{Action, Heartbeat, Job, Task};
 use crate::lock::{self, Busy};
 use crate::maintenance;
 use crate::process::{self, HostCommand};
@@ -158,14 +158,17 @@ async fn execute(context: &Arc<Context>, job: &Job, run_id: i64) -> RunEnd {
         }
         Action::Maintenance { task } => {
             match tokio::time::timeout(timeout, maintenance::run_task(context, *task)).await {
-                Ok(Ok(done)) => RunEnd {
-                    status: Status::Ok,
-                    exit_code: None,
-                    output_tail: process::tail_of(&done.report, OUTPUT_TAIL_BYTES),
-                    cost_usd: done.cost_usd,
-                    tokens: done.tokens,
-                    session: None,
-                },
+                Ok(Ok(done)) => {
+                    report_to_owner(context, *task, &done.report);
+                    RunEnd {
+                        status: Status::Ok,
+                        exit_code: None,
+                        output_tail: process::tail_of(&done.report, OUTPUT_TAIL_BYTES),
+                        cost_usd: done.cost_usd,
+                        tokens: done.tokens,
+                        session: None,
+                    }
+                }
                 Ok(Err(done)) => RunEnd {
                     cost_usd: done.cost_usd,
                     tokens: done.tokens,
@@ -329,12 +332,21 @@ async fn agent_turn(
                 if text.contains(&beat.ok_token) {
                     text = format!("(nothing to report: {})", beat.ok_token);
                 } else {
-                    // No channels yet: the owner sees the heartbeat's message in the audit log
-                    // (`clawdia status`) and the run history.
+                    // The message goes to the owner (the outbox's routes), and stays in the audit
+                    // log (`clawdia status`) and the run history.
                     context.audit.record(
                         AuditEvent::new("heartbeat_message", Severity::NOTICE, process::tail_of(&text, 1000))
                             .agent(agent)
                             .session(&outcome.session_id),
+                    );
+                    context.notifier.notify(
+                        Alert::new(
+                            "heartbeat",
+                            Severity::NOTICE,
+                            format!("Heartbeat: a message from agent `{agent}`"),
+                            text.trim(),
+                        )
+                        .agent(agent),
                     );
                 }
             }
@@ -397,7 +409,21 @@ pub fn within_hours(now_ms: i64, tz: &str, start: u16, end: u16) -> bool {
     if start <= end { (start..end).contains(&minute) } else { minute >= start || minute < end }
 }
 
-/// The failure alert: an audit event at high severity, and the owner's hook command if any.
+/// A finished maintenance task's report goes to the owner: they scheduled it, so it is sent
+/// whatever `alerts.min_severity` says (that threshold is for audit events).
+fn report_to_owner(context: &Context, task: Task, report: &str) {
+    let (kind, title) = match task {
+        Task::Dream => ("dream_report", "Dream cycle report".to_string()),
+        _ => (
+            "maintenance_report",
+            report.lines().next().map(str::trim).filter(|l| !l.is_empty()).unwrap_or(task.name()).to_string(),
+        ),
+    };
+    context.notifier.notify(Alert::new(kind, Severity::INFO, title, report.trim_end()));
+}
+
+/// The failure alert: an audit event at high severity, an alert for the owner, and the owner's
+/// hook command if any.
 async fn alert(context: &Arc<Context>, job: &Job, streak: u32, output: &str) {
     let detail = format!(
         "job `{}` failed {streak} times in a row; last output: {}",
@@ -405,6 +431,12 @@ async fn alert(context: &Arc<Context>, job: &Job, streak: u32, output: &str) {
         process::tail_of(output.trim(), 300).replace('\n', " ")
     );
     context.audit.record(AuditEvent::new("job_failing", Severity::HIGH, detail));
+    context.notifier.notify(Alert::new(
+        "job_failing",
+        Severity::HIGH,
+        format!("Job `{}` failed {streak} times in a row", job.name),
+        format!("Last output:\n{}", process::tail_of(output.trim(), 2000)),
+    ));
     let Some(hook) = context.settings.failure_hook.clone() else { return };
     let workspace = &context.settings.workspace;
     let _ = std::fs::create_dir_all(workspace);

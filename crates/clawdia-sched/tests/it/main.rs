@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clawdia_core::{
-    AgentInfo, AuditEvent, AuditSink, Gateway, TurnError, TurnEvent, TurnEvents, TurnOutcome, TurnRequest,
-    Usage,
+    AgentInfo, Alert, AuditEvent, AuditSink, Gateway, Notifier, TurnError, TurnEvent, TurnEvents,
+    TurnOutcome, TurnRequest, Usage,
 };
 use clawdia_sched::{Context, CronDb, Holder, Settings};
 
-/// Keeps every audit event.
+/// Keeps every audit event (`.0`) and every alert for the owner (`.1`).
 #[derive(Default)]
-pub struct Audit(pub Mutex<Vec<AuditEvent>>);
+pub struct Audit(pub Mutex<Vec<AuditEvent>>, pub Mutex<Vec<Alert>>);
 
 impl AuditSink for Audit {
     fn record(&self, event: AuditEvent) {
@@ -27,9 +27,19 @@ impl AuditSink for Audit {
     }
 }
 
+impl Notifier for Audit {
+    fn notify(&self, alert: Alert) {
+        self.1.lock().unwrap().push(alert);
+    }
+}
+
 impl Audit {
     pub fn kinds(&self) -> Vec<String> {
         self.0.lock().unwrap().iter().map(|e| e.kind.clone()).collect()
+    }
+
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.1.lock().unwrap().clone()
     }
 }
 
@@ -106,7 +116,8 @@ pub fn context_with(
     edit(&mut settings);
     Arc::new(Context {
         db: Arc::new(CronDb::open(&home.join("state")).unwrap()),
-        audit,
+        audit: audit.clone(),
+        notifier: audit,
         gateway: gateway.map(|g| g as Arc<dyn Gateway>),
         housekeeping: None,
         settings,

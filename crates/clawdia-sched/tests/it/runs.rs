@@ -94,6 +94,12 @@ async fn consecutive_failures_alert_at_high_severity_and_run_the_hook() {
             && alert.detail.contains("disk full")
     );
     assert_eq!(std::fs::read_to_string(&hook_out).unwrap().trim(), "flaky 2 disk full");
+    // The owner gets one alert for the streak (none for the first failure).
+    let alerts = audit.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!((alerts[0].kind.as_str(), alerts[0].severity), ("job_failing", Severity::HIGH));
+    assert_eq!(alerts[0].title, "Job `flaky` failed 2 times in a row");
+    assert!(alerts[0].body.contains("disk full"), "{}", alerts[0].body);
     // A success resets the streak.
     run_job(&context, &job("flaky", host("true")), Trigger::Manual, None).await;
     assert_eq!(context.db.job_streak("flaky").unwrap(), 0);
@@ -161,6 +167,7 @@ async fn the_heartbeat_stays_silent_on_its_token_and_speaks_otherwise() {
         run_job(&context, &heartbeat(None, None), Trigger::Schedule, Some(clawdia_sched::now_ms())).await;
     assert_eq!(report.status, Status::Ok);
     assert!(!audit.kinds().contains(&"heartbeat_message".to_string()), "HEARTBEAT_OK is not delivered");
+    assert!(audit.alerts().is_empty(), "HEARTBEAT_OK is no alert: {:?}", audit.alerts());
     let request = quiet.requests.lock().unwrap()[0].clone();
     assert!(
         request.context == clawdia_core::TurnContext::Heartbeat && request.session.as_deref() == Some("main")
@@ -174,6 +181,10 @@ async fn the_heartbeat_stays_silent_on_its_token_and_speaks_otherwise() {
     let events = audit.0.lock().unwrap().clone();
     let message = events.iter().find(|e| e.kind == "heartbeat_message").expect("delivered");
     assert!(message.detail.contains("moved to 4pm"));
+    let alerts = audit.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!((alerts[0].kind.as_str(), alerts[0].agent.as_deref()), ("heartbeat", Some("main")));
+    assert_eq!(alerts[0].body, "Your 3pm meeting moved to 4pm.");
 }
 
 #[tokio::test]
@@ -314,4 +325,99 @@ fn config_jobs_are_synced_and_protected() {
     assert_eq!(db.jobs().unwrap().len(), 1);
     db.remove_job("from-cli").unwrap();
     assert!(db.remove_job("from-cli").is_err());
+}
+
+#[tokio::test]
+async fn maintenance_reports_and_due_secrets_reach_the_owner_and_a_failed_task_alerts_instead() {
+    use clawdia_sched::job::Task;
+    let home = tempfile::tempdir().unwrap();
+    let audit = Arc::new(Audit::default());
+    let context = context_with(home.path(), None, audit.clone(), |settings| {
+        settings.secret_rotation = vec![clawdia_config::SecretRotation {
+            key: "providers.zai.api_key".into(),
+            reference: "env ZAI_API_KEY".into(),
+            rotated_at: "2020-01-01".into(),
+            rotated_at_ms: 1_577_836_800_000,
+            every_days: 90,
+        }];
+    });
+    let weekly = job("maintenance.weekly-prune", Action::Maintenance { task: Task::WeeklyPrune });
+    assert_eq!(run_job(&context, &weekly, Trigger::Manual, None).await.status, Status::Ok);
+    let alerts = audit.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!((alerts[0].kind.as_str(), alerts[0].severity), ("maintenance_report", Severity::INFO));
+    assert_eq!(alerts[0].title, "Weekly prune");
+    assert!(alerts[0].body.contains("run history older than 90 days"), "{}", alerts[0].body);
+
+    let monthly = job("maintenance.monthly-optimize", Action::Maintenance { task: Task::MonthlyOptimize });
+    assert_eq!(run_job(&context, &monthly, Trigger::Manual, None).await.status, Status::Ok);
+    let alerts = audit.alerts();
+    let kinds: Vec<&str> = alerts.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["maintenance_report", "secret_rotation_due", "maintenance_report"]);
+    assert_eq!(alerts[1].title, "1 secret(s) due for rotation");
+    assert!(alerts[1].body.starts_with("providers.zai.api_key (env ZAI_API_KEY): rotated 2020-01-01"));
+    assert_eq!(alerts[2].title, "Monthly maintenance");
+
+    // A task that fails sends no report; its failure alert goes out instead.
+    let mut dream = job("brain.dream", Action::Maintenance { task: Task::Dream });
+    dream.failure_alert = Some(1);
+    assert_eq!(run_job(&context, &dream, Trigger::Manual, None).await.status, Status::Failed);
+    let alerts = audit.alerts();
+    assert_eq!(alerts.len(), 4, "{alerts:?}");
+    assert_eq!(alerts[3].kind, "job_failing");
+    assert!(alerts[3].body.contains("not available here"), "{}", alerts[3].body);
+}
+
+/// Housekeeping whose dream cycle reports `report`, succeeding or not.
+struct Dreamer {
+    report: &'static str,
+    ok: bool,
+}
+
+#[async_trait::async_trait]
+impl clawdia_sched::Housekeeping for Dreamer {
+    fn high_severity_events(&self, _since_ms: i64) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+
+    async fn optimize_databases(&self) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+
+    async fn dream(&self) -> Result<clawdia_sched::TaskDone, clawdia_sched::TaskDone> {
+        let done = clawdia_sched::TaskDone { report: self.report.to_string(), tokens: 1200, cost_usd: 0.01 };
+        if self.ok { Ok(done) } else { Err(done) }
+    }
+}
+
+#[tokio::test]
+async fn a_dream_run_reports_to_the_owner_and_a_failed_one_alerts() {
+    use clawdia_sched::job::Task;
+    for (ok, expected) in [(true, "dream_report"), (false, "job_failing")] {
+        let home = tempfile::tempdir().unwrap();
+        let audit = Arc::new(Audit::default());
+        let plain = context(home.path(), None, audit.clone());
+        let context = Arc::new(clawdia_sched::Context {
+            db: plain.db.clone(),
+            audit: audit.clone(),
+            notifier: audit.clone(),
+            gateway: None,
+            housekeeping: Some(Arc::new(Dreamer { report: "Dream run 7: 3 slices scored, 1 distilled", ok })),
+            settings: plain.settings.clone(),
+            holder: clawdia_sched::Holder::me(),
+        });
+        let mut dream = job("brain.dream", Action::Maintenance { task: Task::Dream });
+        dream.failure_alert = Some(1);
+        run_job(&context, &dream, Trigger::Manual, None).await;
+        let alerts = audit.alerts();
+        let kinds: Vec<&str> = alerts.iter().map(|a| a.kind.as_str()).collect();
+        assert_eq!(kinds, [expected], "ok = {ok}");
+        assert!(alerts[0].body.contains("3 slices scored, 1 distilled"), "{}", alerts[0].body);
+        if ok {
+            assert_eq!(
+                (alerts[0].title.as_str(), alerts[0].severity),
+                ("Dream cycle report", Severity::INFO)
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! official `openai` Python SDK.
 #![allow(clippy::disallowed_methods)] // tests spawn the real binary and python3
 
+mod alerts;
 mod approvals;
 mod brain;
 mod cli;

@@ -1,0 +1,328 @@
+//! `[owner]` and `[alerts]`: who the owner is on each channel, and where alerts for them go. The
+//! raw tables as written (with their defaults, documented in the schema) and their validation:
+//! routes this build has (`log`, `hook`, `webhook`; the chat channels `web`, `telegram` and
+//! `email` are refused with a line saying so), a hook argv whose program is an absolute path, a
+//! webhook with an http(s) URL and a known format, numbers in range. `raw.rs` and `validate.rs`
+//! only call in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::SecretRef;
+use crate::error::ConfigError;
+use crate::raw::RawSecret;
+use crate::validate::Context;
+
+/// Defaults of `[alerts]`.
+pub(crate) mod defaults {
+    pub const MIN_SEVERITY: u8 = 10;
+    pub const ROUTES: [&str; 1] = ["log"];
+    pub const RETRY_MAX_SECS: u64 = 300;
+}
+
+/// The routes this build can deliver to.
+const KNOWN_ROUTES: &str = "log, hook, webhook";
+
+/// The owner: who approvals and alerts are for, and how to reach them on each channel.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Owner")]
+pub(crate) struct RawOwner {
+    /// The owner's name, as alerts and agents address them.
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// The owner's Telegram user id (a number); messages from it are the owner's.
+    #[schemars(with = "Option<i64>")]
+    pub telegram: Option<Spanned<i64>>,
+    /// The owner's email address.
+    #[schemars(with = "Option<String>")]
+    pub email: Option<Spanned<String>>,
+    /// The owner's SIP user name.
+    #[schemars(with = "Option<String>")]
+    pub sip: Option<Spanned<String>>,
+}
+
+/// Alerts for the owner: audit events at or above `min_severity`, failing jobs, heartbeat
+/// messages, maintenance and dream reports, secret-rotation reminders and approval requests.
+/// Each alert is queued in `state/outbox.db` and delivered to every route, retried with backoff
+/// until the route accepts it: at least once, and exactly once unless the gateway dies between
+/// a route accepting an alert and recording that (every alert carries a stable `id` for
+/// receivers to drop such a duplicate).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Alerts")]
+pub(crate) struct RawAlerts {
+    /// Audit events at or above this severity (0-15) become alerts. Alerts raised on purpose
+    /// (failing jobs, heartbeat messages, reports the owner scheduled, approval requests) are
+    /// always sent.
+    #[schemars(with = "Option<u8>", extend("default" = defaults::MIN_SEVERITY))]
+    pub min_severity: Option<Spanned<u8>>,
+    /// Where alerts go: `log` (one JSON line per alert in `logs/alerts.log`), `hook` (run the
+    /// `hook` command with the alert as JSON on stdin), `webhook` (POST to `webhook.url`). `[]`
+    /// sends nothing. The chat channels (`web`, `telegram`, `email`) are not in this build.
+    #[schemars(with = "Option<Vec<String>>", extend("default" = defaults::ROUTES))]
+    pub routes: Option<Vec<Spanned<String>>>,
+    /// The `hook` route's command: the program (an absolute path) and its arguments, run on the
+    /// host without a shell, with the alert as JSON on stdin; exit 0 means delivered. It gets 30
+    /// seconds. Required when `routes` has `hook`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub hook: Option<Spanned<Vec<String>>>,
+    /// The `webhook` route. Required when `routes` has `webhook`.
+    pub webhook: Option<RawWebhook>,
+    /// Failed deliveries are retried after 1 s, then twice as long each time, up to this many
+    /// seconds between tries; they are retried until the route accepts them.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::RETRY_MAX_SECS))]
+    pub retry_max_secs: Option<Spanned<u64>>,
+}
+
+/// A webhook: each alert is POSTed to `url`; a 2xx answer means delivered.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Webhook")]
+pub(crate) struct RawWebhook {
+    /// The URL: an ntfy topic (`https://ntfy.sh/TOPIC`), a Gotify server's `/message`
+    /// endpoint, or any endpoint taking JSON.
+    #[schemars(with = "String")]
+    pub url: Spanned<String>,
+    /// `ntfy` (body = the alert's text; `Title`, `Priority`, `Tags` headers), `gotify` (JSON
+    /// `title`, `message`, `priority`) or `json` (the alert as JSON with `id` and `created_at`).
+    #[schemars(extend("default" = "json"))]
+    pub format: Option<WebhookFormat>,
+    /// A secret reference: Gotify's application token (sent as `X-Gotify-Key`), or a bearer
+    /// token (`Authorization: Bearer`) for ntfy and `json`.
+    pub token: Option<RawSecret>,
+}
+
+/// The body a webhook gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// ntfy: the text as body, title and priority as headers.
+    Ntfy,
+    /// Gotify's `POST /message`.
+    Gotify,
+    /// The alert as JSON.
+    Json,
+}
+
+/// `[owner]`, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerConfig {
+    pub name: Option<String>,
+    pub telegram: Option<i64>,
+    pub email: Option<String>,
+    pub sip: Option<String>,
+}
+
+/// `[alerts]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertsConfig {
+    pub min_severity: u8,
+    /// In the order written, without duplicates.
+    pub routes: Vec<AlertRoute>,
+    /// Set when `routes` has `Hook`.
+    pub hook: Option<HookConfig>,
+    /// Set when `routes` has `Webhook`.
+    pub webhook: Option<WebhookConfig>,
+    /// The longest pause between two tries of a delivery.
+    pub retry_max: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig {
+            min_severity: defaults::MIN_SEVERITY,
+            routes: vec![AlertRoute::Log],
+            hook: None,
+            webhook: None,
+            retry_max: Duration::from_secs(defaults::RETRY_MAX_SECS),
+        }
+    }
+}
+
+/// One way alerts leave the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertRoute {
+    Log,
+    Hook,
+    Webhook,
+}
+
+impl AlertRoute {
+    /// The name as written in `routes`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertRoute::Log => "log",
+            AlertRoute::Hook => "hook",
+            AlertRoute::Webhook => "webhook",
+        }
+    }
+
+    /// The route named `name`, if this build has it.
+    pub fn from_name(name: &str) -> Option<AlertRoute> {
+        match name {
+            "log" => Some(AlertRoute::Log),
+            "hook" => Some(AlertRoute::Hook),
+            "webhook" => Some(AlertRoute::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// The hook command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookConfig {
+    /// Absolute.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// The webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub format: WebhookFormat,
+    pub token: Option<SecretRef>,
+}
+
+pub(crate) fn owner(context: &Context, raw: RawOwner) -> Result<OwnerConfig, ConfigError> {
+    let key = |field: &'static str| ["owner", field];
+    let text = |value: Option<Spanned<String>>, field: &'static str| match value {
+        None => Ok(None),
+        Some(value) if value.get_ref().trim().is_empty() => {
+            Err(context.error(value.span(), &key(field), "must not be empty"))
+        }
+        Some(value) => Ok(Some(value.into_inner().trim().to_string())),
+    };
+    let email = text(raw.email.clone(), "email")?;
+    if let (Some(address), Some(spanned)) = (&email, &raw.email) {
+        let valid = address
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && !domain.is_empty() && !address.contains(' '));
+        if !valid {
+            let message = format!("`{address}` is not an email address");
+            return Err(context.error(spanned.span(), &key("email"), message));
+        }
+    }
+    let telegram = match raw.telegram {
+        None => None,
+        Some(id) if *id.get_ref() > 0 => Some(id.into_inner()),
+        Some(id) => {
+            let message = "must be a Telegram user id (a positive number)";
+            return Err(context.error(id.span(), &key("telegram"), message));
+        }
+    };
+    Ok(OwnerConfig { name: text(raw.name, "name")?, telegram, email, sip: text(raw.sip, "sip")? })
+}
+
+pub(crate) fn alerts(context: &Context, raw: RawAlerts) -> Result<AlertsConfig, ConfigError> {
+    let key = |field: &'static str| ["alerts", field];
+    let min_severity = match raw.min_severity {
+        None => defaults::MIN_SEVERITY,
+        Some(level) if *level.get_ref() <= 15 => level.into_inner(),
+        Some(level) => return Err(context.error(level.span(), &key("min_severity"), "must be from 0 to 15")),
+    };
+    // Each route with where it is written, so a missing `hook` or `webhook` points at its route.
+    let mut spans = Vec::new();
+    let routes = match raw.routes {
+        None => vec![AlertRoute::Log],
+        Some(names) => {
+            let mut routes = Vec::new();
+            for name in names {
+                let route = match (AlertRoute::from_name(name.get_ref()), name.get_ref().as_str()) {
+                    (Some(route), _) => route,
+                    (None, channel @ ("web" | "telegram" | "email")) => {
+                        let message = format!(
+                            "`{channel}` is a chat channel this build does not have yet; routes here: {KNOWN_ROUTES}"
+                        );
+                        return Err(context.error(name.span(), &key("routes"), message));
+                    }
+                    (None, other) => {
+                        let message = format!("unknown route `{other}` (routes here: {KNOWN_ROUTES})");
+                        return Err(context.error(name.span(), &key("routes"), message));
+                    }
+                };
+                if routes.contains(&route) {
+                    let message = format!("route `{}` is listed twice", route.name());
+                    return Err(context.error(name.span(), &key("routes"), message));
+                }
+                spans.push((route, name.span()));
+                routes.push(route);
+            }
+            routes
+        }
+    };
+    let route_span = |wanted: AlertRoute| {
+        spans.iter().find(|(route, _)| *route == wanted).map(|(_, span)| span.clone()).unwrap_or(0..0)
+    };
+    let hook = match (raw.hook, routes.contains(&AlertRoute::Hook)) {
+        (None, false) => None,
+        (None, true) => {
+            let message = "`routes` has \"hook\" but `hook` is not set (the command as a list, e.g. [\"/usr/local/bin/notify\", \"--json\"])";
+            return Err(context.error(route_span(AlertRoute::Hook), &key("hook"), message));
+        }
+        (Some(hook), false) => {
+            let message = "`hook` is set but `routes` does not list \"hook\"; add it or remove `hook`";
+            return Err(context.error(hook.span(), &key("hook"), message));
+        }
+        (Some(hook), true) => {
+            let span = hook.span();
+            let mut argv = hook.into_inner().into_iter();
+            let Some(program) = argv.next() else {
+                return Err(context.error(
+                    span,
+                    &key("hook"),
+                    "must name a program: [\"/path/to/program\", ...]",
+                ));
+            };
+            let program = PathBuf::from(program);
+            if !program.is_absolute() {
+                let message = format!(
+                    "the program `{}` must be an absolute path (no shell or PATH lookup runs it)",
+                    program.display()
+                );
+                return Err(context.error(span, &key("hook"), message));
+            }
+            Some(HookConfig { program, args: argv.collect() })
+        }
+    };
+    let webhook_key = |field: &'static str| ["alerts", "webhook", field];
+    let webhook = match (raw.webhook, routes.contains(&AlertRoute::Webhook)) {
+        (None, false) => None,
+        (None, true) => {
+            let message = "`routes` has \"webhook\" but `webhook` is not set (e.g. { url = \"https://ntfy.sh/TOPIC\", format = \"ntfy\" })";
+            return Err(context.error(route_span(AlertRoute::Webhook), &key("webhook"), message));
+        }
+        (Some(webhook), false) => {
+            let message =
+                "`webhook` is set but `routes` does not list \"webhook\"; add it or remove `webhook`";
+            return Err(context.error(webhook.url.span(), &key("webhook"), message));
+        }
+        (Some(webhook), true) => {
+            let url = webhook.url.get_ref().trim();
+            let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
+                || url.contains(char::is_whitespace)
+            {
+                let message = format!("`{url}` is not an http:// or https:// URL");
+                return Err(context.error(webhook.url.span(), &webhook_key("url"), message));
+            }
+            let token = match webhook.token {
+                None => None,
+                Some(raw) => Some(context.secret(raw, &webhook_key("token"))?),
+            };
+            Some(WebhookConfig {
+                url: url.to_string(),
+                format: webhook.format.unwrap_or(WebhookFormat::Json),
+                token,
+            })
+        }
+    };
+    let retry_max_secs =
+        context.positive(raw.retry_max_secs, &key("retry_max_secs"), defaults::RETRY_MAX_SECS)?;
+    Ok(AlertsConfig { min_severity, routes, hook, webhook, retry_max: Duration::from_secs(retry_max_secs) })
+}

@@ -1,0 +1,142 @@
+//! `[owner]` and `[alerts]`: defaults, every route and webhook format, and the one-line errors
+//! for routes this build does not have, a route without its settings (or settings without the
+//! route), a relative hook program, a bad URL and out-of-range numbers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clawdia_config::{AlertRoute, SecretRef, WebhookFormat, parse};
+
+use super::{check_error, home};
+
+#[test]
+fn without_the_sections_alerts_go_to_the_log_at_severity_ten() {
+    let config = parse("", &home()).unwrap();
+    assert_eq!(config.alerts.routes, [AlertRoute::Log]);
+    assert_eq!(config.alerts.min_severity, 10);
+    assert_eq!(config.alerts.retry_max, Duration::from_secs(300));
+    assert!(config.alerts.hook.is_none() && config.alerts.webhook.is_none());
+    assert_eq!(config.owner, Default::default());
+}
+
+#[test]
+fn the_interface_example_of_owner_and_every_route_parses() {
+    let text = r#"[owner]
+name = "Ana"
+telegram = 123456789
+email = "ana@example.org"
+sip = "ana"
+
+[alerts]
+min_severity = 7
+routes = ["log", "hook", "webhook"]
+hook = ["/usr/local/bin/notify", "--json"]
+webhook = { url = "https://ntfy.example.org/clawdia", format = "ntfy", token = { env = "NTFY_TOKEN" } }
+retry_max_secs = 60
+"#;
+    let config = parse(text, &home()).unwrap();
+    assert_eq!(config.owner.name.as_deref(), Some("Ana"));
+    assert_eq!(config.owner.telegram, Some(123456789));
+    assert_eq!(config.owner.email.as_deref(), Some("ana@example.org"));
+    assert_eq!(config.owner.sip.as_deref(), Some("ana"));
+    let alerts = &config.alerts;
+    assert_eq!(alerts.min_severity, 7);
+    assert_eq!(alerts.routes, [AlertRoute::Log, AlertRoute::Hook, AlertRoute::Webhook]);
+    let hook = alerts.hook.as_ref().unwrap();
+    assert_eq!(
+        (hook.program.clone(), hook.args.clone()),
+        (PathBuf::from("/usr/local/bin/notify"), vec!["--json".to_string()])
+    );
+    let webhook = alerts.webhook.as_ref().unwrap();
+    assert_eq!(webhook.url, "https://ntfy.example.org/clawdia");
+    assert_eq!(webhook.format, WebhookFormat::Ntfy);
+    assert_eq!(webhook.token, Some(SecretRef::Env("NTFY_TOKEN".into())));
+    assert_eq!(alerts.retry_max, Duration::from_secs(60));
+
+    let gotify = "[alerts]\nroutes = [\"webhook\"]\n[alerts.webhook]\nurl = \"http://127.0.0.1:8080/message\"\nformat = \"gotify\"\n";
+    assert_eq!(parse(gotify, &home()).unwrap().alerts.webhook.unwrap().format, WebhookFormat::Gotify);
+    let json = "[alerts]\nroutes = [\"webhook\"]\nwebhook = { url = \"https://example.org/hook\" }\n";
+    assert_eq!(parse(json, &home()).unwrap().alerts.webhook.unwrap().format, WebhookFormat::Json);
+    assert!(parse("[alerts]\nroutes = []\n", &home()).unwrap().alerts.routes.is_empty());
+}
+
+#[test]
+fn channels_this_build_lacks_are_refused_naming_the_routes_it_has() {
+    check_error(
+        "[alerts]\nroutes = [\"log\",\n  \"telegram\"]\n",
+        "clawdia.toml:3: alerts.routes: `telegram` is a chat channel this build does not have yet; routes here: log, hook, webhook",
+    );
+    check_error(
+        "[alerts]\nroutes = [\"web\"]\n",
+        "clawdia.toml:2: alerts.routes: `web` is a chat channel this build does not have yet; routes here: log, hook, webhook",
+    );
+    check_error(
+        "[alerts]\nroutes = [\"pager\"]\n",
+        "clawdia.toml:2: alerts.routes: unknown route `pager` (routes here: log, hook, webhook)",
+    );
+    check_error(
+        "[alerts]\nroutes = [\"log\", \"log\"]\n",
+        "clawdia.toml:2: alerts.routes: route `log` is listed twice",
+    );
+}
+
+#[test]
+fn a_route_needs_its_settings_and_settings_need_their_route() {
+    check_error(
+        "[alerts]\nroutes = [\"log\", \"hook\"]\n",
+        "clawdia.toml:2: alerts.hook: `routes` has \"hook\" but `hook` is not set (the command as a list, e.g. [\"/usr/local/bin/notify\", \"--json\"])",
+    );
+    check_error(
+        "[alerts]\nhook = [\"/bin/true\"]\n",
+        "clawdia.toml:2: alerts.hook: `hook` is set but `routes` does not list \"hook\"; add it or remove `hook`",
+    );
+    check_error(
+        "[alerts]\nroutes = [\"webhook\"]\n",
+        "clawdia.toml:2: alerts.webhook: `routes` has \"webhook\" but `webhook` is not set (e.g. { url = \"https://ntfy.sh/TOPIC\", format = \"ntfy\" })",
+    );
+    check_error(
+        "[alerts]\nroutes = [\"hook\"]\nhook = [\"notify-send\", \"x\"]\n",
+        "clawdia.toml:3: alerts.hook: the program `notify-send` must be an absolute path (no shell or PATH lookup runs it)",
+    );
+    check_error(
+        "[alerts]\nroutes = [\"hook\"]\nhook = []\n",
+        "clawdia.toml:3: alerts.hook: must name a program: [\"/path/to/program\", ...]",
+    );
+}
+
+#[test]
+fn bad_webhooks_and_numbers_name_line_and_key() {
+    check_error(
+        "[alerts]\nroutes = [\"webhook\"]\nwebhook = { url = \"ntfy.sh/topic\" }\n",
+        "clawdia.toml:3: alerts.webhook.url: `ntfy.sh/topic` is not an http:// or https:// URL",
+    );
+    let bad_format = parse(
+        "[alerts]\nroutes = [\"webhook\"]\nwebhook = { url = \"https://x.org\", format = \"slack\" }\n",
+        &home(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad_format.starts_with("clawdia.toml:3: alerts.webhook.format: ") && bad_format.contains("slack"),
+        "{bad_format}"
+    );
+    let inline = parse(
+        "[alerts]\nroutes = [\"webhook\"]\nwebhook = { url = \"https://x.org\", token = \"tk_live_123\" }\n",
+        &home(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(inline.contains("never inline") && !inline.contains("tk_live_123"), "{inline}");
+    check_error("[alerts]\nmin_severity = 16\n", "clawdia.toml:2: alerts.min_severity: must be from 0 to 15");
+    check_error(
+        "[alerts]\nretry_max_secs = 0\n",
+        "clawdia.toml:2: alerts.retry_max_secs: must be at least 1",
+    );
+    check_error(
+        "[owner]\ntelegram = -5\n",
+        "clawdia.toml:2: owner.telegram: must be a Telegram user id (a positive number)",
+    );
+    check_error("[owner]\nemail = \"ana\"\n", "clawdia.toml:2: owner.email: `ana` is not an email address");
+    let unknown = parse("[owner]\nphone = \"1\"\n", &home()).unwrap_err().to_string();
+    assert!(unknown.starts_with("clawdia.toml:2: owner") && unknown.contains("phone"), "{unknown}");
+}

@@ -1,0 +1,134 @@
+//! The owner's outbox in the composition root: `state/outbox.db` opened from `[alerts]`, the
+//! audit sink that turns events at or above `alerts.min_severity` into alerts, and the delivery
+//! task the gateway runs beside the HTTP server. Everything else reaches the outbox as an
+//! `Arc<dyn Notifier>`; only this module names the concrete type.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawdia_config::Config;
+use clawdia_core::{Alert, AuditEvent, AuditSink, Notifier, Severity};
+use clawdia_outbox::{Outbox, Settings};
+
+use crate::{Runtime, RuntimeError};
+
+/// Audit kinds whose alert the source raises itself, with a better title and body (the
+/// scheduler's failing jobs, heartbeat messages and rotation reminders), or that must never
+/// become alerts (a failed delivery alerting would loop). They stay in the audit log.
+const NOT_FORWARDED: [&str; 4] =
+    ["job_failing", "heartbeat_message", "secret_rotation_due", "alert_delivery_failed"];
+
+/// Opens the outbox of `config`; its delivery failures are recorded in `audit` (the plain
+/// audit log, never the alerting sink).
+pub fn open(config: &Config, audit: Arc<dyn AuditSink>) -> Result<Arc<Outbox>, RuntimeError> {
+    let outbox = Outbox::open(Settings::from_config(config), Some(audit))
+        .map_err(|e| RuntimeError::Store { dir: crate::state_dir(&config.home), message: e.to_string() })?;
+    Ok(Arc::new(outbox))
+}
+
+/// An audit sink that records every event in `inner` and also sends those at or above `min`
+/// to the owner.
+pub struct AlertingAudit {
+    pub inner: Arc<dyn AuditSink>,
+    pub notifier: Arc<dyn Notifier>,
+    pub min: Severity,
+}
+
+impl AuditSink for AlertingAudit {
+    fn record(&self, event: AuditEvent) {
+        if event.severity >= self.min && !NOT_FORWARDED.contains(&event.kind.as_str()) {
+            self.notifier.notify(alert_of(&event));
+        }
+        self.inner.record(event);
+    }
+}
+
+/// The alert for an audit event: the kind and the detail's first line as title; the detail,
+/// agent and session as body.
+pub fn alert_of(event: &AuditEvent) -> Alert {
+    let detail = clawdia_core::one_line(&event.detail);
+    let short: String = detail.chars().take(100).collect();
+    let ellipsis = if detail.chars().count() > 100 { "…" } else { "" };
+    let mut body = event.detail.clone();
+    if let Some(agent) = &event.agent {
+        body.push_str(&format!("\nagent: {agent}"));
+    }
+    if let Some(session) = &event.session {
+        body.push_str(&format!("\nsession: {session}"));
+    }
+    let title = format!("{}: {short}{ellipsis}", event.kind.replace('_', " "));
+    let alert = Alert::new(&event.kind, event.severity, title, body);
+    match &event.agent {
+        Some(agent) => alert.agent(agent),
+        None => alert,
+    }
+}
+
+/// The running delivery task.
+pub struct OutboxHandle {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OutboxHandle {
+    /// Stops delivery; what is still pending stays queued for the next start.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if tokio::time::timeout(Duration::from_secs(10), self.task).await.is_err() {
+            tracing::warn!("the outbox did not stop within 10 s");
+        }
+    }
+}
+
+/// Starts delivering `runtime`'s alerts (those queued earlier, by this process or another,
+/// first).
+pub fn spawn(runtime: &Runtime) -> OutboxHandle {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runtime.outbox.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    OutboxHandle { stop, task }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<AuditEvent>>, Mutex<Vec<Alert>>);
+
+    impl AuditSink for Recorder {
+        fn record(&self, event: AuditEvent) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    impl Notifier for Recorder {
+        fn notify(&self, alert: Alert) {
+            self.1.lock().unwrap().push(alert);
+        }
+    }
+
+    #[test]
+    fn events_at_or_above_the_threshold_become_alerts_and_all_are_recorded() {
+        let recorder = Arc::new(Recorder::default());
+        let sink = AlertingAudit { inner: recorder.clone(), notifier: recorder.clone(), min: Severity(10) };
+        sink.record(AuditEvent::new("tool_denied", Severity(9), "below"));
+        sink.record(
+            AuditEvent::new("path_escape", Severity(10), "read of /etc/shadow refused\nsecond line")
+                .agent("main")
+                .session("s-1"),
+        );
+        sink.record(AuditEvent::new("job_failing", Severity(13), "raised by the scheduler itself"));
+        sink.record(AuditEvent::new("alert_delivery_failed", Severity(15), "never loops"));
+        assert_eq!(recorder.0.lock().unwrap().len(), 4, "every event is still audited");
+        let alerts = recorder.1.lock().unwrap().clone();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].kind, "path_escape");
+        assert_eq!(alerts[0].title, "path escape: read of /etc/shadow refused second line");
+        assert_eq!(alerts[0].body, "read of /etc/shadow refused\nsecond line\nagent: main\nsession: s-1");
+        assert_eq!(alerts[0].agent.as_deref(), Some("main"));
+    }
+}
