@@ -3,8 +3,10 @@
 //! - `bench gateway` — starts the release binary against an instant mock LLM and prints launch
 //!   time, idle RSS, per-turn overhead, the turn latency when the provider answers 429 twice
 //!   before the 200 (`--retries-only`: just that and a plain turn), throughput at 10 and 100
-//!   clients, peak RSS, and the bytes sent to the model for "hi". Figures only; it never fails
+//!   clients, peak RSS, and the bytes sent to the model for "ping". Figures only; it never fails
 //!   on a timing.
+//! - `bench ask` — from a turn whose tool call needs the owner's approval to the owner's alert
+//!   hook having it (p50, p90, max).
 //! - `bench big-chats` — gateway RSS idle, at its peak and after 100 concurrent 1 MB chat
 //!   completions, with the default limits and without the turn cap.
 //! - `bench brain` — SciFact nDCG@10 / recall@100 (full text, vector, hybrid), LoCoMo evidence
@@ -19,6 +21,7 @@
 //! The tidy checks (`//!` on every file, crate dependency rules) are tests in `tidy.rs`.
 #![allow(clippy::disallowed_methods)] // xtask runs cargo and the release binary
 
+mod bench_ask;
 mod bench_big_chats;
 mod bench_brain;
 mod bench_gateway;
@@ -41,6 +44,7 @@ fn main() {
     let result = match args.as_slice() {
         ["bench", "gateway", rest @ ..] => bench_gateway::run(rest),
         ["bench", "big-chats", rest @ ..] => bench_big_chats::run(rest),
+        ["bench", "ask", rest @ ..] => bench_ask::run(rest),
         ["bench", "brain", rest @ ..] => bench_brain::run(rest),
         ["bench", "local", rest @ ..] => bench_local::run(rest),
         ["bench", "sched", rest @ ..] => bench_sched::run(rest),
@@ -48,7 +52,7 @@ fn main() {
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | gen [--check])"
             );
             std::process::exit(2);
         }
