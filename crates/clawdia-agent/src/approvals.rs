@@ -211,7 +211,12 @@ async fn run_approved(agents: &Agents, approval: &Approval) -> Result<String, St
                 )
             })?;
         let narrowing = Narrowing::default();
-        let gate = Gate { agent, narrowing: &narrowing, origin: approval.origin };
+        let gate = Gate {
+            agent,
+            narrowing: &narrowing,
+            origin: approval.origin,
+            sender: approval.sender.as_deref(),
+        };
         let (extra, _) = dispatch::source_tools(agents, agent, &approval.session, None).await;
         let extra: HashMap<_, _> = extra;
         let scope = Scope {

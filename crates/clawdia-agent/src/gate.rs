@@ -9,16 +9,20 @@
 //! 3. the turn's narrowing: `tools_allow` (a cron job, a sub-agent, the dream's distillers), an
 //!    untrusted skill or skills declaring `mutating: false` (read-only tools only), skills
 //!    declaring their writes (no sub-agents, which would not inherit the confinement);
-//! 4. `tools.ask` names the tool or its group: ask the owner — except in a sub-agent's turn,
+//! 4. the `elevated` group (`host_exec`) only for the senders `elevated.senders` names;
+//! 5. `tools.ask` names the tool or its group: ask the owner — except in a sub-agent's turn,
 //!    which has nobody waiting on it: there the call is refused and the parent may make it;
-//! 5. allow.
+//! 6. allow.
 //!
-//! A call the owner approved comes back through the same gate (`approved`): rules 1 and 2 are
-//! checked again against the policy as it is now, rule 4 is satisfied by the approval.
+//! A call the owner approved comes back through the same gate (`approved`): rules 1, 2 and 4 are
+//! checked again against the policy as it is now, rule 5 is satisfied by the approval.
 
 use clawdia_core::TurnOrigin;
 
 use crate::Agent;
+
+/// The group of host commands, which only some senders may use.
+pub const ELEVATED_GROUP: &str = "elevated";
 
 /// The gate's answer for one tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub(crate) struct Gate<'a> {
     pub agent: &'a Agent,
     pub narrowing: &'a Narrowing,
     pub origin: TurnOrigin,
+    /// The sender's id within the origin (set by the transport).
+    pub sender: Option<&'a str>,
 }
 
 impl Gate<'_> {
@@ -77,6 +83,16 @@ impl Gate<'_> {
             return Decision::Deny(format!(
                 "`{name}` is refused while skills confine this turn's writes (a sub-agent would not inherit the confinement)"
             ));
+        }
+        if group == ELEVATED_GROUP {
+            let sender = clawdia_core::sender_id(self.origin, self.sender);
+            let senders = &self.agent.spec.elevated_senders;
+            if !senders.iter().any(|pattern| clawdia_core::sender_matches(pattern, &sender)) {
+                return Decision::Deny(format!(
+                    "sender `{sender}` may not run host commands for agent `{agent}` (elevated.senders: {})",
+                    if senders.is_empty() { "none".to_string() } else { senders.join(", ") }
+                ));
+            }
         }
         if let Some(entry) = policy.asks(name, group) {
             if self.origin == TurnOrigin::Subagent {

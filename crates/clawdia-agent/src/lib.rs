@@ -52,6 +52,9 @@ pub struct AgentSpec {
     pub max_tool_iterations: u32,
     pub max_tokens: u32,
     pub temperature: Option<f32>,
+    /// Whose turns may use the `elevated` group (`host_exec`): sender patterns (`cli`,
+    /// `api:alice`, `cron:*`).
+    pub elevated_senders: Vec<String>,
 }
 
 /// Prices a model call in USD.
@@ -71,7 +74,12 @@ impl Agent {
     /// CLI, no narrowing), on-demand ones included, sorted by name.
     fn offered_specs(&self) -> Vec<clawdia_core::ToolSpec> {
         let narrowing = gate::Narrowing::default();
-        let gate = gate::Gate { agent: self, narrowing: &narrowing, origin: clawdia_core::TurnOrigin::Cli };
+        let gate = gate::Gate {
+            agent: self,
+            narrowing: &narrowing,
+            origin: clawdia_core::TurnOrigin::Cli,
+            sender: None,
+        };
         let mut specs: Vec<_> = self
             .tools
             .values()

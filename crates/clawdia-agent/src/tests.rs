@@ -222,6 +222,7 @@ fn harness_with(models: FakeModels, budget: Budget, max_tool_iterations: u32) ->
             max_tool_iterations,
             max_tokens: 512,
             temperature: None,
+            elevated_senders: Vec::new(),
         },
         vec![echo("echo", "test"), echo("forbidden", "test"), echo("other", "elsewhere")],
     );
@@ -655,6 +656,7 @@ async fn routed_skills_join_the_prompt_and_an_untrusted_one_leaves_only_read_onl
         max_tool_iterations: 4,
         max_tokens: 512,
         temperature: None,
+        elevated_senders: Vec::new(),
     };
     h.agents.add(spec, vec![echo("read", "fs"), echo("write", "fs")]);
     h.agents.set_skills(Arc::new(FakeSkills));
@@ -796,6 +798,7 @@ fn subagent_harness() -> (Arc<Agents>, Arc<TaskModels>, Arc<MemoryStore>, tempfi
             max_tool_iterations: 6,
             max_tokens: 512,
             temperature: None,
+            elevated_senders: Vec::new(),
         },
         tools,
     );
@@ -1183,3 +1186,58 @@ async fn a_message_not_from_the_owner_reaches_the_model_inside_trust_markers() {
     assert!(users[1].contains("is it raining?"));
 }
 mod ondemand;
+
+#[tokio::test]
+async fn only_the_senders_elevated_names_are_offered_or_may_call_host_commands() {
+    let mut h = harness();
+    h.agents.add(
+        AgentSpec {
+            name: "main".into(),
+            chain: vec![ModelRef::parse("p/m").unwrap()],
+            workspace: h.dir.path().to_path_buf(),
+            policy: ToolPolicy {
+                allow: vec!["test".into(), "elevated".into()],
+                deny: Vec::new(),
+                ask: Vec::new(),
+            },
+            budget: Budget::default(),
+            prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
+            max_tool_iterations: 8,
+            max_tokens: 512,
+            temperature: None,
+            elevated_senders: vec!["cli".into(), "api:alice".into()],
+        },
+        vec![echo("echo", "test"), echo("host_exec", "elevated")],
+    );
+    for (origin, sender, allowed) in [
+        (TurnOrigin::Cli, None, true),
+        (TurnOrigin::Api, Some("alice"), true),
+        (TurnOrigin::Api, Some("mallory"), false),
+        (TurnOrigin::Scheduler, Some("nightly"), false),
+    ] {
+        let session = format!("s-{}-{}", origin.as_str(), sender.unwrap_or("none"));
+        h.models.push(tool_reply(vec![call("c1", "host_exec", "{}")]));
+        h.models.push(Ok(clawdia_core::Message::assistant("done")));
+        let turn =
+            TurnRequest { origin, sender: sender.map(String::from), ..request(Some(&session), "run it") };
+        h.agents.run_turn(turn, &Collect::default()).await.unwrap();
+        let requests = h.models.requests.lock().unwrap();
+        let offered: Vec<String> =
+            requests[requests.len() - 2].tools.iter().map(|t| t.name.clone()).collect();
+        assert_eq!(offered.contains(&"host_exec".to_string()), allowed, "{session}: {offered:?}");
+        drop(requests);
+        let result = h.store.sessions.lock().unwrap()[&session]
+            .1
+            .iter()
+            .find_map(|m| match m {
+                clawdia_core::Message::ToolResult { content, .. } => Some(content.clone()),
+                _ => None,
+            })
+            .unwrap();
+        if allowed {
+            assert!(result.contains("echo {}"), "{session}: {result}");
+        } else {
+            assert!(result.contains("may not run host commands"), "{session}: {result}");
+        }
+    }
+}

@@ -102,7 +102,8 @@ pub(crate) async fn run(
     events.event(TurnEvent::Started { session: session_id.to_string(), agent: agent.spec.name.clone() });
     let boundary = stored.meta.boundary.clone();
     let (system, narrowing, write_globs) = plan(agents, agent, session_id, &request, &boundary);
-    let gate = Gate { agent, narrowing: &narrowing, origin: request.origin };
+    let gate =
+        Gate { agent, narrowing: &narrowing, origin: request.origin, sender: request.sender.as_deref() };
     // Run-time tools (MCP servers granted to the agent), listed now: a server starts on the
     // first turn that can use it.
     let (extra, _) =

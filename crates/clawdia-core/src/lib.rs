@@ -36,7 +36,7 @@ pub use text::{error_body_message, error_chain, first_line, frontmatter_fence, h
 pub use tool::{Tool, ToolContext, ToolError, ToolProgress, ToolSource};
 pub use turn::{
     AgentInfo, Gateway, TurnContext, TurnError, TurnEvent, TurnEvents, TurnOptions, TurnOrigin, TurnOutcome,
-    TurnRequest, sender_id,
+    TurnRequest, sender_id, sender_matches,
 };
 
 /// Milliseconds since the Unix epoch; the one timestamp representation used across crates.

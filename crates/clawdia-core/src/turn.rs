@@ -56,6 +56,15 @@ pub fn sender_id(origin: TurnOrigin, sender: Option<&str>) -> String {
     }
 }
 
+/// Whether `sender` (e.g. `api:alice`) is one the pattern names: exactly, or `ORIGIN:*` for any
+/// identified sender of that origin.
+pub fn sender_matches(pattern: &str, sender: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with(':') => sender.starts_with(prefix) && sender.len() > prefix.len(),
+        _ => pattern == sender,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TurnRequest {
     pub agent: String,

@@ -174,6 +174,7 @@ fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
         max_tool_iterations: agent.max_tool_iterations,
         max_tokens: agent.max_tokens,
         temperature: agent.temperature,
+        elevated_senders: agent.elevated.senders.clone(),
     }
 }
 

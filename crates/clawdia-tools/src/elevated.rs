@@ -206,14 +206,7 @@ fn command_line(program: &str, args: &[String]) -> String {
     line.chars().filter(|c| !c.is_control()).take(400).collect()
 }
 
-/// Whether `sender` (e.g. `api:alice`) is one the pattern names: exactly, or `ORIGIN:*` for any
-/// identified sender of that origin.
-pub(crate) fn sender_matches(pattern: &str, sender: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) if prefix.ends_with(':') => sender.starts_with(prefix) && sender.len() > prefix.len(),
-        _ => pattern == sender,
-    }
-}
+pub(crate) use clawdia_core::sender_matches;
 
 /// Whether `args` match the patterns one to one (a final `**` takes any rest, including none).
 pub(crate) fn args_match(patterns: &[String], args: &[String]) -> bool {

@@ -108,6 +108,7 @@ fn asking(ttl: Duration) -> Asking {
             max_tool_iterations: 8,
             max_tokens: 512,
             temperature: None,
+            elevated_senders: Vec::new(),
         },
         vec![echo("echo", "test"), runs.clone()],
     );
@@ -318,6 +319,7 @@ async fn without_an_approval_store_an_ask_call_is_refused() {
             max_tool_iterations: 8,
             max_tokens: 512,
             temperature: None,
+            elevated_senders: Vec::new(),
         },
         vec![a.runs.clone()],
     );

@@ -54,6 +54,7 @@ fn on_demand_harness() -> Harness {
             max_tool_iterations: 8,
             max_tokens: 512,
             temperature: None,
+            elevated_senders: Vec::new(),
         },
         vec![
             echo("echo", "test"),
