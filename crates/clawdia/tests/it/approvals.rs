@@ -3,6 +3,8 @@
 //! agent continues; a request is decided once; `deny` never runs it; requests survive a gateway
 //! killed with SIGKILL, and a running gateway applies the decision over its API.
 
+use std::time::Duration;
+
 use crate::support::*;
 
 const ASK_WRITE: &str = "[agents.main.tools]\nask = [\"write\"]\n";
@@ -82,11 +84,17 @@ fn an_approved_call_runs_once_as_asked_and_a_denied_one_never_runs() {
 
 #[test]
 fn requests_survive_a_killed_gateway_and_a_running_one_applies_the_decision() {
-    let home = Home::with_agent_extra(ASK_WRITE);
+    let home = Home::with_agent_extra(&format!("{ASK_WRITE}\n[alerts]\nroutes = [\"log\"]\n"));
     let gateway = home.up();
     let token = home.token();
     // Through the running gateway (`chat` finds it).
     let id = ask_write(&home, "survivor.txt", "still here");
+    // The owner hears of it through the outbox.
+    let alerts = home.path().join("logs/alerts.log");
+    let alerted = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&alerts).is_ok_and(|log| log.contains("approval_request") && log.contains(&id))
+    });
+    assert!(alerted, "{:?}", std::fs::read_to_string(&alerts));
     let (status, _) = http(gateway.addr, "GET", "/v1/approvals", None, "");
     assert_eq!(status, 401);
     let (status, body) = http(gateway.addr, "GET", "/v1/approvals?pending=true", Some(&token), "");
