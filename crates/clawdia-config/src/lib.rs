@@ -66,6 +66,8 @@ pub struct Config {
     pub cron: CronConfig,
     /// `[mcp]`: MCP servers and the agents granted each.
     pub mcp: McpConfig,
+    /// `[logs]`: the gateway's log file rotation.
+    pub logs: LogsConfig,
     /// Every secret reference that carries `rotated_at` and `rotate_every_days`.
     pub secret_rotation: Vec<SecretRotation>,
 }
@@ -252,6 +254,16 @@ pub struct GatewayConfig {
     pub write_timeout: Duration,
     pub max_concurrent_turns: usize,
     pub turn_queue: Duration,
+    /// How long turns in flight may run on after SIGTERM/SIGINT before they are cancelled.
+    pub drain: Duration,
+}
+
+/// `[logs]`: `logs/clawdia.log` is rotated at `max_bytes`, keeping `keep` older files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogsConfig {
+    /// At least 1.
+    pub max_bytes: u64,
+    pub keep: usize,
 }
 
 /// The wire format a provider speaks. TOML: `"anthropic"`, `"openai"` or `"local"`.
