@@ -448,6 +448,7 @@ pub fn server_limits(
         write_timeout: gateway.write_timeout,
         max_concurrent_turns: gateway.max_concurrent_turns,
         turn_queue: gateway.turn_queue,
+        drain: gateway.drain,
     }
 }
 

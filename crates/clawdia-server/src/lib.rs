@@ -1,6 +1,7 @@
 //! The gateway's HTTP API: `GET /health` (no auth); bearer-authenticated OpenAI-compatible
 //! `GET /v1/models` and `POST /v1/chat/completions` (JSON and SSE), the native turn stream
-//! `POST /v1/turns` (SSE of `TurnEvent`s), and `GET /metrics` (Prometheus text).
+//! `POST /v1/turns` (SSE of `TurnEvent`s), `GET /metrics` (Prometheus text) and `GET /v1/status`
+//! (the daemon's components, `status`).
 //!
 //! No client can lock the others out: connections are capped and time out when idle, half-sent
 //! or not reading (`conn`), and turns and request bodies are bounded (`limits`).
@@ -15,6 +16,7 @@ mod error;
 mod limits;
 mod openai;
 mod sse;
+mod status;
 mod turns;
 
 use std::future::Future;
@@ -33,6 +35,7 @@ use tokio::sync::Semaphore;
 pub use error::ApiError;
 pub use limits::Limits;
 pub(crate) use limits::guarded;
+pub use status::StatusSource;
 
 /// Renders extra Prometheus text (the agents' counters) for `/metrics`.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
@@ -47,6 +50,8 @@ pub struct ServerState {
     pub metrics: MetricsSource,
     pub limits: Limits,
     pub counters: Arc<HttpCounters>,
+    /// The daemon's components and start time for `/v1/status`.
+    pub status: StatusSource,
     /// One permit per turn that may run at once.
     turns: Arc<Semaphore>,
     connections: Arc<conn::Connections>,
@@ -77,7 +82,14 @@ impl ServerState {
             connections: Arc::new(conn::Connections::new(limits.max_connections)),
             limits,
             counters: Arc::new(HttpCounters::default()),
+            status: StatusSource::default(),
         }
+    }
+
+    /// Serves `status` at `/v1/status` (without it, only the server's own process is shown).
+    pub fn with_status(mut self, status: StatusSource) -> ServerState {
+        self.status = status;
+        self
     }
 }
 
@@ -93,6 +105,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{id}", get(openai::model))
         .route("/metrics", get(metrics))
+        .route("/v1/status", get(status::status))
         .merge(turns)
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
