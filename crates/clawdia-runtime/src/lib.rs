@@ -3,6 +3,7 @@
 //! SQLite store, agents with their tools); `serve` puts the HTTP API on a socket; `home`
 //! creates a home; `remote` talks to a gateway that is already running.
 
+pub mod daemon;
 pub mod dream;
 pub mod home;
 pub mod knowledge;
@@ -21,8 +22,7 @@ use async_trait::async_trait;
 use clawdia_agent::{AgentSpec, Agents, Budget, Pricer, PromptLimits, ToolPolicy};
 use clawdia_config::{Config, ProviderKind};
 use clawdia_core::{
-    AuditEvent, AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError, ModelRef, Severity,
-    Tool, Usage,
+    AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError, ModelRef, Tool, Usage,
 };
 use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, RetryPolicy, Router};
 use clawdia_store::Store;
@@ -376,46 +376,15 @@ pub async fn bind(
     Ok((listener, token))
 }
 
-/// Serves the HTTP API on `listener` until `shutdown` resolves. Writes `state/gateway.json`
-/// while running.
+/// Runs the gateway daemon (`daemon::run`) on `listener` until `shutdown` resolves, with no
+/// outbox: failing components are logged and audited but alert nobody.
 pub async fn serve(
     runtime: &Runtime,
     listener: tokio::net::TcpListener,
     token: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
-    let addr = listener.local_addr().map_err(|e| RuntimeError::Io(e.to_string()))?;
-    let metrics = runtime.agents.metrics();
-    let state = clawdia_server::ServerState::new(
-        runtime.agents.clone(),
-        runtime.store.clone(),
-        token,
-        Arc::new(move || metrics.render()),
-        server_limits(&runtime.config.gateway, open_files_limit()),
-    );
-    let file = gateway_file(&runtime.config.home);
-    let announce = GatewayFile { pid: std::process::id(), addr, version: env!("CARGO_PKG_VERSION").into() };
-    if let Ok(json) = serde_json::to_vec(&announce) {
-        let _ = std::fs::write(&file, json);
-    }
-    runtime.store.record(AuditEvent::new("gateway_started", Severity::INFO, format!("listening on {addr}")));
-    let embedder = runtime.brain.spawn_embedder();
-    let scheduler = sched::spawn_scheduler(runtime);
-    tracing::info!(%addr, "clawdia gateway listening");
-    let result = clawdia_server::serve(listener, state, shutdown).await;
-    if let Some(scheduler) = scheduler {
-        scheduler.stop().await;
-    }
-    if let Some(embedder) = embedder {
-        embedder.abort();
-    }
-    let _ = std::fs::remove_file(&file);
-    runtime.store.record(AuditEvent::new(
-        "gateway_stopped",
-        Severity::INFO,
-        format!("stopped listening on {addr}"),
-    ));
-    result.map_err(|e| RuntimeError::Io(format!("server error: {e}")))
+    daemon::run(runtime, listener, token, Arc::new(clawdia_core::NoNotifier), Vec::new(), shutdown).await
 }
 
 /// File descriptors the gateway keeps for itself beyond client connections (databases, logs,
