@@ -266,6 +266,13 @@ pub struct LogsConfig {
     pub keep: usize,
 }
 
+impl Default for LogsConfig {
+    /// 10 MiB, 5 rotated files.
+    fn default() -> LogsConfig {
+        LogsConfig { max_bytes: raw::defaults::LOG_MAX_BYTES, keep: raw::defaults::LOG_KEEP }
+    }
+}
+
 /// The wire format a provider speaks. TOML: `"anthropic"`, `"openai"` or `"local"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum ProviderKind {

@@ -276,7 +276,6 @@ pub async fn run(
         limits,
     )
     .with_status(daemon.status_source());
-    daemon.supervise(server(listener, addr, state));
     match crate::sched::scheduler_component(runtime) {
         Some(component) => daemon.supervise(component),
         None => daemon.disabled("scheduler", "[cron] enabled = false"),
@@ -288,6 +287,8 @@ pub async fn run(
     for component in extra {
         daemon.supervise(component);
     }
+    // Last, so every component is listed by the time the first request can be answered.
+    daemon.supervise(server(listener, addr, state));
     let file = crate::gateway_file(&runtime.config.home);
     let announce = GatewayFile { pid: std::process::id(), addr, version: env!("CARGO_PKG_VERSION").into() };
     if let Ok(json) = serde_json::to_vec(&announce) {
