@@ -151,3 +151,37 @@ fn the_log_in_logs_is_rotated_by_size_and_keeps_at_most_keep_files() {
     assert!(text.contains("clawdia gateway listening") && text.contains(&last), "{text}");
     assert!(!text.contains('\u{1b}'), "colour codes in the log file: {text}");
 }
+
+#[test]
+fn a_port_that_cannot_be_bound_stops_up_with_a_clear_error() {
+    let home = Home::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let path = home.path().join("clawdia.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, config.replacen("port = 0\n", &format!("port = {port}\n"), 1)).unwrap();
+    let mut child = home
+        .command(&["up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "clawdia up kept running without its port");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let error = stderr(&out);
+    assert_eq!(status.code(), Some(2), "{error}");
+    assert!(error.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{error}");
+    assert!(!error.contains("panicked"), "{error}");
+    // The same home on a free port starts.
+    drop(taken);
+    let gateway = home.up();
+    assert_eq!(gateway.addr.port(), port);
+    assert!(gateway.terminate().success());
+}
