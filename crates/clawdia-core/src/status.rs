@@ -141,6 +141,20 @@ impl StatusBoard {
         });
     }
 
+    /// Copies the state of a component that supervises itself (an MCP server restarts on its
+    /// own): its state, restarts and last error as it reports them.
+    pub fn observe(&self, name: &str, state: ComponentState, restarts: u32, error: Option<&str>) {
+        self.set(name, state);
+        self.with(|components| {
+            if let Some(component) = components.iter_mut().find(|c| c.name == name) {
+                component.restarts = restarts;
+                if let Some(error) = error {
+                    component.error = Some(short(error));
+                }
+            }
+        });
+    }
+
     /// Every component, in registration order.
     pub fn snapshot(&self) -> Vec<ComponentStatus> {
         self.with(|components| components.clone())
@@ -201,6 +215,20 @@ mod tests {
         board.give_up("server", "did not stop");
         let failed = board.get("server").expect("registered");
         assert_eq!((failed.state.name(), failed.error.as_deref()), ("failed", Some("did not stop")));
+    }
+
+    #[test]
+    fn an_observed_component_takes_the_restarts_and_error_it_reports() {
+        let board = StatusBoard::new();
+        board.register("mcp:files", ComponentState::Stopped);
+        board.observe("mcp:files", ComponentState::Failed, 3, Some("exited with status 1\nstack"));
+        let files = board.get("mcp:files").expect("registered");
+        assert_eq!((files.state, files.restarts), (ComponentState::Failed, 3));
+        assert_eq!(files.error.as_deref(), Some("exited with status 1 stack"));
+        board.observe("mcp:files", ComponentState::Running, 4, None);
+        let files = board.get("mcp:files").expect("registered");
+        assert_eq!((files.state, files.restarts), (ComponentState::Running, 4));
+        assert!(files.error.is_some(), "the last error stays visible");
     }
 
     #[test]

@@ -284,6 +284,10 @@ pub async fn run(
         Some(_) => daemon.supervise(embedder(runtime.brain.clone())),
         None => daemon.disabled("embedder", "no embedder is configured ([brain.embedder])"),
     }
+    match &runtime.mcp {
+        Some(mcp) => daemon.supervise(crate::mcp::watcher(mcp.clone(), daemon.board())),
+        None => daemon.disabled("mcp", "no [mcp.servers] are configured"),
+    }
     for component in extra {
         daemon.supervise(component);
     }

@@ -70,6 +70,8 @@ pub struct Runtime {
     pub models: Arc<dyn clawdia_core::Models>,
     /// Prices model calls from `[prices]`.
     pub pricer: Pricer,
+    /// The `[mcp.servers]` the agents were granted (none started yet), when any are configured.
+    pub mcp: Option<Arc<clawdia_mcp::Mcp>>,
 }
 
 /// The state folder of a home.
@@ -121,9 +123,9 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         tools.extend(agents.subagent_tools());
         agents.add(agent_spec(agent), tools);
     }
-    mcp::attach(&config, &mut agents, store.clone());
+    let mcp = mcp::attach(&config, &mut agents, store.clone());
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
-    Ok(Runtime { config, store, agents: agents.shared(), brain, cron, models, pricer })
+    Ok(Runtime { config, store, agents: agents.shared(), brain, cron, models, pricer, mcp })
 }
 
 fn agent_spec(agent: &clawdia_config::AgentConfig) -> AgentSpec {
