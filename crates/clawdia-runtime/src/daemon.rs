@@ -306,7 +306,14 @@ pub async fn run(
         () = cancelled.cancelled() => {}
     }
     tracing::info!(drain_secs = drain.as_secs(), "shutting down: draining turns in flight");
+    let board = daemon.board();
     daemon.stop(drain + STOP_GRACE).await;
+    let states: Vec<String> = board
+        .snapshot()
+        .iter()
+        .map(|component| format!("{} {}", component.name, component.state.name()))
+        .collect();
+    tracing::info!("components at exit: {}", states.join(", "));
     let _ = std::fs::remove_file(&file);
     runtime.store.record(AuditEvent::new(
         "gateway_stopped",

@@ -70,6 +70,11 @@ fn status_lists_the_daemons_components_over_http_and_in_the_cli() {
     let text = stdout(&home.run(&["status"]));
     assert!(text.contains("gateway:  not running") && !text.contains("daemon:"), "{text}");
     assert!(!home.path().join("state/gateway.json").exists(), "gateway.json left behind");
+    // Every component reported its stop, in the log file as on stderr.
+    let log = std::fs::read_to_string(home.path().join("logs/clawdia.log")).expect("the log file");
+    let exit = log.lines().find(|line| line.contains("components at exit:")).expect("an exit line");
+    assert!(exit.contains("server stopped") && exit.contains("scheduler stopped"), "{exit}");
+    assert!(!exit.contains("running") && !exit.contains("failed"), "{exit}");
 }
 
 #[test]
