@@ -53,11 +53,17 @@ impl Component {
 pub struct Backoff {
     pub first: Duration,
     pub max: Duration,
+    /// A run that lasted longer than this ends a failure streak: its failure waits `first` again.
+    pub reset_after: Duration,
 }
 
 impl Backoff {
-    /// 1 s, doubling, capped at 60 s.
-    pub const DEFAULT: Backoff = Backoff { first: Duration::from_secs(1), max: Duration::from_secs(60) };
+    /// 1 s, doubling, capped at 60 s; a run of more than a minute starts over.
+    pub const DEFAULT: Backoff = Backoff {
+        first: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        reset_after: Duration::from_secs(60),
+    };
 
     /// The wait before restart number `attempt` (1 for the first restart after a failure).
     pub fn delay(&self, attempt: u32) -> Duration {
@@ -191,7 +197,7 @@ impl Supervisor {
                 return;
             }
             let error = failure(outcome).unwrap_or_else(|| "it stopped on its own".to_string());
-            if began.elapsed() > self.backoff.max {
+            if began.elapsed() > self.backoff.reset_after {
                 attempt = 0;
             }
             attempt += 1;
@@ -199,7 +205,7 @@ impl Supervisor {
             let next_try =
                 clawdia_core::time::now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
             self.board.failed(name, &error, attempt, next_try);
-            self.report(&error, delay);
+            self.report(&error, attempt, delay);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.token.cancelled() => {
@@ -211,25 +217,36 @@ impl Supervisor {
         }
     }
 
-    /// The log line, the audit event and the owner's alert for one failure.
-    fn report(&self, error: &str, delay: Duration) {
+    /// The log line and the audit event for every failure; the owner's alert for the first
+    /// failure of a streak and every tenth after it (at the 60 s cap, one each ten minutes), so a
+    /// component that keeps failing does not flood the owner. The audit event is below the
+    /// default `alerts.min_severity`, so it does not reach the owner a second time.
+    fn report(&self, error: &str, attempt: u32, delay: Duration) {
         let name = &self.name;
         let error = clawdia_core::one_line(error);
         let wait = format!("{:.0} s", delay.as_secs_f64().max(1.0));
-        tracing::error!(component = %name, "failed: {error}; restarting in {wait}");
+        tracing::error!(component = %name, attempt, "failed: {error}; restarting in {wait}");
         self.audit.record(AuditEvent::new(
             "component_failed",
-            Severity::HIGH,
-            format!("{name}: {error}; restarting in {wait}"),
+            Severity::WARNING,
+            format!("{name}: {error}; restart {attempt} in {wait}"),
         ));
-        self.notifier.notify(Alert::new(
-            "component_failed",
-            Severity::HIGH,
-            format!("Clawdia: {name} failed and restarts in {wait}"),
-            format!("The gateway's {name} stopped: {error}. It is restarted with backoff; `clawdia status` shows its state."),
-        ));
+        if attempt == 1 || attempt % ALERT_EVERY == 0 {
+            let streak = if attempt == 1 { String::new() } else { format!(" ({attempt} failures in a row)") };
+            self.notifier.notify(Alert::new(
+                "component_failed",
+                Severity::HIGH,
+                format!("Clawdia: {name} failed{streak} and restarts in {wait}"),
+                format!(
+                    "The gateway's {name} stopped: {error}. It is restarted with backoff; `clawdia status` shows its state."
+                ),
+            ));
+        }
     }
 }
+
+/// After the first alert of a failure streak, one more every this many failures.
+const ALERT_EVERY: u32 = 10;
 
 /// Why a run ended, if it was not a clean `Ok(())`: its error or its panic's message.
 fn failure(outcome: Result<Result<(), String>, tokio::task::JoinError>) -> Option<String> {
@@ -383,6 +400,28 @@ mod tests {
         assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(60));
     }
 
+    #[tokio::test]
+    async fn a_component_that_keeps_failing_alerts_once_then_every_tenth_failure() {
+        let alerts = Arc::new(Alerts::default());
+        let audit = Arc::new(Audit::default());
+        let fast = Backoff { first: Duration::from_millis(1), max: Duration::from_millis(2), ..QUICK };
+        let mut daemon = Daemon::new(alerts.clone(), audit.clone()).with_backoff(fast);
+        daemon.supervise(Component::new("broken", |_token: CancellationToken| async move {
+            Err::<(), String>("config file missing".to_string())
+        }));
+        let board = daemon.board();
+        watch(&board, "broken", |s| s.restarts >= 21).await;
+        daemon.stop(Duration::from_secs(2)).await;
+        let alerts = alerts.0.lock().unwrap();
+        let titles: Vec<&str> = alerts.iter().map(|a| a.title.as_str()).collect();
+        assert!((3..=4).contains(&alerts.len()), "{titles:?}");
+        assert!(titles[0].ends_with("broken failed and restarts in 1 s"), "{titles:?}");
+        assert!(titles[1].contains("(10 failures in a row)"), "{titles:?}");
+        assert!(titles[2].contains("(20 failures in a row)"), "{titles:?}");
+        let audited = audit.0.lock().unwrap().iter().filter(|e| e.kind == "component_failed").count();
+        assert!(audited >= 21, "every failure is audited: {audited}");
+    }
+
     #[derive(Default)]
     struct Alerts(Mutex<Vec<Alert>>);
 
@@ -401,7 +440,11 @@ mod tests {
         }
     }
 
-    const QUICK: Backoff = Backoff { first: Duration::from_millis(40), max: Duration::from_secs(5) };
+    const QUICK: Backoff = Backoff {
+        first: Duration::from_millis(40),
+        max: Duration::from_secs(5),
+        reset_after: Duration::from_secs(10),
+    };
 
     fn daemon() -> (Daemon, Arc<Alerts>, Arc<Audit>) {
         let alerts = Arc::new(Alerts::default());
@@ -468,15 +511,18 @@ mod tests {
         let status = board.get("flaky").expect("registered");
         assert_eq!(status.error.as_deref(), Some("cannot open flaky.db (run 2)"));
         {
+            // One alert for the streak (the owner is not told twice within seconds), every
+            // failure audited.
             let alerts = alerts.0.lock().unwrap();
-            assert_eq!(alerts.len(), 2, "{alerts:?}");
-            assert!(alerts.iter().all(|a| a.kind == "component_failed" && a.severity == Severity::HIGH));
-            assert!(alerts[1].body.contains("cannot open flaky.db (run 2)"), "{:?}", alerts[1]);
+            assert_eq!(alerts.len(), 1, "{alerts:?}");
+            assert_eq!((alerts[0].kind.as_str(), alerts[0].severity), ("component_failed", Severity::HIGH));
+            assert!(alerts[0].body.contains("cannot open flaky.db (run 1)"), "{:?}", alerts[0]);
             assert!(alerts[0].title.contains("flaky"), "{:?}", alerts[0]);
             let audit = audit.0.lock().unwrap();
             let failed: Vec<_> = audit.iter().filter(|e| e.kind == "component_failed").collect();
             assert_eq!(failed.len(), 2);
             assert!(failed[0].detail.starts_with("flaky: cannot open flaky.db (run 1)"), "{failed:?}");
+            assert!(failed[1].detail.starts_with("flaky: cannot open flaky.db (run 2)"), "{failed:?}");
         }
         // The third run is healthy: it stays up and stops cleanly with the daemon.
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -484,7 +530,7 @@ mod tests {
         daemon.stop(Duration::from_secs(2)).await;
         let stopped = board.get("flaky").expect("registered");
         assert_eq!((stopped.state, stopped.restarts), (ComponentState::Stopped, 2));
-        assert_eq!(alerts.0.lock().unwrap().len(), 2, "a clean stop raised an alert");
+        assert_eq!(alerts.0.lock().unwrap().len(), 1, "a clean stop raised an alert");
     }
 
     #[tokio::test]
