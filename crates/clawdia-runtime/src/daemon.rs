@@ -231,7 +231,7 @@ impl Supervisor {
             Severity::WARNING,
             format!("{name}: {error}; restart {attempt} in {wait}"),
         ));
-        if attempt == 1 || attempt % ALERT_EVERY == 0 {
+        if attempt == 1 || attempt.is_multiple_of(ALERT_EVERY) {
             let streak = if attempt == 1 { String::new() } else { format!(" ({attempt} failures in a row)") };
             self.notifier.notify(Alert::new(
                 "component_failed",
