@@ -246,3 +246,13 @@ pub fn sessions(home: &Path, command: SessionsCommand) -> Outcome {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uptime_shows_the_two_largest_units() {
+        let shown: Vec<String> =
+            [7, 65, 3 * 3600 + 4 * 60 + 5, 2 * 86_400 + 3 * 3600 + 59].map(super::uptime).into();
+        assert_eq!(shown, ["7s", "1m 5s", "3h 4m", "2d 3h"]);
+    }
+}
