@@ -3,10 +3,10 @@
 //! later the channels) runs as a supervised component under ONE cancellation token.
 //!
 //! A component's task that ends with an error, ends on its own or panics is restarted after
-//! 1 s, 2 s, 4 s ... (capped at 60 s; the count starts over after a run that lasted longer than
-//! the cap); each failure is written to the status board, recorded as a `component_failed`
-//! audit event and raised to the owner through the [`Notifier`]. The daemon never goes down for
-//! it. Cancelling the token (SIGTERM/SIGINT) stops them all: the server stops accepting and
+//! 1 s, 2 s, 4 s ... (capped at 60 s; the count starts over after a run that lasted over a
+//! minute); each failure is written to the status board and recorded as a `component_failed`
+//! audit event, and the first failure of a streak (and every tenth after it) is raised to the
+//! owner through the [`Notifier`]. The daemon never goes down for it. Cancelling the token (SIGTERM/SIGINT) stops them all: the server stops accepting and
 //! drains its turns for `[gateway] drain_secs`, then cancels them; each component reports
 //! `stopped`, or `failed` if it did not stop in time.
 
