@@ -144,6 +144,11 @@ impl LogFile {
     }
 
     fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        // Deleted under us (the weekly prune removes files in `logs/` untouched for
+        // `prune_days`, or the owner did): start a new file rather than write into the void.
+        if self.file.is_some() && !self.path.exists() {
+            self.file = None;
+        }
         if self.file.is_some() && self.size > 0 && self.size + bytes.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
@@ -263,6 +268,17 @@ mod tests {
         log.write(b"kept\n");
         assert!(!log.warned);
         assert_eq!(std::fs::read_to_string(home.path().join("logs/clawdia.log")).unwrap(), "kept\n");
+    }
+
+    #[test]
+    fn a_log_deleted_while_open_is_created_again() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("logs");
+        let mut log = LogFile::new(&dir, 1000, 2);
+        log.write(b"before\n");
+        std::fs::remove_file(dir.join(LOG_FILE)).unwrap();
+        log.write(b"after\n");
+        assert_eq!(std::fs::read_to_string(dir.join(LOG_FILE)).unwrap(), "after\n");
     }
 
     #[test]
