@@ -70,6 +70,8 @@ pub struct Config {
     pub cron: CronConfig,
     /// `[mcp]`: MCP servers and the agents granted each.
     pub mcp: McpConfig,
+    /// `[logs]`: the gateway's log file rotation.
+    pub logs: LogsConfig,
     /// Every secret reference that carries `rotated_at` and `rotate_every_days`.
     pub secret_rotation: Vec<SecretRotation>,
     /// `[broker]`: requests awaiting the owner.
@@ -262,6 +264,23 @@ pub struct GatewayConfig {
     pub write_timeout: Duration,
     pub max_concurrent_turns: usize,
     pub turn_queue: Duration,
+    /// How long turns in flight may run on after SIGTERM/SIGINT before they are cancelled.
+    pub drain: Duration,
+}
+
+/// `[logs]`: `logs/clawdia.log` is rotated at `max_bytes`, keeping `keep` older files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogsConfig {
+    /// At least 1.
+    pub max_bytes: u64,
+    pub keep: usize,
+}
+
+impl Default for LogsConfig {
+    /// 10 MiB, 5 rotated files.
+    fn default() -> LogsConfig {
+        LogsConfig { max_bytes: raw::defaults::LOG_MAX_BYTES, keep: raw::defaults::LOG_KEEP }
+    }
 }
 
 /// The wire format a provider speaks. TOML: `"anthropic"`, `"openai"` or `"local"`.

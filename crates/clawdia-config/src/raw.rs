@@ -28,6 +28,9 @@ pub(crate) mod defaults {
     pub const WRITE_TIMEOUT_SECS: u64 = 60;
     pub const MAX_CONCURRENT_TURNS: usize = 16;
     pub const TURN_QUEUE_SECS: u64 = 30;
+    pub const DRAIN_SECS: u64 = 20;
+    pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+    pub const LOG_KEEP: usize = 5;
     pub const CONNECT_TIMEOUT_SECS: u64 = 10;
     pub const READ_TIMEOUT_SECS: u64 = 60;
     pub const COOLDOWN_SECS: u64 = 30;
@@ -120,6 +123,9 @@ pub(crate) struct RawConfig {
     /// them; delivery is retried until each route accepts).
     #[serde(default)]
     pub alerts: crate::alerts::RawAlerts,
+    /// The gateway's log file in `logs/`: its size and how many rotated files are kept.
+    #[serde(default)]
+    pub logs: RawLogs,
 }
 
 /// The scheduler (`state/cron.db`). Jobs defined here and jobs added with `clawdia cron add`
@@ -427,6 +433,26 @@ pub(crate) struct RawGateway {
     /// refuses at once.
     #[schemars(extend("default" = defaults::TURN_QUEUE_SECS))]
     pub turn_queue_secs: Option<u64>,
+    /// On SIGTERM or SIGINT, seconds the turns in flight may take to finish before they are
+    /// cancelled and the gateway exits; `0` cancels them at once.
+    #[schemars(extend("default" = defaults::DRAIN_SECS))]
+    pub drain_secs: Option<u64>,
+}
+
+/// The gateway's log file, `logs/clawdia.log` in the home, written beside stderr by
+/// `clawdia up`. When it reaches `max_bytes` it is renamed `clawdia.log.1` (the older ones
+/// shift to `.2`, ...) and a new one starts; at most `keep` rotated files are kept.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Logs")]
+pub(crate) struct RawLogs {
+    /// Size in bytes at which the log file is rotated.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::LOG_MAX_BYTES))]
+    pub max_bytes: Option<Spanned<u64>>,
+    /// Rotated files kept (`clawdia.log.1` is the newest); `0` keeps none, so the log restarts
+    /// empty when it is full.
+    #[schemars(extend("default" = defaults::LOG_KEEP))]
+    pub keep: Option<usize>,
 }
 
 /// One model provider endpoint.

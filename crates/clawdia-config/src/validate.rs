@@ -15,8 +15,8 @@ use crate::error::{ConfigError, key_path};
 use crate::raw::defaults::{CONNECT_TIMEOUT_SECS as CONNECT_SECS, READ_TIMEOUT_SECS as READ_SECS};
 use crate::raw::{self, RawSecret, defaults};
 use crate::{
-    AgentConfig, BrainConfig, Budget, Config, EmbedderConfig, GatewayConfig, LocalProviderConfig, Price,
-    PromptLimits, ProviderConfig, ProviderKind, SecretRef, ToolPolicy, WebFetchConfig,
+    AgentConfig, BrainConfig, Budget, Config, EmbedderConfig, GatewayConfig, LocalProviderConfig, LogsConfig,
+    Price, PromptLimits, ProviderConfig, ProviderKind, SecretRef, ToolPolicy, WebFetchConfig,
 };
 
 /// What every check needs: the text (to turn byte offsets into lines) and the home.
@@ -126,6 +126,10 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
     let broker = crate::broker::validate(&context, raw.broker)?;
     let owner = crate::alerts::owner(&context, raw.owner)?;
     let alerts = crate::alerts::alerts(&context, raw.alerts)?;
+    let logs = LogsConfig {
+        max_bytes: context.positive(raw.logs.max_bytes, &["logs", "max_bytes"], defaults::LOG_MAX_BYTES)?,
+        keep: raw.logs.keep.unwrap_or(defaults::LOG_KEEP),
+    };
     let secret_rotation = context.rotation.take();
     Ok(Config {
         home: home.clone(),
@@ -140,6 +144,7 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
         broker,
         owner,
         alerts,
+        logs,
     })
 }
 
@@ -293,6 +298,7 @@ fn gateway(context: &Context, raw: raw::RawGateway) -> Result<GatewayConfig, Con
             defaults::MAX_CONCURRENT_TURNS,
         )?,
         turn_queue: std::time::Duration::from_secs(raw.turn_queue_secs.unwrap_or(defaults::TURN_QUEUE_SECS)),
+        drain: std::time::Duration::from_secs(raw.drain_secs.unwrap_or(defaults::DRAIN_SECS)),
     })
 }
 

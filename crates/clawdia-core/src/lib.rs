@@ -16,6 +16,7 @@ pub mod random;
 pub mod redact;
 pub mod session;
 pub mod skills;
+pub mod status;
 pub mod text;
 pub mod time;
 pub mod tool;
@@ -32,6 +33,7 @@ pub use model::{
 pub use notify::{Alert, NoNotifier, Notifier};
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
+pub use status::{ComponentState, ComponentStatus, StatusBoard};
 pub use text::{error_body_message, error_chain, first_line, frontmatter_fence, hex, one_line};
 pub use tool::{Tool, ToolContext, ToolError, ToolProgress, ToolSource};
 pub use turn::{

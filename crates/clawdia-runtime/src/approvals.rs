@@ -23,19 +23,28 @@ pub fn sweep_interval(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
-/// Expires due requests every `sweep_interval` until the task is aborted.
-pub fn spawn_sweeper(runtime: &Runtime) -> tokio::task::JoinHandle<()> {
+/// Expires due requests every `sweep_interval`, as a daemon component.
+pub fn component(runtime: &Runtime) -> crate::daemon::Component {
     let agents = runtime.agents.clone();
     let every = sweep_interval(runtime.config.broker.ttl);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let ignore = |_event: clawdia_core::TurnEvent| {};
-            let expired = agents.expire_approvals(&ignore).await;
-            if expired > 0 {
-                tracing::info!(expired, "approval requests expired undecided");
+    crate::daemon::Component::new("approvals", move |token: crate::daemon::CancellationToken| {
+        let agents = agents.clone();
+        async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                let ignore = |_event: clawdia_core::TurnEvent| {};
+                let expired = tokio::select! {
+                    () = token.cancelled() => return Ok(()),
+                    expired = agents.expire_approvals(&ignore) => expired,
+                };
+                if expired > 0 {
+                    tracing::info!(expired, "approval requests expired undecided");
+                }
             }
         }
     })

@@ -4,6 +4,7 @@
 //! creates a home; `remote` talks to a gateway that is already running.
 
 pub mod approvals;
+pub mod daemon;
 pub mod dream;
 pub mod home;
 pub mod knowledge;
@@ -23,8 +24,8 @@ use async_trait::async_trait;
 use clawdia_agent::{AgentSpec, Agents, Budget, Pricer, PromptLimits, ToolPolicy};
 use clawdia_config::{Config, ProviderKind};
 use clawdia_core::{
-    AuditEvent, AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError, ModelRef, Notifier,
-    Severity, Tool, Usage,
+    AuditSink, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelError, ModelRef, Notifier, Severity,
+    Tool, Usage,
 };
 use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, RetryPolicy, Router};
 use clawdia_store::Store;
@@ -79,6 +80,8 @@ pub struct Runtime {
     pub audit: Arc<dyn AuditSink>,
     /// The outbox behind `notifier`, for the delivery task.
     outbox: Arc<clawdia_outbox::Outbox>,
+    /// The `[mcp.servers]` the agents were granted (none started yet), when any are configured.
+    pub mcp: Option<Arc<clawdia_mcp::Mcp>>,
 }
 
 /// The state folder of a home.
@@ -138,7 +141,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     }
     agents.set_approvals(approvals::open(&config)?, config.broker.ttl);
     agents.set_notifier(notifier.clone());
-    mcp::attach(&config, &mut agents, audit.clone());
+    let mcp = mcp::attach(&config, &mut agents, audit.clone());
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
     Ok(Runtime {
         config,
@@ -151,6 +154,7 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         notifier,
         audit,
         outbox,
+        mcp,
     })
 }
 
@@ -405,50 +409,17 @@ pub async fn bind(
     Ok((listener, token))
 }
 
-/// Serves the HTTP API on `listener` until `shutdown` resolves. Writes `state/gateway.json`
-/// while running.
+/// Runs the gateway daemon (`daemon::run`) on `listener` until `shutdown` resolves: the HTTP
+/// server, scheduler, embedder and MCP watcher, plus the owner's outbox delivery and the sweep
+/// that expires approval requests; failing components alert the owner through the outbox.
 pub async fn serve(
     runtime: &Runtime,
     listener: tokio::net::TcpListener,
     token: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
-    let addr = listener.local_addr().map_err(|e| RuntimeError::Io(e.to_string()))?;
-    let metrics = runtime.agents.metrics();
-    let state = clawdia_server::ServerState::new(
-        runtime.agents.clone(),
-        runtime.audit.clone(),
-        token,
-        Arc::new(move || metrics.render()),
-        server_limits(&runtime.config.gateway, open_files_limit()),
-    );
-    let file = gateway_file(&runtime.config.home);
-    let announce = GatewayFile { pid: std::process::id(), addr, version: env!("CARGO_PKG_VERSION").into() };
-    if let Ok(json) = serde_json::to_vec(&announce) {
-        let _ = std::fs::write(&file, json);
-    }
-    runtime.store.record(AuditEvent::new("gateway_started", Severity::INFO, format!("listening on {addr}")));
-    let embedder = runtime.brain.spawn_embedder();
-    let scheduler = sched::spawn_scheduler(runtime);
-    let sweeper = approvals::spawn_sweeper(runtime);
-    let outbox = outbox::spawn(runtime);
-    tracing::info!(%addr, "clawdia gateway listening");
-    let result = clawdia_server::serve(listener, state, shutdown).await;
-    if let Some(scheduler) = scheduler {
-        scheduler.stop().await;
-    }
-    outbox.stop().await;
-    if let Some(embedder) = embedder {
-        embedder.abort();
-    }
-    sweeper.abort();
-    let _ = std::fs::remove_file(&file);
-    runtime.store.record(AuditEvent::new(
-        "gateway_stopped",
-        Severity::INFO,
-        format!("stopped listening on {addr}"),
-    ));
-    result.map_err(|e| RuntimeError::Io(format!("server error: {e}")))
+    let components = vec![outbox::component(runtime), approvals::component(runtime)];
+    daemon::run(runtime, listener, token, runtime.notifier.clone(), components, shutdown).await
 }
 
 /// File descriptors the gateway keeps for itself beyond client connections (databases, logs,
@@ -481,6 +452,7 @@ pub fn server_limits(
         write_timeout: gateway.write_timeout,
         max_concurrent_turns: gateway.max_concurrent_turns,
         turn_queue: gateway.turn_queue,
+        drain: gateway.drain,
     }
 }
 

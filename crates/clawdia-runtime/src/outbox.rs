@@ -4,7 +4,6 @@
 //! `Arc<dyn Notifier>`; only this module names the concrete type.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use clawdia_config::Config;
 use clawdia_core::{Alert, AuditEvent, AuditSink, Notifier, Severity};
@@ -64,30 +63,17 @@ pub fn alert_of(event: &AuditEvent) -> Alert {
     }
 }
 
-/// The running delivery task.
-pub struct OutboxHandle {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl OutboxHandle {
-    /// Stops delivery; what is still pending stays queued for the next start.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        if tokio::time::timeout(Duration::from_secs(10), self.task).await.is_err() {
-            tracing::warn!("the outbox did not stop within 10 s");
+/// Delivery as a daemon component: alerts queued earlier (by this process or another) first;
+/// it stops with the daemon's token, and what is still pending stays queued for the next start.
+pub fn component(runtime: &Runtime) -> crate::daemon::Component {
+    let outbox = runtime.outbox.clone();
+    crate::daemon::Component::new("outbox", move |token: crate::daemon::CancellationToken| {
+        let outbox = outbox.clone();
+        async move {
+            outbox.run(token.cancelled_owned()).await;
+            Ok(())
         }
-    }
-}
-
-/// Starts delivering `runtime`'s alerts (those queued earlier, by this process or another,
-/// first).
-pub fn spawn(runtime: &Runtime) -> OutboxHandle {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(runtime.outbox.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    OutboxHandle { stop, task }
+    })
 }
 
 #[cfg(test)]

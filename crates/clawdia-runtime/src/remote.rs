@@ -1,6 +1,6 @@
 //! Talking to a gateway that is already running: find it (`state/gateway.json` + `/health`),
-//! and run a turn through its native streaming endpoint (`POST /v1/turns`), turning the SSE
-//! frames back into `TurnEvent`s.
+//! run a turn through its native streaming endpoint (`POST /v1/turns`), turning the SSE
+//! frames back into `TurnEvent`s, and read its components' states (`GET /v1/status`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,6 +20,72 @@ pub async fn find(home: &Path) -> Option<SocketAddr> {
     let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().ok()?;
     let response = client.get(format!("http://{}/health", file.addr)).send().await.ok()?;
     response.status().is_success().then_some(file.addr)
+}
+
+/// One daemon component as `GET /v1/status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteComponent {
+    pub name: String,
+    pub state: String,
+    /// RFC 3339.
+    pub since: String,
+    pub restarts: u64,
+    pub error: Option<String>,
+    /// While restarting: the attempt and when it is due (RFC 3339).
+    pub next_try: Option<(u64, String)>,
+}
+
+/// What a running gateway says about itself.
+#[derive(Debug, Clone)]
+pub struct RemoteStatus {
+    pub pid: u64,
+    pub version: String,
+    pub uptime_secs: u64,
+    pub components: Vec<RemoteComponent>,
+}
+
+/// The components of the gateway at `addr` (`GET /v1/status` with the token).
+pub async fn status(addr: SocketAddr, token: &str) -> Result<RemoteStatus, String> {
+    clawdia_llm::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|e| format!("http client: {e}"))?;
+    let response = client
+        .get(format!("http://{addr}/v1/status"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {addr}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| format!("reading the gateway's status: {e}"))?;
+    if !status.is_success() {
+        let message = clawdia_core::error_body_message(text.as_bytes(), 200).unwrap_or_default();
+        return Err(format!("the gateway answered {status}: {message}"));
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("the gateway's status is not JSON: {e}"))?;
+    let text_of = |value: &serde_json::Value, key: &str| value[key].as_str().unwrap_or_default().to_string();
+    let components = json["components"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|component| RemoteComponent {
+            name: text_of(component, "name"),
+            state: text_of(component, "state"),
+            since: text_of(component, "since"),
+            restarts: component["restarts"].as_u64().unwrap_or(0),
+            error: component["error"].as_str().map(str::to_string),
+            next_try: component["attempt"].as_u64().map(|attempt| (attempt, text_of(component, "next_try"))),
+        })
+        .collect();
+    Ok(RemoteStatus {
+        pid: json["pid"].as_u64().unwrap_or(0),
+        version: text_of(&json, "version"),
+        uptime_secs: json["uptime_secs"].as_u64().unwrap_or(0),
+        components,
+    })
 }
 
 /// Runs one turn on the gateway at `addr`, calling `on_event` for each event. Returns an

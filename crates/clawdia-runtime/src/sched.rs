@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use clawdia_config::Config;
@@ -110,37 +109,20 @@ pub fn context(runtime: &Runtime) -> Arc<Context> {
     })
 }
 
-/// The running scheduler loop.
-pub struct SchedulerHandle {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SchedulerHandle {
-    /// Stops the loop: running jobs are cancelled (their process trees killed) and marked
-    /// interrupted.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        if tokio::time::timeout(Duration::from_secs(30), self.task).await.is_err() {
-            tracing::warn!("the scheduler did not stop within 30 s");
-        }
-    }
-}
-
-/// Starts the scheduler loop when `[cron] enabled` (the default).
-pub fn spawn_scheduler(runtime: &Runtime) -> Option<SchedulerHandle> {
+/// The scheduler loop as a daemon component, when `[cron] enabled` (the default). Cancelling
+/// the token stops it: running jobs are cancelled (their process trees killed) and marked
+/// interrupted.
+pub fn scheduler_component(runtime: &Runtime) -> Option<crate::daemon::Component> {
     if !runtime.config.cron.enabled {
         return None;
     }
     let context = context(runtime);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        if let Err(error) = clawdia_sched::scheduler::run(context, shutdown).await {
-            tracing::error!(%error, "the scheduler stopped");
+    Some(crate::daemon::Component::new("scheduler", move |token: crate::daemon::CancellationToken| {
+        let context = context.clone();
+        async move {
+            clawdia_sched::scheduler::run(context, token.cancelled_owned())
+                .await
+                .map_err(|error| format!("the scheduler stopped: {error}"))
         }
-    });
-    Some(SchedulerHandle { stop, task })
+    }))
 }

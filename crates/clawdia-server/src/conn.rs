@@ -7,7 +7,8 @@
 //! a request does a new one get a `503` with `Retry-After`, written straight to the socket.
 //!
 //! Shutdown stops accepting, asks every connection to finish its current request and close,
-//! and returns when all are gone.
+//! and returns when all are gone; connections still busy after `limits.drain` are closed, which
+//! cancels their requests (a turn stops with its client gone), so shutdown is bounded.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -134,6 +135,8 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Set when the drain is over: connections still open close at once.
+    let (kill_tx, kill_rx) = watch::channel(false);
     // Every connection task holds a sender; `recv` returns `None` when the last one ended.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
@@ -165,6 +168,7 @@ pub(crate) async fn serve(
             slot,
             peer,
             stop: stop_rx.clone(),
+            kill: kill_rx.clone(),
             _alive: alive_tx.clone(),
         };
         tokio::spawn(task.run(stream));
@@ -172,7 +176,14 @@ pub(crate) async fn serve(
     let _ = stop_tx.send(true);
     drop(alive_tx);
     drop(listener);
-    let _ = alive_rx.recv().await;
+    if tokio::time::timeout(limits.drain, alive_rx.recv()).await.is_err() {
+        tracing::warn!(
+            open = connections.open(),
+            "requests still running after the drain (gateway.drain_secs): cancelling them"
+        );
+        let _ = kill_tx.send(true);
+        let _ = alive_rx.recv().await;
+    }
     Ok(())
 }
 
@@ -184,6 +195,7 @@ struct Connection {
     slot: Arc<Slot>,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
+    kill: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
 }
 
@@ -222,6 +234,8 @@ impl Connection {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
+                // Dropping the connection drops the request in progress and its turn.
+                _ = self.kill.wait_for(|kill| *kill) => break,
             }
         }
         self.connections.remove(self.id);

@@ -1,7 +1,7 @@
 //! The gateway's HTTP API: `GET /health` (no auth); bearer-authenticated OpenAI-compatible
 //! `GET /v1/models` and `POST /v1/chat/completions` (JSON and SSE), the native turn stream
-//! `POST /v1/turns` (SSE of `TurnEvent`s), the owner's approval requests (`/v1/approvals`), and
-//! `GET /metrics` (Prometheus text).
+//! `POST /v1/turns` (SSE of `TurnEvent`s), the owner's approval requests (`/v1/approvals`),
+//! `GET /metrics` (Prometheus text) and `GET /v1/status` (the daemon's components, `status`).
 //!
 //! No client can lock the others out: connections are capped and time out when idle, half-sent
 //! or not reading (`conn`), and turns and request bodies are bounded (`limits`).
@@ -17,6 +17,7 @@ mod error;
 mod limits;
 mod openai;
 mod sse;
+mod status;
 mod turns;
 
 use std::future::Future;
@@ -35,6 +36,7 @@ use tokio::sync::Semaphore;
 pub use error::ApiError;
 pub use limits::Limits;
 pub(crate) use limits::guarded;
+pub use status::StatusSource;
 
 /// Renders extra Prometheus text (the agents' counters) for `/metrics`.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
@@ -49,6 +51,8 @@ pub struct ServerState {
     pub metrics: MetricsSource,
     pub limits: Limits,
     pub counters: Arc<HttpCounters>,
+    /// The daemon's components and start time for `/v1/status`.
+    pub status: StatusSource,
     /// One permit per turn that may run at once.
     turns: Arc<Semaphore>,
     connections: Arc<conn::Connections>,
@@ -79,7 +83,14 @@ impl ServerState {
             connections: Arc::new(conn::Connections::new(limits.max_connections)),
             limits,
             counters: Arc::new(HttpCounters::default()),
+            status: StatusSource::default(),
         }
+    }
+
+    /// Serves `status` at `/v1/status` (without it, only the server's own process is shown).
+    pub fn with_status(mut self, status: StatusSource) -> ServerState {
+        self.status = status;
+        self
     }
 }
 
@@ -98,6 +109,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/models/{id}", get(openai::model))
         .route("/v1/approvals", get(approvals::list))
         .route("/metrics", get(metrics))
+        .route("/v1/status", get(status::status))
         .merge(turns)
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -35,6 +35,9 @@ pub struct Limits {
     pub max_concurrent_turns: usize,
     /// How long a turn waits for a free slot.
     pub turn_queue: Duration,
+    /// After shutdown begins, how long requests in progress (turns) may run on before their
+    /// connections are closed, which cancels them.
+    pub drain: Duration,
 }
 
 /// A `503` that tells the client when to try again.

@@ -113,6 +113,7 @@ fn limits() -> Limits {
         write_timeout: Duration::from_secs(5),
         max_concurrent_turns: 4,
         turn_queue: Duration::from_secs(5),
+        drain: Duration::from_secs(5),
     }
 }
 
@@ -170,9 +171,13 @@ async fn health_needs_no_token() {
 #[tokio::test]
 async fn everything_else_needs_the_token() {
     let f = fixture();
-    for (method, path) in
-        [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/turns"), ("GET", "/metrics")]
-    {
+    for (method, path) in [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/turns"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/status"),
+    ] {
         for token in [None, Some("wrong"), Some("sekrit-token-longer"), Some("")] {
             let (status, _, body) = send(&f.router, method, path, token, "{}").await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {token:?}");
@@ -181,7 +186,7 @@ async fn everything_else_needs_the_token() {
         }
     }
     let audit = f.audit.0.lock().unwrap();
-    assert_eq!(audit.len(), 16);
+    assert_eq!(audit.len(), 20);
     assert!(audit.iter().all(|e| e.kind == "auth_failure"));
     assert!(f.gateway.requests.lock().unwrap().is_empty());
 }
@@ -359,6 +364,44 @@ async fn a_failure_after_text_was_streamed_ends_the_200_stream_with_the_error() 
     assert_eq!(status, StatusCode::OK);
     let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(names, ["started", "text_delta", "error"]);
+}
+
+#[tokio::test]
+async fn status_lists_the_daemons_components_with_their_states() {
+    let (state, _, _) = state_with(limits());
+    let started_at = clawdia_core::time::now_ms() - 90_000;
+    let board = Arc::new(clawdia_core::StatusBoard::new());
+    board.register("server", clawdia_core::ComponentState::Running);
+    board.register("scheduler", clawdia_core::ComponentState::Running);
+    board.failed("scheduler", "cron.db: disk I/O error", 2, started_at + 100_000);
+    board.register("embedder", clawdia_core::ComponentState::Disabled);
+    let snapshot = board.clone();
+    let state =
+        state.with_status(StatusSource { started_at, components: Arc::new(move || snapshot.snapshot()) });
+    let router = router(state);
+    let (status, _, _) = send(&router, "GET", "/v1/status", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = send(&router, "GET", "/v1/status", Some("sekrit-token"), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["pid"], std::process::id());
+    assert!(json["uptime_secs"].as_u64().is_some_and(|secs| (90..100).contains(&secs)), "{json}");
+    assert_eq!(json["started_at"], clawdia_core::time::rfc3339_utc(started_at));
+    let components = json["components"].as_array().unwrap();
+    let names: Vec<_> = components.iter().map(|c| (c["name"].as_str(), c["state"].as_str())).collect();
+    assert_eq!(
+        names,
+        [
+            (Some("server"), Some("running")),
+            (Some("scheduler"), Some("restarting")),
+            (Some("embedder"), Some("disabled"))
+        ]
+    );
+    assert_eq!(components[1]["error"], "cron.db: disk I/O error");
+    assert_eq!(components[1]["attempt"], 2);
+    assert_eq!(components[1]["next_try"], clawdia_core::time::rfc3339_utc(started_at + 100_000));
+    assert!(components[0].get("error").is_none() && components[0].get("attempt").is_none(), "{json}");
 }
 
 #[tokio::test]
@@ -771,4 +814,65 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
     }
     assert!(dropped, "a client that stopped reading kept its connection");
     served.shutdown().await;
+}
+
+/// Starts a streamed "wait" turn on `addr` and returns its connection once the turn is running.
+async fn waiting_turn(addr: SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"wait"}]}"#;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer sekrit-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"), "the turn did not start");
+    stream
+}
+
+/// Everything the server still sends on `stream` until it closes it.
+async fn rest_of(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+    String::from_utf8_lossy(&rest).into_owned()
+}
+
+#[tokio::test]
+async fn on_shutdown_a_turn_in_flight_finishes_within_the_drain() {
+    let mut served = Served::start(Limits { drain: Duration::from_secs(5), ..limits() }).await;
+    let mut stream = waiting_turn(served.addr).await;
+    let gateway = served.gateway.clone();
+    let _ = served.stop.take().map(|stop| stop.send(()));
+    // New connections are refused once shutdown began; the turn in flight goes on.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(tokio::net::TcpStream::connect(served.addr).await.is_err(), "still accepting after shutdown");
+    assert!(!served.task.is_finished(), "the server stopped before its turn finished");
+    gateway.release.notify_one();
+    let rest = rest_of(&mut stream).await;
+    assert!(rest.contains("Hel") && rest.contains("[DONE]"), "the turn was cut: {rest}");
+    tokio::time::timeout(Duration::from_secs(2), &mut served.task)
+        .await
+        .expect("the server stopped once the turn ended")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn on_shutdown_a_turn_longer_than_the_drain_is_cut_and_the_server_stops() {
+    let mut served = Served::start(Limits { drain: Duration::from_millis(300), ..limits() }).await;
+    let mut stream = waiting_turn(served.addr).await;
+    let began = std::time::Instant::now();
+    let _ = served.stop.take().map(|stop| stop.send(()));
+    tokio::time::timeout(Duration::from_secs(3), &mut served.task)
+        .await
+        .expect("the server stopped after the drain")
+        .unwrap()
+        .unwrap();
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(300), "the drain was not waited for: {took:?}");
+    let rest = rest_of(&mut stream).await;
+    assert!(!rest.contains("[DONE]"), "the turn finished although it was never released: {rest}");
 }

@@ -28,7 +28,10 @@ pub async fn status(home: PathBuf) -> Outcome {
         }
     };
     match clawdia_runtime::remote::find(&home).await {
-        Some(addr) => println!("gateway:  running at http://{addr}"),
+        Some(addr) => {
+            println!("gateway:  running at http://{addr}");
+            components(config.as_ref(), addr).await;
+        }
         None => {
             let where_ =
                 config.as_ref().map(|c| format!(" (configured for {}:{})", c.gateway.bind, c.gateway.port));
@@ -63,6 +66,55 @@ pub async fn status(home: PathBuf) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// The running gateway's components, one line each (`GET /v1/status`), or why they cannot be
+/// shown.
+async fn components(config: Option<&clawdia_runtime::config::Config>, addr: std::net::SocketAddr) {
+    let Some(config) = config else {
+        println!("daemon:   components unknown (the config does not load, so neither does the token)");
+        return;
+    };
+    let status = match clawdia_runtime::gateway_token(config, addr.ip()) {
+        Ok(token) => clawdia_runtime::remote::status(addr, &token).await,
+        Err(error) => Err(error.to_string()),
+    };
+    match status {
+        Err(error) => println!("daemon:   components unknown: {error}"),
+        Ok(status) => {
+            println!(
+                "daemon:   pid {}, version {}, up {}",
+                status.pid,
+                status.version,
+                uptime(status.uptime_secs)
+            );
+            for component in status.components {
+                let mut line =
+                    format!("  {:<12} {:<10} since {}", component.name, component.state, component.since);
+                if component.restarts > 0 {
+                    line.push_str(&format!(", {} restarts", component.restarts));
+                }
+                if let Some((attempt, at)) = &component.next_try {
+                    line.push_str(&format!(", restart {attempt} at {at}"));
+                }
+                if let Some(error) = &component.error {
+                    line.push_str(&format!(", last error: {error}"));
+                }
+                println!("{line}");
+            }
+        }
+    }
+}
+
+/// `1d 2h`, `3h 4m`, `5m 6s`, `7s`.
+fn uptime(secs: u64) -> String {
+    let (days, hours, minutes, seconds) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, _) => format!("{minutes}m {seconds}s"),
+        (0, _, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    }
 }
 
 pub fn agents(home: &Path) -> Outcome {
@@ -193,4 +245,14 @@ pub fn sessions(home: &Path, command: SessionsCommand) -> Outcome {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uptime_shows_the_two_largest_units() {
+        let shown: Vec<String> =
+            [7, 65, 3 * 3600 + 4 * 60 + 5, 2 * 86_400 + 3 * 3600 + 59].map(super::uptime).into();
+        assert_eq!(shown, ["7s", "1m 5s", "3h 4m", "2d 3h"]);
+    }
 }

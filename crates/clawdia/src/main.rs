@@ -384,7 +384,7 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Up { .. } | Command::Chat { .. }) {
         pin_local_threads(&home);
     }
-    logging::init(is_up);
+    logging::init(is_up, is_up.then(|| log_file(&home)));
     let result = match cli.command {
         Command::Init { force, force_token } => init(&home, force, force_token),
         Command::Up { bind, port } => with_runtime(up(home, bind, port)),
@@ -441,6 +441,13 @@ fn end_on_closed_pipe() -> ! {
         libc::raise(libc::SIGPIPE);
     }
     std::process::exit(141)
+}
+
+/// The daemon's log file in the home's `logs/`, rotated as `[logs]` says (its defaults when the
+/// config does not load: `up` then stops with the config's error).
+fn log_file(home: &std::path::Path) -> logging::LogFile {
+    let logs = config::load(home).map(|config| config.logs).unwrap_or_default();
+    logging::LogFile::new(&home.join("logs"), logs.max_bytes, logs.keep)
 }
 
 /// Sizes candle's kernel pool for a configured `local` provider (one thread, see
@@ -557,6 +564,7 @@ fn loose_secret_files(config: &Config) -> Vec<PathBuf> {
 }
 
 async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
+    let shutdown = shutdown_signal();
     let config = load_config(&home)?;
     // Every client connection is a file descriptor: the soft limit (often 1024) goes up to the
     // hard one, and the server fits `max_connections` to what is left.
@@ -579,23 +587,32 @@ async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
     let runtime = clawdia_runtime::build(config).map_err(Failure::config)?;
     let addr = listener.local_addr()?;
     eprintln!("clawdia gateway listening on http://{addr}");
-    clawdia_runtime::serve(&runtime, listener, &token, shutdown_signal()).await?;
+    clawdia_runtime::serve(&runtime, listener, &token, shutdown).await?;
     eprintln!("clawdia gateway stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives while the gateway starts is not lost (nor
+/// does it kill the process with the default action).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (term, interrupt) {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            (Ok(mut term), Err(_)) => {
+                term.recv().await;
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

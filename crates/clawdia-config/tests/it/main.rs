@@ -128,6 +128,18 @@ fn empty_file_gets_every_gateway_default() {
     assert_eq!(gateway.write_timeout, Duration::from_secs(60));
     assert_eq!(gateway.max_concurrent_turns, 16);
     assert_eq!(gateway.turn_queue, Duration::from_secs(30));
+    assert_eq!(gateway.drain, Duration::from_secs(20));
+    assert_eq!(config.logs, clawdia_config::LogsConfig { max_bytes: 10 * 1024 * 1024, keep: 5 });
+}
+
+#[test]
+fn drain_and_log_rotation_can_be_set_and_a_zero_log_size_is_refused() {
+    let text = "[gateway]\ndrain_secs = 0\n[logs]\nmax_bytes = 4096\nkeep = 0\n";
+    let config = parse(text, &home()).expect("drain and logs parse");
+    assert_eq!(config.gateway.drain, Duration::ZERO);
+    assert_eq!(config.logs, clawdia_config::LogsConfig { max_bytes: 4096, keep: 0 });
+    let error = parse("[logs]\nmax_bytes = 0\n", &home()).expect_err("a zero size is refused");
+    assert!(error.to_string().contains("logs.max_bytes: must be at least 1"), "{error}");
 }
 
 #[test]
@@ -209,7 +221,7 @@ fn bad_configs_name_line_and_key() {
         ("[gateway]\nport = 70000\n".into(),
          "clawdia.toml:2: gateway.port: invalid value: integer `70000`, expected u16"),
         ("colour = \"blue\"\n".into(),
-         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`, `cron`, `mcp`, `broker`, `owner`, `alerts`"),
+         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`, `cron`, `mcp`, `broker`, `owner`, `alerts`, `logs`"),
         ("[broker]\nttl = \"1w\"\n".into(),
          "clawdia.toml:2: broker.ttl: `1w` is not a duration: a number of at least 1 with s, m, h or d, e.g. \"24h\" (at most 365d)"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.tools]\nallow = [\"fs\"]\nalow = [\"web\"]\n"),

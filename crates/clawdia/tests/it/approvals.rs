@@ -92,7 +92,8 @@ fn requests_survive_a_killed_gateway_and_a_running_one_applies_the_decision() {
     // The owner hears of it through the outbox.
     let alerts = home.path().join("logs/alerts.log");
     let alerted = wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&alerts).is_ok_and(|log| log.contains("approval_request") && log.contains(&id))
+        std::fs::read_to_string(&alerts)
+            .is_ok_and(|log| log.contains("approval_request") && log.contains(&id))
     });
     assert!(alerted, "{:?}", std::fs::read_to_string(&alerts));
     let (status, _) = http(gateway.addr, "GET", "/v1/approvals", None, "");

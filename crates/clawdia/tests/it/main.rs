@@ -9,6 +9,7 @@ mod brain;
 mod cli;
 mod crash;
 mod cron;
+mod daemon;
 mod dream;
 mod exec;
 mod gateway;

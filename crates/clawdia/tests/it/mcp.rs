@@ -310,3 +310,54 @@ fn the_gateway_starts_a_server_on_first_use_and_stops_it_on_exit() {
         processes_in(&folder)
     );
 }
+
+/// `mcp:NAME` in `/v1/status`: (state, restarts, error).
+fn mcp_state(gateway: &Gateway, token: &str, name: &str) -> Option<(String, u64, Option<String>)> {
+    let (code, body) = http(gateway.addr, "GET", "/v1/status", Some(token), "");
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+    json["components"].as_array()?.iter().find(|c| c["name"] == format!("mcp:{name}")).map(|c| {
+        (
+            c["state"].as_str().unwrap_or_default().to_string(),
+            c["restarts"].as_u64().unwrap_or(0),
+            c["error"].as_str().map(str::to_string),
+        )
+    })
+}
+
+#[test]
+fn the_daemon_shows_each_mcp_servers_state() {
+    if !node() {
+        return;
+    }
+    let table = format!(
+        "\n[mcp.servers.fake]\ncommand = \"node\"\nargs = [{FAKE_SERVER:?}]\nagents = [\"main\"]\n\n\
+         [mcp.servers.broken]\ncommand = \"/nonexistent/mcp-server\"\nagents = [\"main\"]\n"
+    );
+    let home = home_with(&table);
+    let gateway = home.up();
+    let token = home.token();
+    // Servers start on first use: listed, not running.
+    assert_eq!(mcp_state(&gateway, &token, "fake").map(|s| s.0).as_deref(), Some("stopped"));
+    assert_eq!(mcp_state(&gateway, &token, "broken").map(|s| s.0).as_deref(), Some("stopped"));
+    home.mock.push(Reply::tool_calls(vec![("fake__echo", r#"{"text":"hi"}"#)]));
+    home.mock.push(Reply::text("echoed"));
+    let body = r#"{"model":"main","messages":[{"role":"user","content":"echo hi"}]}"#;
+    let (code, answer) = http(gateway.addr, "POST", "/v1/chat/completions", Some(&token), body);
+    assert_eq!(code, 200, "{answer}");
+    assert!(results(&home, 1).contains("fake: hi"), "{}", results(&home, 1));
+    let mut last = None;
+    let seen = wait_until(std::time::Duration::from_secs(10), || {
+        last = Some((mcp_state(&gateway, &token, "fake"), mcp_state(&gateway, &token, "broken")));
+        matches!(&last, Some((Some(fake), Some(broken))) if fake.0 == "running" && broken.0 == "failed")
+    });
+    assert!(seen, "states after a turn: {last:?}");
+    let broken = mcp_state(&gateway, &token, "broken").expect("listed");
+    assert!(broken.2.is_some_and(|error| !error.is_empty()), "the failure is shown");
+    let status = stdout(&home.run(&["status"]));
+    assert!(
+        status.lines().any(|l| l.trim_start().starts_with("mcp:fake") && l.contains("running")),
+        "{status}"
+    );
+    assert!(gateway.terminate().success());
+}

@@ -191,6 +191,13 @@ fn a_provider_that_echoes_the_key_gets_its_error_through_with_the_key_masked_eve
         log.contains("invalid API key") && log.contains("[redacted]"),
         "the failures were logged:\n{log}"
     );
+    // The daemon's log file holds the same lines, masked the same way.
+    let file = std::fs::read_to_string(home.path().join("logs/clawdia.log")).expect("the log file");
+    assert!(leaks(&file).is_empty(), "logs/clawdia.log leaks {:?}:\n{file}", leaks(&file));
+    assert!(
+        file.contains("invalid API key") && file.contains("[redacted]"),
+        "the failures were logged to the file:\n{file}"
+    );
 
     // `clawdia chat` with no gateway running: the turn runs in this process, whose own log
     // (debug, with the provider's error) must not leak either.
