@@ -137,7 +137,13 @@ async fn run(
     match scope.gate.decide(&call.name, tool.group(), from_source) {
         Decision::Deny(reason) => {
             Metrics::add(&agents.metrics.tool_denials, 1);
-            audit("tool_denied", Severity::WARNING, format!("`{}` refused: {reason}", call.name));
+            // A host command asked for by someone not allowed one is worth the owner's attention.
+            let (kind, severity) = if tool.group() == crate::gate::ELEVATED_GROUP {
+                ("elevated_refused", Severity::HIGH)
+            } else {
+                ("tool_denied", Severity::WARNING)
+            };
+            audit(kind, severity, format!("`{}` refused: {reason}", call.name));
             return Ran::Done(Err(ToolError::Refused(format!(
                 "tool `{}` is not allowed for agent `{name}`: {reason}",
                 call.name
