@@ -48,6 +48,21 @@ pub async fn status(home: PathBuf) -> Outcome {
     let store = open_store(&home)?;
     let sessions = store.list(None, 100_000)?;
     println!("sessions: {}", sessions.len());
+    if let Some(config) = &config
+        && let Ok(approvals) = clawdia_runtime::approvals::open(config)
+    {
+        let now = clawdia_core::time::now_ms();
+        let waiting: Vec<String> = approvals
+            .list(true, 1000)?
+            .into_iter()
+            .filter(|approval| approval.expires_at > now)
+            .map(|approval| format!("{} ({})", approval.id, approval.summary()))
+            .collect();
+        match waiting.len() {
+            0 => println!("approvals: none waiting"),
+            n => println!("approvals: {n} waiting for you (`clawdia broker list`): {}", waiting.join("; ")),
+        }
+    }
     let events = store.recent_audit(Severity::HIGH, 10)?;
     if events.is_empty() {
         println!("audit:    no high-severity events");

@@ -38,6 +38,8 @@ fn ask_write(home: &Home, file: &str, content: &str) -> String {
 fn an_approved_call_runs_once_as_asked_and_a_denied_one_never_runs() {
     let home = Home::with_agent_extra(ASK_WRITE);
     let id = ask_write(&home, "approved.txt", "hello from the agent");
+    let status = stdout(&home.run(&["status"]));
+    assert!(status.contains("approvals: 1 waiting for you") && status.contains(&id), "{status}");
     let show = home.run(&["broker", "show", &id]);
     assert!(
         stdout(&show).contains("hello from the agent") && stdout(&show).contains("tools.ask"),
