@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clawdia_test_support::{MockLlm, MockOptions, Reply};
 
-use crate::bench_gateway::{build_release, launch};
+use crate::bench_gateway::launch;
 use crate::loadgen;
 
 const USAGE: &str = "usage: cargo xtask bench ask [--count N] [--binary PATH]";
@@ -33,13 +33,7 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
     if !rest.is_empty() || count == 0 {
         bail!(USAGE);
     }
-    let binary = match binary {
-        Some(path) => path,
-        None => {
-            println!("building the release binary...");
-            build_release(&crate::workspace_root())?
-        }
-    };
+    let binary = crate::bench_gateway::given_or_built(binary)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(bench(&binary, count))
 }

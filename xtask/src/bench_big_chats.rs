@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clawdia_test_support::{MockLlm, MockOptions, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::bench_gateway::{build_release, launch, make_home_with, rss_kb};
+use crate::bench_gateway::{launch, make_home_with, rss_kb};
 
 struct Run {
     label: String,
@@ -43,13 +43,7 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
     if !rest.is_empty() {
         bail!("usage: cargo xtask bench big-chats [--clients N] [--bytes N] [--binary PATH]");
     }
-    let binary = match binary {
-        Some(path) => path,
-        None => {
-            println!("building the release binary...");
-            build_release(&crate::workspace_root())?
-        }
-    };
+    let binary = crate::bench_gateway::given_or_built(binary)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let mock = MockLlm::start_with(MockOptions {

@@ -39,6 +39,17 @@ pub(crate) fn rss_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The binary to benchmark: the one given with `--binary`, else this tree's release build.
+pub(crate) fn given_or_built(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(binary) => Ok(binary),
+        None => {
+            println!("building the release binary...");
+            build_release(&crate::workspace_root())
+        }
+    }
+}
+
 pub(crate) fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet", "-p", "clawdia"])
@@ -136,13 +147,7 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
         [] => (20, false),
         _ => bail!("usage: cargo xtask bench gateway [--seconds N | --retries-only] [--binary PATH]"),
     };
-    let binary = match given {
-        Some(binary) => binary,
-        None => {
-            println!("building the release binary...");
-            build_release(&crate::workspace_root())?
-        }
-    };
+    let binary = given_or_built(given)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     if retries_only {
         return runtime.block_on(bench_retries(&binary));

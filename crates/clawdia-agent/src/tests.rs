@@ -229,6 +229,34 @@ fn harness_with(models: FakeModels, budget: Budget, max_tool_iterations: u32) ->
     Harness { agents, models, store, audit, dir }
 }
 
+/// The `main` agent in `workspace` with `policy` (one model, default limits).
+fn main_spec(workspace: &Path, policy: ToolPolicy, elevated_senders: Vec<String>) -> AgentSpec {
+    AgentSpec {
+        name: "main".into(),
+        chain: vec![ModelRef::parse("p/m").unwrap()],
+        workspace: workspace.to_path_buf(),
+        policy,
+        budget: Budget::default(),
+        prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
+        max_tool_iterations: 8,
+        max_tokens: 512,
+        temperature: None,
+        elevated_senders,
+    }
+}
+
+/// The contents of the tool results stored in `session`, in order.
+fn results_of(h: &Harness, session: &str) -> Vec<String> {
+    h.store.sessions.lock().unwrap()[session]
+        .1
+        .iter()
+        .filter_map(|m| match m {
+            clawdia_core::Message::ToolResult { content, .. } => Some(content.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn harness() -> Harness {
     harness_with(FakeModels::default(), Budget::default(), 8)
 }
@@ -1190,23 +1218,10 @@ mod ondemand;
 #[tokio::test]
 async fn only_the_senders_elevated_names_are_offered_or_may_call_host_commands() {
     let mut h = harness();
+    let policy =
+        ToolPolicy { allow: vec!["test".into(), "elevated".into()], deny: Vec::new(), ask: Vec::new() };
     h.agents.add(
-        AgentSpec {
-            name: "main".into(),
-            chain: vec![ModelRef::parse("p/m").unwrap()],
-            workspace: h.dir.path().to_path_buf(),
-            policy: ToolPolicy {
-                allow: vec!["test".into(), "elevated".into()],
-                deny: Vec::new(),
-                ask: Vec::new(),
-            },
-            budget: Budget::default(),
-            prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
-            max_tool_iterations: 8,
-            max_tokens: 512,
-            temperature: None,
-            elevated_senders: vec!["cli".into(), "api:alice".into()],
-        },
+        main_spec(h.dir.path(), policy, vec!["cli".into(), "api:alice".into()]),
         vec![echo("echo", "test"), echo("host_exec", "elevated")],
     );
     for (origin, sender, allowed) in [
@@ -1226,14 +1241,7 @@ async fn only_the_senders_elevated_names_are_offered_or_may_call_host_commands()
             requests[requests.len() - 2].tools.iter().map(|t| t.name.clone()).collect();
         assert_eq!(offered.contains(&"host_exec".to_string()), allowed, "{session}: {offered:?}");
         drop(requests);
-        let result = h.store.sessions.lock().unwrap()[&session]
-            .1
-            .iter()
-            .find_map(|m| match m {
-                clawdia_core::Message::ToolResult { content, .. } => Some(content.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let result = results_of(&h, &session).remove(0);
         if allowed {
             assert!(result.contains("echo {}"), "{session}: {result}");
         } else {

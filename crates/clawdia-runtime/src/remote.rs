@@ -100,23 +100,11 @@ pub async fn turn(
     message: &str,
     mut on_event: impl FnMut(TurnEvent),
 ) -> Result<(), String> {
-    clawdia_llm::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .build()
-        .map_err(|e| format!("http client: {e}"))?;
     let mut body = serde_json::json!({"agent": agent, "message": message});
     if let Some(session) = session {
         body["session"] = serde_json::Value::String(session.to_string());
     }
-    let response = client
-        .post(format!("http://{addr}/v1/turns"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the gateway at {addr}: {e}"))?;
+    let response = post_json(addr, token, "/v1/turns", &body).await?;
     if !response.status().is_success() {
         let status = response.status();
         let retry_after = response
@@ -167,11 +155,6 @@ pub async fn decide(
     approve: bool,
     note: Option<&str>,
 ) -> Result<(clawdia_core::Approval, Option<String>, Option<String>), String> {
-    clawdia_llm::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .build()
-        .map_err(|e| format!("http client: {e}"))?;
     let verb = if approve { "approve" } else { "deny" };
     let mut body = serde_json::json!({});
     if let Some(note) = note {
@@ -181,14 +164,7 @@ pub async fn decide(
     if id_in_path != id || id.is_empty() {
         return Err(format!("no request `{id}` (ids are letters and digits; see `clawdia broker list`)"));
     }
-    let response = client
-        .post(format!("http://{addr}/v1/approvals/{id_in_path}/{verb}"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the gateway at {addr}: {e}"))?;
+    let response = post_json(addr, token, &format!("/v1/approvals/{id_in_path}/{verb}"), &body).await?;
     let status = response.status();
     let text = response.text().await.map_err(|e| format!("gateway answer broke off: {e}"))?;
     let value: serde_json::Value =
@@ -203,4 +179,26 @@ pub async fn decide(
         .map_err(|e| format!("gateway sent an unreadable request: {e}"))?;
     let text_of = |key: &str| value[key].as_str().map(String::from);
     Ok((approval, text_of("reply"), text_of("turn_error")))
+}
+
+/// POSTs `body` as JSON to `path` on the gateway at `addr`, with the token.
+async fn post_json(
+    addr: SocketAddr,
+    token: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<reqwest::Response, String> {
+    clawdia_llm::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|e| format!("http client: {e}"))?;
+    client
+        .post(format!("http://{addr}{path}"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {addr}: {e}"))
 }

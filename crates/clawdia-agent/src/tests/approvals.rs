@@ -94,22 +94,15 @@ fn asking(ttl: Duration) -> Asking {
         AtomicUsize::new(0),
     ));
     h.agents.add(
-        AgentSpec {
-            name: "main".into(),
-            chain: vec![ModelRef::parse("p/m").unwrap()],
-            workspace: h.dir.path().to_path_buf(),
-            policy: ToolPolicy {
+        main_spec(
+            h.dir.path(),
+            ToolPolicy {
                 allow: vec!["test".into(), "exec".into()],
                 deny: Vec::new(),
                 ask: vec!["exec".into()],
             },
-            budget: Budget::default(),
-            prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
-            max_tool_iterations: 8,
-            max_tokens: 512,
-            temperature: None,
-            elevated_senders: Vec::new(),
-        },
+            Vec::new(),
+        ),
         vec![echo("echo", "test"), runs.clone()],
     );
     let approvals = Arc::new(MemoryApprovals::default());
@@ -117,17 +110,6 @@ fn asking(ttl: Duration) -> Asking {
     h.agents.set_approvals(approvals.clone(), ttl);
     h.agents.set_notifier(outbox.clone());
     Asking { h, approvals, outbox, runs }
-}
-
-fn results_of(h: &Harness, session: &str) -> Vec<String> {
-    h.store.sessions.lock().unwrap()[session]
-        .1
-        .iter()
-        .filter_map(|m| match m {
-            clawdia_core::Message::ToolResult { content, .. } => Some(content.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn last_user_text(request: &ChatRequest) -> String {
@@ -309,18 +291,11 @@ async fn without_an_approval_store_an_ask_call_is_refused() {
     let mut h = harness();
     // Same agent, no store set.
     h.agents.add(
-        AgentSpec {
-            name: "main".into(),
-            chain: vec![ModelRef::parse("p/m").unwrap()],
-            workspace: h.dir.path().to_path_buf(),
-            policy: ToolPolicy { allow: vec!["exec".into()], deny: Vec::new(), ask: vec!["run".into()] },
-            budget: Budget::default(),
-            prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
-            max_tool_iterations: 8,
-            max_tokens: 512,
-            temperature: None,
-            elevated_senders: Vec::new(),
-        },
+        main_spec(
+            h.dir.path(),
+            ToolPolicy { allow: vec!["exec".into()], deny: Vec::new(), ask: vec!["run".into()] },
+            Vec::new(),
+        ),
         vec![a.runs.clone()],
     );
     h.models.push(tool_reply(vec![call("c1", "run", "{}")]));

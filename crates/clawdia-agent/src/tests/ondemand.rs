@@ -40,22 +40,11 @@ fn names(request: &ChatRequest) -> Vec<String> {
 fn on_demand_harness() -> Harness {
     let mut h = harness();
     h.agents.add(
-        AgentSpec {
-            name: "main".into(),
-            chain: vec![ModelRef::parse("p/m").unwrap()],
-            workspace: h.dir.path().to_path_buf(),
-            policy: ToolPolicy {
-                allow: vec!["test".into()],
-                deny: vec!["hidden_fact".into()],
-                ask: Vec::new(),
-            },
-            budget: Budget::default(),
-            prompt_limits: PromptLimits { file_max_chars: 1000, total_max_chars: 4000 },
-            max_tool_iterations: 8,
-            max_tokens: 512,
-            temperature: None,
-            elevated_senders: Vec::new(),
-        },
+        main_spec(
+            h.dir.path(),
+            ToolPolicy { allow: vec!["test".into()], deny: vec!["hidden_fact".into()], ask: Vec::new() },
+            Vec::new(),
+        ),
         vec![
             echo("echo", "test"),
             rare("add_fact", "Record a dated fact about an entity.", "test"),
@@ -82,14 +71,7 @@ async fn rare_tools_wait_behind_tool_search_and_stay_loaded_for_the_session() {
     assert!(search.contains("add_fact, schedule") && !search.contains("hidden_fact"), "{search}");
     // After the search: add_fact is offered, schedule still waits.
     assert_eq!(names(&requests[1]), ["add_fact", "echo", "tool_search"]);
-    let results = h.store.sessions.lock().unwrap()["s1"].1.clone();
-    let texts: Vec<String> = results
-        .iter()
-        .filter_map(|m| match m {
-            clawdia_core::Message::ToolResult { content, .. } => Some(content.clone()),
-            _ => None,
-        })
-        .collect();
+    let texts = results_of(&h, "s1");
     assert!(
         texts[0].contains("- add_fact: Record a dated fact") && !texts[0].contains("schedule"),
         "{}",
@@ -109,14 +91,7 @@ async fn search_grants_nothing_the_gate_denies_and_named_tools_are_offered_direc
     ]));
     h.models.push(Ok(clawdia_core::Message::assistant("no")));
     h.agents.run_turn(request(Some("s1"), "go"), &Collect::default()).await.unwrap();
-    let results = h.store.sessions.lock().unwrap()["s1"].1.clone();
-    let texts: Vec<String> = results
-        .iter()
-        .filter_map(|m| match m {
-            clawdia_core::Message::ToolResult { content, .. } => Some(content.clone()),
-            _ => None,
-        })
-        .collect();
+    let texts = results_of(&h, "s1");
     assert!(texts[0].contains("No tool matches") && !texts[0].contains("hidden_fact ran"), "{}", texts[0]);
     assert!(texts[1].contains("not allowed"), "{}", texts[1]);
     // A turn that names a rare tool in tools_allow gets it directly, without tool_search.
