@@ -104,7 +104,7 @@ fn crate_dirs(root: &Path) -> Vec<String> {
 }
 
 /// The class of each name in `crates`, or the names that have none.
-fn classify<'a>(crates: &'a [String]) -> Result<Vec<(&'a str, Class)>, Vec<&'a str>> {
+fn classify(crates: &[String]) -> Result<Vec<(&str, Class)>, Vec<&str>> {
     let class = |name: &str| CRATES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
     let unknown: Vec<&str> = crates.iter().map(String::as_str).filter(|n| class(n).is_none()).collect();
     if !unknown.is_empty() {
