@@ -58,6 +58,6 @@ wait "$pid" || true
 awk -v bin="$binary" '
   /^ob=/ { ob = substr($0, 4) }
   /^fn=/ { name = substr($0, 4); sub(/\047[0-9]+$/, "", name)
-           if (ob == bin && name !~ /^0x/ && !(name in seen)) { seen[name] = 1; print name } }
+           if (ob == bin && name !~ /^0x/ && name !~ / / && !(name in seen)) { seen[name] = 1; print name } }
 ' "$work/callgrind.out" | LC_ALL=C sort > crates/clawdia/startup.order
 echo "startup-order: $(wc -l < crates/clawdia/startup.order) functions -> crates/clawdia/startup.order"
