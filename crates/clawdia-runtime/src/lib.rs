@@ -30,13 +30,6 @@ use clawdia_core::{
 use clawdia_llm::{AnthropicClient, OpenAiClient, ProviderSettings, RetryPolicy, Router};
 use clawdia_store::Store;
 
-pub use clawdia_brain as brain;
-pub use clawdia_config as config;
-pub use clawdia_local as local;
-pub use clawdia_sandbox as sandbox;
-pub use clawdia_sched as cron;
-pub use clawdia_skills as skills;
-pub use clawdia_store as store;
 pub use knowledge::open_brain;
 
 /// Why the gateway could not be built or started. Each message is one line with a fix hint.

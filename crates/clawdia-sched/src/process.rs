@@ -1,6 +1,7 @@
-//! Host commands that cannot wedge the gateway. The command is the leader of its own process
-//! group (`clawdia_sandbox::ProcessTree`); while it runs its descendants are recorded from
-//! `/proc` every 100 ms; every process it starts inherits a per-run marker in its environment.
+//! Host commands that cannot wedge the gateway. `clawdia_sandbox::spawn_host_shell` starts the
+//! command (a clean environment, the leader of its own process group, killed if the gateway
+//! dies); while it runs its descendants are recorded from `/proc` every 100 ms; every process it
+//! starts inherits a per-run marker in its environment.
 //! At the end (exit, or the timeout) everything that belongs to the run gets `SIGTERM`, a grace
 //! period, then `SIGKILL`, repeatedly until nothing is left: the process group, every recorded
 //! descendant (a double fork with `setsid` leaves the group but not the record, and it is
@@ -12,7 +13,6 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,25 +53,10 @@ pub struct HostCommand<'a> {
 
 /// Runs `/bin/sh -c command` on the host; kills its whole tree at the end.
 pub async fn run_host(spec: HostCommand<'_>) -> std::io::Result<HostOutcome> {
-    let mut command = tokio::process::Command::new("/bin/sh");
-    command.arg("-c").arg(spec.command).current_dir(spec.cwd).env_clear();
-    command.env("PATH", clawdia_sandbox::DEFAULT_PATH).env("LANG", "C.UTF-8");
-    command.envs(spec.env.iter().cloned());
-    command.env(MARKER, &spec.run_id);
-    let (read, write) = std::io::pipe()?;
-    let stderr = write.try_clone()?;
-    command.stdin(Stdio::null()).stdout(write).stderr(stderr);
-    // SAFETY: prctl is async-signal-safe; the closure touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut tree = clawdia_sandbox::ProcessTree::spawn(&mut command)?;
-    drop(command);
+    let mut env = spec.env.clone();
+    env.push((MARKER.to_string(), spec.run_id.clone()));
+    let clawdia_sandbox::HostShell { mut tree, output } =
+        clawdia_sandbox::spawn_host_shell(spec.command, spec.cwd, &env)?;
     let leader = tree.pgid();
     let marker = format!("{MARKER}={}", spec.run_id).into_bytes();
     let seen: Arc<Mutex<HashMap<i32, u64>>> = Arc::default();
@@ -84,7 +69,7 @@ pub async fn run_host(spec: HostCommand<'_>) -> std::io::Result<HostOutcome> {
             }
         })
     };
-    let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(read))?;
+    let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(output))?;
     let mut tail = Tail::new(spec.tail_bytes);
     let mut buffer = vec![0u8; 16 * 1024];
     let mut eof = false;

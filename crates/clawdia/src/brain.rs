@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clawdia_runtime::brain::db::SearchMode;
-use clawdia_runtime::brain::{Brain, Query, import, ops, parse::ParseOptions};
+use clawdia_brain::db::SearchMode;
+use clawdia_brain::{Brain, Query, import, ops, parse::ParseOptions};
 
 use crate::{BrainCommand, Failure, Outcome, load_config};
 
@@ -18,14 +18,14 @@ pub async fn run(home: PathBuf, command: BrainCommand) -> Outcome {
         BrainCommand::Query { text, k, json, as_of, mode } => query(&brain, text, k, json, as_of, mode).await,
         BrainCommand::Get { slug } => get(&brain, slug).await,
         BrainCommand::Stats => stats(&brain).await,
-        BrainCommand::Mcp => clawdia_runtime::brain::mcp::serve_stdio(brain).await.map_err(Failure::from),
+        BrainCommand::Mcp => clawdia_brain::mcp::serve_stdio(brain).await.map_err(Failure::from),
         // The brain above is opened lazily: `dream` uses the one of the gateway it builds.
         BrainCommand::Dream { dry_run } => dream(config, dry_run).await,
     }
 }
 
 /// `brain dream [--dry-run]`: one run of the dream cycle, its report on stdout.
-async fn dream(config: clawdia_runtime::config::Config, dry_run: bool) -> Outcome {
+async fn dream(config: clawdia_config::Config, dry_run: bool) -> Outcome {
     let runtime = clawdia_runtime::build(config).map_err(Failure::config)?;
     let dream = clawdia_runtime::dream::dream(&runtime).map_err(Failure::config)?;
     let report = dream.run(dry_run).await.map_err(|e| Failure::from(e.to_string()))?;
@@ -67,7 +67,7 @@ async fn import(brain: Arc<Brain>, path: &Path, source: Option<String>) -> Outco
     // Empty: the import chooses the source from the path (`import::resolve_source`).
     let source = match source {
         Some(source) => {
-            let slug = clawdia_runtime::brain::slugify(&source);
+            let slug = clawdia_brain::slugify(&source);
             if slug.is_empty() {
                 return Err(Failure::config(format!("`{source}` is not a usable source name")));
             }

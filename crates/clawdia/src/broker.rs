@@ -49,7 +49,7 @@ pub async fn run(home: PathBuf, command: BrokerCommand) -> Outcome {
 
 async fn decide(
     home: PathBuf,
-    config: clawdia_runtime::config::Config,
+    config: clawdia_config::Config,
     id: String,
     approve: bool,
     note: Option<String>,

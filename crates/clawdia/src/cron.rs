@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use clawdia_runtime::cron::job::{Action, CatchUp, DEFAULT_TIMEOUT_SECONDS, Job};
-use clawdia_runtime::cron::{Schedule, Status, Trigger};
+use clawdia_sched::job::{Action, CatchUp, DEFAULT_TIMEOUT_SECONDS, Job};
+use clawdia_sched::{Schedule, Status, Trigger};
 
 use crate::{CronCommand, Failure, Outcome, load_config};
 
@@ -20,16 +20,15 @@ pub async fn run(home: PathBuf, command: CronCommand) -> Outcome {
                 println!("no jobs (add one with `clawdia cron add`, or in [cron.jobs] of clawdia.toml)");
             }
             for job in &jobs {
-                println!("{}", clawdia_runtime::cron::list_line(job));
+                println!("{}", clawdia_sched::list_line(job));
             }
             Ok(())
         }
         CronCommand::Add(add) => {
             let db = clawdia_runtime::sched::open_cron(&config).map_err(Failure::config)?;
             let job = job_from(*add, &config)?;
-            let settings =
-                clawdia_runtime::cron::Settings::from_config(&config, clawdia_runtime::sandbox_helper());
-            let now = clawdia_runtime::cron::now_ms();
+            let settings = clawdia_sched::Settings::from_config(&config, clawdia_runtime::sandbox_helper());
+            let now = clawdia_sched::now_ms();
             job.check_runnable(&settings, now).await.map_err(Failure::config)?;
             db.add_job(&job, now)?;
             println!("added job `{}`: {}", job.name, job.schedule.describe());
@@ -76,8 +75,8 @@ pub async fn run(home: PathBuf, command: CronCommand) -> Outcome {
         }
         CronCommand::Unlock { name } => {
             let db = clawdia_runtime::sched::open_cron(&config).map_err(Failure::config)?;
-            let store = clawdia_runtime::store::Store::open(&clawdia_runtime::state_dir(&home))?;
-            let row = clawdia_runtime::cron::lock::unlock(&db, &store, &name)?;
+            let store = clawdia_store::Store::open(&clawdia_runtime::state_dir(&home))?;
+            let row = clawdia_sched::lock::unlock(&db, &store, &name)?;
             println!("cleared lock `{}` (held by PID {} on {})", row.name, row.pid, row.host);
             Ok(())
         }
@@ -85,15 +84,15 @@ pub async fn run(home: PathBuf, command: CronCommand) -> Outcome {
     }
 }
 
-async fn run_now(config: clawdia_runtime::config::Config, name: &str) -> Outcome {
+async fn run_now(config: clawdia_config::Config, name: &str) -> Outcome {
     // Grandchildren that escape the job's process group come back to this process.
-    if let Err(error) = clawdia_runtime::sandbox::become_child_subreaper() {
+    if let Err(error) = clawdia_sandbox::become_child_subreaper() {
         tracing::warn!("{error}");
     }
     let runtime = clawdia_runtime::build(config).map_err(Failure::config)?;
     let job = runtime.cron.job(name)?.job;
     let context = clawdia_runtime::sched::context(&runtime);
-    let report = clawdia_runtime::cron::run_job(&context, &job, Trigger::Manual, None).await;
+    let report = clawdia_sched::run_job(&context, &job, Trigger::Manual, None).await;
     let code = report.exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
     let cost = if report.cost_usd > 0.0 { format!(", ${:.4}", report.cost_usd) } else { String::new() };
     let session = report.session.as_deref().map(|s| format!(", session {s}")).unwrap_or_default();
@@ -107,7 +106,7 @@ async fn run_now(config: clawdia_runtime::config::Config, name: &str) -> Outcome
     }
 }
 
-fn job_from(add: crate::CronAdd, config: &clawdia_runtime::config::Config) -> Result<Job, Failure> {
+fn job_from(add: crate::CronAdd, config: &clawdia_config::Config) -> Result<Job, Failure> {
     let schedule = match (&add.cron, &add.every, &add.at) {
         (Some(expr), None, None) => Schedule::cron(expr, add.tz.as_deref()),
         (None, Some(every), None) => Schedule::every(every),

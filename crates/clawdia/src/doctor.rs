@@ -37,7 +37,7 @@ impl Report {
 pub async fn run(home: PathBuf) -> Outcome {
     let mut report = Report { failed: 0 };
     check_home(&home, &mut report);
-    let config = match clawdia_runtime::config::load(&home) {
+    let config = match clawdia_config::load(&home) {
         Ok(config) => {
             report.ok(&format!("config {} is valid", home.join("clawdia.toml").display()));
             Some(config)
@@ -92,8 +92,8 @@ pub async fn run(home: PathBuf) -> Outcome {
 
 /// For each agent with a local model in its chain: which of its tools that model has room for.
 /// Tools left out are a warning (the agent works, without them), with the allow list that fits.
-fn check_local_tools(config: &clawdia_runtime::config::Config, report: &mut Report) {
-    let uses_local = |agent: &clawdia_runtime::config::AgentConfig| {
+fn check_local_tools(config: &clawdia_config::Config, report: &mut Report) {
+    let uses_local = |agent: &clawdia_config::AgentConfig| {
         std::iter::once(&agent.model).chain(&agent.fallbacks).any(|model| {
             config.providers.get(&model.provider).is_some_and(|provider| provider.local.is_some())
         })
@@ -146,7 +146,7 @@ fn check_local_tools(config: &clawdia_runtime::config::Config, report: &mut Repo
 
 /// The providers some model call can reach: the agents' models and fallbacks, and the dream
 /// cycle's scorer.
-fn used_providers(config: &clawdia_runtime::config::Config) -> std::collections::BTreeSet<&str> {
+fn used_providers(config: &clawdia_config::Config) -> std::collections::BTreeSet<&str> {
     let agents =
         config.agents.values().flat_map(|agent| std::iter::once(&agent.model).chain(&agent.fallbacks));
     agents.chain(config.brain.dream.scorer_model.as_ref()).map(|model| model.provider.as_str()).collect()
@@ -154,9 +154,9 @@ fn used_providers(config: &clawdia_runtime::config::Config) -> std::collections:
 
 /// Which sandbox `exec` and MCP servers use, and a failed check for anything that leaves
 /// commands unsandboxed: no working mechanism, or an agent or MCP server with `sandbox = "off"`.
-async fn check_sandbox(config: Option<&clawdia_runtime::config::Config>, report: &mut Report) {
-    use clawdia_runtime::config::Sandbox;
-    use clawdia_runtime::sandbox::Choice;
+async fn check_sandbox(config: Option<&clawdia_config::Config>, report: &mut Report) {
+    use clawdia_config::Sandbox;
+    use clawdia_sandbox::Choice;
     let probe = clawdia_runtime::sandbox_probe().await;
     // Each fix is printed once, with the first check that needs it; later ones refer to it.
     let mut fixes_shown: Vec<String> = Vec::new();
@@ -275,15 +275,13 @@ fn check_home(home: &Path, report: &mut Report) {
     }
 }
 
-async fn check_provider(provider: &clawdia_runtime::config::ProviderConfig, report: &mut Report) {
+async fn check_provider(provider: &clawdia_config::ProviderConfig, report: &mut Report) {
     let name = &provider.name;
     if let Some(local) = &provider.local {
-        let installed: Vec<String> = clawdia_runtime::local::models::list(&local.models_dir)
+        let installed: Vec<String> = clawdia_local::models::list(&local.models_dir)
             .unwrap_or_default()
             .into_iter()
-            .filter(|model| {
-                model.usable && model.kind == Some(clawdia_runtime::local::models::ModelKind::Chat)
-            })
+            .filter(|model| model.usable && model.kind == Some(clawdia_local::models::ModelKind::Chat))
             .map(|model| model.name)
             .collect();
         if installed.is_empty() {
@@ -347,7 +345,7 @@ fn host_port(url: &str) -> Option<(String, u16)> {
 
 fn check_databases(home: &Path, report: &mut Report) {
     let dir = clawdia_runtime::state_dir(home);
-    match clawdia_runtime::store::Store::open(&dir) {
+    match clawdia_store::Store::open(&dir) {
         Ok(store) => match store.integrity_check() {
             Ok(problems) if problems.is_empty() => report.ok("databases pass the integrity check"),
             Ok(problems) => {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clawdia_core::time::rfc3339_utc;
 use clawdia_core::{Message, SessionStore, Severity};
-use clawdia_runtime::store::Store;
+use clawdia_store::Store;
 
 use crate::{Outcome, SessionsCommand, load_config};
 
@@ -17,7 +17,7 @@ fn open_store(home: &Path) -> Result<Store, crate::Failure> {
 
 pub async fn status(home: PathBuf) -> Outcome {
     println!("home:     {}", home.display());
-    let config = match clawdia_runtime::config::load(&home) {
+    let config = match clawdia_config::load(&home) {
         Ok(config) => {
             println!("config:   ok ({} providers, {} agents)", config.providers.len(), config.agents.len());
             Some(config)
@@ -85,7 +85,7 @@ pub async fn status(home: PathBuf) -> Outcome {
 
 /// The running gateway's components, one line each (`GET /v1/status`), or why they cannot be
 /// shown.
-async fn components(config: Option<&clawdia_runtime::config::Config>, addr: std::net::SocketAddr) {
+async fn components(config: Option<&clawdia_config::Config>, addr: std::net::SocketAddr) {
     let Some(config) = config else {
         println!("daemon:   components unknown (the config does not load, so neither does the token)");
         return;

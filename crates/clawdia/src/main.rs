@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use clawdia_runtime::config::{self, Config};
+use clawdia_config::{self as config, Config};
 
 #[derive(Parser)]
 #[command(name = "clawdia", version, about = "A self-hosted personal AI gateway.")]
@@ -360,7 +360,7 @@ pub type Outcome = Result<(), Failure>;
 
 fn main() -> ExitCode {
     // First, before any thread exists: the binary doubles as the sandbox helper.
-    clawdia_runtime::sandbox::init_main_if_requested();
+    clawdia_sandbox::init_main_if_requested();
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()
@@ -457,7 +457,7 @@ fn pin_local_threads(home: &std::path::Path) {
     let Ok(config) = config::load(home) else { return };
     if config.providers.values().any(|provider| provider.local.is_some()) {
         // SAFETY: called from `main` before the async runtime or any other thread exists.
-        unsafe { clawdia_runtime::local::pin_kernel_threads(clawdia_runtime::local::DEFAULT_KERNEL_THREADS) };
+        unsafe { clawdia_local::pin_kernel_threads(clawdia_local::DEFAULT_KERNEL_THREADS) };
     }
 }
 
@@ -574,8 +574,8 @@ async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
     }
     warn_about(&config, true);
     // Orphaned grandchildren of tools come to the gateway (and are reaped), not to PID 1.
-    match clawdia_runtime::sandbox::become_child_subreaper() {
-        Ok(()) => drop(clawdia_runtime::sandbox::spawn_orphan_reaper(std::time::Duration::from_secs(10))),
+    match clawdia_sandbox::become_child_subreaper() {
+        Ok(()) => drop(clawdia_sandbox::spawn_orphan_reaper(std::time::Duration::from_secs(10))),
         Err(error) => tracing::warn!("{error}"),
     }
     for agent in config.agents.values() {

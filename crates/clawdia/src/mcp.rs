@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clawdia_runtime::config::{Config, McpServerConfig, Sandbox};
+use clawdia_config::{Config, McpServerConfig, Sandbox};
 use clawdia_runtime::mcp::{read_cache, tool_name};
 
 use crate::{Failure, McpCommand, Outcome, load_config};

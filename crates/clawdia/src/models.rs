@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use clawdia_runtime::local::models::{self, FileState, pull};
+use clawdia_local::models::{self, FileState, pull};
 
 use crate::{ModelsCommand, Outcome};
 

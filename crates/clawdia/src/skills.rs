@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clawdia_runtime::skills::{Catalog, Installed, Registry, Skills, install, trust};
+use clawdia_skills::{Catalog, Installed, Registry, Skills, install, trust};
 
 use crate::{Outcome, SkillsCommand, load_config};
 

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use clawdia_brain::db::{FactQuery, TimelineQuery};
+use clawdia_brain::dream::{DreamReport, Outcome};
 use clawdia_core::{Message, SessionStore, Severity};
 use clawdia_runtime::Runtime;
-use clawdia_runtime::brain::db::{FactQuery, TimelineQuery};
-use clawdia_runtime::brain::dream::{DreamReport, Outcome};
 use clawdia_test_support::{MockLlm, RecordedRequest, Reply};
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ min_score = 6
         url = mock.anthropic_base_url()
     );
     std::fs::write(dir.path().join("clawdia.toml"), &text).expect("config");
-    let config = clawdia_runtime::config::load(dir.path()).expect("valid config");
+    let config = clawdia_config::load(dir.path()).expect("valid config");
     let runtime = clawdia_runtime::build(config).expect("runtime");
     Fixture { _dir: dir, mock, runtime }
 }
@@ -65,7 +65,7 @@ impl Fixture {
         dream.run(dry_run).await.expect("dream run")
     }
 
-    fn db(&self) -> Arc<clawdia_runtime::brain::db::Db> {
+    fn db(&self) -> Arc<clawdia_brain::db::Db> {
         self.runtime.brain.db().expect("brain.db")
     }
 
@@ -376,20 +376,19 @@ async fn dream_stops_at_the_run_budget_and_leaves_the_rest() {
 #[tokio::test]
 async fn dream_nightly_job_runs_through_the_scheduler_and_records_cost() {
     let f = fixture("enabled = true\nschedule = \"30 2 * * *\"\ntz = \"Europe/Paris\"").await;
-    let jobs = clawdia_runtime::cron::config_jobs(&f.runtime.config).expect("jobs");
+    let jobs = clawdia_sched::config_jobs(&f.runtime.config).expect("jobs");
     let job = jobs.iter().find(|job| job.name == "brain.dream").expect("the nightly job is registered");
     assert_eq!(
         job.schedule.describe(),
-        clawdia_runtime::cron::Schedule::cron("30 2 * * *", Some("Europe/Paris")).expect("cron").describe()
+        clawdia_sched::Schedule::cron("30 2 * * *", Some("Europe/Paris")).expect("cron").describe()
     );
     f.say("s-alice", &alice_chat());
     f.mock.push(score(9, "a new job"));
     f.mock.push(alice_writes());
     f.mock.push(Reply::text("done"));
     let context = clawdia_runtime::sched::context(&f.runtime);
-    let report =
-        clawdia_runtime::cron::run_job(&context, job, clawdia_runtime::cron::Trigger::Manual, None).await;
-    assert_eq!(report.status, clawdia_runtime::cron::Status::Ok, "{}", report.output);
+    let report = clawdia_sched::run_job(&context, job, clawdia_sched::Trigger::Manual, None).await;
+    assert_eq!(report.status, clawdia_sched::Status::Ok, "{}", report.output);
     assert!(report.cost_usd > 0.0 && report.output.contains("distilled (score 9)"), "{report:?}");
     assert_eq!(counts(&f), (1, 1, 1, 1));
 }

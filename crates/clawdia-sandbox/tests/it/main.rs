@@ -445,6 +445,7 @@ async fn kill_tree_ends_a_process_group_and_the_reaper_collects_orphans() {
     clawdia_sandbox::become_child_subreaper().unwrap();
     let _reaper = clawdia_sandbox::spawn_orphan_reaper(Duration::from_millis(50));
     // A process group whose leader ignores SIGTERM: kill_tree must fall back to SIGKILL.
+    #[allow(clippy::disallowed_methods, reason = "the raw process group under test")]
     let mut command = tokio::process::Command::new("/bin/sh");
     command.args(["-c", "trap '' TERM; sleep 1000 & sleep 1000"]);
     let mut tree = clawdia_sandbox::ProcessTree::spawn(&mut command).unwrap();
