@@ -99,25 +99,33 @@ pub struct Outbox {
     settings: Settings,
     /// One per route in `settings.routes`, same order.
     wakers: Vec<Arc<Notify>>,
-    client: reqwest::Client,
+    /// Built only when a webhook is configured: loading the TLS roots costs start-up time.
+    client: Option<reqwest::Client>,
     /// Where delivery failures are recorded: the plain audit log, never a sink that alerts.
     audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl Outbox {
-    /// Opens `state/outbox.db` (creating it) and builds the webhook client.
+    /// Opens `state/outbox.db` (creating it) and, when a webhook is configured, builds its
+    /// client.
     pub fn open(settings: Settings, audit: Option<Arc<dyn AuditSink>>) -> Result<Outbox, OutboxError> {
-        install_crypto_provider();
         let queue = Arc::new(Queue::open(&settings.state_dir)?);
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.webhook_timeout.min(Duration::from_secs(10)))
-            .timeout(settings.webhook_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("clawdia/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| OutboxError::Setup(format!("cannot build the webhook client: {e}")))?;
+        let client = match settings.webhook {
+            None => None,
+            Some(_) => {
+                install_crypto_provider();
+                let client = reqwest::Client::builder()
+                    .connect_timeout(settings.webhook_timeout.min(Duration::from_secs(10)))
+                    .timeout(settings.webhook_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .tcp_nodelay(true)
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .user_agent(concat!("clawdia/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| OutboxError::Setup(format!("cannot build the webhook client: {e}")))?;
+                Some(client)
+            }
+        };
         let wakers = settings.routes.iter().map(|_| Arc::new(Notify::new())).collect();
         Ok(Outbox { queue, settings, wakers, client, audit })
     }
@@ -229,9 +237,9 @@ impl Outbox {
                 }
                 None => Err("no hook command is configured".to_string()),
             },
-            AlertRoute::Webhook => match &self.settings.webhook {
-                Some(webhook) => routes::post_webhook(&self.client, webhook, queued).await,
-                None => Err("no webhook is configured".to_string()),
+            AlertRoute::Webhook => match (&self.settings.webhook, &self.client) {
+                (Some(webhook), Some(client)) => routes::post_webhook(client, webhook, queued).await,
+                _ => Err("no webhook is configured".to_string()),
             },
         }
     }
