@@ -7,7 +7,9 @@
 //! approved call is checked against the session's transcript — the session must hold this very
 //! call with these very arguments — and runs through the same dispatch point with the stored
 //! arguments, never re-generated; then the agent continues the session with the outcome.
-//! `expire_due` does the same for requests nobody decided within the TTL.
+//! `expire_due` does the same for requests nobody decided within the TTL, and records approved
+//! calls that never reported back (the gateway stopped while they ran) as failed — never
+//! running them again, since they may have taken effect.
 
 use std::collections::HashMap;
 
@@ -321,21 +323,73 @@ async fn expire(agents: &Agents, approval: Approval, events: &dyn TurnEvents) ->
     true
 }
 
-/// Expires every pending request past its TTL, telling each session; returns how many.
+/// An approved call reports back within the dispatch point's time cap; one that has not after
+/// this long was cut off (the gateway or the CLI running it stopped).
+const STRANDED_AFTER_MS: i64 = 5 * 60_000;
+
+/// Records an approved call that never reported back as failed (it is never run again: it may
+/// have taken effect) and tells its session.
+async fn give_up(agents: &Agents, approval: Approval, events: &dyn TurnEvents) -> bool {
+    let Some(store) = &agents.approvals else { return false };
+    let problem = "the approved call did not report back (the gateway stopped while it ran); it may or may not have taken effect";
+    let change = Transition {
+        id: &approval.id,
+        from: ApprovalStatus::Approved,
+        to: ApprovalStatus::Failed,
+        at: now_ms(),
+        note: None,
+        result: Some(problem),
+    };
+    match store.transition(change) {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(error) => {
+            tracing::warn!(request = %approval.id, "cannot record a stranded request: {error}");
+            return false;
+        }
+    }
+    agents.audit.record(
+        AuditEvent::new("approval_failed", Severity::WARNING, format!("request {}: {problem}", approval.id))
+            .agent(&approval.agent)
+            .session(&approval.session),
+    );
+    let message = format!(
+        "Your approved `{}` call (request {}) did not report back: the gateway stopped while it ran, so it \
+         may or may not have taken effect. Check before doing it again, and tell the user.",
+        approval.tool, approval.id
+    );
+    if let Err(error) = continue_session(agents, &approval, message, events).await {
+        tracing::warn!(request = %approval.id, "the agent could not be told its call was cut off: {error}");
+    }
+    true
+}
+
+/// Expires every pending request past its TTL and gives up on approved calls that never
+/// reported back, telling each session; returns how many requests it settled.
 pub(crate) async fn expire_due(agents: &Agents, events: &dyn TurnEvents) -> usize {
     let Some(store) = &agents.approvals else { return 0 };
+    let mut settled = 0;
+    match store.stranded(now_ms() - STRANDED_AFTER_MS) {
+        Ok(stranded) => {
+            for approval in stranded {
+                if give_up(agents, approval, events).await {
+                    settled += 1;
+                }
+            }
+        }
+        Err(error) => tracing::warn!("cannot look for stranded requests: {error}"),
+    }
     let due = match store.due_to_expire(now_ms()) {
         Ok(due) => due,
         Err(error) => {
             tracing::warn!("cannot look for expired requests: {error}");
-            return 0;
+            return settled;
         }
     };
-    let mut expired = 0;
     for approval in due {
         if expire(agents, approval, events).await {
-            expired += 1;
+            settled += 1;
         }
     }
-    expired
+    settled
 }

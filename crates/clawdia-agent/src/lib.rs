@@ -146,8 +146,9 @@ impl Agents {
         self.notifier = notifier;
     }
 
-    /// Expires every pending approval request past its TTL and tells each session (the
-    /// continuation turns' events go to `events`); returns how many expired.
+    /// Expires every pending approval request past its TTL and settles approved calls that never
+    /// reported back, telling each session (the continuation turns' events go to `events`);
+    /// returns how many requests it settled.
     pub async fn expire_approvals(&self, events: &dyn TurnEvents) -> usize {
         approvals::expire_due(self, events).await
     }

@@ -118,6 +118,9 @@ pub trait ApprovalStore: Send + Sync {
     fn transition(&self, change: Transition<'_>) -> Result<bool, StoreError>;
     /// Pending requests whose `expires_at` is at or before `now`.
     fn due_to_expire(&self, now: i64) -> Result<Vec<Approval>, StoreError>;
+    /// Approved requests decided at or before `before` that never reported back (`done` or
+    /// `failed`): their call was cut off, by a gateway that stopped while it ran.
+    fn stranded(&self, before: i64) -> Result<Vec<Approval>, StoreError>;
 }
 
 /// The owner's decision on a request.

@@ -176,6 +176,17 @@ impl ApprovalStore for Broker {
         Ok(changed == 1)
     }
 
+    fn stranded(&self, before: i64) -> Result<Vec<Approval>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM requests WHERE status = 'approved' AND decided_at <= ?1 ORDER BY decided_at"
+            ))
+            .map_err(db_error("finding stranded requests"))?;
+        let rows = statement.query_map([before], row).map_err(db_error("finding stranded requests"))?;
+        Broker::collect(rows)
+    }
+
     fn due_to_expire(&self, now: i64) -> Result<Vec<Approval>, StoreError> {
         let db = self.db();
         let mut statement = db
@@ -190,6 +201,27 @@ impl ApprovalStore for Broker {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stranded_requests_are_approved_ones_decided_before_the_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        for (id, at) in [("old", 100), ("new", 900)] {
+            broker.create(&request(id, 10)).unwrap();
+            let change = Transition {
+                id,
+                from: ApprovalStatus::Pending,
+                to: ApprovalStatus::Approved,
+                at,
+                note: None,
+                result: None,
+            };
+            assert!(broker.transition(change).unwrap());
+        }
+        broker.create(&request("waiting", 10)).unwrap();
+        let stranded: Vec<String> = broker.stranded(500).unwrap().into_iter().map(|a| a.id).collect();
+        assert_eq!(stranded, ["old"]);
+    }
+
     use super::*;
 
     fn request(id: &str, created_at: i64) -> Approval {

@@ -39,6 +39,14 @@ impl ApprovalStore for MemoryApprovals {
         }
         Ok(true)
     }
+    fn stranded(&self, before: i64) -> Result<Vec<Approval>, StoreError> {
+        let all = self.0.lock().unwrap();
+        Ok(all
+            .iter()
+            .filter(|a| a.status == ApprovalStatus::Approved && a.decided_at.is_some_and(|at| at <= before))
+            .cloned()
+            .collect())
+    }
     fn due_to_expire(&self, now: i64) -> Result<Vec<Approval>, StoreError> {
         let all = self.0.lock().unwrap();
         Ok(all
@@ -303,4 +311,28 @@ async fn without_an_approval_store_an_ask_call_is_refused() {
     h.agents.run_turn(request(Some("s1"), "go"), &Collect::default()).await.unwrap();
     assert_eq!(a.runs.1.load(Ordering::SeqCst), 0);
     assert!(results_of(&h, "s1")[0].contains("keeps no approval requests"));
+}
+
+#[tokio::test]
+async fn an_approved_call_cut_off_by_a_stop_is_marked_failed_never_rerun_and_the_agent_told() {
+    let a = asking(Duration::from_secs(3600));
+    let (_, id, _) = ask_once(&a).await;
+    // The owner approved, then the gateway died before the call reported back.
+    {
+        let mut all = a.approvals.0.lock().unwrap();
+        all[0].status = ApprovalStatus::Approved;
+        all[0].decided_at = Some(clawdia_core::time::now_ms() - 10 * 60_000);
+    }
+    a.h.models.push(Ok(clawdia_core::Message::assistant("I will check whether it ran.")));
+    assert_eq!(a.h.agents.expire_approvals(&Collect::default()).await, 1);
+    assert_eq!(a.runs.1.load(Ordering::SeqCst), 0, "never run again");
+    let stored = a.approvals.0.lock().unwrap()[0].clone();
+    assert_eq!(stored.status, ApprovalStatus::Failed);
+    assert!(stored.result.as_deref().unwrap().contains("did not report back"), "{stored:?}");
+    let told = last_user_text(&a.h.models.requests.lock().unwrap()[1]);
+    assert!(told.contains("did not report back") && told.contains(&id), "{told}");
+    // Positive control: one approved just now is left alone (its call may still be running).
+    a.approvals.0.lock().unwrap()[0].status = ApprovalStatus::Approved;
+    a.approvals.0.lock().unwrap()[0].decided_at = Some(clawdia_core::time::now_ms());
+    assert_eq!(a.h.agents.expire_approvals(&Collect::default()).await, 0);
 }
