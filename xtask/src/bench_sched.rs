@@ -73,6 +73,7 @@ fn settings(home: &Path) -> Settings {
         history_days: 90,
         prune_days: 14,
         secret_rotation: Vec::new(),
+        drain: Duration::from_secs(5),
     }
 }
 

@@ -433,8 +433,9 @@ pub(crate) struct RawGateway {
     /// refuses at once.
     #[schemars(extend("default" = defaults::TURN_QUEUE_SECS))]
     pub turn_queue_secs: Option<u64>,
-    /// On SIGTERM or SIGINT, seconds the turns in flight may take to finish before they are
-    /// cancelled and the gateway exits; `0` cancels them at once.
+    /// On SIGTERM or SIGINT, seconds the turns in flight and the scheduled runs in progress may
+    /// take to finish (nothing new starts) before they are cancelled and the gateway exits; `0`
+    /// cancels them at once.
     #[schemars(extend("default" = defaults::DRAIN_SECS))]
     pub drain_secs: Option<u64>,
 }

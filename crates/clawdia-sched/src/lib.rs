@@ -71,6 +71,9 @@ pub struct Settings {
     pub history_days: u64,
     pub prune_days: u64,
     pub secret_rotation: Vec<SecretRotation>,
+    /// On shutdown, how long runs in progress may go on (no new run starts) before they are
+    /// cancelled and marked interrupted: the gateway's `drain_secs`.
+    pub drain: Duration,
 }
 
 impl Settings {
@@ -94,6 +97,7 @@ impl Settings {
             history_days: cron.history_days,
             prune_days: cron.maintenance.prune_days,
             secret_rotation: config.secret_rotation.clone(),
+            drain: config.gateway.drain,
         }
     }
 }

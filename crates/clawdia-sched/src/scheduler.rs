@@ -27,8 +27,9 @@ struct Entry {
     next_due: Option<i64>,
 }
 
-/// Runs the scheduler until `shutdown` resolves; then cancels running jobs (their process
-/// trees are killed) and marks them interrupted.
+/// Runs the scheduler until `shutdown` resolves; then starts nothing new, lets runs in progress
+/// finish for up to `settings.drain`, and cancels the rest (their process trees are killed),
+/// marking them interrupted.
 pub async fn run(
     context: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -70,6 +71,15 @@ pub async fn run(
                 }
             }
             Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+    if !running.is_empty() && !context.settings.drain.is_zero() {
+        let finished = async { while running.join_next().await.is_some() {} };
+        if tokio::time::timeout(context.settings.drain, finished).await.is_err() {
+            tracing::warn!(
+                running = running.len(),
+                "scheduled runs still going after the drain (gateway.drain_secs): cancelling them"
+            );
         }
     }
     running.abort_all();

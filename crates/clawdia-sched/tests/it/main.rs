@@ -99,6 +99,7 @@ pub fn settings(home: &Path) -> Settings {
         history_days: 90,
         prune_days: 14,
         secret_rotation: Vec::new(),
+        drain: Duration::from_secs(5),
     }
 }
 

@@ -421,3 +421,31 @@ async fn a_dream_run_reports_to_the_owner_and_a_failed_one_alerts() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_a_run_in_progress_finishes_within_the_drain_and_a_longer_one_is_interrupted() {
+    for (drain_ms, expected) in [(5_000, Status::Ok), (200, Status::Interrupted)] {
+        let home = tempfile::tempdir().unwrap();
+        let context = context_with(home.path(), None, Arc::new(Audit::default()), |settings| {
+            settings.drain = Duration::from_millis(drain_ms);
+        });
+        let mut slow = job("slow", host("touch started; sleep 1; echo finished"));
+        slow.schedule = Schedule::every("1h").unwrap();
+        context.db.add_job(&slow, clawdia_sched::now_ms()).unwrap();
+        context.db.set_next_due("slow", Some(clawdia_sched::now_ms())).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let loop_task = tokio::spawn(scheduler::run(context.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let started = home.path().join("workspaces/cron/started");
+        eventually("the run started", || started.exists()).await;
+        let _ = stop.send(());
+        loop_task.await.unwrap().unwrap();
+        let runs = context.db.history("slow", 5).unwrap();
+        assert_eq!(runs.len(), 1, "drain {drain_ms} ms: {runs:?}");
+        assert_eq!(runs[0].status, expected, "drain {drain_ms} ms: {}", runs[0].output_tail);
+        if expected == Status::Ok {
+            assert!(runs[0].output_tail.contains("finished"), "{}", runs[0].output_tail);
+        }
+    }
+}
