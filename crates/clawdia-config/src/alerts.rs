@@ -22,6 +22,7 @@ pub(crate) mod defaults {
     pub const MIN_SEVERITY: u8 = 10;
     pub const ROUTES: [&str; 1] = ["log"];
     pub const RETRY_MAX_SECS: u64 = 300;
+    pub const REPEAT_SECS: u64 = 600;
 }
 
 /// The routes this build can deliver to.
@@ -77,6 +78,12 @@ pub(crate) struct RawAlerts {
     /// seconds between tries; they are retried until the route accepts them.
     #[schemars(with = "Option<u64>", extend("default" = defaults::RETRY_MAX_SECS))]
     pub retry_max_secs: Option<Spanned<u64>>,
+    /// Audit events of one kind for one agent become at most one alert per this many seconds;
+    /// the next alert after the quiet spell says how many were held back (all stay in the audit
+    /// log). `0` sends every one. Alerts raised directly (approval requests, failing jobs,
+    /// reports) are never held back.
+    #[schemars(with = "Option<u64>", extend("default" = defaults::REPEAT_SECS))]
+    pub repeat_secs: Option<u64>,
 }
 
 /// A webhook: each alert is POSTed to `url`; a 2xx answer means delivered.
@@ -130,6 +137,8 @@ pub struct AlertsConfig {
     pub webhook: Option<WebhookConfig>,
     /// The longest pause between two tries of a delivery.
     pub retry_max: Duration,
+    /// At most one alert per audit kind and agent within this long (zero: no limit).
+    pub repeat: Duration,
 }
 
 impl Default for AlertsConfig {
@@ -140,6 +149,7 @@ impl Default for AlertsConfig {
             hook: None,
             webhook: None,
             retry_max: Duration::from_secs(defaults::RETRY_MAX_SECS),
+            repeat: Duration::from_secs(defaults::REPEAT_SECS),
         }
     }
 }
@@ -324,5 +334,13 @@ pub(crate) fn alerts(context: &Context, raw: RawAlerts) -> Result<AlertsConfig, 
     };
     let retry_max_secs =
         context.positive(raw.retry_max_secs, &key("retry_max_secs"), defaults::RETRY_MAX_SECS)?;
-    Ok(AlertsConfig { min_severity, routes, hook, webhook, retry_max: Duration::from_secs(retry_max_secs) })
+    let repeat = Duration::from_secs(raw.repeat_secs.unwrap_or(defaults::REPEAT_SECS));
+    Ok(AlertsConfig {
+        min_severity,
+        routes,
+        hook,
+        webhook,
+        retry_max: Duration::from_secs(retry_max_secs),
+        repeat,
+    })
 }

@@ -115,11 +115,12 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     });
     let outbox = outbox::open(&config, store.clone())?;
     let notifier: Arc<dyn Notifier> = outbox.clone();
-    let audit: Arc<dyn AuditSink> = Arc::new(outbox::AlertingAudit {
-        inner: store.clone(),
-        notifier: notifier.clone(),
-        min: Severity(config.alerts.min_severity),
-    });
+    let audit: Arc<dyn AuditSink> = Arc::new(outbox::AlertingAudit::new(
+        store.clone(),
+        notifier.clone(),
+        Severity(config.alerts.min_severity),
+        config.alerts.repeat,
+    ));
     let brain = open_brain(&config)?;
     let cron = sched::open_cron(&config)?;
     let mut agents = Agents::new(models.clone(), store.clone(), audit.clone(), pricer.clone());
