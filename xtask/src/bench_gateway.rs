@@ -320,7 +320,33 @@ async fn bench(binary: &Path, load_duration: Duration) -> anyhow::Result<()> {
     }
     println!("  peak RSS (VmHWM):         {:.1} MB", peak_rss as f64 / 1024.0);
     println!("  model request for \"ping\": {ping_bytes} bytes");
+    match startup_order_found(binary) {
+        Some((found, listed)) => println!(
+            "  start-up order:           {found} of {listed} listed functions found in the binary \
+             (even a few missing cost idle RSS: run scripts/startup-order.sh)"
+        ),
+        None => {
+            println!("  start-up order:           not checked (no `nm`, or no crates/clawdia/startup.order)")
+        }
+    }
     Ok(())
+}
+
+/// How many of the functions `crates/clawdia/startup.order` lists the binary still defines: the
+/// list goes stale as the code changes, and idle RSS with it.
+fn startup_order_found(binary: &Path) -> Option<(usize, usize)> {
+    let listed =
+        std::fs::read_to_string(crate::workspace_root().join("crates/clawdia/startup.order")).ok()?;
+    let out = Command::new("nm").arg("--defined-only").arg(binary).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let defined: std::collections::HashSet<&str> =
+        text.lines().filter_map(|line| line.split_whitespace().nth(2)).collect();
+    let names: Vec<&str> = listed.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+    let found = names.iter().filter(|name| defined.contains(*name)).count();
+    Some((found, names.len()))
 }
 
 fn ms(d: Duration) -> f64 {
