@@ -80,6 +80,16 @@ impl Broker {
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The requests matching `filter` (a `WHERE` clause with one parameter, `?1`).
+    fn select(&self, filter: &str, value: i64, doing: &'static str) -> Result<Vec<Approval>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM requests WHERE {filter}"))
+            .map_err(db_error(doing))?;
+        let rows = statement.query_map([value], row).map_err(db_error(doing))?;
+        Broker::collect(rows)
+    }
+
     fn collect(
         rows: impl Iterator<Item = rusqlite::Result<Result<Approval, String>>>,
     ) -> Result<Vec<Approval>, StoreError> {
@@ -177,25 +187,19 @@ impl ApprovalStore for Broker {
     }
 
     fn stranded(&self, before: i64) -> Result<Vec<Approval>, StoreError> {
-        let db = self.db();
-        let mut statement = db
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM requests WHERE status = 'approved' AND decided_at <= ?1 ORDER BY decided_at"
-            ))
-            .map_err(db_error("finding stranded requests"))?;
-        let rows = statement.query_map([before], row).map_err(db_error("finding stranded requests"))?;
-        Broker::collect(rows)
+        self.select(
+            "status = 'approved' AND decided_at <= ?1 ORDER BY decided_at",
+            before,
+            "finding stranded requests",
+        )
     }
 
     fn due_to_expire(&self, now: i64) -> Result<Vec<Approval>, StoreError> {
-        let db = self.db();
-        let mut statement = db
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM requests WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at"
-            ))
-            .map_err(db_error("finding expired requests"))?;
-        let rows = statement.query_map([now], row).map_err(db_error("finding expired requests"))?;
-        Broker::collect(rows)
+        self.select(
+            "status = 'pending' AND expires_at <= ?1 ORDER BY expires_at",
+            now,
+            "finding expired requests",
+        )
     }
 }
 
