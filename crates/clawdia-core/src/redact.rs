@@ -68,6 +68,61 @@ pub fn redact_string(text: String) -> String {
     }
 }
 
+/// Masks secrets in text that arrives in pieces (a model's streamed reply): a registered value
+/// split across two pieces is masked too, which [`redact`] on each piece alone would miss.
+/// `push` returns what may be shown now — everything but a tail that could be the start of a
+/// secret — and `finish` the rest; what the two return, joined, is [`redact`] of the whole text.
+#[derive(Debug, Default)]
+pub struct StreamRedactor {
+    held: String,
+}
+
+impl StreamRedactor {
+    /// Takes the next piece; returns the masked text that can be shown now.
+    pub fn push(&mut self, piece: &str) -> String {
+        self.held.push_str(piece);
+        let masked = redact_string(std::mem::take(&mut self.held));
+        let keep = {
+            let patterns = PATTERNS.read().unwrap_or_else(PoisonError::into_inner);
+            longest_pattern_start_at_end(&masked, &patterns)
+        };
+        let split = masked.len() - keep;
+        self.held = masked[split..].to_string();
+        let mut shown = masked;
+        shown.truncate(split);
+        shown
+    }
+
+    /// Ends the text: what is still held back, masked.
+    pub fn finish(&mut self) -> String {
+        redact_string(std::mem::take(&mut self.held))
+    }
+
+    /// Forgets what is held back (the text it belongs to was discarded).
+    pub fn clear(&mut self) {
+        self.held.clear();
+    }
+}
+
+/// The length in bytes of the longest tail of `text` that is the beginning (not the whole) of
+/// some pattern: text that may turn into a secret when the next piece arrives.
+fn longest_pattern_start_at_end(text: &str, patterns: &[String]) -> usize {
+    let mut longest = 0;
+    for pattern in patterns {
+        let most = pattern.len().saturating_sub(1).min(text.len());
+        for len in (longest + 1..=most).rev() {
+            if pattern.is_char_boundary(len)
+                && text.is_char_boundary(text.len() - len)
+                && text.as_bytes()[text.len() - len..] == pattern.as_bytes()[..len]
+            {
+                longest = len;
+                break;
+            }
+        }
+    }
+    longest
+}
+
 /// The forms a value takes in text that might be echoed back: itself, JSON-escaped,
 /// percent-encoded, and the part of its base64 encoding that does not depend on the bytes
 /// around it, for each of the three alignments and both alphabets.
@@ -188,5 +243,41 @@ mod tests {
         register("sk-redact-string-test-4242");
         assert_eq!(redact_string("plain".to_string()), "plain");
         assert_eq!(redact_string("k=sk-redact-string-test-4242".to_string()), "k=[redacted]");
+    }
+
+    #[test]
+    fn a_secret_split_across_streamed_pieces_is_masked_wherever_it_is_cut() {
+        let secret = "stream-split-secret-9f8e7d";
+        register(secret);
+        let text = format!("The key is {secret}, keep it safe.");
+        for cut_a in 0..=text.len() {
+            for cut_b in cut_a..=text.len() {
+                let mut stream = StreamRedactor::default();
+                let mut shown = String::new();
+                for piece in [&text[..cut_a], &text[cut_a..cut_b], &text[cut_b..]] {
+                    shown.push_str(&stream.push(piece));
+                    assert!(!shown.contains(secret), "cut at {cut_a}/{cut_b}: {shown}");
+                }
+                shown.push_str(&stream.finish());
+                assert_eq!(shown, "The key is [redacted], keep it safe.", "cut at {cut_a}/{cut_b}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_without_secrets_streams_through_whole_and_held_text_is_shown_at_the_end() {
+        register("held-back-prefix-secret-1234");
+        let mut stream = StreamRedactor::default();
+        // Positive control: ordinary text passes at once, nothing held.
+        assert_eq!(stream.push("Hello, "), "Hello, ");
+        assert_eq!(stream.push("wörld ✓"), "wörld ✓");
+        // A tail that may begin a secret waits; when it does not, it is shown.
+        assert_eq!(stream.push("see held-back"), "see ");
+        assert_eq!(stream.push(" notes"), "held-back notes");
+        assert_eq!(stream.push("end held-ba"), "end ");
+        assert_eq!(stream.finish(), "held-ba");
+        assert_eq!(stream.push("x held"), "x ");
+        stream.clear();
+        assert_eq!(stream.finish(), "");
     }
 }

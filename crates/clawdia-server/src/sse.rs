@@ -52,18 +52,51 @@ fn shows_progress(event: &TurnEvent) -> bool {
     !matches!(event, TurnEvent::Started { .. } | TurnEvent::Retry { .. } | TurnEvent::Fallback { .. })
 }
 
-/// Turns events into frames and sends them down the channel.
+/// Turns events into frames and sends them down the channel. The reply's text passes a
+/// `StreamRedactor` first: each frame is masked on its own (`frame`), and this also masks a
+/// secret the model spread over several deltas (a tail that may begin one waits for the next
+/// delta, or for the next other event).
 struct ChannelEvents<F> {
     tx: mpsc::UnboundedSender<Message>,
     render: F,
+    text: std::sync::Mutex<clawdia_core::redact::StreamRedactor>,
+}
+
+impl<F: Fn(&TurnEvent) -> Option<Bytes> + Send + Sync> ChannelEvents<F> {
+    fn send(&self, event: &TurnEvent) {
+        let bytes = (self.render)(event);
+        let progress = shows_progress(event);
+        if bytes.is_some() || progress {
+            let _ = self.tx.send(Message::Frame { bytes, progress });
+        }
+    }
 }
 
 impl<F: Fn(&TurnEvent) -> Option<Bytes> + Send + Sync> TurnEvents for ChannelEvents<F> {
     fn event(&self, event: TurnEvent) {
-        let bytes = (self.render)(&event);
-        let progress = shows_progress(&event);
-        if bytes.is_some() || progress {
-            let _ = self.tx.send(Message::Frame { bytes, progress });
+        let mut text = self.text.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            TurnEvent::TextDelta { text: piece } => {
+                let shown = text.push(&piece);
+                drop(text);
+                if !shown.is_empty() {
+                    self.send(&TurnEvent::TextDelta { text: shown });
+                }
+            }
+            // The text so far is void: what is held back goes with it.
+            TurnEvent::Discard { .. } => {
+                text.clear();
+                drop(text);
+                self.send(&event);
+            }
+            other => {
+                let rest = text.finish();
+                drop(text);
+                if !rest.is_empty() {
+                    self.send(&TurnEvent::TextDelta { text: rest });
+                }
+                self.send(&other);
+            }
         }
     }
 }
@@ -93,7 +126,7 @@ where
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let task = tokio::spawn(async move {
-        let events = ChannelEvents { tx: tx.clone(), render };
+        let events = ChannelEvents { tx: tx.clone(), render, text: Default::default() };
         let result = gateway.run_turn(request, &events).await;
         let _ = tx.send(Message::Done(result));
     });

@@ -67,6 +67,12 @@ impl Gateway for ScriptedGateway {
             events.event(TurnEvent::TextDelta { text: "waiting ".into() });
             self.release.notified().await;
         }
+        if request.message == "leak" {
+            // A secret the model spreads over three deltas.
+            for piece in ["Your key: sk-split-", "across-", "deltas-5c1d9e and more"] {
+                events.event(TurnEvent::TextDelta { text: piece.into() });
+            }
+        }
         if request.message == "flood" {
             // Far more than a socket buffers: a client that does not read stalls the writes.
             for _ in 0..2048 {
@@ -875,4 +881,36 @@ async fn on_shutdown_a_turn_longer_than_the_drain_is_cut_and_the_server_stops() 
     assert!(took >= Duration::from_millis(300), "the drain was not waited for: {took:?}");
     let rest = rest_of(&mut stream).await;
     assert!(!rest.contains("[DONE]"), "the turn finished although it was never released: {rest}");
+}
+
+#[tokio::test]
+async fn a_secret_spread_over_several_text_deltas_is_masked_in_both_streams() {
+    let key = "sk-split-across-deltas-5c1d9e";
+    clawdia_core::redact::register(key);
+    let f = fixture();
+    let (status, _, native) =
+        send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"message":"leak"}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    let body = r#"{"model":"main","stream":true,"messages":[{"role":"user","content":"leak"}]}"#;
+    let (status, _, openai) =
+        send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), body).await;
+    assert_eq!(status, StatusCode::OK);
+    for stream in [&native, &openai] {
+        let text: String = stream
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+            .filter_map(|event| {
+                event["text"]
+                    .as_str()
+                    .or_else(|| event["choices"][0]["delta"]["content"].as_str())
+                    .map(String::from)
+            })
+            .collect();
+        for part in ["sk-split-across", "across-deltas", "deltas-5c1d9e"] {
+            assert!(!stream.contains(part), "{stream}");
+        }
+        // Positive control: the text around it arrives, in order, whole.
+        assert_eq!(text, "Your key: [redacted] and moreHello", "{stream}");
+    }
 }
