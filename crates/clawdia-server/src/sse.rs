@@ -63,6 +63,14 @@ struct ChannelEvents<F> {
 }
 
 impl<F: Fn(&TurnEvent) -> Option<Bytes> + Send + Sync> ChannelEvents<F> {
+    /// Sends the text still held back, if any.
+    fn flush(&self) {
+        let rest = self.text.lock().unwrap_or_else(std::sync::PoisonError::into_inner).finish();
+        if !rest.is_empty() {
+            self.send(&TurnEvent::TextDelta { text: rest });
+        }
+    }
+
     fn send(&self, event: &TurnEvent) {
         let bytes = (self.render)(event);
         let progress = shows_progress(event);
@@ -90,11 +98,8 @@ impl<F: Fn(&TurnEvent) -> Option<Bytes> + Send + Sync> TurnEvents for ChannelEve
                 self.send(&event);
             }
             other => {
-                let rest = text.finish();
                 drop(text);
-                if !rest.is_empty() {
-                    self.send(&TurnEvent::TextDelta { text: rest });
-                }
+                self.flush();
                 self.send(&other);
             }
         }
@@ -128,6 +133,8 @@ where
     let task = tokio::spawn(async move {
         let events = ChannelEvents { tx: tx.clone(), render, text: Default::default() };
         let result = gateway.run_turn(request, &events).await;
+        // A turn that failed mid-reply: what was held back is shown before the error.
+        events.flush();
         let _ = tx.send(Message::Done(result));
     });
     // Dropping this (the client left while we wait) aborts the turn.

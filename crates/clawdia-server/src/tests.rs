@@ -73,6 +73,15 @@ impl Gateway for ScriptedGateway {
                 events.event(TurnEvent::TextDelta { text: piece.into() });
             }
         }
+        if request.message == "leak-cut" {
+            // Cut off while a tail that may begin the secret is held back.
+            events.event(TurnEvent::TextDelta { text: "It breaks at sk-split".into() });
+            return Err(TurnError::ModelsFailed {
+                message: "the reply from p/m was cut off mid-stream".into(),
+                attempts: vec![],
+                retry_after: None,
+            });
+        }
         if request.message == "flood" {
             // Far more than a socket buffers: a client that does not read stalls the writes.
             for _ in 0..2048 {
@@ -913,4 +922,10 @@ async fn a_secret_spread_over_several_text_deltas_is_masked_in_both_streams() {
         // Positive control: the text around it arrives, in order, whole.
         assert_eq!(text, "Your key: [redacted] and moreHello", "{stream}");
     }
+    // A reply cut off while a tail was held back still shows that tail before the error.
+    let (_, _, cut) =
+        send(&f.router, "POST", "/v1/turns", Some("sekrit-token"), r#"{"message":"leak-cut"}"#).await;
+    let names: Vec<&str> = cut.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(names, ["started", "text_delta", "text_delta", "error"], "{cut}");
+    assert!(cut.contains("It breaks at ") && cut.contains(r#""text":"sk-split""#), "{cut}");
 }
