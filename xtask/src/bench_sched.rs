@@ -55,6 +55,7 @@ impl Gateway for Instant0 {
             model: None,
             attempts: Vec::new(),
             used_fallback: false,
+            hit_max_tokens: false,
         })
     }
 }

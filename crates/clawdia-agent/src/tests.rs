@@ -1249,3 +1249,28 @@ async fn only_the_senders_elevated_names_are_offered_or_may_call_host_commands()
         }
     }
 }
+
+#[tokio::test]
+async fn a_final_reply_cut_at_max_tokens_is_reported_as_such() {
+    let h = harness();
+    let model = ModelRef::parse("p/m").unwrap();
+    let reply = |stop_reason| ChainOutcome {
+        result: Ok((
+            model.clone(),
+            ChatResponse {
+                message: clawdia_core::Message::assistant("a long"),
+                usage: Usage::default(),
+                stop_reason,
+            },
+        )),
+        attempts: vec![attempt("p/m", None, 0)],
+        retry_after: None,
+    };
+    h.models.push_chain_run("a long", reply(StopReason::MaxTokens));
+    let outcome = h.agents.run_turn(request(Some("s1"), "write a lot"), &Collect::default()).await.unwrap();
+    assert!(outcome.hit_max_tokens);
+    // Positive control: a reply that ended on its own is not.
+    h.models.push_chain_run("done", reply(StopReason::EndTurn));
+    let outcome = h.agents.run_turn(request(Some("s1"), "short"), &Collect::default()).await.unwrap();
+    assert!(!outcome.hit_max_tokens);
+}

@@ -181,6 +181,7 @@ pub(crate) async fn run(
         model: tally.final_model,
         attempts: tally.attempts,
         used_fallback: tally.used_fallback,
+        hit_max_tokens: tally.last_stop == Some(clawdia_core::StopReason::MaxTokens),
     })
 }
 
@@ -192,6 +193,8 @@ struct Tally {
     attempts: Vec<Attempt>,
     final_model: Option<ModelRef>,
     used_fallback: bool,
+    /// Why the last model call stopped.
+    last_stop: Option<clawdia_core::StopReason>,
 }
 
 /// Step 1: the session, loaded (and repaired: a repair is audited).
@@ -415,6 +418,7 @@ async fn call_model(
     tally.usage.add(&response.usage);
     tally.cost_usd += call_cost;
     tally.final_model = Some(model);
+    tally.last_stop = Some(response.stop_reason);
     match response.message {
         Message::Assistant { text, tool_calls } => Ok((text, tool_calls)),
         _ => Err(TurnError::Session("the model reply was not an assistant message".into())),

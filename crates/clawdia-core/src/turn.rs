@@ -219,6 +219,8 @@ pub struct TurnOutcome {
     pub attempts: Vec<Attempt>,
     /// True when the final reply came from a model other than the first in the chain.
     pub used_fallback: bool,
+    /// True when the final reply stopped because it reached `max_tokens` (it is cut short).
+    pub hit_max_tokens: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

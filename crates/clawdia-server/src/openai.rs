@@ -281,7 +281,7 @@ async fn chat(
             "object": "chat.completion",
             "created": created,
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": outcome.text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": outcome.text}, "finish_reason": finish_reason(&outcome)}],
             "usage": usage_json(&outcome.usage),
         }))
         .into_response()
@@ -332,7 +332,7 @@ async fn stream(
         let mut frames = Vec::new();
         match result {
             Ok(outcome) => {
-                frames.push(chunk(json!({}), Some("stop")));
+                frames.push(chunk(json!({}), Some(finish_reason(&outcome))));
                 if include_usage {
                     let body = json!({
                         "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -355,4 +355,10 @@ async fn stream(
         ApiError::from(error).into_response()
     };
     stream_turn(state.gateway.clone(), request, render, finish, on_error).await
+}
+
+/// `length` when the reply stopped at `max_tokens` (clients offer to continue it), else `stop`.
+/// The agent runs its own tools, so a reply that reaches the client never ends in `tool_calls`.
+fn finish_reason(outcome: &clawdia_core::TurnOutcome) -> &'static str {
+    if outcome.hit_max_tokens { "length" } else { "stop" }
 }

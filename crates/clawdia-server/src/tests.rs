@@ -100,6 +100,7 @@ impl Gateway for ScriptedGateway {
             model: ModelRef::parse("p/m"),
             attempts: vec![],
             used_fallback: false,
+            hit_max_tokens: request.message == "long",
         })
     }
 }
@@ -928,4 +929,29 @@ async fn a_secret_spread_over_several_text_deltas_is_masked_in_both_streams() {
     let names: Vec<&str> = cut.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(names, ["started", "text_delta", "text_delta", "error"], "{cut}");
     assert!(cut.contains("It breaks at ") && cut.contains(r#""text":"sk-split""#), "{cut}");
+}
+
+#[tokio::test]
+async fn a_reply_cut_at_max_tokens_finishes_with_length_in_both_openai_shapes() {
+    let f = fixture();
+    for (message, expected) in [("long", "length"), ("hi", "stop")] {
+        let body = format!(r#"{{"model":"main","messages":[{{"role":"user","content":"{message}"}}]}}"#);
+        let (status, _, text) =
+            send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), &body).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["choices"][0]["finish_reason"], expected, "{text}");
+        let body = format!(
+            r#"{{"model":"main","stream":true,"messages":[{{"role":"user","content":"{message}"}}]}}"#
+        );
+        let (_, _, stream) =
+            send(&f.router, "POST", "/v1/chat/completions", Some("sekrit-token"), &body).await;
+        let finishes: Vec<String> = stream
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+            .filter_map(|chunk| chunk["choices"][0]["finish_reason"].as_str().map(String::from))
+            .collect();
+        assert_eq!(finishes, [expected], "{stream}");
+    }
 }

@@ -81,6 +81,7 @@ impl Gateway for FakeGateway {
             model: None,
             attempts: Vec::new(),
             used_fallback: false,
+            hit_max_tokens: false,
         })
     }
 }
