@@ -76,6 +76,15 @@ pub fn error_body_message(body: &[u8], max_chars: usize) -> Option<String> {
     })
 }
 
+/// The message a panic carried (`panic!("...")` gives a `&str` or a `String`), or `unknown`.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 /// The first line of an error's message, trimmed: candle and serde-yaml append a backtrace or
 /// the offending context below it, which a one-line report does not want.
 pub fn first_line(error: &dyn std::error::Error) -> String {
@@ -95,6 +104,14 @@ mod tests {
 
     fn split(text: &str) -> Option<(&str, &str)> {
         frontmatter_fence(text).map(|(yaml, body)| (&text[yaml], &text[body..]))
+    }
+
+    #[test]
+    fn a_panics_message_is_read_from_either_payload_type() {
+        let caught = |f: fn()| std::panic::catch_unwind(f).unwrap_err();
+        assert_eq!(panic_message(&*caught(|| panic!("plain"))), "plain");
+        assert_eq!(panic_message(&*caught(|| panic!("formatted {}", 7))), "formatted 7");
+        assert_eq!(panic_message(&*caught(|| std::panic::panic_any(42u8))), "unknown");
     }
 
     #[test]

@@ -254,13 +254,7 @@ fn failure(outcome: Result<Result<(), String>, tokio::task::JoinError>) -> Optio
         Ok(Ok(())) => None,
         Ok(Err(error)) => Some(error),
         Err(join) if join.is_panic() => {
-            let payload = join.into_panic();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown".to_string());
-            Some(format!("panicked: {message}"))
+            Some(format!("panicked: {}", clawdia_core::text::panic_message(&*join.into_panic())))
         }
         Err(join) => Some(join.to_string()),
     }

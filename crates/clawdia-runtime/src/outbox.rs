@@ -14,10 +14,18 @@ use clawdia_outbox::{Outbox, Settings};
 use crate::{Runtime, RuntimeError};
 
 /// Audit kinds whose alert the source raises itself, with a better title and body (the
-/// scheduler's failing jobs, heartbeat messages and rotation reminders), or that must never
-/// become alerts (a failed delivery alerting would loop). They stay in the audit log.
-const NOT_FORWARDED: [&str; 4] =
-    ["job_failing", "heartbeat_message", "secret_rotation_due", "alert_delivery_failed"];
+/// scheduler's failing jobs, heartbeat messages and rotation reminders, the daemon's failing
+/// components, the gate's approval requests), or that must never become alerts (a failed
+/// delivery alerting would loop). They stay in the audit log; with a low `min_severity` the
+/// owner would otherwise hear of each twice.
+const NOT_FORWARDED: [&str; 6] = [
+    "job_failing",
+    "heartbeat_message",
+    "secret_rotation_due",
+    "component_failed",
+    "approval_requested",
+    "alert_delivery_failed",
+];
 
 /// Opens the outbox of `config`; its delivery failures are recorded in `audit` (the plain
 /// audit log, never the alerting sink).
@@ -167,7 +175,9 @@ mod tests {
         );
         sink.record(AuditEvent::new("job_failing", Severity(13), "raised by the scheduler itself"));
         sink.record(AuditEvent::new("alert_delivery_failed", Severity(15), "never loops"));
-        assert_eq!(recorder.0.lock().unwrap().len(), 4, "every event is still audited");
+        sink.record(AuditEvent::new("component_failed", Severity(15), "the daemon alerts itself"));
+        sink.record(AuditEvent::new("approval_requested", Severity(15), "the gate alerts itself"));
+        assert_eq!(recorder.0.lock().unwrap().len(), 6, "every event is still audited");
         let alerts = recorder.1.lock().unwrap().clone();
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(alerts[0].kind, "path_escape");

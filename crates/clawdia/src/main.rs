@@ -362,12 +362,7 @@ fn main() -> ExitCode {
     // First, before any thread exists: the binary doubles as the sandbox helper.
     clawdia_sandbox::init_main_if_requested();
     std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
+        let message = clawdia_core::text::panic_message(info.payload());
         if is_closed_pipe(&message) {
             end_on_closed_pipe();
         }
