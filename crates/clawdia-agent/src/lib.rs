@@ -67,6 +67,9 @@ struct Agent {
     /// Run-time tool sources granted to this agent (MCP servers), asked at each turn's start.
     sources: Vec<Arc<dyn ToolSource>>,
     prompt: prompt::PromptCache,
+    /// The names `offered_specs` gives, decided once when the agent is added (the policy does
+    /// not change while the gateway runs): `agents()` is asked on every API turn.
+    listed: Vec<String>,
 }
 
 impl Agent {
@@ -174,10 +177,15 @@ impl Agents {
     /// Registers an agent with the tools it could use; its policy decides which it may.
     pub fn add(&mut self, spec: AgentSpec, tools: Vec<Arc<dyn Tool>>) {
         let tools = tools.into_iter().map(|t| (t.spec().name.clone(), t)).collect();
-        self.agents.insert(
-            spec.name.clone(),
-            Agent { spec, tools, sources: Vec::new(), prompt: prompt::PromptCache::default() },
-        );
+        let mut agent = Agent {
+            spec,
+            tools,
+            sources: Vec::new(),
+            prompt: prompt::PromptCache::default(),
+            listed: Vec::new(),
+        };
+        agent.listed = agent.offered_specs().into_iter().map(|spec| spec.name).collect();
+        self.agents.insert(agent.spec.name.clone(), agent);
     }
 
     /// Grants `agent` the tools of `source` (e.g. an MCP server): they are listed at each turn's
@@ -235,7 +243,7 @@ impl Gateway for Agents {
                 name: a.spec.name.clone(),
                 model: a.spec.chain[0].clone(),
                 fallbacks: a.spec.chain[1..].to_vec(),
-                tools: a.offered_specs().into_iter().map(|s| s.name).collect(),
+                tools: a.listed.clone(),
             })
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
