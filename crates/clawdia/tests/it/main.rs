@@ -20,3 +20,4 @@ mod retries;
 mod secrets;
 mod skills;
 mod support;
+mod web;
