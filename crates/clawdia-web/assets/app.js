@@ -895,6 +895,12 @@
     if (!a || !a.id) return;
     S.approvals.set(a.id, a);
     for (const card of approvalCardsFor(a.id)) updateApprovalCard(card, a);
+    // The approved call's result also completes its tool card, when the transcript shows one still open.
+    if (a.result != null && (a.status === 'done' || a.status === 'failed') && a.session === S.session) {
+      for (const card of document.querySelectorAll('#transcript [data-testid=tool-card]')) {
+        if (card.getAttribute('data-call') === a.call_id && !card.hasAttribute('data-state')) finishToolCard(card, a.status === 'failed', a.result);
+      }
+    }
     updateApprovalCount();
     if (S.view === 'control' && S.panel === 'approvals') showPanel('approvals');
   }

@@ -1,0 +1,377 @@
+// Browser scenarios for the web UI, one per run: `node scenarios.mjs NAME` with CLAWDIA_URL set.
+// Driven by the Rust integration test: it asks the harness for things with `ask <action> <json>` lines on
+// stdout and reads one JSON line answer per ask from stdin; it prints `pass <what>` per check, and on
+// failure `fail <what>: <reason>` (plus a screenshot under $CLAWDIA_TEST_OUT) and exits non-zero.
+// Scenarios: pair_and_chat, approve_exec, alert, restart, hostile, phone.
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+
+const SCENARIO = process.argv[2];
+const BASE = (process.env.CLAWDIA_URL || '').replace(/\/$/, '');
+const OUT = process.env.CLAWDIA_TEST_OUT || '';
+const NPM = process.env.CLAWDIA_TEST_NPM || '/root/.cache/clawdia/npm';
+const CHROMIUM = process.env.CLAWDIA_TEST_CHROMIUM || '/usr/bin/chromium';
+const WAIT = 10000;
+
+function die(message) {
+  process.stdout.write(`fail ${SCENARIO || 'setup'}: ${message}\n`);
+  process.exit(1);
+}
+
+if (!BASE) die('CLAWDIA_URL is not set (the gateway address, e.g. http://127.0.0.1:18789)');
+let chromium;
+try {
+  ({ chromium } = createRequire(path.join(NPM, 'package.json'))('playwright-core'));
+} catch (error) {
+  die(`playwright-core is not installed under ${NPM}/node_modules (npm install --prefix ${NPM} playwright-core): ${error.message}`);
+}
+
+// ------------------------------------------------------------ the harness protocol
+const input = readline.createInterface({ input: process.stdin });
+const answers = [];
+const waiting = [];
+input.on('line', (line) => {
+  if (waiting.length) waiting.shift().resolve(line); else answers.push(line);
+});
+input.on('close', () => { for (const w of waiting.splice(0)) w.reject(new Error('the harness closed stdin')); });
+
+async function ask(action, argument) {
+  process.stdout.write(`ask ${action}${argument === undefined ? '' : ' ' + JSON.stringify(argument)}\n`);
+  const line = answers.length ? answers.shift() : await new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+  let answer;
+  try { answer = JSON.parse(line); } catch { throw new Error(`the harness answered \`${line}\` to \`ask ${action}\`, not JSON`); }
+  if (answer && answer.error) throw new Error(`the harness could not ${action}: ${answer.error}`);
+  return answer;
+}
+
+// ------------------------------------------------------------ checks
+const problems = []; // page errors, console errors, dialogs: each fails the scenario
+let allowNetworkErrors = false;
+let browser;
+let shot = 0;
+const pages = [];
+
+function allowedConsoleError(text) {
+  if (/status of 401\b/.test(text)) return true; // signed-out probes and the wrong-code login
+  if (allowNetworkErrors && /ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|ERR_CONNECTION_CLOSED|WebSocket connection to .* failed/.test(text)) return true;
+  return false;
+}
+
+function guard(page) {
+  pages.push(page);
+  page.on('pageerror', (error) => problems.push(`uncaught error in the page: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !allowedConsoleError(message.text())) problems.push(`console error: ${message.text()}`);
+  });
+  page.on('dialog', (dialog) => {
+    problems.push(`a ${dialog.type()} dialog opened: ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+  return page;
+}
+
+async function screenshot() {
+  if (!OUT) return '';
+  const files = [];
+  for (const page of pages) {
+    if (page.isClosed()) continue;
+    const file = path.join(OUT, `${SCENARIO}-${++shot}.png`);
+    try { fs.mkdirSync(OUT, { recursive: true }); await page.screenshot({ path: file, fullPage: true }); files.push(file); } catch { /* page gone */ }
+  }
+  return files.length ? ` (screenshot ${files.join(', ')})` : '';
+}
+
+async function fail(what, reason) {
+  const where = await screenshot();
+  process.stdout.write(`fail ${what}: ${String(reason).split('\n')[0]}${where}\n`);
+  if (browser) await browser.close().catch(() => {});
+  process.exit(1);
+}
+
+async function check(what, body) {
+  try {
+    await body();
+  } catch (error) {
+    await fail(what, error && error.message ? error.message : error);
+  }
+  if (problems.length) await fail(what, problems.join('; '));
+  process.stdout.write(`pass ${what}\n`);
+}
+
+function expect(condition, message) { if (!condition) throw new Error(message); }
+
+// ------------------------------------------------------------ page helpers
+async function newPage(viewport = { width: 1000, height: 800 }) {
+  const context = await browser.newContext({ viewport, reducedMotion: 'reduce' });
+  return guard(await context.newPage());
+}
+
+async function signInByLink(page) {
+  const { url } = await ask('pair');
+  await page.goto(url);
+  await page.getByTestId('composer').waitFor({ state: 'visible', timeout: WAIT });
+  await page.waitForFunction(() => document.querySelector('[data-testid=agent-picker]').options.length > 0, null, { timeout: WAIT });
+}
+
+async function sendMessage(page, text) {
+  const box = page.getByTestId('composer');
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+const userTexts = (page) => page.$$eval('#transcript [data-role=user]', (nodes) => nodes.map((n) => n.textContent));
+const assistantTexts = (page) => page.$$eval('#transcript [data-role=assistant]', (nodes) => nodes.map((n) => n.textContent));
+
+/** Waits until the turn in view is over (no Stop button) and an assistant message contains `text`. */
+async function waitForReply(page, text) {
+  await page.waitForFunction((wanted) => {
+    const stop = document.querySelector('[data-testid=stop]');
+    return stop && stop.hidden && Array.from(document.querySelectorAll('#transcript [data-role=assistant]')).some((n) => n.textContent.includes(wanted));
+  }, text, { timeout: WAIT });
+}
+
+function count(list, text) { return list.filter((t) => t.includes(text)).length; }
+
+// ------------------------------------------------------------ scenarios
+const scenarios = {
+  async pair_and_chat() {
+    const page = await newPage();
+    await check('the pairing link signs the browser in without typing and leaves the address bar', async () => {
+      await signInByLink(page);
+      expect(!page.url().includes('code='), `the address bar still holds the code: ${page.url()}`);
+    });
+
+    await check('a wrong pairing code shows the server\'s own message', async () => {
+      const other = await newPage();
+      const expected = await fetch(BASE + '/v1/web/login', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Origin: BASE }, body: JSON.stringify({ code: 'ZZZZ-0000' }),
+      }).then((r) => r.json()).then((j) => j.error && j.error.message);
+      expect(expected, 'the gateway gave no error message for a wrong code');
+      await other.goto(BASE + '/');
+      await other.getByTestId('signin-input').fill('ZZZZ-0001');
+      await other.getByTestId('signin-button').click();
+      const error = other.getByTestId('signin-error');
+      await error.waitFor({ state: 'visible', timeout: WAIT });
+      const shown = await error.textContent();
+      expect(shown === expected, `the page shows \`${shown}\`, the server said \`${expected}\``);
+      expect(await other.getByTestId('composer').isHidden(), 'a wrong code reached the chat');
+      await other.context().close();
+    });
+
+    const reply = 'Hello from **the mock**: this reply is streamed in several pieces.';
+    await ask('reply', { text: reply, chunks_ms: 300 });
+    await check('a sent message shows as the user\'s bubble', async () => {
+      await sendMessage(page, 'hi there');
+      await page.locator('#transcript [data-role=user]', { hasText: 'hi there' }).waitFor({ timeout: WAIT });
+      expect(await page.getByTestId('composer').inputValue() === '', 'the composer was not cleared after sending');
+    });
+    await check('the reply is visible while it streams', async () => {
+      await page.waitForFunction(() => {
+        const stream = document.querySelector('#transcript [data-testid=streaming]');
+        return stream && stream.textContent.length > 0 && !document.querySelector('[data-testid=stop]').hidden;
+      }, null, { timeout: WAIT });
+    });
+    await check('the streamed reply is rendered as markdown with its usage', async () => {
+      await waitForReply(page, 'Hello from the mock: this reply is streamed in several pieces.');
+      const strong = await page.locator('#transcript [data-role=assistant] strong').first().textContent();
+      expect(strong === 'the mock', `bold rendered as \`${strong}\``);
+      await page.locator('#transcript [data-testid=turn-meta]').first().waitFor({ timeout: WAIT });
+    });
+    await check('after a reload the transcript is still there', async () => {
+      await page.reload();
+      await page.locator('#transcript [data-role=user]', { hasText: 'hi there' }).waitFor({ timeout: WAIT });
+      await page.locator('#transcript [data-role=assistant]', { hasText: 'Hello from the mock' }).waitFor({ timeout: WAIT });
+      const users = await userTexts(page);
+      expect(users.length === 1, `expected one user message after the reload, found ${JSON.stringify(users)}`);
+    });
+  },
+
+  async approve_exec() {
+    const page = await newPage();
+    await check('signed in by the pairing link', () => signInByLink(page));
+    await ask('reply', { tool_calls: [['exec', JSON.stringify({ command: 'echo approved-output-42' })]] });
+    await ask('reply', { text: 'The command printed **approved-output-42**.' });
+    await check('a call to an `ask` tool shows an approval card with its exact arguments', async () => {
+      await sendMessage(page, 'please run the echo');
+      const card = page.locator('#transcript [data-testid=approval-card]');
+      await card.waitFor({ timeout: WAIT });
+      await page.waitForFunction(() => {
+        const args = document.querySelector('#transcript [data-testid=approval-card] [data-testid=approval-args]');
+        return args && args.textContent.includes('echo approved-output-42');
+      }, null, { timeout: WAIT });
+      expect(!(await card.getByTestId('approve').isDisabled()), 'the Approve button is disabled on a pending request');
+    });
+    await check('approving runs the call: the tool card shows exec\'s result', async () => {
+      await page.locator('#transcript [data-testid=approval-card] [data-testid=approve]').click();
+      await page.locator('#transcript [data-testid=tool-card][data-state=ok]', { hasText: 'approved-output-42' }).first().waitFor({ timeout: WAIT });
+    });
+    await check('the agent continues with its final text', async () => {
+      await waitForReply(page, 'The command printed approved-output-42.');
+      const status = await page.locator('#transcript [data-testid=approval-card]').first().getAttribute('data-status');
+      expect(status !== 'pending', 'the approval card still says pending after the decision');
+      expect(await page.locator('#transcript [data-testid=approval-card] [data-testid=approve]').first().isDisabled(), 'Approve can still be clicked after the decision');
+    });
+  },
+
+  async alert() {
+    const page = await newPage();
+    await check('signed in by the pairing link', () => signInByLink(page));
+    const first = 'Backup failed <b>twice</b>';
+    await check('an alert raised for the owner shows up live as an unread badge and in the feed', async () => {
+      await ask('alert', { title: first });
+      const badge = page.getByTestId('unread-badge');
+      await badge.waitFor({ state: 'visible', timeout: WAIT });
+      expect((await badge.textContent()) === '1', `the badge says ${await badge.textContent()}`);
+      await page.getByTestId('tab-control').click();
+      await page.getByTestId('ctl-notifications').click();
+      const item = page.getByTestId('notification').filter({ hasText: first });
+      await item.first().waitFor({ timeout: WAIT });
+      expect(await page.locator('[data-testid=notification] b').count() === 0, 'the title\'s markup became an element');
+      expect(await badge.isHidden(), 'the badge stays after the feed was opened');
+    });
+    await check('a second alert appears in the open feed without a reload', async () => {
+      await ask('alert', { title: 'Second alert' });
+      await page.getByTestId('notification').filter({ hasText: 'Second alert' }).first().waitFor({ timeout: WAIT });
+      const titles = await page.$$eval('[data-testid=notification] .item-title', (nodes) => nodes.map((n) => n.textContent));
+      expect(titles.indexOf('Second alert') < titles.indexOf(first), `newest is not first: ${JSON.stringify(titles)}`);
+    });
+  },
+
+  async restart() {
+    const page = await newPage();
+    await check('signed in by the pairing link', () => signInByLink(page));
+    await ask('reply', { text: 'first reply' });
+    await check('a first exchange', async () => {
+      await sendMessage(page, 'first message');
+      await waitForReply(page, 'first reply');
+    });
+    await check('a gateway restart shows the disconnected banner, which goes once it is back', async () => {
+      await page.evaluate(() => {
+        const banner = document.querySelector('[data-testid=conn-banner]');
+        window.__bannerSeen = false;
+        new MutationObserver(() => { if (!banner.hidden) window.__bannerSeen = true; }).observe(banner, { attributes: true });
+      });
+      allowNetworkErrors = true;
+      await ask('restart');
+      await page.waitForFunction(() => window.__bannerSeen, null, { timeout: WAIT });
+      const text = await page.getByTestId('conn-banner').textContent();
+      expect(text.includes('Disconnected'), `the banner says \`${text}\``);
+      expect((await page.getByTestId('conn-banner').getAttribute('role')) === 'status', 'the banner has no role="status"');
+      await page.getByTestId('conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
+    });
+    await ask('reply', { text: 'second reply' });
+    await check('a message after the reconnect gets its reply', async () => {
+      await sendMessage(page, 'second message');
+      await waitForReply(page, 'second reply');
+    });
+    const intact = async (when) => {
+      const users = await userTexts(page);
+      expect(JSON.stringify(users) === JSON.stringify(['first message', 'second message']), `user messages ${when}: ${JSON.stringify(users)}`);
+      const replies = await assistantTexts(page);
+      expect(count(replies, 'first reply') === 1 && count(replies, 'second reply') === 1, `replies ${when}: ${JSON.stringify(replies)}`);
+    };
+    await check('the whole transcript is intact, nothing duplicated', () => intact('live'));
+    await check('the same transcript after a reload', async () => {
+      await page.reload();
+      await page.locator('#transcript [data-role=assistant]', { hasText: 'second reply' }).waitFor({ timeout: WAIT });
+      await intact('after a reload');
+    });
+  },
+
+  async hostile() {
+    const page = await newPage();
+    await check('signed in by the pairing link', () => signInByLink(page));
+    const hostile = '<img src=x onerror=alert(1)> and <script>alert(2)</script> **bold** [x](javascript:alert(3))';
+    await ask('reply', { text: hostile });
+    const harmless = async (when) => {
+      const text = await page.locator('#transcript').textContent();
+      for (const literal of ['<img src=x onerror=alert(1)>', '<script>alert(2)</script>', '<b>me</b>']) {
+        expect(text.includes(literal), `${when}: \`${literal}\` is not shown literally`);
+      }
+      const made = await page.$$eval('#transcript img, #transcript script, #transcript b, #transcript a[href^="javascript"]', (n) => n.map((x) => x.outerHTML));
+      expect(made.length === 0, `${when}: elements were created from text: ${made.join(' ')}`);
+      const bold = await page.locator('#transcript [data-role=assistant] strong').allTextContents();
+      expect(bold.includes('bold'), `${when}: **bold** did not render as <strong> (${JSON.stringify(bold)})`);
+      // An onerror handler would fire asynchronously after a failed load: give it the time to (the dialog guard catches it).
+      await page.waitForTimeout(300);
+    };
+    await check('a hostile reply and message show as text, markdown still renders, no script runs', async () => {
+      await sendMessage(page, 'say it <b>me</b>');
+      await waitForReply(page, 'and');
+      await harmless('live');
+    });
+    await check('the same after a reload from the stored transcript', async () => {
+      await page.reload();
+      await page.locator('#transcript [data-role=assistant] strong').first().waitFor({ timeout: WAIT });
+      await harmless('reloaded');
+    });
+  },
+
+  async phone() {
+    const page = await newPage({ width: 375, height: 740 });
+    await check('signed in on a 375 px phone screen', () => signInByLink(page));
+    const long = 'x'.repeat(240);
+    await ask('reply', { text: `A long word ${long} and https://example.org/${long}\n\n\`\`\`\n${long}\n\`\`\`` });
+    const noSideScroll = async (where) => {
+      const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      expect(scroll <= width, `${where}: the page scrolls sideways (${scroll} px content in ${width} px)`);
+    };
+    await check('the chat has no horizontal scroll, even with long unbroken text', async () => {
+      await sendMessage(page, `a long message ${long}`);
+      await waitForReply(page, 'A long word');
+      await noSideScroll('chat');
+    });
+    await check('the composer is visible at the bottom of the screen', async () => {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      const box = await page.getByTestId('composer').boundingBox();
+      expect(box && box.y >= 0 && box.y + box.height <= 740 && box.y > 370, `the composer is at ${JSON.stringify(box)}`);
+      expect(await page.getByTestId('composer').isVisible(), 'the composer is hidden');
+    });
+    await check('Tab reaches the send button', async () => {
+      await page.getByTestId('composer').focus();
+      await page.keyboard.press('Tab');
+      const focused = await page.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
+      expect(focused === 'send', `Tab from the composer focused ${focused}`);
+    });
+    await check('tap targets are at least 40 px', async () => {
+      const small = await page.$$eval('button:not([hidden]), select, .button, textarea', (nodes) => nodes
+        .filter((n) => n.offsetParent !== null)
+        .map((n) => [n.dataset.testid || n.id || n.textContent.trim(), n.getBoundingClientRect()])
+        .filter(([, r]) => r.height < 40 || r.width < 40)
+        .map(([name, r]) => `${name} ${Math.round(r.width)}x${Math.round(r.height)}`));
+      expect(small.length === 0, `too small: ${small.join(', ')}`);
+    });
+    await check('every Control panel fits the width', async () => {
+      await page.getByTestId('tab-control').click();
+      const panels = await page.$$eval('#subtabs button', (nodes) => nodes.map((n) => n.dataset.testid));
+      for (const id of panels) {
+        await page.getByTestId(id).click();
+        await page.waitForFunction(() => !document.querySelector('#panel > p.muted') || document.querySelector('#panel > p.muted').textContent !== 'Loading…', null, { timeout: WAIT });
+        await noSideScroll(id);
+      }
+    });
+  },
+};
+
+// ------------------------------------------------------------ main
+if (!scenarios[SCENARIO]) die(`unknown scenario \`${SCENARIO}\`; one of: ${Object.keys(scenarios).join(', ')}`);
+try {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Playwright gives each launch a fresh temporary profile (it refuses --user-data-dir here).
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+} catch (error) {
+  die(`cannot start ${CHROMIUM}: ${error.message.split('\n')[0]}`);
+}
+try {
+  await scenarios[SCENARIO]();
+} catch (error) {
+  await fail(SCENARIO, error && error.message ? error.message : error);
+}
+await browser.close();
+input.close();
+process.exit(0);
