@@ -90,11 +90,29 @@ async function fail(what, reason) {
   process.exit(1);
 }
 
+/** A Playwright timeout's first line says only how long it waited: add what it was waiting for. */
+function reasonOf(error) {
+  const message = error && error.message ? error.message : String(error);
+  const lines = message.split('\n');
+  const waitingFor = lines.find((line) => /waiting for /.test(line));
+  return waitingFor && /Timeout/.test(lines[0]) ? `${lines[0]} ${waitingFor.trim()}` : lines[0];
+}
+
+/** Rethrows a timeout of `promise` as `<what> within N s`. */
+async function within(what, promise) {
+  try {
+    return await promise;
+  } catch (error) {
+    if (error && error.name === 'TimeoutError') throw new Error(`${what} within ${WAIT / 1000} s`);
+    throw error;
+  }
+}
+
 async function check(what, body) {
   try {
     await body();
   } catch (error) {
-    await fail(what, error && error.message ? error.message : error);
+    await fail(what, reasonOf(error));
   }
   if (problems.length) await fail(what, problems.join('; '));
   process.stdout.write(`pass ${what}\n`);
@@ -111,7 +129,7 @@ async function newPage(viewport = { width: 1000, height: 800 }) {
 async function signInByLink(page) {
   const { url } = await ask('pair');
   await page.goto(url);
-  await page.getByTestId('composer').waitFor({ state: 'visible', timeout: WAIT });
+  await within('the pairing link did not lead to the chat', page.getByTestId('composer').waitFor({ state: 'visible', timeout: WAIT }));
   await page.waitForFunction(() => document.querySelector('[data-testid=agent-picker]').options.length > 0, null, { timeout: WAIT });
 }
 
@@ -126,10 +144,16 @@ const assistantTexts = (page) => page.$$eval('#transcript [data-role=assistant]'
 
 /** Waits until the turn in view is over (no Stop button) and an assistant message contains `text`. */
 async function waitForReply(page, text) {
-  await page.waitForFunction((wanted) => {
-    const stop = document.querySelector('[data-testid=stop]');
-    return stop && stop.hidden && Array.from(document.querySelectorAll('#transcript [data-role=assistant]')).some((n) => n.textContent.includes(wanted));
-  }, text, { timeout: WAIT });
+  try {
+    await page.waitForFunction((wanted) => {
+      const stop = document.querySelector('[data-testid=stop]');
+      return stop && stop.hidden && Array.from(document.querySelectorAll('#transcript [data-role=assistant]')).some((n) => n.textContent.includes(wanted));
+    }, text, { timeout: WAIT });
+  } catch (error) {
+    if (!error || error.name !== 'TimeoutError') throw error;
+    const shown = await assistantTexts(page).catch(() => []);
+    throw new Error(`no finished reply containing \`${text}\` within ${WAIT / 1000} s; assistant messages: ${JSON.stringify(shown).slice(0, 300)}`);
+  }
 }
 
 function count(list, text) { return list.filter((t) => t.includes(text)).length; }
@@ -168,10 +192,10 @@ const scenarios = {
       expect(await page.getByTestId('composer').inputValue() === '', 'the composer was not cleared after sending');
     });
     await check('the reply is visible while it streams', async () => {
-      await page.waitForFunction(() => {
+      await within('no partial reply text was visible while the turn ran', page.waitForFunction(() => {
         const stream = document.querySelector('#transcript [data-testid=streaming]');
         return stream && stream.textContent.length > 0 && !document.querySelector('[data-testid=stop]').hidden;
-      }, null, { timeout: WAIT });
+      }, null, { timeout: WAIT }));
     });
     await check('the streamed reply is rendered as markdown with its usage', async () => {
       await waitForReply(page, 'Hello from the mock: this reply is streamed in several pieces.');
@@ -197,15 +221,15 @@ const scenarios = {
       await sendMessage(page, 'please run the echo');
       const card = page.locator('#transcript [data-testid=approval-card]');
       await card.waitFor({ timeout: WAIT });
-      await page.waitForFunction(() => {
+      await within('the approval card never showed the call\'s arguments', page.waitForFunction(() => {
         const args = document.querySelector('#transcript [data-testid=approval-card] [data-testid=approval-args]');
         return args && args.textContent.includes('echo approved-output-42');
-      }, null, { timeout: WAIT });
+      }, null, { timeout: WAIT }));
       expect(!(await card.getByTestId('approve').isDisabled()), 'the Approve button is disabled on a pending request');
     });
     await check('approving runs the call: the tool card shows exec\'s result', async () => {
       await page.locator('#transcript [data-testid=approval-card] [data-testid=approve]').click();
-      await page.locator('#transcript [data-testid=tool-card][data-state=ok]', { hasText: 'approved-output-42' }).first().waitFor({ timeout: WAIT });
+      await within('no finished tool card shows `approved-output-42`', page.locator('#transcript [data-testid=tool-card][data-state=ok]', { hasText: 'approved-output-42' }).first().waitFor({ timeout: WAIT }));
     });
     await check('the agent continues with its final text', async () => {
       await waitForReply(page, 'The command printed approved-output-42.');
@@ -222,7 +246,7 @@ const scenarios = {
     await check('an alert raised for the owner shows up live as an unread badge and in the feed', async () => {
       await ask('alert', { title: first });
       const badge = page.getByTestId('unread-badge');
-      await badge.waitFor({ state: 'visible', timeout: WAIT });
+      await within('no unread badge appeared', badge.waitFor({ state: 'visible', timeout: WAIT }));
       expect((await badge.textContent()) === '1', `the badge says ${await badge.textContent()}`);
       await page.getByTestId('tab-control').click();
       await page.getByTestId('ctl-notifications').click();
@@ -255,11 +279,11 @@ const scenarios = {
       });
       allowNetworkErrors = true;
       await ask('restart');
-      await page.waitForFunction(() => window.__bannerSeen, null, { timeout: WAIT });
+      await within('the disconnected banner never showed', page.waitForFunction(() => window.__bannerSeen, null, { timeout: WAIT }));
       const text = await page.getByTestId('conn-banner').textContent();
       expect(text.includes('Disconnected'), `the banner says \`${text}\``);
       expect((await page.getByTestId('conn-banner').getAttribute('role')) === 'status', 'the banner has no role="status"');
-      await page.getByTestId('conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
+      await within('the banner did not go away after the restart', page.getByTestId('conn-banner').waitFor({ state: 'hidden', timeout: WAIT }));
     });
     await ask('reply', { text: 'second reply' });
     await check('a message after the reconnect gets its reply', async () => {
