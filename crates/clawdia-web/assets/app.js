@@ -38,6 +38,14 @@
     try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
   }
 
+  /** Tool results reach the model inside trust markers (`<<<untrusted ID source=...>>>` ... `<<<end ID>>>`): not for people. */
+  function cleanToolText(text) {
+    return String(text ?? '').replace(/^<<<(?:untrusted [0-9a-f]+[^\n]*|end [0-9a-f]+)>>>\n?/gm, '').trim();
+  }
+
+  // The gateway continues a session after an approval with a message written for the model.
+  const DECISION_MESSAGE = /^The owner (?:approved|denied) your `[^`\n]+` call \(request [0-9a-f]+\)/;
+
   function randomId() {
     const bytes = new Uint8Array(8);
     crypto.getRandomValues(bytes);
@@ -566,10 +574,13 @@
   }
 
   function finishToolCard(card, isError, text) {
-    card.classList.remove('running');
+    card.classList.remove('running', 'ok', 'failed');
     card.classList.add(isError ? 'failed' : 'ok');
     card.setAttribute('data-state', isError ? 'error' : 'ok');
-    card._summary.replaceChildren(el('span', { class: isError ? 'error' : 'muted' }, isError ? 'Failed: ' : 'Result: '), text || '(no output)');
+    const clean = cleanToolText(text);
+    const short = clean.length > 300 ? clean.slice(0, 300) + '…' : clean;
+    card._summary.replaceChildren(el('span', { class: isError ? 'error' : 'muted' }, isError ? 'Failed: ' : 'Result: '), short || '(no output)');
+    if (clean.length > 300 && !card._output.textContent) { card._output.hidden = false; card._output.textContent = clean; }
   }
 
   function note(text, extra) { return el('p', { class: 'note', ...extra }, text); }
@@ -793,7 +804,11 @@
     let block = null;
     for (const entry of data.messages || []) {
       const message = entry.message || {};
-      if (message.role === 'user') {
+      if (message.role === 'user' && DECISION_MESSAGE.test(message.text || '')) {
+        // Shown through the approval's own card and the tool card's result instead.
+        block = null;
+        nodes.push(note(message.text.split('\n')[0], { 'data-testid': 'decision-note' }));
+      } else if (message.role === 'user') {
         block = null;
         nodes.push(el('div', { class: 'msg user', 'data-role': 'user', 'data-testid': 'message' }, message.text || ''));
       } else if (message.role === 'assistant') {
@@ -808,12 +823,7 @@
         if (!block) { block = assistantBlock(); nodes.push(block); }
         let card = cards.get(message.call_id);
         if (!card) { card = toolCard(message.name, '', message.call_id); block.append(card); }
-        const content = typeof message.content === 'string' ? message.content : JSON.stringify(message.content);
-        finishToolCard(card, !!message.is_error, content.length > 300 ? content.slice(0, 300) + '…' : content);
-        if (content.length > 300) {
-          card._output.hidden = false;
-          card._output.textContent = content;
-        }
+        finishToolCard(card, !!message.is_error, typeof message.content === 'string' ? message.content : JSON.stringify(message.content));
       }
     }
     transcript.replaceChildren(...nodes);
@@ -895,21 +905,27 @@
     if (!a || !a.id) return;
     S.approvals.set(a.id, a);
     for (const card of approvalCardsFor(a.id)) updateApprovalCard(card, a);
-    // The approved call's result also completes its tool card, when the transcript shows one still open.
-    if (a.result != null && (a.status === 'done' || a.status === 'failed') && a.session === S.session) {
-      for (const card of document.querySelectorAll('#transcript [data-testid=tool-card]')) {
-        if (card.getAttribute('data-call') === a.call_id && !card.hasAttribute('data-state')) finishToolCard(card, a.status === 'failed', a.result);
-      }
-    }
+    showDecisionInToolCard(a);
     updateApprovalCount();
     if (S.view === 'control' && S.panel === 'approvals') showPanel('approvals');
   }
 
+  /** A decided request's outcome replaces the "not run yet" result of its call's tool card. */
+  function showDecisionInToolCard(a) {
+    if (a.session !== S.session || a.status === 'pending' || a.status === 'approved') return;
+    for (const card of document.querySelectorAll('#transcript [data-testid=tool-card]')) {
+      if (card.getAttribute('data-call') !== a.call_id) continue;
+      if (a.status === 'done' || a.status === 'failed') finishToolCard(card, a.status === 'failed', a.result || '');
+      else finishToolCard(card, true, 'not run: the request was ' + a.status + (a.note ? ' (' + a.note + ')' : ''));
+    }
+  }
+
   async function loadApprovals() {
     try {
-      const list = await api('/v1/approvals?pending=true');
+      const list = await api('/v1/approvals?limit=200');
       for (const a of list || []) S.approvals.set(a.id, a);
       updateApprovalCount();
+      for (const a of list || []) showDecisionInToolCard(a);
       // Waiting requests of the open chat get their card at the end of the transcript.
       if (S.session) {
         for (const a of list || []) {

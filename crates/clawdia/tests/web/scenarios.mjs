@@ -227,15 +227,26 @@ const scenarios = {
       }, null, { timeout: WAIT }));
       expect(!(await card.getByTestId('approve').isDisabled()), 'the Approve button is disabled on a pending request');
     });
+    // The arguments hold `echo approved-output-42`; only the command's output is `approved-output-42` on a line of its own.
+    const resultShown = (when) => within(`${when}: no tool card's result shows the command's output`, page.waitForFunction(() =>
+      Array.from(document.querySelectorAll('#transcript [data-testid=tool-card][data-state=ok] [data-testid=tool-summary]'))
+        .some((n) => /(^|\n|: )approved-output-42(\n|$)/.test(n.textContent)), null, { timeout: WAIT }));
     await check('approving runs the call: the tool card shows exec\'s result', async () => {
       await page.locator('#transcript [data-testid=approval-card] [data-testid=approve]').click();
-      await within('no finished tool card shows `approved-output-42`', page.locator('#transcript [data-testid=tool-card][data-state=ok]', { hasText: 'approved-output-42' }).first().waitFor({ timeout: WAIT }));
+      await resultShown('live');
     });
     await check('the agent continues with its final text', async () => {
       await waitForReply(page, 'The command printed approved-output-42.');
       const status = await page.locator('#transcript [data-testid=approval-card]').first().getAttribute('data-status');
       expect(status !== 'pending', 'the approval card still says pending after the decision');
       expect(await page.locator('#transcript [data-testid=approval-card] [data-testid=approve]').first().isDisabled(), 'Approve can still be clicked after the decision');
+    });
+    await check('after a reload the tool card still shows the result and nothing waits', async () => {
+      await page.reload();
+      await page.locator('#transcript [data-role=assistant]', { hasText: 'The command printed approved-output-42.' }).waitFor({ timeout: WAIT });
+      await resultShown('reloaded');
+      const waiting = await page.locator('#transcript [data-testid=approval-card][data-status=pending]').count();
+      expect(waiting === 0, `${waiting} approval card(s) still pending after the reload`);
     });
   },
 
