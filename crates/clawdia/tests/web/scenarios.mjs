@@ -313,6 +313,50 @@ const scenarios = {
       await page.locator('#transcript [data-role=assistant]', { hasText: 'second reply' }).waitFor({ timeout: WAIT });
       await intact('after a reload');
     });
+
+    // A second browser on the same chat, whose socket the test cuts (and whose events it doubles): what is
+    // typed while it is down is kept, sent once when it is back, and the first browser sees it and its reply.
+    const other = await newPage();
+    let cut = false;
+    const routes = [];
+    await other.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      if (cut) { ws.close({ code: 1011, reason: 'cut by the test' }); return; }
+      // Every event reaches this browser twice: the page must apply each `seq` once.
+      const server = ws.connectToServer();
+      server.onMessage((frame) => {
+        ws.send(frame);
+        if (/"seq":/.test(frame) && !/"type":"welcome"/.test(frame)) ws.send(frame);
+      });
+      ws.onMessage((frame) => server.send(frame));
+      routes.push([ws, server]);
+    });
+    await check('a second browser opens the same chat from the chat list', async () => {
+      await signInByLink(other);
+      await other.getByTestId('sessions-toggle').click();
+      await other.getByTestId('session-item').filter({ hasText: 'first message' }).first().getByRole('button').click();
+      await other.locator('#transcript [data-role=assistant]', { hasText: 'second reply' }).waitFor({ timeout: WAIT });
+    });
+    await check('a message typed while disconnected stays in the box, unsent', async () => {
+      cut = true;
+      for (const [ws, server] of routes.splice(0)) { server.close(); ws.close({ code: 1011, reason: 'cut by the test' }); }
+      await within('the second browser shows no disconnected banner', other.getByTestId('conn-banner').waitFor({ state: 'visible', timeout: WAIT }));
+      await sendMessage(other, 'third message');
+      expect((await other.getByTestId('composer').inputValue()) === 'third message', 'the composer lost the message typed offline');
+      expect(!(await userTexts(other)).includes('third message'), 'the message shows as sent while disconnected');
+    });
+    await ask('reply', { text: 'third reply' });
+    await check('once reconnected it is sent exactly once, and both browsers show it with its reply', async () => {
+      cut = false;
+      await within('the second browser did not reconnect', other.getByTestId('conn-banner').waitFor({ state: 'hidden', timeout: WAIT }));
+      await waitForReply(other, 'third reply');
+      await waitForReply(page, 'third reply');
+      for (const [who, p] of [['second browser', other], ['first browser', page]]) {
+        const users = await userTexts(p);
+        expect(JSON.stringify(users) === JSON.stringify(['first message', 'second message', 'third message']), `${who}'s user messages: ${JSON.stringify(users)}`);
+        expect(count(await assistantTexts(p), 'third reply') === 1, `${who} shows the third reply other than once`);
+      }
+      expect((await other.getByTestId('composer').inputValue()) === '', 'the sent message is still in the box');
+    });
   },
 
   async hostile() {
