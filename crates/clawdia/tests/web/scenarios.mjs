@@ -210,6 +210,46 @@ const scenarios = {
       const users = await userTexts(page);
       expect(users.length === 1, `expected one user message after the reload, found ${JSON.stringify(users)}`);
     });
+
+    await ask('reply', { text: 'This slow reply will be stopped long before it reaches its final words.', chunks_ms: 700 });
+    await check('Stop ends a running turn', async () => {
+      await sendMessage(page, 'talk slowly');
+      await within('the slow reply never started streaming', page.waitForFunction(() => {
+        const stream = document.querySelector('#transcript [data-testid=streaming]');
+        return stream && stream.textContent.length > 0;
+      }, null, { timeout: WAIT }));
+      await page.getByTestId('stop').click();
+      await within('the Stop button stayed after stopping', page.getByTestId('stop').waitFor({ state: 'hidden', timeout: WAIT }));
+      const last = page.locator('#transcript [data-role=assistant]').last();
+      expect((await last.textContent()).includes('Stopped.'), 'the stopped turn does not say it was stopped');
+      expect(!(await last.textContent()).includes('final words'), 'the reply ran to its end despite Stop');
+    });
+
+    await check('uploads go to the workspace and to the brain, and the brain page opens rendered', async () => {
+      await page.getByTestId('upload-input').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('plain notes') });
+      await within('no upload confirmation', page.locator('#chat-status', { hasText: /Uploaded to \S*notes\.txt/ }).waitFor({ timeout: WAIT }));
+      await page.getByTestId('upload-to').selectOption('brain');
+      await page.getByTestId('upload-input').setInputFiles({ name: 'trip.md', mimeType: 'text/markdown', buffer: Buffer.from('# Trip zanzibar\n\n- **pack** the bag\n') });
+      await within('no brain confirmation', page.locator('#chat-status', { hasText: /Saved to the brain as \S*trip/ }).waitFor({ timeout: WAIT }));
+      await page.getByTestId('tab-control').click();
+      await page.getByTestId('ctl-brain').click();
+      await page.getByTestId('brain-search').fill('zanzibar');
+      await page.getByTestId('brain-search').press('Enter');
+      await page.locator('[data-testid=brain-results] button', { hasText: 'trip' }).first().click();
+      const body = page.getByTestId('brain-page');
+      await within('the brain page did not open', body.waitFor({ timeout: WAIT }));
+      expect((await body.locator('h3').textContent()) === 'Trip zanzibar', 'the page heading did not render');
+      expect((await body.locator('li strong').textContent()) === 'pack', 'the page list did not render');
+    });
+
+    await check('revoking this browser signs it out, also after a reload', async () => {
+      await page.getByTestId('ctl-browsers').click();
+      await page.locator('[data-testid=browser-item]', { hasText: 'this browser' }).getByTestId('revoke').click();
+      await within('no sign-in screen after revoking', page.getByTestId('signin-form').waitFor({ timeout: WAIT }));
+      await page.reload();
+      await within('a reload after revoking is signed in again', page.getByTestId('signin-form').waitFor({ timeout: WAIT }));
+      expect(await page.getByTestId('composer').isHidden(), 'the chat is still shown after revoking');
+    });
   },
 
   async approve_exec() {
@@ -422,13 +462,15 @@ const scenarios = {
         .map(([name, r]) => `${name} ${Math.round(r.width)}x${Math.round(r.height)}`));
       expect(small.length === 0, `too small: ${small.join(', ')}`);
     });
-    await check('every Control panel fits the width', async () => {
+    await check('every Control panel loads without an error and fits the width', async () => {
       await page.getByTestId('tab-control').click();
       const panels = await page.$$eval('#subtabs button', (nodes) => nodes.map((n) => n.dataset.testid));
       for (const id of panels) {
         await page.getByTestId(id).click();
         await page.waitForFunction(() => !document.querySelector('#panel > p.muted') || document.querySelector('#panel > p.muted').textContent !== 'Loading…', null, { timeout: WAIT });
         await noSideScroll(id);
+        const error = await page.$$eval('#panel [role=alert]', (nodes) => nodes.map((n) => n.textContent).join('; '));
+        expect(!error, `${id} shows an error: ${error}`);
       }
     });
   },
