@@ -547,18 +547,36 @@
     if (!turn.block) {
       turn.block = assistantBlock();
       turn.block.setAttribute('data-turn', turn.id);
+      if (!turn.done) turn.block.setAttribute('aria-busy', 'true'); // read out once complete, not per delta
       $('transcript').append(turn.block);
       turn.attemptStart = 0;
     }
     return turn.block;
   }
 
+  // A streaming reply is re-rendered as markdown at most every 80 ms (only its own segment), so a
+  // burst of deltas costs one layout, and the text is visible while it streams.
+  function renderSegment(seg) {
+    clearTimeout(seg.timer);
+    seg.timer = null;
+    seg.renderedAt = performance.now();
+    const wasNear = nearBottom();
+    seg.replaceChildren(renderMarkdown(seg.raw));
+    scrollDown(wasNear);
+  }
+
+  function renderSegmentSoon(seg) {
+    if (seg.timer) return;
+    const wait = 80 - (performance.now() - seg.renderedAt);
+    if (wait <= 0) renderSegment(seg); else seg.timer = setTimeout(() => renderSegment(seg), wait);
+  }
+
   function finishSegment(turn) {
     const seg = turn.seg;
     if (!seg) return;
     turn.seg = null;
-    seg.className = 'md';
-    seg.replaceChildren(renderMarkdown(seg.raw));
+    renderSegment(seg);
+    seg.removeAttribute('data-testid');
   }
 
   function toolCard(name, args, id) {
@@ -642,19 +660,19 @@
     switch (ev.type) {
       case 'text_delta': {
         if (!turn.seg) {
-          turn.seg = el('div', { class: 'stream', 'data-testid': 'streaming' });
+          turn.seg = el('div', { class: 'md', 'data-testid': 'streaming' });
           turn.seg.raw = '';
-          turn.seg.append(document.createTextNode(''));
+          turn.seg.renderedAt = 0;
           block.append(turn.seg);
         }
         turn.seg.raw += ev.text;
-        turn.seg.firstChild.appendData(ev.text);
+        renderSegmentSoon(turn.seg);
         break;
       }
       case 'discard': {
         finishSegment(turn);
         const nodes = Array.from(block.childNodes).slice(turn.attemptStart);
-        for (const node of nodes) if (node.classList && (node.classList.contains('md') || node.classList.contains('stream'))) node.remove();
+        for (const node of nodes) if (node.classList && node.classList.contains('md')) node.remove();
         block.append(note('Reply discarded: ' + (ev.reason || 'the model broke off') + '.'));
         turn.attemptStart = block.childNodes.length;
         break;
@@ -717,6 +735,7 @@
     if (m.session) turn.session = m.session;
     turn.done = true;
     finishSegment(turn);
+    if (turn.block) turn.block.removeAttribute('aria-busy');
     if (m.stopped && visible(turn)) ensureBlock(turn).append(note('Stopped.'));
     updateBusy();
     refreshSessionsSoon();
@@ -977,6 +996,7 @@
     badge.textContent = S.unread > 99 ? '99+' : String(S.unread);
     badge.hidden = S.unread === 0;
     badge.setAttribute('aria-label', S.unread + ' unread notifications');
+    document.title = S.unread ? '(' + S.unread + ') Clawdia' : 'Clawdia';
   }
 
   function notificationItem(n) {
