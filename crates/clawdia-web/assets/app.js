@@ -237,6 +237,7 @@
     view: 'chat',
     panel: 'approvals',
     sessionsTimer: null,
+    loadingTranscript: false,
   };
 
   function saveCursor() { store.set('boot', S.boot); store.set('seq', S.seq); }
@@ -411,14 +412,17 @@
     connect();
   }
 
+  /** Pings; no pong within `wait` ms means the socket is dead (a phone that slept keeps a stale one). */
+  function probe(ws, wait) {
+    if (S.ws !== ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send('{"type":"ping"}');
+    clearTimeout(S.pongTimer);
+    S.pongTimer = setTimeout(() => { if (S.ws === ws) lost(); }, wait);
+  }
+
   function startPing(ws) {
     stopPing();
-    S.pingTimer = setInterval(() => {
-      if (S.ws !== ws || ws.readyState !== WebSocket.OPEN) return;
-      ws.send('{"type":"ping"}');
-      clearTimeout(S.pongTimer);
-      S.pongTimer = setTimeout(() => { if (S.ws === ws) lost(); }, 10000);
-    }, 25000);
+    S.pingTimer = setInterval(() => probe(ws, 10000), 25000);
   }
 
   function stopPing() { clearInterval(S.pingTimer); clearTimeout(S.pongTimer); S.pingTimer = null; S.pongTimer = null; }
@@ -763,9 +767,10 @@
     const text = box.value;
     if (!text.trim()) return;
     if (!S.agent) { setStatus('No agent to talk to.', true); return; }
-    if (!S.open) {
+    if (!S.open || S.resyncing || S.loadingTranscript) {
+      // Sent by flushComposer() once connected and the chat is (re)loaded.
       S.sendOnReconnect = true;
-      setStatus('Not connected: the message stays here and is sent once the connection is back.');
+      setStatus(S.open ? 'Loading the chat; the message is sent in a moment.' : 'Not connected: the message stays here and is sent once the connection is back.');
       return;
     }
     if (runningTurn() || Array.from(S.pending.values()).some((p) => p.viewKey === S.viewKey)) {
@@ -800,6 +805,16 @@
 
   // Transcript from HTTP: user bubbles; assistant text, tool calls and results grouped until the next user message.
   async function loadTranscript() {
+    S.loadingTranscript = true;
+    try {
+      await fetchTranscript();
+    } finally {
+      S.loadingTranscript = false;
+      if (!S.resyncing) flushComposer();
+    }
+  }
+
+  async function fetchTranscript() {
     const transcript = $('transcript');
     if (!S.session) {
       transcript.replaceChildren();
@@ -1383,8 +1398,9 @@
     $('upload-input').addEventListener('change', () => upload($('upload-input').files[0]));
     for (const tab of document.querySelectorAll('.tab')) tab.addEventListener('click', () => showView(tab.dataset.view));
     for (const b of document.querySelectorAll('#subtabs button')) b.addEventListener('click', () => showPanel(b.dataset.panel));
-    window.addEventListener('online', () => scheduleReconnect(true));
-    document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') scheduleReconnect(true); });
+    const wake = () => { if (S.ws) probe(S.ws, 4000); else scheduleReconnect(true); };
+    window.addEventListener('online', wake);
+    document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') wake(); });
   }
 
   async function boot() {
