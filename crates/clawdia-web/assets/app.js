@@ -1169,7 +1169,8 @@
     list.sort((a, b) => (a.status === 'pending' ? 0 : 1) - (b.status === 'pending' ? 0 : 1) || (b.created_at || 0) - (a.created_at || 0));
     const items = list.map((a) => el('li', null,
       kv([['Agent', a.agent], ['Session', a.session], ['Asked', fmtTime(a.created_at)], ['Expires', a.status === 'pending' ? fmtTime(a.expires_at) : '']]),
-      approvalCard(a)));
+      approvalCard(a),
+      a.session ? el('button', { type: 'button', onclick: () => openSession(a.session, a.agent) }, 'Open the chat') : null));
     return [el('h2', null, 'Approvals'), items.length ? el('ul', { class: 'list' }, items) : empty('No approval requests.')];
   }
 
