@@ -69,17 +69,25 @@
     return a;
   }
 
+  // Inline tokens, tried left to right; at one position the first alternative listed wins.
   const INLINE = new RegExp([
-    '(`+)([\\s\\S]*?[^`])\\1(?!`)', // 1,2 code span
-    '\\[([^\\]\\n]+)\\]\\(<?([^)\\s>]+)>?(?:\\s+"[^"\\n]*")?\\)', // 3,4 link
-    '\\*\\*(?=\\S)([\\s\\S]*?\\S)\\*\\*', // 5 bold
-    '__(?=\\S)([\\s\\S]*?\\S)__', // 6 bold
-    '~~(?=\\S)([\\s\\S]*?\\S)~~', // 7 strike
-    '\\*(?=[^\\s*])([\\s\\S]*?[^\\s*])\\*', // 8 italic
-    '(?<![\\w])_(?=[^\\s_])([\\s\\S]*?[^\\s_])_(?![\\w])', // 9 italic
-    '(https?:\\/\\/[^\\s<>"\'`]*[^\\s<>"\'`.,;:!?)\\]])', // 10 bare URL
-    '\\\\([\\\\`*_{}\\[\\]()#+\\-.!~>|])', // 11 escape
+    '(?<ticks>`+)(?<code>[\\s\\S]*?[^`])\\k<ticks>(?!`)',
+    '\\[(?<label>[^\\]\\n]+)\\]\\(<?(?<href>[^)\\s>]+)>?(?:\\s+"[^"\\n]*")?\\)',
+    '\\*\\*\\*(?=\\S)(?<strongEm>[\\s\\S]*?\\S)\\*\\*\\*',
+    '\\*\\*(?=\\S)(?<strong>[\\s\\S]*?\\S)\\*\\*',
+    '__(?=\\S)(?<strong2>[\\s\\S]*?\\S)__',
+    '~~(?=\\S)(?<del>[\\s\\S]*?\\S)~~',
+    '\\*(?=[^\\s*])(?<em>[\\s\\S]*?[^\\s*])\\*',
+    '(?<![\\w])_(?=[^\\s_])(?<em2>[\\s\\S]*?[^\\s_])_(?![\\w])',
+    '(?<url>https?:\\/\\/[^\\s<>"\'`]*[^\\s<>"\'`.,;:!?)\\]])',
+    '\\\\(?<escaped>[\\\\`*_{}\\[\\]()#+\\-.!~>|])',
   ].join('|'));
+
+  function wrapInline(tag, text, depth) {
+    const node = el(tag);
+    renderInline(node, text, depth + 1);
+    return node;
+  }
 
   function renderInline(parent, text, depth = 0) {
     let rest = text;
@@ -87,19 +95,21 @@
       const m = depth > 8 ? null : INLINE.exec(rest);
       if (!m) { appendTextWithBreaks(parent, rest); return; }
       if (m.index > 0) appendTextWithBreaks(parent, rest.slice(0, m.index));
-      if (m[2] !== undefined) parent.append(el('code', null, m[2].replace(/^ (.*) $/s, '$1')));
-      else if (m[3] !== undefined) {
+      const g = m.groups;
+      if (g.code !== undefined) parent.append(el('code', null, g.code.replace(/^ (.*) $/s, '$1')));
+      else if (g.label !== undefined) {
         const label = document.createDocumentFragment();
-        renderInline(label, m[3], depth + 1);
-        parent.append(safeLink(m[4], label) || m[0]);
-      } else if (m[5] !== undefined || m[6] !== undefined) {
-        const strong = el('strong'); renderInline(strong, m[5] ?? m[6], depth + 1); parent.append(strong);
-      } else if (m[7] !== undefined) {
-        const del = el('del'); renderInline(del, m[7], depth + 1); parent.append(del);
-      } else if (m[8] !== undefined || m[9] !== undefined) {
-        const em = el('em'); renderInline(em, m[8] ?? m[9], depth + 1); parent.append(em);
-      } else if (m[10] !== undefined) parent.append(safeLink(m[10], m[10]) || m[10]);
-      else parent.append(m[11]);
+        renderInline(label, g.label, depth + 1);
+        parent.append(safeLink(g.href, label) || m[0]);
+      } else if (g.strongEm !== undefined) {
+        const strong = el('strong');
+        strong.append(wrapInline('em', g.strongEm, depth));
+        parent.append(strong);
+      } else if (g.strong !== undefined || g.strong2 !== undefined) parent.append(wrapInline('strong', g.strong ?? g.strong2, depth));
+      else if (g.del !== undefined) parent.append(wrapInline('del', g.del, depth));
+      else if (g.em !== undefined || g.em2 !== undefined) parent.append(wrapInline('em', g.em ?? g.em2, depth));
+      else if (g.url !== undefined) parent.append(safeLink(g.url, g.url) || g.url);
+      else parent.append(g.escaped);
       rest = rest.slice(m.index + m[0].length);
     }
   }
@@ -118,6 +128,11 @@
   const RE_QUOTE = /^ {0,3}> ?(.*)$/;
   const RE_UL = /^( {0,3})[-*+]\s+(.*)$/;
   const RE_OL = /^( {0,3})(\d{1,9})[.)]\s+(.*)$/;
+  const RE_TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+
+  function tableCells(line) {
+    return line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((cell) => cell.trim());
+  }
 
   function isBlockStart(line) {
     return RE_FENCE.test(line) || RE_HEADING.test(line) || RE_HR.test(line) || RE_QUOTE.test(line) ||
@@ -147,6 +162,15 @@
         renderInline(h, m[2]);
         out.append(h);
         i++;
+      } else if (line.includes('|') && i + 1 < lines.length && RE_TABLE_RULE.test(lines[i + 1]) && lines[i + 1].includes('-')) {
+        const head = el('tr', null, tableCells(line).map((cell) => { const th = el('th'); renderInline(th, cell); return th; }));
+        const body = el('tbody');
+        i += 2;
+        while (i < lines.length && lines[i].includes('|') && lines[i].trim()) {
+          body.append(el('tr', null, tableCells(lines[i]).map((cell) => { const td = el('td'); renderInline(td, cell); return td; })));
+          i++;
+        }
+        out.append(el('div', { class: 'table' }, el('table', null, el('thead', null, head), body)));
       } else if (RE_HR.test(line)) {
         out.append(el('hr'));
         i++;
@@ -180,8 +204,12 @@
           }
           const li = el('li');
           const text = item.join('\n');
-          if (depth < 6 && item.slice(1).some((l) => isBlockStart(l) || !l)) li.append(renderMarkdown(text, depth + 1));
-          else renderInline(li, text);
+          if (depth < 6 && item.slice(1).some((l) => isBlockStart(l) || !l)) {
+            const inner = renderMarkdown(text, depth + 1);
+            // A leading paragraph stays inline: "- b" then a nested list reads as one item, not a spaced block.
+            if (inner.firstChild && inner.firstChild.nodeName === 'P') inner.firstChild.replaceWith(...inner.firstChild.childNodes);
+            li.append(inner);
+          } else renderInline(li, text);
           list.append(li);
           while (i < lines.length && !lines[i].trim() && i + 1 < lines.length && itemRe.test(lines[i + 1])) i++;
         }

@@ -432,12 +432,14 @@ const scenarios = {
     const page = await newPage({ width: 375, height: 740 });
     await check('signed in on a 375 px phone screen', () => signInByLink(page));
     const long = 'x'.repeat(240);
-    await ask('reply', { text: `A long word ${long} and https://example.org/${long}\n\n\`\`\`\n${long}\n\`\`\`` });
+    const wide = Array.from({ length: 12 }, (_, i) => `column-${i}`);
+    const table = `| ${wide.join(' | ')} |\n|${wide.map(() => '---').join('|')}|\n| ${wide.join(' | ')} |`;
+    await ask('reply', { text: `A long word ${long} and https://example.org/${long}\n\n\`\`\`\n${long}\n\`\`\`\n\n${table}` });
     const noSideScroll = async (where) => {
       const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
       expect(scroll <= width, `${where}: the page scrolls sideways (${scroll} px content in ${width} px)`);
     };
-    await check('the chat has no horizontal scroll, even with long unbroken text', async () => {
+    await check('the chat has no horizontal scroll, even with long unbroken text and a wide table', async () => {
       await sendMessage(page, `a long message ${long}`);
       await waitForReply(page, 'A long word');
       await noSideScroll('chat');
