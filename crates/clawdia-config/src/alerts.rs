@@ -1,7 +1,7 @@
 //! `[owner]` and `[alerts]`: who the owner is on each channel, and where alerts for them go. The
 //! raw tables as written (with their defaults, documented in the schema) and their validation:
-//! routes this build has (`log`, `hook`, `webhook`; the chat channels `web`, `telegram` and
-//! `email` are refused with a line saying so), a hook argv whose program is an absolute path, a
+//! routes this build has (`log`, `web`, `hook`, `webhook`; `web` only while `[channels.web]` is
+//! on; the chat channels `telegram` and `email` are refused with a line saying so), a hook argv whose program is an absolute path, a
 //! webhook with an http(s) URL and a known format, numbers in range. `raw.rs` and `validate.rs`
 //! only call in.
 
@@ -20,13 +20,13 @@ use crate::validate::Context;
 /// Defaults of `[alerts]`.
 pub(crate) mod defaults {
     pub const MIN_SEVERITY: u8 = 10;
-    pub const ROUTES: [&str; 1] = ["log"];
+    pub const ROUTES: [&str; 2] = ["log", "web"];
     pub const RETRY_MAX_SECS: u64 = 300;
     pub const REPEAT_SECS: u64 = 600;
 }
 
 /// The routes this build can deliver to.
-const KNOWN_ROUTES: &str = "log, hook, webhook";
+const KNOWN_ROUTES: &str = "log, web, hook, webhook";
 
 /// The owner: who approvals and alerts are for, and how to reach them on each channel.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -62,9 +62,11 @@ pub(crate) struct RawAlerts {
     /// always sent.
     #[schemars(with = "Option<u8>", extend("default" = defaults::MIN_SEVERITY))]
     pub min_severity: Option<Spanned<u8>>,
-    /// Where alerts go: `log` (one JSON line per alert in `logs/alerts.log`), `hook` (run the
-    /// `hook` command with the alert as JSON on stdin), `webhook` (POST to `webhook.url`). `[]`
-    /// sends nothing. The chat channels (`web`, `telegram`, `email`) are not in this build.
+    /// Where alerts go: `log` (one JSON line per alert in `logs/alerts.log`), `web` (live in every
+    /// open browser of the web UI, and its notifications feed; needs `[channels.web]` on), `hook`
+    /// (run the `hook` command with the alert as JSON on stdin), `webhook` (POST to
+    /// `webhook.url`). `[]` sends nothing. The default has `web` only while the web UI is on. The
+    /// chat channels `telegram` and `email` are not in this build.
     #[schemars(with = "Option<Vec<String>>", extend("default" = defaults::ROUTES))]
     pub routes: Option<Vec<Spanned<String>>>,
     /// The `hook` route's command: the program (an absolute path) and its arguments, run on the
@@ -145,7 +147,7 @@ impl Default for AlertsConfig {
     fn default() -> AlertsConfig {
         AlertsConfig {
             min_severity: defaults::MIN_SEVERITY,
-            routes: vec![AlertRoute::Log],
+            routes: vec![AlertRoute::Log, AlertRoute::Web],
             hook: None,
             webhook: None,
             retry_max: Duration::from_secs(defaults::RETRY_MAX_SECS),
@@ -158,6 +160,7 @@ impl Default for AlertsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertRoute {
     Log,
+    Web,
     Hook,
     Webhook,
 }
@@ -167,6 +170,7 @@ impl AlertRoute {
     pub fn name(self) -> &'static str {
         match self {
             AlertRoute::Log => "log",
+            AlertRoute::Web => "web",
             AlertRoute::Hook => "hook",
             AlertRoute::Webhook => "webhook",
         }
@@ -176,6 +180,7 @@ impl AlertRoute {
     pub fn from_name(name: &str) -> Option<AlertRoute> {
         match name {
             "log" => Some(AlertRoute::Log),
+            "web" => Some(AlertRoute::Web),
             "hook" => Some(AlertRoute::Hook),
             "webhook" => Some(AlertRoute::Webhook),
             _ => None,
@@ -229,7 +234,11 @@ pub(crate) fn owner(context: &Context, raw: RawOwner) -> Result<OwnerConfig, Con
     Ok(OwnerConfig { name: text(raw.name, "name")?, telegram, email, sip: text(raw.sip, "sip")? })
 }
 
-pub(crate) fn alerts(context: &Context, raw: RawAlerts) -> Result<AlertsConfig, ConfigError> {
+pub(crate) fn alerts(
+    context: &Context,
+    raw: RawAlerts,
+    channels: &crate::ChannelsConfig,
+) -> Result<AlertsConfig, ConfigError> {
     let key = |field: &'static str| ["alerts", field];
     let min_severity = match raw.min_severity {
         None => defaults::MIN_SEVERITY,
@@ -239,13 +248,19 @@ pub(crate) fn alerts(context: &Context, raw: RawAlerts) -> Result<AlertsConfig, 
     // Each route with where it is written, so a missing `hook` or `webhook` points at its route.
     let mut spans = Vec::new();
     let routes = match raw.routes {
+        None if channels.web.enabled => vec![AlertRoute::Log, AlertRoute::Web],
         None => vec![AlertRoute::Log],
         Some(names) => {
             let mut routes = Vec::new();
             for name in names {
                 let route = match (AlertRoute::from_name(name.get_ref()), name.get_ref().as_str()) {
+                    (Some(AlertRoute::Web), _) if !channels.web.enabled => {
+                        let message =
+                            "route `web` needs the web UI, which `[channels.web] enabled = false` turns off";
+                        return Err(context.error(name.span(), &key("routes"), message));
+                    }
                     (Some(route), _) => route,
-                    (None, channel @ ("web" | "telegram" | "email")) => {
+                    (None, channel @ ("telegram" | "email")) => {
                         let message = format!(
                             "`{channel}` is a chat channel this build does not have yet; routes here: {KNOWN_ROUTES}"
                         );

@@ -57,7 +57,7 @@ pub(crate) fn validate(context: &Context, raw: RawBroker) -> Result<BrokerConfig
 }
 
 /// `"90s"`, `"30m"`, `"24h"`, `"7d"`: at least one second, at most a year.
-fn parse_ttl(text: &str) -> Option<Duration> {
+pub(crate) fn parse_ttl(text: &str) -> Option<Duration> {
     let text = text.trim();
     let unit = text.chars().last()?;
     let seconds_per = match unit {

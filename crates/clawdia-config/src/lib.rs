@@ -9,6 +9,7 @@
 
 mod alerts;
 mod broker;
+mod channels;
 mod cron;
 mod dream;
 mod egress;
@@ -30,6 +31,7 @@ use serde::Deserialize;
 
 pub use alerts::{AlertRoute, AlertsConfig, HookConfig, OwnerConfig, WebhookConfig, WebhookFormat};
 pub use broker::BrokerConfig;
+pub use channels::{ChannelsConfig, WebConfig};
 pub use dream::DreamConfig;
 pub use error::ConfigError;
 pub use mcp::{McpConfig, McpEnv, McpServerConfig};
@@ -80,6 +82,8 @@ pub struct Config {
     pub owner: OwnerConfig,
     /// `[alerts]`: which events reach the owner, and the routes they take.
     pub alerts: AlertsConfig,
+    /// `[channels]`: the owner's chat channels (`web`).
+    pub channels: ChannelsConfig,
 }
 
 /// A secret with a rotation schedule.

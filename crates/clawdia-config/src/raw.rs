@@ -123,6 +123,9 @@ pub(crate) struct RawConfig {
     /// them; delivery is retried until each route accepts).
     #[serde(default)]
     pub alerts: crate::alerts::RawAlerts,
+    /// The owner's chat channels: `[channels.web]`, the browser UI at `/`.
+    #[serde(default)]
+    pub channels: crate::channels::RawChannels,
     /// The gateway's log file in `logs/`: its size and how many rotated files are kept.
     #[serde(default)]
     pub logs: RawLogs,

@@ -125,7 +125,8 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
     let mcp = crate::mcp::validate(&context, raw.mcp, &agents)?;
     let broker = crate::broker::validate(&context, raw.broker)?;
     let owner = crate::alerts::owner(&context, raw.owner)?;
-    let alerts = crate::alerts::alerts(&context, raw.alerts)?;
+    let channels = crate::channels::validate(&context, raw.channels)?;
+    let alerts = crate::alerts::alerts(&context, raw.alerts, &channels)?;
     let logs = LogsConfig {
         max_bytes: context.positive(raw.logs.max_bytes, &["logs", "max_bytes"], defaults::LOG_MAX_BYTES)?,
         keep: raw.logs.keep.unwrap_or(defaults::LOG_KEEP),
@@ -144,6 +145,7 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
         broker,
         owner,
         alerts,
+        channels,
         logs,
     })
 }

@@ -8,6 +8,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod browser;
 pub mod embed;
 pub mod message;
 pub mod model;
@@ -24,13 +25,14 @@ pub mod turn;
 
 pub use approval::{Approval, ApprovalError, ApprovalStatus, ApprovalStore, Decided, Decision, Transition};
 pub use audit::{AuditEvent, AuditSink, Severity};
+pub use browser::{BrowserSession, BrowserStore, CodeCheck};
 pub use embed::{EmbedError, Embedder};
 pub use message::{Message, ToolCall};
 pub use model::{
     Attempt, ChainOutcome, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelDelta, ModelError,
     ModelRef, Models, NoDeltas, StopReason, ToolSpec, Usage,
 };
-pub use notify::{Alert, NoNotifier, Notifier};
+pub use notify::{Alert, LiveAlerts, NoNotifier, Notifier};
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
 pub use status::{ComponentState, ComponentStatus, StatusBoard};

@@ -63,3 +63,9 @@ pub struct NoNotifier;
 impl Notifier for NoNotifier {
     fn notify(&self, _alert: Alert) {}
 }
+
+/// Shows alerts live where the owner is looking (the open browsers of the web UI): the outbox's
+/// `web` route hands each alert here, with its id and when it was raised.
+pub trait LiveAlerts: Send + Sync {
+    fn show(&self, id: &str, raised_at: crate::UnixMillis, alert: &Alert);
+}

@@ -103,6 +103,8 @@ pub struct Outbox {
     client: Option<reqwest::Client>,
     /// Where delivery failures are recorded: the plain audit log, never a sink that alerts.
     audit: Option<Arc<dyn AuditSink>>,
+    /// The `web` route's open browsers, once the gateway serves them.
+    live: std::sync::OnceLock<Arc<dyn clawdia_core::LiveAlerts>>,
 }
 
 impl Outbox {
@@ -127,11 +129,25 @@ impl Outbox {
             }
         };
         let wakers = settings.routes.iter().map(|_| Arc::new(Notify::new())).collect();
-        Ok(Outbox { queue, settings, wakers, client, audit })
+        Ok(Outbox { queue, settings, wakers, client, audit, live: std::sync::OnceLock::new() })
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Connects the `web` route to the open browsers (the running gateway does, once); until
+    /// then its deliveries wait.
+    pub fn attach_live(&self, live: Arc<dyn clawdia_core::LiveAlerts>) {
+        let _ = self.live.set(live);
+        if let Some(index) = self.settings.routes.iter().position(|route| *route == AlertRoute::Web) {
+            self.wakers[index].notify_one();
+        }
+    }
+
+    /// The latest `limit` alerts, newest first (the web UI's notifications feed).
+    pub fn recent(&self, limit: usize) -> Result<Vec<Queued>, OutboxError> {
+        self.queue.recent(limit)
     }
 
     /// Every delivery in the queue, oldest alert first.
@@ -221,7 +237,7 @@ impl Outbox {
     /// How long a claimed delivery stays claimed: the send's time limit and a margin.
     fn lease(&self, route: AlertRoute) -> Duration {
         let limit = match route {
-            AlertRoute::Log => Duration::from_secs(5),
+            AlertRoute::Log | AlertRoute::Web => Duration::from_secs(5),
             AlertRoute::Hook => self.settings.hook_timeout + Duration::from_secs(5),
             AlertRoute::Webhook => self.settings.webhook_timeout,
         };
@@ -231,6 +247,13 @@ impl Outbox {
     async fn send(&self, route: AlertRoute, queued: &Queued) -> Result<(), String> {
         match route {
             AlertRoute::Log => routes::append_log(&self.settings.home, queued),
+            AlertRoute::Web => match self.live.get() {
+                Some(live) => {
+                    live.show(&queued.id, queued.created_ms, &queued.alert);
+                    Ok(())
+                }
+                None => Err("the web UI is not being served (the gateway is not running)".to_string()),
+            },
             AlertRoute::Hook => match &self.settings.hook {
                 Some(hook) => {
                     routes::run_hook(&self.settings.home, hook, self.settings.hook_timeout, queued).await

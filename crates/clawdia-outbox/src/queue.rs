@@ -226,6 +226,32 @@ impl Queue {
         })
     }
 
+    /// The latest `limit` alerts, newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<Queued>, OutboxError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, created_ms, kind, severity, title, body, agent, approval
+                 FROM alerts ORDER BY seq DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map(params![limit], |row| {
+                Ok(Queued {
+                    id: row.get(0)?,
+                    created_ms: row.get(1)?,
+                    alert: Alert {
+                        kind: row.get(2)?,
+                        severity: Severity(row.get(3)?),
+                        title: row.get(4)?,
+                        body: row.get(5)?,
+                        agent: row.get(6)?,
+                        approval: row.get(7)?,
+                    },
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Every delivery, oldest alert first.
     pub fn deliveries(&self) -> Result<Vec<Delivery>, OutboxError> {
         self.with(|connection| {

@@ -271,6 +271,7 @@ pub async fn run(
     token: &str,
     notifier: Arc<dyn Notifier>,
     extra: Vec<Component>,
+    web: Option<clawdia_server::web::Web>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
     use clawdia_core::AuditSink as _;
@@ -287,6 +288,10 @@ pub async fn run(
         limits,
     )
     .with_status(daemon.status_source());
+    let state = match web {
+        Some(web) => state.with_web(web),
+        None => state,
+    };
     match crate::sched::scheduler_component(runtime) {
         Some(component) => daemon.supervise(component),
         None => daemon.disabled("scheduler", "[cron] enabled = false"),

@@ -410,10 +410,41 @@ pub async fn serve(
     runtime: &Runtime,
     listener: tokio::net::TcpListener,
     token: &str,
+    console: Arc<dyn clawdia_server::web::Console>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
     let components = vec![outbox::component(runtime), approvals::component(runtime)];
-    daemon::run(runtime, listener, token, runtime.notifier.clone(), components, shutdown).await
+    let web = web_channel(runtime, console)?;
+    daemon::run(runtime, listener, token, runtime.notifier.clone(), components, web, shutdown).await
+}
+
+/// The web channel, when `[channels.web]` is on: its browsers' store (`state/web.db`), the hub
+/// its sockets share (also the outbox's `web` route) and the Control UI's `console`.
+fn web_channel(
+    runtime: &Runtime,
+    console: Arc<dyn clawdia_server::web::Console>,
+) -> Result<Option<clawdia_server::web::Web>, RuntimeError> {
+    let settings = &runtime.config.channels.web;
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let dir = state_dir(&runtime.config.home);
+    let store = clawdia_store::Browsers::open(&dir)
+        .map_err(|e| RuntimeError::Store { dir: dir.clone(), message: e.to_string() })?;
+    let hub = Arc::new(clawdia_server::web::Hub::new().map_err(|e| RuntimeError::Io(e.to_string()))?);
+    runtime.outbox.attach_live(hub.clone());
+    let web_settings = clawdia_server::web::WebSettings {
+        session_ttl: settings.session_ttl,
+        public_url: settings.public_url.clone(),
+    };
+    Ok(Some(clawdia_server::web::Web::new(web_settings, Arc::new(store), console, hub)))
+}
+
+impl Runtime {
+    /// The latest alerts raised for the owner, newest first.
+    pub fn recent_alerts(&self, limit: usize) -> Result<Vec<clawdia_outbox::Queued>, RuntimeError> {
+        self.outbox.recent(limit).map_err(|e| RuntimeError::Io(e.to_string()))
+    }
 }
 
 /// File descriptors the gateway keeps for itself beyond client connections (databases, logs,

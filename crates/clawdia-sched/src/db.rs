@@ -26,7 +26,8 @@ const SETTINGS: clawdia_sqlite::Settings = clawdia_sqlite::Settings {
 };
 
 /// Forward-only migrations, tracked by `PRAGMA user_version`; append, never edit.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE jobs (
         name       TEXT PRIMARY KEY NOT NULL,
         spec       TEXT NOT NULL,
@@ -68,7 +69,12 @@ const MIGRATIONS: &[&str] = &["
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
     INSERT INTO meta (key, value) VALUES ('jobs_version', 0);
-"];
+",
+    "
+    -- Jobs the owner paused (the web UI's disable); the job's own `enabled` still applies.
+    CREATE TABLE paused (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+",
+];
 
 /// A job as stored, with where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +222,7 @@ impl CronDb {
             for (name, _, source) in &existing {
                 if source == Source::Config.as_str() && !specs.iter().any(|(n, _)| n == name) {
                     transaction.execute("DELETE FROM jobs WHERE name = ?1", [name])?;
+                    transaction.execute("DELETE FROM paused WHERE name = ?1", [name])?;
                     transaction.execute("DELETE FROM job_state WHERE name = ?1", [name])?;
                     changed = true;
                 }
@@ -292,6 +299,7 @@ impl CronDb {
         self.with(|connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             transaction.execute("DELETE FROM jobs WHERE name = ?1", [name])?;
+            transaction.execute("DELETE FROM paused WHERE name = ?1", [name])?;
             transaction.execute("DELETE FROM job_state WHERE name = ?1", [name])?;
             transaction.execute("UPDATE meta SET value = value + 1 WHERE key = 'jobs_version'", [])?;
             transaction.commit()
@@ -307,17 +315,20 @@ impl CronDb {
     pub fn jobs(&self) -> Result<Vec<StoredJob>, SchedError> {
         let rows: Vec<JobRow> = self.with(|connection| {
             let mut statement = connection.prepare(
-                "SELECT j.spec, j.source, j.created_ms, s.next_due_ms, s.consecutive_failures
-                 FROM jobs j LEFT JOIN job_state s ON s.name = j.name ORDER BY j.name",
+                "SELECT j.spec, j.source, j.created_ms, s.next_due_ms, s.consecutive_failures, p.name IS NOT NULL
+                 FROM jobs j LEFT JOIN job_state s ON s.name = j.name LEFT JOIN paused p ON p.name = j.name
+                 ORDER BY j.name",
             )?;
-            let rows = statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+            })?;
             rows.collect()
         })?;
         rows.into_iter()
-            .map(|(spec, source, created_ms, next_due_ms, failures)| {
-                let job: Job = serde_json::from_str(&spec)
+            .map(|(spec, source, created_ms, next_due_ms, failures, paused)| {
+                let mut job: Job = serde_json::from_str(&spec)
                     .map_err(|e| SchedError::Db(format!("a stored job cannot be read: {e}")))?;
+                job.enabled &= !paused;
                 let source = if source == "config" { Source::Config } else { Source::Cli };
                 Ok(StoredJob {
                     job,
@@ -335,6 +346,32 @@ impl CronDb {
             .into_iter()
             .find(|j| j.job.name == name)
             .ok_or_else(|| SchedError::NotFound(name.to_string()))
+    }
+
+    /// Pauses (`enabled` false) or resumes job `name`; the scheduler reloads. A job its own
+    /// definition disables (`enabled = false` in clawdia.toml) cannot be resumed here.
+    pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), SchedError> {
+        let spec: Option<String> = self.with(|connection| {
+            connection.query_row("SELECT spec FROM jobs WHERE name = ?1", [name], |row| row.get(0)).optional()
+        })?;
+        let Some(spec) = spec else { return Err(SchedError::NotFound(name.to_string())) };
+        let job: Job = serde_json::from_str(&spec)
+            .map_err(|e| SchedError::Db(format!("a stored job cannot be read: {e}")))?;
+        if enabled && !job.enabled {
+            return Err(SchedError::Invalid(format!(
+                "job `{name}` is disabled in its definition (enabled = false); change it there"
+            )));
+        }
+        self.with(|connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if enabled {
+                transaction.execute("DELETE FROM paused WHERE name = ?1", [name])?;
+            } else {
+                transaction.execute("INSERT OR IGNORE INTO paused (name) VALUES (?1)", [name])?;
+            }
+            transaction.execute("UPDATE meta SET value = value + 1 WHERE key = 'jobs_version'", [])?;
+            transaction.commit()
+        })
     }
 
     /// The job's current failure streak.
@@ -631,4 +668,4 @@ fn update_streak(transaction: &rusqlite::Transaction, job: &str, status: Status)
 }
 
 /// One row of the jobs listing: spec, source, created, next due, consecutive failures.
-type JobRow = (String, String, i64, Option<i64>, Option<u32>);
+type JobRow = (String, String, i64, Option<i64>, Option<u32>, bool);

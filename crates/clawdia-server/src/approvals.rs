@@ -41,6 +41,11 @@ pub(crate) struct ApprovalJson {
     summary: String,
 }
 
+/// `approval` as the API and the web socket show it.
+pub(crate) fn json(approval: &Approval) -> serde_json::Value {
+    serde_json::to_value(ApprovalJson::from(approval.clone())).unwrap_or_default()
+}
+
 impl From<Approval> for ApprovalJson {
     fn from(approval: Approval) -> ApprovalJson {
         ApprovalJson { summary: approval.summary(), approval }

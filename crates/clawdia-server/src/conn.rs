@@ -214,7 +214,8 @@ impl Connection {
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(self.limits.header_timeout);
-        let connection = builder.serve_connection(io, service);
+        // Upgrades (the browser's WebSocket) leave the connection table once upgraded.
+        let connection = builder.serve_connection(io, service).with_upgrades();
         tokio::pin!(connection);
         let mut closing = false;
         loop {

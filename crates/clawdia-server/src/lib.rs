@@ -1,7 +1,9 @@
 //! The gateway's HTTP API: `GET /health` (no auth); bearer-authenticated OpenAI-compatible
 //! `GET /v1/models` and `POST /v1/chat/completions` (JSON and SSE), the native turn stream
 //! `POST /v1/turns` (SSE of `TurnEvent`s), the owner's approval requests (`/v1/approvals`),
-//! `GET /metrics` (Prometheus text) and `GET /v1/status` (the daemon's components, `status`).
+//! `GET /metrics` (Prometheus text) and `GET /v1/status` (the daemon's components, `status`);
+//! and, with the web channel on (`web`), the browser UI at `/`, its sign-in, the `/v1/ws`
+//! WebSocket and the Control endpoints.
 //!
 //! No client can lock the others out: connections are capped and time out when idle, half-sent
 //! or not reading (`conn`), and turns and request bodies are bounded (`limits`).
@@ -19,6 +21,7 @@ mod openai;
 mod sse;
 mod status;
 mod turns;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,6 +59,8 @@ pub struct ServerState {
     /// One permit per turn that may run at once.
     turns: Arc<Semaphore>,
     connections: Arc<conn::Connections>,
+    /// The web channel, when it is on.
+    pub web: Option<Arc<web::Web>>,
 }
 
 /// HTTP-level counters.
@@ -84,7 +89,14 @@ impl ServerState {
             limits,
             counters: Arc::new(HttpCounters::default()),
             status: StatusSource::default(),
+            web: None,
         }
+    }
+
+    /// Serves the web channel too: the UI at `/`, sign-in, `/v1/ws` and the Control endpoints.
+    pub fn with_web(mut self, web: web::Web) -> ServerState {
+        self.web = Some(Arc::new(web));
+        self
     }
 
     /// Serves `status` at `/v1/status` (without it, only the server's own process is shown).
@@ -111,17 +123,54 @@ pub fn router(state: ServerState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status::status))
         .merge(turns)
+        .merge(web_authed(&state))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
-    Router::new()
-        .route("/health", get(health))
-        .merge(authed)
+    let mut open = Router::new().route("/health", get(health));
+    if state.web.is_some() {
+        open = open
+            .route("/", get(web::assets::index))
+            .route("/{file}", get(web::assets::file))
+            .route("/v1/web/login", post(web::signin::login))
+            .route("/v1/web/me", get(web::signin::me));
+    }
+    open.merge(authed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_request_bytes))
         .with_state(state)
 }
 
+/// The web channel's authenticated routes (none when it is off).
+fn web_authed(state: &ServerState) -> Router<ServerState> {
+    use web::control;
+    if state.web.is_none() {
+        return Router::new();
+    }
+    Router::new()
+        .route("/v1/ws", get(web::socket::upgrade))
+        .route("/v1/web/logout", post(web::signin::logout))
+        .route("/v1/web/sessions", get(web::signin::sessions))
+        .route("/v1/web/sessions/{id}/revoke", post(web::signin::revoke))
+        .route("/v1/agents", get(control::agents))
+        .route("/v1/sessions", get(control::sessions))
+        .route("/v1/sessions/{id}", get(control::session))
+        .route("/v1/notifications", get(control::notifications))
+        .route("/v1/audit", get(control::audit))
+        .route("/v1/cron", get(control::cron))
+        .route("/v1/cron/{name}/runs", get(control::cron_runs))
+        .route("/v1/cron/{name}/run", post(control::cron_run))
+        .route("/v1/cron/{name}/enable", post(control::cron_enable))
+        .route("/v1/cron/{name}/disable", post(control::cron_disable))
+        .route("/v1/brain/search", get(control::brain_search))
+        .route("/v1/brain/pages/{slug}", get(control::brain_page))
+        .route("/v1/mcp", get(control::mcp))
+        .route("/v1/skills", get(control::skills))
+        .route("/v1/doctor", get(control::doctor))
+        .route("/v1/upload", post(control::upload))
+}
+
 /// Serves the API for `state` on `listener` until `shutdown` completes, then lets open requests
-/// finish. Connections are capped and timed out as `state.limits` says.
+/// finish. Connections are capped and timed out as `state.limits` says. Browser sockets close
+/// at shutdown and the web's running turns get the same drain as HTTP requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ServerState,
@@ -129,7 +178,25 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.limits.clone();
     let connections = state.connections.clone();
-    conn::serve(listener, router(state), limits, connections, shutdown).await
+    let hub = state.web.as_ref().map(|web| web.hub.clone());
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    };
+    let drain = limits.drain;
+    let web_drain = async move {
+        if let Some(hub) = hub {
+            hub.shut_down(drain).await;
+        }
+    };
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        web_drain.await;
+    };
+    let (served, ()) =
+        tokio::join!(conn::serve(listener, router(state), limits, connections, stopped), signal);
+    served
 }
 
 async fn health() -> impl IntoResponse {

@@ -20,6 +20,7 @@ mod openclaw;
 mod repair;
 mod schema;
 mod sessions;
+mod web;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +34,7 @@ use serde::Serialize;
 
 pub use broker::Broker;
 pub use repair::SYNTHETIC_RESULT_TEXT;
+pub use web::Browsers;
 
 /// The SQLite store. `Send + Sync`: each database is one connection behind a mutex, with its
 /// prepared statements cached on the connection.

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 pub(crate) const SESSIONS_FILE: &str = "sessions.db";
 pub(crate) const AUDIT_FILE: &str = "audit.db";
 pub(crate) const BROKER_FILE: &str = "broker.db";
+pub(crate) const WEB_FILE: &str = "web.db";
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,6 +83,27 @@ pub(crate) fn create_state_dir(dir: &Path) -> Result<(), StoreError> {
     clawdia_sqlite::create_private_dir(dir).map_err(|error| StoreError::Database(error.to_string()))
 }
 
+/// `web.db`: the web channel's pairing codes and signed-in browsers, by the SHA-256 of the code
+/// or cookie secret (never the value).
+pub(crate) const WEB_MIGRATIONS: &[&str] = &["
+    CREATE TABLE codes (
+        hash       TEXT PRIMARY KEY NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE browsers (
+        id           TEXT PRIMARY KEY NOT NULL,
+        secret_hash  TEXT NOT NULL UNIQUE,
+        csrf         TEXT NOT NULL,
+        label        TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        revoked_at   INTEGER
+    ) WITHOUT ROWID;
+"];
+
 /// Opens one database file with the store's settings and migrates it to `migrations.len()`.
 /// `broker.db`: requests awaiting the owner (the gate's approval requests). `call` is the
 /// approval's binding: agent, session, call id, tool and arguments exactly as stored.
@@ -109,8 +131,10 @@ pub(crate) const BROKER_MIGRATIONS: &[&str] = &["
 "];
 
 pub(crate) fn open_database(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
-    let name =
-        [AUDIT_FILE, BROKER_FILE].into_iter().find(|file| path.ends_with(file)).unwrap_or(SESSIONS_FILE);
+    let name = [AUDIT_FILE, BROKER_FILE, WEB_FILE]
+        .into_iter()
+        .find(|file| path.ends_with(file))
+        .unwrap_or(SESSIONS_FILE);
     let settings =
         Settings { name, busy_timeout: BUSY_TIMEOUT, cache_kib: 2000, statement_cache: 32, mmap_mib: 0 };
     clawdia_sqlite::open(path, &settings, migrations).map_err(|error| StoreError::Database(error.to_string()))

@@ -171,6 +171,60 @@ impl Store {
         load_messages(&transaction, session_id)
     }
 
+    /// Sessions (of `agent`, if given) with a message whose text contains `query` (any case,
+    /// for ASCII), most recently updated first.
+    pub fn search_sessions(
+        &self,
+        agent: Option<&str>,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<SessionMeta>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let escaped = query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        let connection = self.sessions_db();
+        let mut statement = connection
+            .prepare_cached(&format!(
+                "SELECT {META_COLUMNS} FROM sessions s WHERE (?1 IS NULL OR s.agent = ?1)
+                 AND EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id
+                             AND m.role IN ('user', 'assistant') AND m.body LIKE ?2 ESCAPE '\\')
+                 ORDER BY s.updated_at DESC, s.touch DESC LIMIT ?3"
+            ))
+            .map_err(db_error("searching sessions"))?;
+        statement
+            .query_map(params![agent, pattern, limit], meta_from_row)
+            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+            .map_err(db_error("searching sessions"))
+    }
+
+    /// The first words of each session's first user message, for lists: `(id, title)`.
+    pub fn session_titles(&self, ids: &[&str]) -> Result<Vec<(String, String)>, StoreError> {
+        let connection = self.sessions_db();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT body FROM messages WHERE session_id = ?1 AND role = 'user' ORDER BY seq LIMIT 1",
+            )
+            .map_err(db_error("reading session titles"))?;
+        let mut titles = Vec::with_capacity(ids.len());
+        for id in ids {
+            let body: Option<String> = statement
+                .query_row(params![id], |row| row.get(0))
+                .optional()
+                .map_err(db_error("reading session titles"))?;
+            let text = body
+                .and_then(|body| serde_json::from_str::<clawdia_core::Message>(&body).ok())
+                .and_then(|message| match message {
+                    clawdia_core::Message::User { text } => Some(text),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let line = clawdia_core::text::one_line(&text);
+            let title: String = line.chars().take(80).collect();
+            titles.push((id.to_string(), title));
+        }
+        Ok(titles)
+    }
+
     /// A session's metadata, or `None` when it does not exist.
     pub fn session(&self, id: &str) -> Result<Option<SessionMeta>, StoreError> {
         select_meta(&self.sessions_db(), id)

@@ -8,35 +8,82 @@ use std::time::Duration;
 
 use crate::{Failure, Outcome};
 
+/// One check's result, as `doctor` prints it and the web UI lists it.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// `ok`, `warn`, `note` or `fail`.
+    pub status: &'static str,
+    pub check: String,
+    /// The fix (or, for a note, what to know); empty for `ok`.
+    pub detail: String,
+}
+
 struct Report {
     failed: usize,
+    checks: Vec<Check>,
+    /// Print each check as it is made (the CLI) or only collect them (the web UI).
+    print: bool,
 }
 
 impl Report {
-    fn ok(&self, what: &str) {
-        println!("ok    {what}");
+    fn push(&mut self, status: &'static str, what: &str, detail: &str) {
+        self.checks.push(Check { status, check: what.to_string(), detail: detail.to_string() });
     }
-    fn warn(&self, what: &str, hint: &str) {
-        println!("warn  {what}\n      fix: {hint}");
+    fn ok(&mut self, what: &str) {
+        if self.print {
+            println!("ok    {what}");
+        }
+        self.push("ok", what, "");
+    }
+    fn warn(&mut self, what: &str, hint: &str) {
+        if self.print {
+            println!("warn  {what}\n      fix: {hint}");
+        }
+        self.push("warn", what, hint);
     }
     /// Something worth knowing that needs no fix now.
-    fn note(&self, what: &str, hint: &str) {
-        println!("note  {what}\n      {hint}");
+    fn note(&mut self, what: &str, hint: &str) {
+        if self.print {
+            println!("note  {what}\n      {hint}");
+        }
+        self.push("note", what, hint);
     }
     fn fail(&mut self, what: &str, hint: &str) {
         self.failed += 1;
-        println!("FAIL  {what}\n      fix: {hint}");
+        if self.print {
+            println!("FAIL  {what}\n      fix: {hint}");
+        }
+        self.push("fail", what, hint);
     }
     /// A failure whose fix was already printed for an earlier check.
     fn fail_as_above(&mut self, what: &str) {
         self.failed += 1;
-        println!("FAIL  {what} (fix above)");
+        if self.print {
+            println!("FAIL  {what} (fix above)");
+        }
+        self.push("fail", what, "see the check above");
     }
 }
 
+/// Every check's result for the home at `home`, without printing (the web UI's Doctor page).
+pub async fn checks(home: PathBuf) -> Vec<Check> {
+    let mut report = Report { failed: 0, checks: Vec::new(), print: false };
+    check_all(home, &mut report).await;
+    report.checks
+}
+
 pub async fn run(home: PathBuf) -> Outcome {
-    let mut report = Report { failed: 0 };
-    check_home(&home, &mut report);
+    let mut report = Report { failed: 0, checks: Vec::new(), print: true };
+    check_all(home, &mut report).await;
+    if report.failed > 0 {
+        return Err(Failure::from(format!("{} check(s) failed", report.failed)));
+    }
+    println!("all checks passed");
+    Ok(())
+}
+
+async fn check_all(home: PathBuf, report: &mut Report) {
+    check_home(&home, report);
     let config = match clawdia_config::load(&home) {
         Ok(config) => {
             report.ok(&format!("config {} is valid", home.join("clawdia.toml").display()));
@@ -61,7 +108,7 @@ pub async fn run(home: PathBuf) -> Outcome {
         let used = used_providers(config);
         for provider in config.providers.values() {
             if used.contains(provider.name.as_str()) {
-                check_provider(provider, &mut report).await;
+                check_provider(provider, report).await;
             } else {
                 report.note(
                     &format!("provider `{}` is not used by any agent; not checked", provider.name),
@@ -79,15 +126,10 @@ pub async fn run(home: PathBuf) -> Outcome {
                 );
             }
         }
-        check_local_tools(config, &mut report);
+        check_local_tools(config, report);
     }
-    check_sandbox(config.as_ref(), &mut report).await;
-    check_databases(&home, &mut report);
-    if report.failed > 0 {
-        return Err(Failure::from(format!("{} check(s) failed", report.failed)));
-    }
-    println!("all checks passed");
-    Ok(())
+    check_sandbox(config.as_ref(), report).await;
+    check_databases(&home, report);
 }
 
 /// For each agent with a local model in its chain: which of its tools that model has room for.

@@ -5,6 +5,7 @@
 mod brain;
 mod broker;
 mod chat;
+mod console;
 mod cron;
 mod doctor;
 mod inspect;
@@ -12,10 +13,12 @@ mod logging;
 mod mcp;
 mod models;
 mod skills;
+mod web;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use clawdia_config::{self as config, Config};
@@ -92,6 +95,27 @@ enum Command {
     /// Requests awaiting the owner: tool calls waiting for approval (`tools.ask`).
     #[command(subcommand)]
     Broker(BrokerCommand),
+    /// The web UI's sign-in: pairing codes and signed-in browsers.
+    #[command(subcommand)]
+    Web(WebCommand),
+}
+
+#[derive(Subcommand)]
+pub enum WebCommand {
+    /// A one-time code (and link, and QR code) that signs one browser in; it expires in minutes
+    /// (`[channels.web] pair_ttl`).
+    Pair {
+        /// Print `{"code", "url", "expires_at"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The signed-in browsers; `--revoke ID` signs one out.
+    Sessions {
+        #[arg(long, value_name = "ID")]
+        revoke: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -405,6 +429,7 @@ fn main() -> ExitCode {
         Command::Skills(command) => with_runtime(skills::run(home, command)),
         Command::Mcp(command) => with_runtime(mcp::run(home, command)),
         Command::Broker(command) => with_runtime(broker::run(home, command)),
+        Command::Web(command) => with_runtime(web::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -579,10 +604,11 @@ async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
         }
     }
     let (listener, token) = clawdia_runtime::bind(&config, bind, port).await.map_err(Failure::config)?;
-    let runtime = clawdia_runtime::build(config).map_err(Failure::config)?;
+    let runtime = Arc::new(clawdia_runtime::build(config).map_err(Failure::config)?);
     let addr = listener.local_addr()?;
     eprintln!("clawdia gateway listening on http://{addr}");
-    clawdia_runtime::serve(&runtime, listener, &token, shutdown).await?;
+    let console = Arc::new(console::RuntimeConsole::new(runtime.clone()));
+    clawdia_runtime::serve(&runtime, listener, &token, console, shutdown).await?;
     eprintln!("clawdia gateway stopped");
     Ok(())
 }

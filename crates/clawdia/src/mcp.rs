@@ -45,33 +45,38 @@ fn granted_to(server: &McpServerConfig) -> String {
     server.agents.join(", ")
 }
 
+/// Each configured server with its grant, limits and the tools it listed last.
+pub(crate) fn servers_json(config: &Config) -> Vec<serde_json::Value> {
+    let cache = clawdia_runtime::mcp::cache_dir(config);
+    config
+        .mcp
+        .servers
+        .values()
+        .map(|server| {
+            let cached = read_cache(&cache, &server.name);
+            serde_json::json!({
+                "name": server.name,
+                "command": server.command,
+                "args": server.args,
+                "agents": server.agents,
+                "sandbox": sandbox_name(server.sandbox),
+                "timeout_seconds": server.timeout.as_secs(),
+                "dir": server.dir,
+                "tools_listed_at_ms": cached.as_ref().map(|c| c.listed_at_ms),
+                "tools": cached.map(|c| c.tools.iter().map(|tool| serde_json::json!({
+                    "name": tool_name(&server.name, &tool.name),
+                    "server_name": tool.name,
+                    "description": tool.description,
+                })).collect::<Vec<_>>()),
+            })
+        })
+        .collect()
+}
+
 fn list(config: &Config, json: bool) -> Outcome {
     let cache = clawdia_runtime::mcp::cache_dir(config);
     if json {
-        let servers: Vec<serde_json::Value> = config
-            .mcp
-            .servers
-            .values()
-            .map(|server| {
-                let cached = read_cache(&cache, &server.name);
-                serde_json::json!({
-                    "name": server.name,
-                    "command": server.command,
-                    "args": server.args,
-                    "agents": server.agents,
-                    "sandbox": sandbox_name(server.sandbox),
-                    "timeout_seconds": server.timeout.as_secs(),
-                    "dir": server.dir,
-                    "tools_listed_at_ms": cached.as_ref().map(|c| c.listed_at_ms),
-                    "tools": cached.map(|c| c.tools.iter().map(|tool| serde_json::json!({
-                        "name": tool_name(&server.name, &tool.name),
-                        "server_name": tool.name,
-                        "description": tool.description,
-                    })).collect::<Vec<_>>()),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&servers)?);
+        println!("{}", serde_json::to_string_pretty(&servers_json(config))?);
         return Ok(());
     }
     if config.mcp.servers.is_empty() {

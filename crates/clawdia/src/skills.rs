@@ -83,7 +83,7 @@ fn print_list(catalog: &Catalog) {
     }
 }
 
-fn as_json(catalog: &Catalog) -> serde_json::Value {
+pub(crate) fn as_json(catalog: &Catalog) -> serde_json::Value {
     let skills: Vec<serde_json::Value> = catalog
         .entries
         .iter()

@@ -10,9 +10,15 @@ use clawdia_config::{AlertRoute, SecretRef, WebhookFormat, parse};
 use super::{check_error, home};
 
 #[test]
-fn without_the_sections_alerts_go_to_the_log_at_severity_ten() {
+fn without_the_sections_alerts_go_to_the_log_and_the_web_at_severity_ten() {
     let config = parse("", &home()).unwrap();
-    assert_eq!(config.alerts.routes, [AlertRoute::Log]);
+    assert_eq!(config.alerts.routes, [AlertRoute::Log, AlertRoute::Web]);
+    assert!(config.channels.web.enabled);
+    assert_eq!(config.channels.web.pair_ttl, Duration::from_secs(600));
+    assert_eq!(config.channels.web.session_ttl, Duration::from_secs(30 * 86_400));
+    // With the web UI off, the default is the log alone.
+    let off = parse("[channels.web]\nenabled = false\n", &home()).unwrap();
+    assert_eq!(off.alerts.routes, [AlertRoute::Log]);
     assert_eq!(config.alerts.min_severity, 10);
     assert_eq!(config.alerts.retry_max, Duration::from_secs(300));
     assert!(config.alerts.hook.is_none() && config.alerts.webhook.is_none());
@@ -64,15 +70,18 @@ retry_max_secs = 60
 fn channels_this_build_lacks_are_refused_naming_the_routes_it_has() {
     check_error(
         "[alerts]\nroutes = [\"log\",\n  \"telegram\"]\n",
-        "clawdia.toml:3: alerts.routes: `telegram` is a chat channel this build does not have yet; routes here: log, hook, webhook",
+        "clawdia.toml:3: alerts.routes: `telegram` is a chat channel this build does not have yet; routes here: log, web, hook, webhook",
     );
+    // `web` needs the web UI on; with it on (the default) the route is taken.
     check_error(
-        "[alerts]\nroutes = [\"web\"]\n",
-        "clawdia.toml:2: alerts.routes: `web` is a chat channel this build does not have yet; routes here: log, hook, webhook",
+        "[alerts]\nroutes = [\"web\"]\n[channels.web]\nenabled = false\n",
+        "clawdia.toml:2: alerts.routes: route `web` needs the web UI, which `[channels.web] enabled = false` turns off",
     );
+    let config = parse("[alerts]\nroutes = [\"web\"]\n", &home()).unwrap();
+    assert_eq!(config.alerts.routes, [AlertRoute::Web]);
     check_error(
         "[alerts]\nroutes = [\"pager\"]\n",
-        "clawdia.toml:2: alerts.routes: unknown route `pager` (routes here: log, hook, webhook)",
+        "clawdia.toml:2: alerts.routes: unknown route `pager` (routes here: log, web, hook, webhook)",
     );
     check_error(
         "[alerts]\nroutes = [\"log\", \"log\"]\n",
@@ -139,4 +148,24 @@ fn bad_webhooks_and_numbers_name_line_and_key() {
     check_error("[owner]\nemail = \"ana\"\n", "clawdia.toml:2: owner.email: `ana` is not an email address");
     let unknown = parse("[owner]\nphone = \"1\"\n", &home()).unwrap_err().to_string();
     assert!(unknown.starts_with("clawdia.toml:2: owner") && unknown.contains("phone"), "{unknown}");
+}
+
+#[test]
+fn the_web_channel_takes_durations_and_an_http_public_url() {
+    let config = parse(
+        "[channels.web]\npublic_url = \"https://claw.example.org/\"\npair_ttl = \"5m\"\nsession_ttl = \"12h\"\n",
+        &home(),
+    )
+    .unwrap();
+    assert_eq!(config.channels.web.public_url.as_deref(), Some("https://claw.example.org"));
+    assert_eq!(config.channels.web.pair_ttl, Duration::from_secs(300));
+    assert_eq!(config.channels.web.session_ttl, Duration::from_secs(12 * 3_600));
+    check_error(
+        "[channels.web]\npair_ttl = \"soon\"\n",
+        "clawdia.toml:2: channels.web.pair_ttl: `soon` is not a duration: a number of at least 1 with s, m, h or d, e.g. \"10m\" (at most 365d)",
+    );
+    check_error(
+        "[channels.web]\npublic_url = \"claw.example.org\"\n",
+        "clawdia.toml:2: channels.web.public_url: `claw.example.org` is not an http(s) URL, e.g. \"https://clawdia.example.org\"",
+    );
 }

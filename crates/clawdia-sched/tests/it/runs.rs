@@ -327,6 +327,29 @@ fn config_jobs_are_synced_and_protected() {
     assert!(db.remove_job("from-cli").is_err());
 }
 
+#[test]
+fn the_owner_pauses_and_resumes_a_job_across_config_syncs() {
+    let home = tempfile::tempdir().unwrap();
+    let db = CronDb::open(home.path()).unwrap();
+    let a = job("from-config", host("true"));
+    db.sync_config_jobs(std::slice::from_ref(&a), 1).unwrap();
+    let version = db.jobs_version().unwrap();
+    db.set_enabled("from-config", false).unwrap();
+    assert!(db.jobs_version().unwrap() > version, "the scheduler must reload");
+    assert!(!db.job("from-config").unwrap().job.enabled);
+    // The config is synced again at the next start: the pause holds.
+    db.sync_config_jobs(std::slice::from_ref(&a), 2).unwrap();
+    assert!(!db.job("from-config").unwrap().job.enabled);
+    db.set_enabled("from-config", true).unwrap();
+    assert!(db.job("from-config").unwrap().job.enabled);
+    // A job its definition disables cannot be resumed from here; unknown jobs are named.
+    let off = Job { enabled: false, ..job("off-in-config", host("true")) };
+    db.sync_config_jobs(&[a, off], 3).unwrap();
+    let refused = db.set_enabled("off-in-config", true).unwrap_err().to_string();
+    assert!(refused.contains("enabled = false"), "{refused}");
+    assert!(db.set_enabled("nope", false).is_err());
+}
+
 #[tokio::test]
 async fn maintenance_reports_and_due_secrets_reach_the_owner_and_a_failed_task_alerts_instead() {
     use clawdia_sched::job::Task;
