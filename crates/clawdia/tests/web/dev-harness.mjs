@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.CLAWDIA_BIN || 'clawdia';
-const ASSETS = process.env.CLAWDIA_WEB_ASSETS || path.join(HERE, '../../../clawdia-web/assets');
+const ASSETS = process.env.CLAWDIA_WEB_ASSETS || path.join(HERE, '../../../clawdia-server/assets');
 const HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'clawdia-web-dev-'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = fs.createWriteStream(HOME + '.log');
