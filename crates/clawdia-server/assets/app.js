@@ -520,6 +520,7 @@
     if (!turn) turn = newTurn(m.turn, pending.agent, pending.session);
     turn.ours = true;
     turn.viewKey = pending.viewKey;
+    turn.text = pending.text;
     if (!turn.bubble) turn.bubble = pending.bubble;
     else if (pending.bubble && pending.bubble !== turn.bubble) pending.bubble.remove();
     if (turn.bubble) { turn.bubble.classList.remove('pending'); turn.bubble.setAttribute('data-turn', m.turn); }
@@ -662,6 +663,7 @@
         turn.bubble = mine.bubble;
       }
     }
+    turn.text = m.text;
     if (!turn.bubble && visible(turn)) turn.bubble = addUserBubble(m.text, false);
     if (S.restored && S.restored.text === m.text) {
       // The message put back after a lost connection did reach the server.
@@ -744,6 +746,7 @@
       }
       case 'error':
         finishSegment(turn);
+        turn.failed = true;
         block.append(el('p', { class: 'error', role: 'alert', 'data-testid': 'turn-error' }, ev.message || 'The turn failed.'));
         break;
       case 'end': {
@@ -769,6 +772,15 @@
     finishSegment(turn);
     if (turn.block) turn.block.removeAttribute('aria-busy');
     if (m.stopped && visible(turn)) ensureBlock(turn).append(note('Stopped.'));
+    if (!m.ok && !m.stopped && !turn.failed && visible(turn)) {
+      // The gateway sent no `error` event: say so rather than end silently.
+      ensureBlock(turn).append(el('p', { class: 'error', role: 'alert', 'data-testid': 'turn-error' }, 'The turn failed; the gateway gave no reason (the audit log may say more).'));
+    }
+    if (!m.ok && !m.stopped && turn.ours && turn.text && !$('message').value && visible(turn)) {
+      // A failed turn stores nothing: the message goes back to the box to try again.
+      $('message').value = turn.text;
+      setStatus('Your message is back in the box: send it again to retry.');
+    }
     updateBusy();
     refreshSessionsSoon();
   }
@@ -856,8 +868,12 @@
     } catch (error) {
       if (id !== S.session) return;
       transcript.replaceChildren();
-      if (error.status === 404) { S.session = null; saveNav(); }
-      setStatus(error.message, true);
+      if (error.status === 404) {
+        // Nothing was stored for it (its first turn failed), or it was removed.
+        S.session = null;
+        saveNav();
+        setStatus('That chat is not stored; this is a new chat.');
+      } else setStatus(error.message, true);
       return;
     }
     if (id !== S.session) return;

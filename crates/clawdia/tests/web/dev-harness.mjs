@@ -26,6 +26,7 @@ const mock = http.createServer(async (req, res) => {
   if (req.url === '/queue') { replies.push(body); res.end('ok'); return; } // --serve: curl -d '{"text":"..."}' MOCK/queue
   const r = replies.shift() || { text: 'hello' };
   log.write(`mock: ${req.url} -> ${JSON.stringify(r).slice(0, 100)}\n`);
+  if (r.status) { res.writeHead(r.status, { 'content-type': 'application/json' }); return res.end(JSON.stringify({ error: { message: 'mock failure ' + r.status } })); }
   const base = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: body.model };
   if (!body.stream) {
     const message = { role: 'assistant', content: r.text || null };
