@@ -969,11 +969,13 @@
 
   async function fetchApproval(id) {
     try {
+      const known = S.approvals.has(id);
       const list = await api('/v1/approvals?pending=true');
       for (const a of list || []) S.approvals.set(a.id, a);
       const a = S.approvals.get(id);
       if (a) for (const card of approvalCardsFor(id)) updateApprovalCard(card, a);
       updateApprovalCount();
+      if (!known && a && S.view === 'control' && S.panel === 'approvals') showPanel('approvals');
     } catch (error) {
       for (const card of approvalCardsFor(id)) setCardStatus(card, error.message, true);
     }
@@ -1041,6 +1043,8 @@
     if (!n) return;
     if (S.notifications.some((x) => x.id === n.id)) return;
     S.notifications.unshift(n);
+    // An approval request filed elsewhere (cron, the API) is announced by its alert: refresh the inbox.
+    if (n.approval) fetchApproval(n.approval);
     if (S.view === 'control' && S.panel === 'notifications') {
       const list = $('notification-list');
       if (list) list.prepend(notificationItem(n));
@@ -1062,7 +1066,8 @@
     return el('li', { 'data-testid': 'notification', 'data-id': n.id },
       el('div', { class: 'item-title' + (n.severity >= 10 ? ' sev-hi' : '') }, n.title || n.kind || 'Notification'),
       el('div', { class: 'meta' }, [fmtTime(n.at ?? n.created_at), n.kind, n.severity != null ? 'severity ' + n.severity : '', n.agent ? 'agent ' + n.agent : ''].filter(Boolean).join(' · ')),
-      n.body ? el('div', { class: 'stream' }, n.body) : null);
+      n.body ? el('div', { class: 'stream' }, n.body) : null,
+      n.approval ? el('button', { type: 'button', onclick: () => showPanel('approvals') }, 'Review the request') : null);
   }
 
   // ---------------------------------------------------------------- agents and sessions (chat side)
