@@ -361,6 +361,7 @@
     S.signedIn = false;
     S.csrf = null;
     S.open = false;
+    $('app').dataset.live = 'no';
     clearTimeout(S.retryTimer); S.retryTimer = null;
     stopPing();
     if (S.ws) { const ws = S.ws; S.ws = null; ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch { /* closed */ } }
@@ -401,6 +402,7 @@
     if (ws) { ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch { /* already closed */ } }
     S.open = false;
     stopPing();
+    $('app').dataset.live = 'no';
     if (!S.signedIn) return;
     $('conn').hidden = false;
     // A message the server never acknowledged goes back to the composer: kept, never sent twice.
@@ -486,6 +488,7 @@
       saveCursor();
       resync();
     } else {
+      $('app').dataset.live = 'yes';
       flushComposer();
     }
   }
@@ -508,6 +511,7 @@
       }
       saveCursor();
       if (S.view === 'control') showPanel(S.panel);
+      $('app').dataset.live = 'yes'; // connected and up to date (a hook for tests, too)
       flushComposer();
     }
   }

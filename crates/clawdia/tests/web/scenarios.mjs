@@ -131,6 +131,7 @@ async function signInByLink(page) {
   await page.goto(url);
   await within('the pairing link did not lead to the chat', page.getByTestId('composer').waitFor({ state: 'visible', timeout: WAIT }));
   await page.waitForFunction(() => document.querySelector('[data-testid=agent-picker]').options.length > 0, null, { timeout: WAIT });
+  await within('the page never got live over its WebSocket', page.locator('#app[data-live=yes]').waitFor({ timeout: WAIT }));
 }
 
 async function sendMessage(page, text) {
