@@ -38,6 +38,14 @@
     try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
   }
 
+  /** Tool results reach the model inside trust markers (`<<<untrusted ID source=...>>>` ... `<<<end ID>>>`): not for people. */
+  function cleanToolText(text) {
+    return String(text ?? '').replace(/^<<<(?:untrusted [0-9a-f]+[^\n]*|end [0-9a-f]+)>>>\n?/gm, '').trim();
+  }
+
+  // The gateway continues a session after an approval with a message written for the model.
+  const DECISION_MESSAGE = /^The owner (?:approved|denied) your `[^`\n]+` call \(request [0-9a-f]+\)/;
+
   function randomId() {
     const bytes = new Uint8Array(8);
     crypto.getRandomValues(bytes);
@@ -61,17 +69,25 @@
     return a;
   }
 
+  // Inline tokens, tried left to right; at one position the first alternative listed wins.
   const INLINE = new RegExp([
-    '(`+)([\\s\\S]*?[^`])\\1(?!`)', // 1,2 code span
-    '\\[([^\\]\\n]+)\\]\\(<?([^)\\s>]+)>?(?:\\s+"[^"\\n]*")?\\)', // 3,4 link
-    '\\*\\*(?=\\S)([\\s\\S]*?\\S)\\*\\*', // 5 bold
-    '__(?=\\S)([\\s\\S]*?\\S)__', // 6 bold
-    '~~(?=\\S)([\\s\\S]*?\\S)~~', // 7 strike
-    '\\*(?=[^\\s*])([\\s\\S]*?[^\\s*])\\*', // 8 italic
-    '(?<![\\w])_(?=[^\\s_])([\\s\\S]*?[^\\s_])_(?![\\w])', // 9 italic
-    '(https?:\\/\\/[^\\s<>"\'`]*[^\\s<>"\'`.,;:!?)\\]])', // 10 bare URL
-    '\\\\([\\\\`*_{}\\[\\]()#+\\-.!~>|])', // 11 escape
+    '(?<ticks>`+)(?<code>[\\s\\S]*?[^`])\\k<ticks>(?!`)',
+    '\\[(?<label>[^\\]\\n]+)\\]\\(<?(?<href>[^)\\s>]+)>?(?:\\s+"[^"\\n]*")?\\)',
+    '\\*\\*\\*(?=\\S)(?<strongEm>[\\s\\S]*?\\S)\\*\\*\\*',
+    '\\*\\*(?=\\S)(?<strong>[\\s\\S]*?\\S)\\*\\*',
+    '__(?=\\S)(?<strong2>[\\s\\S]*?\\S)__',
+    '~~(?=\\S)(?<del>[\\s\\S]*?\\S)~~',
+    '\\*(?=[^\\s*])(?<em>[\\s\\S]*?[^\\s*])\\*',
+    '(?<![\\w])_(?=[^\\s_])(?<em2>[\\s\\S]*?[^\\s_])_(?![\\w])',
+    '(?<url>https?:\\/\\/[^\\s<>"\'`]*[^\\s<>"\'`.,;:!?)\\]])',
+    '\\\\(?<escaped>[\\\\`*_{}\\[\\]()#+\\-.!~>|])',
   ].join('|'));
+
+  function wrapInline(tag, text, depth) {
+    const node = el(tag);
+    renderInline(node, text, depth + 1);
+    return node;
+  }
 
   function renderInline(parent, text, depth = 0) {
     let rest = text;
@@ -79,19 +95,21 @@
       const m = depth > 8 ? null : INLINE.exec(rest);
       if (!m) { appendTextWithBreaks(parent, rest); return; }
       if (m.index > 0) appendTextWithBreaks(parent, rest.slice(0, m.index));
-      if (m[2] !== undefined) parent.append(el('code', null, m[2].replace(/^ (.*) $/s, '$1')));
-      else if (m[3] !== undefined) {
+      const g = m.groups;
+      if (g.code !== undefined) parent.append(el('code', null, g.code.replace(/^ (.*) $/s, '$1')));
+      else if (g.label !== undefined) {
         const label = document.createDocumentFragment();
-        renderInline(label, m[3], depth + 1);
-        parent.append(safeLink(m[4], label) || m[0]);
-      } else if (m[5] !== undefined || m[6] !== undefined) {
-        const strong = el('strong'); renderInline(strong, m[5] ?? m[6], depth + 1); parent.append(strong);
-      } else if (m[7] !== undefined) {
-        const del = el('del'); renderInline(del, m[7], depth + 1); parent.append(del);
-      } else if (m[8] !== undefined || m[9] !== undefined) {
-        const em = el('em'); renderInline(em, m[8] ?? m[9], depth + 1); parent.append(em);
-      } else if (m[10] !== undefined) parent.append(safeLink(m[10], m[10]) || m[10]);
-      else parent.append(m[11]);
+        renderInline(label, g.label, depth + 1);
+        parent.append(safeLink(g.href, label) || m[0]);
+      } else if (g.strongEm !== undefined) {
+        const strong = el('strong');
+        strong.append(wrapInline('em', g.strongEm, depth));
+        parent.append(strong);
+      } else if (g.strong !== undefined || g.strong2 !== undefined) parent.append(wrapInline('strong', g.strong ?? g.strong2, depth));
+      else if (g.del !== undefined) parent.append(wrapInline('del', g.del, depth));
+      else if (g.em !== undefined || g.em2 !== undefined) parent.append(wrapInline('em', g.em ?? g.em2, depth));
+      else if (g.url !== undefined) parent.append(safeLink(g.url, g.url) || g.url);
+      else parent.append(g.escaped);
       rest = rest.slice(m.index + m[0].length);
     }
   }
@@ -110,6 +128,11 @@
   const RE_QUOTE = /^ {0,3}> ?(.*)$/;
   const RE_UL = /^( {0,3})[-*+]\s+(.*)$/;
   const RE_OL = /^( {0,3})(\d{1,9})[.)]\s+(.*)$/;
+  const RE_TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+
+  function tableCells(line) {
+    return line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((cell) => cell.trim());
+  }
 
   function isBlockStart(line) {
     return RE_FENCE.test(line) || RE_HEADING.test(line) || RE_HR.test(line) || RE_QUOTE.test(line) ||
@@ -139,6 +162,15 @@
         renderInline(h, m[2]);
         out.append(h);
         i++;
+      } else if (line.includes('|') && i + 1 < lines.length && RE_TABLE_RULE.test(lines[i + 1]) && lines[i + 1].includes('-')) {
+        const head = el('tr', null, tableCells(line).map((cell) => { const th = el('th'); renderInline(th, cell); return th; }));
+        const body = el('tbody');
+        i += 2;
+        while (i < lines.length && lines[i].includes('|') && lines[i].trim()) {
+          body.append(el('tr', null, tableCells(lines[i]).map((cell) => { const td = el('td'); renderInline(td, cell); return td; })));
+          i++;
+        }
+        out.append(el('div', { class: 'table' }, el('table', null, el('thead', null, head), body)));
       } else if (RE_HR.test(line)) {
         out.append(el('hr'));
         i++;
@@ -172,8 +204,12 @@
           }
           const li = el('li');
           const text = item.join('\n');
-          if (depth < 6 && item.slice(1).some((l) => isBlockStart(l) || !l)) li.append(renderMarkdown(text, depth + 1));
-          else renderInline(li, text);
+          if (depth < 6 && item.slice(1).some((l) => isBlockStart(l) || !l)) {
+            const inner = renderMarkdown(text, depth + 1);
+            // A leading paragraph stays inline: "- b" then a nested list reads as one item, not a spaced block.
+            if (inner.firstChild && inner.firstChild.nodeName === 'P') inner.firstChild.replaceWith(...inner.firstChild.childNodes);
+            li.append(inner);
+          } else renderInline(li, text);
           list.append(li);
           while (i < lines.length && !lines[i].trim() && i + 1 < lines.length && itemRe.test(lines[i + 1])) i++;
         }
@@ -229,6 +265,7 @@
     view: 'chat',
     panel: 'approvals',
     sessionsTimer: null,
+    loadingTranscript: false,
   };
 
   function saveCursor() { store.set('boot', S.boot); store.set('seq', S.seq); }
@@ -324,6 +361,7 @@
     S.signedIn = false;
     S.csrf = null;
     S.open = false;
+    $('app').dataset.live = 'no';
     clearTimeout(S.retryTimer); S.retryTimer = null;
     stopPing();
     if (S.ws) { const ws = S.ws; S.ws = null; ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch { /* closed */ } }
@@ -364,6 +402,7 @@
     if (ws) { ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch { /* already closed */ } }
     S.open = false;
     stopPing();
+    $('app').dataset.live = 'no';
     if (!S.signedIn) return;
     $('conn').hidden = false;
     // A message the server never acknowledged goes back to the composer: kept, never sent twice.
@@ -403,14 +442,17 @@
     connect();
   }
 
+  /** Pings; no pong within `wait` ms means the socket is dead (a phone that slept keeps a stale one). */
+  function probe(ws, wait) {
+    if (S.ws !== ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send('{"type":"ping"}');
+    clearTimeout(S.pongTimer);
+    S.pongTimer = setTimeout(() => { if (S.ws === ws) lost(); }, wait);
+  }
+
   function startPing(ws) {
     stopPing();
-    S.pingTimer = setInterval(() => {
-      if (S.ws !== ws || ws.readyState !== WebSocket.OPEN) return;
-      ws.send('{"type":"ping"}');
-      clearTimeout(S.pongTimer);
-      S.pongTimer = setTimeout(() => { if (S.ws === ws) lost(); }, 10000);
-    }, 25000);
+    S.pingTimer = setInterval(() => probe(ws, 10000), 25000);
   }
 
   function stopPing() { clearInterval(S.pingTimer); clearTimeout(S.pongTimer); S.pingTimer = null; S.pongTimer = null; }
@@ -446,6 +488,7 @@
       saveCursor();
       resync();
     } else {
+      $('app').dataset.live = 'yes';
       flushComposer();
     }
   }
@@ -468,6 +511,7 @@
       }
       saveCursor();
       if (S.view === 'control') showPanel(S.panel);
+      $('app').dataset.live = 'yes'; // connected and up to date (a hook for tests, too)
       flushComposer();
     }
   }
@@ -480,6 +524,7 @@
     if (!turn) turn = newTurn(m.turn, pending.agent, pending.session);
     turn.ours = true;
     turn.viewKey = pending.viewKey;
+    turn.text = pending.text;
     if (!turn.bubble) turn.bubble = pending.bubble;
     else if (pending.bubble && pending.bubble !== turn.bubble) pending.bubble.remove();
     if (turn.bubble) { turn.bubble.classList.remove('pending'); turn.bubble.setAttribute('data-turn', m.turn); }
@@ -539,18 +584,36 @@
     if (!turn.block) {
       turn.block = assistantBlock();
       turn.block.setAttribute('data-turn', turn.id);
+      if (!turn.done) turn.block.setAttribute('aria-busy', 'true'); // read out once complete, not per delta
       $('transcript').append(turn.block);
       turn.attemptStart = 0;
     }
     return turn.block;
   }
 
+  // A streaming reply is re-rendered as markdown at most every 80 ms (only its own segment), so a
+  // burst of deltas costs one layout, and the text is visible while it streams.
+  function renderSegment(seg) {
+    clearTimeout(seg.timer);
+    seg.timer = null;
+    seg.renderedAt = performance.now();
+    const wasNear = nearBottom();
+    seg.replaceChildren(renderMarkdown(seg.raw));
+    scrollDown(wasNear);
+  }
+
+  function renderSegmentSoon(seg) {
+    if (seg.timer) return;
+    const wait = 80 - (performance.now() - seg.renderedAt);
+    if (wait <= 0) renderSegment(seg); else seg.timer = setTimeout(() => renderSegment(seg), wait);
+  }
+
   function finishSegment(turn) {
     const seg = turn.seg;
     if (!seg) return;
     turn.seg = null;
-    seg.className = 'md';
-    seg.replaceChildren(renderMarkdown(seg.raw));
+    renderSegment(seg);
+    seg.removeAttribute('data-testid');
   }
 
   function toolCard(name, args, id) {
@@ -566,10 +629,13 @@
   }
 
   function finishToolCard(card, isError, text) {
-    card.classList.remove('running');
+    card.classList.remove('running', 'ok', 'failed');
     card.classList.add(isError ? 'failed' : 'ok');
     card.setAttribute('data-state', isError ? 'error' : 'ok');
-    card._summary.replaceChildren(el('span', { class: isError ? 'error' : 'muted' }, isError ? 'Failed: ' : 'Result: '), text || '(no output)');
+    const clean = cleanToolText(text);
+    const short = clean.length > 300 ? clean.slice(0, 300) + '…' : clean;
+    card._summary.replaceChildren(el('span', { class: isError ? 'error' : 'muted' }, isError ? 'Failed: ' : 'Result: '), short || '(no output)');
+    if (clean.length > 300 && !card._output.textContent) { card._output.hidden = false; card._output.textContent = clean; }
   }
 
   function note(text, extra) { return el('p', { class: 'note', ...extra }, text); }
@@ -601,6 +667,7 @@
         turn.bubble = mine.bubble;
       }
     }
+    turn.text = m.text;
     if (!turn.bubble && visible(turn)) turn.bubble = addUserBubble(m.text, false);
     if (S.restored && S.restored.text === m.text) {
       // The message put back after a lost connection did reach the server.
@@ -631,19 +698,19 @@
     switch (ev.type) {
       case 'text_delta': {
         if (!turn.seg) {
-          turn.seg = el('div', { class: 'stream', 'data-testid': 'streaming' });
+          turn.seg = el('div', { class: 'md', 'data-testid': 'streaming' });
           turn.seg.raw = '';
-          turn.seg.append(document.createTextNode(''));
+          turn.seg.renderedAt = 0;
           block.append(turn.seg);
         }
         turn.seg.raw += ev.text;
-        turn.seg.firstChild.appendData(ev.text);
+        renderSegmentSoon(turn.seg);
         break;
       }
       case 'discard': {
         finishSegment(turn);
         const nodes = Array.from(block.childNodes).slice(turn.attemptStart);
-        for (const node of nodes) if (node.classList && (node.classList.contains('md') || node.classList.contains('stream'))) node.remove();
+        for (const node of nodes) if (node.classList && node.classList.contains('md')) node.remove();
         block.append(note('Reply discarded: ' + (ev.reason || 'the model broke off') + '.'));
         turn.attemptStart = block.childNodes.length;
         break;
@@ -683,6 +750,7 @@
       }
       case 'error':
         finishSegment(turn);
+        turn.failed = true;
         block.append(el('p', { class: 'error', role: 'alert', 'data-testid': 'turn-error' }, ev.message || 'The turn failed.'));
         break;
       case 'end': {
@@ -706,7 +774,17 @@
     if (m.session) turn.session = m.session;
     turn.done = true;
     finishSegment(turn);
+    if (turn.block) turn.block.removeAttribute('aria-busy');
     if (m.stopped && visible(turn)) ensureBlock(turn).append(note('Stopped.'));
+    if (!m.ok && !m.stopped && !turn.failed && visible(turn)) {
+      // The gateway sent no `error` event: say so rather than end silently.
+      ensureBlock(turn).append(el('p', { class: 'error', role: 'alert', 'data-testid': 'turn-error' }, 'The turn failed; the gateway gave no reason (the audit log may say more).'));
+    }
+    if (!m.ok && !m.stopped && turn.ours && turn.text && !$('message').value && visible(turn)) {
+      // A failed turn stores nothing: the message goes back to the box to try again.
+      $('message').value = turn.text;
+      setStatus('Your message is back in the box: send it again to retry.');
+    }
     updateBusy();
     refreshSessionsSoon();
   }
@@ -733,9 +811,10 @@
     const text = box.value;
     if (!text.trim()) return;
     if (!S.agent) { setStatus('No agent to talk to.', true); return; }
-    if (!S.open) {
+    if (!S.open || S.resyncing || S.loadingTranscript) {
+      // Sent by flushComposer() once connected and the chat is (re)loaded.
       S.sendOnReconnect = true;
-      setStatus('Not connected: the message stays here and is sent once the connection is back.');
+      setStatus(S.open ? 'Loading the chat; the message is sent in a moment.' : 'Not connected: the message stays here and is sent once the connection is back.');
       return;
     }
     if (runningTurn() || Array.from(S.pending.values()).some((p) => p.viewKey === S.viewKey)) {
@@ -770,6 +849,16 @@
 
   // Transcript from HTTP: user bubbles; assistant text, tool calls and results grouped until the next user message.
   async function loadTranscript() {
+    S.loadingTranscript = true;
+    try {
+      await fetchTranscript();
+    } finally {
+      S.loadingTranscript = false;
+      if (!S.resyncing) flushComposer();
+    }
+  }
+
+  async function fetchTranscript() {
     const transcript = $('transcript');
     if (!S.session) {
       transcript.replaceChildren();
@@ -783,8 +872,12 @@
     } catch (error) {
       if (id !== S.session) return;
       transcript.replaceChildren();
-      if (error.status === 404) { S.session = null; saveNav(); }
-      setStatus(error.message, true);
+      if (error.status === 404) {
+        // Nothing was stored for it (its first turn failed), or it was removed.
+        S.session = null;
+        saveNav();
+        setStatus('That chat is not stored; this is a new chat.');
+      } else setStatus(error.message, true);
       return;
     }
     if (id !== S.session) return;
@@ -793,7 +886,11 @@
     let block = null;
     for (const entry of data.messages || []) {
       const message = entry.message || {};
-      if (message.role === 'user') {
+      if (message.role === 'user' && DECISION_MESSAGE.test(message.text || '')) {
+        // Shown through the approval's own card and the tool card's result instead.
+        block = null;
+        nodes.push(note(message.text.split('\n')[0], { 'data-testid': 'decision-note' }));
+      } else if (message.role === 'user') {
         block = null;
         nodes.push(el('div', { class: 'msg user', 'data-role': 'user', 'data-testid': 'message' }, message.text || ''));
       } else if (message.role === 'assistant') {
@@ -808,12 +905,7 @@
         if (!block) { block = assistantBlock(); nodes.push(block); }
         let card = cards.get(message.call_id);
         if (!card) { card = toolCard(message.name, '', message.call_id); block.append(card); }
-        const content = typeof message.content === 'string' ? message.content : JSON.stringify(message.content);
-        finishToolCard(card, !!message.is_error, content.length > 300 ? content.slice(0, 300) + '…' : content);
-        if (content.length > 300) {
-          card._output.hidden = false;
-          card._output.textContent = content;
-        }
+        finishToolCard(card, !!message.is_error, typeof message.content === 'string' ? message.content : JSON.stringify(message.content));
       }
     }
     transcript.replaceChildren(...nodes);
@@ -881,11 +973,13 @@
 
   async function fetchApproval(id) {
     try {
+      const known = S.approvals.has(id);
       const list = await api('/v1/approvals?pending=true');
       for (const a of list || []) S.approvals.set(a.id, a);
       const a = S.approvals.get(id);
       if (a) for (const card of approvalCardsFor(id)) updateApprovalCard(card, a);
       updateApprovalCount();
+      if (!known && a && S.view === 'control' && S.panel === 'approvals') showPanel('approvals');
     } catch (error) {
       for (const card of approvalCardsFor(id)) setCardStatus(card, error.message, true);
     }
@@ -895,15 +989,27 @@
     if (!a || !a.id) return;
     S.approvals.set(a.id, a);
     for (const card of approvalCardsFor(a.id)) updateApprovalCard(card, a);
+    showDecisionInToolCard(a);
     updateApprovalCount();
     if (S.view === 'control' && S.panel === 'approvals') showPanel('approvals');
   }
 
+  /** A decided request's outcome replaces the "not run yet" result of its call's tool card. */
+  function showDecisionInToolCard(a) {
+    if (a.session !== S.session || a.status === 'pending' || a.status === 'approved') return;
+    for (const card of document.querySelectorAll('#transcript [data-testid=tool-card]')) {
+      if (card.getAttribute('data-call') !== a.call_id) continue;
+      if (a.status === 'done' || a.status === 'failed') finishToolCard(card, a.status === 'failed', a.result || '');
+      else finishToolCard(card, true, 'not run: the request was ' + a.status + (a.note ? ' (' + a.note + ')' : ''));
+    }
+  }
+
   async function loadApprovals() {
     try {
-      const list = await api('/v1/approvals?pending=true');
+      const list = await api('/v1/approvals?limit=200');
       for (const a of list || []) S.approvals.set(a.id, a);
       updateApprovalCount();
+      for (const a of list || []) showDecisionInToolCard(a);
       // Waiting requests of the open chat get their card at the end of the transcript.
       if (S.session) {
         for (const a of list || []) {
@@ -941,6 +1047,8 @@
     if (!n) return;
     if (S.notifications.some((x) => x.id === n.id)) return;
     S.notifications.unshift(n);
+    // An approval request filed elsewhere (cron, the API) is announced by its alert: refresh the inbox.
+    if (n.approval) fetchApproval(n.approval);
     if (S.view === 'control' && S.panel === 'notifications') {
       const list = $('notification-list');
       if (list) list.prepend(notificationItem(n));
@@ -955,13 +1063,15 @@
     badge.textContent = S.unread > 99 ? '99+' : String(S.unread);
     badge.hidden = S.unread === 0;
     badge.setAttribute('aria-label', S.unread + ' unread notifications');
+    document.title = S.unread ? '(' + S.unread + ') Clawdia' : 'Clawdia';
   }
 
   function notificationItem(n) {
     return el('li', { 'data-testid': 'notification', 'data-id': n.id },
       el('div', { class: 'item-title' + (n.severity >= 10 ? ' sev-hi' : '') }, n.title || n.kind || 'Notification'),
       el('div', { class: 'meta' }, [fmtTime(n.at ?? n.created_at), n.kind, n.severity != null ? 'severity ' + n.severity : '', n.agent ? 'agent ' + n.agent : ''].filter(Boolean).join(' · ')),
-      n.body ? el('div', { class: 'stream' }, n.body) : null);
+      n.body ? el('div', { class: 'stream' }, n.body) : null,
+      n.approval ? el('button', { type: 'button', onclick: () => showPanel('approvals') }, 'Review the request') : null);
   }
 
   // ---------------------------------------------------------------- agents and sessions (chat side)
@@ -1112,7 +1222,8 @@
     list.sort((a, b) => (a.status === 'pending' ? 0 : 1) - (b.status === 'pending' ? 0 : 1) || (b.created_at || 0) - (a.created_at || 0));
     const items = list.map((a) => el('li', null,
       kv([['Agent', a.agent], ['Session', a.session], ['Asked', fmtTime(a.created_at)], ['Expires', a.status === 'pending' ? fmtTime(a.expires_at) : '']]),
-      approvalCard(a)));
+      approvalCard(a),
+      a.session ? el('button', { type: 'button', onclick: () => openSession(a.session, a.agent) }, 'Open the chat') : null));
     return [el('h2', null, 'Approvals'), items.length ? el('ul', { class: 'list' }, items) : empty('No approval requests.')];
   }
 
@@ -1341,8 +1452,9 @@
     $('upload-input').addEventListener('change', () => upload($('upload-input').files[0]));
     for (const tab of document.querySelectorAll('.tab')) tab.addEventListener('click', () => showView(tab.dataset.view));
     for (const b of document.querySelectorAll('#subtabs button')) b.addEventListener('click', () => showPanel(b.dataset.panel));
-    window.addEventListener('online', () => scheduleReconnect(true));
-    document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') scheduleReconnect(true); });
+    const wake = () => { if (S.ws) probe(S.ws, 4000); else scheduleReconnect(true); };
+    window.addEventListener('online', wake);
+    document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') wake(); });
   }
 
   async function boot() {
