@@ -14,7 +14,21 @@ fn main() {
     if var("PROFILE") != "release" || target != ("x86_64".into(), "linux".into(), "gnu".into()) {
         return;
     }
-    let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("startup.order");
-    println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
+    // The list is copied into OUT_DIR and linked from there: a build cache shared by two
+    // checkouts (CI reuses one across clones) may replay this script's output from the other
+    // checkout without running it again, and a path into that checkout would break the link
+    // once it is gone; OUT_DIR lives in the cache itself.
+    let (Ok(manifest_dir), Ok(out_dir)) = (std::env::var("CARGO_MANIFEST_DIR"), std::env::var("OUT_DIR"))
+    else {
+        return;
+    };
+    let Ok(order) = std::fs::read(std::path::Path::new(&manifest_dir).join("startup.order")) else {
+        return;
+    };
+    let copy = std::path::Path::new(&out_dir).join("startup.order");
+    if std::fs::write(&copy, order).is_err() {
+        return;
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", copy.display());
     println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
 }

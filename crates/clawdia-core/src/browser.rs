@@ -129,4 +129,15 @@ mod tests {
         assert_eq!(normalize_code("ABCD-EFG<"), None);
         assert_eq!(normalize_code("ABCD-EFGHI"), None);
     }
+
+    proptest::proptest! {
+        /// Whatever is typed: no panic, and a code that comes out is canonical and stable.
+        #[test]
+        fn any_typed_code_normalizes_safely(typed in ".{0,40}") {
+            if let Some(code) = normalize_code(&typed) {
+                proptest::prop_assert_eq!(code.len(), 9);
+                proptest::prop_assert_eq!(normalize_code(&code), Some(code.clone()));
+            }
+        }
+    }
 }

@@ -59,15 +59,13 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
         return crate::ApiError::not_found("no such file").into_response();
     };
     let asset = &ASSETS[index];
-    let mut bytes: std::borrow::Cow<'static, [u8]> = asset.bytes.into();
-    let mut etag = etags()[index].clone();
-    #[cfg(debug_assertions)]
-    if let Some(dir) = std::env::var_os("CLAWDIA_WEB_ASSETS")
-        && let Ok(on_disk) = std::fs::read(std::path::Path::new(&dir).join(asset.name))
-    {
-        bytes = on_disk.into();
-        etag = format!("\"dev-{}\"", bytes.len());
-    }
+    let (bytes, etag): (std::borrow::Cow<'static, [u8]>, String) = match from_disk(asset.name) {
+        Some(on_disk) => {
+            let etag = format!("\"dev-{}\"", on_disk.len());
+            (on_disk.into(), etag)
+        }
+        None => (asset.bytes.into(), etags()[index].clone()),
+    };
     let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
@@ -87,6 +85,18 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
     set.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     set.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
+}
+
+/// A debug build's file from `CLAWDIA_WEB_ASSETS`, when that is set.
+#[cfg(debug_assertions)]
+fn from_disk(name: &str) -> Option<Vec<u8>> {
+    std::fs::read(std::path::Path::new(&std::env::var_os("CLAWDIA_WEB_ASSETS")?).join(name)).ok()
+}
+
+/// A release build serves only what it embeds.
+#[cfg(not(debug_assertions))]
+fn from_disk(_: &str) -> Option<Vec<u8>> {
+    None
 }
 
 pub(crate) async fn index(headers: HeaderMap) -> Response {

@@ -68,8 +68,8 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// A hub for this boot of the gateway; `None` when the OS cannot give the boot id's random
-    /// bytes.
+    /// A hub for this boot of the gateway; an error when the OS cannot give the boot id's
+    /// random bytes.
     pub fn new() -> Result<Hub, clawdia_core::random::RandomError> {
         let (tx, _) = broadcast::channel(1_024);
         let (revoked, _) = broadcast::channel(16);

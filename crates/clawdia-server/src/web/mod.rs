@@ -182,4 +182,20 @@ mod tests {
             Some("https://claw.example.org")
         ));
     }
+
+    proptest::proptest! {
+        /// Headers come from anyone: any text is parsed without a panic, a found cookie value
+        /// is a non-empty piece of the header, and an origin is the gateway's only when it
+        /// names exactly its host.
+        #[test]
+        fn any_header_text_is_parsed_safely(header in ".{0,200}", host in "[a-z0-9.:]{1,30}") {
+            if let Some(value) = cookie_value(&header, COOKIE) {
+                proptest::prop_assert!(!value.is_empty() && header.contains(value));
+            }
+            if same_origin(&header, Some(&host), None) {
+                let rest = header.strip_prefix("http://").or_else(|| header.strip_prefix("https://"));
+                proptest::prop_assert!(rest.is_some_and(|rest| rest.eq_ignore_ascii_case(&host)));
+            }
+        }
+    }
 }

@@ -513,3 +513,21 @@ fn the_control_endpoints_answer_for_cron_and_doctor() {
     assert_eq!(status, 200);
     assert!(checks.as_array().unwrap().iter().any(|c| c["status"] == "ok"), "{checks}");
 }
+
+#[test]
+fn with_the_web_ui_off_only_the_api_answers() {
+    let home = Home::with_agent_extra("\n[channels.web]\nenabled = false\n");
+    let gateway = home.up();
+    for path in ["/", "/app.js"] {
+        assert_eq!(request(gateway.addr, "GET", path, &[], "").0, 404, "{path}");
+    }
+    let (status, _, body) =
+        request(gateway.addr, "POST", "/v1/web/login", &[], &json!({"token": home.token()}).to_string());
+    assert_eq!(status, 404, "{body}");
+    let out = home.run(&["web", "pair"]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::support::stderr(&out));
+    assert!(crate::support::stderr(&out).contains("enabled = true"));
+    // The API itself is unchanged (the positive control).
+    let bearer = format!("Bearer {}", home.token());
+    assert_eq!(request(gateway.addr, "GET", "/v1/models", &[("Authorization", &bearer)], "").0, 200);
+}
