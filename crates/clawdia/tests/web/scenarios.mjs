@@ -157,6 +157,15 @@ async function waitForReply(page, text) {
   }
 }
 
+/** Opens a Control panel and waits until it has loaded (its "Loading…" placeholder is gone). */
+async function openPanel(page, id) {
+  await page.getByTestId(id).click();
+  await within(`the ${id} panel kept loading`, page.waitForFunction(() => {
+    const first = document.querySelector('#panel > *');
+    return first && first.textContent !== 'Loading…';
+  }, null, { timeout: WAIT }));
+}
+
 function count(list, text) { return list.filter((t) => t.includes(text)).length; }
 
 // ------------------------------------------------------------ scenarios
@@ -427,6 +436,26 @@ const scenarios = {
       await page.locator('#transcript [data-role=assistant] strong').first().waitFor({ timeout: WAIT });
       await harmless('reloaded');
     });
+
+    const path = '<img src=x onerror=alert(7)>.txt';
+    await ask('reply', { tool_calls: [['read', JSON.stringify({ path })]] });
+    await ask('reply', { text: 'The file is **missing**.' });
+    await check('hostile tool arguments and results show as text, in the chat and in every Control panel', async () => {
+      await sendMessage(page, 'read that file');
+      await waitForReply(page, 'The file is missing.');
+      const card = page.locator('#transcript [data-testid=tool-card]', { hasText: 'read' }).last();
+      expect((await card.getByTestId('tool-args').textContent()).includes(path), 'the tool card does not show the path literally');
+      await page.getByTestId('tab-control').click();
+      for (const id of await page.$$eval('#subtabs button', (nodes) => nodes.map((n) => n.dataset.testid))) {
+        await openPanel(page, id);
+        if (id === 'ctl-sessions') {
+          // The chat's title is its first message, `say it <b>me</b>`: listed as text.
+          await within('the sessions panel does not list the chat by its literal title', page.locator('#panel [data-testid=session-item]').filter({ hasText: 'say it <b>me</b>' }).first().waitFor({ timeout: WAIT }));
+        }
+        const made = await page.$$eval('img:not([src="/icon.svg"]), script:not([src="/app.js"]), #panel b', (n) => n.map((x) => x.outerHTML));
+        expect(made.length === 0, `${id}: elements were created from text: ${made.join(' ')}`);
+      }
+    });
   },
 
   async phone() {
@@ -469,8 +498,7 @@ const scenarios = {
       await page.getByTestId('tab-control').click();
       const panels = await page.$$eval('#subtabs button', (nodes) => nodes.map((n) => n.dataset.testid));
       for (const id of panels) {
-        await page.getByTestId(id).click();
-        await page.waitForFunction(() => !document.querySelector('#panel > p.muted') || document.querySelector('#panel > p.muted').textContent !== 'Loading…', null, { timeout: WAIT });
+        await openPanel(page, id);
         await noSideScroll(id);
         const error = await page.$$eval('#panel [role=alert]', (nodes) => nodes.map((n) => n.textContent).join('; '));
         expect(!error, `${id} shows an error: ${error}`);
