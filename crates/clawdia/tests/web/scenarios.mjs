@@ -35,10 +35,15 @@ const waiting = [];
 input.on('line', (line) => {
   if (waiting.length) waiting.shift().resolve(line); else answers.push(line);
 });
-input.on('close', () => { for (const w of waiting.splice(0)) w.reject(new Error('the harness closed stdin')); });
+let inputClosed = false;
+input.on('close', () => {
+  inputClosed = true;
+  for (const w of waiting.splice(0)) w.reject(new Error('the harness closed stdin'));
+});
 
 async function ask(action, argument) {
   process.stdout.write(`ask ${action}${argument === undefined ? '' : ' ' + JSON.stringify(argument)}\n`);
+  if (!answers.length && inputClosed) throw new Error(`the harness closed stdin before answering \`ask ${action}\``);
   const line = answers.length ? answers.shift() : await new Promise((resolve, reject) => waiting.push({ resolve, reject }));
   let answer;
   try { answer = JSON.parse(line); } catch { throw new Error(`the harness answered \`${line}\` to \`ask ${action}\`, not JSON`); }
@@ -509,6 +514,10 @@ const scenarios = {
 
 // ------------------------------------------------------------ main
 if (!scenarios[SCENARIO]) die(`unknown scenario \`${SCENARIO}\`; one of: ${Object.keys(scenarios).join(', ')}`);
+process.on('uncaughtException', (error) => { fail(SCENARIO, `uncaught: ${reasonOf(error)}`); });
+process.on('unhandledRejection', (error) => { fail(SCENARIO, `unhandled rejection: ${reasonOf(error)}`); });
+// A scenario takes seconds; a hang must not hold the test run.
+setTimeout(() => { fail(SCENARIO, 'the scenario did not finish within 60 s'); }, 60000);
 try {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
