@@ -724,7 +724,7 @@
       }
       case 'tool_output': {
         const card = turn.tools.get(ev.id);
-        if (card) { card._output.hidden = false; card._output.append(ev.text); }
+        if (card && ev.text) { card._output.hidden = false; card._output.append(ev.text); }
         break;
       }
       case 'tool_end': {
@@ -1201,7 +1201,7 @@
     // Each panel builds its content, or throws an API error that is shown in place.
     Promise.resolve()
       .then(() => PANELS[name]())
-      .then((nodes) => { if (token === panelToken) panel.replaceChildren(...[].concat(nodes)); })
+      .then((nodes) => { if (token === panelToken) panel.replaceChildren(...[].concat(nodes).filter((node) => node != null)); })
       .catch((error) => {
         if (token === panelToken) panel.replaceChildren(el('p', { class: 'error', role: 'alert', 'data-testid': 'panel-error' }, error.message || String(error)));
       });
@@ -1310,7 +1310,7 @@
         out.replaceChildren(empty('Running…'));
         const answer = await api(path + '/run', { method: 'POST' });
         const run = answer && answer.run;
-        out.replaceChildren(el('div', null, runLine(run)), run && run.output ? el('pre', null, run.output) : null);
+        out.replaceChildren(...[el('div', null, runLine(run)), run && run.output ? el('pre', null, run.output) : null].filter(Boolean));
       }));
       const toggle = el('button', { type: 'button' }, job.enabled ? 'Disable' : 'Enable');
       toggle.addEventListener('click', () => act(toggle, async () => {

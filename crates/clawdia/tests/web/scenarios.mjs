@@ -169,6 +169,13 @@ async function openPanel(page, id) {
     const first = document.querySelector('#panel > *');
     return first && first.textContent !== 'Loading…';
   }, null, { timeout: WAIT }));
+  // A missing value printed as text is a rendering bug (the page built a text node from null).
+  const stray = await page.evaluate(() => {
+    const walker = document.createTreeWalker(document.getElementById('panel'), NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) if (/^\s*(null|undefined|NaN|\[object Object\])\s*$/.test(node.textContent)) return node.textContent;
+    return null;
+  });
+  expect(stray === null, `the ${id} panel shows a stray \`${stray}\``);
 }
 
 function count(list, text) { return list.filter((t) => t.includes(text)).length; }
@@ -318,6 +325,7 @@ const scenarios = {
       await page.getByTestId('ctl-notifications').click();
       const item = page.getByTestId('notification').filter({ hasText: first });
       await item.first().waitFor({ timeout: WAIT });
+      await openPanel(page, 'ctl-notifications');
       expect(await page.locator('[data-testid=notification] b').count() === 0, 'the title\'s markup became an element');
       expect(await badge.isHidden(), 'the badge stays after the feed was opened');
     });
