@@ -889,7 +889,7 @@
       if (message.role === 'user' && DECISION_MESSAGE.test(message.text || '')) {
         // Shown through the approval's own card and the tool card's result instead.
         block = null;
-        nodes.push(note(message.text.split('\n')[0], { 'data-testid': 'decision-note' }));
+        nodes.push(note(DECISION_MESSAGE.exec(message.text)[0] + '.', { 'data-testid': 'decision-note' }));
       } else if (message.role === 'user') {
         block = null;
         nodes.push(el('div', { class: 'msg user', 'data-role': 'user', 'data-testid': 'message' }, message.text || ''));
