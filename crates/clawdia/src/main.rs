@@ -98,6 +98,20 @@ enum Command {
     /// The web UI's sign-in: pairing codes and signed-in browsers.
     #[command(subcommand)]
     Web(WebCommand),
+    /// Alerts for the owner.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AlertsCommand {
+    /// Sends a test alert down every route of `[alerts] routes` (the running gateway delivers
+    /// it: to the log, the open browsers, the hook, the webhook).
+    Test {
+        /// The alert's title.
+        #[arg(long, default_value = "Test alert from Clawdia")]
+        title: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -430,6 +444,7 @@ fn main() -> ExitCode {
         Command::Mcp(command) => with_runtime(mcp::run(home, command)),
         Command::Broker(command) => with_runtime(broker::run(home, command)),
         Command::Web(command) => with_runtime(web::run(home, command)),
+        Command::Alerts(AlertsCommand::Test { title }) => test_alert(&home, &title),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -581,6 +596,28 @@ fn loose_secret_files(config: &Config) -> Vec<PathBuf> {
         std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o077 != 0)
     });
     files
+}
+
+/// `clawdia alerts test`: queues one alert for every configured route.
+fn test_alert(home: &std::path::Path, title: &str) -> Outcome {
+    let config = load_config(home)?;
+    let audit: Arc<dyn clawdia_core::AuditSink> =
+        Arc::new(clawdia_store::Store::open(&clawdia_runtime::state_dir(home)).map_err(Failure::from)?);
+    let outbox = clawdia_runtime::outbox::open(&config, audit).map_err(Failure::config)?;
+    let alert = clawdia_core::Alert::new(
+        "test_alert",
+        clawdia_core::Severity::NOTICE,
+        clawdia_core::text::one_line(title),
+        "A test alert from `clawdia alerts test`: if you read this, the route works.",
+    );
+    let id = outbox.push(&alert)?;
+    let routes: Vec<&str> = config.alerts.routes.iter().map(|route| route.name()).collect();
+    if routes.is_empty() {
+        println!("no routes are configured (`[alerts] routes = []`): nothing was sent");
+    } else {
+        println!("queued {id} for {}; the running gateway delivers it", routes.join(", "));
+    }
+    Ok(())
 }
 
 async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {

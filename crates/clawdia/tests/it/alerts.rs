@@ -116,7 +116,7 @@ fn a_route_this_build_lacks_is_a_one_line_config_error() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let error = stderr(&out);
     assert!(
-        error.contains("alerts.routes: `telegram` is a chat channel this build does not have yet; routes here: log, hook, webhook"),
+        error.contains("alerts.routes: `telegram` is a chat channel this build does not have yet; routes here: log, web, hook, webhook"),
         "{error}"
     );
     assert_eq!(error.lines().count(), 1, "{error}");

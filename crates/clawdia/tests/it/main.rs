@@ -6,6 +6,7 @@
 mod alerts;
 mod approvals;
 mod brain;
+mod browser;
 mod cli;
 mod crash;
 mod cron;
@@ -20,3 +21,4 @@ mod retries;
 mod secrets;
 mod skills;
 mod support;
+mod web;
