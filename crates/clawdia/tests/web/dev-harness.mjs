@@ -94,6 +94,9 @@ async function stop() {
 await start();
 const token = fs.readFileSync(HOME + '/secrets/gateway-token', 'utf8').trim();
 
+// The gateway goes with the harness (Ctrl-C on --serve, or the harness being killed).
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { stop().finally(() => process.exit(130)); });
+
 const mode = process.argv[2];
 if (mode === '--serve') {
   console.log(`gateway ${BASE} token ${token} home ${HOME} mock http://127.0.0.1:${MOCK}/queue`);
