@@ -5,13 +5,14 @@
 // Scenarios: pair_and_chat, approve_exec, alert, restart, hostile, phone.
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 
 const SCENARIO = process.argv[2];
 const BASE = (process.env.CLAWDIA_URL || '').replace(/\/$/, '');
 const OUT = process.env.CLAWDIA_TEST_OUT || '';
-const NPM = process.env.CLAWDIA_TEST_NPM || '/root/.cache/clawdia/npm';
+const NPM = process.env.CLAWDIA_TEST_NPM || path.join(os.homedir(), '.cache/clawdia/npm'); // as scripts/test.sh
 const CHROMIUM = process.env.CLAWDIA_TEST_CHROMIUM || '/usr/bin/chromium';
 const WAIT = 10000;
 
