@@ -724,7 +724,7 @@
       }
       case 'tool_output': {
         const card = turn.tools.get(ev.id);
-        if (card) { card._output.hidden = false; card._output.append(ev.text); }
+        if (card && ev.text) { card._output.hidden = false; card._output.append(ev.text); }
         break;
       }
       case 'tool_end': {
@@ -889,7 +889,7 @@
       if (message.role === 'user' && DECISION_MESSAGE.test(message.text || '')) {
         // Shown through the approval's own card and the tool card's result instead.
         block = null;
-        nodes.push(note(message.text.split('\n')[0], { 'data-testid': 'decision-note' }));
+        nodes.push(note(DECISION_MESSAGE.exec(message.text)[0] + '.', { 'data-testid': 'decision-note' }));
       } else if (message.role === 'user') {
         block = null;
         nodes.push(el('div', { class: 'msg user', 'data-role': 'user', 'data-testid': 'message' }, message.text || ''));
@@ -1201,7 +1201,7 @@
     // Each panel builds its content, or throws an API error that is shown in place.
     Promise.resolve()
       .then(() => PANELS[name]())
-      .then((nodes) => { if (token === panelToken) panel.replaceChildren(...[].concat(nodes)); })
+      .then((nodes) => { if (token === panelToken) panel.replaceChildren(...[].concat(nodes).filter((node) => node != null)); })
       .catch((error) => {
         if (token === panelToken) panel.replaceChildren(el('p', { class: 'error', role: 'alert', 'data-testid': 'panel-error' }, error.message || String(error)));
       });
@@ -1310,7 +1310,7 @@
         out.replaceChildren(empty('Running…'));
         const answer = await api(path + '/run', { method: 'POST' });
         const run = answer && answer.run;
-        out.replaceChildren(el('div', null, runLine(run)), run && run.output ? el('pre', null, run.output) : null);
+        out.replaceChildren(...[el('div', null, runLine(run)), run && run.output ? el('pre', null, run.output) : null].filter(Boolean));
       }));
       const toggle = el('button', { type: 'button' }, job.enabled ? 'Disable' : 'Enable');
       toggle.addEventListener('click', () => act(toggle, async () => {

@@ -45,6 +45,7 @@ const mock = http.createServer(async (req, res) => {
     for (let i = 0; i < text.length; i += size) {
       if (r.chunks_ms) await sleep(r.chunks_ms);
       send({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: text.slice(i, i + size) }, finish_reason: null }] });
+      if (r.break_after_ms) { await sleep(r.break_after_ms); res.destroy(); return; } // a stream that breaks off
     }
     send({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
   }
@@ -68,8 +69,13 @@ token = { file = "secrets/gateway-token" }
 kind = "openai"
 base_url = "http://127.0.0.1:${MOCK}/v1"
 
+[providers.backup]
+kind = "openai"
+base_url = "http://127.0.0.1:${MOCK}/v1"
+
 [agents.main]
 model = "mock/m1"
+fallbacks = ["backup/m2"]
 
 [agents.main.tools]
 allow = ["exec", "fs"]
@@ -93,6 +99,9 @@ async function stop() {
 }
 await start();
 const token = fs.readFileSync(HOME + '/secrets/gateway-token', 'utf8').trim();
+
+// The gateway goes with the harness (Ctrl-C on --serve, or the harness being killed).
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { stop().finally(() => process.exit(130)); });
 
 const mode = process.argv[2];
 if (mode === '--serve') {

@@ -5,13 +5,14 @@
 // Scenarios: pair_and_chat, approve_exec, alert, restart, hostile, phone.
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 
 const SCENARIO = process.argv[2];
 const BASE = (process.env.CLAWDIA_URL || '').replace(/\/$/, '');
 const OUT = process.env.CLAWDIA_TEST_OUT || '';
-const NPM = process.env.CLAWDIA_TEST_NPM || '/root/.cache/clawdia/npm';
+const NPM = process.env.CLAWDIA_TEST_NPM || path.join(os.homedir(), '.cache/clawdia/npm'); // as scripts/test.sh
 const CHROMIUM = process.env.CLAWDIA_TEST_CHROMIUM || '/usr/bin/chromium';
 const WAIT = 10000;
 
@@ -35,10 +36,15 @@ const waiting = [];
 input.on('line', (line) => {
   if (waiting.length) waiting.shift().resolve(line); else answers.push(line);
 });
-input.on('close', () => { for (const w of waiting.splice(0)) w.reject(new Error('the harness closed stdin')); });
+let inputClosed = false;
+input.on('close', () => {
+  inputClosed = true;
+  for (const w of waiting.splice(0)) w.reject(new Error('the harness closed stdin'));
+});
 
 async function ask(action, argument) {
   process.stdout.write(`ask ${action}${argument === undefined ? '' : ' ' + JSON.stringify(argument)}\n`);
+  if (!answers.length && inputClosed) throw new Error(`the harness closed stdin before answering \`ask ${action}\``);
   const line = answers.length ? answers.shift() : await new Promise((resolve, reject) => waiting.push({ resolve, reject }));
   let answer;
   try { answer = JSON.parse(line); } catch { throw new Error(`the harness answered \`${line}\` to \`ask ${action}\`, not JSON`); }
@@ -155,6 +161,22 @@ async function waitForReply(page, text) {
     const shown = await assistantTexts(page).catch(() => []);
     throw new Error(`no finished reply containing \`${text}\` within ${WAIT / 1000} s; assistant messages: ${JSON.stringify(shown).slice(0, 300)}`);
   }
+}
+
+/** Opens a Control panel and waits until it has loaded (its "Loading…" placeholder is gone). */
+async function openPanel(page, id) {
+  await page.getByTestId(id).click();
+  await within(`the ${id} panel kept loading`, page.waitForFunction(() => {
+    const first = document.querySelector('#panel > *');
+    return first && first.textContent !== 'Loading…';
+  }, null, { timeout: WAIT }));
+  // A missing value printed as text is a rendering bug (the page built a text node from null).
+  const stray = await page.evaluate(() => {
+    const walker = document.createTreeWalker(document.getElementById('panel'), NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) if (/^\s*(null|undefined|NaN|\[object Object\])\s*$/.test(node.textContent)) return node.textContent;
+    return null;
+  });
+  expect(stray === null, `the ${id} panel shows a stray \`${stray}\``);
 }
 
 function count(list, text) { return list.filter((t) => t.includes(text)).length; }
@@ -304,6 +326,7 @@ const scenarios = {
       await page.getByTestId('ctl-notifications').click();
       const item = page.getByTestId('notification').filter({ hasText: first });
       await item.first().waitFor({ timeout: WAIT });
+      await openPanel(page, 'ctl-notifications');
       expect(await page.locator('[data-testid=notification] b').count() === 0, 'the title\'s markup became an element');
       expect(await badge.isHidden(), 'the badge stays after the feed was opened');
     });
@@ -427,6 +450,26 @@ const scenarios = {
       await page.locator('#transcript [data-role=assistant] strong').first().waitFor({ timeout: WAIT });
       await harmless('reloaded');
     });
+
+    const path = '<img src=x onerror=alert(7)>.txt';
+    await ask('reply', { tool_calls: [['read', JSON.stringify({ path })]] });
+    await ask('reply', { text: 'The file is **missing**.' });
+    await check('hostile tool arguments and results show as text, in the chat and in every Control panel', async () => {
+      await sendMessage(page, 'read that file');
+      await waitForReply(page, 'The file is missing.');
+      const card = page.locator('#transcript [data-testid=tool-card]', { hasText: 'read' }).last();
+      expect((await card.getByTestId('tool-args').textContent()).includes(path), 'the tool card does not show the path literally');
+      await page.getByTestId('tab-control').click();
+      for (const id of await page.$$eval('#subtabs button', (nodes) => nodes.map((n) => n.dataset.testid))) {
+        await openPanel(page, id);
+        if (id === 'ctl-sessions') {
+          // The chat's title is its first message, `say it <b>me</b>`: listed as text.
+          await within('the sessions panel does not list the chat by its literal title', page.locator('#panel [data-testid=session-item]').filter({ hasText: 'say it <b>me</b>' }).first().waitFor({ timeout: WAIT }));
+        }
+        const made = await page.$$eval('img:not([src="/icon.svg"]), script:not([src="/app.js"]), #panel b', (n) => n.map((x) => x.outerHTML));
+        expect(made.length === 0, `${id}: elements were created from text: ${made.join(' ')}`);
+      }
+    });
   },
 
   async phone() {
@@ -469,8 +512,7 @@ const scenarios = {
       await page.getByTestId('tab-control').click();
       const panels = await page.$$eval('#subtabs button', (nodes) => nodes.map((n) => n.dataset.testid));
       for (const id of panels) {
-        await page.getByTestId(id).click();
-        await page.waitForFunction(() => !document.querySelector('#panel > p.muted') || document.querySelector('#panel > p.muted').textContent !== 'Loading…', null, { timeout: WAIT });
+        await openPanel(page, id);
         await noSideScroll(id);
         const error = await page.$$eval('#panel [role=alert]', (nodes) => nodes.map((n) => n.textContent).join('; '));
         expect(!error, `${id} shows an error: ${error}`);
@@ -481,6 +523,10 @@ const scenarios = {
 
 // ------------------------------------------------------------ main
 if (!scenarios[SCENARIO]) die(`unknown scenario \`${SCENARIO}\`; one of: ${Object.keys(scenarios).join(', ')}`);
+process.on('uncaughtException', (error) => { fail(SCENARIO, `uncaught: ${reasonOf(error)}`); });
+process.on('unhandledRejection', (error) => { fail(SCENARIO, `unhandled rejection: ${reasonOf(error)}`); });
+// A scenario takes seconds; a hang must not hold the test run.
+setTimeout(() => { fail(SCENARIO, 'the scenario did not finish within 60 s'); }, 60000);
 try {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
