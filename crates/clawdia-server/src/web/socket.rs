@@ -278,6 +278,10 @@ impl Socket {
                 let events = HubEvents::new(hub.clone(), turn.clone(), agent);
                 let result = gateway.run_turn(request, &events).await;
                 events.flush();
+                // As over `/v1/turns`: a turn that fails ends with an `error` event saying why.
+                if let Err(error) = &result {
+                    events.publish(&TurnEvent::Error { message: error.to_string() });
+                }
                 let session = events.session();
                 if hub.end_turn(&turn) {
                     hub.publish(json!({
@@ -307,13 +311,15 @@ impl Socket {
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let session = approval.session.clone();
         let task = {
-            let (hub, turn, agent) = (hub.clone(), turn.clone(), approval.agent.clone());
+            let (hub, turn, agent, session) =
+                (hub.clone(), turn.clone(), approval.agent.clone(), session.clone());
             tokio::spawn(async move {
                 if wait.await.is_err() {
                     return;
                 }
                 let _permit = permits.acquire_owned().await;
                 let events = HubEvents::new(hub.clone(), turn.clone(), agent);
+                events.in_session(&session);
                 let decided = gateway.decide(&id, Decision { approve, note }, &events).await;
                 events.flush();
                 let ok = match &decided {
@@ -322,7 +328,7 @@ impl Socket {
                         decided.turn.as_ref().is_none_or(Result::is_ok)
                     }
                     Err(error) => {
-                        hub.publish(json!({"type": "turn", "turn": turn, "event": TurnEvent::Error { message: error.to_string() }}));
+                        events.publish(&TurnEvent::Error { message: error.to_string() });
                         false
                     }
                 };
@@ -354,12 +360,19 @@ impl HubEvents {
         HubEvents { hub, turn, agent, text: Default::default(), session: Default::default() }
     }
 
+    /// The turn continues session `session` (a decision's continuation: no `started` comes).
+    fn in_session(&self, session: &str) {
+        *self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(session.to_string());
+    }
+
     fn session(&self) -> Option<String> {
         self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn publish(&self, event: &TurnEvent) {
-        self.hub.publish(json!({"type": "turn", "turn": self.turn, "agent": self.agent, "event": event}));
+        self.hub.publish(json!({
+            "type": "turn", "turn": self.turn, "agent": self.agent, "session": self.session(), "event": event,
+        }));
     }
 
     fn flush(&self) {

@@ -531,3 +531,25 @@ fn with_the_web_ui_off_only_the_api_answers() {
     let bearer = format!("Bearer {}", home.token());
     assert_eq!(request(gateway.addr, "GET", "/v1/models", &[("Authorization", &bearer)], "").0, 200);
 }
+
+#[test]
+fn a_failed_turn_ends_with_its_error_and_the_next_one_works() {
+    let home = Home::new();
+    let gateway = home.up();
+    let browser = sign_in(&gateway, &json!({"code": pair(&home)})).unwrap();
+    let mut socket = connect(&gateway, &browser, None).unwrap();
+    socket.hello(None, None);
+    // Both models of the chain refuse the request.
+    home.mock.push(Reply::status(400));
+    home.mock.push(Reply::status(400));
+    socket.send(json!({"type": "turn", "agent": "main", "message": "hello?"}));
+    let events = socket.until(|e| e["type"] == "turn_done");
+    let error = events.iter().find(|e| e["event"]["type"] == "error").expect("an error event");
+    assert!(!error["event"]["message"].as_str().unwrap().is_empty(), "{error}");
+    assert_eq!(events.last().unwrap()["ok"], false);
+    home.mock.push(Reply::text("Back."));
+    socket.send(json!({"type": "turn", "agent": "main", "message": "hello again"}));
+    let events = socket.until(|e| e["type"] == "turn_done");
+    assert_eq!(text_of(&events), "Back.");
+    assert_eq!(events.last().unwrap()["ok"], true);
+}
