@@ -17,6 +17,7 @@ pub mod random;
 pub mod redact;
 pub mod session;
 pub mod skills;
+pub mod speech;
 pub mod status;
 pub mod text;
 pub mod time;
@@ -35,6 +36,7 @@ pub use model::{
 pub use notify::{Alert, LiveAlerts, NoNotifier, Notifier};
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
+pub use speech::{Pcm, SpeechError, SpeechToText, TextToSpeech, Transcript};
 pub use status::{ComponentState, ComponentStatus, StatusBoard};
 pub use text::{error_body_message, error_chain, first_line, frontmatter_fence, hex, one_line};
 pub use tool::{Tool, ToolContext, ToolError, ToolProgress, ToolSource};
