@@ -29,14 +29,16 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 export CLAWDIA_TEST_NPM="${CLAWDIA_TEST_NPM:-$HOME/.cache/clawdia/npm}"
 # The web UI's browser tests drive Debian's Chromium headless through npm playwright-core
-# (`npx playwright install` cannot download browsers here); under CI a missing one is a failure.
+# (`npx playwright install` cannot download browsers here); the Telegram channel's tests run
+# against npm @openclaw/crabline, a fake of the Bot API; under CI a missing one is a failure.
 if [ ! -f "$CLAWDIA_TEST_NPM/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ] \
   || [ ! -f "$CLAWDIA_TEST_NPM/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ] \
-  || [ ! -f "$CLAWDIA_TEST_NPM/node_modules/playwright-core/package.json" ]; then
+  || [ ! -f "$CLAWDIA_TEST_NPM/node_modules/playwright-core/package.json" ] \
+  || [ ! -f "$CLAWDIA_TEST_NPM/node_modules/@openclaw/crabline/dist/src/bin/crabline.js" ]; then
   mkdir -p "$CLAWDIA_TEST_NPM"
   npm install --prefix "$CLAWDIA_TEST_NPM" --no-audit --no-fund --silent \
     @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 \
-    playwright-core@1.65.2
+    playwright-core@1.65.2 @openclaw/crabline@0.1.27
 fi
 if [ ! -x /usr/bin/chromium ]; then
   sudo=""; if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
@@ -65,4 +67,4 @@ cargo nextest run --locked --workspace --no-fail-fast
 # broke every sandboxed command in the release build only, while the debug suite passed.
 cargo build --release --locked -p clawdia
 CLAWDIA_TEST_BINARY="$CARGO_TARGET_DIR/release/clawdia" \
-  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals|web|browser)::/)'
+  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals|web|browser|telegram)::/)'

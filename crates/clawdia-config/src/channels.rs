@@ -1,7 +1,9 @@
-//! `[channels]`: the owner's chat channels. Today `[channels.web]`, the browser chat and Control
-//! UI the gateway serves at `/` (on by default): how long a pairing code and a signed-in browser
-//! last, and the address printed in pairing links when the gateway sits behind a proxy. The raw
-//! tables as written and their validation; `raw.rs` and `validate.rs` only call in.
+//! `[channels]`: the owner's chat channels. `[channels.web]`, the browser chat and Control UI
+//! the gateway serves at `/` (on by default): how long a pairing code and a signed-in browser
+//! last, and the address printed in pairing links when the gateway sits behind a proxy.
+//! `[channels.telegram]`, a Telegram bot (off until it has a token): the Bot API root, the
+//! agent it talks to, and who may talk to it. The raw tables as written and their validation;
+//! `raw.rs` and `validate.rs` only call in.
 
 use std::time::Duration;
 
@@ -9,7 +11,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::SecretRef;
 use crate::error::ConfigError;
+use crate::raw::RawSecret;
 use crate::validate::Context;
 
 /// Defaults of `[channels.web]`.
@@ -26,6 +30,46 @@ pub(crate) struct RawChannels {
     /// The browser chat and Control UI at `/` on the gateway's address.
     #[serde(default)]
     pub web: RawWeb,
+    /// A Telegram bot: the owner's phone channel. On when the table is present.
+    #[schemars(with = "Option<RawTelegram>")]
+    pub telegram: Option<Spanned<RawTelegram>>,
+}
+
+/// `[channels.telegram]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "TelegramChannel")]
+pub(crate) struct RawTelegram {
+    /// The bot's token from @BotFather, as a secret reference: `{ env = "TELEGRAM_BOT_TOKEN" }`.
+    /// Required.
+    pub token: Option<RawSecret>,
+    /// The Bot API's address (a local Bot API server, or a test double).
+    #[schemars(with = "Option<String>", extend("default" = "https://api.telegram.org"))]
+    pub api_root: Option<Spanned<String>>,
+    /// How updates arrive: `poll` (long polling; works behind NAT). `webhook` is not in this build.
+    #[schemars(with = "Option<String>", extend("default" = "poll"))]
+    pub mode: Option<Spanned<String>>,
+    /// The agent the bot's chats talk to.
+    #[schemars(with = "Option<String>", extend("default" = "main"))]
+    pub agent: Option<Spanned<String>>,
+    /// Further agents a chat may switch to with `/agent NAME`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub agents: Option<Vec<Spanned<String>>>,
+    /// Who besides the owner (`[owner] telegram`) may talk to the bot in private chats:
+    /// `pairing` (they get a one-time code; `clawdia telegram pair CODE` lets them in),
+    /// `allowlist` (only the user ids in `allow`), `open` (anyone) or `disabled` (the owner only).
+    #[schemars(with = "Option<String>", extend("default" = "pairing"))]
+    pub dm_policy: Option<Spanned<String>>,
+    /// Telegram user ids allowed besides the owner.
+    #[schemars(with = "Option<Vec<i64>>")]
+    pub allow: Option<Vec<i64>>,
+    /// In groups the bot answers only messages that mention it or reply to it (`mention`), or
+    /// ignores groups (`off`). Only allowed senders are ever answered.
+    #[schemars(with = "Option<String>", extend("default" = "mention"))]
+    pub groups: Option<Spanned<String>>,
+    /// Seconds a long poll waits for updates (1-50).
+    #[schemars(extend("default" = 30))]
+    pub poll_timeout_secs: Option<u64>,
 }
 
 /// `[channels.web]`.
@@ -52,6 +96,43 @@ pub(crate) struct RawWeb {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChannelsConfig {
     pub web: WebConfig,
+    pub telegram: Option<TelegramConfig>,
+}
+
+/// Who besides the owner may talk to the bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmPolicy {
+    Pairing,
+    Allowlist,
+    Open,
+    Disabled,
+}
+
+impl DmPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            DmPolicy::Pairing => "pairing",
+            DmPolicy::Allowlist => "allowlist",
+            DmPolicy::Open => "open",
+            DmPolicy::Disabled => "disabled",
+        }
+    }
+}
+
+/// `[channels.telegram]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelegramConfig {
+    pub token: SecretRef,
+    /// Without a trailing slash.
+    pub api_root: String,
+    pub agent: String,
+    /// `agent` first, then the others a chat may switch to.
+    pub agents: Vec<String>,
+    pub dm_policy: DmPolicy,
+    pub allow: Vec<i64>,
+    /// Answer mentions and replies in groups.
+    pub groups: bool,
+    pub poll_timeout: Duration,
 }
 
 /// `[channels.web]`, validated.
@@ -75,7 +156,15 @@ impl Default for WebConfig {
     }
 }
 
-pub(crate) fn validate(context: &Context, raw: RawChannels) -> Result<ChannelsConfig, ConfigError> {
+pub(crate) fn validate(
+    context: &Context,
+    raw: RawChannels,
+    agents: &std::collections::BTreeMap<String, crate::AgentConfig>,
+) -> Result<ChannelsConfig, ConfigError> {
+    let telegram = match raw.telegram {
+        None => None,
+        Some(table) => Some(telegram(context, table, agents)?),
+    };
     let raw = raw.web;
     let key = |field: &'static str| ["channels", "web", field];
     let defaults = WebConfig::default();
@@ -117,11 +206,142 @@ pub(crate) fn validate(context: &Context, raw: RawChannels) -> Result<ChannelsCo
         }
     };
     Ok(ChannelsConfig {
+        telegram,
         web: WebConfig {
             enabled: raw.enabled.unwrap_or(true),
             public_url,
             pair_ttl: duration(raw.pair_ttl, "pair_ttl", defaults.pair_ttl)?,
             session_ttl: duration(raw.session_ttl, "session_ttl", defaults.session_ttl)?,
         },
+    })
+}
+
+fn telegram(
+    context: &Context,
+    table: Spanned<RawTelegram>,
+    agents: &std::collections::BTreeMap<String, crate::AgentConfig>,
+) -> Result<TelegramConfig, ConfigError> {
+    let span = table.span();
+    let raw = table.into_inner();
+    let key = |field: &'static str| ["channels", "telegram", field];
+    let token = match raw.token {
+        Some(token) => context.secret(token, &key("token"))?,
+        None => {
+            return Err(context.error(
+                span,
+                &key("token"),
+                "is required: the bot's token as a secret reference, e.g. token = { env = \"TELEGRAM_BOT_TOKEN\" }",
+            ));
+        }
+    };
+    let api_root = match raw.api_root {
+        None => "https://api.telegram.org".to_string(),
+        Some(url) => {
+            let text = url.get_ref().trim().trim_end_matches('/').to_string();
+            if !(text.starts_with("https://") || text.starts_with("http://"))
+                || text.contains(char::is_whitespace)
+            {
+                return Err(context.error(
+                    url.span(),
+                    &key("api_root"),
+                    format!("`{}` is not an http(s) URL", url.get_ref()),
+                ));
+            }
+            text
+        }
+    };
+    if let Some(mode) = raw.mode {
+        match mode.get_ref().as_str() {
+            "poll" => {}
+            "webhook" => {
+                return Err(context.error(
+                    mode.span(),
+                    &key("mode"),
+                    "`webhook` is not in this build yet; use \"poll\" (long polling also works behind NAT)",
+                ));
+            }
+            other => {
+                return Err(context.error(
+                    mode.span(),
+                    &key("mode"),
+                    format!("unknown mode `{other}` (one of: poll, webhook)"),
+                ));
+            }
+        }
+    }
+    let known = |name: &Spanned<String>, field: &'static str| {
+        if agents.contains_key(name.get_ref()) {
+            Ok(name.get_ref().clone())
+        } else {
+            let configured: Vec<&str> = agents.keys().map(String::as_str).collect();
+            Err(context.error(
+                name.span(),
+                &key(field),
+                format!("unknown agent `{}` (configured: {})", name.get_ref(), configured.join(", ")),
+            ))
+        }
+    };
+    let agent = match &raw.agent {
+        Some(name) => known(name, "agent")?,
+        None if agents.contains_key("main") => "main".to_string(),
+        None => {
+            return Err(context.error(
+                span,
+                &key("agent"),
+                "is required when there is no agent named `main`",
+            ));
+        }
+    };
+    let mut chat_agents = vec![agent.clone()];
+    for name in raw.agents.iter().flatten() {
+        let name = known(name, "agents")?;
+        if !chat_agents.contains(&name) {
+            chat_agents.push(name);
+        }
+    }
+    let dm_policy = match raw.dm_policy {
+        None => DmPolicy::Pairing,
+        Some(policy) => match policy.get_ref().as_str() {
+            "pairing" => DmPolicy::Pairing,
+            "allowlist" => DmPolicy::Allowlist,
+            "open" => DmPolicy::Open,
+            "disabled" => DmPolicy::Disabled,
+            other => {
+                return Err(context.error(
+                    policy.span(),
+                    &key("dm_policy"),
+                    format!("unknown policy `{other}` (one of: pairing, allowlist, open, disabled)"),
+                ));
+            }
+        },
+    };
+    let groups = match raw.groups {
+        None => true,
+        Some(groups) => match groups.get_ref().as_str() {
+            "mention" => true,
+            "off" => false,
+            other => {
+                return Err(context.error(
+                    groups.span(),
+                    &key("groups"),
+                    format!("unknown setting `{other}` (one of: mention, off)"),
+                ));
+            }
+        },
+    };
+    let poll_timeout = match raw.poll_timeout_secs {
+        None => Duration::from_secs(30),
+        Some(secs @ 1..=50) => Duration::from_secs(secs),
+        Some(_) => return Err(context.error(span, &key("poll_timeout_secs"), "must be from 1 to 50")),
+    };
+    Ok(TelegramConfig {
+        token,
+        api_root,
+        agent,
+        agents: chat_agents,
+        dm_policy,
+        allow: raw.allow.unwrap_or_default(),
+        groups,
+        poll_timeout,
     })
 }

@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 pub use alerts::{AlertRoute, AlertsConfig, HookConfig, OwnerConfig, WebhookConfig, WebhookFormat};
 pub use broker::BrokerConfig;
-pub use channels::{ChannelsConfig, WebConfig};
+pub use channels::{ChannelsConfig, DmPolicy, TelegramConfig, WebConfig};
 pub use dream::DreamConfig;
 pub use error::ConfigError;
 pub use mcp::{McpConfig, McpEnv, McpServerConfig};

@@ -24,16 +24,19 @@ pub enum TurnOrigin {
     Scheduler,
     /// A sub-agent's turn, started by its parent agent's `spawn_subagent`.
     Subagent,
+    /// A message to the Telegram bot; the sender is the Telegram user id (`telegram:<id>`).
+    Telegram,
 }
 
 impl TurnOrigin {
-    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat) or `subagent`.
+    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat), `subagent` or `telegram`.
     pub fn as_str(self) -> &'static str {
         match self {
             TurnOrigin::Cli => "cli",
             TurnOrigin::Api => "api",
             TurnOrigin::Scheduler => "cron",
             TurnOrigin::Subagent => "subagent",
+            TurnOrigin::Telegram => "telegram",
         }
     }
 }
@@ -298,6 +301,7 @@ mod tests {
         assert_eq!(sender_id(TurnOrigin::Api, Some("alice")), "api:alice");
         assert_eq!(sender_id(TurnOrigin::Subagent, Some("api:alice")), "subagent:api:alice");
         assert_eq!(sender_id(TurnOrigin::Scheduler, Some("nightly-report")), "cron:nightly-report");
+        assert_eq!(sender_id(TurnOrigin::Telegram, Some("123456789")), "telegram:123456789");
         // An API client cannot pass itself off as the owner's terminal.
         assert_eq!(sender_id(TurnOrigin::Api, Some("\ncli")), "api:_cli");
         assert_eq!(sender_id(TurnOrigin::Api, Some("a b*")), "api:a_b_");

@@ -14,6 +14,7 @@ pub mod offline;
 pub mod outbox;
 pub mod remote;
 pub mod sched;
+pub mod telegram;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -413,7 +414,8 @@ pub async fn serve(
     console: Arc<dyn clawdia_server::web::Console>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
-    let components = vec![outbox::component(runtime), approvals::component(runtime)];
+    let mut components = vec![outbox::component(runtime), approvals::component(runtime)];
+    components.extend(telegram::component(runtime));
     let web = web_channel(runtime, console)?;
     daemon::run(runtime, listener, token, runtime.notifier.clone(), components, web, shutdown).await
 }

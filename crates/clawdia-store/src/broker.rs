@@ -34,7 +34,7 @@ fn origin_text(origin: TurnOrigin) -> &'static str {
 }
 
 fn parse_origin(text: &str) -> Option<TurnOrigin> {
-    [TurnOrigin::Cli, TurnOrigin::Api, TurnOrigin::Scheduler, TurnOrigin::Subagent]
+    [TurnOrigin::Cli, TurnOrigin::Api, TurnOrigin::Scheduler, TurnOrigin::Subagent, TurnOrigin::Telegram]
         .into_iter()
         .find(|origin| origin.as_str() == text || (text == "scheduler" && *origin == TurnOrigin::Scheduler))
 }

@@ -13,6 +13,7 @@ mod logging;
 mod mcp;
 mod models;
 mod skills;
+mod telegram;
 mod web;
 
 use std::net::IpAddr;
@@ -101,6 +102,15 @@ enum Command {
     /// Alerts for the owner.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// The Telegram bot: let in people who asked to talk to it.
+    #[command(subcommand)]
+    Telegram(TelegramCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TelegramCommand {
+    /// Lets in the Telegram user who was given CODE when they first wrote to the bot.
+    Pair { code: String },
 }
 
 #[derive(Subcommand)]
@@ -445,6 +455,7 @@ fn main() -> ExitCode {
         Command::Broker(command) => with_runtime(broker::run(home, command)),
         Command::Web(command) => with_runtime(web::run(home, command)),
         Command::Alerts(AlertsCommand::Test { title }) => test_alert(&home, &title),
+        Command::Telegram(command) => with_runtime(telegram::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

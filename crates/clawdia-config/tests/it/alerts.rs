@@ -169,3 +169,41 @@ fn the_web_channel_takes_durations_and_an_http_public_url() {
         "clawdia.toml:2: channels.web.public_url: `claw.example.org` is not an http(s) URL, e.g. \"https://clawdia.example.org\"",
     );
 }
+
+/// Two providers and the `main` agent on lines 1-8.
+fn with_agent(rest: &str) -> String {
+    format!("{}[agents.main]\nmodel = \"zai/glm-5\"\n{rest}", super::PROVIDERS)
+}
+
+#[test]
+fn a_telegram_bot_needs_a_token_and_known_agents() {
+    let config = parse(
+        &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\napi_root = \"http://127.0.0.1:9/\"\ndm_policy = \"allowlist\"\nallow = [5]\n"),
+        &home(),
+    )
+    .unwrap();
+    let telegram = config.channels.telegram.unwrap();
+    assert_eq!(telegram.api_root, "http://127.0.0.1:9");
+    assert_eq!(telegram.agent, "main");
+    assert_eq!(telegram.agents, ["main"]);
+    assert_eq!(telegram.dm_policy, clawdia_config::DmPolicy::Allowlist);
+    assert_eq!(telegram.allow, [5]);
+    assert_eq!(telegram.poll_timeout, Duration::from_secs(30));
+    assert!(parse("", &home()).unwrap().channels.telegram.is_none());
+    check_error(
+        &with_agent("[channels.telegram]\ndm_policy = \"open\"\n"),
+        "clawdia.toml:9: channels.telegram.token: is required: the bot's token as a secret reference, e.g. token = { env = \"TELEGRAM_BOT_TOKEN\" }",
+    );
+    check_error(
+        &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\nagent = \"nobody\"\n"),
+        "clawdia.toml:11: channels.telegram.agent: unknown agent `nobody` (configured: main)",
+    );
+    check_error(
+        &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\nmode = \"webhook\"\n"),
+        "clawdia.toml:11: channels.telegram.mode: `webhook` is not in this build yet; use \"poll\" (long polling also works behind NAT)",
+    );
+    check_error(
+        &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\ndm_policy = \"everyone\"\n"),
+        "clawdia.toml:11: channels.telegram.dm_policy: unknown policy `everyone` (one of: pairing, allowlist, open, disabled)",
+    );
+}

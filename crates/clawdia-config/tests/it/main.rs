@@ -39,7 +39,7 @@ workspace = "workspaces/docs"          # relative paths are relative to the home
 "#;
 
 /// Two providers on lines 1-6, so the lines of what follows are easy to count.
-const PROVIDERS: &str = r#"[providers.anthropic]
+pub const PROVIDERS: &str = r#"[providers.anthropic]
 kind = "anthropic"
 base_url = "https://api.anthropic.com"
 [providers.zai]

@@ -21,4 +21,5 @@ mod retries;
 mod secrets;
 mod skills;
 mod support;
+mod telegram;
 mod web;

@@ -1,0 +1,35 @@
+//! The Telegram channel as a daemon component: each run builds the channel afresh (a new Bot
+//! API client, so a stalled connection is rebuilt) and polls until the gateway stops; a run that
+//! ends in an error (the token refused, another poller, polls that keep failing) is restarted
+//! with backoff and alerted by the daemon.
+
+use std::sync::Arc;
+
+use clawdia_telegram::Telegram;
+
+use crate::Runtime;
+use crate::daemon::{CancellationToken, Component};
+
+/// The component, when `[channels.telegram]` is configured.
+pub fn component(runtime: &Runtime) -> Option<Component> {
+    let config = runtime.config.channels.telegram.clone()?;
+    let owner = runtime.config.owner.telegram;
+    let state_dir = crate::state_dir(&runtime.config.home);
+    let gateway: Arc<dyn clawdia_core::Gateway> = runtime.agents.clone();
+    let audit = runtime.audit.clone();
+    let notifier = runtime.notifier.clone();
+    Some(Component::new("telegram", move |token: CancellationToken| {
+        let built = Telegram::new(
+            config.clone(),
+            owner,
+            &state_dir,
+            gateway.clone(),
+            audit.clone(),
+            notifier.clone(),
+        );
+        async move {
+            let channel = Arc::new(built.map_err(|e| e.to_string())?);
+            channel.run(token.cancelled_owned()).await
+        }
+    }))
+}

@@ -1,0 +1,581 @@
+//! The Telegram channel: the owner's phone. A long-polling loop fetches updates and stores each
+//! in `state/telegram.db` before acknowledging it (the next poll's offset comes from what is
+//! stored), so a crash or restart neither loses nor repeats a message; only completed
+//! `getUpdates` calls count as alive, and a poll that keeps failing ends the run so the daemon
+//! rebuilds it and alerts. Each update is then handled in its chat's order: who may talk
+//! (`[owner] telegram`, then `dm_policy`: pairing, allowlist, open, disabled; groups only when
+//! the bot is mentioned or replied to), commands (`/new`, `/agent NAME`), and turns through the
+//! core `Gateway` seam as `telegram:<user id>` — the owner's own words unwrapped, anyone
+//! else's inside trust markers — with the reply streamed by editing one message at a pace
+//! Telegram accepts, then split at its limits and sent as Telegram HTML (plain text if refused).
+//!
+//! Invariants: a stranger's message never reaches an agent unless the policy lets them in, and
+//! every refusal is audited; flood control (`retry_after`) is waited out, never hammered.
+
+pub mod api;
+pub mod format;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use clawdia_config::{DmPolicy, TelegramConfig};
+use clawdia_core::{
+    Alert, AuditEvent, AuditSink, Gateway, Notifier, Severity, TurnContext, TurnEvent, TurnEvents,
+    TurnOrigin, TurnRequest,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::api::{Api, ApiError, IncomingMessage, User};
+use crate::store::Store;
+
+/// How often a streaming reply's message is edited at most (Telegram allows about one edit
+/// per second per chat).
+const EDIT_EVERY: Duration = Duration::from_millis(1_200);
+/// How often "typing…" is renewed while a turn runs (it shows for about 5 s).
+const TYPING_EVERY: Duration = Duration::from_secs(4);
+/// Polls in a row that may fail before the run gives up (and the daemon rebuilds it).
+const FAILED_POLLS: u32 = 3;
+
+/// Why the channel cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TelegramError {
+    #[error("telegram: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// The Telegram channel of one bot.
+pub struct Telegram {
+    api: Api,
+    store: Arc<Store>,
+    gateway: Arc<dyn Gateway>,
+    audit: Arc<dyn AuditSink>,
+    notifier: Arc<dyn Notifier>,
+    config: TelegramConfig,
+    owner: Option<i64>,
+    me: OnceLock<User>,
+    /// Unix ms of the last completed `getUpdates`.
+    last_poll: AtomicI64,
+    /// One lock per chat: its messages are handled in order.
+    chats: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Telegram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telegram").field("api_root", &self.config.api_root).finish_non_exhaustive()
+    }
+}
+
+/// What came of one update, as noted in the store.
+type Outcome = String;
+
+impl Telegram {
+    /// The channel for `config`, its state in `state_dir`; `owner` is `[owner] telegram`.
+    pub fn new(
+        config: TelegramConfig,
+        owner: Option<i64>,
+        state_dir: &Path,
+        gateway: Arc<dyn Gateway>,
+        audit: Arc<dyn AuditSink>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Telegram, TelegramError> {
+        let token = config
+            .token
+            .resolve()
+            .map_err(|e| TelegramError::Setup(format!("channels.telegram.token: {e}")))?;
+        let api = Api::new(&config.api_root, token.expose(), config.poll_timeout)
+            .map_err(|e| TelegramError::Setup(e.to_string()))?;
+        let store = Arc::new(Store::open(state_dir)?);
+        Ok(Telegram {
+            api,
+            store,
+            gateway,
+            audit,
+            notifier,
+            config,
+            owner,
+            me: OnceLock::new(),
+            last_poll: AtomicI64::new(0),
+            chats: Mutex::default(),
+        })
+    }
+
+    /// The store (for `clawdia telegram pair`, which works on the file directly).
+    pub fn open_store(state_dir: &Path) -> Result<Store, TelegramError> {
+        Ok(Store::open(state_dir)?)
+    }
+
+    /// Unix ms of the last completed poll (0 before the first).
+    pub fn last_poll_ms(&self) -> i64 {
+        self.last_poll.load(Ordering::Relaxed)
+    }
+
+    /// Polls and handles updates until `stop` resolves. An error ends the run: the token was
+    /// refused, another client polls the bot, or polls kept failing.
+    pub async fn run(
+        self: Arc<Self>,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), String> {
+        tokio::pin!(stop);
+        let me = tokio::select! {
+            () = &mut stop => return Ok(()),
+            me = self.api.get_me() => me.map_err(|e| fatal_or_retry(&e))?,
+        };
+        tracing::info!(bot = me.username.as_deref().unwrap_or(""), "telegram: connected");
+        let _ = self.me.set(me);
+        // Updates stored but not handled before a restart are handled first.
+        self.handle_pending().await;
+        let mut failures = 0u32;
+        loop {
+            let offset = self.store.next_offset().map_err(|e| e.to_string())?;
+            let polled = tokio::select! {
+                () = &mut stop => return Ok(()),
+                polled = self.api.get_updates(offset, self.config.poll_timeout) => polled,
+            };
+            match polled {
+                Ok(updates) => {
+                    failures = 0;
+                    self.last_poll.store(clawdia_core::time::now_ms(), Ordering::Relaxed);
+                    if updates.is_empty() {
+                        continue;
+                    }
+                    let store = self.store.clone();
+                    let now = clawdia_core::time::now_ms();
+                    tokio::task::spawn_blocking(move || store.store_updates(&updates, now))
+                        .await
+                        .map_err(|_| "storing updates stopped unexpectedly".to_string())?
+                        .map_err(|e| e.to_string())?;
+                    self.handle_pending().await;
+                }
+                Err(ApiError::RetryAfter(wait)) => {
+                    tracing::warn!(?wait, "telegram: flood control on getUpdates");
+                    tokio::select! {
+                        () = &mut stop => return Ok(()),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(error @ ApiError::Refused { code: 401 | 403 | 404 | 409, .. }) => {
+                    return Err(fatal_or_retry(&error));
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, failures, "telegram: a poll failed");
+                    if failures >= FAILED_POLLS {
+                        return Err(format!(
+                            "no completed getUpdates in {failures} tries (the last: {error}); reconnecting"
+                        ));
+                    }
+                    let pause = Duration::from_secs(1 << failures.min(5));
+                    tokio::select! {
+                        () = &mut stop => return Ok(()),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands every pending update to its chat's queue; each is marked done once handled.
+    async fn handle_pending(self: &Arc<Self>) {
+        let store = self.store.clone();
+        let pending = match tokio::task::spawn_blocking(move || store.pending()).await {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "telegram: cannot read pending updates");
+                return;
+            }
+            Err(_) => return,
+        };
+        for (id, body) in pending {
+            let chat = body.pointer("/message/chat/id").and_then(Value::as_i64).unwrap_or(0);
+            let lock = {
+                let mut chats = self.chats.lock().unwrap_or_else(PoisonError::into_inner);
+                chats.entry(chat).or_default().clone()
+            };
+            // Taken before the task starts, so a chat's updates are handled in their order.
+            let Ok(guard) = lock.clone().try_lock_owned() else {
+                // A message of this chat is being handled; this one waits in the store and is
+                // picked up after the next poll.
+                continue;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _guard = guard;
+                let outcome = match serde_json::from_value::<api::Update>(body) {
+                    Ok(update) => this.handle(update).await,
+                    Err(error) => format!("unreadable update: {error}"),
+                };
+                let store = this.store.clone();
+                let _ = tokio::task::spawn_blocking(move || store.finish(id, &outcome)).await;
+                // Anything of this chat that queued up meanwhile.
+                this.handle_pending_later();
+            });
+        }
+    }
+
+    fn handle_pending_later(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move { this.handle_pending().await });
+    }
+
+    async fn handle(&self, update: api::Update) -> Outcome {
+        let Some(message) = update.message else {
+            return "not a message".into();
+        };
+        let Some(from) = message.from.clone() else {
+            return "a message without a sender".into();
+        };
+        if from.is_bot {
+            return "from a bot: ignored".into();
+        }
+        let chat = message.chat.id;
+        let private = message.chat.kind == "private";
+        if !private && !self.addressed(&message) {
+            return "group message not addressed to the bot".into();
+        }
+        match self.admit(&from, chat, private).await {
+            Ok(()) => {}
+            Err(outcome) => return outcome,
+        }
+        let owner = Some(from.id) == self.owner;
+        let Some(text) = message.text.clone().or_else(|| message.caption.clone()) else {
+            self.reply_plain(
+                chat,
+                "I can read text messages here; voice notes, photos and files are not supported yet.",
+            )
+            .await;
+            return "not text: told the sender".into();
+        };
+        let text = self.without_mention(&text);
+        if let Some(outcome) = self.command(chat, &text).await {
+            return outcome;
+        }
+        self.turn(chat, &from, owner, text).await
+    }
+
+    /// Whether a group message is for the bot: it mentions it or replies to it.
+    fn addressed(&self, message: &IncomingMessage) -> bool {
+        if !self.config.groups {
+            return false;
+        }
+        let Some(me) = self.me.get() else { return false };
+        let replied =
+            message.reply_to_message.as_ref().and_then(|m| m.from.as_ref()).is_some_and(|u| u.id == me.id);
+        let mentioned = me.username.as_deref().is_some_and(|name| {
+            message
+                .text
+                .as_deref()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains(&format!("@{}", name.to_lowercase()))
+        });
+        replied || mentioned
+    }
+
+    fn without_mention(&self, text: &str) -> String {
+        match self.me.get().and_then(|me| me.username.clone()) {
+            Some(name) => text.replace(&format!("@{name}"), "").trim().to_string(),
+            None => text.trim().to_string(),
+        }
+    }
+
+    /// Lets the sender in, or says why not (audited; a pairing request is filed and the owner
+    /// told).
+    async fn admit(&self, from: &User, chat: i64, private: bool) -> Result<(), Outcome> {
+        if Some(from.id) == self.owner || self.config.allow.contains(&from.id) {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let user = from.id;
+        let paired =
+            tokio::task::spawn_blocking(move || store.is_allowed(user)).await.ok().and_then(Result::ok);
+        let let_in = match self.config.dm_policy {
+            DmPolicy::Open => true,
+            DmPolicy::Allowlist | DmPolicy::Pairing => paired == Some(true),
+            DmPolicy::Disabled => false,
+        };
+        if let_in {
+            return Ok(());
+        }
+        let who = describe(from);
+        self.audit.record(AuditEvent::new(
+            "telegram_refused",
+            Severity::WARNING,
+            format!("a message from {who} was refused (dm_policy {})", self.config.dm_policy.name()),
+        ));
+        if !private {
+            return Err(format!("refused {who} in a group"));
+        }
+        if self.config.dm_policy != DmPolicy::Pairing {
+            self.reply_plain(chat, "Sorry, this assistant only talks to people its owner allowed.").await;
+            return Err(format!("refused {who}"));
+        }
+        let store = self.store.clone();
+        let username = from.username.clone();
+        let now = clawdia_core::time::now_ms();
+        let code = tokio::task::spawn_blocking(move || {
+            store.request_pairing(user, username.as_deref(), chat, now, || {
+                clawdia_core::browser::pairing_code().ok()
+            })
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+        let Some(code) = code else {
+            return Err(format!("refused {who}: no pairing code could be made"));
+        };
+        self.reply_plain(
+            chat,
+            &format!(
+                "Hi! I don't know you yet. Send this code to my owner; once they run `clawdia telegram pair {code}` you can talk to me."
+            ),
+        )
+        .await;
+        self.notifier.notify(Alert::new(
+            "telegram_pairing_request",
+            Severity::NOTICE,
+            format!("{who} asks to talk to the Telegram bot"),
+            format!("Let them in with: clawdia telegram pair {code}"),
+        ));
+        Err(format!("pairing requested by {who}"))
+    }
+
+    /// `/start`, `/new`, `/agent [NAME]`; `None` for anything else.
+    async fn command(&self, chat: i64, text: &str) -> Option<Outcome> {
+        let mut words = text.split_whitespace();
+        let first = words.next()?;
+        let command = first.split('@').next().unwrap_or(first);
+        let (agent, _) = self.chat_state(chat).await;
+        match command {
+            "/start" => {
+                self.reply_plain(
+                    chat,
+                    &format!("Hello! You're talking to `{agent}`. /new starts a new conversation."),
+                )
+                .await;
+                Some("start".into())
+            }
+            "/new" => {
+                self.save_chat(chat, &agent, None).await;
+                self.reply_plain(chat, "New conversation started.").await;
+                Some("new session".into())
+            }
+            "/agent" => match words.next() {
+                Some(name) if self.config.agents.iter().any(|a| a == name) => {
+                    self.save_chat(chat, name, None).await;
+                    self.reply_plain(chat, &format!("Now talking to `{name}` (a new conversation).")).await;
+                    Some(format!("switched to {name}"))
+                }
+                Some(name) => {
+                    self.reply_plain(
+                        chat,
+                        &format!("No agent `{name}` here. Choose one of: {}", self.config.agents.join(", ")),
+                    )
+                    .await;
+                    Some(format!("unknown agent {name}"))
+                }
+                None => {
+                    self.reply_plain(
+                        chat,
+                        &format!("Talking to `{agent}`. Agents here: {}", self.config.agents.join(", ")),
+                    )
+                    .await;
+                    Some("listed agents".into())
+                }
+            },
+            _ => None,
+        }
+    }
+
+    async fn chat_state(&self, chat: i64) -> (String, Option<String>) {
+        let store = self.store.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || store.chat(chat)).await.ok().and_then(Result::ok).flatten();
+        match saved {
+            Some((agent, session)) if self.config.agents.contains(&agent) => (agent, session),
+            _ => (self.config.agent.clone(), None),
+        }
+    }
+
+    async fn save_chat(&self, chat: i64, agent: &str, session: Option<&str>) {
+        let store = self.store.clone();
+        let (agent, session) = (agent.to_string(), session.map(str::to_string));
+        let saved =
+            tokio::task::spawn_blocking(move || store.set_chat(chat, &agent, session.as_deref())).await;
+        if let Ok(Err(error)) = saved {
+            tracing::warn!(%error, "telegram: cannot save a chat's session");
+        }
+    }
+
+    async fn turn(&self, chat: i64, from: &User, owner: bool, text: String) -> Outcome {
+        let (agent, session) = self.chat_state(chat).await;
+        let request = TurnRequest {
+            from_owner: owner,
+            agent: agent.clone(),
+            session: session.clone(),
+            message: text,
+            origin: TurnOrigin::Telegram,
+            sender: Some(from.id.to_string()),
+            history: Vec::new(),
+            tools_allow: None,
+            context: TurnContext::Full,
+            options: Default::default(),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = ChannelEvents { tx };
+        let replier = tokio::spawn(stream_reply(self.api.clone(), chat, rx));
+        let result = self.gateway.run_turn(request, &events).await;
+        drop(events);
+        let streamed = replier.await.unwrap_or_default();
+        match result {
+            Ok(outcome) => {
+                let session_id = outcome.session_id.clone();
+                self.save_chat(chat, &agent, Some(&session_id)).await;
+                let text =
+                    if outcome.text.trim().is_empty() { streamed.text.clone() } else { outcome.text.clone() };
+                let mut note = String::new();
+                for (id, tool) in &streamed.approvals {
+                    note.push_str(&format!(
+                        "\n\n⏳ `{tool}` waits for the owner's approval (request {id}: `clawdia broker approve {id}`)."
+                    ));
+                }
+                self.deliver(chat, streamed.message, &format!("{text}{note}")).await;
+                format!("answered in session {session_id}")
+            }
+            Err(error) => {
+                let message = format!("Sorry, that failed: {error}");
+                self.deliver(chat, streamed.message, &message).await;
+                format!("turn failed: {error}")
+            }
+        }
+    }
+
+    /// Sends the final reply: the first chunk replaces the streamed message (if any), the rest
+    /// follow as new messages; each as HTML, or plain when Telegram refuses the HTML.
+    async fn deliver(&self, chat: i64, streamed: Option<i64>, text: &str) {
+        let chunks = format::split(text, format::CHUNK_UNITS);
+        let mut editing = streamed;
+        for chunk in chunks {
+            let html = format::to_html(&chunk);
+            let sent = match editing.take() {
+                Some(message) => match self.api.edit_message(chat, message, &html, true).await {
+                    Err(error) if api::is_markup_error(&error) => {
+                        self.api.edit_message(chat, message, &chunk, false).await
+                    }
+                    other => other,
+                },
+                None => match self.api.send_message(chat, &html, true).await {
+                    Err(error) if api::is_markup_error(&error) => {
+                        self.api.send_message(chat, &chunk, false).await.map(|_| ())
+                    }
+                    other => other.map(|_| ()),
+                },
+            };
+            if let Err(error) = sent {
+                tracing::warn!(%error, chat, "telegram: a reply could not be sent");
+                if let ApiError::RetryAfter(wait) = error {
+                    tokio::time::sleep(wait).await;
+                    let _ = self.api.send_message(chat, &chunk, false).await;
+                }
+            }
+        }
+    }
+
+    async fn reply_plain(&self, chat: i64, text: &str) {
+        if let Err(error) = self.api.send_message(chat, text, false).await {
+            tracing::warn!(%error, chat, "telegram: a reply could not be sent");
+        }
+    }
+}
+
+/// Whether a failure at start or on a poll is the configuration's (the token) or someone
+/// else's (another poller): either way the run ends, with a line saying which.
+fn fatal_or_retry(error: &ApiError) -> String {
+    match error {
+        ApiError::Refused { code: 401 | 404, .. } => {
+            format!("the bot token was refused ({error}): check [channels.telegram] token")
+        }
+        ApiError::Refused { code: 409, .. } => format!(
+            "another client is polling this bot, or a webhook is set ({error}): stop the other client (or delete the webhook)"
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn describe(user: &User) -> String {
+    match &user.username {
+        Some(name) => format!("@{name} (telegram:{})", user.id),
+        None => format!("telegram:{}", user.id),
+    }
+}
+
+/// A turn's events, sent to the task that streams the reply.
+struct ChannelEvents {
+    tx: mpsc::UnboundedSender<TurnEvent>,
+}
+
+impl TurnEvents for ChannelEvents {
+    fn event(&self, event: TurnEvent) {
+        let _ = self.tx.send(event);
+    }
+}
+
+/// What the streaming task left: the message it created (edited last with the text so far),
+/// the text, and the approval requests the turn made.
+#[derive(Debug, Default)]
+struct Streamed {
+    message: Option<i64>,
+    text: String,
+    approvals: Vec<(String, String)>,
+}
+
+/// Shows "typing…", then the reply as it grows: one message, edited at most every
+/// `EDIT_EVERY`, plain text while streaming (the final edit formats it).
+async fn stream_reply(api: Api, chat: i64, mut events: mpsc::UnboundedReceiver<TurnEvent>) -> Streamed {
+    let mut streamed = Streamed::default();
+    let mut shown = String::new();
+    let _ = api.typing(chat).await;
+    let mut typing = tokio::time::interval(TYPING_EVERY);
+    typing.tick().await;
+    let mut edit = tokio::time::interval(EDIT_EVERY);
+    edit.tick().await;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                None => return streamed,
+                Some(TurnEvent::TextDelta { text }) => streamed.text.push_str(&clawdia_core::redact::redact_string(text)),
+                Some(TurnEvent::Discard { .. }) => streamed.text.clear(),
+                Some(TurnEvent::ApprovalRequested { id, tool, .. }) => streamed.approvals.push((id, tool)),
+                Some(_) => {}
+            },
+            _ = typing.tick() => {
+                let _ = api.typing(chat).await;
+            }
+            _ = edit.tick() => {
+                let text = streamed.text.trim();
+                // Only while it fits one message; the final delivery splits what is longer.
+                if text.is_empty() || text == shown || text.encode_utf16().count() > format::CHUNK_UNITS {
+                    continue;
+                }
+                let result = match streamed.message {
+                    Some(message) => api.edit_message(chat, message, &format!("{text} …"), false).await,
+                    None => api.send_message(chat, &format!("{text} …"), false).await.map(|sent| {
+                        streamed.message = Some(sent.message_id);
+                    }),
+                };
+                match result {
+                    Ok(()) => shown = text.to_string(),
+                    Err(ApiError::RetryAfter(wait)) => tokio::time::sleep(wait).await,
+                    Err(error) => tracing::debug!(%error, "telegram: a streaming edit failed"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The Telegram channel end to end against a real fake of the Bot API that nobody here wrote:
+//! npm `@openclaw/crabline` (`crabline serve telegram`), which takes injected user messages,
+//! serves them through `getUpdates` and records every call the bot makes. The owner's message
+//! gets a reply (markdown as Telegram HTML) in one continuing session; a stranger gets a
+//! pairing code and reaches no agent until `clawdia telegram pair CODE`, then talks inside
+//! trust markers; a message sent while the gateway is down is answered once after it starts,
+//! and not again after another restart; `/new` starts a new session. Without node or crabline
+//! the tests skip, which under `CI` is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Home, Reply, stdout, wait_until};
+
+const OWNER: i64 = 111_111;
+const STRANGER: i64 = 222_222;
+
+fn crabline_bin() -> PathBuf {
+    let npm = std::env::var_os("CLAWDIA_TEST_NPM")
+        .map_or_else(|| PathBuf::from("/root/.cache/clawdia/npm"), PathBuf::from);
+    npm.join("node_modules/@openclaw/crabline/dist/src/bin/crabline.js")
+}
+
+struct Crabline {
+    child: Child,
+    dir: tempfile::TempDir,
+    api_root: String,
+    inbound: String,
+    admin: String,
+    token: String,
+}
+
+impl Drop for Crabline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Crabline {
+    fn start() -> Option<Crabline> {
+        let why = if !Path::new("/usr/bin/node").exists() && !Path::new("/usr/local/bin/node").exists() {
+            Some("node is not installed".to_string())
+        } else if !crabline_bin().exists() {
+            Some(format!(
+                "{} is missing (scripts/test.sh installs @openclaw/crabline)",
+                crabline_bin().display()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if std::env::var_os("CI").is_some() {
+                panic!("the Telegram tests must run in CI: {why}");
+            }
+            println!("skipped: {why}");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready.json");
+        let child = Command::new("node")
+            .arg(crabline_bin())
+            .args(["--json", "serve", "telegram", "--port", "0", "--ready-file"])
+            .arg(&ready)
+            .arg("--recorder")
+            .arg(dir.path().join("recorder.jsonl"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start crabline");
+        assert!(wait_until(Duration::from_secs(20), || ready.exists()), "crabline did not start");
+        std::thread::sleep(Duration::from_millis(100));
+        let manifest: Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+        Some(Crabline {
+            child,
+            api_root: manifest["endpoints"]["apiRoot"].as_str().unwrap().to_string(),
+            inbound: manifest["endpoints"]["adminInboundUrl"].as_str().unwrap().to_string(),
+            admin: manifest["adminToken"].as_str().unwrap().to_string(),
+            token: manifest["botToken"].as_str().unwrap().to_string(),
+            dir,
+        })
+    }
+
+    /// A user's private message to the bot.
+    fn say(&self, user: i64, text: &str) {
+        let body = json!({"chatId": user, "fromId": user, "fromUsername": format!("user{user}"), "chatType": "private", "text": text});
+        let url = self.inbound.strip_prefix("http://").unwrap();
+        let (host, path) = url.split_once('/').unwrap();
+        let (status, answer) = crate::support::http(
+            host.parse().unwrap(),
+            "POST",
+            &format!("/{path}"),
+            Some(&self.admin),
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    /// The texts the bot sent to `chat` (new messages and edits), in order.
+    fn sent(&self, chat: i64) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(self.dir.path().join("recorder.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| entry["type"] == "api")
+            .filter_map(|entry| {
+                let path = entry["path"].as_str()?;
+                let method = path.rsplit('/').next()?.to_string();
+                (matches!(method.as_str(), "sendMessage" | "editMessageText")
+                    && entry["body"]["chat_id"] == chat)
+                    .then(|| (method, entry["body"]["text"].as_str().unwrap_or("").to_string()))
+            })
+            .collect()
+    }
+
+    fn wait_for(&self, chat: i64, needle: &str) -> Vec<(String, String)> {
+        let found =
+            wait_until(Duration::from_secs(20), || self.sent(chat).iter().any(|(_, t)| t.contains(needle)));
+        assert!(found, "no message to {chat} containing {needle:?}; sent: {:?}", self.sent(chat));
+        self.sent(chat)
+    }
+}
+
+fn home(crab: &Crabline, extra: &str) -> Home {
+    let home = Home::with_agent_extra(&format!(
+        "\n[owner]\ntelegram = {OWNER}\n\n[channels.telegram]\ntoken = {{ env = \"CLAWDIA_TEST_TELEGRAM\" }}\napi_root = \"{}\"\npoll_timeout_secs = 1\n{extra}",
+        crab.api_root
+    ));
+    // The token reaches the gateway through its environment, like a real deployment's.
+    let env = home.path().join("telegram-token");
+    std::fs::write(&env, &crab.token).unwrap();
+    let config = home.path().join("clawdia.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("{ env = \"CLAWDIA_TEST_TELEGRAM\" }", &format!("{{ file = \"{}\" }}", env.display())),
+    )
+    .unwrap();
+    home
+}
+
+fn user_texts(home: &Home) -> Vec<String> {
+    home.mock
+        .requests()
+        .iter()
+        .filter_map(|request| {
+            let messages = request.body["messages"].as_array()?;
+            let last = messages.iter().rev().find(|m| m["role"] == "user")?;
+            Some(last["content"].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_owner_gets_replies_in_one_conversation_and_new_starts_another() {
+    let Some(crab) = Crabline::start() else { return };
+    let home = home(&crab, "");
+    let _gateway = home.up();
+    home.mock.push(Reply::text("Hello **owner**, <b>tags</b> stay text."));
+    crab.say(OWNER, "hi bot");
+    let sent = crab.wait_for(OWNER, "Hello <b>owner</b>, &lt;b&gt;tags&lt;/b&gt; stay text.");
+    assert!(!sent.is_empty());
+    // The owner's words reach the model as they are.
+    let texts = user_texts(&home);
+    assert!(texts[0].contains("hi bot") && !texts[0].contains("<<<untrusted"), "{texts:?}");
+    home.mock.push(Reply::text("Second."));
+    crab.say(OWNER, "and again");
+    crab.wait_for(OWNER, "Second.");
+    let last = home.mock.requests().last().unwrap().body.clone();
+    assert!(last.to_string().contains("hi bot"), "the same session continues: {last}");
+    crab.say(OWNER, "/new");
+    crab.wait_for(OWNER, "New conversation started.");
+    home.mock.push(Reply::text("Fresh."));
+    crab.say(OWNER, "start over");
+    crab.wait_for(OWNER, "Fresh.");
+    let last = home.mock.requests().last().unwrap().body.clone();
+    assert!(!last.to_string().contains("hi bot"), "a new session: {last}");
+}
+
+#[test]
+fn a_stranger_gets_a_pairing_code_and_no_agent_until_the_owner_lets_them_in() {
+    let Some(crab) = Crabline::start() else { return };
+    let home = home(&crab, "");
+    let gateway = home.up();
+    crab.say(STRANGER, "let me in");
+    let sent = crab.wait_for(STRANGER, "clawdia telegram pair ");
+    let code = sent
+        .iter()
+        .find_map(|(_, text)| text.split("clawdia telegram pair ").nth(1))
+        .map(|rest| rest.chars().take(9).collect::<String>())
+        .unwrap();
+    assert!(home.mock.requests().is_empty(), "a stranger reached the model");
+    // The refusal is audited.
+    let (_, audit) =
+        crate::support::http(gateway.addr, "GET", "/v1/audit?min_severity=7", Some(&home.token()), "");
+    assert!(audit.contains("telegram_refused") && audit.contains(&format!("telegram:{STRANGER}")), "{audit}");
+    // A wrong code lets nobody in.
+    assert!(!home.run(&["telegram", "pair", "ZZZZ-ZZZZ"]).status.success());
+    let out = home.run(&["telegram", "pair", &code]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    assert!(stdout(&out).contains(&format!("telegram:{STRANGER}")));
+    crab.wait_for(STRANGER, "You're in");
+    home.mock.push(Reply::text("Nice to meet you."));
+    crab.say(STRANGER, "hello now");
+    crab.wait_for(STRANGER, "Nice to meet you.");
+    // Someone other than the owner talks inside trust markers.
+    let texts = user_texts(&home);
+    assert!(texts.last().unwrap().contains("<<<untrusted"), "{texts:?}");
+}
+
+#[test]
+fn a_message_sent_while_the_gateway_is_down_is_answered_once() {
+    let Some(crab) = Crabline::start() else { return };
+    let home = home(&crab, "");
+    let gateway = home.up();
+    home.mock.push(Reply::text("Up and running."));
+    crab.say(OWNER, "are you there?");
+    crab.wait_for(OWNER, "Up and running.");
+    assert!(gateway.terminate().success());
+    crab.say(OWNER, "while you were away");
+    home.mock.push(Reply::text("Back, and I got it."));
+    let gateway = home.up();
+    crab.wait_for(OWNER, "Back, and I got it.");
+    assert!(gateway.terminate().success());
+    let _gateway = home.up();
+    std::thread::sleep(Duration::from_secs(3));
+    let answers = crab
+        .sent(OWNER)
+        .iter()
+        .filter(|(method, text)| method == "sendMessage" && text.contains("Back, and I got it"))
+        .count()
+        + crab
+            .sent(OWNER)
+            .iter()
+            .filter(|(method, text)| method == "editMessageText" && text.contains("Back, and I got it"))
+            .count()
+            .min(1);
+    assert!(answers >= 1);
+    let requests = user_texts(&home);
+    let asked = requests.iter().filter(|t| t.contains("while you were away")).count();
+    assert_eq!(asked, 1, "the message reached the model once: {requests:?}");
+}
