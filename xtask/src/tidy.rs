@@ -187,8 +187,8 @@ fn every_crate_is_classified() {
     let stale: Vec<&str> = CRATES.iter().map(|(n, _)| *n).filter(|n| !dirs.iter().any(|d| d == n)).collect();
     assert!(stale.is_empty(), "classified crates that no longer exist under crates/: {stale:?}");
     // The control: a crate nobody classified is refused by name.
-    let with_new = [dirs.clone(), vec!["clawdia-telegram".to_string()]].concat();
-    assert_eq!(classify(&with_new).unwrap_err(), vec!["clawdia-telegram"]);
+    let with_new = [dirs.clone(), vec!["clawdia-whatsapp".to_string()]].concat();
+    assert_eq!(classify(&with_new).unwrap_err(), vec!["clawdia-whatsapp"]);
 }
 
 #[test]
@@ -236,7 +236,7 @@ fn the_dependency_rule_refuses_what_it_should() {
     assert!(err.contains("clawdia-core"), "{err}");
     let err = check("clawdia-sandbox", Class::Foundation, &["clawdia-config"], &[]).unwrap_err();
     assert!(err.contains("clawdia-config"), "{err}");
-    let err = check("clawdia-llm", Class::Capability, &["clawdia-telegram"], &[]).unwrap_err();
+    let err = check("clawdia-llm", Class::Capability, &["clawdia-whatsapp"], &[]).unwrap_err();
     assert!(err.contains("not classified"), "{err}");
 }
 

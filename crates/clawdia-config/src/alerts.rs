@@ -26,7 +26,7 @@ pub(crate) mod defaults {
 }
 
 /// The routes this build can deliver to.
-const KNOWN_ROUTES: &str = "log, web, hook, webhook";
+const KNOWN_ROUTES: &str = "log, web, telegram, hook, webhook";
 
 /// The owner: who approvals and alerts are for, and how to reach them on each channel.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -63,10 +63,13 @@ pub(crate) struct RawAlerts {
     #[schemars(with = "Option<u8>", extend("default" = defaults::MIN_SEVERITY))]
     pub min_severity: Option<Spanned<u8>>,
     /// Where alerts go: `log` (one JSON line per alert in `logs/alerts.log`), `web` (live in every
-    /// open browser of the web UI, and its notifications feed; needs `[channels.web]` on), `hook`
+    /// open browser of the web UI, and its notifications feed; needs `[channels.web]` on),
+    /// `telegram` (a message to the owner from the bot, with Approve / Deny buttons for approval
+    /// requests; needs `[channels.telegram]` and `[owner] telegram`), `hook`
     /// (run the `hook` command with the alert as JSON on stdin), `webhook` (POST to
-    /// `webhook.url`). `[]` sends nothing. The default has `web` only while the web UI is on. The
-    /// chat channels `telegram` and `email` are not in this build.
+    /// `webhook.url`). `[]` sends nothing. The default is `log`, plus `web` while the web UI is on
+    /// and `telegram` when a bot and the owner's id are configured. `email` is not in this
+    /// build.
     #[schemars(with = "Option<Vec<String>>", extend("default" = defaults::ROUTES))]
     pub routes: Option<Vec<Spanned<String>>>,
     /// The `hook` route's command: the program (an absolute path) and its arguments, run on the
@@ -161,6 +164,7 @@ impl Default for AlertsConfig {
 pub enum AlertRoute {
     Log,
     Web,
+    Telegram,
     Hook,
     Webhook,
 }
@@ -171,6 +175,7 @@ impl AlertRoute {
         match self {
             AlertRoute::Log => "log",
             AlertRoute::Web => "web",
+            AlertRoute::Telegram => "telegram",
             AlertRoute::Hook => "hook",
             AlertRoute::Webhook => "webhook",
         }
@@ -181,6 +186,7 @@ impl AlertRoute {
         match name {
             "log" => Some(AlertRoute::Log),
             "web" => Some(AlertRoute::Web),
+            "telegram" => Some(AlertRoute::Telegram),
             "hook" => Some(AlertRoute::Hook),
             "webhook" => Some(AlertRoute::Webhook),
             _ => None,
@@ -238,6 +244,7 @@ pub(crate) fn alerts(
     context: &Context,
     raw: RawAlerts,
     channels: &crate::ChannelsConfig,
+    owner: &OwnerConfig,
 ) -> Result<AlertsConfig, ConfigError> {
     let key = |field: &'static str| ["alerts", field];
     let min_severity = match raw.min_severity {
@@ -248,8 +255,16 @@ pub(crate) fn alerts(
     // Each route with where it is written, so a missing `hook` or `webhook` points at its route.
     let mut spans = Vec::new();
     let routes = match raw.routes {
-        None if channels.web.enabled => vec![AlertRoute::Log, AlertRoute::Web],
-        None => vec![AlertRoute::Log],
+        None => {
+            let mut routes = vec![AlertRoute::Log];
+            if channels.web.enabled {
+                routes.push(AlertRoute::Web);
+            }
+            if channels.telegram.is_some() && owner.telegram.is_some() {
+                routes.push(AlertRoute::Telegram);
+            }
+            routes
+        }
         Some(names) => {
             let mut routes = Vec::new();
             for name in names {
@@ -259,8 +274,14 @@ pub(crate) fn alerts(
                             "route `web` needs the web UI, which `[channels.web] enabled = false` turns off";
                         return Err(context.error(name.span(), &key("routes"), message));
                     }
+                    (Some(AlertRoute::Telegram), _)
+                        if channels.telegram.is_none() || owner.telegram.is_none() =>
+                    {
+                        let message = "route `telegram` needs a bot ([channels.telegram]) and the owner's user id ([owner] telegram)";
+                        return Err(context.error(name.span(), &key("routes"), message));
+                    }
                     (Some(route), _) => route,
-                    (None, channel @ ("telegram" | "email")) => {
+                    (None, channel @ "email") => {
                         let message = format!(
                             "`{channel}` is a chat channel this build does not have yet; routes here: {KNOWN_ROUTES}"
                         );

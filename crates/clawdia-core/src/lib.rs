@@ -33,7 +33,7 @@ pub use model::{
     Attempt, ChainOutcome, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelDelta, ModelError,
     ModelRef, Models, NoDeltas, StopReason, ToolSpec, Usage,
 };
-pub use notify::{Alert, LiveAlerts, NoNotifier, Notifier};
+pub use notify::{Alert, AlertChannel, LiveAlerts, NoNotifier, Notifier};
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
 pub use speech::{Pcm, SpeechError, SpeechToText, TextToSpeech, Transcript};

@@ -69,3 +69,10 @@ impl Notifier for NoNotifier {
 pub trait LiveAlerts: Send + Sync {
     fn show(&self, id: &str, raised_at: crate::UnixMillis, alert: &Alert);
 }
+
+/// A route that delivers alerts itself (a chat channel: Telegram): the outbox hands it each
+/// alert due on that route and retries when it fails.
+#[async_trait::async_trait]
+pub trait AlertChannel: Send + Sync {
+    async fn deliver(&self, id: &str, raised_at: crate::UnixMillis, alert: &Alert) -> Result<(), String>;
+}

@@ -105,6 +105,8 @@ pub struct Outbox {
     audit: Option<Arc<dyn AuditSink>>,
     /// The `web` route's open browsers, once the gateway serves them.
     live: std::sync::OnceLock<Arc<dyn clawdia_core::LiveAlerts>>,
+    /// The `telegram` route's bot, once the gateway runs it.
+    telegram: std::sync::OnceLock<Arc<dyn clawdia_core::AlertChannel>>,
 }
 
 impl Outbox {
@@ -129,7 +131,15 @@ impl Outbox {
             }
         };
         let wakers = settings.routes.iter().map(|_| Arc::new(Notify::new())).collect();
-        Ok(Outbox { queue, settings, wakers, client, audit, live: std::sync::OnceLock::new() })
+        Ok(Outbox {
+            queue,
+            settings,
+            wakers,
+            client,
+            audit,
+            live: std::sync::OnceLock::new(),
+            telegram: std::sync::OnceLock::new(),
+        })
     }
 
     pub fn settings(&self) -> &Settings {
@@ -141,6 +151,15 @@ impl Outbox {
     pub fn attach_live(&self, live: Arc<dyn clawdia_core::LiveAlerts>) {
         let _ = self.live.set(live);
         if let Some(index) = self.settings.routes.iter().position(|route| *route == AlertRoute::Web) {
+            self.wakers[index].notify_one();
+        }
+    }
+
+    /// Connects the `telegram` route to the bot (the running gateway does, once); until then
+    /// its deliveries wait.
+    pub fn attach_telegram(&self, channel: Arc<dyn clawdia_core::AlertChannel>) {
+        let _ = self.telegram.set(channel);
+        if let Some(index) = self.settings.routes.iter().position(|route| *route == AlertRoute::Telegram) {
             self.wakers[index].notify_one();
         }
     }
@@ -238,6 +257,7 @@ impl Outbox {
     fn lease(&self, route: AlertRoute) -> Duration {
         let limit = match route {
             AlertRoute::Log | AlertRoute::Web => Duration::from_secs(5),
+            AlertRoute::Telegram => Duration::from_secs(30),
             AlertRoute::Hook => self.settings.hook_timeout + Duration::from_secs(5),
             AlertRoute::Webhook => self.settings.webhook_timeout,
         };
@@ -253,6 +273,10 @@ impl Outbox {
                     Ok(())
                 }
                 None => Err("the web UI is not being served (the gateway is not running)".to_string()),
+            },
+            AlertRoute::Telegram => match self.telegram.get() {
+                Some(channel) => channel.deliver(&queued.id, queued.created_ms, &queued.alert).await,
+                None => Err("the Telegram bot is not running (the gateway is not running)".to_string()),
             },
             AlertRoute::Hook => match &self.settings.hook {
                 Some(hook) => {

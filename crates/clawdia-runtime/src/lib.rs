@@ -416,6 +416,13 @@ pub async fn serve(
 ) -> Result<(), RuntimeError> {
     let mut components = vec![outbox::component(runtime), approvals::component(runtime)];
     components.extend(telegram::component(runtime));
+    // A bot that cannot be set up (an unreadable token) leaves its alerts queued; its component
+    // reports the same failure.
+    match telegram::alert_channel(runtime) {
+        Ok(Some(channel)) => runtime.outbox.attach_telegram(channel),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "the telegram alert route cannot send"),
+    }
     let web = web_channel(runtime, console)?;
     daemon::run(runtime, listener, token, runtime.notifier.clone(), components, web, shutdown).await
 }

@@ -18,6 +18,7 @@ pub fn component(runtime: &Runtime) -> Option<Component> {
     let gateway: Arc<dyn clawdia_core::Gateway> = runtime.agents.clone();
     let audit = runtime.audit.clone();
     let notifier = runtime.notifier.clone();
+    let drain = runtime.config.gateway.drain;
     Some(Component::new("telegram", move |token: CancellationToken| {
         let built = Telegram::new(
             config.clone(),
@@ -29,7 +30,16 @@ pub fn component(runtime: &Runtime) -> Option<Component> {
         );
         async move {
             let channel = Arc::new(built.map_err(|e| e.to_string())?);
-            channel.run(token.cancelled_owned()).await
+            channel.run(token.cancelled_owned(), drain).await
         }
     }))
+}
+
+/// The `telegram` alert route's sender, when a bot and the owner's user id are configured.
+pub fn alert_channel(
+    runtime: &Runtime,
+) -> Result<Option<Arc<dyn clawdia_core::AlertChannel>>, crate::RuntimeError> {
+    let Some(config) = &runtime.config.channels.telegram else { return Ok(None) };
+    Telegram::alert_channel(config, runtime.config.owner.telegram, &crate::state_dir(&runtime.config.home))
+        .map_err(|e| crate::RuntimeError::Io(e.to_string()))
 }

@@ -195,9 +195,23 @@ impl Api {
 
     /// Sends `text` to `chat`: as Telegram HTML when `html`, else plain.
     pub async fn send_message(&self, chat: i64, text: &str, html: bool) -> Result<Sent, ApiError> {
+        self.send_with_buttons(chat, text, html, None).await
+    }
+
+    /// As `send_message`, with an inline keyboard (`reply_markup`).
+    pub async fn send_with_buttons(
+        &self,
+        chat: i64,
+        text: &str,
+        html: bool,
+        buttons: Option<Value>,
+    ) -> Result<Sent, ApiError> {
         let mut body = json!({"chat_id": chat, "text": text, "link_preview_options": {"is_disabled": true}});
         if html {
             body["parse_mode"] = json!("HTML");
+        }
+        if let Some(buttons) = buttons {
+            body["reply_markup"] = buttons;
         }
         let result = self.call("sendMessage", &body).await?;
         serde_json::from_value(result).map_err(|e| ApiError::Transport {
@@ -226,6 +240,11 @@ impl Api {
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Answers a button press (the spinner stops; `text` shows as a toast).
+    pub async fn answer_callback(&self, id: &str, text: &str) -> Result<(), ApiError> {
+        self.call("answerCallbackQuery", &json!({"callback_query_id": id, "text": text})).await.map(|_| ())
     }
 
     /// Shows "typing…" in `chat` for a few seconds.

@@ -66,6 +66,13 @@ pub fn split(text: &str, limit: usize) -> Vec<String> {
     out
 }
 
+/// `text` with Telegram HTML's special characters escaped.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    escape(text, &mut out);
+    out
+}
+
 fn escape(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {

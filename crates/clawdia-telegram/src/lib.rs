@@ -13,6 +13,7 @@
 //! every refusal is audited; flood control (`retry_after`) is waited out, never hammered.
 
 pub mod api;
+pub mod callback;
 pub mod format;
 pub mod store;
 
@@ -64,6 +65,11 @@ pub struct Telegram {
     last_poll: AtomicI64,
     /// One lock per chat: its messages are handled in order.
     chats: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Signs and checks approval buttons.
+    signer: callback::Signer,
+    /// Updates being handled now, and a wake-up when one finishes (the drain waits on it).
+    busy: std::sync::atomic::AtomicUsize,
+    finished: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Telegram {
@@ -92,6 +98,7 @@ impl Telegram {
         let api = Api::new(&config.api_root, token.expose(), config.poll_timeout)
             .map_err(|e| TelegramError::Setup(e.to_string()))?;
         let store = Arc::new(Store::open(state_dir)?);
+        let signer = callback::Signer::new(store.button_key()?);
         Ok(Telegram {
             api,
             store,
@@ -103,7 +110,28 @@ impl Telegram {
             me: OnceLock::new(),
             last_poll: AtomicI64::new(0),
             chats: Mutex::default(),
+            signer,
+            busy: std::sync::atomic::AtomicUsize::new(0),
+            finished: tokio::sync::Notify::new(),
         })
+    }
+
+    /// The `telegram` alert route: messages to the owner's chat, approval requests with signed
+    /// Approve / Deny buttons. `None` without the owner's user id.
+    pub fn alert_channel(
+        config: &TelegramConfig,
+        owner: Option<i64>,
+        state_dir: &Path,
+    ) -> Result<Option<Arc<dyn clawdia_core::AlertChannel>>, TelegramError> {
+        let Some(owner) = owner else { return Ok(None) };
+        let token = config
+            .token
+            .resolve()
+            .map_err(|e| TelegramError::Setup(format!("channels.telegram.token: {e}")))?;
+        let api = Api::new(&config.api_root, token.expose(), Duration::from_secs(1))
+            .map_err(|e| TelegramError::Setup(e.to_string()))?;
+        let signer = callback::Signer::new(Store::open(state_dir)?.button_key()?);
+        Ok(Some(Arc::new(OwnerAlerts { api, owner, signer })))
     }
 
     /// The store (for `clawdia telegram pair`, which works on the file directly).
@@ -116,12 +144,35 @@ impl Telegram {
         self.last_poll.load(Ordering::Relaxed)
     }
 
-    /// Polls and handles updates until `stop` resolves. An error ends the run: the token was
-    /// refused, another client polls the bot, or polls kept failing.
+    /// Polls and handles updates until `stop` resolves, then lets the updates being handled
+    /// finish for up to `drain` (one cut short stays pending and is handled after the restart).
+    /// An error ends the run: the token was refused, another client polls the bot, or polls
+    /// kept failing.
     pub async fn run(
         self: Arc<Self>,
         stop: impl std::future::Future<Output = ()> + Send,
+        drain: Duration,
     ) -> Result<(), String> {
+        let result = self.clone().poll(stop).await;
+        let drained = tokio::time::timeout(drain, async {
+            loop {
+                let finished = self.finished.notified();
+                if self.busy.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                finished.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "telegram: messages still being handled after the drain; they are handled again after the restart"
+            );
+        }
+        result
+    }
+
+    async fn poll(self: Arc<Self>, stop: impl std::future::Future<Output = ()> + Send) -> Result<(), String> {
         tokio::pin!(stop);
         let me = tokio::select! {
             () = &mut stop => return Ok(()),
@@ -205,8 +256,10 @@ impl Telegram {
                 continue;
             };
             let this = self.clone();
+            self.busy.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(async move {
                 let _guard = guard;
+                let _busy = Busy(this.clone());
                 let outcome = match serde_json::from_value::<api::Update>(body) {
                     Ok(update) => this.handle(update).await,
                     Err(error) => format!("unreadable update: {error}"),
@@ -225,6 +278,9 @@ impl Telegram {
     }
 
     async fn handle(&self, update: api::Update) -> Outcome {
+        if let Some(query) = update.callback_query {
+            return self.button(query).await;
+        }
         let Some(message) = update.message else {
             return "not a message".into();
         };
@@ -257,6 +313,78 @@ impl Telegram {
             return outcome;
         }
         self.turn(chat, &from, owner, text).await
+    }
+
+    /// A press of an Approve / Deny button: only the owner's, only with data this gateway
+    /// signed; the decision runs the call (or not), the agent's continuation is sent to the
+    /// chat, and the request's message says what came of it.
+    async fn button(&self, query: Value) -> Outcome {
+        let id = query["id"].as_str().unwrap_or("").to_string();
+        let from = query["from"]["id"].as_i64();
+        let data = query["data"].as_str().unwrap_or("");
+        let chat = query["message"]["chat"]["id"].as_i64();
+        let message = query["message"]["message_id"].as_i64();
+        if from != self.owner || from.is_none() {
+            self.audit.record(AuditEvent::new(
+                "telegram_refused",
+                Severity::WARNING,
+                format!("an approval button was pressed by telegram:{} (not the owner)", from.unwrap_or(0)),
+            ));
+            let _ = self.api.answer_callback(&id, "Only the owner can decide this.").await;
+            return "button from someone else: refused".into();
+        }
+        let Some((request, approve)) = self.signer.verify(data) else {
+            self.audit.record(AuditEvent::new(
+                "telegram_refused",
+                Severity::HIGH,
+                "an approval button with data this gateway did not sign was pressed".to_string(),
+            ));
+            let _ = self.api.answer_callback(&id, "This button is not valid.").await;
+            return "button with forged data: refused".into();
+        };
+        let _ = self.api.answer_callback(&id, if approve { "Approving…" } else { "Denying…" }).await;
+        let chat = chat.or(self.owner).unwrap_or(0);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = ChannelEvents { tx };
+        let replier = tokio::spawn(stream_reply(self.api.clone(), chat, rx));
+        let decided =
+            self.gateway.decide(&request, clawdia_core::Decision { approve, note: None }, &events).await;
+        drop(events);
+        let streamed = replier.await.unwrap_or_default();
+        let (status, reply) = match &decided {
+            Ok(decided) => {
+                let text = match &decided.turn {
+                    Some(Ok(outcome)) => outcome.text.clone(),
+                    Some(Err(error)) => format!("The agent could not go on: {error}"),
+                    None => decided.approval.result.clone().unwrap_or_default(),
+                };
+                (
+                    format!(
+                        "{} {}",
+                        if approve { "✅ Approved" } else { "❌ Denied" },
+                        decided.approval.summary()
+                    ),
+                    text,
+                )
+            }
+            Err(error) => (format!("⚠️ {error}"), String::new()),
+        };
+        if let Some(message) = message {
+            // Without buttons now: a decision is made once.
+            let _ = self.api.edit_message(chat, message, &status, false).await;
+        }
+        if !reply.trim().is_empty() || streamed.message.is_some() {
+            self.deliver(
+                chat,
+                streamed.message,
+                if reply.trim().is_empty() { &streamed.text } else { &reply },
+            )
+            .await;
+        }
+        match decided {
+            Ok(_) => format!("request {request} {}", if approve { "approved" } else { "denied" }),
+            Err(error) => format!("request {request}: {error}"),
+        }
     }
 
     /// Whether a group message is for the bot: it mentions it or replies to it.
@@ -440,13 +568,9 @@ impl Telegram {
                 self.save_chat(chat, &agent, Some(&session_id)).await;
                 let text =
                     if outcome.text.trim().is_empty() { streamed.text.clone() } else { outcome.text.clone() };
-                let mut note = String::new();
-                for (id, tool) in &streamed.approvals {
-                    note.push_str(&format!(
-                        "\n\n⏳ `{tool}` waits for the owner's approval (request {id}: `clawdia broker approve {id}`)."
-                    ));
-                }
-                self.deliver(chat, streamed.message, &format!("{text}{note}")).await;
+                // A call waiting for approval: the agent's own text says so, and the request
+                // reaches the owner through the alert routes (with buttons here).
+                self.deliver(chat, streamed.message, &text).await;
                 format!("answered in session {session_id}")
             }
             Err(error) => {
@@ -492,6 +616,16 @@ impl Telegram {
         if let Err(error) = self.api.send_message(chat, text, false).await {
             tracing::warn!(%error, chat, "telegram: a reply could not be sent");
         }
+    }
+}
+
+/// Counts an update as being handled until dropped.
+struct Busy(Arc<Telegram>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.finished.notify_waiters();
     }
 }
 
@@ -576,6 +710,47 @@ async fn stream_reply(api: Api, chat: i64, mut events: mpsc::UnboundedReceiver<T
                     Err(error) => tracing::debug!(%error, "telegram: a streaming edit failed"),
                 }
             }
+        }
+    }
+}
+
+/// The `telegram` alert route: each alert as a message to the owner; an approval request's with
+/// Approve / Deny buttons.
+struct OwnerAlerts {
+    api: Api,
+    owner: i64,
+    signer: callback::Signer,
+}
+
+#[async_trait::async_trait]
+impl clawdia_core::AlertChannel for OwnerAlerts {
+    async fn deliver(&self, _id: &str, _raised_at: i64, alert: &Alert) -> Result<(), String> {
+        let mut text = String::new();
+        text.push_str("<b>");
+        text.push_str(&format::escape_html(&alert.title));
+        text.push_str("</b>");
+        if !alert.body.trim().is_empty() {
+            text.push('\n');
+            text.push_str(&format::escape_html(clawdia_core::redact::redact(&alert.body).as_ref()));
+        }
+        let text: String = text.chars().take(3_500).collect();
+        let buttons = alert.approval.as_ref().map(|request| {
+            serde_json::json!({"inline_keyboard": [[
+                {"text": "Approve", "callback_data": self.signer.sign(request, true)},
+                {"text": "Deny", "callback_data": self.signer.sign(request, false)},
+            ]]})
+        });
+        match self.api.send_with_buttons(self.owner, &text, true, buttons.clone()).await {
+            Ok(_) => Ok(()),
+            Err(error) if api::is_markup_error(&error) => {
+                let plain = format!("{}\n{}", alert.title, alert.body);
+                self.api
+                    .send_with_buttons(self.owner, &plain, false, buttons)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Err(error) => Err(error.to_string()),
         }
     }
 }

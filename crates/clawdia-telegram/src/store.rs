@@ -21,7 +21,8 @@ const SETTINGS: clawdia_sqlite::Settings = clawdia_sqlite::Settings {
 };
 
 /// Forward-only migrations, tracked by `PRAGMA user_version`; append, never edit.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE updates (
         update_id   INTEGER PRIMARY KEY,
         received_at INTEGER NOT NULL,
@@ -48,7 +49,15 @@ const MIGRATIONS: &[&str] = &["
         added_at INTEGER NOT NULL,
         how      TEXT NOT NULL
     );
-"];
+",
+    "
+    -- The key that signs approval buttons (made once, never leaves the file).
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+",
+];
 
 /// A database error, with what was being done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +96,25 @@ impl Store {
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key approval buttons are signed with, made on first use.
+    pub fn button_key(&self) -> Result<Vec<u8>, StoreError> {
+        let db = self.db();
+        let found: Option<Vec<u8>> = db
+            .query_row("SELECT value FROM meta WHERE key = 'button_key'", [], |row| row.get(0))
+            .optional()
+            .map_err(db_error("reading the button key"))?;
+        if let Some(key) = found {
+            return Ok(key);
+        }
+        let mut key = vec![0u8; 32];
+        clawdia_core::random::fill(&mut key).map_err(|e| StoreError(e.to_string()))?;
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('button_key', ?1)", params![key])
+            .map_err(db_error("saving the button key"))?;
+        // Another process may have won the race: use what is stored.
+        db.query_row("SELECT value FROM meta WHERE key = 'button_key'", [], |row| row.get(0))
+            .map_err(db_error("reading the button key"))
     }
 
     /// Stores `updates` (ones already stored are left alone); how many were new.

@@ -69,8 +69,8 @@ retry_max_secs = 60
 #[test]
 fn channels_this_build_lacks_are_refused_naming_the_routes_it_has() {
     check_error(
-        "[alerts]\nroutes = [\"log\",\n  \"telegram\"]\n",
-        "clawdia.toml:3: alerts.routes: `telegram` is a chat channel this build does not have yet; routes here: log, web, hook, webhook",
+        "[alerts]\nroutes = [\"log\",\n  \"email\"]\n",
+        "clawdia.toml:3: alerts.routes: `email` is a chat channel this build does not have yet; routes here: log, web, telegram, hook, webhook",
     );
     // `web` needs the web UI on; with it on (the default) the route is taken.
     check_error(
@@ -81,7 +81,7 @@ fn channels_this_build_lacks_are_refused_naming_the_routes_it_has() {
     assert_eq!(config.alerts.routes, [AlertRoute::Web]);
     check_error(
         "[alerts]\nroutes = [\"pager\"]\n",
-        "clawdia.toml:2: alerts.routes: unknown route `pager` (routes here: log, web, hook, webhook)",
+        "clawdia.toml:2: alerts.routes: unknown route `pager` (routes here: log, web, telegram, hook, webhook)",
     );
     check_error(
         "[alerts]\nroutes = [\"log\", \"log\"]\n",
@@ -190,6 +190,17 @@ fn a_telegram_bot_needs_a_token_and_known_agents() {
     assert_eq!(telegram.allow, [5]);
     assert_eq!(telegram.poll_timeout, Duration::from_secs(30));
     assert!(parse("", &home()).unwrap().channels.telegram.is_none());
+    // With a bot and the owner's id, alerts go to Telegram too by default; without the id, a
+    // `telegram` route says what it needs.
+    let bot = "[channels.telegram]\ntoken = { env = \"TG\" }\n";
+    let owned = parse(&with_agent(&format!("[owner]\ntelegram = 42\n{bot}")), &home()).unwrap();
+    assert_eq!(owned.alerts.routes, [AlertRoute::Log, AlertRoute::Web, AlertRoute::Telegram]);
+    let unowned = parse(&with_agent(bot), &home()).unwrap();
+    assert_eq!(unowned.alerts.routes, [AlertRoute::Log, AlertRoute::Web]);
+    check_error(
+        &with_agent(&format!("[alerts]\nroutes = [\"telegram\"]\n{bot}")),
+        "clawdia.toml:10: alerts.routes: route `telegram` needs a bot ([channels.telegram]) and the owner's user id ([owner] telegram)",
+    );
     check_error(
         &with_agent("[channels.telegram]\ndm_policy = \"open\"\n"),
         "clawdia.toml:9: channels.telegram.token: is required: the bot's token as a secret reference, e.g. token = { env = \"TELEGRAM_BOT_TOKEN\" }",

@@ -111,19 +111,19 @@ fn an_alert_raised_by_a_cli_command_waits_for_the_gateway() {
 
 #[test]
 fn a_route_this_build_lacks_is_a_one_line_config_error() {
-    let home = Home::with_agent_extra("[alerts]\nroutes = [\"log\", \"telegram\"]\n");
+    let home = Home::with_agent_extra("[alerts]\nroutes = [\"log\", \"email\"]\n");
     let out = home.run(&["cron", "list"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let error = stderr(&out);
     assert!(
-        error.contains("alerts.routes: `telegram` is a chat channel this build does not have yet; routes here: log, web, hook, webhook"),
+        error.contains("alerts.routes: `email` is a chat channel this build does not have yet; routes here: log, web, telegram, hook, webhook"),
         "{error}"
     );
     assert_eq!(error.lines().count(), 1, "{error}");
     // Positive control: the same home with the routes it has works.
     let fixed = std::fs::read_to_string(home.path().join("clawdia.toml"))
         .unwrap()
-        .replace("\"log\", \"telegram\"", "\"log\"");
+        .replace("\"log\", \"email\"", "\"log\"");
     std::fs::write(home.path().join("clawdia.toml"), fixed).unwrap();
     assert!(home.run(&["cron", "list"]).status.success());
 }

@@ -242,3 +242,126 @@ fn a_message_sent_while_the_gateway_is_down_is_answered_once() {
     let asked = requests.iter().filter(|t| t.contains("while you were away")).count();
     assert_eq!(asked, 1, "the message reached the model once: {requests:?}");
 }
+
+/// Stores a button press as if `getUpdates` had fetched it (crabline injects only text
+/// messages): the gateway handles stored updates when it starts.
+fn press(home: &Home, update_id: i64, from: i64, data: &str, message_id: i64) {
+    let update = json!({
+        "update_id": update_id,
+        "callback_query": {
+            "id": format!("cb{update_id}"),
+            "from": {"id": from, "is_bot": false, "first_name": "Presser"},
+            "message": {"message_id": message_id, "chat": {"id": OWNER, "type": "private"}, "date": 0, "text": "request"},
+            "data": data,
+        }
+    });
+    let script = "import sqlite3,sys\ndb=sqlite3.connect(sys.argv[1])\ndb.execute(\"INSERT INTO updates (update_id, received_at, body, state) VALUES (?, 0, ?, 'pending')\", (int(sys.argv[2]), sys.argv[3]))\ndb.commit()\n";
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(home.path().join("state/telegram.db"))
+        .arg(update_id.to_string())
+        .arg(update.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn an_approval_reaches_the_owner_with_signed_buttons_that_only_the_owner_can_press() {
+    let Some(crab) = Crabline::start() else { return };
+    let home = home(&crab, "[agents.main.tools]\nask = [\"write\"]\n");
+    let gateway = home.up();
+    home.mock.push(Reply::tool_calls(vec![("write", r#"{"path":"hello.txt","content":"hi there"}"#)]));
+    crab.say(OWNER, "write hello.txt please");
+    // The request reaches the owner's chat with two buttons.
+    let found = wait_until(Duration::from_secs(20), || buttons(&crab).is_some());
+    assert!(found, "no approval message with buttons: {:?}", crab.sent(OWNER));
+    let (message_id, approve, deny) = buttons(&crab).unwrap();
+    assert!(approve.starts_with("ap:") && deny.starts_with("ap:") && approve != deny);
+    assert!(!home.workspace().join("hello.txt").exists());
+    crab.wait_for(OWNER, "Waiting for the owner");
+    assert!(gateway.terminate().success());
+
+    // A stranger's press, and a press with the approve MAC on the deny verb: refused.
+    press(&home, 900_000_001, STRANGER, &approve, message_id);
+    press(&home, 900_000_002, OWNER, &approve.replacen(":a:", ":d:", 1), message_id);
+    // The owner's real press (the positive control).
+    press(&home, 900_000_003, OWNER, &approve, message_id);
+    home.mock.push(Reply::text("Written, thanks."));
+    let gateway = home.up();
+    crab.wait_for(OWNER, "Written, thanks.");
+    let written = std::fs::read_to_string(home.workspace().join("hello.txt"));
+    assert_eq!(
+        written.as_deref().ok(),
+        Some("hi there"),
+        "{:?}\n{:?}\n{}",
+        crab.sent(OWNER),
+        answered(&crab),
+        std::fs::read_to_string(home.path().join("logs/clawdia.log")).unwrap_or_default()
+    );
+    let sent = crab.wait_for(OWNER, "Approved");
+    assert!(
+        sent.iter().any(|(method, text)| method == "editMessageText" && text.contains("✅ Approved")),
+        "{sent:?}"
+    );
+    let answers = answered(&crab);
+    assert!(answers.iter().any(|t| t.contains("Only the owner")), "{answers:?}");
+    assert!(answers.iter().any(|t| t.contains("not valid")), "{answers:?}");
+    let (_, audit) =
+        crate::support::http(gateway.addr, "GET", "/v1/audit?min_severity=7", Some(&home.token()), "");
+    assert!(audit.contains("did not sign"), "{audit}");
+    // Pressed again (a replay): the request is decided already, nothing runs twice.
+    assert!(gateway.terminate().success());
+    press(&home, 900_000_004, OWNER, &approve, message_id);
+    let _gateway = home.up();
+    assert!(wait_until(Duration::from_secs(10), || answered(&crab).len() >= 4));
+    let writes = home.mock.requests().len();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(home.mock.requests().len(), writes, "a replayed press ran a turn");
+}
+
+/// The approval message's id and its Approve / Deny data, once the bot sent it.
+fn buttons(crab: &Crabline) -> Option<(i64, String, String)> {
+    let text = std::fs::read_to_string(crab.dir.path().join("recorder.jsonl")).unwrap_or_default();
+    let mut entries = text.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok());
+    let entry = entries.find(|entry| entry["body"]["reply_markup"]["inline_keyboard"].is_array())?;
+    let row = &entry["body"]["reply_markup"]["inline_keyboard"][0];
+    // The fake's recorder keeps requests only, not the ids it answered with: the press names
+    // message 0, and the bot's edit of it is still recorded.
+    let message_id = entry["response"]["result"]["message_id"].as_i64().unwrap_or(0);
+    Some((
+        message_id,
+        row[0]["callback_data"].as_str()?.to_string(),
+        row[1]["callback_data"].as_str()?.to_string(),
+    ))
+}
+
+/// The texts of `answerCallbackQuery` calls.
+fn answered(crab: &Crabline) -> Vec<String> {
+    let text = std::fs::read_to_string(crab.dir.path().join("recorder.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["path"].as_str().is_some_and(|p| p.ends_with("/answerCallbackQuery")))
+        .map(|entry| entry["body"]["text"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_reply_under_way_at_shutdown_is_finished_not_repeated() {
+    let Some(crab) = Crabline::start() else { return };
+    let home = home(&crab, "");
+    let gateway = home.up();
+    home.mock.push(Reply::text("one two three four five six").chunk_delay(Duration::from_millis(250)));
+    crab.say(OWNER, "count for me");
+    assert!(wait_until(Duration::from_secs(10), || home.mock.requests().len() == 1));
+    // SIGTERM mid-reply: the drain lets it finish.
+    assert!(gateway.terminate().success());
+    assert!(
+        crab.sent(OWNER).iter().any(|(_, text)| text.contains("one two three four five six")),
+        "{:?}",
+        crab.sent(OWNER)
+    );
+    let _gateway = home.up();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(home.mock.requests().len(), 1, "the message was handled again after the restart");
+}
