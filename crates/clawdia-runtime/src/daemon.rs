@@ -262,7 +262,8 @@ fn failure(outcome: Result<Result<(), String>, tokio::task::JoinError>) -> Optio
 
 /// Runs the gateway as a daemon: binds nothing itself (`listener` is bound, so a port that
 /// cannot be had fails before this), supervises the HTTP server, the scheduler, the embedder and
-/// `extra` (the outbox delivery and later channels register here), writes `state/gateway.json`,
+/// `extra` (the outbox delivery and later channels register here), writes `state/gateway.json`
+/// (then calls `ready`),
 /// and stops everything when `shutdown` resolves. `notifier` gets the alerts of failing
 /// components.
 pub async fn run(
@@ -272,6 +273,7 @@ pub async fn run(
     notifier: Arc<dyn Notifier>,
     extra: Vec<Component>,
     web: Option<clawdia_server::web::Web>,
+    ready: impl FnOnce(),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
     use clawdia_core::AuditSink as _;
@@ -316,6 +318,9 @@ pub async fn run(
     }
     runtime.store.record(AuditEvent::new("gateway_started", Severity::INFO, format!("listening on {addr}")));
     tracing::info!(%addr, "clawdia gateway listening");
+    // Announced once `state/gateway.json` is written: a command started on the announcement
+    // finds the gateway.
+    ready();
     let cancelled = daemon.token();
     tokio::select! {
         () = shutdown => {}

@@ -412,6 +412,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     token: &str,
     console: Arc<dyn clawdia_server::web::Console>,
+    ready: impl FnOnce(),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
     let mut components = vec![outbox::component(runtime), approvals::component(runtime)];
@@ -424,7 +425,7 @@ pub async fn serve(
         Err(error) => tracing::warn!(%error, "the telegram alert route cannot send"),
     }
     let web = web_channel(runtime, console)?;
-    daemon::run(runtime, listener, token, runtime.notifier.clone(), components, web, shutdown).await
+    daemon::run(runtime, listener, token, runtime.notifier.clone(), components, web, ready, shutdown).await
 }
 
 /// The web channel, when `[channels.web]` is on: its browsers' store (`state/web.db`), the hub

@@ -654,9 +654,9 @@ async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
     let (listener, token) = clawdia_runtime::bind(&config, bind, port).await.map_err(Failure::config)?;
     let runtime = Arc::new(clawdia_runtime::build(config).map_err(Failure::config)?);
     let addr = listener.local_addr()?;
-    eprintln!("clawdia gateway listening on http://{addr}");
     let console = Arc::new(console::RuntimeConsole::new(runtime.clone()));
-    clawdia_runtime::serve(&runtime, listener, &token, console, shutdown).await?;
+    let ready = move || eprintln!("clawdia gateway listening on http://{addr}");
+    clawdia_runtime::serve(&runtime, listener, &token, console, ready, shutdown).await?;
     eprintln!("clawdia gateway stopped");
     Ok(())
 }
