@@ -4,7 +4,9 @@
 //! the bot makes) feeds the release gateway one owner message at a time; the instant mock LLM
 //! answers. Figures: from the moment the update is handed to the waiting `getUpdates` to the
 //! bot's first call back (`sendChatAction`) and to its reply (`sendMessage`), p50 and p99; then
-//! updates/s when N messages arrive in one batch from N chats. Figures only.
+//! updates/s when N messages arrive in one batch from N chats. `batch_ms = 0`: the quiet window
+//! that gathers a person's burst into one turn (600 ms by default) would be measured otherwise.
+//! Figures only.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -127,7 +129,9 @@ async fn serve_connection(fake: Arc<Fake>, mut stream: TcpStream) -> anyhow::Res
         let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
         let length: usize = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+            .find_map(|l| {
+                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+            })
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         while buffer.len() < head_end + length {
@@ -198,7 +202,7 @@ async fn bench(binary: &Path, messages: usize) -> anyhow::Result<()> {
     }
     std::fs::write(home.join("bot-token"), "123:bench")?;
     let config = format!(
-        "[gateway]\nport = 0\n\n[providers.mock]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[agents.main]\nmodel = \"mock/bench\"\n\n[owner]\ntelegram = {OWNER}\n\n[channels.telegram]\ntoken = {{ file = \"bot-token\" }}\napi_root = \"http://{fake_addr}\"\npoll_timeout_secs = 20\n",
+        "[gateway]\nport = 0\n\n[providers.mock]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[agents.main]\nmodel = \"mock/bench\"\n\n[owner]\ntelegram = {OWNER}\n\n[channels.telegram]\ntoken = {{ file = \"bot-token\" }}\napi_root = \"http://{fake_addr}\"\npoll_timeout_secs = 20\nbatch_ms = 0\n",
         mock.openai_base_url()
     );
     std::fs::write(home.join("clawdia.toml"), config)?;
@@ -211,7 +215,14 @@ async fn bench(binary: &Path, messages: usize) -> anyhow::Result<()> {
         fake.push(chat, "ping");
         let typing = wait_for(&fake, "sendChatAction", chat).await?;
         let sent = wait_for(&fake, "sendMessage", chat).await?;
-        let handed = fake.handed.lock().unwrap().iter().find(|(c, _)| *c == chat).map(|(_, at)| *at).context("not handed")?;
+        let handed = fake
+            .handed
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(c, _)| *c == chat)
+            .map(|(_, at)| *at)
+            .context("not handed")?;
         if index >= 20 {
             first_call.push(typing.saturating_duration_since(handed));
             reply.push(sent.saturating_duration_since(handed));
@@ -231,7 +242,9 @@ async fn bench(binary: &Path, messages: usize) -> anyhow::Result<()> {
     let burst = start.elapsed();
     let p = |v: &[Duration], q| loadgen::percentile_ms(v, q);
     println!();
-    println!("clawdia Telegram channel (release build, a Bot API double and an instant mock LLM on loopback)");
+    println!(
+        "clawdia Telegram channel (release build, a Bot API double and an instant mock LLM on loopback)"
+    );
     println!(
         "  update handed to the poll -> first Bot API call (typing):  p50 {:.3} ms  p99 {:.3} ms  ({messages} messages)",
         p(&first_call, 50.0),

@@ -70,6 +70,10 @@ pub(crate) struct RawTelegram {
     /// Seconds a long poll waits for updates (1-50).
     #[schemars(extend("default" = 30))]
     pub poll_timeout_secs: Option<u64>,
+    /// Messages a person sends in a burst (each within this many milliseconds of the last) are
+    /// answered as one turn. 0 answers each at once.
+    #[schemars(extend("default" = 600))]
+    pub batch_ms: Option<u64>,
 }
 
 /// `[channels.web]`.
@@ -133,6 +137,8 @@ pub struct TelegramConfig {
     /// Answer mentions and replies in groups.
     pub groups: bool,
     pub poll_timeout: Duration,
+    /// The quiet window that ends a burst of messages (zero: none).
+    pub batch: Duration,
 }
 
 /// `[channels.web]`, validated.
@@ -343,5 +349,6 @@ fn telegram(
         allow: raw.allow.unwrap_or_default(),
         groups,
         poll_timeout,
+        batch: Duration::from_millis(raw.batch_ms.unwrap_or(600).min(10_000)),
     })
 }

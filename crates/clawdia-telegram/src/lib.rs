@@ -278,6 +278,7 @@ impl Telegram {
     }
 
     async fn handle(&self, update: api::Update) -> Outcome {
+        let id = update.update_id;
         if let Some(query) = update.callback_query {
             return self.button(query).await;
         }
@@ -312,7 +313,56 @@ impl Telegram {
         if let Some(outcome) = self.command(chat, &text).await {
             return outcome;
         }
+        let text = self.burst(id, chat, from.id, text).await;
         self.turn(chat, &from, owner, text).await
+    }
+
+    /// The text of `first` and the messages the same person sent right after it in the same
+    /// chat, each within the quiet window of the last: one turn answers them all (the later
+    /// ones are marked handled here).
+    async fn burst(&self, first: i64, chat: i64, user: i64, text: String) -> String {
+        if self.config.batch.is_zero() {
+            return text;
+        }
+        let _ = self.api.typing(chat).await;
+        let mut texts = vec![text];
+        let mut last = first;
+        // At most a few windows: a person typing non-stop still gets an answer.
+        for _ in 0..5 {
+            tokio::time::sleep(self.config.batch).await;
+            let store = self.store.clone();
+            let pending =
+                tokio::task::spawn_blocking(move || store.pending()).await.ok().and_then(Result::ok);
+            let mut more = Vec::new();
+            for (id, body) in pending.unwrap_or_default() {
+                if id <= last {
+                    continue;
+                }
+                let Ok(update) = serde_json::from_value::<api::Update>(body) else { break };
+                let Some(message) = update.message else { break };
+                if message.chat.id != chat {
+                    continue;
+                }
+                let same_sender = message.from.as_ref().is_some_and(|from| from.id == user);
+                let Some(next) = message.text.filter(|t| same_sender && !t.trim_start().starts_with('/'))
+                else {
+                    // Someone else, a command or not text: the burst ends before it.
+                    break;
+                };
+                more.push((id, self.without_mention(&next)));
+            }
+            if more.is_empty() {
+                break;
+            }
+            for (id, next) in more {
+                let store = self.store.clone();
+                let note = format!("answered with update {first}");
+                let _ = tokio::task::spawn_blocking(move || store.finish(id, &note)).await;
+                texts.push(next);
+                last = id;
+            }
+        }
+        texts.join("\n\n")
     }
 
     /// A press of an Approve / Deny button: only the owner's, only with data this gateway

@@ -365,3 +365,26 @@ fn a_reply_under_way_at_shutdown_is_finished_not_repeated() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(home.mock.requests().len(), 1, "the message was handled again after the restart");
 }
+
+#[test]
+fn a_burst_of_messages_is_answered_as_one_turn() {
+    let Some(crab) = Crabline::start() else { return };
+    let home = home(&crab, "batch_ms = 800\n");
+    let _gateway = home.up();
+    home.mock.push(Reply::text("All three, got it."));
+    crab.say(OWNER, "first thought");
+    crab.say(OWNER, "second thought");
+    crab.say(OWNER, "third thought");
+    crab.wait_for(OWNER, "All three, got it.");
+    std::thread::sleep(Duration::from_millis(1_500));
+    let texts = user_texts(&home);
+    assert_eq!(texts.len(), 1, "one turn for the burst: {texts:?}");
+    for part in ["first thought", "second thought", "third thought"] {
+        assert!(texts[0].contains(part), "{texts:?}");
+    }
+    // A message after the quiet window is a turn of its own (the control).
+    home.mock.push(Reply::text("And this one."));
+    crab.say(OWNER, "later");
+    crab.wait_for(OWNER, "And this one.");
+    assert_eq!(user_texts(&home).len(), 2);
+}
