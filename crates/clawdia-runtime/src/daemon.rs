@@ -263,14 +263,12 @@ fn failure(outcome: Result<Result<(), String>, tokio::task::JoinError>) -> Optio
 /// Runs the gateway as a daemon: binds nothing itself (`listener` is bound, so a port that
 /// cannot be had fails before this), supervises the HTTP server, the scheduler, the embedder and
 /// `extra` (the outbox delivery and later channels register here), writes `state/gateway.json`
-/// (then calls `ready`),
-/// and stops everything when `shutdown` resolves. `notifier` gets the alerts of failing
-/// components.
+/// (then calls `ready`), and stops everything when `shutdown` resolves. The runtime's notifier
+/// gets the alerts of failing components.
 pub async fn run(
     runtime: &Runtime,
     listener: tokio::net::TcpListener,
     token: &str,
-    notifier: Arc<dyn Notifier>,
     extra: Vec<Component>,
     web: Option<clawdia_server::web::Web>,
     ready: impl FnOnce(),
@@ -278,7 +276,7 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     use clawdia_core::AuditSink as _;
     let addr = listener.local_addr().map_err(|e| RuntimeError::Io(e.to_string()))?;
-    let mut daemon = Daemon::new(notifier, runtime.audit.clone());
+    let mut daemon = Daemon::new(runtime.notifier.clone(), runtime.audit.clone());
     let metrics = runtime.agents.metrics();
     let limits = crate::server_limits(&runtime.config.gateway, crate::open_files_limit());
     let drain = limits.drain;

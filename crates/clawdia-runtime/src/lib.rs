@@ -425,7 +425,7 @@ pub async fn serve(
         Err(error) => tracing::warn!(%error, "the telegram alert route cannot send"),
     }
     let web = web_channel(runtime, console)?;
-    daemon::run(runtime, listener, token, runtime.notifier.clone(), components, web, ready, shutdown).await
+    daemon::run(runtime, listener, token, components, web, ready, shutdown).await
 }
 
 /// The web channel, when `[channels.web]` is on: its browsers' store (`state/web.db`), the hub
