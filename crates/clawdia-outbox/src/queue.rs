@@ -50,6 +50,23 @@ const MIGRATIONS: &[&str] = &["
     CREATE INDEX deliveries_due ON deliveries (route, status, next_ms);
 "];
 
+/// The alert in columns `id, created_ms, kind, severity, title, body, agent, approval` of
+/// `row`, starting at column `first`.
+fn queued_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Queued> {
+    Ok(Queued {
+        id: row.get(first)?,
+        created_ms: row.get(first + 1)?,
+        alert: Alert {
+            kind: row.get(first + 2)?,
+            severity: Severity(row.get(first + 3)?),
+            title: row.get(first + 4)?,
+            body: row.get(first + 5)?,
+            agent: row.get(first + 6)?,
+            approval: row.get(first + 7)?,
+        },
+    })
+}
+
 /// An alert as stored, with what every route shows: its id and when it was raised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queued {
@@ -157,22 +174,7 @@ impl Queue {
                      ORDER BY d.alert_seq LIMIT ?3",
                 )?;
                 let rows = statement.query_map(params![route, now_ms, limit as i64], |row| {
-                    Ok(Due {
-                        seq: row.get(0)?,
-                        attempts: row.get(1)?,
-                        queued: Queued {
-                            id: row.get(2)?,
-                            created_ms: row.get(3)?,
-                            alert: Alert {
-                                kind: row.get(4)?,
-                                severity: Severity(row.get(5)?),
-                                title: row.get(6)?,
-                                body: row.get(7)?,
-                                agent: row.get(8)?,
-                                approval: row.get(9)?,
-                            },
-                        },
-                    })
+                    Ok(Due { seq: row.get(0)?, attempts: row.get(1)?, queued: queued_at(row, 2)? })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<Due>>>()?
             };
@@ -234,20 +236,7 @@ impl Queue {
                 "SELECT id, created_ms, kind, severity, title, body, agent, approval
                  FROM alerts ORDER BY seq DESC LIMIT ?1",
             )?;
-            let rows = statement.query_map(params![limit], |row| {
-                Ok(Queued {
-                    id: row.get(0)?,
-                    created_ms: row.get(1)?,
-                    alert: Alert {
-                        kind: row.get(2)?,
-                        severity: Severity(row.get(3)?),
-                        title: row.get(4)?,
-                        body: row.get(5)?,
-                        agent: row.get(6)?,
-                        approval: row.get(7)?,
-                    },
-                })
-            })?;
+            let rows = statement.query_map(params![limit], |row| queued_at(row, 0))?;
             rows.collect()
         })
     }
