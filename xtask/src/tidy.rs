@@ -87,6 +87,7 @@ const CRATES: &[(&str, Class)] = &[
     ("clawdia-skills", Class::Capability),
     ("clawdia-mcp", Class::Capability),
     ("clawdia-outbox", Class::Capability),
+    ("clawdia-speech", Class::Capability),
     ("clawdia-runtime", Class::Root),
     ("clawdia", Class::Root),
     ("clawdia-test-support", Class::DevOnly),
