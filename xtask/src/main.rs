@@ -15,6 +15,8 @@
 //!   first token, decode tokens/s for a 128-token reply, RSS loaded and after the idle unload.
 //! - `bench web` — the web UI's cold-load bytes and time to usable in headless Chromium, a
 //!   turn's round trip over the WebSocket against `/v1/turns`, RSS with 20 browser sockets;
+//! - `bench speech` — local Whisper: load time and RSS, real-time factor on a 10 s espeak-ng
+//!   sample, word error rate on espeak-ng sentences, Ogg/Opus encoding of a reply
 //! - `bench sched` — scheduling jitter p50/p99 of 1,000 `every 1s` jobs over 60 s, time from a
 //!   timeout to the last process of a 50-process tree being gone, gateway RSS with 1,000 jobs.
 //! - `gen` — writes the generated docs (`docs/config-reference.md`, `docs/clawdia.example.toml`);
@@ -29,6 +31,7 @@ mod bench_brain;
 mod bench_gateway;
 mod bench_local;
 mod bench_sched;
+mod bench_speech;
 mod bench_web;
 mod docs;
 mod loadgen;
@@ -51,12 +54,13 @@ fn main() {
         ["bench", "brain", rest @ ..] => bench_brain::run(rest),
         ["bench", "local", rest @ ..] => bench_local::run(rest),
         ["bench", "sched", rest @ ..] => bench_sched::run(rest),
+        ["bench", "speech", rest @ ..] => bench_speech::run(rest),
         ["bench", "web", rest @ ..] => bench_web::run(rest),
         ["gen"] => docs::write(&workspace_root()),
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | bench web [--turns N] [--binary PATH] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | bench speech [--model DIR] [--threads N] | bench web [--turns N] [--binary PATH] | gen [--check])"
             );
             std::process::exit(2);
         }

@@ -72,6 +72,10 @@ fn transcriber(engine: &SpeechEngine, config: &SpeechConfig) -> Result<Arc<dyn S
     if let Some(endpoint) = endpoint(engine)? {
         return Ok(Arc::new(OpenAiTranscriber::new(&endpoint, config.language.clone())?));
     }
+    #[cfg(feature = "local")]
+    if let SpeechEngine::Local { dir, .. } = engine {
+        return Ok(Arc::new(crate::local::LocalWhisper::new(&engine.name(), dir, config.language.clone())?));
+    }
     Err(local_unavailable(engine))
 }
 
@@ -83,8 +87,9 @@ fn speaker(engine: &SpeechEngine, config: &SpeechConfig) -> Result<Arc<dyn TextT
 }
 
 fn local_unavailable(engine: &SpeechEngine) -> SpeechError {
+    let what = if cfg!(feature = "local") { "local text to speech is" } else { "local speech engines are" };
     SpeechError::Unavailable(format!(
-        "{}: local speech engines are not in this build (use an OpenAI-compatible provider)",
+        "{}: {what} not in this build (use an OpenAI-compatible provider)",
         engine.name()
     ))
 }

@@ -5,6 +5,7 @@
 //!   Groq, local Whisper and TTS servers. Audio goes there only when the owner configured it.
 //! - `audio`, `wav`, `ogg`: decoding WAV and Ogg/Opus (Telegram voice notes) into mono PCM,
 //!   encoding replies back, resampling (rubato).
+//! - `local` (feature `local`): Whisper on candle, in process.
 //! - `engines`: `[speech]` -> the configured engines (`Speech`), and the helpers a channel
 //!   wants: transcribe a file's bytes, speak text as a voice note.
 //!
@@ -13,9 +14,12 @@
 
 pub mod audio;
 mod engines;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod ogg;
 pub mod openai;
 pub mod wav;
+pub mod wer;
 
 pub use audio::{AudioFormat, decode, encode, resample};
 pub use engines::{Speech, from_config};

@@ -13,6 +13,7 @@ mod logging;
 mod mcp;
 mod models;
 mod skills;
+mod speech;
 mod web;
 
 use std::net::IpAddr;
@@ -101,6 +102,9 @@ enum Command {
     /// Alerts for the owner.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// The speech engines: transcribe a file, speak a text into one.
+    #[command(subcommand)]
+    Speech(speech::SpeechCommand),
 }
 
 #[derive(Subcommand)]
@@ -445,6 +449,7 @@ fn main() -> ExitCode {
         Command::Broker(command) => with_runtime(broker::run(home, command)),
         Command::Web(command) => with_runtime(web::run(home, command)),
         Command::Alerts(AlertsCommand::Test { title }) => test_alert(&home, &title),
+        Command::Speech(command) => with_runtime(speech::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

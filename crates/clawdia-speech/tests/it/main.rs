@@ -4,6 +4,8 @@
 //! against real HTTP servers on loopback that check each request's shape.
 
 mod audio;
+#[cfg(feature = "local")]
+mod local;
 mod remote;
 
 use std::path::Path;
