@@ -66,11 +66,11 @@ fn tone(rate: u32, seconds: f32) -> Pcm {
     Pcm { sample_rate: rate, samples }
 }
 
-/// The parts of a multipart body: (name, file name, content type, value).
-fn multipart_parts(
-    content_type: &str,
-    body: &[u8],
-) -> Vec<(String, Option<String>, Option<String>, Vec<u8>)> {
+/// One part of a multipart body: (name, file name, content type, value).
+type Part = (String, Option<String>, Option<String>, Vec<u8>);
+
+/// The parts of a multipart body.
+fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Part> {
     let boundary = content_type.split("boundary=").nth(1).expect("a boundary");
     let delimiter = format!("--{boundary}");
     let text = body;
