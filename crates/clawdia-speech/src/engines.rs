@@ -83,13 +83,17 @@ fn speaker(engine: &SpeechEngine, config: &SpeechConfig) -> Result<Arc<dyn TextT
     if let Some(endpoint) = endpoint(engine)? {
         return Ok(Arc::new(OpenAiSpeaker::new(&endpoint, &config.voice)?));
     }
+    #[cfg(feature = "local")]
+    if let SpeechEngine::Local { dir, .. } = engine {
+        let runtime = crate::local::onnx_runtime_path(dir);
+        return Ok(Arc::new(crate::local::LocalPiper::new(&engine.name(), dir, &runtime, config.threads)?));
+    }
     Err(local_unavailable(engine))
 }
 
 fn local_unavailable(engine: &SpeechEngine) -> SpeechError {
-    let what = if cfg!(feature = "local") { "local text to speech is" } else { "local speech engines are" };
     SpeechError::Unavailable(format!(
-        "{}: {what} not in this build (use an OpenAI-compatible provider)",
+        "{}: local speech engines are not in this build (use an OpenAI-compatible provider)",
         engine.name()
     ))
 }

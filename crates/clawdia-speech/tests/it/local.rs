@@ -1,21 +1,25 @@
-//! The local Whisper engine on real speech: espeak-ng sentences transcribed by whisper-tiny.en
-//! (from `$CLAWDIA_TEST_MODELS`, installed by scripts/fetch-models.sh), checked word by word;
-//! a folder without the model and a broken model file fail in one line.
+//! The local engines on real speech: espeak-ng sentences transcribed by whisper-tiny.en, and the
+//! Piper voice's speech transcribed back by Whisper (both from `$CLAWDIA_TEST_MODELS`, installed
+//! by scripts/fetch-models.sh), checked word by word; a folder without the model and a broken
+//! model file fail in one line.
 
 use std::path::PathBuf;
 
-use clawdia_core::{SpeechError, SpeechToText};
-use clawdia_speech::local::LocalWhisper;
+use clawdia_core::{SpeechError, SpeechToText, TextToSpeech};
+use clawdia_speech::local::{LocalPiper, LocalWhisper};
 use clawdia_speech::wer::word_error_rate;
 
 use super::{espeak, skip_or_fail};
 
-fn whisper_dir() -> Option<PathBuf> {
-    let root = match std::env::var_os("CLAWDIA_TEST_MODELS") {
+fn models_root() -> PathBuf {
+    match std::env::var_os("CLAWDIA_TEST_MODELS") {
         Some(root) => PathBuf::from(root),
         None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/clawdia/models"),
-    };
-    let dir = root.join("whisper-tiny.en");
+    }
+}
+
+fn whisper_dir() -> Option<PathBuf> {
+    let dir = models_root().join("whisper-tiny.en");
     if dir.join("model.bin").is_file() {
         return Some(dir);
     }
@@ -24,6 +28,58 @@ fn whisper_dir() -> Option<PathBuf> {
         &format!("no model in {} (run scripts/fetch-models.sh)", dir.display()),
     );
     None
+}
+
+/// The Piper voice folder and the ONNX Runtime library.
+fn piper() -> Option<(PathBuf, PathBuf)> {
+    let dir = models_root().join("piper-joe");
+    let runtime = models_root().join("onnxruntime/libonnxruntime.so");
+    if dir.join("en_US-joe-medium.onnx").is_file() && runtime.is_file() {
+        return Some((dir, runtime));
+    }
+    let why =
+        format!("no voice in {} or no {} (run scripts/fetch-models.sh)", dir.display(), runtime.display());
+    skip_or_fail("local Piper tests", &why);
+    None
+}
+
+#[tokio::test]
+async fn piper_speaks_what_whisper_hears_back() {
+    let (Some((voice, runtime)), Some(whisper)) = (piper(), whisper_dir()) else { return };
+    let speaker = LocalPiper::new("local/piper-joe", &voice, &runtime, Some(2)).unwrap();
+    let listener = LocalWhisper::new("local/whisper-tiny.en", &whisper, None).unwrap();
+    let sentence = "Your meeting with the dentist is tomorrow at nine.";
+    let speech = speaker.synthesize(sentence).await.unwrap();
+    assert_eq!(speech.sample_rate, 22_050);
+    assert!((1.5..8.0).contains(&speech.seconds()), "{} s of speech", speech.seconds());
+    let transcript = listener.transcribe(&speech).await.unwrap();
+    let error = word_error_rate(sentence, &transcript.text);
+    println!("{sentence:?} -> {:?} (WER {error:.2})", transcript.text);
+    // The voice samples noise (VITS), and Whisper writes "nine" as "9": the words that carry the
+    // message must be heard, and most of the rest.
+    let heard = clawdia_speech::wer::words(&transcript.text);
+    for word in ["meeting", "dentist", "tomorrow"] {
+        assert!(heard.iter().any(|w| w == word), "`{word}` missing from {:?}", transcript.text);
+    }
+    assert!(error <= 0.4, "Piper's {sentence:?} was heard as {:?}", transcript.text);
+    // Text that starts like an option is spoken, not passed to espeak-ng as one.
+    let dashed = speaker.synthesize("--version").await.unwrap();
+    assert!(dashed.seconds() > 0.3);
+    let error = speaker.synthesize("  ").await.unwrap_err();
+    assert_eq!(error.to_string(), "there is no text to speak");
+}
+
+#[tokio::test]
+async fn a_voice_folder_without_a_voice_or_runtime_is_refused() {
+    let empty = tempfile::tempdir().unwrap();
+    let error =
+        LocalPiper::new("local/piper-joe", empty.path(), &empty.path().join("x.so"), None).unwrap_err();
+    assert!(matches!(error, SpeechError::Unavailable(_)));
+    assert!(error.to_string().starts_with("local/piper-joe: no Piper voice (*.onnx) in "), "{error}");
+    let Some((voice, _)) = piper() else { return };
+    let error = LocalPiper::new("local/piper-joe", &voice, &empty.path().join("libonnxruntime.so"), None)
+        .unwrap_err();
+    assert!(error.to_string().starts_with("local/piper-joe: no ONNX Runtime library at "), "{error}");
 }
 
 #[tokio::test]
