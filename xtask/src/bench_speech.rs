@@ -1,18 +1,20 @@
 //! `cargo xtask bench speech [--model DIR] [--threads N]`: the local speech engines on espeak-ng
 //! speech. Prints the Whisper model's load time and the RSS it adds, the real-time factor of
 //! transcribing a 10-second sample (time / audio length; best of 3, after one warm-up), the word
-//! error rate on a few espeak-ng sentences, and the cost of turning a reply into a voice note
-//! (Ogg/Opus encoding of one spoken sentence). There is no local text to speech yet, so no
-//! time-to-first-audio figure. `--threads` sets `CANDLE_NUM_THREADS` (default: candle's, one per
-//! core) before any thread starts. Figures only; it never fails on a timing.
+//! error rate on a few espeak-ng sentences; then the Piper voice (`piper-joe`): load time, time to
+//! first audio for one sentence (the whole sentence is synthesized at once, so this is the time
+//! to the complete sentence; best of 3 after a warm-up), its real-time factor, the word error
+//! rate of Whisper on what it said, the cost of turning it into a voice note (Ogg/Opus), and the
+//! RSS with both models loaded. `--threads` sets `CANDLE_NUM_THREADS` (default: candle's, one
+//! per core) before any thread starts. Figures only; it never fails on a timing.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clawdia_core::SpeechToText;
+use clawdia_core::{SpeechToText, TextToSpeech};
 use clawdia_speech::AudioFormat;
-use clawdia_speech::local::LocalWhisper;
+use clawdia_speech::local::{LocalPiper, LocalWhisper};
 use clawdia_speech::wer::word_error_rate;
 
 const MODEL: &str = "whisper-tiny.en";
@@ -58,6 +60,7 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".cache/clawdia/models"));
     let mut model_dir = root.join(MODEL);
+    let voice_dir = root.join("piper-joe");
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match *arg {
@@ -72,10 +75,10 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(bench(model_dir))
+    runtime.block_on(bench(model_dir, voice_dir))
 }
 
-async fn bench(model_dir: PathBuf) -> anyhow::Result<()> {
+async fn bench(model_dir: PathBuf, voice_dir: PathBuf) -> anyhow::Result<()> {
     println!(
         "speech benchmark: {} (CANDLE_NUM_THREADS={})",
         model_dir.display(),
@@ -124,14 +127,36 @@ async fn bench(model_dir: PathBuf) -> anyhow::Result<()> {
     );
     println!("RSS after transcribing: {} MB", rss_kb() / 1024);
 
-    let reply = espeak(SENTENCES[1])?;
+    let runtime = clawdia_speech::local::onnx_runtime_path(&voice_dir);
+    let voice = LocalPiper::new("local/piper-joe", &voice_dir, &runtime, Some(2))?;
+    let sentence = "Your meeting with the dentist is tomorrow at nine, and the pharmacy closes at six.";
     let started = Instant::now();
-    let note = clawdia_speech::encode(&reply, AudioFormat::OggOpus)?;
+    let first = voice.synthesize(sentence).await?;
     println!(
-        "voice note: {:.1} s of speech encoded to Ogg/Opus in {:.1} ms ({} bytes); no local TTS yet",
-        reply.seconds(),
+        "TTS: load + first sentence {:.2} s ({:.1} s of audio)",
+        started.elapsed().as_secs_f64(),
+        first.seconds()
+    );
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        voice.synthesize(sentence).await?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "TTS: time to first audio for one sentence {best:.3} s (best of 3): real-time factor {:.3}",
+        best / first.seconds()
+    );
+    let heard = engine.transcribe(&first).await?;
+    println!("TTS -> STT: WER {:.3}: {:?}", word_error_rate(sentence, &heard.text), heard.text);
+    let started = Instant::now();
+    let note = clawdia_speech::encode(&first, AudioFormat::OggOpus)?;
+    println!(
+        "voice note: {:.1} s of speech encoded to Ogg/Opus in {:.1} ms ({} bytes)",
+        first.seconds(),
         started.elapsed().as_secs_f64() * 1000.0,
         note.len()
     );
+    println!("RSS with Whisper and Piper loaded: {} MB", rss_kb() / 1024);
     Ok(())
 }
