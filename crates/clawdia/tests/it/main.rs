@@ -20,5 +20,6 @@ mod openai_sdk;
 mod retries;
 mod secrets;
 mod skills;
+mod speech;
 mod support;
 mod web;
