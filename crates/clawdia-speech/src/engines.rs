@@ -1,4 +1,5 @@
-//! `[speech]` -> the engines, and what a channel does with them: `Speech::transcribe_file` takes
+//! `[speech]` -> the engines, and what a channel does with them (also as core's `VoiceNotes`
+//! seam, which the composition root hands a channel): `Speech::transcribe_file` takes
 //! a voice note's bytes (WAV or Ogg/Opus, recognised by content), refuses audio longer than
 //! `max_seconds` and returns the text; `Speech::speak` returns a reply as encoded audio. A
 //! `local/<model>` engine is loaded from its folder under `models/` when this build has the
@@ -136,5 +137,24 @@ impl Speech {
         };
         let pcm = tts.synthesize(text).await?;
         crate::audio::encode(&pcm, format)
+    }
+}
+
+#[async_trait::async_trait]
+impl clawdia_core::VoiceNotes for Speech {
+    fn can_transcribe(&self) -> bool {
+        self.stt.is_some()
+    }
+
+    fn can_speak(&self) -> bool {
+        self.tts.is_some()
+    }
+
+    async fn transcribe_note(&self, bytes: &[u8]) -> Result<Transcript, SpeechError> {
+        self.transcribe_file(bytes).await
+    }
+
+    async fn voice_note(&self, text: &str) -> Result<Vec<u8>, SpeechError> {
+        self.speak(text, AudioFormat::OggOpus).await
     }
 }

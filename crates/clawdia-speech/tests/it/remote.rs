@@ -253,7 +253,7 @@ async fn speech_from_config_transcribes_a_voice_note_through_a_provider_and_spea
     let note = encode(&tone(48_000, 1.0), AudioFormat::OggOpus).unwrap();
     let transcript = speech.transcribe_file(&note).await.unwrap();
     assert_eq!(transcript.text, "what is on my calendar");
-    assert_eq!(stt.only_request().headers["authorization"], "Bearer sk-from-file");
+    assert_eq!(stt.seen.lock().unwrap()[0].headers["authorization"], "Bearer sk-from-file");
 
     let too_long = encode(&tone(16_000, 2.5), AudioFormat::Wav).unwrap();
     let error = speech.transcribe_file(&too_long).await.unwrap_err().to_string();
@@ -263,7 +263,12 @@ async fn speech_from_config_transcribes_a_voice_note_through_a_provider_and_spea
     );
     assert_eq!(stt.seen.lock().unwrap().len(), 1, "a refused note is not uploaded");
 
-    let reply = speech.speak("Nothing until noon.", AudioFormat::OggOpus).await.unwrap();
+    // The same through the seam a channel gets: a voice note in, a voice note out.
+    let notes: &dyn clawdia_core::VoiceNotes = &speech;
+    assert!(notes.can_transcribe() && notes.can_speak());
+    assert_eq!(notes.transcribe_note(&note).await.unwrap().text, "what is on my calendar");
+    let reply = notes.voice_note("Nothing until noon.").await.unwrap();
+    assert!(reply.starts_with(b"OggS"));
     let back = decode(&reply).unwrap();
     assert!((back.seconds() - 0.5).abs() < 0.001, "{} s", back.seconds());
     let json: serde_json::Value = serde_json::from_slice(&tts.only_request().body).unwrap();
@@ -275,6 +280,8 @@ async fn speech_from_config_transcribes_a_voice_note_through_a_provider_and_spea
 async fn unconfigured_engines_say_which_setting_is_missing() {
     let config = clawdia_config::parse("", std::path::Path::new("/home/claw")).unwrap();
     let speech = clawdia_speech::from_config(&config.speech).unwrap();
+    let notes: &dyn clawdia_core::VoiceNotes = &speech;
+    assert!(!notes.can_transcribe() && !notes.can_speak());
     let error = speech.transcribe_file(b"RIFF").await.unwrap_err().to_string();
     assert_eq!(error, "speech to text is not configured ([speech] stt)");
     let error = speech.speak("hi", AudioFormat::Wav).await.unwrap_err().to_string();
