@@ -7,9 +7,11 @@
 //!
 //! A voice folder under `models/` holds `NAME.onnx` and `NAME.onnx.json` (the phoneme id map,
 //! sample rate, espeak voice and inference scales). espeak-ng prints one line per clause and drops
-//! the punctuation; the clauses are joined with `, ` and the text ends with `.`, then each IPA
-//! character maps to its ids with the pad id between them, framed by `^` and `$`, as Piper
-//! does. Characters the voice does not know are skipped. The session loads on the first
+//! the punctuation; clauses are grouped into pieces of at most `PIECE_CHARS` phoneme characters
+//! (a long reply never becomes one huge tensor), joined with `, ` and ended with `.`, then each
+//! IPA character maps to its ids with the pad id between them, framed by `^` and `$`, as Piper
+//! does; pieces are spoken in turn with a short pause between them. Characters the voice does
+//! not know are skipped. The session loads on the first
 //! sentence (one load for concurrent callers) and runs on a blocking thread.
 
 use std::collections::HashMap;
@@ -26,6 +28,10 @@ use ort::value::Tensor;
 const ESPEAK: &str = "/usr/bin/espeak-ng";
 /// Longest text spoken at once, in characters (a long reply is a long voice note).
 const MAX_TEXT_CHARS: usize = 4_000;
+/// Phoneme characters spoken in one pass of the voice (a few sentences).
+const PIECE_CHARS: usize = 400;
+/// The pause between pieces, in seconds.
+const PIECE_PAUSE: f32 = 0.25;
 /// ONNX Runtime, loaded once per process from the first path given.
 static RUNTIME: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
@@ -126,8 +132,9 @@ impl LocalPiper {
         Ok(session.clone())
     }
 
-    /// The IPA of `text`, from espeak-ng on the host (sandbox crate: no shell, text on stdin).
-    async fn phonemes(&self, text: &str) -> Result<String, SpeechError> {
+    /// The IPA of `text` in pieces, from espeak-ng on the host (sandbox crate: no shell, text
+    /// on stdin).
+    async fn phonemes(&self, text: &str) -> Result<Vec<String>, SpeechError> {
         let mut policy = clawdia_sandbox::Policy::new(&self.work_dir);
         policy.timeout = Duration::from_secs(20);
         policy.kill_grace = Duration::from_secs(1);
@@ -150,9 +157,7 @@ impl LocalPiper {
                 clawdia_core::one_line(outcome.output.trim())
             )));
         }
-        let clauses: Vec<&str> =
-            outcome.output.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
-        Ok(format!("{}.", clauses.join(", ")))
+        Ok(pieces(outcome.output.lines()))
     }
 }
 
@@ -209,6 +214,27 @@ fn settings(json: &[u8]) -> Result<Settings, String> {
     Ok(Settings { sample_rate, espeak_voice, ids, scales })
 }
 
+/// espeak-ng's clauses grouped into pieces of at most `PIECE_CHARS` characters (a longer clause
+/// is a piece of its own), each ended with `.`.
+fn pieces<'a>(clauses: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut pieces: Vec<Vec<&str>> = Vec::new();
+    let mut length = 0;
+    for clause in clauses.map(str::trim).filter(|clause| !clause.is_empty()) {
+        let size = clause.chars().count();
+        match pieces.last_mut() {
+            Some(piece) if length + size <= PIECE_CHARS => {
+                piece.push(clause);
+                length += size;
+            }
+            _ => {
+                pieces.push(vec![clause]);
+                length = size;
+            }
+        }
+    }
+    pieces.into_iter().map(|piece| format!("{}.", piece.join(", "))).collect()
+}
+
 /// Piper's ids for a phoneme string: `^`, each known phoneme followed by the pad, `$`.
 fn phoneme_ids(phonemes: &str, ids: &HashMap<char, Vec<i64>>) -> Vec<i64> {
     let pad = ids.get(&'_').cloned().unwrap_or_default();
@@ -254,13 +280,23 @@ impl TextToSpeech for LocalPiper {
                 self.name
             )));
         }
-        let phonemes = self.phonemes(text).await?;
-        let ids = phoneme_ids(&phonemes, &self.settings.ids);
+        let pieces: Vec<Vec<i64>> =
+            self.phonemes(text).await?.iter().map(|piece| phoneme_ids(piece, &self.settings.ids)).collect();
         let session = self.session().await?;
         let (name, scales, rate) = (self.name.clone(), self.settings.scales, self.settings.sample_rate);
+        let pause = (rate as f32 * PIECE_PAUSE) as usize;
         let audio = tokio::task::spawn_blocking(move || {
             let mut session = session.lock().map_err(|_| format!("{name}: the voice is poisoned"))?;
-            synthesize(&mut session, ids, scales).map_err(|error| format!("{name}: {error}"))
+            let mut audio = Vec::new();
+            for (index, ids) in pieces.into_iter().enumerate() {
+                if index > 0 {
+                    audio.resize(audio.len() + pause, 0.0);
+                }
+                audio.extend(
+                    synthesize(&mut session, ids, scales).map_err(|error| format!("{name}: {error}"))?,
+                );
+            }
+            Ok::<_, String>(audio)
         })
         .await
         .map_err(|error| SpeechError::Failed(format!("{}: synthesis stopped: {error}", self.name)))?
@@ -275,7 +311,17 @@ impl TextToSpeech for LocalPiper {
 
 #[cfg(test)]
 mod tests {
-    use super::{phoneme_ids, settings};
+    use super::{PIECE_CHARS, phoneme_ids, pieces, settings};
+
+    #[test]
+    fn clauses_group_into_pieces_of_bounded_length() {
+        assert_eq!(pieces(["həlˈoʊ", " ", "wˈɜːld"].into_iter()), vec!["həlˈoʊ, wˈɜːld.".to_string()]);
+        let clause = "a".repeat(PIECE_CHARS / 2);
+        let long = "b".repeat(PIECE_CHARS + 10);
+        let got = pieces([clause.as_str(), clause.as_str(), clause.as_str(), long.as_str()].into_iter());
+        assert_eq!(got, vec![format!("{clause}, {clause}."), format!("{clause}."), format!("{long}.")]);
+        assert!(pieces(std::iter::empty()).is_empty());
+    }
 
     #[test]
     fn phonemes_map_to_ids_framed_and_padded_as_piper_does() {

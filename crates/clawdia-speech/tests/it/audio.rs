@@ -95,6 +95,25 @@ fn wav_reads_every_common_sample_shape_and_mixes_channels_to_mono() {
             "code {code}, {bits} bits"
         );
     }
+    // WAVE_FORMAT_EXTENSIBLE naming float (as ffmpeg writes it): cbSize 22, valid bits, channel
+    // mask, then the sub-format GUID starting with the format code.
+    let mut extensible = wav_file(
+        0xFFFE,
+        1,
+        8_000,
+        32,
+        &[0.5f32, -0.5].iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>(),
+    );
+    let fmt_at = extensible.windows(4).position(|w| w == b"fmt ").unwrap();
+    let mut extension = 22u16.to_le_bytes().to_vec();
+    extension.extend_from_slice(&32u16.to_le_bytes());
+    extension.extend_from_slice(&4u32.to_le_bytes());
+    extension.extend_from_slice(&3u16.to_le_bytes());
+    extension.extend_from_slice(&[0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71]);
+    extensible[fmt_at + 4..fmt_at + 8].copy_from_slice(&40u32.to_le_bytes());
+    extensible.splice(fmt_at + 24..fmt_at + 24, extension);
+    let pcm = decode(&extensible).unwrap();
+    assert_eq!(pcm, Pcm { sample_rate: 8_000, samples: vec![16_384, -16_384] });
     // Stereo: left and right averaged.
     let stereo: Vec<u8> = [20_000i16, 0, -8_000, -8_000].iter().flat_map(|s| s.to_le_bytes()).collect();
     let pcm = decode(&wav_file(1, 2, 44_100, 16, &stereo)).unwrap();
