@@ -25,7 +25,13 @@ pub enum SpeechCommand {
 
 pub async fn run(home: PathBuf, command: SpeechCommand) -> Outcome {
     let config = load_config(&home)?;
-    let speech = clawdia_speech::from_config(&config.speech).map_err(Failure::config)?;
+    // Only the engine the command uses is built: a missing voice does not stop a transcription.
+    let mut settings = config.speech.clone();
+    match command {
+        SpeechCommand::Transcribe { .. } => settings.tts = None,
+        SpeechCommand::Say { .. } => settings.stt = None,
+    }
+    let speech = clawdia_speech::from_config(&settings).map_err(Failure::config)?;
     match command {
         SpeechCommand::Transcribe { file } => {
             let Some(engine) = &speech.stt else {

@@ -163,6 +163,7 @@ impl LocalPiper {
 
 /// Loads ONNX Runtime (once per process) and the voice's session.
 fn load(model: &Path, runtime: &Path, threads: Option<usize>) -> Result<Session, String> {
+    check_runtime(runtime)?;
     let loaded = RUNTIME.get_or_init(|| {
         ort::init_from(runtime.display().to_string())
             .with_name("clawdia-speech")
@@ -180,6 +181,54 @@ fn load(model: &Path, runtime: &Path, threads: Option<usize>) -> Result<Session,
             builder.with_intra_threads(threads).map_err(|error| format!("cannot set threads: {error}"))?;
     }
     builder.commit_from_file(model).map_err(|error| format!("cannot load {}: {error}", model.display()))
+}
+
+/// The start of ONNX Runtime's `OrtApiBase` (onnxruntime_c_api.h): two function pointers.
+#[repr(C)]
+struct OrtApiBase {
+    get_api: unsafe extern "C" fn(version: u32) -> *const std::ffi::c_void,
+    get_version_string: unsafe extern "C" fn() -> *const std::ffi::c_char,
+}
+
+/// Opens the library and asks it for the API version ort speaks, as ort is about to: ort panics
+/// when the library is missing, broken or too old, so those become errors here first. The
+/// library stays loaded (ort opens the same file next).
+fn check_runtime(path: &Path) -> Result<(), String> {
+    let failed = |why: String| format!("cannot load ONNX Runtime from {}: {why}", path.display());
+    // SAFETY: loading a shared library runs its initialisers. This is the file configured as
+    // ONNX Runtime, which ort loads (and so initialises) right after this check anyway.
+    let library = unsafe { libloading::Library::new(path) }.map_err(|error| failed(error.to_string()))?;
+    // SAFETY: `OrtGetApiBase` is declared `const OrtApiBase* OrtGetApiBase(void)` in
+    // onnxruntime_c_api.h; the symbol's type below is that signature.
+    let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const OrtApiBase> =
+        unsafe { library.get(b"OrtGetApiBase\0") }.map_err(|error| failed(error.to_string()))?;
+    // SAFETY: the function takes nothing and returns a pointer to a static struct of the library.
+    let base = unsafe { get_base() };
+    if base.is_null() {
+        return Err(failed("OrtGetApiBase returned nothing".to_string()));
+    }
+    // SAFETY: `base` is non-null and points at the library's static `OrtApiBase`, which starts
+    // with the two function pointers of `OrtApiBase` above; `GetApi` takes any version number
+    // and returns null for one it does not support.
+    let api = unsafe { ((*base).get_api)(ort::sys::ORT_API_VERSION) };
+    if api.is_null() {
+        // SAFETY: as above; `GetVersionString` returns a static NUL-terminated string.
+        let version = unsafe {
+            let text = ((*base).get_version_string)();
+            if text.is_null() {
+                "unknown".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned()
+            }
+        };
+        return Err(failed(format!(
+            "version {version} is too old (1.{} or newer is needed)",
+            ort::sys::ORT_API_VERSION
+        )));
+    }
+    // Kept loaded for the life of the process, as ort keeps its own handle to the same file.
+    std::mem::forget(library);
+    Ok(())
 }
 
 fn settings(json: &[u8]) -> Result<Settings, String> {

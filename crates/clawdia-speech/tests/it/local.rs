@@ -95,9 +95,17 @@ async fn a_voice_folder_without_a_voice_or_runtime_is_refused() {
     assert!(matches!(error, SpeechError::Unavailable(_)));
     assert!(error.to_string().starts_with("local/piper-joe: no Piper voice (*.onnx) in "), "{error}");
     let Some((voice, _)) = piper() else { return };
-    let error = LocalPiper::new("local/piper-joe", &voice, &empty.path().join("libonnxruntime.so"), None)
-        .unwrap_err();
+    let library = empty.path().join("libonnxruntime.so");
+    let error = LocalPiper::new("local/piper-joe", &voice, &library, None).unwrap_err();
     assert!(error.to_string().starts_with("local/piper-joe: no ONNX Runtime library at "), "{error}");
+    // A broken library is an error, not a panic inside ort.
+    std::fs::write(&library, b"not a shared library").unwrap();
+    let speaker = LocalPiper::new("local/piper-joe", &voice, &library, None).unwrap();
+    let error = speaker.synthesize("Hello.").await.unwrap_err();
+    assert!(matches!(error, SpeechError::Unavailable(_)), "{error:?}");
+    let expected = format!("local/piper-joe: cannot load ONNX Runtime from {}: ", library.display());
+    assert!(error.to_string().starts_with(&expected), "{error}");
+    assert!(!error.to_string().contains('\n'));
 }
 
 #[tokio::test]
