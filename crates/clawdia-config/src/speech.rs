@@ -53,7 +53,8 @@ pub(crate) struct RawSpeech {
     /// saying so.
     #[schemars(with = "Option<u64>", extend("default" = defaults::MAX_SECONDS))]
     pub max_seconds: Option<Spanned<u64>>,
-    /// Threads a local engine computes with. Unset: one per core.
+    /// Threads the local voice (`tts = "local/..."`, ONNX Runtime) computes with. Unset: one per
+    /// core. Local Whisper runs on candle's pool, which the gateway's local models share.
     #[schemars(with = "Option<usize>")]
     pub threads: Option<Spanned<usize>>,
 }
