@@ -36,15 +36,22 @@ impl std::fmt::Debug for Speech {
 /// Builds the engines `[speech]` names. Secrets are resolved now, so a missing key is reported
 /// at start-up; local models load on first use.
 pub fn from_config(config: &SpeechConfig) -> Result<Speech, SpeechError> {
-    let stt = match &config.stt {
-        None => None,
-        Some(engine) => Some(transcriber(engine, config)?),
-    };
-    let tts = match &config.tts {
-        None => None,
-        Some(engine) => Some(speaker(engine, config)?),
-    };
-    Ok(Speech { stt, tts, max_seconds: config.max_seconds })
+    Ok(Speech {
+        stt: stt_from_config(config)?,
+        tts: tts_from_config(config)?,
+        max_seconds: config.max_seconds,
+    })
+}
+
+/// The speech-to-text engine `[speech] stt` names, if any: for a caller that carries on without
+/// it when it cannot be built (a missing model), keeping the other engine.
+pub fn stt_from_config(config: &SpeechConfig) -> Result<Option<Arc<dyn SpeechToText>>, SpeechError> {
+    config.stt.as_ref().map(|engine| transcriber(engine, config)).transpose()
+}
+
+/// The text-to-speech engine `[speech] tts` names, if any.
+pub fn tts_from_config(config: &SpeechConfig) -> Result<Option<Arc<dyn TextToSpeech>>, SpeechError> {
+    config.tts.as_ref().map(|engine| speaker(engine, config)).transpose()
 }
 
 fn endpoint(engine: &SpeechEngine) -> Result<Option<Endpoint>, SpeechError> {

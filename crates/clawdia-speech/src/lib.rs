@@ -22,7 +22,7 @@ pub mod wav;
 pub mod wer;
 
 pub use audio::{AudioFormat, decode, encode, resample};
-pub use engines::{Speech, from_config};
+pub use engines::{Speech, from_config, stt_from_config, tts_from_config};
 
 /// rustls needs a process-wide crypto provider before the first TLS client is built; ring is the
 /// one the workspace builds. A second install is a harmless no-op.

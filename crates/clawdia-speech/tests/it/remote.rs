@@ -249,6 +249,11 @@ async fn speech_from_config_transcribes_a_voice_note_through_a_provider_and_spea
     );
     let config = clawdia_config::parse(&text, home.path()).unwrap();
     let speech = clawdia_speech::from_config(&config.speech).unwrap();
+    assert_eq!(
+        clawdia_speech::stt_from_config(&config.speech).unwrap().unwrap().name(),
+        "groq/whisper-large-v3-turbo"
+    );
+    assert_eq!(clawdia_speech::tts_from_config(&config.speech).unwrap().unwrap().name(), "tts/kokoro");
 
     let note = encode(&tone(48_000, 1.0), AudioFormat::OggOpus).unwrap();
     let transcript = speech.transcribe_file(&note).await.unwrap();
