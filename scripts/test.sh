@@ -14,11 +14,15 @@ export CARGO_TERM_COLOR=never
 
 # The sandbox's boundary tests run under bubblewrap and the built-in path; under CI a missing
 # bwrap is a failure, not a skip.
-# The egress tests drive curl through the sandbox's proxy.
-if ! command -v bwrap >/dev/null 2>&1 || [ ! -x /usr/bin/curl ]; then
+# The egress tests drive curl through the sandbox's proxy. The speech tests make their audio
+# with espeak-ng and check Ogg/Opus against opus-tools (opusenc, opusdec); under CI missing ones
+# are failures too.
+if ! command -v bwrap >/dev/null 2>&1 || [ ! -x /usr/bin/curl ] || [ ! -x /usr/bin/espeak-ng ] \
+  || [ ! -x /usr/bin/opusenc ]; then
   sudo=""; if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   apt_get() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq "$@" >/dev/null; }
-  apt_get install bubblewrap curl 2>/dev/null || { apt_get update && apt_get install bubblewrap curl; }
+  apt_get install bubblewrap curl espeak-ng opus-tools 2>/dev/null \
+    || { apt_get update && apt_get install bubblewrap curl espeak-ng opus-tools; }
 fi
 # The MCP client's tests run the reference servers from npm on node, in the sandbox; under CI a
 # missing node or server is a failure, not a skip.

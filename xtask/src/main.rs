@@ -17,6 +17,8 @@
 //!   turn's round trip over the WebSocket against `/v1/turns`, RSS with 20 browser sockets;
 //! - `bench telegram` — a Telegram update to the bot's first call back and to its reply, and
 //!   updates/s for a burst, against a Bot API double;
+//! - `bench speech` — local Whisper: load time and RSS, real-time factor on a 10 s espeak-ng
+//!   sample, word error rate on espeak-ng sentences, Ogg/Opus encoding of a reply
 //! - `bench sched` — scheduling jitter p50/p99 of 1,000 `every 1s` jobs over 60 s, time from a
 //!   timeout to the last process of a 50-process tree being gone, gateway RSS with 1,000 jobs.
 //! - `gen` — writes the generated docs (`docs/config-reference.md`, `docs/clawdia.example.toml`);
@@ -32,6 +34,7 @@ mod bench_gateway;
 mod bench_local;
 mod bench_sched;
 mod bench_telegram;
+mod bench_speech;
 mod bench_web;
 mod docs;
 mod loadgen;
@@ -54,13 +57,14 @@ fn main() {
         ["bench", "brain", rest @ ..] => bench_brain::run(rest),
         ["bench", "local", rest @ ..] => bench_local::run(rest),
         ["bench", "sched", rest @ ..] => bench_sched::run(rest),
+        ["bench", "speech", rest @ ..] => bench_speech::run(rest),
         ["bench", "web", rest @ ..] => bench_web::run(rest),
         ["bench", "telegram", rest @ ..] => bench_telegram::run(rest),
         ["gen"] => docs::write(&workspace_root()),
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | bench web [--turns N] [--binary PATH] | bench telegram [--messages N] [--binary PATH] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | bench speech [--model DIR] [--threads N] | bench web [--turns N] [--binary PATH] | bench telegram [--messages N] [--binary PATH] | gen [--check])"
             );
             std::process::exit(2);
         }

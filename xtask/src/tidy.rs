@@ -88,6 +88,7 @@ const CRATES: &[(&str, Class)] = &[
     ("clawdia-mcp", Class::Capability),
     ("clawdia-outbox", Class::Capability),
     ("clawdia-telegram", Class::Capability),
+    ("clawdia-speech", Class::Capability),
     ("clawdia-runtime", Class::Root),
     ("clawdia", Class::Root),
     ("clawdia-test-support", Class::DevOnly),

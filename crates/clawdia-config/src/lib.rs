@@ -18,6 +18,7 @@ mod mcp;
 mod raw;
 mod reference;
 mod secret;
+mod speech;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ pub use mcp::{McpConfig, McpEnv, McpServerConfig};
 pub use raw::BrainFusion;
 pub use reference::{default_config_toml, example_toml, json_schema, reference_markdown};
 pub use secret::{Secret, SecretRef};
+pub use speech::{SpeechConfig, SpeechEngine};
 
 /// The name of the config file inside the home directory.
 pub const FILE_NAME: &str = "clawdia.toml";
@@ -84,6 +86,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `[channels]`: the owner's chat channels (`web`).
     pub channels: ChannelsConfig,
+    /// `[speech]`: the speech-to-text and text-to-speech engines.
+    pub speech: SpeechConfig,
 }
 
 /// A secret with a rotation schedule.

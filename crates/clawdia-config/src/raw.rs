@@ -126,6 +126,10 @@ pub(crate) struct RawConfig {
     /// The owner's chat channels: `[channels.web]`, the browser UI at `/`.
     #[serde(default)]
     pub channels: crate::channels::RawChannels,
+    /// Speech engines for voice notes and calls: speech to text and text to speech, each
+    /// `"local/<model>"` or `"PROVIDER/MODEL"` of an OpenAI-compatible provider.
+    #[serde(default)]
+    pub speech: crate::speech::RawSpeech,
     /// The gateway's log file in `logs/`: its size and how many rotated files are kept.
     #[serde(default)]
     pub logs: RawLogs,

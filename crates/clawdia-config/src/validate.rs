@@ -126,6 +126,7 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
     let broker = crate::broker::validate(&context, raw.broker)?;
     let owner = crate::alerts::owner(&context, raw.owner)?;
     let channels = crate::channels::validate(&context, raw.channels, &agents)?;
+    let speech = crate::speech::validate(&context, raw.speech, &providers)?;
     let alerts = crate::alerts::alerts(&context, raw.alerts, &channels, &owner)?;
     let logs = LogsConfig {
         max_bytes: context.positive(raw.logs.max_bytes, &["logs", "max_bytes"], defaults::LOG_MAX_BYTES)?,
@@ -146,6 +147,7 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
         owner,
         alerts,
         channels,
+        speech,
         logs,
     })
 }

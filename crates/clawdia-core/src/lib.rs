@@ -36,7 +36,7 @@ pub use model::{
 pub use notify::{Alert, AlertChannel, LiveAlerts, NoNotifier, Notifier};
 pub use session::{SessionMeta, SessionStore, StoreError, StoredSession};
 pub use skills::{READ_ONLY_TOOLS, RoutedSkills, SkillRouter};
-pub use speech::{Pcm, SpeechError, SpeechToText, TextToSpeech, Transcript};
+pub use speech::{Pcm, SpeechError, SpeechToText, TextToSpeech, Transcript, VoiceNotes};
 pub use status::{ComponentState, ComponentStatus, StatusBoard};
 pub use text::{error_body_message, error_chain, first_line, frontmatter_fence, hex, one_line};
 pub use tool::{Tool, ToolContext, ToolError, ToolProgress, ToolSource};

@@ -56,3 +56,18 @@ pub trait TextToSpeech: Send + Sync {
     fn name(&self) -> String;
     async fn synthesize(&self, text: &str) -> Result<Pcm, SpeechError>;
 }
+
+/// What a channel does with speech, over the encoded audio it carries: a capability crate (a
+/// channel) cannot name `clawdia-speech`, so the composition root hands it this seam, which the
+/// speech crate implements over the configured engines (decoding, length limits, encoding).
+#[async_trait]
+pub trait VoiceNotes: Send + Sync {
+    /// Whether speech to text is configured (else voice notes get a text reply saying so).
+    fn can_transcribe(&self) -> bool;
+    /// Whether text to speech is configured (else replies stay text).
+    fn can_speak(&self) -> bool;
+    /// The text of a voice note or audio file (Ogg/Opus or WAV, recognised by content).
+    async fn transcribe_note(&self, bytes: &[u8]) -> Result<Transcript, SpeechError>;
+    /// `text` spoken, as an Ogg/Opus voice note (mono, 48 kHz).
+    async fn voice_note(&self, text: &str) -> Result<Vec<u8>, SpeechError>;
+}

@@ -14,6 +14,7 @@ mod mcp;
 mod models;
 mod skills;
 mod telegram;
+mod speech;
 mod web;
 
 use std::net::IpAddr;
@@ -105,6 +106,9 @@ enum Command {
     /// The Telegram bot: let in people who asked to talk to it.
     #[command(subcommand)]
     Telegram(TelegramCommand),
+    /// The speech engines: transcribe a file, speak a text into one.
+    #[command(subcommand)]
+    Speech(speech::SpeechCommand),
 }
 
 #[derive(Subcommand)]
@@ -456,6 +460,7 @@ fn main() -> ExitCode {
         Command::Web(command) => with_runtime(web::run(home, command)),
         Command::Alerts(AlertsCommand::Test { title }) => test_alert(&home, &title),
         Command::Telegram(command) => with_runtime(telegram::run(home, command)),
+        Command::Speech(command) => with_runtime(speech::run(home, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,7 @@ mod openai_sdk;
 mod retries;
 mod secrets;
 mod skills;
+mod speech;
 mod support;
 mod telegram;
 mod web;
