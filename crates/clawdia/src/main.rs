@@ -13,8 +13,8 @@ mod logging;
 mod mcp;
 mod models;
 mod skills;
-mod telegram;
 mod speech;
+mod telegram;
 mod web;
 
 use std::net::IpAddr;
