@@ -39,6 +39,31 @@ pub(crate) fn rss_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `[COUNT_FLAG N] [--binary PATH]` of a benchmark: the count (at least 1; `default` when not
+/// given) and the release binary to run (given, or built from this tree).
+pub(crate) fn count_and_binary(
+    args: &[&str],
+    count_flag: &str,
+    default: usize,
+    usage: &str,
+) -> anyhow::Result<(usize, PathBuf)> {
+    let mut count = default;
+    let mut binary: Option<PathBuf> = None;
+    let mut rest = args;
+    while let [flag, value, tail @ ..] = rest {
+        match *flag {
+            "--binary" => binary = Some(PathBuf::from(value)),
+            flag if flag == count_flag => count = value.parse().with_context(|| format!("{count_flag} N"))?,
+            _ => bail!("{usage}"),
+        }
+        rest = tail;
+    }
+    if !rest.is_empty() || count == 0 {
+        bail!("{usage}");
+    }
+    Ok((count, given_or_built(binary)?))
+}
+
 /// The binary to benchmark: the one given with `--binary`, else this tree's release build.
 pub(crate) fn given_or_built(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match given {

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,21 +29,7 @@ const USAGE: &str = "usage: cargo xtask bench telegram [--messages N] [--binary 
 const OWNER: i64 = 4242;
 
 pub fn run(args: &[&str]) -> anyhow::Result<()> {
-    let mut messages = 200usize;
-    let mut binary: Option<PathBuf> = None;
-    let mut rest = args;
-    while let [flag, value, tail @ ..] = rest {
-        match *flag {
-            "--messages" => messages = value.parse().context("--messages N")?,
-            "--binary" => binary = Some(PathBuf::from(value)),
-            _ => bail!(USAGE),
-        }
-        rest = tail;
-    }
-    if !rest.is_empty() || messages == 0 {
-        bail!(USAGE);
-    }
-    let binary = crate::bench_gateway::given_or_built(binary)?;
+    let (messages, binary) = crate::bench_gateway::count_and_binary(args, "--messages", 200, USAGE)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(bench(&binary, messages))
 }

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,21 +24,7 @@ use crate::loadgen;
 const USAGE: &str = "usage: cargo xtask bench web [--turns N] [--binary PATH]";
 
 pub fn run(args: &[&str]) -> anyhow::Result<()> {
-    let mut turns = 500usize;
-    let mut binary: Option<PathBuf> = None;
-    let mut rest = args;
-    while let [flag, value, tail @ ..] = rest {
-        match *flag {
-            "--turns" => turns = value.parse().context("--turns N")?,
-            "--binary" => binary = Some(PathBuf::from(value)),
-            _ => bail!(USAGE),
-        }
-        rest = tail;
-    }
-    if !rest.is_empty() || turns == 0 {
-        bail!(USAGE);
-    }
-    let binary = crate::bench_gateway::given_or_built(binary)?;
+    let (turns, binary) = crate::bench_gateway::count_and_binary(args, "--turns", 500, USAGE)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(bench(&binary, turns))
 }
