@@ -127,6 +127,9 @@ async fn check_all(home: PathBuf, report: &mut Report) {
             }
         }
         check_local_tools(config, report);
+        if let Some(telegram) = &config.channels.telegram {
+            check_telegram(telegram, config.owner.telegram, report).await;
+        }
     }
     check_sandbox(config.as_ref(), report).await;
     check_databases(&home, report);
@@ -314,6 +317,47 @@ fn check_home(home: &Path, report: &mut Report) {
                 &format!("chmod 600 {}", path.display()),
             );
         }
+    }
+}
+
+/// The Telegram bot: its token resolves and the Bot API knows it (`getMe`); the owner's id is
+/// set, or approvals and alerts cannot reach them there.
+async fn check_telegram(telegram: &clawdia_config::TelegramConfig, owner: Option<i64>, report: &mut Report) {
+    let token = match telegram.token.resolve() {
+        Ok(token) => token,
+        Err(error) => {
+            report.fail(
+                &format!("telegram bot: {error}"),
+                "set the variable or file named in [channels.telegram] token",
+            );
+            return;
+        }
+    };
+    clawdia_runtime::install_crypto_provider();
+    let reached =
+        match clawdia_telegram::api::Api::new(&telegram.api_root, token.expose(), Duration::from_secs(5)) {
+            Ok(api) => tokio::time::timeout(Duration::from_secs(10), api.get_me())
+                .await
+                .map_err(|_| "no answer within 10 s".to_string())
+                .and_then(|answer| answer.map_err(|e| e.to_string())),
+            Err(error) => Err(error.to_string()),
+        };
+    match reached {
+        Ok(me) => report.ok(&format!(
+            "telegram bot @{} answers at {}",
+            me.username.as_deref().unwrap_or("?"),
+            telegram.api_root
+        )),
+        Err(error) => report.fail(
+            &format!("telegram bot: {error}"),
+            "check the token with @BotFather and that this host reaches the Bot API",
+        ),
+    }
+    if owner.is_none() {
+        report.warn(
+            "telegram: [owner] telegram is not set, so no message counts as the owner's and alerts cannot go there",
+            "set [owner] telegram to your Telegram user id",
+        );
     }
 }
 

@@ -388,3 +388,16 @@ fn a_burst_of_messages_is_answered_as_one_turn() {
     crab.wait_for(OWNER, "And this one.");
     assert_eq!(user_texts(&home).len(), 2);
 }
+
+#[test]
+fn doctor_checks_the_bot_and_names_a_refused_token() {
+    let Some(crab) = Crabline::start() else { return };
+    let home = home(&crab, "");
+    let out = home.run(&["doctor"]);
+    let text = stdout(&out);
+    assert!(text.contains("telegram bot @crabline_bot answers at"), "{text}");
+    // A token the Bot API does not know fails the check with the fix.
+    std::fs::write(home.path().join("telegram-token"), "999:not-the-bot").unwrap();
+    let text = stdout(&home.run(&["doctor"]));
+    assert!(text.contains("FAIL  telegram bot:") && text.contains("@BotFather"), "{text}");
+}
