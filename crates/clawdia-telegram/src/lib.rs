@@ -244,7 +244,12 @@ impl Telegram {
             Err(_) => return,
         };
         for (id, body) in pending {
-            let chat = body.pointer("/message/chat/id").and_then(Value::as_i64).unwrap_or(0);
+            // A button press belongs to the chat of the message it sits under.
+            let chat = body
+                .pointer("/message/chat/id")
+                .or_else(|| body.pointer("/callback_query/message/chat/id"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             let lock = {
                 let mut chats = self.chats.lock().unwrap_or_else(PoisonError::into_inner);
                 chats.entry(chat).or_default().clone()
@@ -712,12 +717,11 @@ impl TurnEvents for ChannelEvents {
 }
 
 /// What the streaming task left: the message it created (edited last with the text so far),
-/// the text, and the approval requests the turn made.
+/// and the text.
 #[derive(Debug, Default)]
 struct Streamed {
     message: Option<i64>,
     text: String,
-    approvals: Vec<(String, String)>,
 }
 
 /// Shows "typing…", then the reply as it grows: one message, edited at most every
@@ -736,7 +740,6 @@ async fn stream_reply(api: Api, chat: i64, mut events: mpsc::UnboundedReceiver<T
                 None => return streamed,
                 Some(TurnEvent::TextDelta { text }) => streamed.text.push_str(&clawdia_core::redact::redact_string(text)),
                 Some(TurnEvent::Discard { .. }) => streamed.text.clear(),
-                Some(TurnEvent::ApprovalRequested { id, tool, .. }) => streamed.approvals.push((id, tool)),
                 Some(_) => {}
             },
             _ = typing.tick() => {
