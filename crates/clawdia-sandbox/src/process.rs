@@ -234,6 +234,8 @@ impl PidsCgroup {
     /// Creates a cgroup allowing `max` tasks, or `None` when there is no writable hierarchy.
     pub(crate) fn create(max: u64) -> Option<PidsCgroup> {
         let parent = PidsCgroup::hierarchy()?;
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| sweep_stale_cgroups(&parent));
         let n = CGROUP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = parent.join(format!("clawdia-sandbox-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir).ok()?;
@@ -253,6 +255,27 @@ impl PidsCgroup {
     /// The handle a child uses to join this cgroup (see [`CgroupJoin::join`]).
     pub(crate) fn joiner(&self) -> CgroupJoin {
         CgroupJoin(Arc::clone(&self.procs))
+    }
+}
+
+/// Removes the empty per-run cgroups that gateways no longer running left behind (a cgroup
+/// whose last tasks took longer to leave than [`PidsCgroup`]'s drop waits). Best effort: a
+/// cgroup that still holds tasks cannot be removed and stays.
+fn sweep_stale_cgroups(parent: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("clawdia-sandbox-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
     }
 }
 

@@ -209,8 +209,11 @@ async fn the_process_limit_contains_a_fork_bomb() {
         // A real fork bomb: it must neither take the machine down nor outlive the timeout.
         policy.timeout = Duration::from_secs(2);
         let started = std::time::Instant::now();
-        // `exec`: the shell needs no fork to outlive the timeout once the bomb fills the limit.
-        let bomb = run(&mechanism, &policy, "b() { b | b & }; b; exec sleep 5", |_| {}).await.unwrap();
+        // The bomb runs in a subshell: dash forks each half of `b | b &` from the calling shell,
+        // so the caller's second fork can already fail (and a failed fork ends dash) once the
+        // first half has filled the limit. The outer shell forks only once, before the bomb,
+        // and `exec` lets it outlive the timeout without another fork.
+        let bomb = run(&mechanism, &policy, "(b() { b | b & }; b); exec sleep 5", |_| {}).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(10), "{name}: {:?}", started.elapsed());
         assert!(bomb.timed_out, "{name}: {bomb:?}");
     }
@@ -238,6 +241,13 @@ async fn as_root_a_limited_command_runs_inside_its_own_pids_cgroup() {
         return;
     }
     std::fs::remove_dir(&probe).unwrap();
+    // Litter from an earlier gateway: an empty cgroup of a process that no longer exists is
+    // swept by this process's first limited run; one of a live process (pid 1) is left alone.
+    let stale = hierarchy.join("clawdia-sandbox-4000000000-0");
+    let live = hierarchy.join("clawdia-sandbox-1-999999");
+    for dir in [&stale, &live] {
+        let _ = std::fs::create_dir(dir);
+    }
     let prefix = format!("clawdia-sandbox-{}-", std::process::id());
     let ours = || -> Vec<PathBuf> {
         std::fs::read_dir(&hierarchy)
@@ -279,6 +289,10 @@ async fn as_root_a_limited_command_runs_inside_its_own_pids_cgroup() {
         assert!(seen[0].1 >= 1, "{name}: the sandbox's processes are in the cgroup: {seen:?}");
         assert!(ours().is_empty(), "{name}: the cgroup is removed after the run");
     }
+    let live_kept = live.is_dir();
+    let _ = std::fs::remove_dir(&live);
+    assert!(!stale.exists(), "a dead gateway's empty cgroup is swept");
+    assert!(live_kept, "a live process's cgroup is left alone");
 }
 
 /// Host pids whose command line is exactly `argv`.
