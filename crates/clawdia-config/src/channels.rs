@@ -46,9 +46,16 @@ pub(crate) struct RawTelegram {
     /// The Bot API's address (a local Bot API server, or a test double).
     #[schemars(with = "Option<String>", extend("default" = "https://api.telegram.org"))]
     pub api_root: Option<Spanned<String>>,
-    /// How updates arrive: `poll` (long polling; works behind NAT). `webhook` is not in this build.
+    /// How updates arrive: `poll` (long polling; works behind NAT) or `webhook` (Telegram posts
+    /// each update to `webhook_url`, which must reach the gateway's `/v1/telegram/webhook`; each
+    /// post carries a secret token the gateway checks).
     #[schemars(with = "Option<String>", extend("default" = "poll"))]
     pub mode: Option<Spanned<String>>,
+    /// With `mode = "webhook"`: the public address Telegram posts updates to, reaching the
+    /// gateway's `/v1/telegram/webhook` (e.g. through a reverse proxy with TLS):
+    /// `"https://clawdia.example.org/v1/telegram/webhook"`.
+    #[schemars(with = "Option<String>")]
+    pub webhook_url: Option<Spanned<String>>,
     /// The agent the bot's chats talk to.
     #[schemars(with = "Option<String>", extend("default" = "main"))]
     pub agent: Option<Spanned<String>>,
@@ -74,6 +81,15 @@ pub(crate) struct RawTelegram {
     /// answered as one turn. 0 answers each at once.
     #[schemars(extend("default" = 600))]
     pub batch_ms: Option<u64>,
+    /// When a reply also comes as a voice note (needs `[speech] tts`): `spoken` (when the person
+    /// sent a voice note, or wrote `/voice ...`), `always`, or `never`.
+    #[schemars(with = "Option<String>", extend("default" = "spoken"))]
+    pub voice_reply: Option<Spanned<String>>,
+    /// The largest photo, document or voice note the bot downloads, in MB (Telegram's own Bot API
+    /// hands bots files up to 20 MB; a local Bot API server up to 2000). Larger ones are refused
+    /// with a message to the sender.
+    #[schemars(extend("default" = 20))]
+    pub max_file_mb: Option<u64>,
 }
 
 /// `[channels.web]`.
@@ -139,6 +155,27 @@ pub struct TelegramConfig {
     pub poll_timeout: Duration,
     /// The quiet window that ends a burst of messages (zero: none).
     pub batch: Duration,
+    pub mode: TelegramMode,
+    pub voice_reply: VoiceReply,
+    pub max_file_bytes: u64,
+}
+
+/// How the bot receives updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TelegramMode {
+    /// Long polling with `getUpdates`.
+    Poll,
+    /// Telegram posts updates to this public URL (which reaches `/v1/telegram/webhook`).
+    Webhook { url: String },
+}
+
+/// When a reply is also sent as a voice note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceReply {
+    /// When the person spoke (a voice note) or asked (`/voice ...`).
+    Spoken,
+    Always,
+    Never,
 }
 
 /// `[channels.web]`, validated.
@@ -240,32 +277,32 @@ fn telegram(
             ));
         }
     };
-    let api_root = match raw.api_root {
-        None => "https://api.telegram.org".to_string(),
-        Some(url) => {
-            let text = url.get_ref().trim().trim_end_matches('/').to_string();
-            if !(text.starts_with("https://") || text.starts_with("http://"))
-                || text.contains(char::is_whitespace)
-            {
-                return Err(context.error(
-                    url.span(),
-                    &key("api_root"),
-                    format!("`{}` is not an http(s) URL", url.get_ref()),
-                ));
-            }
-            text
+    let http_url = |url: &Spanned<String>, field: &'static str| {
+        let text = url.get_ref().trim().trim_end_matches('/').to_string();
+        if (text.starts_with("https://") || text.starts_with("http://")) && !text.contains(char::is_whitespace) {
+            Ok(text)
+        } else {
+            Err(context.error(url.span(), &key(field), format!("`{}` is not an http(s) URL", url.get_ref())))
         }
     };
-    if let Some(mode) = raw.mode {
-        match mode.get_ref().as_str() {
-            "poll" => {}
-            "webhook" => {
-                return Err(context.error(
-                    mode.span(),
-                    &key("mode"),
-                    "`webhook` is not in this build yet; use \"poll\" (long polling also works behind NAT)",
-                ));
-            }
+    let api_root = match &raw.api_root {
+        None => "https://api.telegram.org".to_string(),
+        Some(url) => http_url(url, "api_root")?,
+    };
+    let mode = match raw.mode {
+        None => TelegramMode::Poll,
+        Some(mode) => match mode.get_ref().as_str() {
+            "poll" => TelegramMode::Poll,
+            "webhook" => match &raw.webhook_url {
+                Some(url) => TelegramMode::Webhook { url: http_url(url, "webhook_url")? },
+                None => {
+                    return Err(context.error(
+                        mode.span(),
+                        &key("webhook_url"),
+                        "is required with mode = \"webhook\": the public https address that reaches the gateway's /v1/telegram/webhook",
+                    ));
+                }
+            },
             other => {
                 return Err(context.error(
                     mode.span(),
@@ -273,8 +310,28 @@ fn telegram(
                     format!("unknown mode `{other}` (one of: poll, webhook)"),
                 ));
             }
-        }
-    }
+        },
+    };
+    let voice_reply = match raw.voice_reply {
+        None => VoiceReply::Spoken,
+        Some(reply) => match reply.get_ref().as_str() {
+            "spoken" => VoiceReply::Spoken,
+            "always" => VoiceReply::Always,
+            "never" => VoiceReply::Never,
+            other => {
+                return Err(context.error(
+                    reply.span(),
+                    &key("voice_reply"),
+                    format!("unknown setting `{other}` (one of: spoken, always, never)"),
+                ));
+            }
+        },
+    };
+    let max_file_bytes = match raw.max_file_mb {
+        None => 20 << 20,
+        Some(mb @ 1..=2000) => mb << 20,
+        Some(_) => return Err(context.error(span, &key("max_file_mb"), "must be from 1 to 2000")),
+    };
     let known = |name: &Spanned<String>, field: &'static str| {
         if agents.contains_key(name.get_ref()) {
             Ok(name.get_ref().clone())
@@ -350,5 +407,8 @@ fn telegram(
         groups,
         poll_timeout,
         batch: Duration::from_millis(raw.batch_ms.unwrap_or(600).min(10_000)),
+        mode,
+        voice_reply,
+        max_file_bytes,
     })
 }

@@ -23,6 +23,7 @@ pub mod text;
 pub mod time;
 pub mod tool;
 pub mod turn;
+pub mod uploads;
 
 pub use approval::{Approval, ApprovalError, ApprovalStatus, ApprovalStore, Decided, Decision, Transition};
 pub use audit::{AuditEvent, AuditSink, Severity};

@@ -405,18 +405,20 @@ pub async fn bind(
 }
 
 /// Runs the gateway daemon (`daemon::run`) on `listener` until `shutdown` resolves: the HTTP
-/// server, scheduler, embedder and MCP watcher, plus the owner's outbox delivery and the sweep
-/// that expires approval requests; failing components alert the owner through the outbox.
+/// server, scheduler, embedder and MCP watcher, plus the owner's outbox delivery, the sweep
+/// that expires approval requests and the Telegram bot (with `voice`, the speech engines, for
+/// its voice notes); failing components alert the owner through the outbox.
 pub async fn serve(
     runtime: &Runtime,
     listener: tokio::net::TcpListener,
     token: &str,
     console: Arc<dyn clawdia_server::web::Console>,
+    voice: Option<Arc<dyn clawdia_core::VoiceNotes>>,
     ready: impl FnOnce(),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
     let mut components = vec![outbox::component(runtime), approvals::component(runtime)];
-    components.extend(telegram::component(runtime));
+    components.extend(telegram::component(runtime, voice));
     // A bot that cannot be set up (an unreadable token) leaves its alerts queued; its component
     // reports the same failure.
     match telegram::alert_channel(runtime) {

@@ -3,6 +3,8 @@
 //! ends in an error (the token refused, another poller, polls that keep failing) is restarted
 //! with backoff and alerted by the daemon.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clawdia_telegram::Telegram;
@@ -11,8 +13,10 @@ use crate::Runtime;
 use crate::daemon::{CancellationToken, Component};
 
 /// The component, when `[channels.telegram]` is configured.
-pub fn component(runtime: &Runtime) -> Option<Component> {
+pub fn component(runtime: &Runtime, voice: Option<Arc<dyn clawdia_core::VoiceNotes>>) -> Option<Component> {
     let config = runtime.config.channels.telegram.clone()?;
+    let workspaces: HashMap<String, PathBuf> =
+        runtime.config.agents.iter().map(|(name, agent)| (name.clone(), agent.workspace.clone())).collect();
     let owner = runtime.config.owner.telegram;
     let state_dir = crate::state_dir(&runtime.config.home);
     let gateway: Arc<dyn clawdia_core::Gateway> = runtime.agents.clone();
@@ -28,8 +32,14 @@ pub fn component(runtime: &Runtime) -> Option<Component> {
             audit.clone(),
             notifier.clone(),
         );
+        let voice = voice.clone();
+        let workspaces = workspaces.clone();
         async move {
-            let channel = Arc::new(built.map_err(|e| e.to_string())?);
+            let mut channel = built.map_err(|e| e.to_string())?.with_workspaces(workspaces);
+            if let Some(voice) = voice {
+                channel = channel.with_voice(voice);
+            }
+            let channel = Arc::new(channel);
             channel.run(token.cancelled_owned(), drain).await
         }
     }))

@@ -20,6 +20,17 @@ pub enum ApiError {
     /// The call did not complete (connection, timeout, a body that is not Telegram's).
     #[error("cannot reach the Telegram Bot API ({method}): {message}")]
     Transport { method: &'static str, message: String },
+    /// A file is larger than the bot may download (`[channels.telegram] max_file_mb`).
+    #[error("the file is larger than the {limit_mb} MB the bot may download")]
+    TooLarge { limit_mb: u64 },
+}
+
+/// A file on Telegram's servers, ready to download (`getFile`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileRef {
+    pub file_path: String,
+    #[serde(default)]
+    pub file_size: Option<u64>,
 }
 
 /// One incoming update, as much of it as the channel reads.
@@ -48,6 +59,8 @@ pub struct IncomingMessage {
     pub reply_to_message: Option<Box<IncomingMessage>>,
     #[serde(default)]
     pub voice: Option<Value>,
+    #[serde(default)]
+    pub audio: Option<Value>,
     #[serde(default)]
     pub photo: Option<Value>,
     #[serde(default)]
@@ -110,6 +123,8 @@ struct Parameters {
 pub struct Api {
     client: reqwest::Client,
     base: String,
+    /// Where files are downloaded from: `{api_root}/file/bot{token}`.
+    files: String,
 }
 
 impl std::fmt::Debug for Api {
@@ -131,11 +146,17 @@ impl Api {
             .user_agent(concat!("clawdia/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ApiError::Transport { method: "setup", message: e.to_string() })?;
-        Ok(Api { client, base: format!("{}/bot{token}", api_root.trim_end_matches('/')) })
+        let root = api_root.trim_end_matches('/');
+        Ok(Api { client, base: format!("{root}/bot{token}"), files: format!("{root}/file/bot{token}") })
     }
 
     /// Calls `method` with `body`; the `result`.
     pub async fn call(&self, method: &'static str, body: &Value) -> Result<Value, ApiError> {
+        self.post(method, "application/json".to_string(), body.to_string().into_bytes()).await
+    }
+
+    /// Posts `body` (of `content_type`) to `method`; the `result` of Telegram's envelope.
+    async fn post(&self, method: &'static str, content_type: String, body: Vec<u8>) -> Result<Value, ApiError> {
         let transport = |message: String| ApiError::Transport {
             method,
             message: clawdia_core::redact::redact_string(message),
@@ -143,8 +164,8 @@ impl Api {
         let response = self
             .client
             .post(format!("{}/{method}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string())
+            .header("content-type", content_type)
+            .body(body)
             .send()
             .await
             .map_err(|e| transport(clawdia_core::error_chain(&e)))?;
@@ -249,7 +270,120 @@ impl Api {
 
     /// Shows "typing…" in `chat` for a few seconds.
     pub async fn typing(&self, chat: i64) -> Result<(), ApiError> {
-        self.call("sendChatAction", &json!({"chat_id": chat, "action": "typing"})).await.map(|_| ())
+        self.chat_action(chat, "typing").await
+    }
+
+    /// Shows an activity (`typing`, `record_voice`, `upload_voice`) in `chat` for a few seconds.
+    pub async fn chat_action(&self, chat: i64, action: &str) -> Result<(), ApiError> {
+        self.call("sendChatAction", &json!({"chat_id": chat, "action": action})).await.map(|_| ())
+    }
+
+    /// Where file `file_id` can be downloaded (`getFile`).
+    pub async fn get_file(&self, file_id: &str) -> Result<FileRef, ApiError> {
+        let result = self.call("getFile", &json!({"file_id": file_id})).await?;
+        serde_json::from_value(result)
+            .map_err(|e| ApiError::Transport { method: "getFile", message: format!("unexpected answer: {e}") })
+    }
+
+    /// The bytes of a file from [`Api::get_file`], refused past `limit` bytes (before the
+    /// download when the size is announced, else as soon as it is passed).
+    pub async fn download(&self, file: &FileRef, limit: u64) -> Result<Vec<u8>, ApiError> {
+        let too_large = ApiError::TooLarge { limit_mb: limit >> 20 };
+        if file.file_size.is_some_and(|size| size > limit) {
+            return Err(too_large);
+        }
+        let transport = |message: String| ApiError::Transport {
+            method: "file download",
+            message: clawdia_core::redact::redact_string(message),
+        };
+        let path = file.file_path.trim_start_matches('/');
+        let mut response = self
+            .client
+            .get(format!("{}/{path}", self.files))
+            .send()
+            .await
+            .map_err(|e| transport(clawdia_core::error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(transport(format!("HTTP {}", response.status())));
+        }
+        if response.content_length().is_some_and(|size| size > limit) {
+            return Err(too_large);
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(e.to_string()))? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    /// Sends `ogg` (Ogg/Opus) to `chat` as a voice note, with an optional plain caption.
+    pub async fn send_voice(&self, chat: i64, ogg: &[u8], caption: Option<&str>) -> Result<Sent, ApiError> {
+        let mut form = Multipart::new();
+        form.text("chat_id", &chat.to_string());
+        if let Some(caption) = caption {
+            form.text("caption", caption);
+        }
+        form.file("voice", "reply.ogg", "audio/ogg", ogg);
+        let (content_type, body) = form.finish();
+        let result = self.post("sendVoice", content_type, body).await?;
+        serde_json::from_value(result)
+            .map_err(|e| ApiError::Transport { method: "sendVoice", message: format!("unexpected answer: {e}") })
+    }
+
+    /// Asks Telegram to post updates to `url`, each with `secret` in
+    /// `X-Telegram-Bot-Api-Secret-Token`.
+    pub async fn set_webhook(&self, url: &str, secret: &str) -> Result<(), ApiError> {
+        let body = json!({"url": url, "secret_token": secret, "allowed_updates": ["message", "callback_query"]});
+        self.call("setWebhook", &body).await.map(|_| ())
+    }
+
+    /// Telegram's view of the webhook: `url`, `pending_update_count`, `last_error_date`,
+    /// `last_error_message`.
+    pub async fn webhook_info(&self) -> Result<Value, ApiError> {
+        self.call("getWebhookInfo", &json!({})).await
+    }
+}
+
+/// A `multipart/form-data` body built by hand (the few fields `sendVoice` needs).
+struct Multipart {
+    boundary: String,
+    body: Vec<u8>,
+}
+
+impl Multipart {
+    fn new() -> Multipart {
+        // Random, so no voice note can contain it by chance.
+        let random = clawdia_core::random::hex(12)
+            .unwrap_or_else(|_| format!("{:x}{:x}", clawdia_core::time::now_ms(), std::process::id()));
+        let boundary = format!("clawdia-{random}");
+        Multipart { boundary, body: Vec::new() }
+    }
+
+    fn text(&mut self, name: &str, value: &str) {
+        self.body.extend_from_slice(
+            format!("--{}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n", self.boundary)
+                .as_bytes(),
+        );
+    }
+
+    fn file(&mut self, name: &str, file_name: &str, content_type: &str, bytes: &[u8]) {
+        self.body.extend_from_slice(
+            format!(
+                "--{}\r\ncontent-disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\ncontent-type: {content_type}\r\n\r\n",
+                self.boundary
+            )
+            .as_bytes(),
+        );
+        self.body.extend_from_slice(bytes);
+        self.body.extend_from_slice(b"\r\n");
+    }
+
+    fn finish(mut self) -> (String, Vec<u8>) {
+        self.body.extend_from_slice(format!("--{}--\r\n", self.boundary).as_bytes());
+        (format!("multipart/form-data; boundary={}", self.boundary), self.body)
     }
 }
 

@@ -224,6 +224,72 @@ fn inline(line: &str, out: &mut String) {
     }
 }
 
+/// At most this many characters of a reply are spoken (about a minute and a half of speech);
+/// the text message always carries the whole reply.
+pub const SPOKEN_CHARS: usize = 1_200;
+
+/// A markdown reply as words to speak: code blocks left out (said as "(code in the message)"),
+/// links read by their text, bare addresses as "a link", emphasis and heading marks dropped;
+/// cut at a sentence end within [`SPOKEN_CHARS`].
+pub fn to_speech(markdown: &str) -> String {
+    let mut lines = Vec::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            if !in_code {
+                lines.push("(code in the message)".to_string());
+            }
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let line = line.trim_start_matches(['#', '>', ' ']);
+        let line = line.strip_prefix("- ").or_else(|| line.strip_prefix("* ")).unwrap_or(line);
+        lines.push(speakable_line(line));
+    }
+    let text = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
+    if text.chars().count() <= SPOKEN_CHARS {
+        return text;
+    }
+    let cut: String = text.chars().take(SPOKEN_CHARS).collect();
+    let end = cut.rfind(['.', '!', '?', '\n']).map_or(cut.len(), |at| at + 1);
+    format!("{} The rest is in the message.", cut[..end].trim_end())
+}
+
+/// One line's inline markdown as plain words.
+fn speakable_line(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        // [text](url) → text
+        if c == '[' {
+            if let Some((label, after)) = rest[1..].split_once("](") {
+                if let Some(close) = after.find(')') {
+                    if !label.contains(']') {
+                        out.push_str(label);
+                        rest = &after[close + 1..];
+                        continue;
+                    }
+                }
+            }
+        }
+        if rest.starts_with("http://") || rest.starts_with("https://") {
+            out.push_str("a link");
+            rest = rest.find(char::is_whitespace).map_or("", |at| &rest[at..]);
+            continue;
+        }
+        if matches!(c, '*' | '_' | '`' | '~') {
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +372,30 @@ mod tests {
                 proptest::prop_assert!(units(&chunk) <= 100);
                 proptest::prop_assert!(balanced(&to_html(&chunk)));
             }
+        }
+    }
+
+    #[test]
+    fn speech_leaves_out_code_and_marks_and_reads_links_by_name() {
+        let reply = "## Today\n\n**Two** things:\n- call _Bob_\n- see [the docs](https://x.org/a)\n\n```sh\nrm -rf /\n```\nMore at https://example.org/page now.";
+        assert_eq!(
+            to_speech(reply),
+            "Today\nTwo things:\ncall Bob\nsee the docs\n(code in the message)\nMore at a link now."
+        );
+    }
+
+    #[test]
+    fn long_replies_are_cut_at_a_sentence() {
+        let reply = "This is a sentence. ".repeat(200);
+        let spoken = to_speech(&reply);
+        assert!(spoken.chars().count() <= SPOKEN_CHARS + 40, "{}", spoken.len());
+        assert!(spoken.ends_with("sentence. The rest is in the message."), "{spoken}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn speech_never_panics(text in "\\PC{0,300}") {
+            let _ = to_speech(&text);
         }
     }
 }

@@ -18,15 +18,15 @@ pub mod format;
 pub mod store;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use clawdia_config::{DmPolicy, TelegramConfig};
+use clawdia_config::{DmPolicy, TelegramConfig, VoiceReply};
 use clawdia_core::{
     Alert, AuditEvent, AuditSink, Gateway, Notifier, Severity, TurnContext, TurnEvent, TurnEvents,
-    TurnOrigin, TurnRequest,
+    TurnOrigin, TurnRequest, VoiceNotes,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -70,6 +70,16 @@ pub struct Telegram {
     /// Updates being handled now, and a wake-up when one finishes (the drain waits on it).
     busy: std::sync::atomic::AtomicUsize,
     finished: tokio::sync::Notify,
+    /// Speech to text and back, when `[speech]` has engines.
+    voice: Option<Arc<dyn VoiceNotes>>,
+    /// Each agent's workspace folder: where photos and documents are saved.
+    workspaces: HashMap<String, PathBuf>,
+}
+
+/// A message's words, and whether the person spoke them (a voice note, or `/voice ...`).
+struct Words {
+    text: String,
+    spoken: bool,
 }
 
 impl std::fmt::Debug for Telegram {
@@ -113,7 +123,24 @@ impl Telegram {
             signer,
             busy: std::sync::atomic::AtomicUsize::new(0),
             finished: tokio::sync::Notify::new(),
+            voice: None,
+            workspaces: HashMap::new(),
         })
+    }
+
+    /// Voice notes are transcribed, and replies spoken, by `voice`.
+    #[must_use]
+    pub fn with_voice(mut self, voice: Arc<dyn VoiceNotes>) -> Telegram {
+        self.voice = Some(voice);
+        self
+    }
+
+    /// Photos and documents are saved under `uploads/telegram/` in the workspace of the agent
+    /// the chat talks to.
+    #[must_use]
+    pub fn with_workspaces(mut self, workspaces: HashMap<String, PathBuf>) -> Telegram {
+        self.workspaces = workspaces;
+        self
     }
 
     /// The `telegram` alert route: messages to the owner's chat, approval requests with signed
@@ -306,20 +333,145 @@ impl Telegram {
             Err(outcome) => return outcome,
         }
         let owner = Some(from.id) == self.owner;
-        let Some(text) = message.text.clone().or_else(|| message.caption.clone()) else {
-            self.reply_plain(
-                chat,
-                "I can read text messages here; voice notes, photos and files are not supported yet.",
-            )
-            .await;
-            return "not text: told the sender".into();
+        let words = match self.words(&message).await {
+            Ok(words) => words,
+            Err(outcome) => return outcome,
         };
-        let text = self.without_mention(&text);
-        if let Some(outcome) = self.command(chat, &text).await {
+        let mut spoken = words.spoken;
+        let mut text = self.without_mention(&words.text);
+        if let Some(rest) = text.strip_prefix("/voice").filter(|rest| rest.is_empty() || rest.starts_with([' ', '\n', '@'])) {
+            // `/voice ...`: the reply comes spoken too.
+            spoken = true;
+            text = rest.split_once(|c: char| c.is_whitespace()).map_or("", |(_, rest)| rest).trim().to_string();
+            if text.is_empty() {
+                self.reply_plain(chat, "Write what to say after /voice, e.g. /voice what's on today?").await;
+                return "empty /voice".into();
+            }
+        } else if let Some(outcome) = self.command(chat, &text).await {
             return outcome;
         }
-        let text = self.burst(id, chat, from.id, text).await;
-        self.turn(chat, &from, owner, text).await
+        let text = if words.spoken { text } else { self.burst(id, chat, from.id, text).await };
+        self.turn(chat, &from, owner, text, spoken).await
+    }
+
+    /// What a message says: its text or caption; a voice note transcribed; a photo or document
+    /// saved into the agent's workspace with a line telling the agent where. The sender is told
+    /// (and `Err` says) when none of that works.
+    async fn words(&self, message: &IncomingMessage) -> Result<Words, Outcome> {
+        let chat = message.chat.id;
+        let caption = message.text.clone().or_else(|| message.caption.clone()).unwrap_or_default();
+        if let Some(note) = message.voice.as_ref().or(message.audio.as_ref()) {
+            return self.transcribe(chat, note).await.map(|text| Words { text, spoken: true });
+        }
+        let attachment = if let Some(photo) = message.photo.as_ref() {
+            // Sizes come smallest first: the largest the bot may download.
+            let sizes = photo.as_array().cloned().unwrap_or_default();
+            let fits = sizes
+                .iter()
+                .rev()
+                .find(|size| size["file_size"].as_u64().is_none_or(|n| n <= self.config.max_file_bytes))
+                .or(sizes.last())
+                .cloned();
+            fits.map(|size| (size, "photo".to_string(), format!("photo-{}.jpg", stamp())))
+        } else if let Some(document) = message.document.as_ref() {
+            let name = document["file_name"]
+                .as_str()
+                .and_then(clawdia_core::uploads::safe_name)
+                .unwrap_or_else(|| format!("document-{}", stamp()));
+            Some((document.clone(), "document".to_string(), name))
+        } else {
+            None
+        };
+        let Some((file, kind, name)) = attachment else {
+            if caption.trim().is_empty() {
+                self.reply_plain(chat, "I can read text, voice notes, photos and documents; not this kind of message.")
+                    .await;
+                return Err("unsupported message: told the sender".into());
+            }
+            return Ok(Words { text: caption, spoken: false });
+        };
+        let saved = self.save_file(chat, &file, &name).await?;
+        let note = format!("[The sender attached a {kind}, saved in your workspace as {saved}]");
+        let text = if caption.trim().is_empty() { note } else { format!("{caption}\n\n{note}") };
+        Ok(Words { text, spoken: false })
+    }
+
+    /// Downloads a voice note or audio file and turns it into text.
+    async fn transcribe(&self, chat: i64, note: &Value) -> Result<String, Outcome> {
+        let Some(voice) = self.voice.as_ref().filter(|voice| voice.can_transcribe()) else {
+            self.reply_plain(
+                chat,
+                "I can't listen to voice notes here: speech to text is not set up ([speech] stt). Please write instead.",
+            )
+            .await;
+            return Err("voice note without speech to text: told the sender".into());
+        };
+        let _ = self.api.typing(chat).await;
+        let bytes = self.fetch(chat, note).await?;
+        match voice.transcribe_note(&bytes).await {
+            Ok(transcript) if !transcript.text.trim().is_empty() => Ok(transcript.text.trim().to_string()),
+            Ok(_) => {
+                self.reply_plain(chat, "I couldn't make out any words in that voice note.").await;
+                Err("voice note without words".into())
+            }
+            Err(error) => {
+                tracing::warn!(%error, chat, "telegram: a voice note could not be transcribed");
+                self.reply_plain(chat, &format!("I couldn't listen to that voice note: {error}")).await;
+                Err(format!("voice note not transcribed: {error}"))
+            }
+        }
+    }
+
+    /// The bytes of a file a message carries (`file_id`), within `max_file_mb`.
+    async fn fetch(&self, chat: i64, file: &Value) -> Result<Vec<u8>, Outcome> {
+        let Some(file_id) = file["file_id"].as_str() else {
+            return Err("a file without a file_id".into());
+        };
+        let limit = self.config.max_file_bytes;
+        let fetched = match self.api.get_file(file_id).await {
+            Ok(found) => self.api.download(&found, limit).await,
+            Err(error) => Err(error),
+        };
+        fetched.map_err(|error| {
+            tracing::warn!(%error, chat, "telegram: a file could not be downloaded");
+            let message = match &error {
+                ApiError::TooLarge { limit_mb } => format!("That file is larger than the {limit_mb} MB I may download."),
+                _ => "I couldn't download that file from Telegram; please try again.".to_string(),
+            };
+            let api = self.api.clone();
+            tokio::spawn(async move {
+                let _ = api.send_message(chat, &message, false).await;
+            });
+            format!("file not downloaded: {error}")
+        })
+    }
+
+    /// Downloads a photo or document into `uploads/telegram/` of the chat's agent's workspace;
+    /// the path shown to the agent (relative to the workspace).
+    async fn save_file(&self, chat: i64, file: &Value, name: &str) -> Result<String, Outcome> {
+        let (agent, _) = self.chat_state(chat).await;
+        let Some(workspace) = self.workspaces.get(&agent).cloned() else {
+            self.reply_plain(chat, "I can't keep files here (the agent has no workspace).").await;
+            return Err(format!("file not saved: agent {agent} has no workspace"));
+        };
+        let bytes = self.fetch(chat, file).await?;
+        let size = bytes.len();
+        let name = name.to_string();
+        let dir = workspace.join("uploads").join("telegram");
+        let saved =
+            tokio::task::spawn_blocking(move || clawdia_core::uploads::save_new(&dir, &name, &bytes)).await;
+        match saved {
+            Ok(Ok(path)) => {
+                let shown = path.strip_prefix(&workspace).unwrap_or(&path).display().to_string();
+                Ok(format!("{shown} ({})", human_size(size)))
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, chat, "telegram: a file could not be saved");
+                self.reply_plain(chat, "I couldn't save that file.").await;
+                Err(format!("file not saved: {error}"))
+            }
+            Err(_) => Err("file not saved: the writer stopped".into()),
+        }
     }
 
     /// The text of `first` and the messages the same person sent right after it in the same
@@ -597,7 +749,7 @@ impl Telegram {
         }
     }
 
-    async fn turn(&self, chat: i64, from: &User, owner: bool, text: String) -> Outcome {
+    async fn turn(&self, chat: i64, from: &User, owner: bool, text: String, spoken: bool) -> Outcome {
         let (agent, session) = self.chat_state(chat).await;
         let request = TurnRequest {
             from_owner: owner,
@@ -626,6 +778,14 @@ impl Telegram {
                 // A call waiting for approval: the agent's own text says so, and the request
                 // reaches the owner through the alert routes (with buttons here).
                 self.deliver(chat, streamed.message, &text).await;
+                let speak = match self.config.voice_reply {
+                    VoiceReply::Always => true,
+                    VoiceReply::Spoken => spoken,
+                    VoiceReply::Never => false,
+                };
+                if speak {
+                    self.speak(chat, &text).await;
+                }
                 format!("answered in session {session_id}")
             }
             Err(error) => {
@@ -667,6 +827,27 @@ impl Telegram {
         }
     }
 
+    /// The reply, also as a voice note (after the text, which stays the full answer).
+    async fn speak(&self, chat: i64, text: &str) {
+        let Some(voice) = self.voice.as_ref().filter(|voice| voice.can_speak()) else {
+            tracing::debug!(chat, "telegram: a spoken reply was due but text to speech is not set up");
+            return;
+        };
+        let words = format::to_speech(text);
+        if words.is_empty() {
+            return;
+        }
+        let _ = self.api.chat_action(chat, "record_voice").await;
+        match voice.voice_note(&words).await {
+            Ok(note) => {
+                if let Err(error) = self.api.send_voice(chat, &note, None).await {
+                    tracing::warn!(%error, chat, "telegram: a voice reply could not be sent");
+                }
+            }
+            Err(error) => tracing::warn!(%error, chat, "telegram: the reply could not be spoken"),
+        }
+    }
+
     async fn reply_plain(&self, chat: i64, text: &str) {
         if let Err(error) = self.api.send_message(chat, text, false).await {
             tracing::warn!(%error, chat, "telegram: a reply could not be sent");
@@ -695,6 +876,22 @@ fn fatal_or_retry(error: &ApiError) -> String {
             "another client is polling this bot, or a webhook is set ({error}): stop the other client (or delete the webhook)"
         ),
         other => other.to_string(),
+    }
+}
+
+/// `20261207-221503`: the moment a file arrived, for its name.
+fn stamp() -> String {
+    let text = clawdia_core::time::rfc3339_utc(clawdia_core::time::now_ms());
+    let (date, time) = text.split_once('T').unwrap_or((&text, ""));
+    format!("{}-{}", date.replace('-', ""), time.get(..8).unwrap_or("").replace(':', ""))
+}
+
+/// `532 B`, `14 KB`, `3.2 MB`.
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        0..1_024 => format!("{bytes} B"),
+        1_024..1_048_576 => format!("{} KB", bytes / 1_024),
+        _ => format!("{:.1} MB", bytes as f64 / 1_048_576.0),
     }
 }
 

@@ -98,23 +98,35 @@ impl Store {
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The key approval buttons are signed with, made on first use.
+    /// The key approval buttons are signed with (made on first use, kept in the file).
     pub fn button_key(&self) -> Result<Vec<u8>, StoreError> {
+        self.meta_secret("button_key")
+    }
+
+    /// The secret Telegram sends with each webhook post (made on first use, kept in the file):
+    /// 64 hex digits, inside Telegram's alphabet for it.
+    pub fn webhook_secret(&self) -> Result<String, StoreError> {
+        let key = self.meta_secret("webhook_secret")?;
+        Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// 32 random bytes kept under `key` in `meta`, made on first use.
+    fn meta_secret(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let db = self.db();
-        let found: Option<Vec<u8>> = db
-            .query_row("SELECT value FROM meta WHERE key = 'button_key'", [], |row| row.get(0))
-            .optional()
-            .map_err(db_error("reading the button key"))?;
-        if let Some(key) = found {
-            return Ok(key);
+        let read = |db: &rusqlite::Connection| {
+            db.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |row| row.get::<_, Vec<u8>>(0))
+                .optional()
+                .map_err(db_error("reading a key"))
+        };
+        if let Some(found) = read(&db)? {
+            return Ok(found);
         }
-        let mut key = vec![0u8; 32];
-        clawdia_core::random::fill(&mut key).map_err(|e| StoreError(e.to_string()))?;
-        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('button_key', ?1)", params![key])
-            .map_err(db_error("saving the button key"))?;
+        let mut secret = vec![0u8; 32];
+        clawdia_core::random::fill(&mut secret).map_err(|e| StoreError(e.to_string()))?;
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![key, secret])
+            .map_err(db_error("saving a key"))?;
         // Another process may have won the race: use what is stored.
-        db.query_row("SELECT value FROM meta WHERE key = 'button_key'", [], |row| row.get(0))
-            .map_err(db_error("reading the button key"))
+        read(&db)?.ok_or_else(|| StoreError(format!("the {key} was not saved")))
     }
 
     /// Stores `updates` (ones already stored are left alone); how many were new.

@@ -4,7 +4,7 @@
 //! page, uploads), MCP servers, skills and `doctor` — each from the running gateway's own
 //! stores, as JSON in the shapes `docs/web-protocol.md` lists.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clawdia_core::{SessionStore as _, Severity};
@@ -316,29 +316,8 @@ fn cron_jobs(runtime: &clawdia_runtime::Runtime) -> Result<Value, ConsoleError> 
 
 /// A file name from a browser as one safe path component, or why it cannot be one.
 fn safe_name(name: &str) -> Result<String, ConsoleError> {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or("").trim();
-    let cleaned: String = base
-        .chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') { c } else { '_' })
-        .collect();
-    let cleaned = cleaned.trim_start_matches('.').trim().to_string();
-    if cleaned.is_empty() || cleaned.len() > 200 {
-        return Err(ConsoleError::Invalid(format!("`{name}` is not a usable file name")));
-    }
-    Ok(cleaned)
-}
-
-/// `path`, or `path` with ` (2)`, ` (3)`, ... before its extension: a name not taken yet.
-fn free_path(dir: &Path, name: &str) -> PathBuf {
-    let candidate = dir.join(name);
-    if !candidate.exists() {
-        return candidate;
-    }
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
-        _ => (name, String::new()),
-    };
-    (2..).map(|n| dir.join(format!("{stem} ({n}){ext}"))).find(|path| !path.exists()).unwrap_or(candidate)
+    clawdia_core::uploads::safe_name(name)
+        .ok_or_else(|| ConsoleError::Invalid(format!("`{name}` is not a usable file name")))
 }
 
 async fn upload(
@@ -360,13 +339,7 @@ async fn upload(
             let bytes = bytes.to_vec();
             let workspace = config.workspace.clone();
             blocking(move || {
-                std::fs::create_dir_all(&dir).map_err(failed)?;
-                let path = free_path(&dir, &name);
-                // `create_new`: never through a link or over a file that appeared meanwhile.
-                use std::io::Write as _;
-                let mut file =
-                    std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(failed)?;
-                file.write_all(&bytes).map_err(failed)?;
+                let path = clawdia_core::uploads::save_new(&dir, &name, &bytes).map_err(failed)?;
                 let shown = path.strip_prefix(&workspace).unwrap_or(&path).display().to_string();
                 Ok(json!({"path": shown}))
             })
@@ -395,21 +368,5 @@ async fn upload(
             runtime.brain.put_markdown(&slug, Some(stem), text, "upload").await.map_err(failed)?;
             Ok(json!({"slug": slug}))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uploaded_names_stay_one_component() {
-        assert_eq!(safe_name("../../etc/passwd").unwrap(), "passwd");
-        assert_eq!(safe_name("notes.md").unwrap(), "notes.md");
-        assert_eq!(safe_name("a\\b\\c.txt").unwrap(), "c.txt");
-        assert_eq!(safe_name(".bashrc").unwrap(), "bashrc");
-        assert_eq!(safe_name("x<y>.md").unwrap(), "x_y_.md");
-        assert!(safe_name("..").is_err());
-        assert!(safe_name("/").is_err());
     }
 }

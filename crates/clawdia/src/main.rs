@@ -660,8 +660,9 @@ async fn up(home: PathBuf, bind: Option<IpAddr>, port: Option<u16>) -> Outcome {
     let runtime = Arc::new(clawdia_runtime::build(config).map_err(Failure::config)?);
     let addr = listener.local_addr()?;
     let console = Arc::new(console::RuntimeConsole::new(runtime.clone()));
+    let voice = speech::for_channels(&runtime.config);
     let ready = move || eprintln!("clawdia gateway listening on http://{addr}");
-    clawdia_runtime::serve(&runtime, listener, &token, console, ready, shutdown).await?;
+    clawdia_runtime::serve(&runtime, listener, &token, console, voice, ready, shutdown).await?;
     eprintln!("clawdia gateway stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! text as WAV or Ogg/Opus, chosen by the output file's extension.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Subcommand;
@@ -21,6 +22,27 @@ pub enum SpeechCommand {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+}
+
+/// The speech engines for the channels' voice notes, when a channel that takes them is on and
+/// `[speech]` names an engine. Each engine is built on its own: one that cannot be (a missing
+/// key or model) is reported and left out, and the other still works. Local models load on
+/// first use, so a gateway that never hears a voice note never loads them.
+pub fn for_channels(config: &clawdia_config::Config) -> Option<Arc<dyn clawdia_core::VoiceNotes>> {
+    let settings = &config.speech;
+    if config.channels.telegram.is_none() || (settings.stt.is_none() && settings.tts.is_none()) {
+        return None;
+    }
+    let stt = clawdia_speech::stt_from_config(settings).unwrap_or_else(|error| {
+        tracing::warn!("speech to text is off for the channels: {error}");
+        None
+    });
+    let tts = clawdia_speech::tts_from_config(settings).unwrap_or_else(|error| {
+        tracing::warn!("text to speech is off for the channels: {error}");
+        None
+    });
+    let speech = clawdia_speech::Speech { stt, tts, max_seconds: settings.max_seconds };
+    Some(Arc::new(speech))
 }
 
 pub async fn run(home: PathBuf, command: SpeechCommand) -> Outcome {

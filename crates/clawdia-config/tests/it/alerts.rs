@@ -211,7 +211,15 @@ fn a_telegram_bot_needs_a_token_and_known_agents() {
     );
     check_error(
         &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\nmode = \"webhook\"\n"),
-        "clawdia.toml:11: channels.telegram.mode: `webhook` is not in this build yet; use \"poll\" (long polling also works behind NAT)",
+        "clawdia.toml:11: channels.telegram.webhook_url: is required with mode = \"webhook\": the public https address that reaches the gateway's /v1/telegram/webhook",
+    );
+    check_error(
+        &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\nmode = \"webhook\"\nwebhook_url = \"ftp://x\"\n"),
+        "clawdia.toml:12: channels.telegram.webhook_url: `ftp://x` is not an http(s) URL",
+    );
+    check_error(
+        &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\nvoice_reply = \"loud\"\n"),
+        "clawdia.toml:11: channels.telegram.voice_reply: unknown setting `loud` (one of: spoken, always, never)",
     );
     check_error(
         &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\ndm_policy = \"everyone\"\n"),
