@@ -279,7 +279,9 @@ fn telegram(
     };
     let http_url = |url: &Spanned<String>, field: &'static str| {
         let text = url.get_ref().trim().trim_end_matches('/').to_string();
-        if (text.starts_with("https://") || text.starts_with("http://")) && !text.contains(char::is_whitespace) {
+        if (text.starts_with("https://") || text.starts_with("http://"))
+            && !text.contains(char::is_whitespace)
+        {
             Ok(text)
         } else {
             Err(context.error(url.span(), &key(field), format!("`{}` is not an http(s) URL", url.get_ref())))

@@ -156,7 +156,12 @@ impl Api {
     }
 
     /// Posts `body` (of `content_type`) to `method`; the `result` of Telegram's envelope.
-    async fn post(&self, method: &'static str, content_type: String, body: Vec<u8>) -> Result<Value, ApiError> {
+    async fn post(
+        &self,
+        method: &'static str,
+        content_type: String,
+        body: Vec<u8>,
+    ) -> Result<Value, ApiError> {
         let transport = |message: String| ApiError::Transport {
             method,
             message: clawdia_core::redact::redact_string(message),
@@ -281,8 +286,10 @@ impl Api {
     /// Where file `file_id` can be downloaded (`getFile`).
     pub async fn get_file(&self, file_id: &str) -> Result<FileRef, ApiError> {
         let result = self.call("getFile", &json!({"file_id": file_id})).await?;
-        serde_json::from_value(result)
-            .map_err(|e| ApiError::Transport { method: "getFile", message: format!("unexpected answer: {e}") })
+        serde_json::from_value(result).map_err(|e| ApiError::Transport {
+            method: "getFile",
+            message: format!("unexpected answer: {e}"),
+        })
     }
 
     /// The bytes of a file from [`Api::get_file`], refused past `limit` bytes (before the
@@ -329,14 +336,17 @@ impl Api {
         form.file("voice", "reply.ogg", "audio/ogg", ogg);
         let (content_type, body) = form.finish();
         let result = self.post("sendVoice", content_type, body).await?;
-        serde_json::from_value(result)
-            .map_err(|e| ApiError::Transport { method: "sendVoice", message: format!("unexpected answer: {e}") })
+        serde_json::from_value(result).map_err(|e| ApiError::Transport {
+            method: "sendVoice",
+            message: format!("unexpected answer: {e}"),
+        })
     }
 
     /// Asks Telegram to post updates to `url`, each with `secret` in
     /// `X-Telegram-Bot-Api-Secret-Token`.
     pub async fn set_webhook(&self, url: &str, secret: &str) -> Result<(), ApiError> {
-        let body = json!({"url": url, "secret_token": secret, "allowed_updates": ["message", "callback_query"]});
+        let body =
+            json!({"url": url, "secret_token": secret, "allowed_updates": ["message", "callback_query"]});
         self.call("setWebhook", &body).await.map(|_| ())
     }
 
@@ -364,8 +374,11 @@ impl Multipart {
 
     fn text(&mut self, name: &str, value: &str) {
         self.body.extend_from_slice(
-            format!("--{}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n", self.boundary)
-                .as_bytes(),
+            format!(
+                "--{}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n",
+                self.boundary
+            )
+            .as_bytes(),
         );
     }
 

@@ -339,10 +339,13 @@ impl Telegram {
         };
         let mut spoken = words.spoken;
         let mut text = self.without_mention(&words.text);
-        if let Some(rest) = text.strip_prefix("/voice").filter(|rest| rest.is_empty() || rest.starts_with([' ', '\n', '@'])) {
+        if let Some(rest) =
+            text.strip_prefix("/voice").filter(|rest| rest.is_empty() || rest.starts_with([' ', '\n', '@']))
+        {
             // `/voice ...`: the reply comes spoken too.
             spoken = true;
-            text = rest.split_once(|c: char| c.is_whitespace()).map_or("", |(_, rest)| rest).trim().to_string();
+            text =
+                rest.split_once(|c: char| c.is_whitespace()).map_or("", |(_, rest)| rest).trim().to_string();
             if text.is_empty() {
                 self.reply_plain(chat, "Write what to say after /voice, e.g. /voice what's on today?").await;
                 return "empty /voice".into();
@@ -384,8 +387,11 @@ impl Telegram {
         };
         let Some((file, kind, name)) = attachment else {
             if caption.trim().is_empty() {
-                self.reply_plain(chat, "I can read text, voice notes, photos and documents; not this kind of message.")
-                    .await;
+                self.reply_plain(
+                    chat,
+                    "I can read text, voice notes, photos and documents; not this kind of message.",
+                )
+                .await;
                 return Err("unsupported message: told the sender".into());
             }
             return Ok(Words { text: caption, spoken: false });
@@ -435,7 +441,9 @@ impl Telegram {
         fetched.map_err(|error| {
             tracing::warn!(%error, chat, "telegram: a file could not be downloaded");
             let message = match &error {
-                ApiError::TooLarge { limit_mb } => format!("That file is larger than the {limit_mb} MB I may download."),
+                ApiError::TooLarge { limit_mb } => {
+                    format!("That file is larger than the {limit_mb} MB I may download.")
+                }
                 _ => "I couldn't download that file from Telegram; please try again.".to_string(),
             };
             let api = self.api.clone();

@@ -114,9 +114,11 @@ impl Store {
     fn meta_secret(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let db = self.db();
         let read = |db: &rusqlite::Connection| {
-            db.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |row| row.get::<_, Vec<u8>>(0))
-                .optional()
-                .map_err(db_error("reading a key"))
+            db.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })
+            .optional()
+            .map_err(db_error("reading a key"))
         };
         if let Some(found) = read(&db)? {
             return Ok(found);

@@ -8,6 +8,7 @@
 mod echo;
 mod reply;
 mod reset;
+pub mod telegram;
 mod wire;
 
 use std::collections::VecDeque;

@@ -214,7 +214,9 @@ fn a_telegram_bot_needs_a_token_and_known_agents() {
         "clawdia.toml:11: channels.telegram.webhook_url: is required with mode = \"webhook\": the public https address that reaches the gateway's /v1/telegram/webhook",
     );
     check_error(
-        &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\nmode = \"webhook\"\nwebhook_url = \"ftp://x\"\n"),
+        &with_agent(
+            "[channels.telegram]\ntoken = { env = \"TG\" }\nmode = \"webhook\"\nwebhook_url = \"ftp://x\"\n",
+        ),
         "clawdia.toml:12: channels.telegram.webhook_url: `ftp://x` is not an http(s) URL",
     );
     check_error(

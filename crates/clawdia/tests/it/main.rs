@@ -23,4 +23,5 @@ mod skills;
 mod speech;
 mod support;
 mod telegram;
+mod telegram_files;
 mod web;

@@ -14,7 +14,7 @@ fn models_root() -> PathBuf {
 }
 
 /// Links the local speech models into `home/models`; `false` (after saying why) when absent.
-fn link_models(home: &Home) -> bool {
+pub(crate) fn link_models(home: &Home) -> bool {
     let root = models_root();
     let needed =
         ["whisper-tiny.en/model.bin", "piper-joe/en_US-joe-medium.onnx", "onnxruntime/libonnxruntime.so"];

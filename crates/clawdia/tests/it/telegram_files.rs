@@ -1,0 +1,185 @@
+//! The Telegram channel's files, against the Bot API double in `clawdia-test-support` (the npm
+//! fake the other Telegram tests use serves no files and takes no voice notes): a voice note is
+//! downloaded, transcribed by local Whisper and answered in text and as a spoken voice note
+//! (Piper), which Whisper reads back; photos and documents land in the agent's workspace with a
+//! line telling the agent where; files past `max_file_mb` are refused whether their size was
+//! announced or not; flood control on a reply is waited out, and the reply arrives once.
+
+use std::time::{Duration, Instant};
+
+use clawdia_test_support::telegram::{BotApi, TOKEN};
+use serde_json::Value;
+
+use crate::support::{Home, Reply, stderr, stdout, wait_until};
+
+const OWNER: i64 = 515_151;
+
+fn home(api: &BotApi, extra: &str) -> Home {
+    let home = Home::with_agent_extra(&format!(
+        "\n[owner]\ntelegram = {OWNER}\n\n[channels.telegram]\ntoken = {{ file = \"TOKEN_FILE\" }}\napi_root = \"{}\"\npoll_timeout_secs = 1\nbatch_ms = 0\n{extra}",
+        api.api_root()
+    ));
+    let token = home.path().join("telegram-token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let config = home.path().join("clawdia.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("TOKEN_FILE", &token.display().to_string())).unwrap();
+    home
+}
+
+/// The text of the last user message of each model request.
+fn user_texts(home: &Home) -> Vec<String> {
+    home.mock
+        .requests()
+        .iter()
+        .filter_map(|request| {
+            let messages = request.body["messages"].as_array()?;
+            let last = messages.iter().rev().find(|m| m["role"] == "user")?;
+            Some(last["content"].to_string())
+        })
+        .collect()
+}
+
+fn texts_sent(api: &BotApi) -> Vec<String> {
+    api.calls_of("sendMessage")
+        .iter()
+        .map(|call| call.body["text"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn wait_for_text(api: &BotApi, needle: &str) {
+    let found = wait_until(Duration::from_secs(60), || texts_sent(api).iter().any(|t| t.contains(needle)));
+    assert!(found, "no message containing {needle:?}; sent: {:?}", texts_sent(api));
+}
+
+#[test]
+fn a_voice_note_is_answered_in_text_and_as_a_voice_note() {
+    let api = BotApi::start_blocking().unwrap();
+    let home = home(&api, "\n[speech]\nstt = \"local/whisper-tiny.en\"\ntts = \"local/piper-joe\"\n");
+    if !crate::speech::link_models(&home) {
+        return;
+    }
+    // The owner's question, spoken by Piper into an Ogg/Opus voice note as a phone would send.
+    let question = home.path().join("question.ogg");
+    let out = home.run(&[
+        "speech",
+        "say",
+        "Remind me to water the plants tonight.",
+        "-o",
+        question.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _gateway = home.up();
+
+    // Control: a written message gets a text reply and no voice note (voice_reply = spoken).
+    home.mock.push(Reply::text("Written reply."));
+    api.text(OWNER, OWNER, "hello in writing");
+    wait_for_text(&api, "Written reply.");
+
+    home.mock.push(Reply::text("Sure, I will remind you to water the plants tonight."));
+    api.voice(OWNER, OWNER, std::fs::read(&question).unwrap());
+    let spoken = wait_until(Duration::from_secs(120), || !api.calls_of("sendVoice").is_empty());
+    assert!(spoken, "no voice reply; calls: {:?}", api.calls().iter().map(|c| &c.method).collect::<Vec<_>>());
+    assert_eq!(api.calls_of("sendVoice").len(), 1, "exactly one voice reply (none for the written message)");
+    // The transcript reached the model as the owner's words.
+    let texts = user_texts(&home);
+    let heard = texts.last().unwrap().to_lowercase();
+    for word in ["water", "plants", "tonight"] {
+        assert!(heard.contains(word), "`{word}` not in what the model got: {heard}");
+    }
+    assert!(!api.calls_of("getFile").is_empty(), "the note was fetched with getFile");
+    // The reply also came as text, whole.
+    wait_for_text(&api, "Sure, I will remind you");
+    // The voice reply is an Ogg/Opus note that says the reply.
+    let call = &api.calls_of("sendVoice")[0];
+    assert_eq!(call.body["chat_id"], Value::from(OWNER.to_string()));
+    let (field, note) = &call.files[0];
+    assert_eq!(field, "voice");
+    assert!(note.starts_with(b"OggS"), "not an Ogg file");
+    let reply = home.path().join("reply.ogg");
+    std::fs::write(&reply, note).unwrap();
+    let out = home.run(&["speech", "transcribe", reply.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let words = clawdia_speech::wer::words(&stdout(&out));
+    for word in ["remind", "plants"] {
+        assert!(words.iter().any(|w| w == word), "`{word}` not in the spoken reply: {words:?}");
+    }
+
+    // `/voice ...` asks for a spoken reply to a written message.
+    home.mock.push(Reply::text("Spoken on request."));
+    api.text(OWNER, OWNER, "/voice say something");
+    assert!(
+        wait_until(Duration::from_secs(60), || api.calls_of("sendVoice").len() == 2),
+        "no voice for /voice"
+    );
+    assert!(user_texts(&home).last().unwrap().contains("say something"));
+}
+
+#[test]
+fn photos_and_documents_land_in_the_workspace_and_oversized_files_are_refused() {
+    let api = BotApi::start_blocking().unwrap();
+    let home = home(&api, "max_file_mb = 1\n");
+    let _gateway = home.up();
+    let uploads = home.workspace().join("uploads/telegram");
+
+    home.mock.push(Reply::text("A nice photo."));
+    let jpeg: Vec<u8> = (0..5_000u32).map(|i| (i % 251) as u8).collect();
+    api.photo(OWNER, OWNER, jpeg.clone(), Some("what is in this picture?"));
+    wait_for_text(&api, "A nice photo.");
+    let texts = user_texts(&home);
+    let told = texts.last().unwrap();
+    assert!(told.contains("what is in this picture?"), "{told}");
+    assert!(
+        told.contains("[The sender attached a photo, saved in your workspace as uploads/telegram/photo-"),
+        "{told}"
+    );
+    let photos: Vec<_> = std::fs::read_dir(&uploads).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(photos.len(), 1, "{photos:?}");
+    assert_eq!(std::fs::read(&photos[0]).unwrap(), jpeg, "the photo's bytes, unchanged");
+
+    // A hostile name stays one file name inside uploads/telegram.
+    home.mock.push(Reply::text("Got the notes."));
+    api.document(OWNER, OWNER, "../../.bashrc", b"notes for later".to_vec(), None);
+    wait_for_text(&api, "Got the notes.");
+    assert_eq!(std::fs::read(uploads.join("bashrc")).unwrap(), b"notes for later");
+    assert!(!home.path().join("workspaces/.bashrc").exists() && !home.path().join(".bashrc").exists());
+    assert!(
+        user_texts(&home)
+            .last()
+            .unwrap()
+            .contains("a document, saved in your workspace as uploads/telegram/bashrc (15 B)")
+    );
+
+    // Past max_file_mb: refused before the download when the size is announced, and during it
+    // when the announced size was false. Neither reaches the model or the disk.
+    let asked = home.mock.requests().len();
+    api.document(OWNER, OWNER, "big.bin", vec![7u8; 1_100_000], None);
+    wait_for_text(&api, "larger than the 1 MB I may download");
+    api.document(OWNER, OWNER, "liar.bin", vec![7u8; 1_100_000], Some(10));
+    let refusals = || texts_sent(&api).iter().filter(|t| t.contains("larger than the 1 MB")).count();
+    assert!(wait_until(Duration::from_secs(20), || refusals() == 2), "{:?}", texts_sent(&api));
+    assert_eq!(home.mock.requests().len(), asked, "an oversized file reached the model");
+    assert!(!uploads.join("big.bin").exists() && !uploads.join("liar.bin").exists());
+
+    // Without speech to text a voice note gets a clear answer, not silence.
+    api.voice(OWNER, OWNER, b"OggS not really".to_vec());
+    wait_for_text(&api, "speech to text is not set up");
+    assert_eq!(home.mock.requests().len(), asked);
+}
+
+#[test]
+fn flood_control_on_a_reply_is_waited_out_and_the_reply_arrives_once() {
+    let api = BotApi::start_blocking().unwrap();
+    let home = home(&api, "");
+    let _gateway = home.up();
+    api.flood("sendMessage", 1, 2);
+    home.mock.push(Reply::text("After the wait."));
+    api.text(OWNER, OWNER, "hello");
+    wait_for_text(&api, "After the wait.");
+    let calls: Vec<_> = api.calls().into_iter().filter(|c| c.method == "sendMessage").collect();
+    let refused: Vec<Instant> = calls.iter().filter(|c| c.refused).map(|c| c.at).collect();
+    let sent: Vec<Instant> = calls.iter().filter(|c| !c.refused).map(|c| c.at).collect();
+    assert_eq!((refused.len(), sent.len()), (1, 1), "one refusal, then the reply once");
+    let waited = sent[0].duration_since(refused[0]);
+    assert!(waited >= Duration::from_secs(2), "retried after {waited:?}, before retry_after");
+}
