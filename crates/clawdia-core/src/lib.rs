@@ -10,6 +10,7 @@ pub mod approval;
 pub mod audit;
 pub mod browser;
 pub mod embed;
+pub mod hook;
 pub mod message;
 pub mod model;
 pub mod notify;
@@ -29,6 +30,7 @@ pub use approval::{Approval, ApprovalError, ApprovalStatus, ApprovalStore, Decid
 pub use audit::{AuditEvent, AuditSink, Severity};
 pub use browser::{BrowserSession, BrowserStore, CodeCheck};
 pub use embed::{EmbedError, Embedder};
+pub use hook::{HookAnswer, InboundHook};
 pub use message::{Message, ToolCall};
 pub use model::{
     Attempt, ChainOutcome, ChatRequest, ChatResponse, DeltaSink, ModelClient, ModelDelta, ModelError,

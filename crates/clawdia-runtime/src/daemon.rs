@@ -260,6 +260,14 @@ fn failure(outcome: Result<Result<(), String>, tokio::task::JoinError>) -> Optio
     }
 }
 
+/// What the HTTP server serves besides the API: the web channel, and the webhook route of a
+/// Telegram bot in webhook mode.
+#[derive(Default)]
+pub struct Surfaces {
+    pub web: Option<clawdia_server::web::Web>,
+    pub telegram_hook: Option<Arc<dyn clawdia_core::InboundHook>>,
+}
+
 /// Runs the gateway as a daemon: binds nothing itself (`listener` is bound, so a port that
 /// cannot be had fails before this), supervises the HTTP server, the scheduler, the embedder and
 /// `extra` (the outbox delivery and later channels register here), writes `state/gateway.json`
@@ -270,7 +278,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     token: &str,
     extra: Vec<Component>,
-    web: Option<clawdia_server::web::Web>,
+    surfaces: Surfaces,
     ready: impl FnOnce(),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
@@ -288,8 +296,12 @@ pub async fn run(
         limits,
     )
     .with_status(daemon.status_source());
-    let state = match web {
+    let state = match surfaces.web {
         Some(web) => state.with_web(web),
+        None => state,
+    };
+    let state = match surfaces.telegram_hook {
+        Some(hook) => state.with_telegram_hook(hook),
         None => state,
     };
     match crate::sched::scheduler_component(runtime) {

@@ -418,7 +418,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
     let mut components = vec![outbox::component(runtime), approvals::component(runtime)];
-    components.extend(telegram::component(runtime, voice));
+    let telegram_hook = telegram::webhook_receiver(runtime)?;
+    components.extend(telegram::component(runtime, voice, telegram_hook.clone()));
     // A bot that cannot be set up (an unreadable token) leaves its alerts queued; its component
     // reports the same failure.
     match telegram::alert_channel(runtime) {
@@ -427,7 +428,11 @@ pub async fn serve(
         Err(error) => tracing::warn!(%error, "the telegram alert route cannot send"),
     }
     let web = web_channel(runtime, console)?;
-    daemon::run(runtime, listener, token, components, web, ready, shutdown).await
+    let surfaces = daemon::Surfaces {
+        web,
+        telegram_hook: telegram_hook.map(|hook| hook as Arc<dyn clawdia_core::InboundHook>),
+    };
+    daemon::run(runtime, listener, token, components, surfaces, ready, shutdown).await
 }
 
 /// The web channel, when `[channels.web]` is on: its browsers' store (`state/web.db`), the hub

@@ -8,12 +8,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clawdia_telegram::Telegram;
+use clawdia_telegram::webhook::WebhookReceiver;
 
 use crate::Runtime;
 use crate::daemon::{CancellationToken, Component};
 
 /// The component, when `[channels.telegram]` is configured.
-pub fn component(runtime: &Runtime, voice: Option<Arc<dyn clawdia_core::VoiceNotes>>) -> Option<Component> {
+pub fn component(
+    runtime: &Runtime,
+    voice: Option<Arc<dyn clawdia_core::VoiceNotes>>,
+    webhook: Option<Arc<WebhookReceiver>>,
+) -> Option<Component> {
     let config = runtime.config.channels.telegram.clone()?;
     let workspaces: HashMap<String, PathBuf> =
         runtime.config.agents.iter().map(|(name, agent)| (name.clone(), agent.workspace.clone())).collect();
@@ -34,10 +39,14 @@ pub fn component(runtime: &Runtime, voice: Option<Arc<dyn clawdia_core::VoiceNot
         );
         let voice = voice.clone();
         let workspaces = workspaces.clone();
+        let webhook = webhook.clone();
         async move {
             let mut channel = built.map_err(|e| e.to_string())?.with_workspaces(workspaces);
             if let Some(voice) = voice {
                 channel = channel.with_voice(voice);
+            }
+            if let Some(webhook) = webhook {
+                channel = channel.with_webhook(webhook);
             }
             let channel = Arc::new(channel);
             channel.run(token.cancelled_owned(), drain).await
@@ -51,5 +60,13 @@ pub fn alert_channel(
 ) -> Result<Option<Arc<dyn clawdia_core::AlertChannel>>, crate::RuntimeError> {
     let Some(config) = &runtime.config.channels.telegram else { return Ok(None) };
     Telegram::alert_channel(config, runtime.config.owner.telegram, &crate::state_dir(&runtime.config.home))
+        .map_err(|e| crate::RuntimeError::Io(e.to_string()))
+}
+
+/// The hook for `/v1/telegram/webhook` when the bot is in webhook mode. A bot whose state
+/// cannot be opened has no route; its component reports the same failure.
+pub fn webhook_receiver(runtime: &Runtime) -> Result<Option<Arc<WebhookReceiver>>, crate::RuntimeError> {
+    let Some(config) = &runtime.config.channels.telegram else { return Ok(None) };
+    Telegram::webhook_receiver(config, &crate::state_dir(&runtime.config.home))
         .map_err(|e| crate::RuntimeError::Io(e.to_string()))
 }

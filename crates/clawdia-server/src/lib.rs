@@ -16,6 +16,7 @@ mod approvals;
 mod auth;
 mod conn;
 mod error;
+mod hooks;
 mod limits;
 mod openai;
 mod sse;
@@ -61,6 +62,8 @@ pub struct ServerState {
     connections: Arc<conn::Connections>,
     /// The web channel, when it is on.
     pub web: Option<Arc<web::Web>>,
+    /// Telegram's updates in webhook mode, posted to `/v1/telegram/webhook`.
+    pub telegram_hook: Option<Arc<dyn clawdia_core::InboundHook>>,
 }
 
 /// HTTP-level counters.
@@ -90,7 +93,15 @@ impl ServerState {
             counters: Arc::new(HttpCounters::default()),
             status: StatusSource::default(),
             web: None,
+            telegram_hook: None,
         }
+    }
+
+    /// Takes Telegram's webhook posts at `/v1/telegram/webhook` (checked by `hook`'s secret,
+    /// not the gateway token).
+    pub fn with_telegram_hook(mut self, hook: Arc<dyn clawdia_core::InboundHook>) -> ServerState {
+        self.telegram_hook = Some(hook);
+        self
     }
 
     /// Serves the web channel too: the UI at `/`, sign-in, `/v1/ws` and the Control endpoints.
@@ -126,6 +137,9 @@ pub fn router(state: ServerState) -> Router {
         .merge(web_authed(&state))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     let mut open = Router::new().route("/health", get(health));
+    if state.telegram_hook.is_some() {
+        open = open.route("/v1/telegram/webhook", post(hooks::telegram));
+    }
     if state.web.is_some() {
         open = open
             .route("/", get(web::assets::index))

@@ -16,6 +16,7 @@ pub mod api;
 pub mod callback;
 pub mod format;
 pub mod store;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use clawdia_config::{DmPolicy, TelegramConfig, VoiceReply};
+use clawdia_config::{DmPolicy, TelegramConfig, TelegramMode, VoiceReply};
 use clawdia_core::{
     Alert, AuditEvent, AuditSink, Gateway, Notifier, Severity, TurnContext, TurnEvent, TurnEvents,
     TurnOrigin, TurnRequest, VoiceNotes,
@@ -74,6 +75,8 @@ pub struct Telegram {
     voice: Option<Arc<dyn VoiceNotes>>,
     /// Each agent's workspace folder: where photos and documents are saved.
     workspaces: HashMap<String, PathBuf>,
+    /// Webhook mode: the route's hook (its secret, and the wake-up after each stored update).
+    webhook: Option<Arc<webhook::WebhookReceiver>>,
 }
 
 /// A message's words, and whether the person spoke them (a voice note, or `/voice ...`).
@@ -125,7 +128,28 @@ impl Telegram {
             finished: tokio::sync::Notify::new(),
             voice: None,
             workspaces: HashMap::new(),
+            webhook: None,
         })
+    }
+
+    /// In webhook mode, the hook for the gateway's `/v1/telegram/webhook` (give the same one to
+    /// each run with [`Telegram::with_webhook`]); `None` when the bot polls.
+    pub fn webhook_receiver(
+        config: &TelegramConfig,
+        state_dir: &Path,
+    ) -> Result<Option<Arc<webhook::WebhookReceiver>>, TelegramError> {
+        if config.mode == TelegramMode::Poll {
+            return Ok(None);
+        }
+        let store = Arc::new(Store::open(state_dir)?);
+        Ok(Some(Arc::new(webhook::WebhookReceiver::new(store)?)))
+    }
+
+    /// Updates arrive through `receiver` (webhook mode) instead of `getUpdates`.
+    #[must_use]
+    pub fn with_webhook(mut self, receiver: Arc<webhook::WebhookReceiver>) -> Telegram {
+        self.webhook = Some(receiver);
+        self
     }
 
     /// Voice notes are transcribed, and replies spoken, by `voice`.
@@ -180,7 +204,15 @@ impl Telegram {
         stop: impl std::future::Future<Output = ()> + Send,
         drain: Duration,
     ) -> Result<(), String> {
-        let result = self.clone().poll(stop).await;
+        let result = match (&self.config.mode, self.webhook.clone()) {
+            (TelegramMode::Webhook { url }, Some(receiver)) => {
+                self.clone().listen(stop, url.clone(), receiver).await
+            }
+            (TelegramMode::Webhook { .. }, None) => {
+                Err("webhook mode without the gateway's webhook route".into())
+            }
+            (TelegramMode::Poll, _) => self.clone().poll(stop).await,
+        };
         let drained = tokio::time::timeout(drain, async {
             loop {
                 let finished = self.finished.notified();
@@ -255,6 +287,74 @@ impl Telegram {
                         () = tokio::time::sleep(pause) => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// Webhook mode: registers `url` with Telegram (with the receiver's secret), then handles
+    /// each update the receiver stores. Liveness is a completed `getWebhookInfo` every poll
+    /// interval; it also puts the webhook back if something else replaced it, and tells the
+    /// owner when Telegram reports it cannot deliver to `url`.
+    async fn listen(
+        self: Arc<Self>,
+        stop: impl std::future::Future<Output = ()> + Send,
+        url: String,
+        receiver: Arc<webhook::WebhookReceiver>,
+    ) -> Result<(), String> {
+        tokio::pin!(stop);
+        let me = tokio::select! {
+            () = &mut stop => return Ok(()),
+            me = self.api.get_me() => me.map_err(|e| fatal_or_retry(&e))?,
+        };
+        let _ = self.me.set(me);
+        self.api
+            .set_webhook(&url, receiver.secret())
+            .await
+            .map_err(|e| format!("Telegram refused the webhook {url}: {e}"))?;
+        tracing::info!(%url, "telegram: connected (webhook)");
+        self.last_poll.store(clawdia_core::time::now_ms(), Ordering::Relaxed);
+        self.handle_pending().await;
+        let mut check = tokio::time::interval(self.config.poll_timeout);
+        check.tick().await;
+        let mut failures = 0u32;
+        let mut last_error = 0i64;
+        loop {
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                () = receiver.wake.notified() => self.handle_pending().await,
+                _ = check.tick() => match self.api.webhook_info().await {
+                    Ok(info) => {
+                        failures = 0;
+                        self.last_poll.store(clawdia_core::time::now_ms(), Ordering::Relaxed);
+                        if info["url"].as_str() != Some(url.as_str()) {
+                            tracing::warn!(%url, found = info["url"].as_str().unwrap_or(""), "telegram: the webhook was changed elsewhere; setting it again");
+                            self.api
+                                .set_webhook(&url, receiver.secret())
+                                .await
+                                .map_err(|e| format!("Telegram refused the webhook {url}: {e}"))?;
+                        }
+                        let error_at = info["last_error_date"].as_i64().unwrap_or(0);
+                        if error_at > last_error {
+                            if last_error != 0 || error_at * 1000 > clawdia_core::time::now_ms() - 600_000 {
+                                let message = info["last_error_message"].as_str().unwrap_or("no reason given");
+                                self.notifier.notify(Alert::new(
+                                    "telegram_webhook_failing",
+                                    Severity::HIGH,
+                                    "Telegram cannot deliver to the webhook",
+                                    format!("Telegram reports: {message}. Check that {url} reaches the gateway's /v1/telegram/webhook."),
+                                ));
+                            }
+                            last_error = error_at;
+                        }
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%error, failures, "telegram: getWebhookInfo failed");
+                        if failures >= FAILED_POLLS {
+                            return Err(format!("no completed getWebhookInfo in {failures} tries (the last: {error}); reconnecting"));
+                        }
+                    }
+                },
             }
         }
     }
