@@ -42,6 +42,9 @@ const EDIT_EVERY: Duration = Duration::from_millis(1_200);
 const TYPING_EVERY: Duration = Duration::from_secs(4);
 /// Polls in a row that may fail before the run gives up (and the daemon rebuilds it).
 const FAILED_POLLS: u32 = 3;
+/// How long past its own timeout a long poll may go unanswered before it counts as stalled:
+/// the run ends at once, and the daemon rebuilds the client and alerts the owner.
+const STALL_MARGIN: Duration = Duration::from_secs(5);
 
 /// Why the channel cannot start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -244,9 +247,18 @@ impl Telegram {
         let mut failures = 0u32;
         loop {
             let offset = self.store.next_offset().map_err(|e| e.to_string())?;
+            let patience = self.config.poll_timeout + STALL_MARGIN;
             let polled = tokio::select! {
                 () = &mut stop => return Ok(()),
-                polled = self.api.get_updates(offset, self.config.poll_timeout) => polled,
+                polled = tokio::time::timeout(patience, self.api.get_updates(offset, self.config.poll_timeout)) => match polled {
+                    Ok(polled) => polled,
+                    Err(_) => {
+                        return Err(format!(
+                            "getUpdates stalled (no answer in {} s); reconnecting",
+                            patience.as_secs()
+                        ));
+                    }
+                },
             };
             match polled {
                 Ok(updates) => {

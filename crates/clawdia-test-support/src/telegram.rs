@@ -47,6 +47,8 @@ struct BotState {
     floods: Mutex<HashMap<String, (u32, u64)>>,
     queued: Notify,
     next_message: Mutex<i64>,
+    /// While set, `getUpdates` calls hang unanswered (a stalled connection).
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -194,6 +196,12 @@ impl BotApi {
         lock(&self.state.floods).insert(method.to_string(), (times, retry_after));
     }
 
+    /// While `stalled`, `getUpdates` calls get no answer at all (until it is cleared).
+    pub fn stall_polls(&self, stalled: bool) {
+        self.state.stalled.store(stalled, std::sync::atomic::Ordering::SeqCst);
+        self.state.queued.notify_waiters();
+    }
+
     /// Every call so far besides `getUpdates` (flood-refused ones too, marked).
     pub fn calls(&self) -> Vec<Call> {
         lock(&self.state.calls).clone()
@@ -265,6 +273,9 @@ async fn answer(State(state): State<Arc<BotState>>, uri: Uri, headers: HeaderMap
         }
     }
     if method == "getUpdates" {
+        while state.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         return ok(poll(&state, &body).await);
     }
     lock(&state.calls).push(Call {

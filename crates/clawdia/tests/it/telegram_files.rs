@@ -183,3 +183,45 @@ fn flood_control_on_a_reply_is_waited_out_and_the_reply_arrives_once() {
     let waited = sent[0].duration_since(refused[0]);
     assert!(waited >= Duration::from_secs(2), "retried after {waited:?}, before retry_after");
 }
+
+/// `telegram` in `/v1/status`: (state, restarts, error).
+fn telegram_state(gateway: &crate::support::Gateway, token: &str) -> (String, u64, String) {
+    let (code, body) = crate::support::http(gateway.addr, "GET", "/v1/status", Some(token), "");
+    assert_eq!(code, 200, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    let component = json["components"].as_array().unwrap().iter().find(|c| c["name"] == "telegram").cloned().unwrap();
+    (
+        component["state"].as_str().unwrap_or("").to_string(),
+        component["restarts"].as_u64().unwrap_or(0),
+        component["error"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn a_stalled_poll_is_rebuilt_and_the_owner_is_told() {
+    let api = BotApi::start_blocking().unwrap();
+    let home = home(&api, "");
+    let gateway = home.up();
+    let token = home.token();
+    // Control: it answers while polls complete.
+    home.mock.push(Reply::text("Before the stall."));
+    api.text(OWNER, OWNER, "one");
+    wait_for_text(&api, "Before the stall.");
+    // Polls stop being answered (a half-open connection): the run ends past the poll's own
+    // timeout plus the margin, is restarted, and the failure reaches the owner's alerts.
+    api.stall_polls(true);
+    let rebuilt = wait_until(Duration::from_secs(30), || telegram_state(&gateway, &token).1 >= 1);
+    let (_, restarts, error) = telegram_state(&gateway, &token);
+    assert!(rebuilt, "no restart: {restarts} {error}");
+    assert!(error.contains("getUpdates stalled"), "{error}");
+    let alerts = home.path().join("logs/alerts.log");
+    let alerted = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&alerts).is_ok_and(|log| log.contains("component_failed") && log.contains("telegram"))
+    });
+    assert!(alerted, "no alert: {:?}", std::fs::read_to_string(&alerts));
+    // Once Telegram answers again, messages flow again.
+    api.stall_polls(false);
+    home.mock.push(Reply::text("After the stall."));
+    api.text(OWNER, OWNER, "two");
+    wait_for_text(&api, "After the stall.");
+}
