@@ -1184,6 +1184,7 @@
     brain: panelBrain,
     mcp: panelMcp,
     doctor: panelDoctor,
+    telegram: panelTelegram,
     browsers: panelBrowsers,
   };
   let panelToken = 0;
@@ -1388,6 +1389,30 @@
     return [el('h2', null, 'Doctor'), el('ul', { class: 'list' }, checks.map((c) => el('li', { 'data-testid': 'doctor-item' },
       el('span', { class: 'item-title st-' + c.status }, (c.status || '?').toUpperCase() + ' '), el('span', null, c.check),
       c.detail ? el('div', { class: 'muted' }, c.detail) : null)))];
+  }
+
+  async function panelTelegram() {
+    const requests = (await api('/v1/telegram/pairings')) || [];
+    const items = requests.map((r) => {
+      const who = (r.username ? '@' + r.username + ' ' : '') + '(telegram:' + r.user_id + ')';
+      const approve = el('button', { type: 'button', 'data-testid': 'pair-approve' }, 'Let in');
+      approve.addEventListener('click', async () => {
+        approve.disabled = true;
+        try {
+          const done = await api('/v1/telegram/pairings/' + encodeURIComponent(r.code) + '/approve', { method: 'POST' });
+          approve.replaceWith(el('span', { class: 'muted', 'data-testid': 'pair-done' }, done.told ? 'Let in, and told on Telegram.' : 'Let in (they could not be told: ' + (done.note || 'unknown') + ').'));
+        } catch (error) {
+          approve.disabled = false;
+          approve.after(errorLine(error));
+        }
+      });
+      return el('li', { 'data-testid': 'pair-item' },
+        el('div', { class: 'item-title' }, who),
+        kv([['Code', r.code], ['Asked', fmtTime(r.created_at)]]),
+        el('div', { class: 'actions' }, approve));
+    });
+    return [el('h2', null, 'Telegram: people asking to talk to the bot'),
+      items.length ? el('ul', { class: 'list' }, items) : el('p', { class: 'muted', 'data-testid': 'pair-none' }, 'Nobody is waiting.')];
   }
 
   async function panelBrowsers() {

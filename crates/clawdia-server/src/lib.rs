@@ -180,6 +180,8 @@ fn web_authed(state: &ServerState) -> Router<ServerState> {
         .route("/v1/skills", get(control::skills))
         .route("/v1/doctor", get(control::doctor))
         .route("/v1/upload", post(control::upload))
+        .route("/v1/telegram/pairings", get(control::telegram_pairings))
+        .route("/v1/telegram/pairings/{code}/approve", post(control::telegram_pair))
 }
 
 /// Serves the API for `state` on `listener` until `shutdown` completes, then lets open requests

@@ -53,6 +53,20 @@ pub enum TelegramError {
     Setup(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(
+        "no open pairing request with code `{0}` (the person gets a code when they first write to the bot)"
+    )]
+    UnknownCode(String),
+}
+
+/// Someone let in by [`Telegram::pair`].
+#[derive(Debug)]
+pub struct Paired {
+    pub user_id: i64,
+    /// `@name (telegram:ID)` or `telegram:ID`.
+    pub who: String,
+    /// Whether they were told in their chat (the pairing holds either way).
+    pub told: Result<(), String>,
 }
 
 /// The Telegram channel of one bot.
@@ -191,6 +205,52 @@ impl Telegram {
     /// The store (for `clawdia telegram pair`, which works on the file directly).
     pub fn open_store(state_dir: &Path) -> Result<Store, TelegramError> {
         Ok(Store::open(state_dir)?)
+    }
+
+    /// Lets in the person whose pairing request has `code` (as typed: case and separators do
+    /// not matter) and tells them in their chat. Works on `state/telegram.db` directly, whether
+    /// or not the gateway runs (`clawdia telegram pair`, the web UI).
+    pub async fn pair(
+        config: &TelegramConfig,
+        state_dir: &Path,
+        code: &str,
+    ) -> Result<Paired, TelegramError> {
+        let typed = clawdia_core::browser::normalize_code(code).unwrap_or_else(|| code.trim().to_string());
+        let store = Store::open(state_dir)?;
+        let approved =
+            tokio::task::spawn_blocking(move || store.approve(&typed, clawdia_core::time::now_ms()))
+                .await
+                .map_err(|_| TelegramError::Setup("the pairing stopped unexpectedly".into()))??
+                .ok_or_else(|| TelegramError::UnknownCode(code.trim().to_string()))?;
+        let who = match &approved.username {
+            Some(name) => format!("@{name} (telegram:{})", approved.user_id),
+            None => format!("telegram:{}", approved.user_id),
+        };
+        let told = match config.token.resolve() {
+            Ok(token) => match Api::new(&config.api_root, token.expose(), config.poll_timeout) {
+                Ok(api) => api
+                    .send_message(
+                        approved.chat_id,
+                        "You're in: the owner let you talk to me. Say hello!",
+                        false,
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        Ok(Paired { user_id: approved.user_id, who, told })
+    }
+
+    /// The pairing requests still waiting for the owner, newest first.
+    pub async fn open_pairings(state_dir: &Path) -> Result<Vec<store::PairingRequest>, TelegramError> {
+        let store = Store::open(state_dir)?;
+        tokio::task::spawn_blocking(move || store.open_pairings())
+            .await
+            .map_err(|_| TelegramError::Setup("reading pairing requests stopped unexpectedly".into()))?
+            .map_err(TelegramError::from)
     }
 
     /// Unix ms of the last completed poll (0 before the first).

@@ -76,6 +76,16 @@ pub struct Approved {
     pub chat_id: i64,
 }
 
+/// A pairing request still waiting for the owner.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PairingRequest {
+    pub code: String,
+    pub user_id: i64,
+    pub username: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
 pub struct Store {
     db: Mutex<Connection>,
 }
@@ -253,6 +263,27 @@ impl Store {
         Ok(Some(code))
     }
 
+    /// The requests still waiting, newest first.
+    pub fn open_pairings(&self) -> Result<Vec<PairingRequest>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare(
+                "SELECT code, user_id, username, created_at FROM pairings WHERE approved_at IS NULL ORDER BY created_at DESC LIMIT 100",
+            )
+            .map_err(db_error("reading pairing requests"))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(PairingRequest {
+                    code: row.get(0)?,
+                    user_id: row.get(1)?,
+                    username: row.get(2)?,
+                    created_at: row.get(3)?,
+                })
+            })
+            .map_err(db_error("reading pairing requests"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_error("reading pairing requests"))
+    }
+
     /// Approves the open request with `code`: its user is let in.
     pub fn approve(&self, code: &str, now: i64) -> Result<Option<Approved>, StoreError> {
         let mut db = self.db();
@@ -318,10 +349,16 @@ mod tests {
             store.request_pairing(42, Some("bob"), 42, 2, || Some("WXYZ-2345".into())).unwrap().unwrap();
         assert_eq!(code, again);
         assert!(!store.is_allowed(42).unwrap());
+        let open = store.open_pairings().unwrap();
+        assert_eq!(
+            (open.len(), open[0].code.as_str(), open[0].username.as_deref()),
+            (1, code.as_str(), Some("bob"))
+        );
         assert_eq!(store.approve("WXYZ-2345", 3).unwrap(), None);
         let approved = store.approve(&code, 3).unwrap().unwrap();
         assert_eq!((approved.user_id, approved.chat_id), (42, 42));
         assert!(store.is_allowed(42).unwrap());
         assert_eq!(store.approve(&code, 4).unwrap(), None);
+        assert!(store.open_pairings().unwrap().is_empty(), "an approved request is no longer open");
     }
 }

@@ -37,6 +37,18 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Midnight UTC today, in Unix milliseconds.
+/// `[channels.telegram]`, or the answer that there is no bot.
+fn telegram_config(
+    runtime: &clawdia_runtime::Runtime,
+) -> Result<&clawdia_config::TelegramConfig, ConsoleError> {
+    runtime
+        .config
+        .channels
+        .telegram
+        .as_ref()
+        .ok_or_else(|| ConsoleError::NotFound("no Telegram bot is configured ([channels.telegram])".into()))
+}
+
 fn today_ms() -> i64 {
     let now = clawdia_core::time::now_ms();
     now - now.rem_euclid(86_400_000)
@@ -199,6 +211,33 @@ impl Console for RuntimeConsole {
                     Ok(Value::Array(out))
                 })
                 .await
+            }
+            ConsoleRequest::TelegramPairings => {
+                telegram_config(&runtime)?;
+                let pairings = clawdia_telegram::Telegram::open_pairings(&clawdia_runtime::state_dir(
+                    &runtime.config.home,
+                ))
+                .await
+                .map_err(failed)?;
+                serde_json::to_value(pairings).map_err(failed)
+            }
+            ConsoleRequest::TelegramPair { code } => {
+                let config = telegram_config(&runtime)?;
+                let paired = clawdia_telegram::Telegram::pair(
+                    config,
+                    &clawdia_runtime::state_dir(&runtime.config.home),
+                    &code,
+                )
+                .await
+                .map_err(|error| match error {
+                    clawdia_telegram::TelegramError::UnknownCode(_) => {
+                        ConsoleError::NotFound(error.to_string())
+                    }
+                    other => failed(other),
+                })?;
+                Ok(
+                    json!({"user_id": paired.user_id, "who": paired.who, "told": paired.told.is_ok(), "note": paired.told.err()}),
+                )
             }
             ConsoleRequest::Doctor => {
                 let checks = crate::doctor::checks(runtime.config.home.clone()).await;

@@ -1,6 +1,6 @@
 //! The Control endpoints the web UI (or any client with the token) reads the gateway through:
 //! agents with usage and budget, sessions and transcripts, notifications, the audit log, cron
-//! jobs, the brain, MCP servers, skills and `doctor`, and uploads. The runtime answers them
+//! jobs, the brain, MCP servers, skills and `doctor`, Telegram pairing requests, and uploads. The runtime answers them
 //! through the `Console` seam with JSON values; this module only maps routes to requests and
 //! errors to statuses (the shapes are documented in `docs/web-protocol.md`).
 
@@ -29,20 +29,55 @@ pub enum UploadTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConsoleRequest {
     Agents,
-    Sessions { agent: Option<String>, query: Option<String>, limit: usize },
-    Session { id: String },
-    Notifications { limit: usize },
-    Audit { min_severity: u8, limit: usize },
+    Sessions {
+        agent: Option<String>,
+        query: Option<String>,
+        limit: usize,
+    },
+    Session {
+        id: String,
+    },
+    Notifications {
+        limit: usize,
+    },
+    Audit {
+        min_severity: u8,
+        limit: usize,
+    },
     Cron,
-    CronRuns { name: String, limit: usize },
-    CronRun { name: String },
-    CronEnable { name: String, enabled: bool },
-    BrainSearch { query: String, limit: usize },
-    BrainPage { slug: String },
+    CronRuns {
+        name: String,
+        limit: usize,
+    },
+    CronRun {
+        name: String,
+    },
+    CronEnable {
+        name: String,
+        enabled: bool,
+    },
+    BrainSearch {
+        query: String,
+        limit: usize,
+    },
+    BrainPage {
+        slug: String,
+    },
     Mcp,
     Skills,
     Doctor,
-    Upload { agent: String, to: UploadTarget, name: String, bytes: Bytes },
+    Upload {
+        agent: String,
+        to: UploadTarget,
+        name: String,
+        bytes: Bytes,
+    },
+    /// Telegram users waiting for the owner to let them in.
+    TelegramPairings,
+    /// Lets in the Telegram user whose pairing request has `code`.
+    TelegramPair {
+        code: String,
+    },
 }
 
 /// Why the runtime could not answer.
@@ -221,6 +256,17 @@ pub(crate) async fn mcp(State(state): State<ServerState>) -> Result<Response, Ap
 
 pub(crate) async fn skills(State(state): State<ServerState>) -> Result<Response, ApiError> {
     ask(&state, ConsoleRequest::Skills).await
+}
+
+pub(crate) async fn telegram_pairings(State(state): State<ServerState>) -> Result<Response, ApiError> {
+    ask(&state, ConsoleRequest::TelegramPairings).await
+}
+
+pub(crate) async fn telegram_pair(
+    State(state): State<ServerState>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    ask(&state, ConsoleRequest::TelegramPair { code }).await
 }
 
 pub(crate) async fn doctor(State(state): State<ServerState>) -> Result<Response, ApiError> {

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 use crate::support::{Gateway, Home, Reply, stdout};
 
+const TELEGRAM_STRANGER: i64 = 626_262;
+
 const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web/scenarios.mjs");
 
 fn npm_dir() -> PathBuf {
@@ -51,8 +53,19 @@ fn run_scenario(name: &str, extra: &str) {
         println!("skipped browser scenario {name}: {why}");
         return;
     }
+    // The Telegram scenario's bot talks to the Bot API double.
+    let bot =
+        (name == "telegram_pair").then(|| clawdia_test_support::telegram::BotApi::start_blocking().unwrap());
+    let extra = match &bot {
+        Some(bot) => format!(
+            "{extra}\n[channels.telegram]\ntoken = {{ file = \"telegram-token\" }}\napi_root = \"{}\"\npoll_timeout_secs = 1\n",
+            bot.api_root()
+        ),
+        None => extra.to_string(),
+    };
     // Under the target dir: `exec` runs in the sandbox, which replaces /tmp.
-    let home = Home::with_agent_extra_in(extra, Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let home = Home::with_agent_extra_in(&extra, Path::new(env!("CARGO_TARGET_TMPDIR")));
+    std::fs::write(home.path().join("telegram-token"), clawdia_test_support::telegram::TOKEN).unwrap();
     let mut gateway = Some(home.up());
     let port = gateway.as_ref().map(|g| g.addr.port()).unwrap_or(0);
     // A restart comes back on the same port, as a browser expects.
@@ -129,6 +142,26 @@ fn run_scenario(name: &str, extra: &str) {
                     json!({"error": crate::support::stderr(&out)})
                 }
             }
+            // A stranger writes to the bot and gets a pairing code.
+            "telegram_stranger" => match &bot {
+                Some(bot) => {
+                    bot.text(TELEGRAM_STRANGER, TELEGRAM_STRANGER, "hello, may I talk to you?");
+                    let asked = crate::support::wait_until(Duration::from_secs(20), || {
+                        bot.calls_of("sendMessage")
+                            .iter()
+                            .any(|c| c.body["text"].as_str().unwrap_or("").contains("telegram pair"))
+                    });
+                    json!({"ok": asked})
+                }
+                None => json!({"error": "no bot in this scenario"}),
+            },
+            // Whether the stranger was told they are in.
+            "telegram_told" => match &bot {
+                Some(bot) => {
+                    json!({"told": bot.calls_of("sendMessage").iter().any(|c| c.body["chat_id"] == TELEGRAM_STRANGER && c.body["text"].as_str().unwrap_or("").contains("You're in"))})
+                }
+                None => json!({"error": "no bot in this scenario"}),
+            },
             other => json!({"error": format!("this harness cannot `{other}`")}),
         };
         if writeln!(input, "{answer}").is_err() {
@@ -174,4 +207,9 @@ fn hostile() {
 #[test]
 fn phone() {
     run_scenario("phone", "");
+}
+
+#[test]
+fn telegram_pair() {
+    run_scenario("telegram_pair", "");
 }

@@ -189,7 +189,8 @@ fn telegram_state(gateway: &crate::support::Gateway, token: &str) -> (String, u6
     let (code, body) = crate::support::http(gateway.addr, "GET", "/v1/status", Some(token), "");
     assert_eq!(code, 200, "{body}");
     let json: Value = serde_json::from_str(&body).unwrap();
-    let component = json["components"].as_array().unwrap().iter().find(|c| c["name"] == "telegram").cloned().unwrap();
+    let component =
+        json["components"].as_array().unwrap().iter().find(|c| c["name"] == "telegram").cloned().unwrap();
     (
         component["state"].as_str().unwrap_or("").to_string(),
         component["restarts"].as_u64().unwrap_or(0),
@@ -216,7 +217,8 @@ fn a_stalled_poll_is_rebuilt_and_the_owner_is_told() {
     assert!(error.contains("getUpdates stalled"), "{error}");
     let alerts = home.path().join("logs/alerts.log");
     let alerted = wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&alerts).is_ok_and(|log| log.contains("component_failed") && log.contains("telegram"))
+        std::fs::read_to_string(&alerts)
+            .is_ok_and(|log| log.contains("component_failed") && log.contains("telegram"))
     });
     assert!(alerted, "no alert: {:?}", std::fs::read_to_string(&alerts));
     // Once Telegram answers again, messages flow again.
@@ -224,4 +226,45 @@ fn a_stalled_poll_is_rebuilt_and_the_owner_is_told() {
     home.mock.push(Reply::text("After the stall."));
     api.text(OWNER, OWNER, "two");
     wait_for_text(&api, "After the stall.");
+}
+
+#[test]
+fn the_control_api_lists_pairing_requests_and_lets_one_in() {
+    let api = BotApi::start_blocking().unwrap();
+    let home = home(&api, "");
+    let gateway = home.up();
+    let token = home.token();
+    let stranger = 737_373;
+    api.text(stranger, stranger, "hi, who are you?");
+    wait_for_text(&api, "clawdia telegram pair ");
+    let (status, body) = crate::support::http(gateway.addr, "GET", "/v1/telegram/pairings", Some(&token), "");
+    assert_eq!(status, 200, "{body}");
+    let requests: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(requests[0]["user_id"], stranger, "{body}");
+    let code = requests[0]["code"].as_str().unwrap().to_string();
+    assert!(home.mock.requests().is_empty(), "a stranger reached the model");
+    // A wrong code lets nobody in; the right one does, and they are told.
+    let (status, _) = crate::support::http(
+        gateway.addr,
+        "POST",
+        "/v1/telegram/pairings/ZZZZ-ZZZZ/approve",
+        Some(&token),
+        "",
+    );
+    assert_eq!(status, 404);
+    let (status, body) = crate::support::http(
+        gateway.addr,
+        "POST",
+        &format!("/v1/telegram/pairings/{}/approve", code.to_lowercase()),
+        Some(&token),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"told\":true"), "{body}");
+    wait_for_text(&api, "You're in");
+    home.mock.push(Reply::text("Welcome aboard."));
+    api.text(stranger, stranger, "thanks!");
+    wait_for_text(&api, "Welcome aboard.");
+    let (_, body) = crate::support::http(gateway.addr, "GET", "/v1/telegram/pairings", Some(&token), "");
+    assert_eq!(body.trim(), "[]");
 }

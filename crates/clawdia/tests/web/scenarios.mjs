@@ -183,6 +183,32 @@ function count(list, text) { return list.filter((t) => t.includes(text)).length;
 
 // ------------------------------------------------------------ scenarios
 const scenarios = {
+  async telegram_pair() {
+    const page = await newPage();
+    await signInByLink(page);
+    await page.getByTestId('tab-control').click();
+    await check('with nobody waiting the Telegram panel says so', async () => {
+      await openPanel(page, 'ctl-telegram');
+      await page.getByTestId('pair-none').waitFor({ timeout: WAIT });
+    });
+    const stranger = await ask('telegram_stranger');
+    expect(stranger.ok, 'the stranger got no pairing code from the bot');
+    await check('a stranger\'s pairing request is listed with its code and let in with one click', async () => {
+      await openPanel(page, 'ctl-telegram');
+      const item = page.getByTestId('pair-item').first();
+      await item.waitFor({ timeout: WAIT });
+      const text = await item.textContent();
+      expect(text.includes('telegram:626262'), `the request shows \`${text}\``);
+      await item.getByTestId('pair-approve').click();
+      const done = await page.getByTestId('pair-done').textContent({ timeout: WAIT });
+      expect(done.includes('told on Telegram'), `after the click: \`${done}\``);
+      const told = await ask('telegram_told');
+      expect(told.told, 'the stranger was not told on Telegram');
+      await openPanel(page, 'ctl-telegram');
+      await page.getByTestId('pair-none').waitFor({ timeout: WAIT });
+    });
+  },
+
   async pair_and_chat() {
     const page = await newPage();
     await check('the pairing link signs the browser in without typing and leaves the address bar', async () => {
