@@ -4,6 +4,7 @@
 //! against real HTTP servers on loopback that check each request's shape.
 
 mod audio;
+mod elevenlabs;
 #[cfg(feature = "local")]
 mod local;
 mod remote;
