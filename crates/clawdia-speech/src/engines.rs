@@ -89,7 +89,8 @@ fn transcriber(engine: &SpeechEngine, config: &SpeechConfig) -> Result<Arc<dyn S
     }
     #[cfg(feature = "local")]
     if let SpeechEngine::Local { dir, .. } = engine {
-        return Ok(Arc::new(crate::local::LocalWhisper::new(&engine.name(), dir, config.language.clone())?));
+        let whisper = crate::local::LocalWhisper::new(&engine.name(), dir, config.language.clone())?;
+        return Ok(Arc::new(whisper.with_idle_unload(config.idle_unload)));
     }
     Err(local_unavailable(engine))
 }
@@ -107,7 +108,8 @@ fn speaker(engine: &SpeechEngine, config: &SpeechConfig) -> Result<Arc<dyn TextT
     #[cfg(feature = "local")]
     if let SpeechEngine::Local { dir, .. } = engine {
         let runtime = crate::local::onnx_runtime_path(dir);
-        return Ok(Arc::new(crate::local::LocalPiper::new(&engine.name(), dir, &runtime, config.threads)?));
+        let piper = crate::local::LocalPiper::new(&engine.name(), dir, &runtime, config.threads)?;
+        return Ok(Arc::new(piper.with_idle_unload(config.idle_unload)));
     }
     Err(local_unavailable(engine))
 }
