@@ -151,10 +151,10 @@ fn schedule_unload<T: Send + Sync + 'static>(shared: &Arc<Shared<T>>) {
                     return;
                 }
                 if state.in_use == 0 && idle_for >= idle {
-                    let model = state.model.take();
+                    // Dropped under the lock: once `loaded()` says no, the memory is freed.
+                    drop(state.model.take());
                     shared.reaper_running.store(false, Ordering::Release);
                     drop(state);
-                    drop(model);
                     release_memory();
                     tracing::info!(engine = %shared.name, idle_secs = idle.as_secs(), "unloaded the idle speech model");
                     return;
