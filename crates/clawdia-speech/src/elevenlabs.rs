@@ -13,7 +13,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use clawdia_core::{Pcm, SpeechError, TextToSpeech};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::http::Client;
@@ -103,14 +103,7 @@ impl TextToSpeech for ElevenLabsSpeaker {
         if text.trim().is_empty() {
             return Err(SpeechError::Failed("there is no text to speak".to_string()));
         }
-        let body = serde_json::to_vec(&WireRequest { text, model_id: &self.model })
-            .map_err(|error| SpeechError::Failed(format!("cannot encode the speech request: {error}")))?;
-        let request = self
-            .client
-            .http
-            .post(self.client.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
+        let request = self.client.post_json(&WireRequest { text, model_id: &self.model })?;
         let reply = self.client.fetch(request).await?;
         if !(200..300).contains(&reply.status) {
             return Err(self.refusal(reply.status, &reply.body));

@@ -47,6 +47,20 @@ impl Client {
         Ok(Client { http, url: parsed })
     }
 
+    /// A POST of `body` as JSON to the URL, ready to send.
+    pub(crate) fn post_json(
+        &self,
+        body: &impl serde::Serialize,
+    ) -> Result<reqwest::RequestBuilder, SpeechError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|error| SpeechError::Failed(format!("cannot encode the speech request: {error}")))?;
+        Ok(self
+            .http
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, reqwest::header::HeaderValue::from_static("application/json"))
+            .body(body))
+    }
+
     /// Sends the request and reads the whole reply, whatever its status.
     pub(crate) async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<Reply, SpeechError> {
         let mut response = request.send().await.map_err(|error| self.transport(&error))?;

@@ -208,19 +208,12 @@ impl TextToSpeech for OpenAiSpeaker {
         if text.trim().is_empty() {
             return Err(SpeechError::Failed("there is no text to speak".to_string()));
         }
-        let body = serde_json::to_vec(&WireSpeech {
+        let request = self.client.post_json(&WireSpeech {
             model: &self.model,
             voice: &self.voice,
             input: text,
             response_format: "wav",
-        })
-        .map_err(|error| SpeechError::Failed(format!("cannot encode the speech request: {error}")))?;
-        let request = self
-            .client
-            .http
-            .post(self.client.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
+        })?;
         let reply = send(&self.client, request).await?;
         if !crate::wav::is_wav(&reply) {
             return Err(SpeechError::Failed(format!(

@@ -4,64 +4,18 @@
 //! `clawdia.toml` text as a user writes it and used through `Speech`, as `clawdia speech say` and
 //! the channels use it.
 
-use std::sync::{Arc, Mutex};
-
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::Method;
 use clawdia_core::{Pcm, SpeechError, TextToSpeech};
 use clawdia_speech::elevenlabs::ElevenLabsSpeaker;
 use clawdia_speech::{AudioFormat, decode};
 
+use super::loopback::Server;
+
 const KEY: &str = "sk_el_test_0123456789abcdef";
 const VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
 
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    query: Option<String>,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-struct Server {
-    base_url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-/// Answers every request with `status`, `content_type` and `reply`, recording the request.
 async fn server(status: u16, content_type: &'static str, reply: Vec<u8>) -> Server {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    let app =
-        axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let record = record.clone();
-            let reply = reply.clone();
-            async move {
-                record.lock().unwrap().push(Seen {
-                    method,
-                    path: uri.path().to_string(),
-                    query: uri.query().map(str::to_string),
-                    headers,
-                    body: body.to_vec(),
-                });
-                (StatusCode::from_u16(status).unwrap(), [("content-type", content_type)], reply)
-            }
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Server { base_url: format!("http://{address}"), seen }
-}
-
-impl Server {
-    fn only_request(&self) -> Seen {
-        let seen = self.seen.lock().unwrap();
-        assert_eq!(seen.len(), 1, "requests: {seen:?}");
-        seen[0].clone()
-    }
+    super::loopback::server("", status, content_type, reply).await
 }
 
 /// A second of a 440 Hz tone at 24 kHz, and the same as ElevenLabs sends it.

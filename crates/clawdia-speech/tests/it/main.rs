@@ -7,6 +7,7 @@ mod audio;
 mod elevenlabs;
 #[cfg(feature = "local")]
 mod local;
+mod loopback;
 mod remote;
 
 use std::path::Path;
