@@ -4,12 +4,14 @@
 //! error rate on a few espeak-ng sentences; then the Piper voice (`piper-joe`): load time, time to
 //! first audio for one sentence (the whole sentence is synthesized at once, so this is the time
 //! to the complete sentence; best of 3 after a warm-up), its real-time factor, the word error
-//! rate of Whisper on what it said, the cost of turning it into a voice note (Ogg/Opus), and the
-//! RSS with both models loaded. `--threads` sets `CANDLE_NUM_THREADS` (default: candle's, one
-//! per core) before any thread starts. Figures only; it never fails on a timing.
+//! rate of Whisper on what it said, the cost of turning it into a voice note (Ogg/Opus), the RSS
+//! with both models loaded, and the RSS once both were unloaded for being idle (`[speech]
+//! idle_unload`, here `--idle SECS`, default 5, in the same process), with the time that took.
+//! `--threads` sets `CANDLE_NUM_THREADS` (default: candle's, one per core) before any thread
+//! starts. Figures only; it never fails on a timing.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clawdia_core::{SpeechToText, TextToSpeech};
@@ -61,10 +63,12 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
         .unwrap_or_else(|| home.join(".cache/clawdia/models"));
     let mut model_dir = root.join(MODEL);
     let voice_dir = root.join("piper-joe");
+    let mut idle = Duration::from_secs(5);
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match *arg {
             "--model" => model_dir = PathBuf::from(rest.next().context("--model DIR")?),
+            "--idle" => idle = Duration::from_secs(rest.next().context("--idle SECS")?.parse()?),
             "--threads" => {
                 let threads: usize = rest.next().context("--threads N")?.parse()?;
                 // SAFETY: set before the runtime or any other thread exists (run is called from
@@ -75,17 +79,18 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(bench(model_dir, voice_dir))
+    runtime.block_on(bench(model_dir, voice_dir, idle))
 }
 
-async fn bench(model_dir: PathBuf, voice_dir: PathBuf) -> anyhow::Result<()> {
+async fn bench(model_dir: PathBuf, voice_dir: PathBuf, idle: Duration) -> anyhow::Result<()> {
     println!(
         "speech benchmark: {} (CANDLE_NUM_THREADS={})",
         model_dir.display(),
         std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
     let sample = espeak(TEN_SECONDS)?;
-    let engine = LocalWhisper::new(&format!("local/{MODEL}"), &model_dir, Some("en".into()))?;
+    let engine = LocalWhisper::new(&format!("local/{MODEL}"), &model_dir, Some("en".into()))?
+        .with_idle_unload(Some(idle));
     let before = rss_kb();
     let started = Instant::now();
     engine.preload().await?;
@@ -128,7 +133,8 @@ async fn bench(model_dir: PathBuf, voice_dir: PathBuf) -> anyhow::Result<()> {
     println!("RSS after transcribing: {} MB", rss_kb() / 1024);
 
     let runtime = clawdia_speech::local::onnx_runtime_path(&voice_dir);
-    let voice = LocalPiper::new("local/piper-joe", &voice_dir, &runtime, Some(2))?;
+    let voice =
+        LocalPiper::new("local/piper-joe", &voice_dir, &runtime, Some(2))?.with_idle_unload(Some(idle));
     let sentence = "Your meeting with the dentist is tomorrow at nine, and the pharmacy closes at six.";
     let started = Instant::now();
     let first = voice.synthesize(sentence).await?;
@@ -158,5 +164,27 @@ async fn bench(model_dir: PathBuf, voice_dir: PathBuf) -> anyhow::Result<()> {
         note.len()
     );
     println!("RSS with Whisper and Piper loaded: {} MB", rss_kb() / 1024);
+    if engine.loads() != 1 || voice.loads() != 1 {
+        println!(
+            "  (a model was unloaded during the run: Whisper loaded {} times, Piper {}; raise --idle)",
+            engine.loads(),
+            voice.loads()
+        );
+    }
+
+    let started = Instant::now();
+    let deadline = started + idle * 4 + Duration::from_secs(10);
+    while engine.loaded() || voice.loaded() {
+        if Instant::now() > deadline {
+            bail!("the idle models were not unloaded within {:?}", deadline - started);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "RSS after idle unload ({} s idle_unload; both unloaded {:.1} s after the last use): {} MB",
+        idle.as_secs(),
+        started.elapsed().as_secs_f64(),
+        rss_kb() / 1024
+    );
     Ok(())
 }

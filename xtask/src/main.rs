@@ -18,7 +18,8 @@
 //! - `bench telegram` — a Telegram update to the bot's first call back and to its reply, and
 //!   updates/s for a burst, against a Bot API double;
 //! - `bench speech` — local Whisper: load time and RSS, real-time factor on a 10 s espeak-ng
-//!   sample, word error rate on espeak-ng sentences, Ogg/Opus encoding of a reply
+//!   sample, word error rate on espeak-ng sentences, Piper time to first audio, Ogg/Opus
+//!   encoding of a reply, RSS with both models loaded and after their idle unload
 //! - `bench sched` — scheduling jitter p50/p99 of 1,000 `every 1s` jobs over 60 s, time from a
 //!   timeout to the last process of a 50-process tree being gone, gateway RSS with 1,000 jobs.
 //! - `gen` — writes the generated docs (`docs/config-reference.md`, `docs/clawdia.example.toml`);
@@ -64,7 +65,7 @@ fn main() {
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | bench speech [--model DIR] [--threads N] | bench web [--turns N] [--binary PATH] | bench telegram [--messages N] [--binary PATH] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | bench speech [--model DIR] [--threads N] [--idle SECS] | bench web [--turns N] [--binary PATH] | bench telegram [--messages N] [--binary PATH] | gen [--check])"
             );
             std::process::exit(2);
         }

@@ -11,6 +11,7 @@ use clawdia_config::{SpeechConfig, SpeechEngine};
 use clawdia_core::{Pcm, SpeechError, SpeechToText, TextToSpeech, Transcript};
 
 use crate::audio::AudioFormat;
+use crate::elevenlabs::ElevenLabsSpeaker;
 use crate::openai::{Endpoint, OpenAiSpeaker, OpenAiTranscriber};
 
 /// The configured engines; either may be absent (`[speech] stt` / `tts` unset).
@@ -80,21 +81,35 @@ fn transcriber(engine: &SpeechEngine, config: &SpeechConfig) -> Result<Arc<dyn S
     if let Some(endpoint) = endpoint(engine)? {
         return Ok(Arc::new(OpenAiTranscriber::new(&endpoint, config.language.clone())?));
     }
+    if let SpeechEngine::ElevenLabs { .. } = engine {
+        return Err(SpeechError::Unavailable(format!(
+            "{}: ElevenLabs is text to speech only here",
+            engine.name()
+        )));
+    }
     #[cfg(feature = "local")]
     if let SpeechEngine::Local { dir, .. } = engine {
-        return Ok(Arc::new(crate::local::LocalWhisper::new(&engine.name(), dir, config.language.clone())?));
+        let whisper = crate::local::LocalWhisper::new(&engine.name(), dir, config.language.clone())?;
+        return Ok(Arc::new(whisper.with_idle_unload(config.idle_unload)));
     }
     Err(local_unavailable(engine))
 }
 
 fn speaker(engine: &SpeechEngine, config: &SpeechConfig) -> Result<Arc<dyn TextToSpeech>, SpeechError> {
+    if let SpeechEngine::ElevenLabs { model, base_url, api_key } = engine {
+        let key = api_key
+            .resolve()
+            .map_err(|error| SpeechError::Unavailable(format!("{}: {error}", engine.name())))?;
+        return Ok(Arc::new(ElevenLabsSpeaker::new(base_url, key.expose(), model, &config.voice)?));
+    }
     if let Some(endpoint) = endpoint(engine)? {
         return Ok(Arc::new(OpenAiSpeaker::new(&endpoint, &config.voice)?));
     }
     #[cfg(feature = "local")]
     if let SpeechEngine::Local { dir, .. } = engine {
         let runtime = crate::local::onnx_runtime_path(dir);
-        return Ok(Arc::new(crate::local::LocalPiper::new(&engine.name(), dir, &runtime, config.threads)?));
+        let piper = crate::local::LocalPiper::new(&engine.name(), dir, &runtime, config.threads)?;
+        return Ok(Arc::new(piper.with_idle_unload(config.idle_unload)));
     }
     Err(local_unavailable(engine))
 }

@@ -3,6 +3,7 @@
 //!
 //! - `openai`: any OpenAI-compatible endpoint (`/audio/transcriptions`, `/audio/speech`): OpenAI,
 //!   Groq, local Whisper and TTS servers. Audio goes there only when the owner configured it.
+//! - `elevenlabs`: ElevenLabs text to speech (raw PCM back); `http` is the client both share.
 //! - `audio`, `wav`, `ogg`: decoding WAV and Ogg/Opus (Telegram voice notes) into mono PCM,
 //!   encoding replies back, resampling (rubato).
 //! - `local` (feature `local`): Whisper on candle, in process.
@@ -13,7 +14,9 @@
 //! a channel reaches it through the core seams the composition root hands it.
 
 pub mod audio;
+pub mod elevenlabs;
 mod engines;
+mod http;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod ogg;

@@ -1,10 +1,12 @@
 //! The in-process engines (cargo feature `local`, on by default): Whisper speech to text on
 //! candle, read from its CTranslate2 folder, and a Piper voice on ONNX Runtime for text to
-//! speech. Audio and text given to them never leave the machine.
+//! speech. Audio and text given to them never leave the machine. Each loads on first use and
+//! leaves memory after `[speech] idle_unload` unused (`resident`).
 
 mod ct2;
 mod mel;
 mod piper;
+mod resident;
 mod whisper;
 
 pub use piper::LocalPiper;

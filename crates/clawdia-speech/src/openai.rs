@@ -6,21 +6,19 @@
 //! sensitive. The wire types live here and nowhere else.
 //!
 //! Errors are one line naming the endpoint: 401/403 say the key was refused, 429 that the
-//! endpoint is rate limiting, other statuses carry the body's message; transport failures and
-//! timeouts (10 s to connect, 120 s for a whole request) say so. A reply larger than 64 MiB is
-//! refused rather than read. Audio reaches the endpoint only because the owner configured it.
+//! endpoint is rate limiting, other statuses carry the body's message; transport failures,
+//! timeouts and oversized replies are the shared client's (`http`). Audio reaches the
+//! endpoint only because the owner configured it.
 
 use std::fmt;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use clawdia_core::{Pcm, SpeechError, SpeechToText, TextToSpeech, Transcript, error_chain};
+use clawdia_core::{Pcm, SpeechError, SpeechToText, TextToSpeech, Transcript};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const TOTAL_TIMEOUT: Duration = Duration::from_secs(120);
-const MAX_BODY_BYTES: usize = 64 << 20;
+use crate::http::Client;
+
 const ERROR_MESSAGE_CHARS: usize = 200;
 /// The rate audio is uploaded at: what Whisper-family models take, and a third of 48 kHz's size.
 pub const UPLOAD_RATE: u32 = 16_000;
@@ -48,85 +46,41 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-/// An HTTP client and one URL of an endpoint.
-struct Client {
-    http: reqwest::Client,
-    url: reqwest::Url,
+/// The client of one URL of an endpoint, with the key in a Bearer header.
+fn client(endpoint: &Endpoint, path: &str) -> Result<Client, SpeechError> {
+    let url = format!("{}/{path}", endpoint.base_url.trim_end_matches('/'));
+    let mut headers = HeaderMap::new();
+    if let Some(key) = endpoint.api_key.as_deref().filter(|key| !key.is_empty()) {
+        let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            SpeechError::Unavailable(format!("{}: the API key is not a valid header value", endpoint.name))
+        })?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    let client = Client::new(&url, headers)?;
+    if endpoint.model.trim().is_empty() {
+        return Err(SpeechError::Unavailable(format!("{}: the model name is empty", endpoint.name)));
+    }
+    Ok(client)
 }
 
-impl Client {
-    fn new(endpoint: &Endpoint, path: &str) -> Result<Client, SpeechError> {
-        crate::install_crypto_provider();
-        let text = format!("{}/{path}", endpoint.base_url.trim_end_matches('/'));
-        let url = reqwest::Url::parse(&text).map_err(|error| {
-            SpeechError::Unavailable(format!("invalid speech base_url `{text}`: {error}"))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(SpeechError::Unavailable(format!("speech base_url `{text}` is not http(s)")));
-        }
-        if endpoint.model.trim().is_empty() {
-            return Err(SpeechError::Unavailable(format!("{}: the model name is empty", endpoint.name)));
-        }
-        let mut headers = HeaderMap::new();
-        if let Some(key) = endpoint.api_key.as_deref().filter(|key| !key.is_empty()) {
-            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                SpeechError::Unavailable(format!(
-                    "{}: the API key is not a valid header value",
-                    endpoint.name
-                ))
-            })?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("clawdia/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| {
-                SpeechError::Unavailable(format!("cannot build HTTP client: {}", error_chain(&error)))
-            })?;
-        Ok(Client { http, url })
+/// Sends the request and returns the successful reply's body; a refusal is one line naming the
+/// URL: 401/403 the key, 429 the rate limit, else the status, with the body's message.
+async fn send(client: &Client, request: reqwest::RequestBuilder) -> Result<Vec<u8>, SpeechError> {
+    let reply = client.fetch(request).await?;
+    let code = reply.status;
+    if (200..300).contains(&code) {
+        return Ok(reply.body);
     }
-
-    /// Sends the request and returns the successful reply's body.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, SpeechError> {
-        let mut response = request.send().await.map_err(|error| self.transport(&error))?;
-        let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|error| self.transport(&error))? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(SpeechError::Failed(format!(
-                    "{} sent a reply larger than {} MiB",
-                    self.url,
-                    MAX_BODY_BYTES >> 20
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        if status.is_success() {
-            return Ok(body);
-        }
-        let detail = clawdia_core::error_body_message(&body, ERROR_MESSAGE_CHARS)
-            .map(|message| format!(": {message}"))
-            .unwrap_or_default();
-        let code = status.as_u16();
-        Err(SpeechError::Failed(match code {
-            401 | 403 => format!("{} refused the API key (HTTP {code}){detail}", self.url),
-            429 => format!("{} is rate limiting (HTTP 429){detail}", self.url),
-            _ => format!("{} returned HTTP {code}{detail}", self.url),
-        }))
-    }
-
-    fn transport(&self, error: &reqwest::Error) -> SpeechError {
-        if error.is_timeout() {
-            SpeechError::Failed(format!("{} timed out: {}", self.url, error_chain(error)))
-        } else {
-            SpeechError::Failed(format!("cannot reach {}: {}", self.url, error_chain(error)))
-        }
-    }
+    let detail = clawdia_core::error_body_message(&reply.body, ERROR_MESSAGE_CHARS)
+        .map(|message| format!(": {message}"))
+        .unwrap_or_default();
+    let url = &client.url;
+    Err(SpeechError::Failed(match code {
+        401 | 403 => format!("{url} refused the API key (HTTP {code}){detail}"),
+        429 => format!("{url} is rate limiting (HTTP 429){detail}"),
+        _ => format!("{url} returned HTTP {code}{detail}"),
+    }))
 }
 
 /// Speech to text at `{base_url}/audio/transcriptions`.
@@ -141,7 +95,7 @@ impl OpenAiTranscriber {
     /// `language` (ISO 639-1, e.g. `en`) is sent as a hint when given.
     pub fn new(endpoint: &Endpoint, language: Option<String>) -> Result<OpenAiTranscriber, SpeechError> {
         Ok(OpenAiTranscriber {
-            client: Client::new(endpoint, "audio/transcriptions")?,
+            client: client(endpoint, "audio/transcriptions")?,
             name: endpoint.name.clone(),
             model: endpoint.model.clone(),
             language,
@@ -179,7 +133,7 @@ impl SpeechToText for OpenAiTranscriber {
             .map_err(|_| SpeechError::Failed("cannot build the multipart content type".to_string()))?;
         let request =
             self.client.http.post(self.client.url.clone()).header(CONTENT_TYPE, content_type).body(body);
-        let reply = self.client.send(request).await?;
+        let reply = send(&self.client, request).await?;
         let reply: WireTranscription = serde_json::from_slice(&reply).map_err(|error| {
             SpeechError::Failed(format!("{} sent an invalid transcription: {error}", self.client.url))
         })?;
@@ -225,7 +179,7 @@ impl OpenAiSpeaker {
             return Err(SpeechError::Unavailable(format!("{}: the voice name is empty", endpoint.name)));
         }
         Ok(OpenAiSpeaker {
-            client: Client::new(endpoint, "audio/speech")?,
+            client: client(endpoint, "audio/speech")?,
             name: endpoint.name.clone(),
             model: endpoint.model.clone(),
             voice: voice.to_string(),
@@ -254,20 +208,13 @@ impl TextToSpeech for OpenAiSpeaker {
         if text.trim().is_empty() {
             return Err(SpeechError::Failed("there is no text to speak".to_string()));
         }
-        let body = serde_json::to_vec(&WireSpeech {
+        let request = self.client.post_json(&WireSpeech {
             model: &self.model,
             voice: &self.voice,
             input: text,
             response_format: "wav",
-        })
-        .map_err(|error| SpeechError::Failed(format!("cannot encode the speech request: {error}")))?;
-        let request = self
-            .client
-            .http
-            .post(self.client.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
-        let reply = self.client.send(request).await?;
+        })?;
+        let reply = send(&self.client, request).await?;
         if !crate::wav::is_wav(&reply) {
             return Err(SpeechError::Failed(format!(
                 "{} sent {} bytes that are not a WAV file",

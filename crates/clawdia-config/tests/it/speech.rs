@@ -80,3 +80,85 @@ fn bad_speech_settings_name_line_and_key() {
     // The positive control: the same shapes, valid, parse.
     parse(&format!("{GROQ}[speech]\nstt = \"groq/whisper\"\nlanguage = \"en\"\n"), &home()).unwrap();
 }
+
+#[test]
+fn elevenlabs_voices_take_the_key_of_their_own_table() {
+    let text = "[speech]\ntts = \"elevenlabs/eleven_flash_v2_5\"\nvoice = \"21m00Tcm4TlvDq8ikWAM\"\n\
+                [speech.elevenlabs]\napi_key = { env = \"ELEVENLABS_API_KEY\" }\n";
+    let config = parse(text, &home()).unwrap();
+    assert_eq!(
+        config.speech.tts,
+        Some(SpeechEngine::ElevenLabs {
+            model: "eleven_flash_v2_5".into(),
+            base_url: "https://api.elevenlabs.io".into(),
+            api_key: SecretRef::Env("ELEVENLABS_API_KEY".into()),
+        })
+    );
+    assert_eq!(config.speech.tts.as_ref().unwrap().name(), "elevenlabs/eleven_flash_v2_5");
+    assert_eq!(config.speech.voice, "21m00Tcm4TlvDq8ikWAM");
+    let text = "[speech]\ntts = \"elevenlabs/m\"\nvoice = \"v\"\n\
+                [speech.elevenlabs]\nbase_url = \"http://127.0.0.1:8080/\"\napi_key = { file = \"el\" }\n";
+    let config = parse(text, &home()).unwrap();
+    assert_eq!(
+        config.speech.tts,
+        Some(SpeechEngine::ElevenLabs {
+            model: "m".into(),
+            base_url: "http://127.0.0.1:8080".into(),
+            api_key: SecretRef::File(home().join("el")),
+        })
+    );
+}
+
+#[test]
+fn idle_unload_is_a_duration_or_off() {
+    let idle = |text: &str| parse(text, &home()).unwrap().speech.idle_unload;
+    assert_eq!(idle(""), Some(std::time::Duration::from_secs(600)));
+    assert_eq!(idle("[speech]\nidle_unload = \"90s\"\n"), Some(std::time::Duration::from_secs(90)));
+    assert_eq!(idle("[speech]\nidle_unload = \"2h\"\n"), Some(std::time::Duration::from_secs(7_200)));
+    assert_eq!(idle("[speech]\nidle_unload = \"off\"\n"), None);
+    assert_eq!(idle("[speech]\nidle_unload = \"0\"\n"), None);
+}
+
+#[test]
+fn bad_elevenlabs_and_idle_settings_name_line_and_key() {
+    let table = "[speech.elevenlabs]\napi_key = { env = \"K\" }\n";
+    for (text, expected) in [
+        (
+            "[speech]\ntts = \"elevenlabs/eleven_flash_v2_5\"\nvoice = \"v\"\n".to_string(),
+            "clawdia.toml:2: speech.tts: `elevenlabs/eleven_flash_v2_5` needs the ElevenLabs key: add [speech.elevenlabs] api_key",
+        ),
+        (
+            format!("[speech]\ntts = \"elevenlabs/eleven_flash_v2_5\"\n{table}"),
+            "clawdia.toml:2: speech.tts: ElevenLabs needs a voice id: set [speech] voice",
+        ),
+        (
+            format!("[speech]\nstt = \"elevenlabs/scribe_v1\"\n{table}"),
+            "clawdia.toml:2: speech.stt: ElevenLabs is text to speech only here",
+        ),
+        (
+            "[speech.elevenlabs]\nbase_url = \"api.elevenlabs.io\"\napi_key = { env = \"K\" }\n".to_string(),
+            "clawdia.toml:2: speech.elevenlabs.base_url: `api.elevenlabs.io` is not an http:// or https:// URL",
+        ),
+        ("[speech.elevenlabs]\n".to_string(), "clawdia.toml:1: speech.elevenlabs: missing key `api_key`"),
+        (
+            "[speech]\nidle_unload = \"10 minutes\"\n".to_string(),
+            "clawdia.toml:2: speech.idle_unload: `10 minutes` is not a duration",
+        ),
+        (
+            "[speech]\nidle_unload = \"0s\"\n".to_string(),
+            "clawdia.toml:2: speech.idle_unload: `0s` is not a duration",
+        ),
+    ] {
+        let error = parse(&text, &home()).expect_err(&text).to_string();
+        assert!(error.starts_with(expected), "for config:\n{text}\ngot: {error}");
+        assert!(!error.contains('\n'), "error spans lines: {error}");
+    }
+    // The positive control: the same shapes, valid, parse.
+    parse(
+        &format!(
+            "[speech]\ntts = \"elevenlabs/eleven_flash_v2_5\"\nvoice = \"v\"\nidle_unload = \"5m\"\n{table}"
+        ),
+        &home(),
+    )
+    .unwrap();
+}

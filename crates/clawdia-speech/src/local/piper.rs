@@ -11,18 +11,21 @@
 //! (a long reply never becomes one huge tensor), joined with `, ` and ended with `.`, then each
 //! IPA character maps to its ids with the pad id between them, framed by `^` and `$`, as Piper
 //! does; pieces are spoken in turn with a short pause between them. Characters the voice does
-//! not know are skipped. The session loads on the first
-//! sentence (one load for concurrent callers) and runs on a blocking thread.
+//! not know are skipped. The session loads on the first sentence (one load for concurrent
+//! callers), runs on a blocking thread, and is dropped after `idle_unload` without a sentence
+//! (`resident`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use clawdia_core::{Pcm, SpeechError, TextToSpeech};
 use ort::session::Session;
 use ort::value::Tensor;
+
+use super::resident::{Lease, Resident};
 
 /// The espeak-ng Debian installs.
 const ESPEAK: &str = "/usr/bin/espeak-ng";
@@ -44,7 +47,7 @@ pub struct LocalPiper {
     /// Where espeak-ng runs (its working folder); nothing is written there.
     work_dir: PathBuf,
     threads: Option<usize>,
-    session: tokio::sync::OnceCell<Arc<Mutex<Session>>>,
+    session: Resident<Mutex<Session>>,
 }
 
 impl std::fmt::Debug for LocalPiper {
@@ -112,24 +115,37 @@ impl LocalPiper {
             runtime: runtime.to_path_buf(),
             work_dir: dir.to_path_buf(),
             threads,
-            session: tokio::sync::OnceCell::new(),
+            session: Resident::new(name, None),
         })
     }
 
-    async fn session(&self) -> Result<Arc<Mutex<Session>>, SpeechError> {
-        let session = self
-            .session
-            .get_or_try_init(|| async {
-                let (model, runtime, threads, name) =
-                    (self.model.clone(), self.runtime.clone(), self.threads, self.name.clone());
-                let session = tokio::task::spawn_blocking(move || load(&model, &runtime, threads))
-                    .await
-                    .map_err(|error| SpeechError::Failed(format!("{name}: loading stopped: {error}")))?
-                    .map_err(|error| SpeechError::Unavailable(format!("{name}: {error}")))?;
-                Ok::<_, SpeechError>(Arc::new(Mutex::new(session)))
+    async fn session(&self) -> Result<Lease<Mutex<Session>>, SpeechError> {
+        let (model, runtime, threads, name) =
+            (self.model.clone(), self.runtime.clone(), self.threads, self.name.clone());
+        self.session
+            .lease(move || {
+                load(&model, &runtime, threads)
+                    .map(Mutex::new)
+                    .map_err(|error| SpeechError::Unavailable(format!("{name}: {error}")))
             })
-            .await?;
-        Ok(session.clone())
+            .await
+    }
+
+    /// Unloads the voice after `idle` without a sentence (`None`: keeps it); the next one loads
+    /// it again.
+    pub fn with_idle_unload(mut self, idle: Option<Duration>) -> LocalPiper {
+        self.session = Resident::new(&self.name, idle);
+        self
+    }
+
+    /// Whether the voice is in memory now.
+    pub fn loaded(&self) -> bool {
+        self.session.loaded()
+    }
+
+    /// How many times the voice was loaded.
+    pub fn loads(&self) -> usize {
+        self.session.loads()
     }
 
     /// The IPA of `text` in pieces, from espeak-ng on the host (sandbox crate: no shell, text

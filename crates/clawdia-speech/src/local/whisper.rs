@@ -8,11 +8,13 @@
 //! `<|startoftranscript|>` (+ language and `<|transcribe|>` for multilingual models)
 //! `<|notimestamps|>`, the config's `suppress_ids` are never chosen (and `suppress_ids_begin`
 //! not first), and a window ends at `<|endoftext|>` or after 224 tokens. The model loads on the
-//! first transcription (one load for concurrent callers) and runs on a blocking thread.
+//! first transcription (one load for concurrent callers), runs on a blocking thread, and is
+//! dropped after `idle_unload` without a transcription (`resident`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use candle_core::{DType, Device, IndexOp, Tensor};
@@ -22,6 +24,7 @@ use clawdia_core::{Pcm, SpeechError, SpeechToText, Transcript};
 use tokenizers::Tokenizer;
 
 use super::ct2;
+use super::resident::{Lease, Resident};
 
 /// Tokens decoded per 30-second window at most (Whisper's own limit is half its 448 context).
 const MAX_TOKENS_PER_WINDOW: usize = 224;
@@ -32,7 +35,7 @@ pub struct LocalWhisper {
     name: String,
     dir: PathBuf,
     language: Option<String>,
-    loaded: tokio::sync::OnceCell<Arc<Mutex<Loaded>>>,
+    resident: Resident<Mutex<Loaded>>,
 }
 
 impl std::fmt::Debug for LocalWhisper {
@@ -41,7 +44,7 @@ impl std::fmt::Debug for LocalWhisper {
             .debug_struct("LocalWhisper")
             .field("name", &self.name)
             .field("dir", &self.dir)
-            .field("loaded", &self.loaded.initialized())
+            .field("loaded", &self.resident.loaded())
             .finish()
     }
 }
@@ -60,25 +63,36 @@ impl LocalWhisper {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             language,
-            loaded: tokio::sync::OnceCell::new(),
+            resident: Resident::new(name, None),
         })
     }
 
-    async fn model(&self) -> Result<Arc<Mutex<Loaded>>, SpeechError> {
-        let loaded = self
-            .loaded
-            .get_or_try_init(|| async {
-                let dir = self.dir.clone();
-                let name = self.name.clone();
-                let language = self.language.clone();
-                let loaded = tokio::task::spawn_blocking(move || Loaded::load(&dir, language.as_deref()))
-                    .await
-                    .map_err(|error| SpeechError::Failed(format!("{name}: loading stopped: {error}")))?
-                    .map_err(|error| SpeechError::Unavailable(format!("{name}: {error}")))?;
-                Ok::<_, SpeechError>(Arc::new(Mutex::new(loaded)))
+    async fn model(&self) -> Result<Lease<Mutex<Loaded>>, SpeechError> {
+        let (dir, name, language) = (self.dir.clone(), self.name.clone(), self.language.clone());
+        self.resident
+            .lease(move || {
+                Loaded::load(&dir, language.as_deref())
+                    .map(Mutex::new)
+                    .map_err(|error| SpeechError::Unavailable(format!("{name}: {error}")))
             })
-            .await?;
-        Ok(loaded.clone())
+            .await
+    }
+
+    /// Unloads the model after `idle` without a transcription (`None`: keeps it); the next one
+    /// loads it again.
+    pub fn with_idle_unload(mut self, idle: Option<Duration>) -> LocalWhisper {
+        self.resident = Resident::new(&self.name, idle);
+        self
+    }
+
+    /// Whether the model is in memory now.
+    pub fn loaded(&self) -> bool {
+        self.resident.loaded()
+    }
+
+    /// How many times the model was loaded.
+    pub fn loads(&self) -> usize {
+        self.resident.loads()
     }
 
     /// Loads the model now (the benchmark measures load and transcription apart).

@@ -162,3 +162,104 @@ async fn a_missing_or_broken_model_fails_in_one_line() {
     let error = engine.transcribe(&audio).await.unwrap_err().to_string();
     assert_eq!(error, "local/whisper-tiny.en: model.bin ends inside a variable name (at byte 26 of 26)");
 }
+
+/// Polls `condition` every 10 ms for up to 30 s.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs `work` on its own task and polls `loaded` every 5 ms while it runs: once loaded, the
+/// model must stay loaded until the work is done. Returns the work's result and how long the
+/// model was seen loaded while in use.
+async fn watched<T: Send + 'static>(
+    loaded: impl Fn() -> bool,
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> (T, std::time::Duration) {
+    let task = tokio::spawn(work);
+    let mut since: Option<std::time::Instant> = None;
+    while !task.is_finished() {
+        match (since, loaded()) {
+            (None, true) => since = Some(std::time::Instant::now()),
+            (Some(_), false) => panic!("the model was unloaded while in use"),
+            _ => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let in_use = since.map(|since| since.elapsed()).unwrap_or_default();
+    (task.await.unwrap(), in_use)
+}
+
+const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+#[tokio::test]
+async fn idle_local_models_are_unloaded_and_load_again_on_the_next_use() {
+    let (Some((voice, runtime)), Some(whisper)) = (piper(), whisper_dir()) else { return };
+    let listener = std::sync::Arc::new(
+        LocalWhisper::new("local/whisper-tiny.en", &whisper, None).unwrap().with_idle_unload(Some(IDLE)),
+    );
+    let speaker = std::sync::Arc::new(
+        LocalPiper::new("local/piper-joe", &voice, &runtime, Some(2)).unwrap().with_idle_unload(Some(IDLE)),
+    );
+    assert!(!listener.loaded() && !speaker.loaded(), "nothing loads before the first use");
+    let sentence = "Please call my mother tomorrow morning, and remind me to buy milk and bread.";
+
+    // The voice: loaded while it speaks, never unloaded under a sentence that outlasts the idle
+    // time, unloaded once idle, loaded again for the next sentence.
+    let (speech, in_use) = {
+        let engine = speaker.clone();
+        let check = speaker.clone();
+        watched(move || check.loaded(), async move { engine.synthesize(sentence).await }).await
+    };
+    let speech = speech.unwrap();
+    println!("Piper held for {in_use:?} while speaking");
+    assert!(speech.seconds() > 2.0);
+    eventually("the idle voice is unloaded", || !speaker.loaded()).await;
+    let again = speaker.synthesize("Hello again.").await.unwrap();
+    assert!(again.seconds() > 0.3);
+    assert_eq!(speaker.loads(), 2);
+
+    // Whisper: the same, on what the voice said.
+    let (transcript, in_use) = {
+        let engine = listener.clone();
+        let check = listener.clone();
+        let audio = speech.clone();
+        watched(move || check.loaded(), async move { engine.transcribe(&audio).await }).await
+    };
+    let transcript = transcript.unwrap();
+    println!("Whisper held for {in_use:?} while transcribing: {:?}", transcript.text);
+    assert!(
+        in_use > IDLE,
+        "the transcription ({in_use:?}) did not outlast the idle time: nothing was tested"
+    );
+    assert!(
+        clawdia_speech::wer::words(&transcript.text).iter().any(|word| word == "mother"),
+        "{:?}",
+        transcript.text
+    );
+    eventually("the idle model is unloaded", || !listener.loaded()).await;
+    assert_eq!(listener.loads(), 1);
+    let transcript = listener.transcribe(&speech).await.unwrap();
+    assert!(
+        clawdia_speech::wer::words(&transcript.text).iter().any(|word| word == "milk"),
+        "{:?}",
+        transcript.text
+    );
+    assert_eq!(listener.loads(), 2, "loaded again for the next use");
+    eventually("the model is unloaded again", || !listener.loaded()).await;
+}
+
+#[tokio::test]
+async fn idle_unload_off_keeps_the_model() {
+    let Some(whisper) = whisper_dir() else { return };
+    let listener = LocalWhisper::new("local/whisper-tiny.en", &whisper, None).unwrap().with_idle_unload(None);
+    listener.preload().await.unwrap();
+    tokio::time::sleep(IDLE * 3).await;
+    assert!(listener.loaded());
+    let silence = clawdia_core::Pcm { sample_rate: 16_000, samples: vec![0; 16_000] };
+    listener.transcribe(&silence).await.unwrap();
+    assert_eq!(listener.loads(), 1);
+}

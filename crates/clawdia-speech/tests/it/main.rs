@@ -4,8 +4,10 @@
 //! against real HTTP servers on loopback that check each request's shape.
 
 mod audio;
+mod elevenlabs;
 #[cfg(feature = "local")]
 mod local;
+mod loopback;
 mod remote;
 
 use std::path::Path;

@@ -2,61 +2,23 @@
 //! and answers with canned audio or text: the request shapes (multipart upload of a 16 kHz WAV,
 //! the speech JSON, the Bearer key), the replies, and each failure as one line naming the endpoint.
 
-use std::sync::{Arc, Mutex};
-
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
 use clawdia_core::{Pcm, SpeechError, SpeechToText, TextToSpeech};
 use clawdia_speech::openai::{Endpoint, OpenAiSpeaker, OpenAiTranscriber};
 use clawdia_speech::{AudioFormat, decode, encode};
 
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-/// A loopback server that answers every request with `status`, `content_type` and `reply`.
-struct Server {
-    base_url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
+use super::loopback::Server;
 
 async fn server(status: u16, content_type: &'static str, reply: Vec<u8>) -> Server {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-        let record = record.clone();
-        let reply = reply.clone();
-        async move {
-            record.lock().unwrap().push(Seen { path: uri.path().to_string(), headers, body: body.to_vec() });
-            (StatusCode::from_u16(status).unwrap(), [("content-type", content_type)], reply)
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Server { base_url: format!("http://{address}/v1"), seen }
+    super::loopback::server("/v1", status, content_type, reply).await
 }
 
-impl Server {
-    fn endpoint(&self, model: &str) -> Endpoint {
-        Endpoint {
-            base_url: self.base_url.clone(),
-            api_key: Some("sk-test-key".to_string()),
-            name: format!("test/{model}"),
-            model: model.to_string(),
-        }
-    }
-
-    fn only_request(&self) -> Seen {
-        let seen = self.seen.lock().unwrap();
-        assert_eq!(seen.len(), 1, "requests: {seen:?}");
-        seen[0].clone()
+/// The engines' settings for `server` and `model`.
+fn endpoint(server: &Server, model: &str) -> Endpoint {
+    Endpoint {
+        base_url: server.base_url.clone(),
+        api_key: Some("sk-test-key".to_string()),
+        name: format!("test/{model}"),
+        model: model.to_string(),
     }
 }
 
@@ -107,7 +69,7 @@ fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Part> {
 async fn transcription_uploads_a_16_khz_wav_with_model_and_language_and_returns_the_text() {
     let server = server(200, "application/json", br#"{"text":" Hello from the loopback. "}"#.to_vec()).await;
     let engine =
-        OpenAiTranscriber::new(&server.endpoint("whisper-large-v3-turbo"), Some("en".into())).unwrap();
+        OpenAiTranscriber::new(&endpoint(&server, "whisper-large-v3-turbo"), Some("en".into())).unwrap();
     assert_eq!(engine.name(), "test/whisper-large-v3-turbo");
     let audio = tone(48_000, 1.5);
     let transcript = engine.transcribe(&audio).await.unwrap();
@@ -136,7 +98,7 @@ async fn transcription_uploads_a_16_khz_wav_with_model_and_language_and_returns_
 async fn speech_posts_model_voice_and_text_and_decodes_the_wav_reply() {
     let canned = tone(24_000, 0.75);
     let server = server(200, "audio/wav", encode(&canned, AudioFormat::Wav).unwrap()).await;
-    let engine = OpenAiSpeaker::new(&server.endpoint("gpt-4o-mini-tts"), "nova").unwrap();
+    let engine = OpenAiSpeaker::new(&endpoint(&server, "gpt-4o-mini-tts"), "nova").unwrap();
     let pcm = engine.synthesize("Good morning, Ana.").await.unwrap();
     assert_eq!(pcm, canned);
 
@@ -154,7 +116,7 @@ async fn speech_posts_model_voice_and_text_and_decodes_the_wav_reply() {
 #[tokio::test]
 async fn without_a_key_no_authorization_header_is_sent() {
     let server = server(200, "application/json", br#"{"text":"ok"}"#.to_vec()).await;
-    let mut endpoint = server.endpoint("whisper");
+    let mut endpoint = endpoint(&server, "whisper");
     endpoint.api_key = None;
     OpenAiTranscriber::new(&endpoint, None).unwrap().transcribe(&tone(16_000, 0.2)).await.unwrap();
     let request = server.only_request();
@@ -165,7 +127,7 @@ async fn without_a_key_no_authorization_header_is_sent() {
 
 async fn stt_error(status: u16, content_type: &'static str, reply: &[u8]) -> (String, String) {
     let server = server(status, content_type, reply.to_vec()).await;
-    let engine = OpenAiTranscriber::new(&server.endpoint("whisper"), None).unwrap();
+    let engine = OpenAiTranscriber::new(&endpoint(&server, "whisper"), None).unwrap();
     let error = engine.transcribe(&tone(16_000, 0.2)).await.unwrap_err();
     assert!(matches!(error, SpeechError::Failed(_)), "{error:?}");
     (error.to_string(), server.base_url)
@@ -188,7 +150,7 @@ async fn endpoint_failures_are_one_line_naming_the_endpoint() {
     assert!(!error.contains('\n'));
 
     let server = server(200, "audio/mpeg", b"ID3\x04 mp3 bytes".to_vec()).await;
-    let engine = OpenAiSpeaker::new(&server.endpoint("tts-1"), "alloy").unwrap();
+    let engine = OpenAiSpeaker::new(&endpoint(&server, "tts-1"), "alloy").unwrap();
     let error = engine.synthesize("hi").await.unwrap_err().to_string();
     assert_eq!(error, format!("{}/audio/speech sent 14 bytes that are not a WAV file", server.base_url));
 }
