@@ -31,7 +31,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use alerts::{AlertRoute, AlertsConfig, HookConfig, OwnerConfig, WebhookConfig, WebhookFormat};
-pub use broker::BrokerConfig;
+pub use broker::{BridgeConfig, BrokerConfig};
 pub use channels::{ChannelsConfig, DmPolicy, TelegramConfig, TelegramMode, VoiceReply, WebConfig};
 pub use dream::DreamConfig;
 pub use error::ConfigError;
@@ -80,6 +80,8 @@ pub struct Config {
     pub secret_rotation: Vec<SecretRotation>,
     /// `[broker]`: requests awaiting the owner.
     pub broker: BrokerConfig,
+    /// `[bridge]`: the signed one-way channel back to user agents.
+    pub bridge: BridgeConfig,
     /// `[owner]`: who approvals and alerts are for.
     pub owner: OwnerConfig,
     /// `[alerts]`: which events reach the owner, and the routes they take.

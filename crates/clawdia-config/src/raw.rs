@@ -116,6 +116,9 @@ pub(crate) struct RawConfig {
     /// Requests awaiting the owner: the tool gate's approval requests.
     #[serde(default)]
     pub broker: crate::broker::RawBroker,
+    /// The signed one-way bridge the administrator side reports to user agents on.
+    #[serde(default)]
+    pub bridge: crate::broker::RawBridge,
     /// The owner: who approvals and alerts are for, and how to reach them on each channel.
     #[serde(default)]
     pub owner: crate::alerts::RawOwner,

@@ -123,7 +123,8 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
     let brain = brain(&context, raw.brain, &agents, &providers)?;
     let cron = crate::cron::validate(&context, raw.cron, &agents)?;
     let mcp = crate::mcp::validate(&context, raw.mcp, &agents)?;
-    let broker = crate::broker::validate(&context, raw.broker)?;
+    let broker = crate::broker::validate(&context, raw.broker, &agents)?;
+    let bridge = crate::broker::bridge(&context, raw.bridge)?;
     let owner = crate::alerts::owner(&context, raw.owner)?;
     let channels = crate::channels::validate(&context, raw.channels, &agents)?;
     let speech = crate::speech::validate(&context, raw.speech, &providers)?;
@@ -144,6 +145,7 @@ pub(crate) fn config(raw: raw::RawConfig, text: &str, home: PathBuf) -> Result<C
         mcp,
         secret_rotation,
         broker,
+        bridge,
         owner,
         alerts,
         channels,

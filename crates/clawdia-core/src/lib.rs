@@ -8,7 +8,10 @@
 
 pub mod approval;
 pub mod audit;
+pub mod bridge;
 pub mod browser;
+pub mod crypto;
+pub mod elevation;
 pub mod embed;
 pub mod hook;
 pub mod message;

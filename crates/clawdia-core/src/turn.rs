@@ -26,10 +26,14 @@ pub enum TurnOrigin {
     Subagent,
     /// A message to the Telegram bot; the sender is the Telegram user id (`telegram:<id>`).
     Telegram,
+    /// The request broker: a report on the signed bridge to the agent that asked
+    /// (`broker:report`), or a command the owner approved (`broker:approved`).
+    Broker,
 }
 
 impl TurnOrigin {
-    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat), `subagent` or `telegram`.
+    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat), `subagent`, `telegram` or
+    /// `broker`.
     pub fn as_str(self) -> &'static str {
         match self {
             TurnOrigin::Cli => "cli",
@@ -37,6 +41,7 @@ impl TurnOrigin {
             TurnOrigin::Scheduler => "cron",
             TurnOrigin::Subagent => "subagent",
             TurnOrigin::Telegram => "telegram",
+            TurnOrigin::Broker => "broker",
         }
     }
 }

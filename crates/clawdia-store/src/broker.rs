@@ -1,11 +1,12 @@
-//! `broker.db`: requests awaiting the owner. Today these are the tool gate's approval requests;
-//! the request broker adds kinds of its own to the same table later. Every state change is one
+//! `broker.db`: requests awaiting the owner: the tool gate's approval requests (`requests`), the
+//! request broker's elevation requests (`elevations`), and the nonces the bridge has seen. Every state change is one
 //! `UPDATE ... WHERE status = ?` (compare-and-set), so two deciders racing — the CLI and the
 //! gateway, or two browsers — cannot both win, and a decided request is never decided again.
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
+use clawdia_core::elevation::{Elevation, ElevationStatus, Filed};
 use clawdia_core::{Approval, ApprovalStatus, ApprovalStore, StoreError, Transition, TurnOrigin};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -34,9 +35,16 @@ fn origin_text(origin: TurnOrigin) -> &'static str {
 }
 
 fn parse_origin(text: &str) -> Option<TurnOrigin> {
-    [TurnOrigin::Cli, TurnOrigin::Api, TurnOrigin::Scheduler, TurnOrigin::Subagent, TurnOrigin::Telegram]
-        .into_iter()
-        .find(|origin| origin.as_str() == text || (text == "scheduler" && *origin == TurnOrigin::Scheduler))
+    [
+        TurnOrigin::Cli,
+        TurnOrigin::Api,
+        TurnOrigin::Scheduler,
+        TurnOrigin::Subagent,
+        TurnOrigin::Telegram,
+        TurnOrigin::Broker,
+    ]
+    .into_iter()
+    .find(|origin| origin.as_str() == text || (text == "scheduler" && *origin == TurnOrigin::Scheduler))
 }
 
 fn row(row: &Row<'_>) -> rusqlite::Result<Result<Approval, String>> {
@@ -288,5 +296,245 @@ mod tests {
         assert_eq!(broker.due_to_expire(1_019).unwrap().len(), 0);
         assert_eq!(broker.due_to_expire(1_020).unwrap()[0].id, "b2");
         assert!(broker.get("zz").unwrap().is_none());
+    }
+}
+
+/// The elevation requests of the request broker and the bridge's nonces. Every state change
+/// is a compare-and-set on `status`.
+impl Broker {
+    /// Stores a new request; `false` when one with its id is there already (an inbox file seen
+    /// twice).
+    pub fn insert_elevation(&self, elevation: &Elevation) -> Result<bool, StoreError> {
+        let filed =
+            serde_json::to_string(&elevation.filed).map_err(|e| StoreError::Database(e.to_string()))?;
+        let inserted = self
+            .db()
+            .execute(
+                "INSERT OR IGNORE INTO elevations (id, status, filed, assessment, note, result, created_at, updated_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    elevation.id,
+                    elevation.status.as_str(),
+                    filed,
+                    elevation.assessment,
+                    elevation.note,
+                    elevation.result,
+                    elevation.created_at,
+                    elevation.updated_at,
+                    elevation.expires_at
+                ],
+            )
+            .map_err(db_error("storing an elevation request"))?;
+        Ok(inserted == 1)
+    }
+
+    /// One request by id.
+    pub fn elevation(&self, id: &str) -> Result<Option<Elevation>, StoreError> {
+        let db = self.db();
+        let found = db
+            .query_row(
+                &format!("SELECT {ELEVATION_COLUMNS} FROM elevations WHERE id = ?1"),
+                [id],
+                elevation_row,
+            )
+            .optional()
+            .map_err(db_error("reading an elevation request"))?;
+        found.map(|row| row.map_err(StoreError::Database)).transpose()
+    }
+
+    /// Requests, newest first; only those in `statuses` when given.
+    pub fn elevations(
+        &self,
+        statuses: &[ElevationStatus],
+        limit: usize,
+    ) -> Result<Vec<Elevation>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare(&format!(
+                "SELECT {ELEVATION_COLUMNS} FROM elevations ORDER BY created_at DESC, id LIMIT ?1"
+            ))
+            .map_err(db_error("reading elevation requests"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows =
+            statement.query_map([limit], elevation_row).map_err(db_error("reading elevation requests"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            match row.map_err(db_error("reading elevation requests"))? {
+                Ok(elevation) if statuses.is_empty() || statuses.contains(&elevation.status) => {
+                    out.push(elevation)
+                }
+                Ok(_) => {}
+                Err(problem) => tracing::warn!("broker.db: an elevation request was skipped: {problem}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves request `id` from one of `from` to `to` (and sets the fields given); the request as
+    /// it is now, or `None` when it was not in one of `from` (someone else moved it first).
+    pub fn move_elevation(
+        &self,
+        id: &str,
+        from: &[ElevationStatus],
+        to: ElevationStatus,
+        change: ElevationChange,
+        now: i64,
+    ) -> Result<Option<Elevation>, StoreError> {
+        let mut db = self.db();
+        let transaction = db.transaction().map_err(db_error("moving an elevation request"))?;
+        let current: Option<String> = transaction
+            .query_row("SELECT status FROM elevations WHERE id = ?1", [id], |row| row.get(0))
+            .optional()
+            .map_err(db_error("moving an elevation request"))?;
+        let Some(current) = current else { return Ok(None) };
+        if !from.iter().any(|status| status.as_str() == current) {
+            return Ok(None);
+        }
+        let redacted =
+            |text: Option<String>| text.map(|text| clawdia_core::redact::redact(&text).into_owned());
+        transaction
+            .execute(
+                "UPDATE elevations SET status = ?2, updated_at = ?3,
+                     assessment = COALESCE(?4, assessment), note = COALESCE(?5, note), result = COALESCE(?6, result)
+                 WHERE id = ?1",
+                params![id, to.as_str(), now, redacted(change.assessment), redacted(change.note), redacted(change.result)],
+            )
+            .map_err(db_error("moving an elevation request"))?;
+        transaction.commit().map_err(db_error("moving an elevation request"))?;
+        drop(db);
+        self.elevation(id)
+    }
+
+    /// Records a bridge message's nonce; `false` when it was seen before. Nonces older than
+    /// `forget_before` (Unix seconds) are dropped: their messages fall outside the window anyway.
+    pub fn record_nonce(&self, nonce: &str, ts: i64, forget_before: i64) -> Result<bool, StoreError> {
+        let db = self.db();
+        db.execute("DELETE FROM bridge_nonces WHERE ts < ?1", [forget_before])
+            .map_err(db_error("pruning bridge nonces"))?;
+        let inserted = db
+            .execute("INSERT OR IGNORE INTO bridge_nonces (nonce, ts) VALUES (?1, ?2)", params![nonce, ts])
+            .map_err(db_error("recording a bridge nonce"))?;
+        Ok(inserted == 1)
+    }
+}
+
+/// Fields a state change sets (the others are kept).
+#[derive(Debug, Clone, Default)]
+pub struct ElevationChange {
+    pub assessment: Option<String>,
+    pub note: Option<String>,
+    pub result: Option<String>,
+}
+
+const ELEVATION_COLUMNS: &str =
+    "id, status, filed, assessment, note, result, created_at, updated_at, expires_at";
+
+fn elevation_row(row: &Row<'_>) -> rusqlite::Result<Result<Elevation, String>> {
+    let status: String = row.get(1)?;
+    let filed: String = row.get(2)?;
+    let Some(status) = ElevationStatus::parse(&status) else {
+        return Ok(Err(format!("unknown status `{status}`")));
+    };
+    let filed: Filed = match serde_json::from_str(&filed) {
+        Ok(filed) => filed,
+        Err(error) => return Ok(Err(format!("unreadable request: {error}"))),
+    };
+    Ok(Ok(Elevation {
+        id: row.get(0)?,
+        status,
+        filed,
+        assessment: row.get(3)?,
+        note: row.get(4)?,
+        result: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+        expires_at: row.get(8)?,
+    }))
+}
+
+#[cfg(test)]
+mod elevation_tests {
+    use clawdia_core::elevation::Urgency;
+
+    use super::*;
+
+    fn request(id: &str) -> Elevation {
+        Elevation {
+            id: id.into(),
+            status: ElevationStatus::Received,
+            filed: Filed {
+                action: "restart nginx".into(),
+                reason: "config changed".into(),
+                commands: vec![vec!["/usr/bin/systemctl".into(), "restart".into(), "nginx".into()]],
+                urgency: Urgency::Normal,
+                agent: Some("main".into()),
+                session: None,
+            },
+            assessment: None,
+            note: None,
+            result: None,
+            created_at: 1,
+            updated_at: 1,
+            expires_at: 100,
+        }
+    }
+
+    #[test]
+    fn a_request_is_stored_once_and_moves_only_from_the_expected_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        assert!(broker.insert_elevation(&request("e1")).unwrap());
+        assert!(!broker.insert_elevation(&request("e1")).unwrap(), "an inbox file seen twice");
+        let change = ElevationChange { assessment: Some("low risk".into()), ..Default::default() };
+        let moved = broker
+            .move_elevation("e1", &[ElevationStatus::Received], ElevationStatus::AwaitingOperator, change, 5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (moved.status, moved.assessment.as_deref(), moved.updated_at),
+            (ElevationStatus::AwaitingOperator, Some("low risk"), 5)
+        );
+        // A second decider loses: the request is no longer awaiting.
+        let approve = |note: &str| {
+            broker
+                .move_elevation(
+                    "e1",
+                    &[ElevationStatus::AwaitingOperator],
+                    ElevationStatus::Approved,
+                    ElevationChange { note: Some(note.into()), ..Default::default() },
+                    6,
+                )
+                .unwrap()
+        };
+        assert!(approve("yes").is_some());
+        assert!(approve("yes again").is_none());
+        assert_eq!(broker.elevation("e1").unwrap().unwrap().note.as_deref(), Some("yes"));
+        assert_eq!(broker.elevations(&[ElevationStatus::Approved], 10).unwrap().len(), 1);
+        assert!(broker.elevations(&[ElevationStatus::Denied], 10).unwrap().is_empty());
+        assert!(
+            broker
+                .move_elevation(
+                    "nope",
+                    &[ElevationStatus::Received],
+                    ElevationStatus::Denied,
+                    ElevationChange::default(),
+                    7
+                )
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_nonce_is_accepted_once_and_old_ones_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        assert!(broker.record_nonce("aa", 1_000, 0).unwrap());
+        assert!(!broker.record_nonce("aa", 1_000, 0).unwrap());
+        // Reopened: still seen.
+        drop(broker);
+        let broker = Broker::open(dir.path()).unwrap();
+        assert!(!broker.record_nonce("aa", 1_000, 500).unwrap());
+        assert!(broker.record_nonce("bb", 2_000, 1_500).unwrap(), "pruning keeps working");
     }
 }

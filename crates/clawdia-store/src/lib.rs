@@ -32,7 +32,7 @@ use clawdia_core::{AuditEvent, Message, StoreError};
 use rusqlite::Connection;
 use serde::Serialize;
 
-pub use broker::Broker;
+pub use broker::{Broker, ElevationChange};
 pub use repair::SYNTHETIC_RESULT_TEXT;
 pub use web::Browsers;
 

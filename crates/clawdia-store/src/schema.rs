@@ -105,9 +105,12 @@ pub(crate) const WEB_MIGRATIONS: &[&str] = &["
 "];
 
 /// Opens one database file with the store's settings and migrates it to `migrations.len()`.
-/// `broker.db`: requests awaiting the owner (the gate's approval requests). `call` is the
-/// approval's binding: agent, session, call id, tool and arguments exactly as stored.
-pub(crate) const BROKER_MIGRATIONS: &[&str] = &["
+/// `broker.db`: requests awaiting the owner (the gate's approval requests; the binding is agent,
+/// session, call id, tool and arguments exactly as stored), then the elevation requests of the
+/// request broker (`filed` is the request as it came from the inbox, JSON) and the nonces the
+/// bridge has seen.
+pub(crate) const BROKER_MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE requests (
         id         TEXT PRIMARY KEY NOT NULL,
         kind       TEXT NOT NULL,
@@ -128,7 +131,26 @@ pub(crate) const BROKER_MIGRATIONS: &[&str] = &["
     );
     CREATE INDEX requests_by_created ON requests (created_at);
     CREATE INDEX requests_pending ON requests (status, expires_at);
-"];
+",
+    "
+    CREATE TABLE elevations (
+        id         TEXT PRIMARY KEY NOT NULL,
+        status     TEXT NOT NULL,
+        filed      TEXT NOT NULL,
+        assessment TEXT,
+        note       TEXT,
+        result     TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX elevations_by_status ON elevations (status, expires_at);
+    CREATE TABLE bridge_nonces (
+        nonce TEXT PRIMARY KEY NOT NULL,
+        ts    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+",
+];
 
 pub(crate) fn open_database(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
     let name = [AUDIT_FILE, BROKER_FILE, WEB_FILE]

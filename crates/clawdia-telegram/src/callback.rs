@@ -4,31 +4,12 @@
 //! into the other decision. Pressing a button twice, or an old one, asks the broker to decide a
 //! request that is decided already, which it refuses: no replay decides twice.
 
-use sha2::{Digest as _, Sha256};
+use clawdia_core::crypto::hmac_sha256;
 
 /// The prefix of approval buttons' data.
 const PREFIX: &str = "ap";
 /// Bytes of the MAC kept (hex doubles it); 128 bits.
 const MAC_BYTES: usize = 16;
-
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
-}
 
 /// Signs and checks approval buttons.
 #[derive(Clone)]
@@ -85,29 +66,12 @@ impl Signer {
 
 /// Whether `given` is `expected`, in time that does not depend on where they differ.
 pub(crate) fn same_secret(expected: &str, given: &str) -> bool {
-    expected.len() == given.len()
-        && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    clawdia_core::crypto::same_secret(expected.as_bytes(), given.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hmac_matches_the_rfc_4231_vectors() {
-        // Test case 2.
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(
-            clawdia_core::hex(&mac),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        // Test case 6: a key longer than the block.
-        let mac = hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First");
-        assert_eq!(
-            clawdia_core::hex(&mac),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
-    }
 
     #[test]
     fn buttons_verify_only_as_signed() {

@@ -222,7 +222,7 @@ fn bad_configs_name_line_and_key() {
         ("[gateway]\nport = 70000\n".into(),
          "clawdia.toml:2: gateway.port: invalid value: integer `70000`, expected u16"),
         ("colour = \"blue\"\n".into(),
-         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`, `cron`, `mcp`, `broker`, `owner`, `alerts`, `channels`, `speech`, `logs`"),
+         "clawdia.toml:1: colour: unknown key `colour`, expected one of `gateway`, `providers`, `agents`, `prices`, `brain`, `cron`, `mcp`, `broker`, `bridge`, `owner`, `alerts`, `channels`, `speech`, `logs`"),
         ("[broker]\nttl = \"1w\"\n".into(),
          "clawdia.toml:2: broker.ttl: `1w` is not a duration: a number of at least 1 with s, m, h or d, e.g. \"24h\" (at most 365d)"),
         (format!("{PROVIDERS}[agents.main]\nmodel = \"zai/glm-5\"\n[agents.main.tools]\nallow = [\"fs\"]\nalow = [\"web\"]\n"),
