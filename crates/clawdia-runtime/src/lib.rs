@@ -4,6 +4,7 @@
 //! creates a home; `remote` talks to a gateway that is already running.
 
 pub mod approvals;
+pub mod bridge;
 pub mod daemon;
 pub mod dream;
 pub mod home;

@@ -3,6 +3,7 @@
 //! usage, 1 otherwise). Each command's body lives in its own module below.
 
 mod brain;
+mod bridge;
 mod broker;
 mod chat;
 mod console;
@@ -109,6 +110,9 @@ enum Command {
     /// The speech engines: transcribe a file, speak a text into one.
     #[command(subcommand)]
     Speech(speech::SpeechCommand),
+    /// The signed one-way bridge: sign a message, check one.
+    #[command(subcommand)]
+    Bridge(bridge::BridgeCommand),
 }
 
 #[derive(Subcommand)]
@@ -461,6 +465,7 @@ fn main() -> ExitCode {
         Command::Alerts(AlertsCommand::Test { title }) => test_alert(&home, &title),
         Command::Telegram(command) => with_runtime(telegram::run(home, command)),
         Command::Speech(command) => with_runtime(speech::run(home, command)),
+        Command::Bridge(command) => bridge::run(home, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 mod alerts;
 mod approvals;
 mod brain;
+mod bridge;
 mod browser;
 mod cli;
 mod crash;
