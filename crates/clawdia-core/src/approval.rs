@@ -89,6 +89,10 @@ pub struct Approval {
 impl Approval {
     /// One line for lists and alerts: `exec {"command":"ls"}`, the arguments shortened.
     pub fn summary(&self) -> String {
+        if self.kind == "elevation" {
+            // The request broker's: its action (the commands are in `arguments`).
+            return crate::text::one_line(&self.reason);
+        }
         let arguments = crate::text::one_line(&self.arguments);
         let short: String = arguments.chars().take(160).collect();
         let ellipsis = if short.len() < arguments.len() { "…" } else { "" };

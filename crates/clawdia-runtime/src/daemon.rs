@@ -289,7 +289,7 @@ pub async fn run(
     let limits = crate::server_limits(&runtime.config.gateway, crate::open_files_limit());
     let drain = limits.drain;
     let state = clawdia_server::ServerState::new(
-        runtime.agents.clone(),
+        runtime.gateway.clone(),
         runtime.audit.clone(),
         token,
         Arc::new(move || metrics.render()),

@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod bridge;
 pub mod daemon;
 pub mod dream;
+pub mod elevation;
 pub mod home;
 pub mod knowledge;
 pub mod local_fallback;
@@ -61,6 +62,11 @@ pub struct Runtime {
     pub config: Config,
     pub store: Arc<Store>,
     pub agents: Arc<Agents>,
+    /// The gateway the channels, the API and the CLI decide through: the agents, with the
+    /// request broker's elevation requests among the approvals.
+    pub gateway: Arc<dyn clawdia_core::Gateway>,
+    /// The request broker.
+    pub elevations: Arc<elevation::Elevations>,
     pub brain: Arc<clawdia_brain::Brain>,
     /// `state/cron.db`, its config jobs in sync with the config.
     pub cron: Arc<clawdia_sched::CronDb>,
@@ -130,8 +136,9 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
         let mut tools = agent_tools(agent);
         tools.extend(clawdia_brain::tools::brain_tools(brain.clone()));
         tools.extend(exec_tool(&config, agent));
-        tools.extend(host_exec_tool(agent, audit.clone()));
+        tools.extend(host_exec_tool(agent, audit.clone(), None));
         tools.push(sched::cron_tool(&cron, audit.clone()));
+        tools.push(Arc::new(clawdia_tools::RequestElevation::new(elevation::inbox_dir(&config.home))));
         tools.extend(agents.subagent_tools());
         agents.add(agent_spec(agent), tools);
     }
@@ -139,10 +146,26 @@ pub fn build(config: Config) -> Result<Runtime, RuntimeError> {
     agents.set_notifier(notifier.clone());
     let mcp = mcp::attach(&config, &mut agents, audit.clone());
     agents.set_skills(Arc::new(clawdia_skills::Skills::new(Some(config.home.join("skills")))));
+    let agents = agents.shared();
+    let broker = Arc::new(
+        clawdia_store::Broker::open(&dir)
+            .map_err(|e| RuntimeError::Store { dir: dir.clone(), message: e.to_string() })?,
+    );
+    let elevations = Arc::new(elevation::Elevations::new(
+        config.clone(),
+        broker,
+        agents.clone(),
+        notifier.clone(),
+        audit.clone(),
+    ));
+    let gateway: Arc<dyn clawdia_core::Gateway> =
+        Arc::new(elevation::Brokered { agents: agents.clone(), elevations: elevations.clone() });
     Ok(Runtime {
         config,
         store,
-        agents: agents.shared(),
+        agents,
+        gateway,
+        elevations,
         brain,
         cron,
         models,
@@ -238,8 +261,13 @@ fn allow_list(agent: &clawdia_config::AgentConfig) -> Vec<String> {
 }
 
 /// `host_exec` for an agent with `[agents.NAME.elevated]` commands: credentials are resolved
-/// from their secret references each time a command runs, never earlier.
-fn host_exec_tool(agent: &clawdia_config::AgentConfig, audit: Arc<dyn AuditSink>) -> Option<Arc<dyn Tool>> {
+/// from their secret references each time a command runs, never earlier. `senders` replaces the
+/// agent's sender patterns (the request broker's executor: the owner's approval authorizes).
+fn host_exec_tool(
+    agent: &clawdia_config::AgentConfig,
+    audit: Arc<dyn AuditSink>,
+    senders: Option<Vec<String>>,
+) -> Option<Arc<dyn Tool>> {
     let elevated = &agent.elevated;
     if elevated.commands.is_empty() {
         return None;
@@ -269,7 +297,7 @@ fn host_exec_tool(agent: &clawdia_config::AgentConfig, audit: Arc<dyn AuditSink>
         })
         .collect();
     let settings = clawdia_tools::HostExecSettings {
-        senders: elevated.senders.clone(),
+        senders: senders.unwrap_or_else(|| elevated.senders.clone()),
         commands,
         kill_grace: Duration::from_secs(2),
         max_output_bytes: agent.exec.max_output_bytes,
@@ -418,7 +446,11 @@ pub async fn serve(
     ready: impl FnOnce(),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
-    let mut components = vec![outbox::component(runtime), approvals::component(runtime)];
+    let mut components = vec![
+        outbox::component(runtime),
+        approvals::component(runtime),
+        elevation::component(runtime.elevations.clone()),
+    ];
     let telegram_hook = telegram::webhook_receiver(runtime)?;
     components.extend(telegram::component(runtime, voice, telegram_hook.clone()));
     // A bot that cannot be set up (an unreadable token) leaves its alerts queued; its component

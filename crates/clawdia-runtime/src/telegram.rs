@@ -24,7 +24,7 @@ pub fn component(
         runtime.config.agents.iter().map(|(name, agent)| (name.clone(), agent.workspace.clone())).collect();
     let owner = runtime.config.owner.telegram;
     let state_dir = crate::state_dir(&runtime.config.home);
-    let gateway: Arc<dyn clawdia_core::Gateway> = runtime.agents.clone();
+    let gateway: Arc<dyn clawdia_core::Gateway> = runtime.gateway.clone();
     let audit = runtime.audit.clone();
     let notifier = runtime.notifier.clone();
     let drain = runtime.config.gateway.drain;

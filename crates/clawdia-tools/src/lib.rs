@@ -8,6 +8,7 @@
 //! knows nothing about policy, sessions or trust markers: the agent's dispatch point does that.
 
 mod elevated;
+mod elevation;
 mod exec;
 mod fs;
 pub mod globs;
@@ -20,6 +21,7 @@ use clawdia_core::Tool;
 
 pub use clawdia_sandbox::{Choice as SandboxChoice, Limits as ExecLimits};
 pub use elevated::{CredentialSource, HostCommand, HostExec, HostExecSettings};
+pub use elevation::RequestElevation;
 pub use exec::ExecSettings;
 pub use web::WebFetchLimits;
 

@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use clawdia_core::{Approval, ApprovalStatus, Decision, Gateway, TurnEvent};
+use clawdia_core::elevation::{Elevation, ElevationStatus};
+use clawdia_core::{Approval, ApprovalStatus, Decision, TurnEvent};
+use clawdia_runtime::elevation::Elevations;
 
 use crate::{BrokerCommand, Failure, Outcome, load_config};
 
@@ -14,19 +16,39 @@ pub async fn run(home: PathBuf, command: BrokerCommand) -> Outcome {
     match command {
         BrokerCommand::List { json, pending, limit } => {
             let store = clawdia_runtime::approvals::open(&config).map_err(Failure::config)?;
-            let list = store.list(pending, limit)?;
+            let mut list = store.list(pending, limit)?;
+            let elevations = elevations(&home, pending, limit)?;
+            // The broker's own requests show their finer state.
+            let finer: std::collections::HashMap<String, &'static str> =
+                elevations.iter().map(|e| (e.id.clone(), e.status.as_str())).collect();
+            list.extend(elevations.iter().map(Elevations::as_approval));
+            list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            list.truncate(limit);
+            let status = |approval: &Approval| -> &'static str {
+                match finer.get(&approval.id) {
+                    Some(state) if approval.kind == clawdia_runtime::elevation::KIND => state,
+                    _ => status_now(approval),
+                }
+            };
             if json {
-                let rows: Vec<serde_json::Value> = list.iter().map(as_json).collect();
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|approval| {
+                        let mut row = as_json(approval);
+                        row["status"] = serde_json::json!(status(approval));
+                        row
+                    })
+                    .collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else if list.is_empty() {
                 println!("No requests{}.", if pending { " waiting" } else { "" });
             } else {
-                println!("{:<10} {:<9} {:<12} {:<20} SUMMARY", "ID", "STATUS", "AGENT", "CREATED (UTC)");
+                println!("{:<10} {:<17} {:<12} {:<20} SUMMARY", "ID", "STATUS", "AGENT", "CREATED (UTC)");
                 for approval in &list {
                     println!(
-                        "{:<10} {:<9} {:<12} {:<20} {}",
+                        "{:<10} {:<17} {:<12} {:<20} {}",
                         approval.id,
-                        status_now(approval),
+                        status(approval),
                         approval.agent,
                         short_time(approval.created_at),
                         approval.summary()
@@ -36,6 +58,11 @@ pub async fn run(home: PathBuf, command: BrokerCommand) -> Outcome {
             Ok(())
         }
         BrokerCommand::Show { id } => {
+            let broker = clawdia_store::Broker::open(&clawdia_runtime::state_dir(&home))?;
+            if let Some(elevation) = broker.elevation(&id)? {
+                print_elevation(&elevation);
+                return Ok(());
+            }
             let store = clawdia_runtime::approvals::open(&config).map_err(Failure::config)?;
             let approval =
                 store.get(&id)?.ok_or_else(|| format!("no request `{id}` (see `clawdia broker list`)"))?;
@@ -62,7 +89,7 @@ async fn decide(
         None => {
             let runtime = clawdia_runtime::build(config).map_err(Failure::config)?;
             let ignore = |_event: TurnEvent| {};
-            let decided = runtime.agents.decide(&id, Decision { approve, note }, &ignore).await?;
+            let decided = runtime.gateway.decide(&id, Decision { approve, note }, &ignore).await?;
             match decided.turn {
                 None => (decided.approval, None, None),
                 Some(Ok(outcome)) => (decided.approval, Some(outcome.text), None),
@@ -70,7 +97,14 @@ async fn decide(
             }
         }
     };
+    let elevation = approval.kind == clawdia_runtime::elevation::KIND;
     let what = match approval.status {
+        ApprovalStatus::Done if elevation => "approved; the commands ran".to_string(),
+        ApprovalStatus::Failed if elevation => format!(
+            "approved, but the commands failed: {}",
+            approval.result.as_deref().map(clawdia_core::one_line).unwrap_or_default()
+        ),
+        ApprovalStatus::Denied if elevation => "denied; nothing ran".to_string(),
         ApprovalStatus::Done => format!("approved; `{}` ran", approval.tool),
         ApprovalStatus::Failed => format!(
             "approved, but `{}` failed: {}",
@@ -129,6 +163,50 @@ fn as_json(approval: &Approval) -> serde_json::Value {
         "note": approval.note,
         "result": approval.result,
     })
+}
+
+/// The broker's elevation requests, newest first.
+fn elevations(home: &std::path::Path, pending: bool, limit: usize) -> Result<Vec<Elevation>, Failure> {
+    let broker = clawdia_store::Broker::open(&clawdia_runtime::state_dir(home))?;
+    let statuses: &[ElevationStatus] = if pending {
+        &[ElevationStatus::Received, ElevationStatus::Assessing, ElevationStatus::AwaitingOperator]
+    } else {
+        &[]
+    };
+    Ok(broker.elevations(statuses, limit)?)
+}
+
+fn print_elevation(elevation: &Elevation) {
+    println!("Request {} (elevation)", elevation.id);
+    println!("  status:     {}", elevation.status.as_str());
+    println!(
+        "  asked by:   {} (session {})",
+        elevation.filed.agent.as_deref().unwrap_or("outside Clawdia"),
+        elevation.filed.session.as_deref().unwrap_or("-")
+    );
+    println!("  action:     {}", elevation.filed.action);
+    println!("  reason:     {}", elevation.filed.reason);
+    println!("  urgency:    {}", elevation.filed.urgency.as_str());
+    for line in elevation.command_lines() {
+        println!("  command:    {line}");
+    }
+    println!("  created:    {}", clawdia_core::time::rfc3339_utc(elevation.created_at));
+    println!("  expires:    {}", clawdia_core::time::rfc3339_utc(elevation.expires_at));
+    if let Some(assessment) = &elevation.assessment {
+        println!("  assessment: {}", assessment.replace('\n', "\n              "));
+    }
+    if let Some(note) = &elevation.note {
+        println!("  note:       {note}");
+    }
+    if let Some(result) = &elevation.result {
+        println!("  result:     {}", result.replace('\n', "\n              "));
+    }
+    if elevation.status == ElevationStatus::AwaitingOperator {
+        println!(
+            "Decide with `clawdia broker approve {0}` or `clawdia broker deny {0}` (--note TEXT).",
+            elevation.id
+        );
+    }
 }
 
 fn print_request(approval: &Approval) {

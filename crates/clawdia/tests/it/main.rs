@@ -13,6 +13,7 @@ mod crash;
 mod cron;
 mod daemon;
 mod dream;
+mod elevation;
 mod exec;
 mod gateway;
 mod local;
