@@ -212,6 +212,67 @@ impl Elevation {
     }
 }
 
+/// What the owner's reply meant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "meaning", rename_all = "snake_case")]
+pub enum Reading {
+    Approve,
+    Deny,
+    /// A question about the request; the administrator answers, the request keeps waiting.
+    Question,
+    /// A change: these commands instead (the owner confirms them before anything runs).
+    Modify {
+        commands: Vec<Vec<String>>,
+    },
+}
+
+/// What came of a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyOutcome {
+    pub reading: Reading,
+    /// The request after it.
+    pub status: ElevationStatus,
+    /// What the owner is told back (the answer to a question, the changed commands to confirm,
+    /// or the outcome).
+    pub message: String,
+}
+
+/// The one-word (and very short) replies read without a model; `None` for anything longer or
+/// unclear. Never approves on a reply that also says something else.
+pub fn strict_reading(reply: &str) -> Option<Reading> {
+    // Only the first line, the rest of a mail is quoted text.
+    let first = reply.lines().map(str::trim).find(|line| !line.is_empty())?;
+    let words: String = first
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+        .collect();
+    let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
+    const APPROVE: &[&str] = &[
+        "yes",
+        "y",
+        "approve",
+        "approved",
+        "ok",
+        "okay",
+        "go",
+        "go ahead",
+        "do it",
+        "sure",
+        "yes please",
+        "lgtm",
+    ];
+    const DENY: &[&str] =
+        &["no", "n", "deny", "denied", "reject", "rejected", "don't", "do not", "stop", "no thanks"];
+    if APPROVE.contains(&words.as_str()) {
+        return Some(Reading::Approve);
+    }
+    if DENY.contains(&words.as_str()) {
+        return Some(Reading::Deny);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +324,21 @@ mod tests {
         assert_eq!(elevation.summary(), "a (1 command)");
         for status in ElevationStatus::ALL {
             assert_eq!(ElevationStatus::parse(status.as_str()), Some(status));
+        }
+    }
+
+    #[test]
+    fn short_replies_are_read_strictly_and_anything_else_is_left_to_the_model() {
+        for yes in ["yes", "Yes.", "  OK!\n\n> quoted request", "go ahead", "LGTM"] {
+            assert_eq!(strict_reading(yes), Some(Reading::Approve), "{yes}");
+        }
+        for no in ["no", "No!", "don't", "Deny"] {
+            assert_eq!(strict_reading(no), Some(Reading::Deny), "{no}");
+        }
+        for unclear in
+            ["no, not on Fridays", "yes but only the first part", "what would this touch?", "", "yesno"]
+        {
+            assert_eq!(strict_reading(unclear), None, "{unclear}");
         }
     }
 

@@ -284,6 +284,18 @@ pub trait Gateway: Send + Sync {
         Err(crate::approval::ApprovalError::Unavailable)
     }
 
+    /// The owner's answer to request `id` in their own words ("yes", "no, not on Fridays",
+    /// "what would this touch?", "only the first part"): the gateway works out what it means
+    /// and acts on it. Only the request broker's elevation requests take replies.
+    async fn operator_reply(
+        &self,
+        id: &str,
+        text: &str,
+    ) -> Result<crate::elevation::ReplyOutcome, crate::approval::ApprovalError> {
+        let _ = (id, text);
+        Err(crate::approval::ApprovalError::Unavailable)
+    }
+
     /// Approval requests, newest first (`pending_only`: those still waiting).
     fn approvals(
         &self,

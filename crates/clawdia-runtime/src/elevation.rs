@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use clawdia_agent::Agents;
 use clawdia_config::Config;
-use clawdia_core::elevation::{Elevation, ElevationStatus, Filed};
+use clawdia_core::elevation::{Elevation, ElevationStatus, Filed, Reading, ReplyOutcome, strict_reading};
 use clawdia_core::{
     Alert, Approval, ApprovalStatus, AuditEvent, AuditSink, Gateway, Notifier, Severity, Tool, ToolContext,
     TurnContext, TurnOrigin, TurnRequest,
@@ -359,6 +359,141 @@ impl Elevations {
         self.execute(id).await.map_err(DecideError::Failed)
     }
 
+    /// The owner's reply in their own words: one-word answers are read strictly, anything else
+    /// by the administrator agent (never approving on a reading it cannot parse). A question is
+    /// answered and the request keeps waiting; a modification replaces the commands and is put
+    /// to the owner again before anything runs.
+    pub async fn operator_reply(&self, id: &str, text: &str) -> Result<ReplyOutcome, DecideError> {
+        let current = self
+            .broker
+            .elevation(id)
+            .map_err(|e| DecideError::Failed(e.to_string()))?
+            .ok_or(DecideError::NotFound)?;
+        if current.status != ElevationStatus::AwaitingOperator {
+            return Err(DecideError::AlreadyDecided(current.status));
+        }
+        let reading = match strict_reading(text) {
+            Some(reading) => reading,
+            None => self.read_with_model(&current, text).await,
+        };
+        self.record(
+            "elevation_reply",
+            Severity::NOTICE,
+            &current,
+            format!("the owner's reply to request {id} was read as {}", reading_name(&reading)),
+        );
+        let note = Some(clawdia_core::text::one_line(text));
+        match &reading {
+            Reading::Approve | Reading::Deny => {
+                let decided = self.decide(id, reading == Reading::Approve, note).await?;
+                Ok(ReplyOutcome { reading, status: decided.status, message: report_text(&decided) })
+            }
+            Reading::Question => {
+                let answer = self.answer(&current, text).await;
+                let mut alert = Alert::new(
+                    "elevation_answer",
+                    Severity::NOTICE,
+                    format!("Request {id}: about your question"),
+                    format!(
+                        "{answer}\n\nThe request still waits: reply yes or no (or: clawdia broker approve|deny {id})."
+                    ),
+                );
+                alert.approval = Some(id.to_string());
+                self.notifier.notify(alert);
+                Ok(ReplyOutcome { reading, status: current.status, message: answer })
+            }
+            Reading::Modify { commands } => {
+                let mut changed = current.filed.clone();
+                changed.commands = commands.clone();
+                if let Err(why) = changed.check() {
+                    return Ok(ReplyOutcome {
+                        reading: Reading::Question,
+                        status: current.status,
+                        message: format!("The change could not be made ({why}); the request is unchanged."),
+                    });
+                }
+                let change = ElevationChange { commands: Some(commands.clone()), note, ..Default::default() };
+                let Some(modified) = self
+                    .transition(
+                        id,
+                        &[ElevationStatus::AwaitingOperator],
+                        ElevationStatus::AwaitingOperator,
+                        change,
+                    )
+                    .map_err(DecideError::Failed)?
+                else {
+                    let now = self.broker.elevation(id).ok().flatten().map_or(current.status, |e| e.status);
+                    return Err(DecideError::AlreadyDecided(now));
+                };
+                let mut alert = operator_alert(&modified);
+                alert.title = format!("Request {id} changed as you asked: confirm");
+                self.notifier.notify(alert);
+                let lines = modified.command_lines();
+                Ok(ReplyOutcome {
+                    reading,
+                    status: modified.status,
+                    message: format!(
+                        "Changed. These would run now, once you confirm (reply yes):\n{}",
+                        if lines.is_empty() { "(no commands)".to_string() } else { lines.join("\n") }
+                    ),
+                })
+            }
+        }
+    }
+
+    /// What the administrator agent makes of a reply that is not a plain yes or no.
+    async fn read_with_model(&self, elevation: &Elevation, text: &str) -> Reading {
+        let Some(admin) = &self.config.broker.admin_agent else { return Reading::Question };
+        let prompt = format!(
+            "The owner answered request {id} in their own words. Read what they meant. Answer with one \
+             JSON object and nothing else: {{\"meaning\": \"approve\"}}, {{\"meaning\": \"deny\"}}, \
+             {{\"meaning\": \"question\"}} (they ask something), or {{\"meaning\": \"modify\", \
+             \"commands\": [[...], ...]}} (they want other commands, e.g. only some of them: give the \
+             full list that should run instead).\n\nThe request: {action}\nProposed commands:\n{commands}\n\n\
+             The owner's reply:\n{text}",
+            id = elevation.id,
+            action = elevation.filed.action,
+            commands = elevation.command_lines().join("\n"),
+        );
+        let answer = self.admin_turn(admin, prompt, "classify").await.unwrap_or_default();
+        parse_reading(&answer).unwrap_or(Reading::Question)
+    }
+
+    /// The administrator's answer to the owner's question about a request.
+    async fn answer(&self, elevation: &Elevation, question: &str) -> String {
+        let Some(admin) = &self.config.broker.admin_agent else {
+            return "No administrator agent is configured ([broker] admin_agent) to answer questions.".into();
+        };
+        let prompt = format!(
+            "The owner asks about request {id} before deciding. Answer briefly and concretely.\n\n{request}\n\nYour assessment was:\n{assessment}\n\nThe owner asks:\n{question}",
+            id = elevation.id,
+            request = assessment_prompt(elevation),
+            assessment = elevation.assessment.as_deref().unwrap_or("(none)"),
+        );
+        match self.admin_turn(admin, prompt, "answer").await {
+            Ok(answer) if !answer.trim().is_empty() => answer.trim().to_string(),
+            Ok(_) => "The administrator had no answer.".into(),
+            Err(error) => format!("The administrator could not answer: {error}"),
+        }
+    }
+
+    async fn admin_turn(&self, admin: &str, message: String, sender: &str) -> Result<String, String> {
+        let request = TurnRequest {
+            from_owner: false,
+            agent: admin.to_string(),
+            session: None,
+            message,
+            origin: TurnOrigin::Broker,
+            sender: Some(sender.into()),
+            history: Vec::new(),
+            tools_allow: None,
+            context: TurnContext::Full,
+            options: Default::default(),
+        };
+        let ignore = |_event: clawdia_core::TurnEvent| {};
+        self.agents.run_turn(request, &ignore).await.map(|outcome| outcome.text).map_err(|e| e.to_string())
+    }
+
     /// Runs an approved request's commands (once: `approved` → `executing` is a compare-and-set),
     /// records the outcome and reports it.
     async fn execute(&self, id: &str) -> Result<Elevation, String> {
@@ -585,6 +720,22 @@ fn operator_alert(elevation: &Elevation) -> Alert {
     alert
 }
 
+fn reading_name(reading: &Reading) -> &'static str {
+    match reading {
+        Reading::Approve => "approve",
+        Reading::Deny => "deny",
+        Reading::Question => "a question",
+        Reading::Modify { .. } => "a change",
+    }
+}
+
+/// The JSON object in a model's answer, read strictly.
+fn parse_reading(answer: &str) -> Option<Reading> {
+    let start = answer.find('{')?;
+    let end = answer.rfind('}')?;
+    serde_json::from_str(answer.get(start..=end)?).ok()
+}
+
 fn report_text(elevation: &Elevation) -> String {
     let mut text =
         format!("Request {} ({}): {}.", elevation.id, elevation.filed.action, elevation.status.as_str());
@@ -633,6 +784,19 @@ pub fn component(elevations: Arc<Elevations>) -> Component {
     })
 }
 
+fn approval_error(id: &str, error: DecideError) -> clawdia_core::ApprovalError {
+    match error {
+        DecideError::NotFound => clawdia_core::ApprovalError::NotFound(id.to_string()),
+        DecideError::AlreadyDecided(ElevationStatus::Expired) => {
+            clawdia_core::ApprovalError::Expired(id.to_string())
+        }
+        DecideError::AlreadyDecided(status) => {
+            clawdia_core::ApprovalError::AlreadyDecided { id: id.to_string(), status: status.as_str() }
+        }
+        DecideError::Failed(message) => clawdia_core::ApprovalError::Store(message),
+    }
+}
+
 /// The gateway the channels and the API use: the agents, with decisions on elevation requests
 /// going to the broker and its requests listed among the approvals.
 pub struct Brokered {
@@ -668,16 +832,16 @@ impl Gateway for Brokered {
             Ok(elevation) => {
                 Ok(clawdia_core::Decided { approval: Elevations::as_approval(&elevation), turn: None })
             }
-            Err(DecideError::NotFound) => Err(clawdia_core::ApprovalError::NotFound(id.to_string())),
-            Err(DecideError::AlreadyDecided(ElevationStatus::Expired)) => {
-                Err(clawdia_core::ApprovalError::Expired(id.to_string()))
-            }
-            Err(DecideError::AlreadyDecided(status)) => Err(clawdia_core::ApprovalError::AlreadyDecided {
-                id: id.to_string(),
-                status: status.as_str(),
-            }),
-            Err(DecideError::Failed(message)) => Err(clawdia_core::ApprovalError::Store(message)),
+            Err(error) => Err(approval_error(id, error)),
         }
+    }
+
+    async fn operator_reply(
+        &self,
+        id: &str,
+        text: &str,
+    ) -> Result<ReplyOutcome, clawdia_core::ApprovalError> {
+        self.elevations.operator_reply(id, text).await.map_err(|error| approval_error(id, error))
     }
 
     fn approvals(

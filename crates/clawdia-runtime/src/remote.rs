@@ -202,3 +202,34 @@ async fn post_json(
         .await
         .map_err(|e| format!("cannot reach the gateway at {addr}: {e}"))
 }
+
+/// Sends the owner's reply to elevation request `id` through the gateway at `addr`.
+pub async fn reply(
+    addr: SocketAddr,
+    token: &str,
+    id: &str,
+    text: &str,
+) -> Result<clawdia_core::elevation::ReplyOutcome, String> {
+    let id_in_path: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    if id_in_path != id || id.is_empty() {
+        return Err(format!("no request `{id}` (see `clawdia broker list`)"));
+    }
+    let response = post_json(
+        addr,
+        token,
+        &format!("/v1/approvals/{id_in_path}/reply"),
+        &serde_json::json!({"text": text}),
+    )
+    .await?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| format!("gateway answer broke off: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&body).map_err(|_| format!("gateway answered {status}: {body}"))?;
+    if !status.is_success() {
+        return Err(value["error"]["message"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or(format!("gateway answered {status}")));
+    }
+    serde_json::from_value(value).map_err(|e| format!("gateway sent an unreadable answer: {e}"))
+}

@@ -148,3 +148,38 @@ async fn decide(
         }
     }
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    text: String,
+}
+
+/// `POST /v1/approvals/{id}/reply {"text"}`: the owner's answer in their own words to an
+/// elevation request; the reading and what came of it.
+pub(crate) async fn reply(
+    State(state): State<ServerState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return ApiError::new(rejection.status(), "invalid_request_error", rejection.body_text())
+                .into_response();
+        }
+    };
+    let parsed: ReplyBody = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(error) => return ApiError::bad_request(format!("invalid reply: {error}")).into_response(),
+    };
+    let gateway = state.gateway.clone();
+    // Like a decision, it runs to the end even when the client goes away.
+    let work = tokio::spawn(async move { gateway.operator_reply(&id, &parsed.text).await });
+    match work.await {
+        Ok(Ok(outcome)) => Json(outcome).into_response(),
+        Ok(Err(error)) => ApiError::from(error).into_response(),
+        Err(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the reply task failed")
+            .into_response(),
+    }
+}

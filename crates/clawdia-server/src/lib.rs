@@ -125,6 +125,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/v1/turns", post(turns::turn))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/approvals/{id}/reply", post(approvals::reply))
         .route_layer(from_fn_with_state(state.clone(), limits::read_body))
         .route_layer(from_fn_with_state(state.clone(), limits::turn_slot));
     let authed = Router::new()

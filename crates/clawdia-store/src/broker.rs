@@ -382,22 +382,43 @@ impl Broker {
     ) -> Result<Option<Elevation>, StoreError> {
         let mut db = self.db();
         let transaction = db.transaction().map_err(db_error("moving an elevation request"))?;
-        let current: Option<String> = transaction
-            .query_row("SELECT status FROM elevations WHERE id = ?1", [id], |row| row.get(0))
+        let current: Option<(String, String)> = transaction
+            .query_row("SELECT status, filed FROM elevations WHERE id = ?1", [id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .optional()
             .map_err(db_error("moving an elevation request"))?;
-        let Some(current) = current else { return Ok(None) };
+        let Some((current, filed)) = current else { return Ok(None) };
         if !from.iter().any(|status| status.as_str() == current) {
             return Ok(None);
         }
+        // New commands (a modification the owner asked for) replace the proposed ones.
+        let filed = match change.commands {
+            None => filed,
+            Some(commands) => {
+                let mut parsed: Filed = serde_json::from_str(&filed)
+                    .map_err(|e| StoreError::Database(format!("broker.db: {e}")))?;
+                parsed.commands = commands;
+                serde_json::to_string(&parsed).map_err(|e| StoreError::Database(e.to_string()))?
+            }
+        };
         let redacted =
             |text: Option<String>| text.map(|text| clawdia_core::redact::redact(&text).into_owned());
         transaction
             .execute(
                 "UPDATE elevations SET status = ?2, updated_at = ?3,
-                     assessment = COALESCE(?4, assessment), note = COALESCE(?5, note), result = COALESCE(?6, result)
+                     assessment = COALESCE(?4, assessment), note = COALESCE(?5, note), result = COALESCE(?6, result),
+                     filed = ?7
                  WHERE id = ?1",
-                params![id, to.as_str(), now, redacted(change.assessment), redacted(change.note), redacted(change.result)],
+                params![
+                    id,
+                    to.as_str(),
+                    now,
+                    redacted(change.assessment),
+                    redacted(change.note),
+                    redacted(change.result),
+                    filed
+                ],
             )
             .map_err(db_error("moving an elevation request"))?;
         transaction.commit().map_err(db_error("moving an elevation request"))?;
@@ -424,6 +445,8 @@ pub struct ElevationChange {
     pub assessment: Option<String>,
     pub note: Option<String>,
     pub result: Option<String>,
+    /// Replaces the proposed commands.
+    pub commands: Option<Vec<Vec<String>>>,
 }
 
 const ELEVATION_COLUMNS: &str =

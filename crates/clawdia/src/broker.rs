@@ -71,6 +71,27 @@ pub async fn run(home: PathBuf, command: BrokerCommand) -> Outcome {
         }
         BrokerCommand::Approve { id, note } => decide(home, config, id, true, note).await,
         BrokerCommand::Deny { id, note } => decide(home, config, id, false, note).await,
+        BrokerCommand::Reply { id, text } => {
+            let outcome = match clawdia_runtime::remote::find(&home).await {
+                Some(addr) => {
+                    let token = clawdia_runtime::gateway_token(&config, addr.ip())?;
+                    clawdia_runtime::remote::reply(addr, &token, &id, &text).await?
+                }
+                None => {
+                    let runtime = clawdia_runtime::build(config).map_err(Failure::config)?;
+                    runtime.gateway.operator_reply(&id, &text).await?
+                }
+            };
+            let reading = match &outcome.reading {
+                clawdia_core::elevation::Reading::Approve => "approve",
+                clawdia_core::elevation::Reading::Deny => "deny",
+                clawdia_core::elevation::Reading::Question => "a question",
+                clawdia_core::elevation::Reading::Modify { .. } => "a change",
+            };
+            println!("Read as {reading}; request {id} is {}.", outcome.status.as_str());
+            println!("{}", outcome.message);
+            Ok(())
+        }
     }
 }
 

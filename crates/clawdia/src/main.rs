@@ -179,6 +179,10 @@ pub enum BrokerCommand {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Answer an elevation request in your own words ("yes", "no, not on Fridays", "what would
+    /// this touch?", "only the first part"): it is read, then approved, denied, answered, or
+    /// changed and put to you again.
+    Reply { id: String, text: String },
 }
 
 #[derive(Subcommand)]

@@ -181,3 +181,75 @@ fn after_a_restart_an_approved_request_runs_and_one_cut_off_while_running_is_nev
     let shown = stdout(&home.run(&["broker", "show", "dead01"]));
     assert!(shown.contains("not run again"), "{shown}");
 }
+
+#[test]
+fn the_owner_answers_in_their_own_words_questions_are_answered_changes_confirmed_and_nothing_unclear_approves()
+ {
+    let home = broker_home();
+    let _gateway = home.up();
+    let inbox = home.path().join("state/broker/inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let first = home.path().join("marker-first");
+    let second = home.path().join("marker-second");
+    let request = serde_json::json!({
+        "action": "create two markers",
+        "reason": "the deploy wants both",
+        "commands": [["/usr/bin/touch", first.to_str().unwrap()], ["/usr/bin/touch", second.to_str().unwrap()]],
+    });
+    home.mock.push(Reply::text("Low risk."));
+    std::fs::write(inbox.join("feed01.json"), request.to_string()).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || elevation_in(&home, "awaiting_operator").is_some()));
+    let reply = |text: &str| {
+        let out = home.run(&["broker", "reply", "feed01", text]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+
+    // A question: read by the administrator, answered, and the request keeps waiting.
+    home.mock.push(Reply::text("{\"meaning\": \"question\"}"));
+    home.mock.push(Reply::text("It creates two empty files in the home folder, nothing else."));
+    let answered = reply("what would this touch?");
+    assert!(answered.contains("Read as a question; request feed01 is awaiting_operator"), "{answered}");
+    assert!(answered.contains("two empty files"), "{answered}");
+    assert!(wait_until(Duration::from_secs(10), || alerts(&home).contains("about your question")));
+
+    // A model answer that is not a clear reading never approves.
+    home.mock.push(Reply::text("Sure, sounds good to me!"));
+    home.mock.push(Reply::text("Please say yes or no."));
+    let unclear = reply("hmm, fine I guess, whatever you think");
+    assert!(unclear.contains("Read as a question"), "{unclear}");
+    assert!(!first.exists() && !second.exists());
+
+    // "Only the first part": the commands change and are put to the owner again first.
+    let only_first =
+        serde_json::json!({"meaning": "modify", "commands": [["/usr/bin/touch", first.to_str().unwrap()]]});
+    home.mock.push(Reply::text(only_first.to_string()));
+    let changed = reply("only the first part");
+    assert!(changed.contains("Read as a change") && changed.contains("once you confirm"), "{changed}");
+    assert!(!first.exists(), "a change ran before it was confirmed");
+    let shown = stdout(&home.run(&["broker", "show", "feed01"]));
+    assert!(shown.contains("marker-first") && !shown.contains("marker-second"), "{shown}");
+
+    // A plain "yes" is read without a model and runs exactly the changed commands.
+    let asked_before = home.mock.requests().len();
+    let yes = reply("Yes.");
+    assert!(yes.contains("Read as approve; request feed01 is done"), "{yes}");
+    assert_eq!(home.mock.requests().len(), asked_before, "a one-word reply went to a model");
+    assert!(first.exists() && !second.exists(), "not exactly the confirmed commands ran");
+
+    // "No, not on Fridays" on another request: denied, nothing runs.
+    home.mock.push(Reply::text("Fine."));
+    let third = home.path().join("marker-third");
+    let another = serde_json::json!({"action": "touch a third", "reason": "r", "commands": [["/usr/bin/touch", third.to_str().unwrap()]]});
+    std::fs::write(inbox.join("feed02.json"), another.to_string()).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || {
+        list(&home).iter().any(|row| row["id"] == "feed02" && row["status"] == "awaiting_operator")
+    }));
+    home.mock.push(Reply::text("{\"meaning\": \"deny\"}"));
+    let out = home.run(&["broker", "reply", "feed02", "no, not on Fridays"]);
+    assert!(stdout(&out).contains("Read as deny; request feed02 is denied"), "{}", stdout(&out));
+    assert!(!third.exists());
+    // A decided request takes no more replies.
+    let late = home.run(&["broker", "reply", "feed02", "yes"]);
+    assert!(!late.status.success() && stderr(&late).contains("already"), "{}", stderr(&late));
+}
