@@ -321,7 +321,8 @@ impl Elevations {
         else {
             return Ok(());
         };
-        self.notifier.notify(operator_alert(&asked));
+        let token = self.reply_token(id);
+        self.notifier.notify(operator_alert(&asked, token.as_deref()));
         Ok(())
     }
 
@@ -357,6 +358,37 @@ impl Elevations {
             return Ok(decided);
         }
         self.execute(id).await.map_err(DecideError::Failed)
+    }
+
+    /// The one-time token a reply by mail must carry for request `id` (in its subject, as
+    /// `[clawdia:ID:TOKEN]`): an HMAC of the id under the bridge key, so it cannot be guessed
+    /// for another request, and used up once the request is decided.
+    pub fn reply_token(&self, id: &str) -> Option<String> {
+        let key = crate::bridge::key(&self.config).ok()?;
+        let mac = clawdia_core::crypto::hmac_sha256(&key, format!("operator-reply:{id}").as_bytes());
+        Some(clawdia_core::hex(&mac[..10]))
+    }
+
+    /// A reply that arrived with `token` (by mail): refused and audited unless the token is the
+    /// request's.
+    pub async fn operator_reply_with_token(
+        &self,
+        id: &str,
+        token: &str,
+        text: &str,
+    ) -> Result<ReplyOutcome, DecideError> {
+        let valid = self.reply_token(id).is_some_and(|expected| {
+            clawdia_core::crypto::same_secret(expected.as_bytes(), token.to_ascii_lowercase().as_bytes())
+        });
+        if !valid {
+            self.audit.record(AuditEvent::new(
+                "elevation_reply_refused",
+                Severity::HIGH,
+                format!("a reply to request {id} carried a wrong token and was ignored"),
+            ));
+            return Err(DecideError::Failed("the reply's token does not match the request".into()));
+        }
+        self.operator_reply(id, text).await
     }
 
     /// The owner's reply in their own words: one-word answers are read strictly, anything else
@@ -425,7 +457,7 @@ impl Elevations {
                     let now = self.broker.elevation(id).ok().flatten().map_or(current.status, |e| e.status);
                     return Err(DecideError::AlreadyDecided(now));
                 };
-                let mut alert = operator_alert(&modified);
+                let mut alert = operator_alert(&modified, self.reply_token(id).as_deref());
                 alert.title = format!("Request {id} changed as you asked: confirm");
                 self.notifier.notify(alert);
                 let lines = modified.command_lines();
@@ -690,7 +722,7 @@ fn assessment_prompt(elevation: &Elevation) -> String {
     )
 }
 
-fn operator_alert(elevation: &Elevation) -> Alert {
+fn operator_alert(elevation: &Elevation, token: Option<&str>) -> Alert {
     let commands = elevation.command_lines();
     let commands = if commands.is_empty() {
         "  (none)".to_string()
@@ -698,13 +730,19 @@ fn operator_alert(elevation: &Elevation) -> Alert {
         commands.iter().map(|line| format!("  {line}")).collect::<Vec<_>>().join("\n")
     };
     let body = format!(
-        "{} asks: {}\nWhy: {}\nUrgency: {}\nCommands that would run:\n{}\n\nAssessment:\n{}\n\nApprove: clawdia broker approve {id}\nDeny: clawdia broker deny {id}",
+        "{} asks: {}\nWhy: {}\nUrgency: {}\nCommands that would run:\n{}\n\nAssessment:\n{}\n\nApprove: clawdia broker approve {id}\nDeny: clawdia broker deny {id}\nOr answer in your own words: clawdia broker reply {id} \"...\"{}",
         elevation.filed.agent.as_deref().unwrap_or("Something outside Clawdia"),
         elevation.filed.action,
         elevation.filed.reason,
         elevation.filed.urgency.as_str(),
         commands,
         elevation.assessment.as_deref().unwrap_or("(none)"),
+        token
+            .map(|token| format!(
+                " (by mail: reply keeping [clawdia:{}:{token}] in the subject)",
+                elevation.id
+            ))
+            .unwrap_or_default(),
         id = elevation.id,
     );
     let mut alert = Alert::new(

@@ -72,6 +72,8 @@ impl Default for MockOptions {
 
 struct Shared {
     queue: Mutex<VecDeque<Reply>>,
+    /// Replies for requests naming one model, used before the common queue.
+    by_model: Mutex<std::collections::HashMap<String, VecDeque<Reply>>>,
     default_reply: Mutex<Reply>,
     requests: Mutex<Vec<RecordedRequest>>,
     record_requests: bool,
@@ -91,7 +93,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn next_reply(&self) -> Reply {
+    fn next_reply(&self, model: Option<&str>) -> Reply {
+        if let Some(reply) =
+            model.and_then(|model| lock(&self.by_model).get_mut(model).and_then(VecDeque::pop_front))
+        {
+            return reply;
+        }
         if let Some(reply) = lock(&self.queue).pop_front() {
             return reply;
         }
@@ -177,6 +184,12 @@ impl MockLlm {
         lock(&self.shared.queue).push_back(reply);
     }
 
+    /// Queues a reply for the next request that names `model` (the provider-side id, e.g.
+    /// `admin` for `mock/admin`): agents that run at the same time each get their own.
+    pub fn push_for(&self, model: &str, reply: Reply) {
+        lock(&self.shared.by_model).entry(model.to_string()).or_default().push_back(reply);
+    }
+
     /// The reply used when the queue is empty (initially the text "ok").
     pub fn set_default(&self, reply: Reply) {
         *lock(&self.shared.default_reply) = reply;
@@ -201,6 +214,7 @@ async fn bind(options: MockOptions) -> std::io::Result<Bound> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         queue: Mutex::new(VecDeque::new()),
+        by_model: Mutex::default(),
         default_reply: Mutex::new(options.default_reply),
         requests: Mutex::new(Vec::new()),
         record_requests: options.record_requests,
@@ -280,7 +294,7 @@ async fn answer(
 ) -> Response {
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     record(shared, path, headers, &parsed, body.len());
-    let reply = shared.next_reply();
+    let reply = shared.next_reply(parsed["model"].as_str());
     if let ReplyKind::Reset = reply.kind {
         return reset_response(connection);
     }

@@ -50,7 +50,7 @@ fn an_elevation_request_is_assessed_asked_approved_run_once_and_reported_over_th
     .to_string();
     home.mock.push(Reply::tool_calls(vec![("request_elevation", request.as_str())]));
     home.mock.push(Reply::text("I asked the administrator."));
-    home.mock.push(Reply::text("Low risk: it creates one empty file."));
+    home.mock.push_for("admin", Reply::text("Low risk: it creates one empty file."));
     let out = home.run(&["chat", "-m", "please get the marker created", "--session", "s-asker"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -62,7 +62,13 @@ fn an_elevation_request_is_assessed_asked_approved_run_once_and_reported_over_th
     let id = row["id"].as_str().unwrap().to_string();
     assert!(!marker.exists(), "a command ran before the owner decided");
     // The administrator read the request inside trust markers (it came from an agent).
-    let assessed = home.mock.requests()[2].body["messages"].to_string();
+    let assessed = home
+        .mock
+        .requests()
+        .iter()
+        .find(|r| r.body["model"] == "admin")
+        .map(|r| r.body["messages"].to_string())
+        .unwrap_or_default();
     assert!(assessed.contains("create the marker file") && assessed.contains("<<<untrusted"), "{assessed}");
 
     home.mock.push(Reply::text("Thanks, the marker is there now."));
@@ -103,7 +109,7 @@ fn denied_foreign_malformed_and_off_allowlist_requests_run_nothing() {
         "reason": "a cron script wants it",
         "commands": [["/usr/bin/touch", denied_marker.to_str().unwrap()]],
     });
-    home.mock.push(Reply::text("Assessment one."));
+    home.mock.push_for("admin", Reply::text("Assessment one."));
     std::fs::write(inbox.join(".partial-write"), "{").unwrap();
     std::fs::write(inbox.join("cafe01.json"), foreign.to_string()).unwrap();
     assert!(wait_until(Duration::from_secs(20), || elevation_in(&home, "awaiting_operator").is_some()));
@@ -119,7 +125,7 @@ fn denied_foreign_malformed_and_off_allowlist_requests_run_nothing() {
         "reason": "cleanup",
         "commands": [["/bin/rm", "-f", "/tmp/whatever"]],
     });
-    home.mock.push(Reply::text("Assessment two."));
+    home.mock.push_for("admin", Reply::text("Assessment two."));
     std::fs::write(inbox.join("beef02.json"), off.to_string()).unwrap();
     assert!(wait_until(Duration::from_secs(20), || {
         list(&home).iter().any(|row| row["id"] == "beef02" && row["status"] == "awaiting_operator")
@@ -196,7 +202,7 @@ fn the_owner_answers_in_their_own_words_questions_are_answered_changes_confirmed
         "reason": "the deploy wants both",
         "commands": [["/usr/bin/touch", first.to_str().unwrap()], ["/usr/bin/touch", second.to_str().unwrap()]],
     });
-    home.mock.push(Reply::text("Low risk."));
+    home.mock.push_for("admin", Reply::text("Low risk."));
     std::fs::write(inbox.join("feed01.json"), request.to_string()).unwrap();
     assert!(wait_until(Duration::from_secs(20), || elevation_in(&home, "awaiting_operator").is_some()));
     let reply = |text: &str| {
@@ -206,16 +212,16 @@ fn the_owner_answers_in_their_own_words_questions_are_answered_changes_confirmed
     };
 
     // A question: read by the administrator, answered, and the request keeps waiting.
-    home.mock.push(Reply::text("{\"meaning\": \"question\"}"));
-    home.mock.push(Reply::text("It creates two empty files in the home folder, nothing else."));
+    home.mock.push_for("admin", Reply::text("{\"meaning\": \"question\"}"));
+    home.mock.push_for("admin", Reply::text("It creates two empty files in the home folder, nothing else."));
     let answered = reply("what would this touch?");
     assert!(answered.contains("Read as a question; request feed01 is awaiting_operator"), "{answered}");
     assert!(answered.contains("two empty files"), "{answered}");
     assert!(wait_until(Duration::from_secs(10), || alerts(&home).contains("about your question")));
 
     // A model answer that is not a clear reading never approves.
-    home.mock.push(Reply::text("Sure, sounds good to me!"));
-    home.mock.push(Reply::text("Please say yes or no."));
+    home.mock.push_for("admin", Reply::text("Sure, sounds good to me!"));
+    home.mock.push_for("admin", Reply::text("Please say yes or no."));
     let unclear = reply("hmm, fine I guess, whatever you think");
     assert!(unclear.contains("Read as a question"), "{unclear}");
     assert!(!first.exists() && !second.exists());
@@ -223,7 +229,7 @@ fn the_owner_answers_in_their_own_words_questions_are_answered_changes_confirmed
     // "Only the first part": the commands change and are put to the owner again first.
     let only_first =
         serde_json::json!({"meaning": "modify", "commands": [["/usr/bin/touch", first.to_str().unwrap()]]});
-    home.mock.push(Reply::text(only_first.to_string()));
+    home.mock.push_for("admin", Reply::text(only_first.to_string()));
     let changed = reply("only the first part");
     assert!(changed.contains("Read as a change") && changed.contains("once you confirm"), "{changed}");
     assert!(!first.exists(), "a change ran before it was confirmed");
@@ -238,18 +244,56 @@ fn the_owner_answers_in_their_own_words_questions_are_answered_changes_confirmed
     assert!(first.exists() && !second.exists(), "not exactly the confirmed commands ran");
 
     // "No, not on Fridays" on another request: denied, nothing runs.
-    home.mock.push(Reply::text("Fine."));
+    home.mock.push_for("admin", Reply::text("Fine."));
     let third = home.path().join("marker-third");
     let another = serde_json::json!({"action": "touch a third", "reason": "r", "commands": [["/usr/bin/touch", third.to_str().unwrap()]]});
     std::fs::write(inbox.join("feed02.json"), another.to_string()).unwrap();
     assert!(wait_until(Duration::from_secs(20), || {
         list(&home).iter().any(|row| row["id"] == "feed02" && row["status"] == "awaiting_operator")
     }));
-    home.mock.push(Reply::text("{\"meaning\": \"deny\"}"));
+    home.mock.push_for("admin", Reply::text("{\"meaning\": \"deny\"}"));
     let out = home.run(&["broker", "reply", "feed02", "no, not on Fridays"]);
     assert!(stdout(&out).contains("Read as deny; request feed02 is denied"), "{}", stdout(&out));
     assert!(!third.exists());
     // A decided request takes no more replies.
     let late = home.run(&["broker", "reply", "feed02", "yes"]);
     assert!(!late.status.success() && stderr(&late).contains("already"), "{}", stderr(&late));
+}
+
+#[test]
+fn a_request_nobody_decides_expires_and_the_asking_session_is_told() {
+    let home = broker_home();
+    let config = home.path().join("clawdia.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("admin_agent = \"admin\"", "admin_agent = \"admin\"\nttl = \"2s\""))
+        .unwrap();
+    let _gateway = home.up();
+    let marker = home.path().join("marker-expired");
+    let request = serde_json::json!({
+        "action": "create the expiring marker", "reason": "r",
+        "commands": [["/usr/bin/touch", marker.to_str().unwrap()]],
+    })
+    .to_string();
+    home.mock.push(Reply::tool_calls(vec![("request_elevation", request.as_str())]));
+    home.mock.push(Reply::text("Asked."));
+    home.mock.push_for("admin", Reply::text("Assessment."));
+    home.mock.push(Reply::text("Understood, it expired."));
+    let out = home.run(&["chat", "-m", "make the marker", "--session", "s-expiring"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        wait_until(Duration::from_secs(30), || elevation_in(&home, "expired").is_some()),
+        "{:?}",
+        list(&home)
+    );
+    let id = elevation_in(&home, "expired").unwrap()["id"].as_str().unwrap().to_string();
+    let late = home.run(&["broker", "approve", &id]);
+    assert!(!late.status.success(), "an expired request was approved");
+    assert!(!marker.exists());
+    let told = wait_until(Duration::from_secs(20), || {
+        home.mock.requests().last().is_some_and(|r| {
+            let text = r.body["messages"].to_string();
+            text.contains("Bridge message from the administrator") && text.contains("expired")
+        })
+    });
+    assert!(told, "the asking session was not told");
 }
