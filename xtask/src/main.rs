@@ -15,6 +15,8 @@
 //!   first token, decode tokens/s for a 128-token reply, RSS loaded and after the idle unload.
 //! - `bench web` — the web UI's cold-load bytes and time to usable in headless Chromium, a
 //!   turn's round trip over the WebSocket against `/v1/turns`, RSS with 20 browser sockets;
+//! - `bench broker` — a request file to the owner's alert, the owner's "yes" to the approved
+//!   command having run, and the bridge's sign + verify per message.
 //! - `bench telegram` — a Telegram update to the bot's first call back and to its reply, and
 //!   updates/s for a burst, against a Bot API double;
 //! - `bench speech` — local Whisper: load time and RSS, real-time factor on a 10 s espeak-ng
@@ -31,6 +33,7 @@
 mod bench_ask;
 mod bench_big_chats;
 mod bench_brain;
+mod bench_broker;
 mod bench_gateway;
 mod bench_local;
 mod bench_sched;
@@ -61,11 +64,12 @@ fn main() {
         ["bench", "speech", rest @ ..] => bench_speech::run(rest),
         ["bench", "web", rest @ ..] => bench_web::run(rest),
         ["bench", "telegram", rest @ ..] => bench_telegram::run(rest),
+        ["bench", "broker", rest @ ..] => bench_broker::run(rest),
         ["gen"] => docs::write(&workspace_root()),
         ["gen", "--check"] => docs::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | bench speech [--model DIR] [--threads N] [--idle SECS] | bench web [--turns N] [--binary PATH] | bench telegram [--messages N] [--binary PATH] | gen [--check])"
+                "usage: cargo xtask (bench gateway [--seconds N | --retries-only] [--binary PATH] | bench big-chats [--clients N] [--bytes N] [--binary PATH] | bench ask [--count N] [--binary PATH] | bench brain [--no-scale] | bench local [--threads N] | bench sched [--seconds N] [--jobs N] | bench speech [--model DIR] [--threads N] [--idle SECS] | bench web [--turns N] [--binary PATH] | bench telegram [--messages N] [--binary PATH] | bench broker [--requests N] [--binary PATH] | gen [--check])"
             );
             std::process::exit(2);
         }
