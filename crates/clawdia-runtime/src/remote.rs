@@ -160,21 +160,7 @@ pub async fn decide(
     if let Some(note) = note {
         body["note"] = serde_json::Value::String(note.to_string());
     }
-    let id_in_path: String = id.chars().filter(char::is_ascii_alphanumeric).collect();
-    if id_in_path != id || id.is_empty() {
-        return Err(format!("no request `{id}` (ids are letters and digits; see `clawdia broker list`)"));
-    }
-    let response = post_json(addr, token, &format!("/v1/approvals/{id_in_path}/{verb}"), &body).await?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| format!("gateway answer broke off: {e}"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|_| format!("gateway answered {status}: {text}"))?;
-    if !status.is_success() {
-        return Err(value["error"]["message"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or(format!("gateway answered {status}")));
-    }
+    let value = approval_call(addr, token, id, verb, &body).await?;
     let approval: clawdia_core::Approval = serde_json::from_value(value["approval"].clone())
         .map_err(|e| format!("gateway sent an unreadable request: {e}"))?;
     let text_of = |key: &str| value[key].as_str().map(String::from);
@@ -210,26 +196,34 @@ pub async fn reply(
     id: &str,
     text: &str,
 ) -> Result<clawdia_core::elevation::ReplyOutcome, String> {
+    let value = approval_call(addr, token, id, "reply", &serde_json::json!({"text": text})).await?;
+    serde_json::from_value(value).map_err(|e| format!("gateway sent an unreadable answer: {e}"))
+}
+
+/// POSTs `body` to `/v1/approvals/{id}/{verb}`; the answer, or the gateway's error message.
+async fn approval_call(
+    addr: SocketAddr,
+    token: &str,
+    id: &str,
+    verb: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
     let id_in_path: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
     if id_in_path != id || id.is_empty() {
-        return Err(format!("no request `{id}` (see `clawdia broker list`)"));
+        return Err(format!(
+            "no request `{id}` (ids are letters, digits and dashes; see `clawdia broker list`)"
+        ));
     }
-    let response = post_json(
-        addr,
-        token,
-        &format!("/v1/approvals/{id_in_path}/reply"),
-        &serde_json::json!({"text": text}),
-    )
-    .await?;
+    let response = post_json(addr, token, &format!("/v1/approvals/{id_in_path}/{verb}"), body).await?;
     let status = response.status();
-    let body = response.text().await.map_err(|e| format!("gateway answer broke off: {e}"))?;
+    let text = response.text().await.map_err(|e| format!("gateway answer broke off: {e}"))?;
     let value: serde_json::Value =
-        serde_json::from_str(&body).map_err(|_| format!("gateway answered {status}: {body}"))?;
+        serde_json::from_str(&text).map_err(|_| format!("gateway answered {status}: {text}"))?;
     if !status.is_success() {
         return Err(value["error"]["message"]
             .as_str()
             .map(String::from)
             .unwrap_or(format!("gateway answered {status}")));
     }
-    serde_json::from_value(value).map_err(|e| format!("gateway sent an unreadable answer: {e}"))
+    Ok(value)
 }

@@ -109,20 +109,9 @@ async fn decide(
     body: Result<Bytes, BytesRejection>,
     approve: bool,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return ApiError::new(rejection.status(), "invalid_request_error", rejection.body_text())
-                .into_response();
-        }
-    };
-    let parsed: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DecisionBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(parsed) => parsed,
-            Err(error) => return ApiError::bad_request(format!("invalid decision: {error}")).into_response(),
-        }
+    let parsed: DecisionBody = match json_body(body, "decision", true) {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
     };
     let decision = Decision { approve, note: parsed.note };
     let gateway = state.gateway.clone();
@@ -149,7 +138,7 @@ async fn decide(
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplyBody {
     text: String,
@@ -162,16 +151,9 @@ pub(crate) async fn reply(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return ApiError::new(rejection.status(), "invalid_request_error", rejection.body_text())
-                .into_response();
-        }
-    };
-    let parsed: ReplyBody = match serde_json::from_slice(&body) {
+    let parsed: ReplyBody = match json_body(body, "reply", false) {
         Ok(parsed) => parsed,
-        Err(error) => return ApiError::bad_request(format!("invalid reply: {error}")).into_response(),
+        Err(error) => return error.into_response(),
     };
     let gateway = state.gateway.clone();
     // Like a decision, it runs to the end even when the client goes away.
@@ -182,4 +164,20 @@ pub(crate) async fn reply(
         Err(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the reply task failed")
             .into_response(),
     }
+}
+
+/// A request's JSON body (`what` names it in errors); an empty body is the default when
+/// `empty_ok`.
+fn json_body<T: serde::de::DeserializeOwned + Default>(
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+    empty_ok: bool,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|rejection| {
+        ApiError::new(rejection.status(), "invalid_request_error", rejection.body_text())
+    })?;
+    if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|error| ApiError::bad_request(format!("invalid {what}: {error}")))
 }

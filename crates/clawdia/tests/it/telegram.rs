@@ -146,7 +146,7 @@ fn home(crab: &Crabline, extra: &str) -> Home {
     home
 }
 
-fn user_texts(home: &Home) -> Vec<String> {
+pub(crate) fn user_texts(home: &Home) -> Vec<String> {
     home.mock
         .requests()
         .iter()

@@ -27,18 +27,7 @@ fn home(api: &BotApi, extra: &str) -> Home {
     home
 }
 
-/// The text of the last user message of each model request.
-fn user_texts(home: &Home) -> Vec<String> {
-    home.mock
-        .requests()
-        .iter()
-        .filter_map(|request| {
-            let messages = request.body["messages"].as_array()?;
-            let last = messages.iter().rev().find(|m| m["role"] == "user")?;
-            Some(last["content"].to_string())
-        })
-        .collect()
-}
+use crate::telegram::user_texts;
 
 fn texts_sent(api: &BotApi) -> Vec<String> {
     api.calls_of("sendMessage")
