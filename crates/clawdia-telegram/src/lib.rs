@@ -509,6 +509,11 @@ impl Telegram {
             Ok(words) => words,
             Err(outcome) => return outcome,
         };
+        if owner {
+            if let Some(request) = self.replied_request(&message) {
+                return self.operator_reply(chat, &request, &words.text).await;
+            }
+        }
         let mut spoken = words.spoken;
         let mut text = self.without_mention(&words.text);
         if let Some(rest) =
@@ -527,6 +532,36 @@ impl Telegram {
         }
         let text = if words.spoken { text } else { self.burst(id, chat, from.id, text).await };
         self.turn(chat, &from, owner, text, spoken).await
+    }
+
+    /// The request an owner's message answers: it replies to the bot's alert about a request
+    /// (titled `Request ID: ...`).
+    fn replied_request(&self, message: &IncomingMessage) -> Option<String> {
+        let replied = message.reply_to_message.as_ref()?;
+        let me = self.me.get()?;
+        if replied.from.as_ref().is_none_or(|from| from.id != me.id) {
+            return None;
+        }
+        let text = replied.text.as_deref()?;
+        let rest = text.strip_prefix("Request ")?;
+        let (id, _) = rest.split_once(':')?;
+        (!id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .then(|| id.to_string())
+    }
+
+    /// The owner's answer to a request in their own words, read and acted on by the broker.
+    async fn operator_reply(&self, chat: i64, request: &str, text: &str) -> Outcome {
+        let _ = self.api.typing(chat).await;
+        match self.gateway.operator_reply(request, text).await {
+            Ok(outcome) => {
+                self.deliver(chat, None, &outcome.message).await;
+                format!("reply to request {request}: {}", outcome.status.as_str())
+            }
+            Err(error) => {
+                self.reply_plain(chat, &format!("{error}")).await;
+                format!("reply to request {request} refused: {error}")
+            }
+        }
     }
 
     /// What a message says: its text or caption; a voice note transcribed; a photo or document

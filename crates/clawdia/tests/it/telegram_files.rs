@@ -257,3 +257,52 @@ fn the_control_api_lists_pairing_requests_and_lets_one_in() {
     let (_, body) = crate::support::http(gateway.addr, "GET", "/v1/telegram/pairings", Some(&token), "");
     assert_eq!(body.trim(), "[]");
 }
+
+#[test]
+fn the_owner_answers_an_elevation_request_by_replying_to_its_alert() {
+    let api = BotApi::start_blocking().unwrap();
+    let home = home(
+        &api,
+        "\n[agents.admin]\nmodel = \"mock/admin\"\n\n[agents.admin.elevated]\nsenders = []\n\
+         [[agents.admin.elevated.commands]]\npath = \"/usr/bin/touch\"\nargs = [\"*/marker-*\"]\n\n\
+         [broker]\nadmin_agent = \"admin\"\n",
+    );
+    let _gateway = home.up();
+    let marker = home.path().join("marker-telegram");
+    let inbox = home.path().join("state/broker/inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    home.mock.push_for("admin", Reply::text("Harmless: one empty file."));
+    let request = serde_json::json!({"action": "touch the telegram marker", "reason": "r",
+        "commands": [["/usr/bin/touch", marker.to_str().unwrap()]]});
+    std::fs::write(inbox.join("tele01.json"), request.to_string()).unwrap();
+    // The alert reaches the owner's chat.
+    wait_for_text(&api, "Request tele01:");
+    let alert = api
+        .calls_of("sendMessage")
+        .into_iter()
+        .find(|c| c.body["text"].as_str().unwrap_or("").contains("Request tele01:"))
+        .unwrap();
+    assert_eq!(alert.body["chat_id"], OWNER);
+    let replying = |from: i64, text: &str| {
+        api.message(
+            from,
+            from,
+            serde_json::json!({"text": text, "reply_to_message": {
+                "message_id": 1, "date": 0, "chat": {"id": from, "type": "private"},
+                "from": {"id": 4242, "is_bot": true, "first_name": "Double"},
+                "text": "Request tele01: touch the telegram marker\nmain asks: ...",
+            }}),
+        )
+    };
+    // Someone else's reply to it decides nothing (they are a stranger: a pairing code).
+    replying(777_001, "yes");
+    wait_for_text(&api, "clawdia telegram pair");
+    assert!(!marker.exists());
+    // The owner's "yes" approves it; the command runs and the outcome comes back.
+    replying(OWNER, "yes");
+    wait_for_text(&api, "Request tele01 (touch the telegram marker): done.");
+    assert!(marker.exists(), "the approved command did not run");
+    // A reply to a decided request is answered with why nothing happens.
+    replying(OWNER, "no");
+    wait_for_text(&api, "already done");
+}
