@@ -33,10 +33,8 @@ pub fn run(args: &[&str]) -> anyhow::Result<()> {
 async fn wait_for(api: &BotApi, method: &str, chat: i64) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let found =
-            api.calls().into_iter().find(|call| call.method == method && call.body["chat_id"] == chat);
-        if let Some(call) = found {
-            return Ok(call.at);
+        if let Some(at) = api.first_call_at(method, chat) {
+            return Ok(at);
         }
         if Instant::now() > deadline {
             bail!("no {method} for chat {chat} within 20 s");

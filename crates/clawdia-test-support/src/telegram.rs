@@ -212,6 +212,15 @@ impl BotApi {
         self.calls().into_iter().filter(|call| call.method == method && !call.refused).collect()
     }
 
+    /// When the bot first called `method` for `chat` (answered calls only), without copying
+    /// the record (the benchmark polls this).
+    pub fn first_call_at(&self, method: &str, chat: i64) -> Option<Instant> {
+        lock(&self.state.calls)
+            .iter()
+            .find(|call| !call.refused && call.method == method && call.body["chat_id"] == chat)
+            .map(|call| call.at)
+    }
+
     /// When each update was handed to a poll, with its chat.
     pub fn handed(&self) -> Vec<(i64, Instant)> {
         lock(&self.state.handed).clone()
