@@ -71,4 +71,4 @@ cargo nextest run --locked --workspace --no-fail-fast
 # broke every sandboxed command in the release build only, while the debug suite passed.
 cargo build --release --locked -p clawdia
 CLAWDIA_TEST_BINARY="$CARGO_TARGET_DIR/release/clawdia" \
-  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals|web|browser|telegram)::/)'
+  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals|web|browser|telegram|telegram_files|elevation|bridge)::/)'
