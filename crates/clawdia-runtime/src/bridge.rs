@@ -15,12 +15,11 @@ use crate::RuntimeError;
 /// The shared key, made first when it is the default file and missing.
 pub fn key(config: &Config) -> Result<Vec<u8>, RuntimeError> {
     let settings = &config.bridge;
-    if settings.default_key {
-        if let clawdia_config::SecretRef::File(path) = &settings.key {
-            if !path.exists() {
-                make_key(path)?;
-            }
-        }
+    if settings.default_key
+        && let clawdia_config::SecretRef::File(path) = &settings.key
+        && !path.exists()
+    {
+        make_key(path)?;
     }
     let secret = settings.key.resolve().map_err(|e| RuntimeError::Io(format!("bridge.key: {e}")))?;
     let key = secret.expose().trim().as_bytes().to_vec();

@@ -891,7 +891,7 @@ impl Gateway for Brokered {
         let elevations =
             self.elevations.list(pending_only, limit).map_err(clawdia_core::ApprovalError::Store)?;
         all.extend(elevations.iter().map(Elevations::as_approval));
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        all.sort_by_key(|approval| std::cmp::Reverse(approval.created_at));
         all.truncate(limit);
         Ok(all)
     }

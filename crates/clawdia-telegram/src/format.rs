@@ -264,16 +264,14 @@ fn speakable_line(line: &str) -> String {
     let mut rest = line;
     while let Some(c) = rest.chars().next() {
         // [text](url) → text
-        if c == '[' {
-            if let Some((label, after)) = rest[1..].split_once("](") {
-                if let Some(close) = after.find(')') {
-                    if !label.contains(']') {
-                        out.push_str(label);
-                        rest = &after[close + 1..];
-                        continue;
-                    }
-                }
-            }
+        if c == '['
+            && let Some((label, after)) = rest[1..].split_once("](")
+            && let Some(close) = after.find(')')
+            && !label.contains(']')
+        {
+            out.push_str(label);
+            rest = &after[close + 1..];
+            continue;
         }
         if rest.starts_with("http://") || rest.starts_with("https://") {
             out.push_str("a link");

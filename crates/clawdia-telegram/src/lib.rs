@@ -509,10 +509,8 @@ impl Telegram {
             Ok(words) => words,
             Err(outcome) => return outcome,
         };
-        if owner {
-            if let Some(request) = self.replied_request(&message) {
-                return self.operator_reply(chat, &request, &words.text).await;
-            }
+        if owner && let Some(request) = self.replied_request(&message) {
+            return self.operator_reply(chat, &request, &words.text).await;
         }
         let mut spoken = words.spoken;
         let mut text = self.without_mention(&words.text);

@@ -22,7 +22,7 @@ pub async fn run(home: PathBuf, command: BrokerCommand) -> Outcome {
             let finer: std::collections::HashMap<String, &'static str> =
                 elevations.iter().map(|e| (e.id.clone(), e.status.as_str())).collect();
             list.extend(elevations.iter().map(Elevations::as_approval));
-            list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            list.sort_by_key(|approval| std::cmp::Reverse(approval.created_at));
             list.truncate(limit);
             let status = |approval: &Approval| -> &'static str {
                 match finer.get(&approval.id) {
