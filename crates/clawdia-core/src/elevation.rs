@@ -237,6 +237,17 @@ pub struct ReplyOutcome {
     pub message: String,
 }
 
+/// The request id and token of a `[clawdia:ID:TOKEN]` tag (in a mail's subject).
+pub fn reply_tag(text: &str) -> Option<(String, String)> {
+    let start = text.find("[clawdia:")?;
+    let rest = &text[start + "[clawdia:".len()..];
+    let end = rest.find(']')?;
+    let (id, token) = rest[..end].split_once(':')?;
+    let word =
+        |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    (word(id) && word(token)).then(|| (id.to_string(), token.to_string()))
+}
+
 /// The one-word (and very short) replies read without a model; `None` for anything longer or
 /// unclear. Never approves on a reply that also says something else.
 pub fn strict_reading(reply: &str) -> Option<Reading> {
@@ -340,6 +351,17 @@ mod tests {
         {
             assert_eq!(strict_reading(unclear), None, "{unclear}");
         }
+    }
+
+    #[test]
+    fn the_reply_tag_is_found_in_a_subject() {
+        assert_eq!(
+            reply_tag("Re: Request 5e1f0a77: restart nginx [clawdia:5e1f0a77:db88180edda1c174dc97]"),
+            Some(("5e1f0a77".into(), "db88180edda1c174dc97".into()))
+        );
+        assert_eq!(reply_tag("Re: hello"), None);
+        assert_eq!(reply_tag("[clawdia:id]"), None);
+        assert_eq!(reply_tag("[clawdia:a b:c]"), None);
     }
 
     proptest::proptest! {

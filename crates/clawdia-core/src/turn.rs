@@ -296,6 +296,18 @@ pub trait Gateway: Send + Sync {
         Err(crate::approval::ApprovalError::Unavailable)
     }
 
+    /// As [`Gateway::operator_reply`], for a reply that came by mail: it counts only with the
+    /// request's one-time `token` (from the `[clawdia:ID:TOKEN]` tag of the subject).
+    async fn operator_reply_with_token(
+        &self,
+        id: &str,
+        token: &str,
+        text: &str,
+    ) -> Result<crate::elevation::ReplyOutcome, crate::approval::ApprovalError> {
+        let _ = (id, token, text);
+        Err(crate::approval::ApprovalError::Unavailable)
+    }
+
     /// Approval requests, newest first (`pending_only`: those still waiting).
     fn approvals(
         &self,

@@ -882,6 +882,18 @@ impl Gateway for Brokered {
         self.elevations.operator_reply(id, text).await.map_err(|error| approval_error(id, error))
     }
 
+    async fn operator_reply_with_token(
+        &self,
+        id: &str,
+        token: &str,
+        text: &str,
+    ) -> Result<ReplyOutcome, clawdia_core::ApprovalError> {
+        self.elevations
+            .operator_reply_with_token(id, token, text)
+            .await
+            .map_err(|error| approval_error(id, error))
+    }
+
     fn approvals(
         &self,
         pending_only: bool,
