@@ -164,6 +164,9 @@ impl Elevations {
         };
         let filed = match Filed::parse(&bytes) {
             Ok(filed) => filed,
+            // A writer that does not rename into place may still be writing: an unreadable file
+            // is rejected only once it has been left alone for a while.
+            Err(_) if recently_modified(path) => return,
             Err(why) => {
                 let rejected = path.parent().map(|dir| dir.join("rejected")).unwrap_or_default();
                 let _ = std::fs::create_dir_all(&rejected);
@@ -693,6 +696,17 @@ impl Elevations {
     pub fn get(&self, id: &str) -> Result<Option<Elevation>, String> {
         self.broker.elevation(id).map_err(|e| e.to_string())
     }
+}
+
+/// How long an unreadable inbox file is given to be finished by its writer.
+const SETTLE: Duration = Duration::from_secs(3);
+
+fn recently_modified(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_none_or(|age| age < SETTLE)
 }
 
 /// Why a decision was not applied.

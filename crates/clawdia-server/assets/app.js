@@ -1392,7 +1392,11 @@
   }
 
   async function panelTelegram() {
-    const requests = (await api('/v1/telegram/pairings')) || [];
+    const answer = (await api('/v1/telegram/pairings')) || {};
+    if (!answer.configured) {
+      return [el('h2', null, 'Telegram'), el('p', { class: 'muted', 'data-testid': 'pair-no-bot' }, 'No Telegram bot is configured ([channels.telegram] in clawdia.toml).')];
+    }
+    const requests = answer.requests || [];
     const items = requests.map((r) => {
       const who = (r.username ? '@' + r.username + ' ' : '') + '(telegram:' + r.user_id + ')';
       const approve = el('button', { type: 'button', 'data-testid': 'pair-approve' }, 'Let in');

@@ -213,13 +213,15 @@ impl Console for RuntimeConsole {
                 .await
             }
             ConsoleRequest::TelegramPairings => {
-                telegram_config(&runtime)?;
+                if runtime.config.channels.telegram.is_none() {
+                    return Ok(json!({"configured": false, "requests": []}));
+                }
                 let pairings = clawdia_telegram::Telegram::open_pairings(&clawdia_runtime::state_dir(
                     &runtime.config.home,
                 ))
                 .await
                 .map_err(failed)?;
-                serde_json::to_value(pairings).map_err(failed)
+                Ok(json!({"configured": true, "requests": pairings}))
             }
             ConsoleRequest::TelegramPair { code } => {
                 let config = telegram_config(&runtime)?;

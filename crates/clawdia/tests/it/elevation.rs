@@ -126,10 +126,22 @@ fn denied_foreign_malformed_and_off_allowlist_requests_run_nothing() {
         "commands": [["/bin/rm", "-f", "/tmp/whatever"]],
     });
     home.mock.push_for("admin", Reply::text("Assessment two."));
-    std::fs::write(inbox.join("beef02.json"), off.to_string()).unwrap();
+    // Written in two steps, as a writer that does not rename into place does: a half-written
+    // file is left alone until it is finished, not rejected.
+    {
+        use std::io::Write as _;
+        let text = off.to_string();
+        let (first, rest) = text.split_at(text.len() / 2);
+        let mut file = std::fs::File::create(inbox.join("beef02.json")).unwrap();
+        file.write_all(first.as_bytes()).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1_500));
+        file.write_all(rest.as_bytes()).unwrap();
+    }
     assert!(wait_until(Duration::from_secs(20), || {
         list(&home).iter().any(|row| row["id"] == "beef02" && row["status"] == "awaiting_operator")
     }));
+    assert!(!inbox.join("rejected/beef02.json").exists(), "a half-written file was rejected");
     let out = home.run(&["broker", "approve", "beef02"]);
     assert!(!out.status.success());
     let shown = stdout(&home.run(&["broker", "show", "beef02"]));
