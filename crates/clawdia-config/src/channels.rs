@@ -650,7 +650,11 @@ fn email(
         }
         None if agents.contains_key("main") => "main".to_string(),
         None => {
-            return Err(context.error(span, &key("agent"), "is required when there is no agent named `main`"));
+            return Err(context.error(
+                span,
+                &key("agent"),
+                "is required when there is no agent named `main`",
+            ));
         }
     };
     let max_attachment_bytes = match raw.max_attachment_mb {

@@ -26,10 +26,14 @@ pub enum TurnOrigin {
     Subagent,
     /// A message to the Telegram bot; the sender is the Telegram user id (`telegram:<id>`).
     Telegram,
+    /// A mail to the email channel that passed DKIM/DMARC; the sender is the From address
+    /// (`email:<address>`).
+    Email,
 }
 
 impl TurnOrigin {
-    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat), `subagent` or `telegram`.
+    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat), `subagent`, `telegram` or
+    /// `email`.
     pub fn as_str(self) -> &'static str {
         match self {
             TurnOrigin::Cli => "cli",
@@ -37,6 +41,7 @@ impl TurnOrigin {
             TurnOrigin::Scheduler => "cron",
             TurnOrigin::Subagent => "subagent",
             TurnOrigin::Telegram => "telegram",
+            TurnOrigin::Email => "email",
         }
     }
 }
@@ -302,6 +307,7 @@ mod tests {
         assert_eq!(sender_id(TurnOrigin::Subagent, Some("api:alice")), "subagent:api:alice");
         assert_eq!(sender_id(TurnOrigin::Scheduler, Some("nightly-report")), "cron:nightly-report");
         assert_eq!(sender_id(TurnOrigin::Telegram, Some("123456789")), "telegram:123456789");
+        assert_eq!(sender_id(TurnOrigin::Email, Some("ana@example.org")), "email:ana@example.org");
         // An API client cannot pass itself off as the owner's terminal.
         assert_eq!(sender_id(TurnOrigin::Api, Some("\ncli")), "api:_cli");
         assert_eq!(sender_id(TurnOrigin::Api, Some("a b*")), "api:a_b_");

@@ -34,9 +34,16 @@ fn origin_text(origin: TurnOrigin) -> &'static str {
 }
 
 fn parse_origin(text: &str) -> Option<TurnOrigin> {
-    [TurnOrigin::Cli, TurnOrigin::Api, TurnOrigin::Scheduler, TurnOrigin::Subagent, TurnOrigin::Telegram]
-        .into_iter()
-        .find(|origin| origin.as_str() == text || (text == "scheduler" && *origin == TurnOrigin::Scheduler))
+    [
+        TurnOrigin::Cli,
+        TurnOrigin::Api,
+        TurnOrigin::Scheduler,
+        TurnOrigin::Subagent,
+        TurnOrigin::Telegram,
+        TurnOrigin::Email,
+    ]
+    .into_iter()
+    .find(|origin| origin.as_str() == text || (text == "scheduler" && *origin == TurnOrigin::Scheduler))
 }
 
 fn row(row: &Row<'_>) -> rusqlite::Result<Result<Approval, String>> {

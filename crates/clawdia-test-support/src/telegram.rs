@@ -34,12 +34,15 @@ pub struct Call {
     pub refused: bool,
 }
 
+/// A file the double serves: (file_path, bytes, the size `getFile` claims).
+type StoredFile = (String, Vec<u8>, u64);
+
 #[derive(Default)]
 struct BotState {
     queue: Mutex<VecDeque<Value>>,
     next_update: Mutex<i64>,
     /// file_id → (file_path, bytes, the size `getFile` claims).
-    files: Mutex<HashMap<String, (String, Vec<u8>, u64)>>,
+    files: Mutex<HashMap<String, StoredFile>>,
     calls: Mutex<Vec<Call>>,
     /// (chat, moment) each update was handed to a poll.
     handed: Mutex<Vec<(i64, Instant)>>,
@@ -260,16 +263,16 @@ async fn answer(State(state): State<Arc<BotState>>, uri: Uri, headers: HeaderMap
     };
     {
         let mut floods = lock(&state.floods);
-        if let Some((left, retry_after)) = floods.get_mut(&method) {
-            if *left > 0 {
-                *left -= 1;
-                let retry_after = *retry_after;
-                lock(&state.calls).push(Call { method, body, files, at: Instant::now(), refused: true });
-                return envelope(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {retry_after}"), "parameters": {"retry_after": retry_after}}),
-                );
-            }
+        if let Some((left, retry_after)) = floods.get_mut(&method)
+            && *left > 0
+        {
+            *left -= 1;
+            let retry_after = *retry_after;
+            lock(&state.calls).push(Call { method, body, files, at: Instant::now(), refused: true });
+            return envelope(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {retry_after}"), "parameters": {"retry_after": retry_after}}),
+            );
         }
     }
     if method == "getUpdates" {
