@@ -12,6 +12,7 @@ mod crash;
 mod cron;
 mod daemon;
 mod dream;
+mod email;
 mod exec;
 mod gateway;
 mod local;
