@@ -168,7 +168,11 @@ impl clawdia_core::AlertChannel for OwnerAlerts {
             text.push_str(&format!("Approval request: {request} (clawdia broker approve|deny {request})\n"));
         }
         text.push_str(&format!("Severity: {}, kind: {}, alert id: {id}\n", alert.severity.0, alert.kind));
-        let subject = format!("[clawdia] {}", alert.title);
+        // A request the owner may answer by mail carries its one-time reply tag in the subject.
+        let subject = match clawdia_core::elevation::reply_tag(&alert.body) {
+            Some((request, token)) => format!("[clawdia] {} [clawdia:{request}:{token}]", alert.title),
+            None => format!("[clawdia] {}", alert.title),
+        };
         self.mailer.send(&self.owner, &subject, &text, &Thread::default()).await.map(|_| ())
     }
 }
@@ -444,6 +448,34 @@ impl Email {
     }
 
     /// Handles one message: `(state, note)`.
+    /// The owner's mail answering request `request`: read by the broker, the outcome mailed
+    /// back in the same thread.
+    async fn operator_reply(&self, from: &str, parsed: &Parsed, request: &str, token: &str) -> (&'static str, String) {
+        let (answer, note) = match self.gateway.operator_reply_with_token(request, token, &parsed.text).await {
+            Ok(outcome) => {
+                let note = format!("reply to request {request}: {}", outcome.status.as_str());
+                (outcome.message, note)
+            }
+            Err(error) => (format!("Your reply to request {request} was not applied: {error}"), format!("reply to request {request} refused: {error}")),
+        };
+        let subject = if parsed.subject.trim().to_ascii_lowercase().starts_with("re:") {
+            parsed.subject.clone()
+        } else {
+            format!("Re: {}", parsed.subject.trim())
+        };
+        let mut references = parsed.references.clone();
+        if let Some(id) = &parsed.message_id
+            && !references.contains(id)
+        {
+            references.push(id.clone());
+        }
+        let thread = Thread { in_reply_to: parsed.message_id.clone(), references };
+        match self.mailer.send(from, &subject, &answer, &thread).await {
+            Ok(_) => ("done", note),
+            Err(error) => ("done", format!("{note}; the answer could not be mailed: {error}")),
+        }
+    }
+
     async fn handle(&self, stored: &Stored) -> (&'static str, String) {
         let verdict = self.verifier.check(&stored.raw).await;
         let Some(from) = verdict.from.clone() else {
@@ -479,6 +511,13 @@ impl Email {
         };
         if parsed.automatic {
             return ("skipped", format!("automatic mail from {from} (not answered)"));
+        }
+        // The owner's answer to a request the broker asked about: it counts only with the
+        // request's one-time token from the subject tag.
+        if self.owner.as_deref() == Some(from.as_str())
+            && let Some((request, token)) = clawdia_core::elevation::reply_tag(&parsed.subject)
+        {
+            return self.operator_reply(&from, &parsed, &request, &token).await;
         }
         let known = if parsed.parents.is_empty() {
             None

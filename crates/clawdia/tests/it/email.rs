@@ -203,3 +203,67 @@ fn alerts_reach_the_owners_mailbox_through_the_email_route() {
     let text = body(alert);
     assert!(text.contains("kind: job_failing") && text.contains("alert id: alert-"), "{text}");
 }
+
+/// Issue 19's whole loop by mail: a user agent files a request, the owner gets the approval
+/// mail (with the request's one-time tag in the subject), answers "yes" by mail, and the
+/// command runs and is reported back to the agent and to the owner. A forged (unsigned) "yes"
+/// and a signed one with a wrong token decide nothing.
+#[test]
+fn an_elevation_request_is_approved_by_a_signed_mail_reply_carrying_its_token() {
+    let Some(mail) = servers() else { return };
+    let home = home(
+        &mail,
+        "\n[agents.main.tools]\nallow = [\"fs\", \"request_elevation\"]\n\n\
+         [agents.admin]\nmodel = \"mock/admin\"\n\n[agents.admin.elevated]\nsenders = []\n\
+         [[agents.admin.elevated.commands]]\npath = \"/usr/bin/touch\"\nargs = [\"*/marker-*\"]\n\n\
+         [broker]\nadmin_agent = \"admin\"\n",
+    );
+    let _gateway = up(&home, &mail);
+    let servers = &mail.servers;
+    let marker = home.path().join("marker-by-mail");
+    let request = serde_json::json!({"action": "create the mail marker", "reason": "the deploy checks it",
+        "commands": [["/usr/bin/touch", marker.to_str().unwrap()]]})
+    .to_string();
+    home.mock.push(Reply::tool_calls(vec![("request_elevation", request.as_str())]));
+    home.mock.push(Reply::text("I asked the administrator."));
+    home.mock.push_for("admin", Reply::text("Low risk: one empty file."));
+    let filed = Instant::now();
+    let out = home.run(&["chat", "-m", "get the marker made", "--session", "s-mail"]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    // The approval mail, with the request's tag.
+    let asked = || {
+        servers.messages(OWNER).into_iter().find(|m| header(m, "Subject").is_some_and(|s| s.contains("[clawdia:")))
+    };
+    assert!(wait_until(Duration::from_secs(30), || asked().is_some()), "{}", servers.logs());
+    eprintln!("broker: request filed -> approval mail in the owner's mailbox: {:?}", filed.elapsed());
+    let approval = asked().unwrap();
+    let subject = header(&approval, "Subject").unwrap();
+    assert!(body(&approval).contains("create the mail marker") && body(&approval).contains("Low risk"), "{}", body(&approval));
+    let (id, token) = clawdia_core::elevation::reply_tag(&subject).expect("the tag");
+    let reply_subject = format!("Re: {subject}");
+    // A forged "yes" (no signature) and a signed one with another token decide nothing.
+    let forged = message(OWNER, &reply_subject, "r1@example.org", "", "yes");
+    servers.submit(&mail.owner, OWNER, BOT, &forged).unwrap();
+    let wrong = mail.key.sign(&message(OWNER, &format!("Re: Request {id} [clawdia:{id}:00000000000000000000]"), "r2@example.org", "", "yes"));
+    servers.submit(&mail.owner, OWNER, BOT, &wrong).unwrap();
+    let refused = wait_until(Duration::from_secs(30), || {
+        servers.messages(OWNER).iter().any(|m| body(m).contains("was not applied"))
+    });
+    assert!(refused, "the wrong token was not answered: {}", servers.logs());
+    assert!(!marker.exists(), "a forged or wrongly tokened reply ran the command");
+    // The owner's signed "yes" with the tag runs it.
+    home.mock.push(Reply::text("Thanks, the marker is there."));
+    let yes = mail.key.sign(&message(OWNER, &reply_subject, "r3@example.org", "", "Yes\r\n\r\n> quoted request"));
+    let replied = Instant::now();
+    servers.submit(&mail.owner, OWNER, BOT, &yes).unwrap();
+    assert!(wait_until(Duration::from_secs(30), || marker.exists()), "the approved command did not run: {}", servers.logs());
+    eprintln!("broker: owner's reply accepted by SMTP -> command has run (IDLE): {:?}", replied.elapsed());
+    let done = wait_until(Duration::from_secs(30), || {
+        servers.messages(OWNER).iter().any(|m| body(m).contains(&format!("Request {id} (create the mail marker): done.")))
+    });
+    assert!(done, "no outcome mail: {}", servers.logs());
+    let reported = wait_until(Duration::from_secs(20), || {
+        home.mock.requests().iter().any(|r| r.body["messages"].to_string().contains("Bridge message from the administrator"))
+    });
+    assert!(reported, "the asking session was not told");
+}
