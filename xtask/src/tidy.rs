@@ -89,6 +89,7 @@ const CRATES: &[(&str, Class)] = &[
     ("clawdia-outbox", Class::Capability),
     ("clawdia-telegram", Class::Capability),
     ("clawdia-speech", Class::Capability),
+    ("clawdia-email", Class::Capability),
     ("clawdia-runtime", Class::Root),
     ("clawdia", Class::Root),
     ("clawdia-test-support", Class::DevOnly),

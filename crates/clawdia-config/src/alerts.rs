@@ -1,7 +1,8 @@
 //! `[owner]` and `[alerts]`: who the owner is on each channel, and where alerts for them go. The
 //! raw tables as written (with their defaults, documented in the schema) and their validation:
 //! routes this build has (`log`, `web`, `hook`, `webhook`; `web` only while `[channels.web]` is
-//! on; the chat channels `telegram` and `email` are refused with a line saying so), a hook argv whose program is an absolute path, a
+//! on; the chat channels `telegram` and `email` only with their channel and the owner's id or
+//! address), a hook argv whose program is an absolute path, a
 //! webhook with an http(s) URL and a known format, numbers in range. `raw.rs` and `validate.rs`
 //! only call in.
 
@@ -26,7 +27,7 @@ pub(crate) mod defaults {
 }
 
 /// The routes this build can deliver to.
-const KNOWN_ROUTES: &str = "log, web, telegram, hook, webhook";
+const KNOWN_ROUTES: &str = "log, web, telegram, email, hook, webhook";
 
 /// The owner: who approvals and alerts are for, and how to reach them on each channel.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -65,11 +66,12 @@ pub(crate) struct RawAlerts {
     /// Where alerts go: `log` (one JSON line per alert in `logs/alerts.log`), `web` (live in every
     /// open browser of the web UI, and its notifications feed; needs `[channels.web]` on),
     /// `telegram` (a message to the owner from the bot, with Approve / Deny buttons for approval
-    /// requests; needs `[channels.telegram]` and `[owner] telegram`), `hook`
+    /// requests; needs `[channels.telegram]` and `[owner] telegram`), `email` (a plain-text mail
+    /// to `[owner] email` from `[channels.email] from`; needs both), `hook`
     /// (run the `hook` command with the alert as JSON on stdin), `webhook` (POST to
-    /// `webhook.url`). `[]` sends nothing. The default is `log`, plus `web` while the web UI is on
-    /// and `telegram` when a bot and the owner's id are configured. `email` is not in this
-    /// build.
+    /// `webhook.url`). `[]` sends nothing. The default is `log`, plus `web` while the web UI is on,
+    /// `telegram` when a bot and the owner's id are configured, and `email` when the mail channel
+    /// and the owner's address are.
     #[schemars(with = "Option<Vec<String>>", extend("default" = defaults::ROUTES))]
     pub routes: Option<Vec<Spanned<String>>>,
     /// The `hook` route's command: the program (an absolute path) and its arguments, run on the
@@ -165,6 +167,7 @@ pub enum AlertRoute {
     Log,
     Web,
     Telegram,
+    Email,
     Hook,
     Webhook,
 }
@@ -176,6 +179,7 @@ impl AlertRoute {
             AlertRoute::Log => "log",
             AlertRoute::Web => "web",
             AlertRoute::Telegram => "telegram",
+            AlertRoute::Email => "email",
             AlertRoute::Hook => "hook",
             AlertRoute::Webhook => "webhook",
         }
@@ -187,6 +191,7 @@ impl AlertRoute {
             "log" => Some(AlertRoute::Log),
             "web" => Some(AlertRoute::Web),
             "telegram" => Some(AlertRoute::Telegram),
+            "email" => Some(AlertRoute::Email),
             "hook" => Some(AlertRoute::Hook),
             "webhook" => Some(AlertRoute::Webhook),
             _ => None,
@@ -220,14 +225,11 @@ pub(crate) fn owner(context: &Context, raw: RawOwner) -> Result<OwnerConfig, Con
         Some(value) => Ok(Some(value.into_inner().trim().to_string())),
     };
     let email = text(raw.email.clone(), "email")?;
-    if let (Some(address), Some(spanned)) = (&email, &raw.email) {
-        let valid = address
-            .split_once('@')
-            .is_some_and(|(user, domain)| !user.is_empty() && !domain.is_empty() && !address.contains(' '));
-        if !valid {
-            let message = format!("`{address}` is not an email address");
-            return Err(context.error(spanned.span(), &key("email"), message));
-        }
+    if let (Some(address), Some(spanned)) = (&email, &raw.email)
+        && !crate::is_email_address(address)
+    {
+        let message = format!("`{address}` is not an email address");
+        return Err(context.error(spanned.span(), &key("email"), message));
     }
     let telegram = match raw.telegram {
         None => None,
@@ -263,6 +265,9 @@ pub(crate) fn alerts(
             if channels.telegram.is_some() && owner.telegram.is_some() {
                 routes.push(AlertRoute::Telegram);
             }
+            if channels.email.is_some() && owner.email.is_some() {
+                routes.push(AlertRoute::Email);
+            }
             routes
         }
         Some(names) => {
@@ -280,13 +285,11 @@ pub(crate) fn alerts(
                         let message = "route `telegram` needs a bot ([channels.telegram]) and the owner's user id ([owner] telegram)";
                         return Err(context.error(name.span(), &key("routes"), message));
                     }
-                    (Some(route), _) => route,
-                    (None, channel @ "email") => {
-                        let message = format!(
-                            "`{channel}` is a chat channel this build does not have yet; routes here: {KNOWN_ROUTES}"
-                        );
+                    (Some(AlertRoute::Email), _) if channels.email.is_none() || owner.email.is_none() => {
+                        let message = "route `email` needs the mail channel ([channels.email]) and the owner's address ([owner] email)";
                         return Err(context.error(name.span(), &key("routes"), message));
                     }
+                    (Some(route), _) => route,
                     (None, other) => {
                         let message = format!("unknown route `{other}` (routes here: {KNOWN_ROUTES})");
                         return Err(context.error(name.span(), &key("routes"), message));

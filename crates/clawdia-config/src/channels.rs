@@ -2,7 +2,9 @@
 //! the gateway serves at `/` (on by default): how long a pairing code and a signed-in browser
 //! last, and the address printed in pairing links when the gateway sits behind a proxy.
 //! `[channels.telegram]`, a Telegram bot (off until it has a token): the Bot API root, the
-//! agent it talks to, and who may talk to it. The raw tables as written and their validation;
+//! agent it talks to, and who may talk to it. `[channels.email]`, a mailbox the owner writes to
+//! (off until the table is present): IMAP and SMTP servers, the login, the address replies come
+//! from and who besides the owner may write. The raw tables as written and their validation;
 //! `raw.rs` and `validate.rs` only call in.
 
 use std::time::Duration;
@@ -33,6 +35,68 @@ pub(crate) struct RawChannels {
     /// A Telegram bot: the owner's phone channel. On when the table is present.
     #[schemars(with = "Option<RawTelegram>")]
     pub telegram: Option<Spanned<RawTelegram>>,
+    /// A mailbox the owner (`[owner] email`) and the `allow`ed addresses write to: mail that
+    /// passes DKIM with DMARC alignment becomes a turn, answered by a threaded reply. On when the
+    /// table is present.
+    #[schemars(with = "Option<RawEmail>")]
+    pub email: Option<Spanned<RawEmail>>,
+}
+
+/// `[channels.email]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "EmailChannel")]
+pub(crate) struct RawEmail {
+    /// The IMAP server mail is read from: `{ host = "imap.example.org", port = 993, security =
+    /// "tls" }`. Required.
+    pub imap: Option<RawMailServer>,
+    /// The SMTP submission server replies are sent through: `{ host = "smtp.example.org", port =
+    /// 465, security = "tls" }`. Required.
+    pub smtp: Option<RawMailServer>,
+    /// The login on both servers. Required.
+    #[schemars(with = "Option<String>")]
+    pub username: Option<Spanned<String>>,
+    /// The password on both servers, as a secret reference: `{ env = "CLAWDIA_MAIL_PASSWORD" }`
+    /// or `{ file = "secrets/mail" }`. Required.
+    pub password: Option<RawSecret>,
+    /// The address replies and alerts are sent from, e.g. `"clawdia@example.org"`. Required.
+    #[schemars(with = "Option<String>")]
+    pub from: Option<Spanned<String>>,
+    /// Addresses allowed to write besides the owner's (`[owner] email`). Their mail must pass
+    /// DKIM and DMARC alignment too.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub allow: Option<Vec<Spanned<String>>>,
+    /// The agent mail talks to.
+    #[schemars(with = "Option<String>", extend("default" = "main"))]
+    pub agent: Option<Spanned<String>>,
+    /// The largest attachment saved into the agent's workspace (`uploads/email/`), in MB (1-100);
+    /// larger ones are left out, and the model is told.
+    #[schemars(extend("default" = 10))]
+    pub max_attachment_mb: Option<u64>,
+    /// Seconds between checks for new mail when the IMAP server has no IDLE (1-3600). With IDLE
+    /// new mail is seen at once.
+    #[schemars(extend("default" = 60))]
+    pub poll_secs: Option<u64>,
+    /// The IMAP folder read.
+    #[schemars(with = "Option<String>", extend("default" = "INBOX"))]
+    pub mailbox: Option<Spanned<String>>,
+}
+
+/// An IMAP or SMTP server.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "MailServer")]
+pub(crate) struct RawMailServer {
+    /// The server's host name (checked against its TLS certificate).
+    #[schemars(with = "String")]
+    pub host: Spanned<String>,
+    /// The port. Defaults: IMAP 993 with `tls`, 143 otherwise; SMTP 465 with `tls`, 587
+    /// otherwise.
+    pub port: Option<u16>,
+    /// `tls` (TLS from the first byte), `starttls` (upgraded after connecting; refused if the
+    /// server does not offer it) or `plain` (no encryption: only to a loopback address, for tests).
+    #[schemars(with = "Option<String>", extend("default" = "tls"))]
+    pub security: Option<Spanned<String>>,
 }
 
 /// `[channels.telegram]`.
@@ -117,6 +181,67 @@ pub(crate) struct RawWeb {
 pub struct ChannelsConfig {
     pub web: WebConfig,
     pub telegram: Option<TelegramConfig>,
+    pub email: Option<EmailConfig>,
+}
+
+/// `[channels.email]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailConfig {
+    pub imap: MailServer,
+    pub smtp: MailServer,
+    pub username: String,
+    pub password: SecretRef,
+    /// A bare address (`user@domain`).
+    pub from: String,
+    /// Bare addresses, lowercased.
+    pub allow: Vec<String>,
+    pub agent: String,
+    pub max_attachment_bytes: u64,
+    pub poll: Duration,
+    pub mailbox: String,
+}
+
+/// An IMAP or SMTP server, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailServer {
+    pub host: String,
+    pub port: u16,
+    pub security: MailSecurity,
+}
+
+/// How a mail server connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailSecurity {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS (required).
+    StartTls,
+    /// No encryption; validation allows it only for loopback hosts.
+    Plain,
+}
+
+impl MailSecurity {
+    pub fn name(self) -> &'static str {
+        match self {
+            MailSecurity::Tls => "tls",
+            MailSecurity::StartTls => "starttls",
+            MailSecurity::Plain => "plain",
+        }
+    }
+}
+
+/// Whether `address` is a plausible bare email address: one `@` with text on both sides, a dot
+/// or `localhost`-style name in the domain is not required, no spaces or angle brackets.
+pub fn is_email_address(address: &str) -> bool {
+    match address.split_once('@') {
+        Some((user, domain)) => {
+            !user.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !address.contains(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '"'))
+        }
+        None => false,
+    }
 }
 
 /// Who besides the owner may talk to the bot.
@@ -208,6 +333,10 @@ pub(crate) fn validate(
         None => None,
         Some(table) => Some(telegram(context, table, agents)?),
     };
+    let email = match raw.email {
+        None => None,
+        Some(table) => Some(email(context, table, agents)?),
+    };
     let raw = raw.web;
     let key = |field: &'static str| ["channels", "web", field];
     let defaults = WebConfig::default();
@@ -250,6 +379,7 @@ pub(crate) fn validate(
     };
     Ok(ChannelsConfig {
         telegram,
+        email,
         web: WebConfig {
             enabled: raw.enabled.unwrap_or(true),
             public_url,
@@ -413,4 +543,156 @@ fn telegram(
         voice_reply,
         max_file_bytes,
     })
+}
+
+fn email(
+    context: &Context,
+    table: Spanned<RawEmail>,
+    agents: &std::collections::BTreeMap<String, crate::AgentConfig>,
+) -> Result<EmailConfig, ConfigError> {
+    let span = table.span();
+    let raw = table.into_inner();
+    let key = |field: &'static str| ["channels", "email", field];
+    let required = |field: &'static str, example: &str| {
+        context.error(span.clone(), &key(field), format!("is required, e.g. {example}"))
+    };
+    let server = |raw: Option<RawMailServer>, field: &'static str| -> Result<MailServer, ConfigError> {
+        let example = format!("{field} = {{ host = \"{field}.example.org\", security = \"tls\" }}");
+        let Some(raw) = raw else { return Err(required(field, &example)) };
+        let server_key = |name: &'static str| ["channels", "email", field, name];
+        let host = raw.host.get_ref().trim().to_string();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let bad = host.is_empty()
+            || host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@')
+            || (bare.contains(':') && bare.parse::<std::net::Ipv6Addr>().is_err());
+        if bad {
+            let message = format!("`{}` is not a host name or address", raw.host.get_ref());
+            return Err(context.error(raw.host.span(), &server_key("host"), message));
+        }
+        let security = match &raw.security {
+            None => MailSecurity::Tls,
+            Some(value) => match value.get_ref().as_str() {
+                "tls" => MailSecurity::Tls,
+                "starttls" => MailSecurity::StartTls,
+                "plain" => MailSecurity::Plain,
+                other => {
+                    let message = format!("unknown security `{other}` (one of: tls, starttls, plain)");
+                    return Err(context.error(value.span(), &server_key("security"), message));
+                }
+            },
+        };
+        if security == MailSecurity::Plain && !is_loopback(&host) {
+            let message = format!(
+                "`plain` sends the password unencrypted: allowed only to a loopback host, not `{host}` (use tls or starttls)"
+            );
+            let at = raw.security.as_ref().map(|value| value.span()).unwrap_or(raw.host.span());
+            return Err(context.error(at, &server_key("security"), message));
+        }
+        let port = match raw.port {
+            Some(0) => {
+                return Err(context.error(raw.host.span(), &server_key("port"), "must be from 1 to 65535"));
+            }
+            Some(port) => port,
+            None => match (field, security) {
+                ("imap", MailSecurity::Tls) => 993,
+                ("imap", _) => 143,
+                (_, MailSecurity::Tls) => 465,
+                _ => 587,
+            },
+        };
+        Ok(MailServer {
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port,
+            security,
+        })
+    };
+    let imap = server(raw.imap, "imap")?;
+    let smtp = server(raw.smtp, "smtp")?;
+    let username = match raw.username {
+        Some(name) if !name.get_ref().trim().is_empty() => name.into_inner().trim().to_string(),
+        Some(name) => return Err(context.error(name.span(), &key("username"), "must not be empty")),
+        None => return Err(required("username", "username = \"clawdia@example.org\"")),
+    };
+    let password = match raw.password {
+        Some(password) => context.secret(password, &key("password"))?,
+        None => return Err(required("password", "password = { env = \"CLAWDIA_MAIL_PASSWORD\" }")),
+    };
+    let address = |value: &Spanned<String>, field: &'static str| {
+        let text = value.get_ref().trim();
+        if is_email_address(text) {
+            Ok(text.to_ascii_lowercase())
+        } else {
+            let message = format!(
+                "`{}` is not an email address (write the bare address: name@example.org)",
+                value.get_ref()
+            );
+            Err(context.error(value.span(), &key(field), message))
+        }
+    };
+    let from = match &raw.from {
+        Some(from) => address(from, "from")?,
+        None => return Err(required("from", "from = \"clawdia@example.org\"")),
+    };
+    let mut allow = Vec::new();
+    for entry in raw.allow.iter().flatten() {
+        let entry = address(entry, "allow")?;
+        if !allow.contains(&entry) {
+            allow.push(entry);
+        }
+    }
+    let agent = match &raw.agent {
+        Some(name) if agents.contains_key(name.get_ref()) => name.get_ref().clone(),
+        Some(name) => {
+            let configured: Vec<&str> = agents.keys().map(String::as_str).collect();
+            let message =
+                format!("unknown agent `{}` (configured: {})", name.get_ref(), configured.join(", "));
+            return Err(context.error(name.span(), &key("agent"), message));
+        }
+        None if agents.contains_key("main") => "main".to_string(),
+        None => {
+            return Err(context.error(
+                span,
+                &key("agent"),
+                "is required when there is no agent named `main`",
+            ));
+        }
+    };
+    let max_attachment_bytes = match raw.max_attachment_mb {
+        None => 10 << 20,
+        Some(mb @ 1..=100) => mb << 20,
+        Some(_) => return Err(context.error(span, &key("max_attachment_mb"), "must be from 1 to 100")),
+    };
+    let poll = match raw.poll_secs {
+        None => Duration::from_secs(60),
+        Some(secs @ 1..=3600) => Duration::from_secs(secs),
+        Some(_) => return Err(context.error(span, &key("poll_secs"), "must be from 1 to 3600")),
+    };
+    let mailbox = match raw.mailbox {
+        None => "INBOX".to_string(),
+        Some(name) if !name.get_ref().trim().is_empty() && !name.get_ref().contains(['\r', '\n', '"']) => {
+            name.into_inner().trim().to_string()
+        }
+        Some(name) => {
+            return Err(context.error(name.span(), &key("mailbox"), "must be a folder name, e.g. \"INBOX\""));
+        }
+    };
+    Ok(EmailConfig {
+        imap,
+        smtp,
+        username,
+        password,
+        from,
+        allow,
+        agent,
+        max_attachment_bytes,
+        poll,
+        mailbox,
+    })
+}
+
+/// Whether `host` names this machine's loopback interface.
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
 }

@@ -32,7 +32,10 @@ use serde::Deserialize;
 
 pub use alerts::{AlertRoute, AlertsConfig, HookConfig, OwnerConfig, WebhookConfig, WebhookFormat};
 pub use broker::{BridgeConfig, BrokerConfig};
-pub use channels::{ChannelsConfig, DmPolicy, TelegramConfig, TelegramMode, VoiceReply, WebConfig};
+pub use channels::{
+    ChannelsConfig, DmPolicy, EmailConfig, MailSecurity, MailServer, TelegramConfig, TelegramMode,
+    VoiceReply, WebConfig, is_email_address,
+};
 pub use dream::DreamConfig;
 pub use error::ConfigError;
 pub use mcp::{McpConfig, McpEnv, McpServerConfig};

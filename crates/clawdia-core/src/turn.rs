@@ -29,11 +29,14 @@ pub enum TurnOrigin {
     /// The request broker: a report on the signed bridge to the agent that asked
     /// (`broker:report`), or a command the owner approved (`broker:approved`).
     Broker,
+    /// A mail to the email channel that passed DKIM/DMARC; the sender is the From address
+    /// (`email:<address>`).
+    Email,
 }
 
 impl TurnOrigin {
-    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat), `subagent`, `telegram` or
-    /// `broker`.
+    /// `cli`, `api`, `cron` (the scheduler: a job or the heartbeat), `subagent`, `telegram`,
+    /// `broker` or `email`.
     pub fn as_str(self) -> &'static str {
         match self {
             TurnOrigin::Cli => "cli",
@@ -42,6 +45,7 @@ impl TurnOrigin {
             TurnOrigin::Subagent => "subagent",
             TurnOrigin::Telegram => "telegram",
             TurnOrigin::Broker => "broker",
+            TurnOrigin::Email => "email",
         }
     }
 }
@@ -331,6 +335,7 @@ mod tests {
         assert_eq!(sender_id(TurnOrigin::Subagent, Some("api:alice")), "subagent:api:alice");
         assert_eq!(sender_id(TurnOrigin::Scheduler, Some("nightly-report")), "cron:nightly-report");
         assert_eq!(sender_id(TurnOrigin::Telegram, Some("123456789")), "telegram:123456789");
+        assert_eq!(sender_id(TurnOrigin::Email, Some("ana@example.org")), "email:ana@example.org");
         // An API client cannot pass itself off as the owner's terminal.
         assert_eq!(sender_id(TurnOrigin::Api, Some("\ncli")), "api:_cli");
         assert_eq!(sender_id(TurnOrigin::Api, Some("a b*")), "api:a_b_");

@@ -107,6 +107,8 @@ pub struct Outbox {
     live: std::sync::OnceLock<Arc<dyn clawdia_core::LiveAlerts>>,
     /// The `telegram` route's bot, once the gateway runs it.
     telegram: std::sync::OnceLock<Arc<dyn clawdia_core::AlertChannel>>,
+    /// The `email` route's mail sender, once the gateway runs it.
+    email: std::sync::OnceLock<Arc<dyn clawdia_core::AlertChannel>>,
 }
 
 impl Outbox {
@@ -139,6 +141,7 @@ impl Outbox {
             audit,
             live: std::sync::OnceLock::new(),
             telegram: std::sync::OnceLock::new(),
+            email: std::sync::OnceLock::new(),
         })
     }
 
@@ -160,6 +163,15 @@ impl Outbox {
     pub fn attach_telegram(&self, channel: Arc<dyn clawdia_core::AlertChannel>) {
         let _ = self.telegram.set(channel);
         if let Some(index) = self.settings.routes.iter().position(|route| *route == AlertRoute::Telegram) {
+            self.wakers[index].notify_one();
+        }
+    }
+
+    /// Connects the `email` route to the mail channel's sender (the running gateway does, once);
+    /// until then its deliveries wait.
+    pub fn attach_email(&self, channel: Arc<dyn clawdia_core::AlertChannel>) {
+        let _ = self.email.set(channel);
+        if let Some(index) = self.settings.routes.iter().position(|route| *route == AlertRoute::Email) {
             self.wakers[index].notify_one();
         }
     }
@@ -257,7 +269,7 @@ impl Outbox {
     fn lease(&self, route: AlertRoute) -> Duration {
         let limit = match route {
             AlertRoute::Log | AlertRoute::Web => Duration::from_secs(5),
-            AlertRoute::Telegram => Duration::from_secs(30),
+            AlertRoute::Telegram | AlertRoute::Email => Duration::from_secs(30),
             AlertRoute::Hook => self.settings.hook_timeout + Duration::from_secs(5),
             AlertRoute::Webhook => self.settings.webhook_timeout,
         };
@@ -277,6 +289,10 @@ impl Outbox {
             AlertRoute::Telegram => match self.telegram.get() {
                 Some(channel) => channel.deliver(&queued.id, queued.created_ms, &queued.alert).await,
                 None => Err("the Telegram bot is not running (the gateway is not running)".to_string()),
+            },
+            AlertRoute::Email => match self.email.get() {
+                Some(channel) => channel.deliver(&queued.id, queued.created_ms, &queued.alert).await,
+                None => Err("the mail channel is not running (the gateway is not running)".to_string()),
             },
             AlertRoute::Hook => match &self.settings.hook {
                 Some(hook) => {

@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod daemon;
 pub mod dream;
 pub mod elevation;
+pub mod email;
 pub mod home;
 pub mod knowledge;
 pub mod local_fallback;
@@ -435,8 +436,9 @@ pub async fn bind(
 
 /// Runs the gateway daemon (`daemon::run`) on `listener` until `shutdown` resolves: the HTTP
 /// server, scheduler, embedder and MCP watcher, plus the owner's outbox delivery, the sweep
-/// that expires approval requests and the Telegram bot (with `voice`, the speech engines, for
-/// its voice notes); failing components alert the owner through the outbox.
+/// that expires approval requests, the Telegram bot (with `voice`, the speech engines, for
+/// its voice notes) and the email channel; failing components alert the owner through the
+/// outbox.
 pub async fn serve(
     runtime: &Runtime,
     listener: tokio::net::TcpListener,
@@ -459,6 +461,12 @@ pub async fn serve(
         Ok(Some(channel)) => runtime.outbox.attach_telegram(channel),
         Ok(None) => {}
         Err(error) => tracing::warn!(%error, "the telegram alert route cannot send"),
+    }
+    components.extend(email::component(runtime));
+    match email::alert_channel(runtime) {
+        Ok(Some(channel)) => runtime.outbox.attach_email(channel),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "the email alert route cannot send"),
     }
     let web = web_channel(runtime, console)?;
     let surfaces = daemon::Surfaces {

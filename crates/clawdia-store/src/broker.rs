@@ -42,6 +42,7 @@ fn parse_origin(text: &str) -> Option<TurnOrigin> {
         TurnOrigin::Subagent,
         TurnOrigin::Telegram,
         TurnOrigin::Broker,
+        TurnOrigin::Email,
     ]
     .into_iter()
     .find(|origin| origin.as_str() == text || (text == "scheduler" && *origin == TurnOrigin::Scheduler))

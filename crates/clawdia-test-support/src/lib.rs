@@ -6,6 +6,7 @@
 //! requests per second through it.
 
 mod echo;
+pub mod mail;
 mod reply;
 mod reset;
 pub mod telegram;

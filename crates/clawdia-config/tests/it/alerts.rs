@@ -1,5 +1,6 @@
 //! `[owner]` and `[alerts]`: defaults, every route and webhook format, and the one-line errors
-//! for routes this build does not have, a route without its settings (or settings without the
+//! for routes this build does not have (or whose channel is not configured), the mail channel's
+//! table, a route without its settings (or settings without the
 //! route), a relative hook program, a bad URL and out-of-range numbers.
 
 use std::path::PathBuf;
@@ -70,7 +71,7 @@ retry_max_secs = 60
 fn channels_this_build_lacks_are_refused_naming_the_routes_it_has() {
     check_error(
         "[alerts]\nroutes = [\"log\",\n  \"email\"]\n",
-        "clawdia.toml:3: alerts.routes: `email` is a chat channel this build does not have yet; routes here: log, web, telegram, hook, webhook",
+        "clawdia.toml:3: alerts.routes: route `email` needs the mail channel ([channels.email]) and the owner's address ([owner] email)",
     );
     // `web` needs the web UI on; with it on (the default) the route is taken.
     check_error(
@@ -81,7 +82,7 @@ fn channels_this_build_lacks_are_refused_naming_the_routes_it_has() {
     assert_eq!(config.alerts.routes, [AlertRoute::Web]);
     check_error(
         "[alerts]\nroutes = [\"pager\"]\n",
-        "clawdia.toml:2: alerts.routes: unknown route `pager` (routes here: log, web, telegram, hook, webhook)",
+        "clawdia.toml:2: alerts.routes: unknown route `pager` (routes here: log, web, telegram, email, hook, webhook)",
     );
     check_error(
         "[alerts]\nroutes = [\"log\", \"log\"]\n",
@@ -226,5 +227,114 @@ fn a_telegram_bot_needs_a_token_and_known_agents() {
     check_error(
         &with_agent("[channels.telegram]\ntoken = { env = \"TG\" }\ndm_policy = \"everyone\"\n"),
         "clawdia.toml:11: channels.telegram.dm_policy: unknown policy `everyone` (one of: pairing, allowlist, open, disabled)",
+    );
+}
+
+/// A complete `[channels.email]` table on lines 9-15 (after `with_agent`'s eight lines).
+const MAIL: &str = "[channels.email]\nimap = { host = \"imap.example.org\" }\nsmtp = { host = \"smtp.example.org\", security = \"starttls\" }\nusername = \"claw\"\npassword = { env = \"MAILPW\" }\nfrom = \"Claw@Example.org\"\nallow = [\"bob@example.net\"]\n";
+
+#[test]
+fn a_mailbox_takes_servers_a_login_and_an_address_with_defaults() {
+    let config = parse(&with_agent(MAIL), &home()).unwrap();
+    let email = config.channels.email.unwrap();
+    let server =
+        |host: &str, port, security| clawdia_config::MailServer { host: host.into(), port, security };
+    assert_eq!(email.imap, server("imap.example.org", 993, clawdia_config::MailSecurity::Tls));
+    assert_eq!(email.smtp, server("smtp.example.org", 587, clawdia_config::MailSecurity::StartTls));
+    assert_eq!(email.username, "claw");
+    assert_eq!(email.password, SecretRef::Env("MAILPW".into()));
+    assert_eq!(email.from, "claw@example.org");
+    assert_eq!(email.allow, ["bob@example.net"]);
+    assert_eq!(email.agent, "main");
+    assert_eq!(email.max_attachment_bytes, 10 << 20);
+    assert_eq!(email.poll, Duration::from_secs(60));
+    assert_eq!(email.mailbox, "INBOX");
+    assert!(parse("", &home()).unwrap().channels.email.is_none());
+    // Plain connections are for loopback test servers only; ports follow the security.
+    let local = MAIL
+        .replace("host = \"imap.example.org\"", "host = \"127.0.0.1\", port = 1143, security = \"plain\"")
+        .replace("security = \"starttls\"", "security = \"tls\"");
+    let email = parse(
+        &with_agent(&format!("{local}poll_secs = 2\nmailbox = \"Clawdia\"\nmax_attachment_mb = 1\n")),
+        &home(),
+    )
+    .unwrap()
+    .channels
+    .email
+    .unwrap();
+    assert_eq!((email.imap.port, email.imap.security), (1143, clawdia_config::MailSecurity::Plain));
+    assert_eq!(email.smtp.port, 465);
+    assert_eq!(
+        (email.poll, email.mailbox.as_str(), email.max_attachment_bytes),
+        (Duration::from_secs(2), "Clawdia", 1 << 20)
+    );
+}
+
+#[test]
+fn with_the_mailbox_and_the_owners_address_alerts_go_by_email() {
+    let owned =
+        parse(&with_agent(&format!("[owner]\nemail = \"ana@example.org\"\n{MAIL}")), &home()).unwrap();
+    assert_eq!(owned.alerts.routes, [AlertRoute::Log, AlertRoute::Web, AlertRoute::Email]);
+    let chosen = parse(
+        &with_agent(&format!("[owner]\nemail = \"ana@example.org\"\n[alerts]\nroutes = [\"email\"]\n{MAIL}")),
+        &home(),
+    )
+    .unwrap();
+    assert_eq!(chosen.alerts.routes, [AlertRoute::Email]);
+    // Without the owner's address there is nobody to send to.
+    assert_eq!(parse(&with_agent(MAIL), &home()).unwrap().alerts.routes, [AlertRoute::Log, AlertRoute::Web]);
+    check_error(
+        &with_agent(&format!("[alerts]\nroutes = [\"email\"]\n{MAIL}")),
+        "clawdia.toml:10: alerts.routes: route `email` needs the mail channel ([channels.email]) and the owner's address ([owner] email)",
+    );
+}
+
+#[test]
+fn bad_mailbox_settings_name_line_and_key() {
+    check_error(
+        &with_agent("[channels.email]\nusername = \"x\"\n"),
+        "clawdia.toml:9: channels.email.imap: is required, e.g. imap = { host = \"imap.example.org\", security = \"tls\" }",
+    );
+    check_error(
+        &with_agent(&MAIL.replace("password = { env = \"MAILPW\" }\n", "")),
+        "clawdia.toml:9: channels.email.password: is required, e.g. password = { env = \"CLAWDIA_MAIL_PASSWORD\" }",
+    );
+    let inline = parse(&with_agent(&MAIL.replace("{ env = \"MAILPW\" }", "\"hunter2\"")), &home())
+        .unwrap_err()
+        .to_string();
+    assert!(inline.contains("channels.email.password") && !inline.contains("hunter2"), "{inline}");
+    check_error(
+        &with_agent(
+            &MAIL.replace("host = \"imap.example.org\"", "host = \"imap.example.org\", security = \"plain\""),
+        ),
+        "clawdia.toml:10: channels.email.imap.security: `plain` sends the password unencrypted: allowed only to a loopback host, not `imap.example.org` (use tls or starttls)",
+    );
+    check_error(
+        &with_agent(&MAIL.replace("security = \"starttls\"", "security = \"ssl\"")),
+        "clawdia.toml:11: channels.email.smtp.security: unknown security `ssl` (one of: tls, starttls, plain)",
+    );
+    check_error(
+        &with_agent(&MAIL.replace("\"Claw@Example.org\"", "\"Claw <claw@example.org>\"")),
+        "clawdia.toml:14: channels.email.from: `Claw <claw@example.org>` is not an email address (write the bare address: name@example.org)",
+    );
+    check_error(
+        &with_agent(&MAIL.replace("\"bob@example.net\"", "\"bob\"")),
+        "clawdia.toml:15: channels.email.allow: `bob` is not an email address (write the bare address: name@example.org)",
+    );
+    check_error(
+        &with_agent(&format!("{MAIL}agent = \"nobody\"\n")),
+        "clawdia.toml:16: channels.email.agent: unknown agent `nobody` (configured: main)",
+    );
+    check_error(
+        &with_agent(&format!("{MAIL}poll_secs = 0\n")),
+        "clawdia.toml:9: channels.email.poll_secs: must be from 1 to 3600",
+    );
+    check_error(
+        &with_agent(&format!("{MAIL}max_attachment_mb = 500\n")),
+        "clawdia.toml:9: channels.email.max_attachment_mb: must be from 1 to 100",
+    );
+    check_error(
+        &with_agent(&MAIL.replace("host = \"imap.example.org\"", "host = \"imap example\"")),
+        "clawdia.toml:10: channels.email.imap.host: `imap example` is not a host name or address",
     );
 }

@@ -2,7 +2,7 @@
 //! `clawdia up` with `failure_alert = 1` reaches the hook (the alert JSON on its stdin) and
 //! `logs/alerts.log`; an alert a CLI command raises while no gateway runs waits in the outbox
 //! and goes out when one starts; an audit event at or above `min_severity` (an HTTP auth failure)
-//! becomes an alert; a route this build lacks is a one-line config error.
+//! becomes an alert; a route without its channel is a one-line config error.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -110,13 +110,13 @@ fn an_alert_raised_by_a_cli_command_waits_for_the_gateway() {
 }
 
 #[test]
-fn a_route_this_build_lacks_is_a_one_line_config_error() {
+fn a_route_without_its_channel_is_a_one_line_config_error() {
     let home = Home::with_agent_extra("[alerts]\nroutes = [\"log\", \"email\"]\n");
     let out = home.run(&["cron", "list"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let error = stderr(&out);
     assert!(
-        error.contains("alerts.routes: `email` is a chat channel this build does not have yet; routes here: log, web, telegram, hook, webhook"),
+        error.contains("alerts.routes: route `email` needs the mail channel ([channels.email]) and the owner's address ([owner] email)"),
         "{error}"
     );
     assert_eq!(error.lines().count(), 1, "{error}");

@@ -14,6 +14,7 @@ mod cron;
 mod daemon;
 mod dream;
 mod elevation;
+mod email;
 mod exec;
 mod gateway;
 mod local;

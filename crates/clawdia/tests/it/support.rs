@@ -111,12 +111,17 @@ fallbacks = ["alt/backup"]
 
     /// As `up`, also returning what the gateway printed on stderr before its address.
     pub fn up_with_early_stderr(&self) -> (Gateway, Vec<String>) {
-        let mut child = self
-            .command(&["up"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn clawdia up");
+        self.up_with_env(&[])
+    }
+
+    /// As `up_with_early_stderr`, with `env` added to the gateway's environment.
+    pub fn up_with_env(&self, env: &[(&str, &std::ffi::OsStr)]) -> (Gateway, Vec<String>) {
+        let mut command = self.command(&["up"]);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child =
+            command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn clawdia up");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
