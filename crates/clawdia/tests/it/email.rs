@@ -240,6 +240,7 @@ fn an_elevation_request_is_approved_by_a_signed_mail_reply_carrying_its_token() 
     let subject = header(&approval, "Subject").unwrap();
     assert!(body(&approval).contains("create the mail marker") && body(&approval).contains("Low risk"), "{}", body(&approval));
     let (id, token) = clawdia_core::elevation::reply_tag(&subject).expect("the tag");
+    assert_eq!(token.len(), 20, "a 80-bit token: {subject}");
     let reply_subject = format!("Re: {subject}");
     // A forged "yes" (no signature) and a signed one with another token decide nothing.
     let forged = message(OWNER, &reply_subject, "r1@example.org", "", "yes");
