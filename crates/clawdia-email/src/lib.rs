@@ -447,16 +447,25 @@ impl Email {
         ("refused", detail)
     }
 
-    /// Handles one message: `(state, note)`.
     /// The owner's mail answering request `request`: read by the broker, the outcome mailed
     /// back in the same thread.
-    async fn operator_reply(&self, from: &str, parsed: &Parsed, request: &str, token: &str) -> (&'static str, String) {
-        let (answer, note) = match self.gateway.operator_reply_with_token(request, token, &parsed.text).await {
+    async fn operator_reply(
+        &self,
+        from: &str,
+        parsed: &Parsed,
+        request: &str,
+        token: &str,
+    ) -> (&'static str, String) {
+        let (answer, note) = match self.gateway.operator_reply_with_token(request, token, &parsed.text).await
+        {
             Ok(outcome) => {
                 let note = format!("reply to request {request}: {}", outcome.status.as_str());
                 (outcome.message, note)
             }
-            Err(error) => (format!("Your reply to request {request} was not applied: {error}"), format!("reply to request {request} refused: {error}")),
+            Err(error) => (
+                format!("Your reply to request {request} was not applied: {error}"),
+                format!("reply to request {request} refused: {error}"),
+            ),
         };
         let subject = if parsed.subject.trim().to_ascii_lowercase().starts_with("re:") {
             parsed.subject.clone()
@@ -476,6 +485,7 @@ impl Email {
         }
     }
 
+    /// Handles one message: `(state, note)`.
     async fn handle(&self, stored: &Stored) -> (&'static str, String) {
         let verdict = self.verifier.check(&stored.raw).await;
         let Some(from) = verdict.from.clone() else {

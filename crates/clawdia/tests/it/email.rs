@@ -232,20 +232,33 @@ fn an_elevation_request_is_approved_by_a_signed_mail_reply_carrying_its_token() 
     assert!(out.status.success(), "{}", crate::support::stderr(&out));
     // The approval mail, with the request's tag.
     let asked = || {
-        servers.messages(OWNER).into_iter().find(|m| header(m, "Subject").is_some_and(|s| s.contains("[clawdia:")))
+        servers
+            .messages(OWNER)
+            .into_iter()
+            .find(|m| header(m, "Subject").is_some_and(|s| s.contains("[clawdia:")))
     };
     assert!(wait_until(Duration::from_secs(30), || asked().is_some()), "{}", servers.logs());
     eprintln!("broker: request filed -> approval mail in the owner's mailbox: {:?}", filed.elapsed());
     let approval = asked().unwrap();
     let subject = header(&approval, "Subject").unwrap();
-    assert!(body(&approval).contains("create the mail marker") && body(&approval).contains("Low risk"), "{}", body(&approval));
+    assert!(
+        body(&approval).contains("create the mail marker") && body(&approval).contains("Low risk"),
+        "{}",
+        body(&approval)
+    );
     let (id, token) = clawdia_core::elevation::reply_tag(&subject).expect("the tag");
     assert_eq!(token.len(), 20, "a 80-bit token: {subject}");
     let reply_subject = format!("Re: {subject}");
     // A forged "yes" (no signature) and a signed one with another token decide nothing.
     let forged = message(OWNER, &reply_subject, "r1@example.org", "", "yes");
     servers.submit(&mail.owner, OWNER, BOT, &forged).unwrap();
-    let wrong = mail.key.sign(&message(OWNER, &format!("Re: Request {id} [clawdia:{id}:00000000000000000000]"), "r2@example.org", "", "yes"));
+    let wrong = mail.key.sign(&message(
+        OWNER,
+        &format!("Re: Request {id} [clawdia:{id}:00000000000000000000]"),
+        "r2@example.org",
+        "",
+        "yes",
+    ));
     servers.submit(&mail.owner, OWNER, BOT, &wrong).unwrap();
     let refused = wait_until(Duration::from_secs(30), || {
         servers.messages(OWNER).iter().any(|m| body(m).contains("was not applied"))
@@ -254,17 +267,28 @@ fn an_elevation_request_is_approved_by_a_signed_mail_reply_carrying_its_token() 
     assert!(!marker.exists(), "a forged or wrongly tokened reply ran the command");
     // The owner's signed "yes" with the tag runs it.
     home.mock.push(Reply::text("Thanks, the marker is there."));
-    let yes = mail.key.sign(&message(OWNER, &reply_subject, "r3@example.org", "", "Yes\r\n\r\n> quoted request"));
+    let yes =
+        mail.key.sign(&message(OWNER, &reply_subject, "r3@example.org", "", "Yes\r\n\r\n> quoted request"));
     let replied = Instant::now();
     servers.submit(&mail.owner, OWNER, BOT, &yes).unwrap();
-    assert!(wait_until(Duration::from_secs(30), || marker.exists()), "the approved command did not run: {}", servers.logs());
+    assert!(
+        wait_until(Duration::from_secs(30), || marker.exists()),
+        "the approved command did not run: {}",
+        servers.logs()
+    );
     eprintln!("broker: owner's reply accepted by SMTP -> command has run (IDLE): {:?}", replied.elapsed());
     let done = wait_until(Duration::from_secs(30), || {
-        servers.messages(OWNER).iter().any(|m| body(m).contains(&format!("Request {id} (create the mail marker): done.")))
+        servers
+            .messages(OWNER)
+            .iter()
+            .any(|m| body(m).contains(&format!("Request {id} (create the mail marker): done.")))
     });
     assert!(done, "no outcome mail: {}", servers.logs());
     let reported = wait_until(Duration::from_secs(20), || {
-        home.mock.requests().iter().any(|r| r.body["messages"].to_string().contains("Bridge message from the administrator"))
+        home.mock
+            .requests()
+            .iter()
+            .any(|r| r.body["messages"].to_string().contains("Bridge message from the administrator"))
     });
     assert!(reported, "the asking session was not told");
 }
