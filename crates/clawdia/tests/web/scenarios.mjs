@@ -14,7 +14,8 @@ const BASE = (process.env.CLAWDIA_URL || '').replace(/\/$/, '');
 const OUT = process.env.CLAWDIA_TEST_OUT || '';
 const NPM = process.env.CLAWDIA_TEST_NPM || path.join(os.homedir(), '.cache/clawdia/npm'); // as scripts/test.sh
 const CHROMIUM = process.env.CLAWDIA_TEST_CHROMIUM || '/usr/bin/chromium';
-const WAIT = 10000;
+// Generous: in CI the whole suite runs beside the browser on a loaded 2-core machine.
+const WAIT = 20000;
 
 function die(message) {
   process.stdout.write(`fail ${SCENARIO || 'setup'}: ${message}\n`);
