@@ -81,7 +81,16 @@ impl MailServers {
         MailServers::start_with(accounts, true)
     }
 
+    /// As `start`, with an IMAP server that does not offer IDLE (clients must poll).
+    pub fn start_without_idle(accounts: &[Account]) -> Option<MailServers> {
+        MailServers::start_inner(accounts, false, false)
+    }
+
     fn start_with(accounts: &[Account], tls: bool) -> Option<MailServers> {
+        MailServers::start_inner(accounts, tls, true)
+    }
+
+    fn start_inner(accounts: &[Account], tls: bool, idle: bool) -> Option<MailServers> {
         if let Some(reason) = missing() {
             assert!(std::env::var_os("CI").is_none(), "CI: {reason}");
             eprintln!("skipped: {reason}");
@@ -130,9 +139,16 @@ impl MailServers {
                 ),
             )
         };
+        // Without IDLE: the capability list after login, as Dovecot's but for IDLE.
+        let capability = if idle {
+            String::new()
+        } else {
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ NAMESPACE UIDPLUS"
+                .to_string()
+        };
         let dovecot_conf = format!(
             "base_dir = {r}/dovecot/run\nstate_dir = {r}/dovecot/state\ninstance_name = clawdia-{imap_port}\n\
-             protocols = imap\nlisten = 127.0.0.1\nlog_path = {r}/dovecot/dovecot.log\n{ssl}\n\
+             protocols = imap\nlisten = 127.0.0.1\nlog_path = {r}/dovecot/dovecot.log\n{ssl}\n{capability}\n\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\nfirst_valid_uid = 1\n\
              mail_location = maildir:{r}/mail/%d/%n\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {r}/dovecot/passwd\n}}\n\

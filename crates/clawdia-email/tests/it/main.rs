@@ -4,4 +4,5 @@
 
 mod auth;
 mod channel;
+mod poll;
 mod tls;
