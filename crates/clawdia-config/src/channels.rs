@@ -70,7 +70,8 @@ pub(crate) struct RawEmail {
     #[schemars(with = "Option<String>", extend("default" = "main"))]
     pub agent: Option<Spanned<String>>,
     /// The largest attachment saved into the agent's workspace (`uploads/email/`), in MB (1-100);
-    /// larger ones are left out, and the model is told.
+    /// larger ones are left out, and the model is told. A mail over four times this plus 1 MB is
+    /// not downloaded (refused and audited).
     #[schemars(extend("default" = 10))]
     pub max_attachment_mb: Option<u64>,
     /// Seconds between checks for new mail when the IMAP server has no IDLE (1-3600). With IDLE

@@ -389,33 +389,75 @@ impl Email {
         }
     }
 
-    /// Stores every message past the read position.
+    /// The largest mail downloaded: four times the attachment limit, plus 1 MB.
+    fn max_message_bytes(&self) -> u64 {
+        self.config.max_attachment_bytes.saturating_mul(4).saturating_add(1 << 20)
+    }
+
+    /// Stores every message past the read position (one too large to download is recorded as
+    /// refused and audited instead).
     async fn fetch_new(&self, session: &mut net::ImapSession, validity: u32) -> Result<(), String> {
         let mailbox = &self.config.mailbox;
         let last = match self.store.position(mailbox).map_err(|e| e.to_string())? {
             Some((_, last)) => last,
             None => 0,
         };
-        let fetched: Vec<async_imap::types::Fetch> = session
-            .uid_fetch(format!("{}:*", last + 1), "(UID BODY.PEEK[])")
+        let sizes: Vec<async_imap::types::Fetch> = session
+            .uid_fetch(format!("{}:*", last + 1), "(UID RFC822.SIZE)")
             .await
             .map_err(|e| format!("IMAP FETCH: {e}"))?
             .try_collect()
             .await
             .map_err(|e| format!("IMAP FETCH: {e}"))?;
-        let mut messages: Vec<(u32, Vec<u8>)> = fetched
+        let mut new: Vec<(u32, u64)> = sizes
             .iter()
-            .filter_map(|fetch| Some((fetch.uid?, fetch.body()?.to_vec())))
+            .filter_map(|fetch| Some((fetch.uid?, u64::from(fetch.size.unwrap_or(0)))))
             .filter(|(uid, _)| *uid > last)
             .collect();
-        messages.sort_by_key(|(uid, _)| *uid);
-        for (uid, raw) in messages {
+        new.sort_unstable();
+        for (uid, size) in new {
             let store = self.store.clone();
             let mailbox = mailbox.clone();
-            tokio::task::spawn_blocking(move || store.take(&mailbox, validity, uid, &raw))
+            if size > self.max_message_bytes() {
+                let note = format!(
+                    "mail UID {uid} refused unread: {} is over the {} limit (4 x max_attachment_mb + 1 MB)",
+                    human_size(size),
+                    human_size(self.max_message_bytes())
+                );
+                self.audit.record(
+                    AuditEvent::new("email_refused", Severity::WARNING, note.clone())
+                        .agent(&self.config.agent),
+                );
+                tokio::task::spawn_blocking(move || store.skip(&mailbox, validity, uid, &note))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            let fetched: Vec<async_imap::types::Fetch> = session
+                .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| format!("IMAP FETCH: {e}"))?
+                .try_collect()
+                .await
+                .map_err(|e| format!("IMAP FETCH: {e}"))?;
+            // A message expunged meanwhile has nothing to store; the position moves on.
+            let raw = fetched
+                .iter()
+                .find(|f| f.uid == Some(uid))
+                .and_then(|f| f.body())
+                .unwrap_or_default()
+                .to_vec();
+            tokio::task::spawn_blocking(move || {
+                if raw.is_empty() {
+                    store.skip(&mailbox, validity, uid, "gone from the server before it was read")
+                } else {
+                    store.take(&mailbox, validity, uid, &raw)
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         }
         Ok(())
     }

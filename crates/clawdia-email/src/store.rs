@@ -127,6 +127,25 @@ impl Store {
         tx.commit().map_err(db_error("committing a message"))
     }
 
+    /// Records message `uid` as `refused` with `note` without its content (too large to
+    /// download) and moves the position past it.
+    pub fn skip(&self, mailbox: &str, uidvalidity: u32, uid: u32, note: &str) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(db_error("starting a transaction"))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO messages (mailbox, uidvalidity, uid, received_at, raw, state, note)
+             VALUES (?1, ?2, ?3, ?4, x'', 'refused', ?5)",
+            params![mailbox, uidvalidity, uid, clawdia_core::time::now_ms(), note],
+        )
+        .map_err(db_error("recording a message"))?;
+        tx.execute(
+            "UPDATE mailbox SET last_uid = MAX(last_uid, ?3) WHERE name = ?1 AND uidvalidity = ?2",
+            params![mailbox, uidvalidity, uid],
+        )
+        .map_err(db_error("advancing the mailbox position"))?;
+        tx.commit().map_err(db_error("committing a message"))
+    }
+
     /// Messages a restart found mid-turn become `interrupted` (never run twice); their seqs.
     pub fn interrupt_handling(&self) -> Result<Vec<i64>, StoreError> {
         let db = self.db();

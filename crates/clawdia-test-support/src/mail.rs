@@ -28,8 +28,15 @@ pub struct Account {
 /// Dovecot and Postfix running for one test; dropping it stops both.
 pub struct MailServers {
     dir: tempfile::TempDir,
+    /// IMAP: plain (or, with TLS, IMAPS: TLS from the first byte).
     pub imap_port: u16,
+    /// SMTP submission (with TLS, STARTTLS offered; AUTH allowed either way).
     pub smtp_port: u16,
+    /// With TLS: IMAP with STARTTLS, and SMTP with TLS from the first byte.
+    pub imap_starttls_port: u16,
+    pub smtps_port: u16,
+    /// With TLS: the test CA that signed the servers' certificate for `localhost`.
+    pub ca_file: Option<PathBuf>,
     dovecot: Child,
     postfix_conf: PathBuf,
     postfix: Child,
@@ -64,6 +71,26 @@ impl MailServers {
     /// Starts both servers with `accounts` (their domains are the servers' own); `None` with a
     /// printed reason when they are not installed here (a panic under `CI=1`).
     pub fn start(accounts: &[Account]) -> Option<MailServers> {
+        MailServers::start_with(accounts, false)
+    }
+
+    /// As `start`, with TLS: a CA made for the test signs a certificate for `localhost`; IMAPS
+    /// on `imap_port`, IMAP with STARTTLS on `imap_starttls_port`, SMTP with STARTTLS on
+    /// `smtp_port` and with TLS from the first byte on `smtps_port`.
+    pub fn start_tls(accounts: &[Account]) -> Option<MailServers> {
+        MailServers::start_with(accounts, true)
+    }
+
+    /// As `start`, with an IMAP server that does not offer IDLE (clients must poll).
+    pub fn start_without_idle(accounts: &[Account]) -> Option<MailServers> {
+        MailServers::start_inner(accounts, false, false)
+    }
+
+    fn start_with(accounts: &[Account], tls: bool) -> Option<MailServers> {
+        MailServers::start_inner(accounts, tls, true)
+    }
+
+    fn start_inner(accounts: &[Account], tls: bool, idle: bool) -> Option<MailServers> {
         if let Some(reason) = missing() {
             assert!(std::env::var_os("CI").is_none(), "CI: {reason}");
             eprintln!("skipped: {reason}");
@@ -85,6 +112,8 @@ impl MailServers {
         chown(&root.join("postfix/data"), "postfix");
         let imap_port = free_port();
         let smtp_port = free_port();
+        let (imap_starttls_port, smtps_port) = if tls { (free_port(), free_port()) } else { (0, 0) };
+        let ca_file = tls.then(|| make_certificates(&root.join("tls")));
         let r = root.display();
         let mut domains: Vec<&str> =
             accounts.iter().filter_map(|a| a.address.split_once('@').map(|(_, d)| d)).collect();
@@ -95,14 +124,36 @@ impl MailServers {
         let passwd: String =
             accounts.iter().map(|a| format!("{}:{{PLAIN}}{}\n", a.address, a.password)).collect();
         std::fs::write(root.join("dovecot/passwd"), passwd).expect("passwd");
+        let (ssl, listeners) = if tls {
+            (
+                format!("ssl = yes\nssl_cert = <{r}/tls/server.pem\nssl_key = <{r}/tls/server.key"),
+                format!(
+                    "  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_starttls_port}\n  }}\n  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {imap_port}\n    ssl = yes\n  }}\n"
+                ),
+            )
+        } else {
+            (
+                "ssl = no".to_string(),
+                format!(
+                    "  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n"
+                ),
+            )
+        };
+        // Without IDLE: the capability list after login, as Dovecot's but for IDLE.
+        let capability = if idle {
+            String::new()
+        } else {
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ NAMESPACE UIDPLUS"
+                .to_string()
+        };
         let dovecot_conf = format!(
             "base_dir = {r}/dovecot/run\nstate_dir = {r}/dovecot/state\ninstance_name = clawdia-{imap_port}\n\
-             protocols = imap\nlisten = 127.0.0.1\nlog_path = {r}/dovecot/dovecot.log\nssl = no\n\
+             protocols = imap\nlisten = 127.0.0.1\nlog_path = {r}/dovecot/dovecot.log\n{ssl}\n{capability}\n\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\nfirst_valid_uid = 1\n\
              mail_location = maildir:{r}/mail/%d/%n\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {r}/dovecot/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={MAIL_ID} gid={MAIL_ID} home={r}/mail/%d/%n\n}}\n\
-             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service imap-login {{\n{listeners}}}\n\
              service auth {{\n  unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n\
              service stats {{\n  unix_listener stats-reader {{\n    mode = 0666\n  }}\n  unix_listener stats-writer {{\n    mode = 0666\n  }}\n}}\n"
         );
@@ -134,8 +185,15 @@ impl MailServers {
              virtual_gid_maps = static:{MAIL_ID}\nsmtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
              smtpd_sasl_path = {r}/dovecot/run/auth-client\n\
              smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination\n\
-             alias_maps =\nalias_database =\nbiff = no\nsmtputf8_enable = no\n",
-            domains.join(" ")
+             alias_maps =\nalias_database =\nbiff = no\nsmtputf8_enable = no\n{}",
+            domains.join(" "),
+            if tls {
+                format!(
+                    "smtpd_tls_cert_file = {r}/tls/server.pem\nsmtpd_tls_key_file = {r}/tls/server.key\nsmtpd_tls_security_level = may\nsmtpd_tls_loglevel = 1\n"
+                )
+            } else {
+                String::new()
+            }
         );
         std::fs::write(root.join("postfix/etc/main.cf"), main_cf).expect("main.cf");
         let services = [
@@ -161,6 +219,11 @@ impl MailServers {
             ("postlog", "unix-dgram", "n", "-", "-", "1", "postlogd"),
         ];
         let mut master_cf = format!("127.0.0.1:{smtp_port} inet n - n - - smtpd\n");
+        if tls {
+            master_cf.push_str(&format!(
+                "127.0.0.1:{smtps_port} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes\ntlsmgr unix - - n 1000? 1 tlsmgr\n"
+            ));
+        }
         for (name, kind, private, unpriv, wakeup, limit, command) in services {
             master_cf.push_str(&format!("{name} {kind} {private} {unpriv} n {wakeup} {limit} {command}\n"));
         }
@@ -175,11 +238,20 @@ impl MailServers {
             .stderr(Stdio::null())
             .spawn()
             .expect("start postfix");
-        let servers = MailServers { dir, imap_port, smtp_port, dovecot, postfix_conf, postfix };
+        let servers = MailServers {
+            dir,
+            imap_port,
+            smtp_port,
+            imap_starttls_port,
+            smtps_port,
+            ca_file,
+            dovecot,
+            postfix_conf,
+            postfix,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", imap_port)).is_err()
-            || TcpStream::connect(("127.0.0.1", smtp_port)).is_err()
-        {
+        let ports = [imap_port, smtp_port, imap_starttls_port, smtps_port];
+        while ports.iter().any(|&port| port != 0 && TcpStream::connect(("127.0.0.1", port)).is_err()) {
             assert!(Instant::now() < deadline, "the mail servers did not start: {}", servers.logs());
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -279,6 +351,64 @@ impl Drop for MailServers {
         let _ = Command::new("kill").arg("-TERM").arg(self.dovecot.id().to_string()).status();
         let _ = self.dovecot.wait();
     }
+}
+
+/// A CA and a certificate it signs for `localhost` (P-256 keys, two days), made with the
+/// `openssl` command in `dir`; the CA's file.
+fn make_certificates(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("mkdir tls");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=clawdia test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&ca);
+    let mut csr = vec!["req", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"];
+    csr.extend(ec);
+    openssl(&csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    // Dovecot and Postfix read the key as root before dropping privileges.
+    dir.join("ca.pem")
 }
 
 /// Standard base64 with padding.

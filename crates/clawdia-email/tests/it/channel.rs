@@ -3,7 +3,8 @@
 //! words) and a threaded plain-text reply lands in the owner's mailbox; the next mail in the
 //! thread continues the session; unsigned and forged mail claiming the owner's address, and a
 //! stranger's, are refused and audited and reach no model; a restart neither loses nor repeats;
-//! attachments are saved under `uploads/email/` within the size cap. Also the time from a mail
+//! attachments are saved under `uploads/email/` within the size cap, a larger one is left out
+//! and a mail too large to download is refused unread. Also the time from a mail
 //! being accepted by SMTP to its turn starting (IDLE), printed.
 
 use std::path::PathBuf;
@@ -190,6 +191,15 @@ async fn owners_signed_mail_is_answered_in_thread_and_forgeries_reach_no_model()
     let first = setup.key.sign(&mail(OWNER, "Plans", "m1@example.org", &extra, &body));
     let sent_at = Instant::now();
     servers.submit(&setup.owner, OWNER, BOT, &first).unwrap();
+    let accepted_at = Instant::now();
+    let before = servers.messages(BOT).len();
+    let mut delivered_at = None;
+    while delivered_at.is_none() && accepted_at.elapsed() < Duration::from_secs(10) {
+        if servers.messages(BOT).len() > before {
+            delivered_at = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let replies = servers.wait_for(OWNER, 1, Duration::from_secs(30));
     assert_eq!(replies.len(), 1, "no reply arrived: {:?}\n{}", audit.kinds(), servers.logs());
     let reply = &replies[0];
@@ -227,7 +237,13 @@ async fn owners_signed_mail_is_answered_in_thread_and_forgeries_reach_no_model()
         "{refused:?}"
     );
     let turn_started = turns.lock().unwrap().last().unwrap().1;
-    eprintln!("email: SMTP accepted → turn started (IDLE): {:?}", turn_started - sent_at);
+    let delivered_at = delivered_at.expect("delivered into the Maildir");
+    eprintln!(
+        "email: SMTP submit → accepted {:?} → in the Maildir {:?} → turn started (IDLE) {:?}",
+        accepted_at - sent_at,
+        delivered_at - accepted_at,
+        turn_started.saturating_duration_since(delivered_at)
+    );
 
     // The next mail of the thread continues the session.
     let extra = format!("In-Reply-To: {reply_id}\r\nReferences: <m1@example.org> {reply_id}\r\n");
@@ -266,6 +282,30 @@ async fn owners_signed_mail_is_answered_in_thread_and_forgeries_reach_no_model()
     let done = states.iter().filter(|(_, state, _)| state == "done").count();
     let refused = states.iter().filter(|(_, state, _)| state == "refused").count();
     assert_eq!((done, refused, states.len()), (3, 3, 6), "{states:?}");
+
+    // Size limits (max_attachment_bytes = 1 MB here): an attachment over it is left out and
+    // the agent told; a mail over 4 x the limit + 1 MB is not downloaded, refused and audited.
+    let big = "x".repeat(1_500_000);
+    let body = format!(
+        "--{boundary}\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"big.bin\"\r\n\r\n{big}\r\n--{boundary}--"
+    );
+    let extra = format!("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"{boundary}\"\r\n");
+    let fourth = setup.key.sign(&mail(OWNER, "Big file", "m4@example.org", &extra, &body));
+    servers.submit(&setup.owner, OWNER, BOT, &fourth).unwrap();
+    assert_eq!(servers.wait_for(OWNER, 4, Duration::from_secs(30)).len(), 4);
+    let message = gateway.requests.lock().unwrap()[3].message.clone();
+    assert!(message.contains("big.bin: left out (1.4 MB over the 1 MB limit)"), "{message}");
+    assert!(!setup.dir.path().join("workspace/uploads/email/big.bin").exists());
+    let huge = setup.key.sign(&mail(OWNER, "Huge", "m5@example.org", "", &"y".repeat(5_500_000)));
+    servers.submit(&setup.owner, OWNER, BOT, &huge).unwrap();
+    wait_until("the huge mail to be refused", Duration::from_secs(30), || {
+        audit
+            .kinds()
+            .iter()
+            .any(|(kind, detail)| kind == "email_refused" && detail.contains("refused unread"))
+    })
+    .await;
+    assert_eq!(gateway.requests.lock().unwrap().len(), 4, "the huge mail reached no model");
     running.stop.send(()).unwrap();
     running.task.await.unwrap().unwrap();
 }

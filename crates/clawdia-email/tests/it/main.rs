@@ -4,3 +4,5 @@
 
 mod auth;
 mod channel;
+mod poll;
+mod tls;
