@@ -5,4 +5,5 @@
 mod auth;
 mod channel;
 mod poll;
+mod store;
 mod tls;
