@@ -177,6 +177,22 @@ impl clawdia_core::AlertChannel for OwnerAlerts {
     }
 }
 
+/// The subject (`Re: ...`) and threading headers of a reply to `parsed`.
+fn reply_to(parsed: &Parsed) -> (String, Thread) {
+    let subject = if parsed.subject.trim().to_ascii_lowercase().starts_with("re:") {
+        parsed.subject.clone()
+    } else {
+        format!("Re: {}", parsed.subject.trim())
+    };
+    let mut references = parsed.references.clone();
+    if let Some(id) = &parsed.message_id
+        && !references.contains(id)
+    {
+        references.push(id.clone());
+    }
+    (subject, Thread { in_reply_to: parsed.message_id.clone(), references })
+}
+
 /// What the message said, as the channel reads it.
 #[derive(Debug)]
 struct Parsed {
@@ -509,18 +525,7 @@ impl Email {
                 format!("reply to request {request} refused: {error}"),
             ),
         };
-        let subject = if parsed.subject.trim().to_ascii_lowercase().starts_with("re:") {
-            parsed.subject.clone()
-        } else {
-            format!("Re: {}", parsed.subject.trim())
-        };
-        let mut references = parsed.references.clone();
-        if let Some(id) = &parsed.message_id
-            && !references.contains(id)
-        {
-            references.push(id.clone());
-        }
-        let thread = Thread { in_reply_to: parsed.message_id.clone(), references };
+        let (subject, thread) = reply_to(parsed);
         match self.mailer.send(from, &subject, &answer, &thread).await {
             Ok(_) => ("done", note),
             Err(error) => ("done", format!("{note}; the answer could not be mailed: {error}")),
@@ -620,23 +625,12 @@ impl Email {
             }
             Err(error) => (format!("Sorry, that failed: {error}"), None, format!("turn failed: {error}")),
         };
-        let subject = if parsed.subject.trim().to_ascii_lowercase().starts_with("re:") {
-            parsed.subject.clone()
-        } else {
-            format!("Re: {}", parsed.subject.trim())
-        };
-        let mut references = parsed.references.clone();
-        if let Some(id) = &parsed.message_id
-            && !references.contains(id)
-        {
-            references.push(id.clone());
-        }
-        let thread = Thread { in_reply_to: parsed.message_id.clone(), references: references.clone() };
+        let (subject, thread) = reply_to(&parsed);
         let text = if text.trim().is_empty() { "(no answer)".to_string() } else { text };
         match self.mailer.send(&from, &subject, &text, &thread).await {
             Ok(reply_id) => {
                 if let Some(session) = session_id {
-                    let mut ids = references;
+                    let mut ids = thread.references.clone();
                     ids.push(reply_id);
                     let store = self.store.clone();
                     let agent = agent.clone();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clawdia_test_support::mail::{Account, DkimKey, MailServers, write_records};
 
-use crate::support::{Gateway, Home, Reply, http, wait_until};
+use crate::support::{Gateway, Home, Reply, http, user_texts, wait_until};
 
 const OWNER: &str = "ana@example.org";
 const BOT: &str = "claw@example.net";
@@ -93,18 +93,6 @@ fn replies_in(servers: &MailServers, count: usize) -> Vec<Vec<u8>> {
     };
     wait_until(Duration::from_secs(30), || pick().len() >= count);
     pick()
-}
-
-fn user_texts(home: &Home) -> Vec<String> {
-    home.mock
-        .requests()
-        .iter()
-        .filter_map(|request| {
-            let messages = request.body["messages"].as_array()?;
-            let last = messages.iter().rev().find(|m| m["role"] == "user")?;
-            Some(last["content"].to_string())
-        })
-        .collect()
 }
 
 #[test]

@@ -282,3 +282,16 @@ pub fn http_upstream(body: &'static str) -> u16 {
     });
     port
 }
+
+/// The last user message of each request the mock LLM received (as JSON text), in order.
+pub fn user_texts(home: &Home) -> Vec<String> {
+    home.mock
+        .requests()
+        .iter()
+        .filter_map(|request| {
+            let messages = request.body["messages"].as_array()?;
+            let last = messages.iter().rev().find(|m| m["role"] == "user")?;
+            Some(last["content"].to_string())
+        })
+        .collect()
+}

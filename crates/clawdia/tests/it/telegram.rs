@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Home, Reply, stdout, wait_until};
+use crate::support::{Home, Reply, stdout, user_texts, wait_until};
 
 const OWNER: i64 = 111_111;
 const STRANGER: i64 = 222_222;
@@ -144,18 +144,6 @@ fn home(crab: &Crabline, extra: &str) -> Home {
     )
     .unwrap();
     home
-}
-
-pub(crate) fn user_texts(home: &Home) -> Vec<String> {
-    home.mock
-        .requests()
-        .iter()
-        .filter_map(|request| {
-            let messages = request.body["messages"].as_array()?;
-            let last = messages.iter().rev().find(|m| m["role"] == "user")?;
-            Some(last["content"].to_string())
-        })
-        .collect()
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clawdia_test_support::telegram::{BotApi, TOKEN};
 use serde_json::Value;
 
-use crate::support::{Home, Reply, stderr, stdout, wait_until};
+use crate::support::{Home, Reply, stderr, stdout, user_texts, wait_until};
 
 const OWNER: i64 = 515_151;
 
@@ -26,8 +26,6 @@ fn home(api: &BotApi, extra: &str) -> Home {
     std::fs::write(&config, text.replace("TOKEN_FILE", &token.display().to_string())).unwrap();
     home
 }
-
-use crate::telegram::user_texts;
 
 fn texts_sent(api: &BotApi) -> Vec<String> {
     api.calls_of("sendMessage")
