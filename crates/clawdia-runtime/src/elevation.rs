@@ -580,7 +580,11 @@ impl Elevations {
         context.sender = Some("approved".into());
         let mut lines = Vec::new();
         for (command, line) in elevation.filed.commands.iter().zip(elevation.command_lines()) {
-            let arguments = serde_json::json!({"program": command[0], "args": command[1..]});
+            let Some((program, args)) = command.split_first() else {
+                lines.push("an empty command was not run; the remaining commands did not run".into());
+                return (false, lines.join("\n"));
+            };
+            let arguments = serde_json::json!({"program": program, "args": args});
             match executor.call(&context, arguments).await {
                 Ok(output) => lines.push(format!("$ {line}\n{}", output.trim_end())),
                 Err(error) => {
@@ -671,12 +675,14 @@ impl Elevations {
             reason: elevation.filed.action.clone(),
             created_at: elevation.created_at,
             expires_at: elevation.expires_at,
-            decided_at: matches!(
+            decided_at: if matches!(
                 elevation.status,
-                ElevationStatus::AwaitingOperator | ElevationStatus::Received | ElevationStatus::Assessing
-            )
-            .then_some(None)
-            .unwrap_or(Some(elevation.updated_at)),
+                ElevationStatus::Received | ElevationStatus::Assessing | ElevationStatus::AwaitingOperator
+            ) {
+                None
+            } else {
+                Some(elevation.updated_at)
+            },
             note: elevation.note.clone(),
             result: elevation.result.clone(),
         }

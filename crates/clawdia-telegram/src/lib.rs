@@ -643,20 +643,20 @@ impl Telegram {
             Ok(found) => self.api.download(&found, limit).await,
             Err(error) => Err(error),
         };
-        fetched.map_err(|error| {
-            tracing::warn!(%error, chat, "telegram: a file could not be downloaded");
-            let message = match &error {
-                ApiError::TooLarge { limit_mb } => {
-                    format!("That file is larger than the {limit_mb} MB I may download.")
-                }
-                _ => "I couldn't download that file from Telegram; please try again.".to_string(),
-            };
-            let api = self.api.clone();
-            tokio::spawn(async move {
-                let _ = api.send_message(chat, &message, false).await;
-            });
-            format!("file not downloaded: {error}")
-        })
+        match fetched {
+            Ok(bytes) => Ok(bytes),
+            Err(error) => {
+                tracing::warn!(%error, chat, "telegram: a file could not be downloaded");
+                let message = match &error {
+                    ApiError::TooLarge { limit_mb } => {
+                        format!("That file is larger than the {limit_mb} MB I may download.")
+                    }
+                    _ => "I couldn't download that file from Telegram; please try again.".to_string(),
+                };
+                self.reply_plain(chat, &message).await;
+                Err(format!("file not downloaded: {error}"))
+            }
+        }
     }
 
     /// Downloads a photo or document into `uploads/telegram/` of the chat's agent's workspace;
